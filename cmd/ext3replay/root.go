@@ -1,0 +1,65 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// Exit codes are part of the public interface (docs/output-formats.md).
+const (
+	exitOK       = 0
+	exitDiffers  = 1 // diff: differences beyond thresholds
+	exitUsage    = 2 // usage or input error
+	exitInternal = 3
+)
+
+// exitError lets a command choose its exit code without printing twice.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit status %d", e.code)
+	}
+	return e.err.Error()
+}
+func (e *exitError) Unwrap() error { return e.err }
+
+var rootCmd = &cobra.Command{
+	Use:   "ext3replay",
+	Short: "Reconstruct file operations on an ext2/ext3 disk from its block-I/O log",
+	Long: `ext3replay takes the starting image of a virtual disk and a log of every
+request the guest sent to it (sector, length, payload of writes), replays the
+requests and reports the file operations they amount to — create, mkdir,
+delete, rmdir, move, link, truncate, read and write — with full paths.`,
+	Example: `  ext3replay analyze disk.img io.log.zst
+  ext3replay inspect disk.img
+  ext3replay blocks disk.img 1234 5678`,
+	Version:       version,
+	SilenceUsage:  true,
+	SilenceErrors: true,
+}
+
+func execute() int {
+	err := rootCmd.Execute()
+	if err == nil {
+		return exitOK
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.err != nil {
+			fmt.Fprintln(os.Stderr, "ext3replay:", ee.err)
+		}
+		return ee.code
+	}
+	fmt.Fprintln(os.Stderr, "ext3replay:", err)
+	return exitUsage
+}
