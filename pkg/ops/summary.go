@@ -1,0 +1,208 @@
+package ops
+
+import (
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Volume counts reads and writes and their bytes.
+type Volume struct {
+	Reads      int64 `json:"reads"`
+	ReadBytes  int64 `json:"read_bytes"`
+	Writes     int64 `json:"writes"`
+	WriteBytes int64 `json:"write_bytes"`
+}
+
+// Add counts one read or write op; other ops are ignored.
+func (v *Volume) Add(op *Op) {
+	switch op.Op {
+	case Read:
+		v.Reads++
+		v.ReadBytes += op.Bytes
+	case Write:
+		v.Writes++
+		v.WriteBytes += op.Bytes
+	}
+}
+
+// Merge adds u to v.
+func (v *Volume) Merge(u Volume) {
+	v.Reads += u.Reads
+	v.ReadBytes += u.ReadBytes
+	v.Writes += u.Writes
+	v.WriteBytes += u.WriteBytes
+}
+
+// Bytes is read plus written bytes.
+func (v Volume) Bytes() int64 { return v.ReadBytes + v.WriteBytes }
+
+// IsZero reports whether nothing was counted.
+func (v Volume) IsZero() bool { return v == Volume{} }
+
+// Totals splits the I/O of a run into the classes stats and diff report.
+// Every read or write op lands in exactly one of FileData, Metadata,
+// Journal and Unattributed, so the four add up to All.
+type Totals struct {
+	All          Volume          `json:"all"`
+	FileData     Volume          `json:"file_data"`    // kind data with a path
+	Metadata     Volume          `json:"metadata"`     // dir, indirect, inode, bitmap, super, gdt
+	Journal      Volume          `json:"journal"`      // kind journal
+	Unattributed Volume          `json:"unattributed"` // kind unowned, or data without a path
+	ByKind       map[Kind]Volume `json:"by_kind"`
+}
+
+// Add counts one op; only reads and writes count.
+func (t *Totals) Add(op *Op) {
+	if !op.IsIO() {
+		return
+	}
+	t.All.Add(op)
+	switch {
+	case op.Kind == KindJournal:
+		t.Journal.Add(op)
+	case op.Kind.IsMetadata():
+		t.Metadata.Add(op)
+	case op.Kind == KindData && op.Path != "":
+		t.FileData.Add(op)
+	default:
+		t.Unattributed.Add(op)
+	}
+	if t.ByKind == nil {
+		t.ByKind = make(map[Kind]Volume)
+	}
+	v := t.ByKind[op.Kind]
+	v.Add(op)
+	t.ByKind[op.Kind] = v
+}
+
+// WriteAmplification is bytes written to the disk per byte of file data
+// written (0 when no file data was written).
+func (t *Totals) WriteAmplification() float64 { return ratio(t.All.WriteBytes, t.FileData.WriteBytes) }
+
+// MetadataAmplification is metadata bytes written per byte of file data.
+func (t *Totals) MetadataAmplification() float64 {
+	return ratio(t.Metadata.WriteBytes, t.FileData.WriteBytes)
+}
+
+// JournalAmplification is journal bytes written per byte of file data.
+func (t *Totals) JournalAmplification() float64 {
+	return ratio(t.Journal.WriteBytes, t.FileData.WriteBytes)
+}
+
+func ratio(a, b int64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return float64(a) / float64(b)
+}
+
+// Summary is the closing report of analyze on stderr. The resolver fills
+// the request counters from the log and feeds every op it reports to Add.
+type Summary struct {
+	Requests      int64 // requests in the log (all types)
+	ReadRequests  int64
+	WriteRequests int64
+	Flushes       int64
+	OtherRequests int64 // discard, write-zeroes, marks
+	RequestBytes  int64 // payload bytes of reads and writes
+	// UnmatchedBytes is request bytes the resolver could not turn into any
+	// op (added to the unattributed I/O of the ops when reported).
+	UnmatchedBytes int64
+
+	Ops       map[Type]int64 // reported ops by type (after coalescing)
+	IO        Totals
+	Anomalies []string // reasons of the first anomalies, up to MaxAnomalies
+	// AnomalyCount counts all anomalies, including those not kept.
+	AnomalyCount int64
+}
+
+// MaxAnomalies bounds the anomaly reasons a Summary keeps for display.
+const MaxAnomalies = 10
+
+// Add counts one reported op.
+func (s *Summary) Add(op *Op) {
+	if s.Ops == nil {
+		s.Ops = make(map[Type]int64)
+	}
+	s.Ops[op.Op]++
+	s.IO.Add(op)
+	if op.Op == Anomaly {
+		s.AnomalyCount++
+		if len(s.Anomalies) < MaxAnomalies {
+			s.Anomalies = append(s.Anomalies, anomalyText(op))
+		}
+	}
+}
+
+func anomalyText(op *Op) string {
+	return strings.TrimSpace(strings.TrimPrefix(string(AppendText(nil, op)), string(Anomaly)))
+}
+
+// NeverAttributed is the bytes of I/O that no file or structure claimed:
+// unowned blocks, data blocks without a path, and requests the resolver
+// could not match at all.
+func (s *Summary) NeverAttributed() int64 {
+	return s.IO.Unattributed.Bytes() + s.UnmatchedBytes
+}
+
+// WriteText renders the summary for humans, a few lines for stderr.
+func (s *Summary) WriteText(w io.Writer) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "requests: %d (%d read, %d write, %d flush, %d other), %s of payload\n",
+		s.Requests, s.ReadRequests, s.WriteRequests, s.Flushes, s.OtherRequests, HumanBytes(s.RequestBytes))
+	var parts []string
+	for _, t := range Types {
+		if n := s.Ops[t]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n, t))
+		}
+	}
+	if len(parts) == 0 {
+		parts = append(parts, "none")
+	}
+	fmt.Fprintf(&b, "operations: %s\n", strings.Join(parts, ", "))
+	parts = parts[:0]
+	for _, k := range Kinds {
+		if v, ok := s.IO.ByKind[k]; ok {
+			parts = append(parts, fmt.Sprintf("%s %s", k, HumanBytes(v.Bytes())))
+		}
+	}
+	if len(parts) > 0 {
+		fmt.Fprintf(&b, "I/O by kind: %s\n", strings.Join(parts, ", "))
+	}
+	fmt.Fprintf(&b, "never attributed: %s\n", HumanBytes(s.NeverAttributed()))
+	fmt.Fprintf(&b, "anomalies: %d\n", s.AnomalyCount)
+	for _, a := range s.Anomalies {
+		fmt.Fprintf(&b, "  %s\n", a)
+	}
+	if s.AnomalyCount > int64(len(s.Anomalies)) {
+		fmt.Fprintf(&b, "  ... and %d more\n", s.AnomalyCount-int64(len(s.Anomalies)))
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// HumanBytes formats n with binary units: "512 B", "4.0 KiB", "1.5 GiB".
+func HumanBytes(n int64) string {
+	neg := n < 0
+	if neg {
+		n = -n
+	}
+	var s string
+	if n < 1024 {
+		s = fmt.Sprintf("%d B", n)
+	} else {
+		units := []string{"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"}
+		f := float64(n) / 1024
+		i := 0
+		for f >= 1024 && i < len(units)-1 {
+			f /= 1024
+			i++
+		}
+		s = fmt.Sprintf("%.1f %s", f, units[i])
+	}
+	if neg {
+		return "-" + s
+	}
+	return s
+}

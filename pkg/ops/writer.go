@@ -1,0 +1,227 @@
+package ops
+
+import (
+	"bufio"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Writer streams ops in one of the output formats. Write does not retain
+// op. Close flushes buffered output; it does not close the underlying
+// io.Writer.
+type Writer interface {
+	Write(op *Op) error
+	Close() error
+}
+
+// Formats lists the names NewWriter accepts.
+var Formats = []string{"text", "jsonl", "csv"}
+
+// NewWriter returns a writer for format "text", "jsonl" or "csv".
+func NewWriter(w io.Writer, format string) (Writer, error) {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	switch format {
+	case "text", "":
+		return &textWriter{w: bw}, nil
+	case "jsonl":
+		e := json.NewEncoder(bw)
+		// Paths are data, not HTML: keep '<', '>' and '&' readable.
+		e.SetEscapeHTML(false)
+		return &jsonlWriter{w: bw, e: e}, nil
+	case "csv":
+		return &csvWriter{bw: bw, w: csv.NewWriter(bw)}, nil
+	}
+	return nil, fmt.Errorf("unknown output format %q (want %s)", format, strings.Join(Formats, ", "))
+}
+
+// CSVHeader is the header row of the csv format: the jsonl fields in order.
+var CSVHeader = []string{"seq", "t", "op", "path", "to", "ino", "sector", "bytes", "kind", "overwrite", "size", "reason"}
+
+// Column widths of the text format. Fixed rather than measured so that
+// output can stream; wider values push the line right but stay separated.
+const (
+	textOpWidth     = 7  // "symlink", "anomaly"; "truncate" overflows by one
+	textSectorWidth = 10 // 2^32 sectors (2 TiB) fit
+	textBytesWidth  = 8  // up to 95 MiB per coalesced line keeps alignment
+)
+
+type textWriter struct {
+	w   *bufio.Writer
+	buf []byte
+}
+
+func (t *textWriter) Write(op *Op) error {
+	_, err := t.w.Write(AppendText(t.buf[:0], op))
+	return err
+}
+
+func (t *textWriter) Close() error { return t.w.Flush() }
+
+// AppendText appends the text-format line of op (with its newline) to b.
+//
+//	read        6926160    16384 /bin/dd
+//	write       2640360     4096 /home/debian (dir)
+//	create  /home/debian/test1
+//	move    /a -> /b
+func AppendText(b []byte, op *Op) []byte {
+	b = appendPadded(b, string(op.Op), textOpWidth)
+	b = append(b, ' ')
+	switch op.Op {
+	case Read, Write:
+		b = appendRight(b, strconv.FormatUint(op.Sector, 10), textSectorWidth)
+		b = append(b, ' ')
+		b = appendRight(b, strconv.FormatInt(op.Bytes, 10), textBytesWidth)
+		b = append(b, ' ')
+		b = appendTarget(b, op)
+	case Move, Link:
+		b = append(b, QuotePath(op.Path)...)
+		b = append(b, " -> "...)
+		b = append(b, QuotePath(op.To)...)
+		if op.Overwrite {
+			b = append(b, " (overwrite)"...)
+		}
+	case Truncate:
+		b = append(b, QuotePath(op.Path)...)
+		if op.Size != nil {
+			b = append(b, " size "...)
+			b = strconv.AppendUint(b, *op.Size, 10)
+		}
+	case Anomaly:
+		b = appendTarget(b, op)
+		if op.Bytes > 0 || op.Sector > 0 {
+			b = append(b, " sector "...)
+			b = strconv.AppendUint(b, op.Sector, 10)
+		}
+		b = append(b, ": "...)
+		b = append(b, op.Reason...)
+	default:
+		b = append(b, QuotePath(op.Path)...)
+	}
+	return append(b, '\n')
+}
+
+// appendTarget writes the path (or "-" when there is none) and, for
+// anything but file data, the kind in parentheses.
+func appendTarget(b []byte, op *Op) []byte {
+	if op.Path != "" {
+		b = append(b, QuotePath(op.Path)...)
+	} else {
+		b = append(b, '-')
+	}
+	if op.Kind != "" && op.Kind != KindData {
+		b = append(b, " ("...)
+		b = append(b, op.Kind...)
+		b = append(b, ')')
+	}
+	return b
+}
+
+func appendPadded(b []byte, s string, width int) []byte {
+	b = append(b, s...)
+	for i := len(s); i < width; i++ {
+		b = append(b, ' ')
+	}
+	return b
+}
+
+func appendRight(b []byte, s string, width int) []byte {
+	for i := len(s); i < width; i++ {
+		b = append(b, ' ')
+	}
+	return append(b, s...)
+}
+
+// QuotePath returns p unchanged when it is printable UTF-8 without spaces,
+// quotes or backslashes, and as a Go-quoted string otherwise, so that one
+// text line is always one op and the path can be recovered exactly
+// (ext2 names are arbitrary bytes).
+func QuotePath(p string) string {
+	for _, r := range p {
+		if r == utf8.RuneError || r == ' ' || r == '"' || r == '\\' || !unicode.IsPrint(r) {
+			return strconv.Quote(p)
+		}
+	}
+	return p
+}
+
+type jsonlWriter struct {
+	w *bufio.Writer
+	e *json.Encoder
+}
+
+// Write encodes op with encoding/json: fields in op.go order, optional ones
+// omitted when zero. Non-UTF-8 bytes in names become U+FFFD (JSON strings
+// cannot hold them); the text format keeps them, quoted.
+func (j *jsonlWriter) Write(op *Op) error { return j.e.Encode(op) }
+
+func (j *jsonlWriter) Close() error { return j.w.Flush() }
+
+type csvWriter struct {
+	bw     *bufio.Writer
+	w      *csv.Writer
+	header bool
+	rec    []string
+}
+
+func (c *csvWriter) Write(op *Op) error {
+	if !c.header {
+		c.header = true
+		if err := c.w.Write(CSVHeader); err != nil {
+			return err
+		}
+	}
+	c.rec = append(c.rec[:0], CSVRecord(op)...)
+	return c.w.Write(c.rec)
+}
+
+func (c *csvWriter) Close() error {
+	if !c.header {
+		// An empty run still gets its header, so that the file parses.
+		c.header = true
+		if err := c.w.Write(CSVHeader); err != nil {
+			return err
+		}
+	}
+	c.w.Flush()
+	if err := c.w.Error(); err != nil {
+		return err
+	}
+	return c.bw.Flush()
+}
+
+// CSVRecord returns the csv columns of op (see CSVHeader); fields jsonl
+// would omit are empty cells.
+func CSVRecord(op *Op) []string {
+	r := make([]string, len(CSVHeader))
+	r[0] = strconv.FormatInt(op.Seq, 10)
+	if op.T != 0 {
+		r[1] = strconv.FormatFloat(op.T, 'f', -1, 64)
+	}
+	r[2] = string(op.Op)
+	r[3] = op.Path
+	r[4] = op.To
+	if op.Ino != 0 {
+		r[5] = strconv.FormatUint(uint64(op.Ino), 10)
+	}
+	if op.Sector != 0 || op.IsIO() {
+		r[6] = strconv.FormatUint(op.Sector, 10)
+	}
+	if op.Bytes != 0 {
+		r[7] = strconv.FormatInt(op.Bytes, 10)
+	}
+	r[8] = string(op.Kind)
+	if op.Overwrite {
+		r[9] = "true"
+	}
+	if op.Size != nil {
+		r[10] = strconv.FormatUint(*op.Size, 10)
+	}
+	r[11] = op.Reason
+	return r
+}
