@@ -1,0 +1,487 @@
+package ext3fs
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+)
+
+// FS reads a file system through an io.ReaderAt: an image file, or a model of the disk that
+// changes under it. FS caches only the superblock and the group descriptors; everything else is
+// read on demand, so a caller that rewrites metadata blocks sees the new state on the next call
+// (after re-opening if it rewrote the superblock or the GDT).
+type FS struct {
+	SB     *Superblock
+	Groups []GroupDesc
+
+	r      io.ReaderAt
+	bs     int
+	itabs  []itab // inode tables sorted by first block, for InodeTableBlock
+	itBlks uint64
+}
+
+type itab struct {
+	start uint64
+	group uint32
+}
+
+// Open reads and checks the superblock and group descriptor table. It refuses file systems with
+// incompat features it cannot decode and descriptors that point outside the device.
+func Open(r io.ReaderAt) (*FS, error) {
+	buf := make([]byte, SuperblockSize)
+	if _, err := r.ReadAt(buf, SuperblockOffset); err != nil {
+		return nil, &FormatError{Struct: "superblock", Offset: SuperblockOffset, Msg: "read failed", Err: err}
+	}
+	sb, err := ParseSuperblock(buf)
+	if err != nil {
+		var fe *FormatError
+		if errors.As(err, &fe) {
+			fe.Offset += SuperblockOffset // device offset
+		}
+		return nil, err
+	}
+	fs := &FS{SB: sb, r: r, bs: sb.BlockSize(), itBlks: sb.InodeTableBlocks()}
+	ngroups := sb.GroupCount()
+	ds := sb.DescSize()
+	per := uint32(fs.bs / ds)
+	fs.Groups = make([]GroupDesc, ngroups)
+	blk := make([]byte, fs.bs)
+	for i := uint32(0); i*per < ngroups; i++ {
+		loc := fs.DescBlock(uint64(i))
+		if err := fs.ReadBlock(loc, blk); err != nil {
+			return nil, err
+		}
+		for j := uint32(0); j < per && i*per+j < ngroups; j++ {
+			g := i*per + j
+			off := int64(loc)*int64(fs.bs) + int64(j)*int64(ds)
+			d, err := ParseGroupDesc(blk[int(j)*ds:], ds)
+			if err != nil {
+				return nil, err
+			}
+			for _, f := range []struct {
+				name string
+				v    uint64
+				n    uint64
+			}{{"block bitmap", d.BlockBitmap, 1}, {"inode bitmap", d.InodeBitmap, 1}, {"inode table", d.InodeTable, fs.itBlks}} {
+				if f.v < uint64(sb.FirstDataBlock) || f.v+f.n > sb.BlocksCount {
+					return nil, formatErr(fmt.Sprintf("group descriptor %d", g), off,
+						"%s at block %d (+%d) outside the file system (%d blocks)", f.name, f.v, f.n, sb.BlocksCount)
+				}
+			}
+			fs.Groups[g] = d
+			fs.itabs = append(fs.itabs, itab{d.InodeTable, g})
+		}
+	}
+	sort.Slice(fs.itabs, func(a, b int) bool { return fs.itabs[a].start < fs.itabs[b].start })
+	return fs, nil
+}
+
+// DescBlock is the block holding group-descriptor block i of the primary GDT: contiguous after
+// the superblock, or, with meta_bg, in the first group of meta-group i (ext2fs_descriptor_block_loc2).
+func (fs *FS) DescBlock(i uint64) uint64 {
+	sb := fs.SB
+	if !sb.HasMetaBG() || i < uint64(sb.FirstMetaBG) {
+		return uint64(sb.FirstDataBlock) + 1 + i
+	}
+	g := uint32(i * uint64(fs.bs/sb.DescSize()))
+	b := sb.GroupFirstBlock(g)
+	if sb.GroupHasSuper(g) {
+		b++
+	}
+	return b
+}
+
+// BlockSize is the file-system block size in bytes.
+func (fs *FS) BlockSize() int { return fs.bs }
+
+// ReaderAt is the device the file system is read from.
+func (fs *FS) ReaderAt() io.ReaderAt { return fs.r }
+
+// ReadBlock reads block n into buf, which must be BlockSize() bytes.
+func (fs *FS) ReadBlock(n uint64, buf []byte) error {
+	if len(buf) != fs.bs {
+		return fmt.Errorf("ext3fs: ReadBlock buffer is %d bytes, want %d", len(buf), fs.bs)
+	}
+	if n >= fs.SB.BlocksCount {
+		return formatErr("block", int64(n)*int64(fs.bs), "block %d beyond the end of the file system (%d blocks)", n, fs.SB.BlocksCount)
+	}
+	if _, err := fs.r.ReadAt(buf, int64(n)*int64(fs.bs)); err != nil {
+		return &FormatError{Struct: fmt.Sprintf("block %d", n), Offset: int64(n) * int64(fs.bs), Msg: "read failed", Err: err}
+	}
+	return nil
+}
+
+// InodeLocation is the block holding inode ino and the byte offset of the inode within it.
+// ino must be in 1..InodesCount (ReadInode checks; this returns block 0 otherwise).
+func (fs *FS) InodeLocation(ino uint32) (block uint64, offset int) {
+	if ino == 0 || ino > fs.SB.InodesCount {
+		return 0, 0
+	}
+	g := (ino - 1) / fs.SB.InodesPerGroup
+	byteOff := uint64((ino-1)%fs.SB.InodesPerGroup) * uint64(fs.SB.InodeSize())
+	return fs.Groups[g].InodeTable + byteOff/uint64(fs.bs), int(byteOff % uint64(fs.bs))
+}
+
+// InodeTableBlock tells which inodes an inode-table block holds: n inodes from firstIno.
+// ok is false for blocks outside every group's inode table.
+func (fs *FS) InodeTableBlock(block uint64) (firstIno uint32, n int, ok bool) {
+	i := sort.Search(len(fs.itabs), func(i int) bool { return fs.itabs[i].start > block }) - 1
+	if i < 0 || block >= fs.itabs[i].start+fs.itBlks {
+		return 0, 0, false
+	}
+	per := fs.bs / fs.SB.InodeSize()
+	g := fs.itabs[i].group
+	idx := (block - fs.itabs[i].start) * uint64(per)
+	first := uint64(g)*uint64(fs.SB.InodesPerGroup) + idx + 1
+	n = per
+	if rest := uint64(fs.SB.InodesPerGroup) - idx; rest < uint64(per) {
+		n = int(rest)
+	}
+	return uint32(first), n, true
+}
+
+// ReadInode reads and decodes inode ino.
+func (fs *FS) ReadInode(ino uint32) (*Inode, error) {
+	if ino == 0 || ino > fs.SB.InodesCount {
+		return nil, formatErr("inode", 0, "inode number %d not in 1..%d", ino, fs.SB.InodesCount)
+	}
+	blk, off := fs.InodeLocation(ino)
+	pos := int64(blk)*int64(fs.bs) + int64(off)
+	buf := make([]byte, fs.SB.InodeSize())
+	if _, err := fs.r.ReadAt(buf, pos); err != nil {
+		return nil, &FormatError{Struct: fmt.Sprintf("inode %d", ino), Offset: pos, Msg: "read failed", Err: err}
+	}
+	return fs.DecodeInode(ino, buf, pos)
+}
+
+// DecodeInode decodes inode ino from its on-disk bytes (read from device offset pos, used in
+// errors) and applies the file-system-wide rules ParseInode cannot know (huge_file units).
+func (fs *FS) DecodeInode(ino uint32, b []byte, pos int64) (*Inode, error) {
+	in, err := ParseInode(b)
+	if err != nil {
+		var fe *FormatError
+		if errors.As(err, &fe) {
+			fe.Struct = fmt.Sprintf("inode %d", ino)
+			fe.Offset += pos
+		}
+		return nil, err
+	}
+	if in.Flags&InodeHugeFileFl != 0 && fs.SB.FeatureRoCompat&RoCompatHugeFile != 0 {
+		in.Blocks512 *= uint64(fs.bs / 512)
+	}
+	return in, nil
+}
+
+// BlockKind says what a block owned by an inode holds.
+type BlockKind uint8
+
+const (
+	BlockData   BlockKind = iota // file, directory or slow-symlink data
+	BlockInd                     // single indirect block
+	BlockDInd                    // double indirect block
+	BlockTInd                    // triple indirect block
+	BlockExtent                  // extent tree node (not the root, which lives in the inode)
+)
+
+func (k BlockKind) String() string {
+	switch k {
+	case BlockData:
+		return "data"
+	case BlockInd:
+		return "ind"
+	case BlockDInd:
+		return "dind"
+	case BlockTInd:
+		return "tind"
+	case BlockExtent:
+		return "extent"
+	}
+	return fmt.Sprintf("kind%d", uint8(k))
+}
+
+// BlockRef is one physical block owned by an inode. Logical is the file block for data, and the
+// first file block a map block can map for IND/DIND/TIND/extent blocks.
+type BlockRef struct {
+	Kind    BlockKind
+	Logical uint64
+	Phys    uint64
+}
+
+// ErrStop may be returned by a WalkBlocks or Walk callback to end the walk early without error.
+var ErrStop = errors.New("ext3fs: stop walk")
+
+// WalkBlocks calls fn for every physical block the inode owns, map blocks (IND/DIND/TIND, extent
+// nodes) before the blocks they map, in logical order; holes are skipped. The xattr block
+// (FileACL) is not included: it can be shared between inodes. Inodes whose i_block holds no
+// pointers (fast symlinks, devices, FIFOs, sockets, inline data) own no blocks.
+func (fs *FS) WalkBlocks(in *Inode, fn func(BlockRef) error) error {
+	if !in.HasBlocks() {
+		return nil
+	}
+	var err error
+	if in.UsesExtents() {
+		err = fs.walkExtents(in.BlockBytes[:], -1, 0, fn)
+	} else {
+		err = fs.walkMap(in, fn)
+	}
+	if err == ErrStop {
+		return nil
+	}
+	return err
+}
+
+func (fs *FS) checkPtr(p uint64, st string, off int64) error {
+	if p < uint64(fs.SB.FirstDataBlock) || p >= fs.SB.BlocksCount {
+		return formatErr(st, off, "block pointer %d outside the file system (%d..%d)", p, fs.SB.FirstDataBlock, fs.SB.BlocksCount-1)
+	}
+	return nil
+}
+
+func (fs *FS) walkMap(in *Inode, fn func(BlockRef) error) error {
+	for i := 0; i < NDirBlocks; i++ {
+		if p := in.Block[i]; p != 0 {
+			if err := fs.checkPtr(uint64(p), "inode i_block", int64(0x28+4*i)); err != nil {
+				return err
+			}
+			if err := fn(BlockRef{BlockData, uint64(i), uint64(p)}); err != nil {
+				return err
+			}
+		}
+	}
+	per := uint64(fs.bs / 4)
+	logical := uint64(NDirBlocks)
+	span := per // file blocks mapped by one pointer at this level's top
+	bufs := make([][]byte, 3)
+	for level := 1; level <= 3; level++ {
+		if p := in.Block[NDirBlocks+level-1]; p != 0 {
+			if err := fs.checkPtr(uint64(p), "inode i_block", int64(0x28+4*(NDirBlocks+level-1))); err != nil {
+				return err
+			}
+			if err := fs.walkInd(uint64(p), level, logical, bufs, fn); err != nil {
+				return err
+			}
+		}
+		logical += span
+		span *= per
+	}
+	return nil
+}
+
+var indKinds = [...]BlockKind{0, BlockInd, BlockDInd, BlockTInd}
+
+// walkInd visits an indirect block of the given level (1 = IND) mapping file blocks from logical.
+func (fs *FS) walkInd(blk uint64, level int, logical uint64, bufs [][]byte, fn func(BlockRef) error) error {
+	if err := fn(BlockRef{indKinds[level], logical, blk}); err != nil {
+		return err
+	}
+	if bufs[level-1] == nil {
+		bufs[level-1] = make([]byte, fs.bs)
+	}
+	buf := bufs[level-1]
+	if err := fs.ReadBlock(blk, buf); err != nil {
+		return err
+	}
+	per := fs.bs / 4
+	span := uint64(1)
+	for i := 1; i < level; i++ {
+		span *= uint64(per)
+	}
+	ptrs := ParseIndirect(buf)
+	st := indKinds[level].String() + " block"
+	for i, p := range ptrs {
+		if p == 0 {
+			continue
+		}
+		if err := fs.checkPtr(uint64(p), st, int64(blk)*int64(fs.bs)+int64(4*i)); err != nil {
+			return err
+		}
+		lb := logical + uint64(i)*span
+		if level == 1 {
+			if err := fn(BlockRef{BlockData, lb, uint64(p)}); err != nil {
+				return err
+			}
+		} else if err := fs.walkInd(uint64(p), level-1, lb, bufs, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// walkExtents visits the extent node in b; wantDepth is the depth the parent promised (-1 for the
+// root), nodeBlk the node's physical block (0 for the root, used in error offsets).
+func (fs *FS) walkExtents(b []byte, wantDepth int, nodeBlk uint64, fn func(BlockRef) error) error {
+	base := int64(nodeBlk) * int64(fs.bs)
+	if nodeBlk == 0 {
+		base = 0x28 // offset of i_block in the inode
+	}
+	h, exts, idx, err := ParseExtentNode(b)
+	if err != nil {
+		var fe *FormatError
+		if errors.As(err, &fe) {
+			fe.Offset += base
+		}
+		return err
+	}
+	if wantDepth >= 0 && int(h.Depth) != wantDepth {
+		return formatErr("extent node", base+6, "eh_depth %d, parent expects %d", h.Depth, wantDepth)
+	}
+	for i, e := range exts {
+		if e.Len == 0 {
+			continue
+		}
+		if err := fs.checkPtr(e.Start, "extent", base+12+12*int64(i)); err != nil {
+			return err
+		}
+		if err := fs.checkPtr(e.Start+uint64(e.Len)-1, "extent", base+12+12*int64(i)); err != nil {
+			return err
+		}
+		for j := uint64(0); j < uint64(e.Len); j++ {
+			if err := fn(BlockRef{BlockData, uint64(e.Block) + j, e.Start + j}); err != nil {
+				return err
+			}
+		}
+	}
+	if len(idx) == 0 {
+		return nil
+	}
+	buf := make([]byte, fs.bs)
+	for i, x := range idx {
+		if err := fs.checkPtr(x.Leaf, "extent index", base+12+12*int64(i)); err != nil {
+			return err
+		}
+		if err := fn(BlockRef{BlockExtent, uint64(x.Block), x.Leaf}); err != nil {
+			return err
+		}
+		if err := fs.ReadBlock(x.Leaf, buf); err != nil {
+			return err
+		}
+		if err := fs.walkExtents(buf, int(h.Depth)-1, x.Leaf, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ReadDir returns the live entries of every block of a directory, in block order. Blocks past
+// i_size are ignored, as the kernel does.
+func (fs *FS) ReadDir(in *Inode) ([]DirEntry, error) {
+	if in.Type() != TypeDir {
+		return nil, fmt.Errorf("ext3fs: ReadDir on a %s inode", in.Type())
+	}
+	if in.HasInlineData() {
+		return nil, &FormatError{Struct: "directory", Offset: 0, Err: ErrUnsupported, Msg: "inline-data directory"}
+	}
+	var out []DirEntry
+	buf := make([]byte, fs.bs)
+	nblocks := (in.Size + uint64(fs.bs) - 1) / uint64(fs.bs)
+	ft := fs.SB.HasFiletype()
+	err := fs.WalkBlocks(in, func(r BlockRef) error {
+		if r.Kind != BlockData || r.Logical >= nblocks {
+			return nil
+		}
+		if err := fs.ReadBlock(r.Phys, buf); err != nil {
+			return err
+		}
+		ents, err := ParseDirBlock(buf, ft)
+		out = append(out, ents...)
+		if err != nil {
+			var fe *FormatError
+			if errors.As(err, &fe) {
+				fe.Offset += int64(r.Phys) * int64(fs.bs)
+				fe.Struct = fmt.Sprintf("directory entry (block %d, logical %d)", r.Phys, r.Logical)
+			}
+			return err
+		}
+		return nil
+	})
+	return out, err
+}
+
+// ReadLink returns a symlink's target: from i_block for fast symlinks, else from data block 0.
+func (fs *FS) ReadLink(in *Inode) (string, error) {
+	if in.Type() != TypeSymlink {
+		return "", fmt.Errorf("ext3fs: ReadLink on a %s inode", in.Type())
+	}
+	if in.IsFastSymlink() {
+		return string(in.BlockBytes[:in.Size]), nil
+	}
+	if in.HasInlineData() {
+		return "", &FormatError{Struct: "symlink", Offset: 0, Err: ErrUnsupported, Msg: "inline-data symlink"}
+	}
+	if in.Size > uint64(fs.bs) {
+		return "", formatErr("symlink", 0x04, "size %d exceeds one %d-byte block", in.Size, fs.bs)
+	}
+	var phys uint64
+	err := fs.WalkBlocks(in, func(r BlockRef) error {
+		if r.Kind == BlockData && r.Logical == 0 {
+			phys = r.Phys
+			return ErrStop
+		}
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	if phys == 0 {
+		return "", formatErr("symlink", 0x28, "slow symlink of %d bytes has no data block 0", in.Size)
+	}
+	buf := make([]byte, fs.bs)
+	if err := fs.ReadBlock(phys, buf); err != nil {
+		return "", err
+	}
+	return string(buf[:in.Size]), nil
+}
+
+// Walk calls fn for "/" and then for every name reachable from it, depth-first with the entries
+// of each directory in byte order of their names. A file with several hard links is reported
+// once per name; a directory reachable twice (corruption) is descended only once.
+func (fs *FS) Walk(fn func(path string, ino uint32, in *Inode) error) error {
+	root, err := fs.ReadInode(RootIno)
+	if err != nil {
+		return err
+	}
+	if root.Type() != TypeDir {
+		return formatErr("inode 2", 0, "root inode is a %s, not a directory", root.Type())
+	}
+	seen := map[uint32]bool{RootIno: true}
+	if err := fn("/", RootIno, root); err != nil {
+		if err == ErrStop {
+			return nil
+		}
+		return err
+	}
+	err = fs.walkDir("/", root, seen, fn)
+	if err == ErrStop {
+		return nil
+	}
+	return err
+}
+
+func (fs *FS) walkDir(dir string, din *Inode, seen map[uint32]bool, fn func(string, uint32, *Inode) error) error {
+	ents, err := fs.ReadDir(din)
+	if err != nil {
+		return err
+	}
+	sort.SliceStable(ents, func(a, b int) bool { return ents[a].Name < ents[b].Name })
+	for _, e := range ents {
+		if e.Name == "." || e.Name == ".." {
+			continue
+		}
+		in, err := fs.ReadInode(e.Inode)
+		if err != nil {
+			return err
+		}
+		p := dir + e.Name
+		if err := fn(p, e.Inode, in); err != nil {
+			return err
+		}
+		if in.Type() == TypeDir && !seen[e.Inode] {
+			seen[e.Inode] = true
+			if err := fs.walkDir(p+"/", in, seen, fn); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
