@@ -1,0 +1,180 @@
+package blklog
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// FrameBytes is how much uncompressed data the Writer puts in one zstd frame
+// at most. A log cut off mid-frame loses at most this much (plus whatever
+// came after the last Flush).
+const FrameBytes = 4 << 20
+
+// Writer writes a native log. It streams: memory does not grow with the log.
+// Call Flush to make everything written so far decodable from the file (the
+// current zstd frame is ended), Sync to also fsync it, and Close at the end:
+// only a closed log carries the end record that marks it complete.
+type Writer struct {
+	f       *os.File // nil unless created by Create
+	bw      *bufio.Writer
+	enc     *zstd.Encoder
+	inFrame int64 // uncompressed bytes in the open frame
+	n       int64 // records written
+	hdr     [recHeaderSize]byte
+	err     error // sticky
+	closed  bool
+}
+
+// NewWriter starts a native log on w with header h (h.Format, h.Version and
+// h.SectorSize are ignored: the writer sets them).
+func NewWriter(w io.Writer, h Header) (*Writer, error) {
+	hb, err := marshalHeader(&h)
+	if err != nil {
+		return nil, err
+	}
+	bw := bufio.NewWriterSize(w, 1<<20)
+	enc, err := zstd.NewWriter(bw,
+		zstd.WithEncoderLevel(zstd.SpeedFastest),
+		zstd.WithEncoderCRC(true),
+		zstd.WithEncoderConcurrency(1),
+		zstd.WithWindowSize(FrameBytes))
+	if err != nil {
+		return nil, fmt.Errorf("blklog: zstd encoder: %w", err)
+	}
+	lw := &Writer{bw: bw, enc: enc}
+	if err := lw.write(hb); err != nil {
+		return nil, err
+	}
+	return lw, nil
+}
+
+// Create creates (truncates) the file path and starts a native log in it.
+// Sync then also fsyncs the file, and Close closes it.
+func Create(path string, h Header) (*Writer, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("blklog: %w", err)
+	}
+	w, err := NewWriter(f, h)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	w.f = f
+	return w, nil
+}
+
+func (w *Writer) write(p []byte) error {
+	if w.err != nil {
+		return w.err
+	}
+	if _, err := w.enc.Write(p); err != nil {
+		w.err = fmt.Errorf("blklog: writing log: %w", err)
+		return w.err
+	}
+	w.inFrame += int64(len(p))
+	return nil
+}
+
+// Records returns the number of records written so far.
+func (w *Writer) Records() int64 { return w.n }
+
+// Write appends r (r.Index is ignored; records are numbered in order).
+// The payload is copied before Write returns.
+func (w *Writer) Write(r *Record) error {
+	if w.closed {
+		return fmt.Errorf("blklog: write to closed log")
+	}
+	if err := checkRecord(r); err != nil {
+		return fmt.Errorf("blklog: record %d: %w", w.n, err)
+	}
+	if len(r.Data) > MaxRecordData {
+		return fmt.Errorf("blklog: record %d: %d bytes of data, limit %d", w.n, len(r.Data), MaxRecordData)
+	}
+	putRecordHeader(w.hdr[:], uint8(r.Type), r)
+	if err := w.write(w.hdr[:]); err != nil {
+		return err
+	}
+	if err := w.write(r.Data); err != nil {
+		return err
+	}
+	w.n++
+	if w.inFrame >= FrameBytes {
+		return w.endFrame()
+	}
+	return nil
+}
+
+// endFrame closes the current zstd frame and pushes it to the underlying
+// writer, so a reader can decode everything up to here even if the file is
+// cut right after it. The next write opens a new frame.
+func (w *Writer) endFrame() error {
+	if w.err != nil {
+		return w.err
+	}
+	if w.inFrame > 0 {
+		if err := w.enc.Close(); err != nil {
+			w.err = fmt.Errorf("blklog: ending zstd frame: %w", err)
+			return w.err
+		}
+		w.enc.Reset(w.bw)
+		w.inFrame = 0
+	}
+	if err := w.bw.Flush(); err != nil {
+		w.err = fmt.Errorf("blklog: writing log: %w", err)
+		return w.err
+	}
+	return nil
+}
+
+// Flush ends the current frame and writes it out.
+func (w *Writer) Flush() error {
+	if w.closed {
+		return fmt.Errorf("blklog: flush of closed log")
+	}
+	return w.endFrame()
+}
+
+// Sync is Flush followed by fsync when the Writer owns a file.
+func (w *Writer) Sync() error {
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	if w.f != nil {
+		if err := w.f.Sync(); err != nil {
+			w.err = fmt.Errorf("blklog: fsync log: %w", err)
+			return w.err
+		}
+	}
+	return nil
+}
+
+// Close writes the end record, ends the last frame and, for Create'd logs,
+// fsyncs and closes the file.
+func (w *Writer) Close() error {
+	if w.closed {
+		return nil
+	}
+	var end [recHeaderSize]byte
+	putRecordHeader(end[:], typeEnd, &Record{Sector: uint64(w.n)})
+	err := w.write(end[:])
+	if err == nil {
+		err = w.endFrame()
+	}
+	w.closed = true
+	if w.f != nil {
+		if err == nil {
+			if e := w.f.Sync(); e != nil {
+				err = fmt.Errorf("blklog: fsync log: %w", e)
+			}
+		}
+		if e := w.f.Close(); e != nil && err == nil {
+			err = fmt.Errorf("blklog: %w", e)
+		}
+	}
+	return err
+}
