@@ -1,0 +1,220 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/ext3replay/ext3replay/pkg/blklog"
+	"github.com/spf13/cobra"
+)
+
+var recordFlags struct {
+	image, log, socket, listen, state string
+	readData, allowRemote             bool
+}
+
+var recordCmd = &cobra.Command{
+	Use:   "record --image BASE --log OUT.zst (--socket PATH | --listen 127.0.0.1:PORT) [--state RUN.img]",
+	Short: "Serve a disk image over NBD to QEMU and log every block request",
+	Long: `record serves BASE as an NBD export (fixed newstyle, simple replies) to one
+client — QEMU's own NBD driver — and writes every request it receives, with
+the payload of writes, to a native log (docs/log-format.md). BASE is never
+modified: the disk the guest sees lives in a sparse copy, the state file
+(default: OUT with .zst replaced by .state.img). Before a FLUSH or a FUA
+write is acknowledged, the log so far and the state file are synced.
+
+It prints one line when ready, "ext3replay record: ready on unix:PATH" (or
+tcp:ADDR), and one summary line when the client disconnects or on
+SIGINT/SIGTERM, after finishing the log. Attach QEMU with
+  -blockdev driver=nbd,node-name=d0,server.type=unix,server.path=PATH,export= \
+  -device virtio-blk-pci,drive=d0
+(see docs/capture.md).`,
+	Example: `  ext3replay record --image disk.img --log io.log.zst --socket /tmp/d.sock &
+  qemu-system-x86_64 -accel tcg ... \
+    -blockdev driver=nbd,node-name=d0,server.type=unix,server.path=/tmp/d.sock,export= \
+    -device virtio-blk-pci,drive=d0
+  ext3replay record --image disk.img --log io.log.zst --listen 127.0.0.1:10809 --read-data`,
+	Args: cobra.NoArgs,
+	RunE: runRecord,
+}
+
+func init() {
+	f := recordCmd.Flags()
+	f.StringVar(&recordFlags.image, "image", "", "starting disk image (raw or .zst); only read")
+	f.StringVar(&recordFlags.log, "log", "", "native log to write (zstd)")
+	f.StringVar(&recordFlags.socket, "socket", "", "listen on this Unix socket path")
+	f.StringVar(&recordFlags.listen, "listen", "", "listen on this TCP address (loopback only unless --allow-remote)")
+	f.StringVar(&recordFlags.state, "state", "", "state file: the evolving disk (default: next to the log)")
+	f.BoolVar(&recordFlags.readData, "read-data", false, "also log the payload of reads")
+	f.BoolVar(&recordFlags.allowRemote, "allow-remote", false, "allow --listen on a non-loopback address (no authentication!)")
+	rootCmd.AddCommand(recordCmd)
+}
+
+func usageErr(format string, a ...any) error {
+	return &exitError{code: exitUsage, err: fmt.Errorf(format, a...)}
+}
+
+// defaultStatePath puts the state file next to the log.
+func defaultStatePath(log string) string {
+	base := strings.TrimSuffix(log, ".zst")
+	return base + ".state.img"
+}
+
+func runRecord(cmd *cobra.Command, _ []string) error {
+	fl := recordFlags
+	if fl.image == "" || fl.log == "" {
+		return usageErr("record: --image and --log are required")
+	}
+	if (fl.socket == "") == (fl.listen == "") {
+		return usageErr("record: give exactly one of --socket and --listen")
+	}
+	if fl.listen != "" && !fl.allowRemote {
+		host, _, err := net.SplitHostPort(fl.listen)
+		if err != nil {
+			return usageErr("record: --listen %q: %v", fl.listen, err)
+		}
+		ip := net.ParseIP(host)
+		if host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return usageErr("record: --listen %q is not a loopback address; NBD has no authentication (pass --allow-remote to insist)", fl.listen)
+		}
+	}
+	statePath := fl.state
+	if statePath == "" {
+		statePath = defaultStatePath(fl.log)
+	}
+	if abs(statePath) == abs(fl.image) || abs(fl.log) == abs(fl.image) || abs(fl.log) == abs(statePath) {
+		return usageErr("record: --image, --log and --state must be three different files")
+	}
+
+	// Listen before the slow state copy fails late on a busy address? No:
+	// the ready line must mean "connect now", so prepare everything first.
+	state, id, err := blklog.PrepareState(fl.image, statePath)
+	if err != nil {
+		return &exitError{code: exitUsage, err: err}
+	}
+	defer state.Close()
+	start := time.Now()
+	lw, err := blklog.Create(fl.log, blklog.Header{
+		DiskSize:    id.Size,
+		Image:       id,
+		StartUnixNS: start.UnixNano(),
+		Source:      "ext3replay record " + version + " (NBD)",
+	})
+	if err != nil {
+		return &exitError{code: exitUsage, err: err}
+	}
+
+	var ln net.Listener
+	var where string
+	if fl.socket != "" {
+		if st, err := os.Lstat(fl.socket); err == nil {
+			if st.Mode()&os.ModeSocket == 0 {
+				lw.Close()
+				return usageErr("record: %s exists and is not a socket", fl.socket)
+			}
+			os.Remove(fl.socket) // stale socket of an earlier run
+		}
+		ln, err = net.Listen("unix", fl.socket)
+		where = "unix:" + fl.socket
+	} else {
+		ln, err = net.Listen("tcp", fl.listen)
+		if err == nil {
+			where = "tcp:" + ln.Addr().String()
+		}
+	}
+	if err != nil {
+		lw.Close()
+		return &exitError{code: exitUsage, err: fmt.Errorf("record: %w", err)}
+	}
+
+	rec := &blklog.Recorder{State: state, Size: int64(id.Size), Log: lw, ReadData: fl.readData}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	var (
+		mu      sync.Mutex
+		conn    net.Conn
+		sigName string
+	)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		select {
+		case s := <-sigs:
+			mu.Lock()
+			sigName = s.String()
+			if conn != nil {
+				conn.Close() // Serve returns; records so far are kept
+			}
+			mu.Unlock()
+			ln.Close()
+		case <-stop:
+		}
+	}()
+
+	fmt.Fprintf(os.Stderr, "ext3replay record: ready on %s\n", where)
+	c, err := ln.Accept()
+	ln.Close() // one client only; also unlinks the Unix socket
+	var serveErr error
+	if err == nil {
+		mu.Lock()
+		conn = c
+		stopped := sigName != ""
+		mu.Unlock()
+		if !stopped {
+			serveErr = rec.Serve(c)
+		}
+		c.Close()
+	}
+	mu.Lock()
+	sig := sigName
+	mu.Unlock()
+	if err != nil && sig == "" {
+		serveErr = err
+	}
+	if sig != "" {
+		serveErr = nil // a closed connection is how we stopped it
+	}
+	closeErr := lw.Close()
+	if err := state.Sync(); err != nil && closeErr == nil {
+		closeErr = fmt.Errorf("fsync state file: %w", err)
+	}
+	st := rec.Stats()
+	var logSize int64
+	if fi, err := os.Stat(fl.log); err == nil {
+		logSize = fi.Size()
+	}
+	how := "client disconnected"
+	if sig != "" {
+		how = "stopped by " + sig
+	} else if serveErr != nil {
+		how = "failed"
+	}
+	fmt.Fprintf(os.Stderr, "ext3replay record: %s after %.1fs: %d requests: %d reads (%s), %d writes (%s), %d flushes, %d trims, %d write-zeroes, %d FUA, %d errors; log %s (%d records, %d bytes), state %s\n",
+		how, time.Since(start).Seconds(), st.Requests, st.Reads, mib(st.ReadBytes), st.Writes, mib(st.WriteBytes),
+		st.Flushes, st.Trims, st.WriteZeroes, st.FUA, st.Errors, fl.log, lw.Records(), logSize, statePath)
+	if serveErr != nil {
+		return &exitError{code: exitInternal, err: fmt.Errorf("record: %w", serveErr)}
+	}
+	if closeErr != nil {
+		return &exitError{code: exitInternal, err: fmt.Errorf("record: %w", closeErr)}
+	}
+	return nil
+}
+
+func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+
+func abs(p string) string {
+	a, err := filepath.Abs(p)
+	if err != nil {
+		return p
+	}
+	return a
+}

@@ -1,0 +1,102 @@
+package blklog
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+)
+
+// PrepareState copies the starting image at basePath (raw, or
+// zstd-compressed) to a new sparse file at statePath, which the recorder
+// then serves and modifies; the base is only read. It returns the state file
+// (open read-write) and the identity of the base, full hash included.
+func PrepareState(basePath, statePath string) (*os.File, ImageID, error) {
+	base, err := os.Open(basePath)
+	if err != nil {
+		return nil, ImageID{}, fmt.Errorf("blklog: %w", err)
+	}
+	defer base.Close()
+	if st, err := os.Stat(statePath); err == nil {
+		if bst, err := base.Stat(); err == nil && os.SameFile(st, bst) {
+			return nil, ImageID{}, fmt.Errorf("blklog: state file %s is the base image itself; the base must stay unmodified", statePath)
+		}
+	}
+	var src io.Reader = base
+	br := bufio.NewReaderSize(base, 1<<20)
+	src = br
+	if p, _ := br.Peek(4); bytes.Equal(p, zstdMagic) {
+		d, err := newZstdReader(br)
+		if err != nil {
+			return nil, ImageID{}, fmt.Errorf("blklog: %s: %w", basePath, err)
+		}
+		defer d.Close()
+		src = d
+	}
+	st, err := os.OpenFile(statePath, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, ImageID{}, fmt.Errorf("blklog: %w", err)
+	}
+	fail := func(err error) (*os.File, ImageID, error) {
+		st.Close()
+		os.Remove(statePath)
+		return nil, ImageID{}, err
+	}
+	full := sha256.New()
+	region := make([]byte, 0, RegionSize)
+	buf := make([]byte, 1<<20)
+	var size int64
+	for {
+		n, err := io.ReadFull(src, buf)
+		if n > 0 {
+			b := buf[:n]
+			full.Write(b)
+			if len(region) < RegionSize {
+				region = append(region, b[:min(len(b), RegionSize-len(region))]...)
+			}
+			if !allZero(b) { // leave zero runs as holes
+				if _, werr := st.WriteAt(b, size); werr != nil {
+					return fail(fmt.Errorf("blklog: writing state file: %w", werr))
+				}
+			}
+			size += int64(n)
+		}
+		if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
+			break
+		}
+		if err != nil {
+			return fail(fmt.Errorf("blklog: reading %s: %w", basePath, err))
+		}
+	}
+	if size == 0 || size%SectorSize != 0 {
+		return fail(fmt.Errorf("blklog: %s: image size %d is not a positive multiple of %d", basePath, size, SectorSize))
+	}
+	if err := st.Truncate(size); err != nil {
+		return fail(fmt.Errorf("blklog: sizing state file: %w", err))
+	}
+	if err := st.Sync(); err != nil {
+		return fail(fmt.Errorf("blklog: fsync state file: %w", err))
+	}
+	id := ImageID{Known: true, Size: uint64(size), RegionLen: uint32(len(region)), HasFull: true}
+	id.RegionSHA256 = sha256.Sum256(region)
+	copy(id.FullSHA256[:], full.Sum(nil))
+	return st, id, nil
+}
+
+func allZero(b []byte) bool {
+	for len(b) >= 8 {
+		if b[0]|b[1]|b[2]|b[3]|b[4]|b[5]|b[6]|b[7] != 0 {
+			return false
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
