@@ -1,0 +1,283 @@
+// Package accuracy scores what `ext3replay analyze` reported for a captured
+// scenario against the ground truth the scenario's workload printed while it
+// ran (fixtures/real/<name>/expected.jsonl).
+//
+// Namespace operations (create, mkdir, symlink, move, link, unlink, delete,
+// rmdir, truncate, mknod) are compared as multisets of (op, path, to):
+// precision is the share of reported operations that the workload performed,
+// recall the share of the workload's mandatory operations that were reported.
+// Expected lines marked "optional" never count as missing, and a reported
+// operation that matches one is neither right nor wrong (it is left out of
+// precision).
+//
+// File data cannot be matched one request to one step (the kernel merges,
+// splits and delays block writes), so data is scored by volume, per path and
+// in the workload's order: the k-th expected write to a path is found when the
+// data bytes reported as written to that path add up to at least the sum of
+// min_bytes of its first k expected writes. Reads likewise.
+package accuracy
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+
+	"github.com/ext3replay/ext3replay/pkg/ops"
+)
+
+// Expected is one line of expected.jsonl.
+type Expected struct {
+	Op        ops.Type `json:"op"`
+	Path      string   `json:"path"`
+	To        string   `json:"to,omitempty"`
+	MinBytes  int64    `json:"min_bytes,omitempty"` // write/read: at least this many data bytes reach the disk
+	Overwrite bool     `json:"overwrite,omitempty"` // move: replaced an existing file
+	Size      *uint64  `json:"size,omitempty"`      // truncate: the new size
+	Optional  bool     `json:"optional,omitempty"`  // the disk may legitimately not show it
+}
+
+// IsNamespace reports whether the expected operation changes the tree or a size.
+func (e *Expected) IsNamespace() bool {
+	o := ops.Op{Op: e.Op}
+	return o.IsNamespace()
+}
+
+// ReadExpected parses expected.jsonl. name is used in error messages.
+func ReadExpected(r io.Reader, name string) ([]Expected, error) {
+	var out []Expected
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for n := 1; sc.Scan(); n++ {
+		line := bytes.TrimSpace(sc.Bytes())
+		if len(line) == 0 {
+			continue
+		}
+		var e Expected
+		d := json.NewDecoder(bytes.NewReader(line))
+		d.DisallowUnknownFields()
+		if err := d.Decode(&e); err != nil {
+			return nil, fmt.Errorf("%s:%d: not an expected op: %w", name, n, err)
+		}
+		if err := e.validate(); err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", name, n, err)
+		}
+		out = append(out, e)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return out, nil
+}
+
+func (e *Expected) validate() error {
+	if e.Path == "" || e.Path[0] != '/' {
+		return fmt.Errorf("%s: path %q is not absolute", e.Op, e.Path)
+	}
+	switch e.Op {
+	case ops.Read, ops.Write:
+		if e.MinBytes <= 0 {
+			return fmt.Errorf("%s %s: min_bytes must be > 0", e.Op, e.Path)
+		}
+	case ops.Move, ops.Link:
+		if e.To == "" || e.To[0] != '/' {
+			return fmt.Errorf("%s %s: to %q is not absolute", e.Op, e.Path, e.To)
+		}
+	case ops.Truncate:
+		if e.Size == nil {
+			return fmt.Errorf("truncate %s: size missing", e.Path)
+		}
+	case ops.Create, ops.Mkdir, ops.Symlink, ops.Mknod, ops.Delete, ops.Rmdir, ops.Unlink:
+	default:
+		return fmt.Errorf("unknown op %q", e.Op)
+	}
+	return nil
+}
+
+// Key identifies a namespace operation for matching.
+type Key struct {
+	Op       ops.Type
+	Path, To string
+}
+
+func (k Key) String() string {
+	if k.To != "" {
+		return fmt.Sprintf("%s %s -> %s", k.Op, k.Path, k.To)
+	}
+	return fmt.Sprintf("%s %s", k.Op, k.Path)
+}
+
+// DataCheck is the outcome for one expected write or read.
+type DataCheck struct {
+	Expected Expected
+	Need     int64 // cumulative min_bytes up to this step for its path
+	Got      int64 // data bytes reported for the path, all steps together
+	Found    bool
+}
+
+// Result is the score of one analyzer run against one scenario's ground truth.
+type Result struct {
+	NSExpected int   // mandatory namespace ops expected
+	NSReported int   // reported namespace ops, less those matching only optional lines
+	NSMatched  int   // reported ops matching mandatory expected ones
+	Missing    []Key // mandatory expected, not reported
+	Extra      []Key // reported, not expected (not even optionally)
+
+	Writes, Reads []DataCheck // mandatory expected data steps, in workload order
+
+	// Data writes attributed to a path the workload never wrote (no expected write, optional or not).
+	StrayWrites     int
+	StrayWriteBytes int64
+	StrayPaths      []string
+	// Data-kind or unowned reads and writes reported without a path.
+	UnattributedBytes int64
+	Anomalies         int
+}
+
+// Precision of namespace ops; 1 when nothing was reported and nothing was expected.
+func (r *Result) Precision() float64 { return ratio(r.NSMatched, r.NSReported) }
+
+// Recall of namespace ops; 1 when nothing was expected.
+func (r *Result) Recall() float64 { return ratio(r.NSMatched, r.NSExpected) }
+
+// WritesFound counts expected writes whose bytes were reported.
+func (r *Result) WritesFound() int { return countFound(r.Writes) }
+
+// ReadsFound counts expected reads whose bytes were reported.
+func (r *Result) ReadsFound() int { return countFound(r.Reads) }
+
+func ratio(a, b int) float64 {
+	if b == 0 {
+		if a == 0 {
+			return 1
+		}
+		return 0
+	}
+	return float64(a) / float64(b)
+}
+
+func countFound(cs []DataCheck) int {
+	n := 0
+	for _, c := range cs {
+		if c.Found {
+			n++
+		}
+	}
+	return n
+}
+
+// isData reports whether a reported read/write carries a file's own bytes.
+func isData(o *ops.Op) bool { return o.IsIO() && !o.Kind.IsMetadata() && o.Kind != ops.KindUnowned }
+
+// Score compares reported ops with the expected ones.
+func Score(expected []Expected, reported []ops.Op) *Result {
+	r := &Result{}
+
+	// Namespace: mandatory lines first, so that an op the workload both may
+	// and must show (a burst's intermediate step that is also its net
+	// effect) is credited to the mandatory line.
+	mandatory := map[Key]int{}
+	optional := map[Key]int{}
+	var order []Key // mandatory keys in workload order, for Missing
+	for i := range expected {
+		e := &expected[i]
+		if !e.IsNamespace() {
+			continue
+		}
+		k := Key{e.Op, e.Path, e.To}
+		if e.Optional {
+			optional[k]++
+			continue
+		}
+		if mandatory[k] == 0 {
+			order = append(order, k)
+		}
+		mandatory[k]++
+		r.NSExpected++
+	}
+	for i := range reported {
+		o := &reported[i]
+		if o.Op == ops.Anomaly {
+			r.Anomalies++
+			continue
+		}
+		if !o.IsNamespace() {
+			continue
+		}
+		k := Key{o.Op, o.Path, o.To}
+		switch {
+		case mandatory[k] > 0:
+			mandatory[k]--
+			r.NSMatched++
+			r.NSReported++
+		case optional[k] > 0:
+			optional[k]--
+		default:
+			r.Extra = append(r.Extra, k)
+			r.NSReported++
+		}
+	}
+	for _, k := range order {
+		for n := mandatory[k]; n > 0; n-- {
+			r.Missing = append(r.Missing, k)
+		}
+	}
+
+	// Data by volume per path.
+	written := map[string]int64{}
+	read := map[string]int64{}
+	for i := range reported {
+		o := &reported[i]
+		if !o.IsIO() {
+			continue
+		}
+		if o.Path == "" {
+			if o.Kind == ops.KindData || o.Kind == ops.KindUnowned || o.Kind == "" {
+				r.UnattributedBytes += o.Bytes
+			}
+			continue
+		}
+		if !isData(o) {
+			continue
+		}
+		if o.Op == ops.Write {
+			written[o.Path] += o.Bytes
+		} else {
+			read[o.Path] += o.Bytes
+		}
+	}
+	wroteByWorkload := map[string]bool{}
+	needW := map[string]int64{}
+	needR := map[string]int64{}
+	for _, e := range expected {
+		switch e.Op {
+		case ops.Write:
+			wroteByWorkload[e.Path] = true
+			if !e.Optional {
+				needW[e.Path] += e.MinBytes
+				r.Writes = append(r.Writes, DataCheck{Expected: e, Need: needW[e.Path], Got: written[e.Path], Found: written[e.Path] >= needW[e.Path]})
+			}
+		case ops.Read:
+			if !e.Optional {
+				needR[e.Path] += e.MinBytes
+				r.Reads = append(r.Reads, DataCheck{Expected: e, Need: needR[e.Path], Got: read[e.Path], Found: read[e.Path] >= needR[e.Path]})
+			}
+		}
+	}
+	stray := map[string]bool{}
+	for i := range reported {
+		o := &reported[i]
+		if o.Op == ops.Write && o.Path != "" && isData(o) && !wroteByWorkload[o.Path] {
+			r.StrayWrites++
+			r.StrayWriteBytes += o.Bytes
+			stray[o.Path] = true
+		}
+	}
+	for p := range stray {
+		r.StrayPaths = append(r.StrayPaths, p)
+	}
+	sort.Strings(r.StrayPaths)
+	return r
+}
