@@ -136,7 +136,7 @@ func (s *Summary) Add(op *Op) {
 }
 
 func anomalyText(op *Op) string {
-	return strings.TrimSpace(strings.TrimPrefix(string(AppendText(nil, op)), string(Anomaly)))
+	return strings.TrimPrefix(op.String(), string(Anomaly)+" ")
 }
 
 // NeverAttributed is the bytes of I/O that no file or structure claimed:

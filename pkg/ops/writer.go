@@ -69,14 +69,24 @@ func (t *textWriter) Close() error { return t.w.Flush() }
 //	write       2640360     4096 /home/debian (dir)
 //	create  /home/debian/test1
 //	move    /a -> /b
-func AppendText(b []byte, op *Op) []byte {
-	b = appendPadded(b, string(op.Op), textOpWidth)
+func AppendText(b []byte, op *Op) []byte { return append(appendText(b, op, true), '\n') }
+
+// String is the text-format line of op without column padding or newline,
+// as stats and diff quote ops: "write 2640360 4096 /home/debian (dir)".
+func (o *Op) String() string { return string(appendText(nil, o, false)) }
+
+func appendText(b []byte, op *Op, pad bool) []byte {
+	opW, secW, bytesW := textOpWidth, textSectorWidth, textBytesWidth
+	if !pad {
+		opW, secW, bytesW = 0, 0, 0
+	}
+	b = appendPadded(b, string(op.Op), opW)
 	b = append(b, ' ')
 	switch op.Op {
 	case Read, Write:
-		b = appendRight(b, strconv.FormatUint(op.Sector, 10), textSectorWidth)
+		b = appendRight(b, strconv.FormatUint(op.Sector, 10), secW)
 		b = append(b, ' ')
-		b = appendRight(b, strconv.FormatInt(op.Bytes, 10), textBytesWidth)
+		b = appendRight(b, strconv.FormatInt(op.Bytes, 10), bytesW)
 		b = append(b, ' ')
 		b = appendTarget(b, op)
 	case Move, Link:
@@ -103,7 +113,7 @@ func AppendText(b []byte, op *Op) []byte {
 	default:
 		b = append(b, QuotePath(op.Path)...)
 	}
-	return append(b, '\n')
+	return b
 }
 
 // appendTarget writes the path (or "-" when there is none) and, for

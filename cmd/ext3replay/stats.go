@@ -1,0 +1,112 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ext3replay/ext3replay/pkg/ops"
+)
+
+var statsFlags struct {
+	opts   ops.StatsOptions
+	format string
+	output string
+}
+
+var statsCmd = &cobra.Command{
+	Use:   "stats (IMAGE LOG | RUN.jsonl)",
+	Short: "Per-file I/O and history of a run, with totals and write amplification",
+	Long: `stats reports, for every file a run touched, its reads and writes (count
+and bytes), its metadata I/O, when it was first and last touched, the
+namespace operations it went through and how it ended (exists, deleted,
+moved to ...). A totals table splits all I/O into file data, metadata,
+journal and unattributed bytes and gives the run's write amplification.
+
+The run is either analyzed from IMAGE and LOG, or read from the jsonl that
+"analyze --format jsonl" saved ("-" reads it from stdin).`,
+	Example: `  ext3replay stats disk.img io.log.zst
+  ext3replay stats run.jsonl --sort writes --top 10
+  ext3replay stats run.jsonl --by dir --depth 2 --format markdown
+  ext3replay stats run.jsonl --prefix /home/debian --glob '*.txt' --format csv`,
+	Args: cobra.RangeArgs(1, 2),
+	RunE: runStats,
+}
+
+func init() {
+	f := statsCmd.Flags()
+	f.StringVar(&statsFlags.opts.By, "by", "file", "rows per file or per directory: file|dir")
+	f.IntVar(&statsFlags.opts.Depth, "depth", 1, "with --by dir: directory levels kept (0 = everything under /)")
+	f.StringVar(&statsFlags.opts.Sort, "sort", "path", "order rows by "+strings.Join(ops.SortKeys, "|")+" (bytes: largest first)")
+	f.IntVar(&statsFlags.opts.Top, "top", 0, "show only the first N rows after sorting (0 = all)")
+	f.StringVar(&statsFlags.opts.Prefix, "prefix", "", "only files at or under this path")
+	f.StringVar(&statsFlags.opts.Glob, "glob", "", "only files whose path (or base name, if the pattern has no /) matches")
+	f.StringVar(&statsFlags.format, "format", "table", "output format: "+strings.Join(ops.ReportFormats, "|"))
+	f.StringVarP(&statsFlags.output, "output", "o", "-", "write the report to this file")
+	rootCmd.AddCommand(statsCmd)
+}
+
+func runStats(cmd *cobra.Command, args []string) error {
+	opts := statsFlags.opts
+	if err := opts.Validate(); err != nil {
+		return &exitError{code: exitUsage, err: err}
+	}
+	if !contains(ops.ReportFormats, statsFlags.format) {
+		return &exitError{code: exitUsage, err: fmt.Errorf("--format %q: want %s", statsFlags.format, strings.Join(ops.ReportFormats, ", "))}
+	}
+	var run []ops.Op
+	var err error
+	if len(args) == 2 {
+		run, err = analyzeToOps(args[0], args[1], true)
+	} else {
+		run, err = readRun(args[0])
+	}
+	if err != nil {
+		return &exitError{code: exitUsage, err: err}
+	}
+	return withOutput(statsFlags.output, cmd.OutOrStdout(), func(w io.Writer) error {
+		return ops.BuildStats(run).WriteStats(w, statsFlags.format, opts)
+	})
+}
+
+// readRun reads a saved jsonl run; "-" is stdin.
+func readRun(path string) ([]ops.Op, error) {
+	if path == "-" {
+		return ops.ReadJSONLNamed(os.Stdin, "stdin")
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return ops.ReadJSONLNamed(f, path)
+}
+
+// withOutput runs fn on stdout ("-" or "") or on a new file, which it
+// closes, reporting a failed close.
+func withOutput(path string, stdout io.Writer, fn func(io.Writer) error) error {
+	if path == "" || path == "-" {
+		return fn(stdout)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return &exitError{code: exitUsage, err: err}
+	}
+	if err := fn(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
