@@ -1,0 +1,313 @@
+// Package ext3fstest builds small ext2/3/4 images with mke2fs -d from a generated tree and
+// queries them with debugfs, so tests can compare this module's readers with e2fsprogs.
+package ext3fstest
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// Image describes one test image to build.
+type Image struct {
+	Name      string // for subtest names
+	Type      string // ext2, ext3, ext4
+	BlockSize int
+	Rev0      bool     // revision 0 (no features at all: no filetype, no sparse_super)
+	Size      string   // mke2fs size argument, default "8M"
+	Extra     []string // more mke2fs arguments
+}
+
+// Standard is the image matrix the tests run over: 1K/2K/4K blocks, ext2 and ext3, a revision
+// 0 image (no filetype, no sparse_super) and an ext4 image (extents, 64-bit descriptors,
+// flex_bg, metadata_csum).
+var Standard = []Image{
+	{Name: "ext2-1k", Type: "ext2", BlockSize: 1024},
+	{Name: "ext3-1k", Type: "ext3", BlockSize: 1024},
+	{Name: "ext2-2k", Type: "ext2", BlockSize: 2048},
+	{Name: "ext3-2k", Type: "ext3", BlockSize: 2048},
+	{Name: "ext2-4k", Type: "ext2", BlockSize: 4096, Size: "16M"},
+	{Name: "ext3-4k", Type: "ext3", BlockSize: 4096, Size: "16M"},
+	{Name: "ext2-rev0-1k", Type: "ext2", BlockSize: 1024, Rev0: true},
+	{Name: "ext4-4k", Type: "ext4", BlockSize: 4096, Size: "16M", Extra: []string{"-O", "64bit"}},
+	// Many small groups: sparse_super backups in groups 1, 3, 5, 7, 9, 25, 27.
+	{Name: "ext3-1k-groups", Type: "ext3", BlockSize: 1024, Size: "32M", Extra: []string{"-g", "1024"}},
+}
+
+// Need skips the test if e2fsprogs is not installed.
+func Need(tb testing.TB) {
+	tb.Helper()
+	for _, p := range []string{"mke2fs", "debugfs", "e2fsck"} {
+		if _, err := exec.LookPath(p); err != nil {
+			tb.Skipf("%s not installed (apt-get install e2fsprogs)", p)
+		}
+	}
+}
+
+// HtreeDir is the directory the tree generator fills with enough entries for e2fsck -D to index.
+const HtreeDir = "/many"
+
+// LongTarget is the slow-symlink target (longer than the 59 bytes a fast symlink can hold).
+var LongTarget = strings.Repeat("long-target-component/", 5) + "end"
+
+// WriteTree generates the test tree in dir. Sparse files are placed so that their blocks need
+// double and triple indirect blocks for the given block size.
+func WriteTree(tb testing.TB, dir string, bs int, rev0 bool) {
+	tb.Helper()
+	p := int64(bs / 4)
+	must := func(err error) {
+		tb.Helper()
+		if err != nil {
+			tb.Fatal(err)
+		}
+	}
+	write := func(name string, data []byte) {
+		must(os.MkdirAll(filepath.Join(dir, filepath.Dir(name)), 0o755))
+		must(os.WriteFile(filepath.Join(dir, name), data, 0o644))
+	}
+	pattern := func(n int, seed byte) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(i*7+int(seed)) | 1 // never a zero block: mke2fs -d skips those
+		}
+		return b
+	}
+	write("small.txt", []byte("hello, world\n"))
+	write("empty", nil)
+	write("dir1/dir2/dir3/deep.txt", []byte("deep\n"))
+	must(os.MkdirAll(filepath.Join(dir, "emptydir"), 0o755))
+	write("ind.bin", pattern((12+10)*bs+100, 1))     // direct + IND
+	write("dind.bin", pattern(int(12+p+20)*bs+5, 2)) // direct + IND + DIND (dense)
+	sparse := func(name string, offsets ...int64) {
+		f, err := os.Create(filepath.Join(dir, name))
+		must(err)
+		for _, off := range offsets {
+			_, err := f.WriteAt(pattern(bs, byte(off)), off*int64(bs))
+			must(err)
+		}
+		must(f.Close())
+	}
+	sparse("sparse.bin", 3, 300)          // a hole, then a block behind DIND at 1K
+	sparse("sparse-dind.bin", 12+p+2*p+7) // only DIND -> IND -> block
+	if !rev0 || bs == 1024 {
+		sparse("sparse-tind.bin", 0, 12+p+p*p+p+3) // TIND (4 GiB offset at 4K: needs large_file)
+	}
+	write("links/a", []byte("hard-linked\n"))
+	must(os.Link(filepath.Join(dir, "links/a"), filepath.Join(dir, "links/b")))
+	must(os.Link(filepath.Join(dir, "links/a"), filepath.Join(dir, "dir1/c")))
+	must(os.Symlink("small.txt", filepath.Join(dir, "fastlink")))
+	must(os.Symlink(LongTarget, filepath.Join(dir, "slowlink")))
+	must(syscall.Mkfifo(filepath.Join(dir, "fifo"), 0o644))
+	_ = syscall.Mknod(filepath.Join(dir, "null"), syscall.S_IFCHR|0o644, 1<<8|3) // only as root
+	for i := 0; i < 500; i++ {
+		name := fmt.Sprintf("%s/entry-with-a-fairly-long-name-%04d", strings.TrimPrefix(HtreeDir, "/"), i)
+		var data []byte
+		if i%50 == 0 {
+			data = pattern(100+i, byte(i))
+		}
+		write(name, data)
+	}
+	// An xattr too large for the inode goes to an xattr block (where the source fs allows it).
+	_ = syscall.Setxattr(filepath.Join(dir, "small.txt"), "user.big", bytes.Repeat([]byte("x"), 600), 0)
+}
+
+// Build writes the tree and makes the image (then e2fsck -fyD, which turns the big directory
+// into an htree where dir_index is on). It returns the image path and the source tree.
+func Build(tb testing.TB, im Image) (img, src string) {
+	tb.Helper()
+	Need(tb)
+	dir := tb.TempDir()
+	src = filepath.Join(dir, "src")
+	WriteTree(tb, src, im.BlockSize, im.Rev0)
+	img = filepath.Join(dir, "fs.img")
+	size := im.Size
+	if size == "" {
+		size = "8M"
+	}
+	args := []string{"-q", "-F", "-t", im.Type, "-b", strconv.Itoa(im.BlockSize), "-N", "1024"}
+	if im.Rev0 {
+		args = append(args, "-r", "0")
+	}
+	args = append(args, im.Extra...)
+	args = append(args, "-d", src, img, size)
+	run(tb, "mke2fs", args...)
+	// e2fsck exits 1 when it changed something (the -D rehash); >= 4 is a real failure.
+	cmd := exec.Command("e2fsck", "-fyD", img)
+	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); ok && ee.ExitCode() >= 4 || err != nil && !ok {
+		tb.Fatalf("e2fsck -fyD %s: %v\n%s", img, err, out)
+	}
+	return img, src
+}
+
+func run(tb testing.TB, name string, args ...string) string {
+	tb.Helper()
+	var stderr bytes.Buffer
+	cmd := exec.Command(name, args...)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		tb.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, stderr.String())
+	}
+	return string(out)
+}
+
+// Debugfs runs the commands in one debugfs session and returns each command's output.
+func Debugfs(tb testing.TB, img string, cmds []string) []string {
+	tb.Helper()
+	f := filepath.Join(tb.TempDir(), "cmds")
+	if err := os.WriteFile(f, []byte(strings.Join(cmds, "\n")+"\n"), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	out := run(tb, "debugfs", "-f", f, img)
+	parts := strings.Split(out, "debugfs: ")
+	if len(parts) != len(cmds)+1 {
+		tb.Fatalf("debugfs: %d outputs for %d commands:\n%s", len(parts)-1, len(cmds), out)
+	}
+	res := parts[1:]
+	for i, p := range res {
+		// Drop the echoed command line.
+		if nl := strings.IndexByte(p, '\n'); nl >= 0 {
+			res[i] = p[nl+1:]
+		} else {
+			res[i] = ""
+		}
+	}
+	return res
+}
+
+// Ref is one block of an inode as debugfs stat lists it.
+type Ref struct {
+	Kind    string // "data", "ind", "dind", "tind", "extent"
+	Logical int64  // -1 for map blocks
+	Phys    uint64
+}
+
+var refRE = regexp.MustCompile(`\(([^)]*)\)(\[u\])?:(\d+)(?:-(\d+))?`)
+
+// StatBlocks parses the BLOCKS: or EXTENTS: section of debugfs stat output.
+func StatBlocks(tb testing.TB, stat string) []Ref {
+	tb.Helper()
+	i := strings.Index(stat, "BLOCKS:\n")
+	if i < 0 {
+		i = strings.Index(stat, "EXTENTS:\n")
+	}
+	if i < 0 {
+		return nil
+	}
+	sec := stat[i:]
+	if j := strings.Index(sec, "\nTOTAL:"); j >= 0 {
+		sec = sec[:j]
+	} else if j := strings.Index(sec, "\n\n"); j >= 0 {
+		sec = sec[:j]
+	}
+	var out []Ref
+	for _, m := range refRE.FindAllStringSubmatch(sec, -1) {
+		p0, _ := strconv.ParseUint(m[3], 10, 64)
+		p1 := p0
+		if m[4] != "" {
+			p1, _ = strconv.ParseUint(m[4], 10, 64)
+		}
+		lab := m[1]
+		switch {
+		case lab == "IND" || lab == "DIND" || lab == "TIND":
+			out = append(out, Ref{strings.ToLower(lab), -1, p0})
+		case strings.HasPrefix(lab, "ETB"):
+			out = append(out, Ref{"extent", -1, p0})
+		default:
+			lo, hi := lab, lab
+			if k := strings.IndexByte(lab, '-'); k >= 0 {
+				lo, hi = lab[:k], lab[k+1:]
+			}
+			l0, err1 := strconv.ParseInt(lo, 10, 64)
+			l1, err2 := strconv.ParseInt(hi, 10, 64)
+			if err1 != nil || err2 != nil || l1-l0 != int64(p1-p0) {
+				tb.Fatalf("cannot parse debugfs block range %q", m[0])
+			}
+			for k := int64(0); k <= l1-l0; k++ {
+				out = append(out, Ref{"data", l0 + k, p0 + uint64(k)})
+			}
+		}
+	}
+	return out
+}
+
+// Icheck maps each block to the inode debugfs icheck names for it (0 = "block not found").
+func Icheck(tb testing.TB, img string, blocks []uint64) map[uint64]uint32 {
+	tb.Helper()
+	res := map[uint64]uint32{}
+	for len(blocks) > 0 {
+		n := min(len(blocks), 2000)
+		var sb strings.Builder
+		sb.WriteString("icheck")
+		for _, b := range blocks[:n] {
+			fmt.Fprintf(&sb, " %d", b)
+		}
+		out := Debugfs(tb, img, []string{sb.String()})[0]
+		for _, line := range strings.Split(out, "\n") {
+			f := strings.Fields(line)
+			if len(f) < 2 || f[0] == "Block" {
+				continue
+			}
+			b, err := strconv.ParseUint(f[0], 10, 64)
+			if err != nil {
+				continue
+			}
+			ino, _ := strconv.ParseUint(f[1], 10, 32) // "<block not found>" parses as 0
+			res[b] = uint32(ino)
+		}
+		blocks = blocks[n:]
+	}
+	return res
+}
+
+// Ncheck returns every path debugfs ncheck -c finds for the inodes (with its "//" quirk fixed).
+func Ncheck(tb testing.TB, img string, inos []uint32) map[uint32][]string {
+	tb.Helper()
+	var sb strings.Builder
+	sb.WriteString("ncheck")
+	for _, i := range inos {
+		fmt.Fprintf(&sb, " %d", i)
+	}
+	out := Debugfs(tb, img, []string{sb.String()})[0]
+	res := map[uint32][]string{}
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.SplitN(line, "\t", 2)
+		if len(f) != 2 || f[0] == "Inode" {
+			continue
+		}
+		ino, err := strconv.ParseUint(f[0], 10, 32)
+		if err != nil {
+			continue
+		}
+		p := f[1]
+		for strings.Contains(p, "//") {
+			p = strings.ReplaceAll(p, "//", "/")
+		}
+		res[uint32(ino)] = append(res[uint32(ino)], p)
+	}
+	return res
+}
+
+// InUse reports, per block from first, whether debugfs testb says the block bitmap marks it used.
+func InUse(tb testing.TB, img string, first, count uint64) map[uint64]bool {
+	tb.Helper()
+	out := Debugfs(tb, img, []string{fmt.Sprintf("testb %d %d", first, count)})[0]
+	res := map[uint64]bool{}
+	for _, line := range strings.Split(out, "\n") {
+		var b uint64
+		if _, err := fmt.Sscanf(line, "Block %d marked in use", &b); err == nil {
+			res[b] = true
+		} else if _, err := fmt.Sscanf(line, "Block %d not in use", &b); err == nil {
+			res[b] = false
+		}
+	}
+	return res
+}

@@ -1,0 +1,338 @@
+package resolver
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+
+	"github.com/ext3replay/ext3replay/pkg/ext3fs"
+)
+
+// Role is what a file-system block is used for.
+type Role uint8
+
+const (
+	RoleFree        Role = iota
+	RoleSuper            // primary superblock (block 0 or 1)
+	RoleSuperBackup      // superblock copy in a backup group
+	RoleGDT              // primary group descriptor table
+	RoleGDTBackup        // group descriptor table copy
+	RoleReservedGDT      // blocks reserved for GDT growth (resize_inode), primary or backup
+	RoleBlockBitmap
+	RoleInodeBitmap
+	RoleInodeTable
+	RoleJournal // data block of the journal inode (Logical = journal block number)
+	RoleInd
+	RoleDInd
+	RoleTInd
+	RoleExtent  // extent tree node
+	RoleDir     // directory data block
+	RoleData    // regular file data block
+	RoleXattr   // extended-attribute block (may be shared by several inodes; Ino is the first seen)
+	RoleSymlink // slow symlink target block
+	numRoles
+)
+
+var roleNames = [numRoles]string{"free", "superblock", "superblock backup", "group descriptors",
+	"group descriptors backup", "reserved gdt", "block bitmap", "inode bitmap", "inode table", "journal",
+	"indirect", "double indirect", "triple indirect", "extent node", "directory", "data", "xattr", "symlink"}
+
+func (r Role) String() string {
+	if r < numRoles {
+		return roleNames[r]
+	}
+	return fmt.Sprintf("role%d", uint8(r))
+}
+
+// IsMetadata reports roles that are file-system structure rather than file contents.
+func (r Role) IsMetadata() bool { return r != RoleFree && r != RoleData && r != RoleJournal }
+
+// Owner says who owns a block. Ino is the owning inode for inode-owned roles. Logical is the file
+// block (data, dir, symlink, journal), the first file block a map block can map (ind, dind,
+// tind, extent), the first inode of the block (inode table), or the block's index within the
+// table (group descriptors, reserved gdt). Group is the block group for per-group metadata.
+type Owner struct {
+	Role    Role
+	Ino     uint32
+	Logical uint64
+	Group   uint32
+}
+
+// run is n contiguous blocks from start; o describes block start and advance() the rest.
+type run struct {
+	start, n uint64
+	o        Owner
+}
+
+func (r *run) end() uint64 { return r.start + r.n }
+
+// Chunk sizes of the two-level run list: a chunk is split when it grows past maxChunk runs, so an
+// update costs O(log chunks + maxChunk) instead of shifting one big slice.
+const (
+	maxChunk = 256
+)
+
+// Index maps every block to its Owner. It stores runs of contiguous blocks with the same owner
+// (one run per file extent, not one entry per block) in a sorted two-level list: a slice of
+// chunks, each a sorted slice of at most maxChunk runs. Blocks not covered by any run are free.
+// An Index is not safe for concurrent mutation.
+type Index struct {
+	chunks         [][]run
+	inodesPerBlock uint64
+	blocks         uint64
+}
+
+// NewIndex returns an empty index (every block free) for a file system of the given geometry.
+func NewIndex(blocks uint64, inodesPerBlock int) *Index {
+	return &Index{blocks: blocks, inodesPerBlock: uint64(inodesPerBlock)}
+}
+
+// Blocks is the number of blocks of the file system the index describes.
+func (x *Index) Blocks() uint64 { return x.blocks }
+
+// step is how much Logical advances from one block of a run to the next.
+func (x *Index) step(r Role) uint64 {
+	switch r {
+	case RoleData, RoleDir, RoleSymlink, RoleJournal, RoleGDT, RoleGDTBackup, RoleReservedGDT:
+		return 1
+	case RoleInodeTable:
+		return x.inodesPerBlock
+	}
+	return 0
+}
+
+func (x *Index) advance(o Owner, k uint64) Owner {
+	o.Logical += k * x.step(o.Role)
+	return o
+}
+
+// chunkFor is the last chunk whose first run starts at or before b (0 if none does).
+func (x *Index) chunkFor(b uint64) int {
+	i := sort.Search(len(x.chunks), func(i int) bool { return x.chunks[i][0].start > b }) - 1
+	if i < 0 {
+		return 0
+	}
+	return i
+}
+
+// Lookup returns the owner of block b, with Logical adjusted to b; RoleFree if no run covers it.
+func (x *Index) Lookup(b uint64) Owner {
+	if len(x.chunks) == 0 {
+		return Owner{}
+	}
+	rs := x.chunks[x.chunkFor(b)]
+	i := sort.Search(len(rs), func(i int) bool { return rs[i].start > b }) - 1
+	if i < 0 || b >= rs[i].end() {
+		return Owner{}
+	}
+	return x.advance(rs[i].o, b-rs[i].start)
+}
+
+// LookupRun returns the owner of block b and how many blocks from b on share it (contiguous
+// with Logical advancing). For free blocks n counts up to the next owned block or the end of the
+// file system.
+func (x *Index) LookupRun(b uint64) (o Owner, n uint64) {
+	if len(x.chunks) == 0 {
+		return Owner{}, x.blocks - min(b, x.blocks)
+	}
+	ci := x.chunkFor(b)
+	rs := x.chunks[ci]
+	i := sort.Search(len(rs), func(i int) bool { return rs[i].start > b }) - 1
+	if i >= 0 && b < rs[i].end() {
+		return x.advance(rs[i].o, b-rs[i].start), rs[i].end() - b
+	}
+	next := x.blocks
+	if i+1 < len(rs) {
+		next = rs[i+1].start
+	} else if ci+1 < len(x.chunks) {
+		next = x.chunks[ci+1][0].start
+	}
+	if next < b {
+		return Owner{}, 0
+	}
+	return Owner{}, next - b
+}
+
+// Set records that blocks start..start+n-1 belong to o, o describing block start (Logical
+// advances along the run as Lookup reports it). Whatever owned those blocks before is replaced.
+func (x *Index) Set(start, n uint64, o Owner) {
+	if n == 0 {
+		return
+	}
+	if o.Role == RoleFree {
+		x.Clear(start, n)
+		return
+	}
+	x.splice(start, start+n, &run{start, n, o})
+}
+
+// Clear marks blocks start..start+n-1 free.
+func (x *Index) Clear(start, n uint64) {
+	if n == 0 {
+		return
+	}
+	x.splice(start, start+n, nil)
+}
+
+// Runs calls fn for every owned run in block order until fn returns false. Adjacent runs may
+// describe the same owner; free gaps are not reported.
+func (x *Index) Runs(fn func(start, n uint64, o Owner) bool) {
+	for _, rs := range x.chunks {
+		for _, r := range rs {
+			if !fn(r.start, r.n, r.o) {
+				return
+			}
+		}
+	}
+}
+
+// Len is the number of stored runs (a measure of the index's memory: about 40 bytes each).
+func (x *Index) Len() int {
+	n := 0
+	for _, rs := range x.chunks {
+		n += len(rs)
+	}
+	return n
+}
+
+// splice removes [start,end) from every run and, if nr is not nil, inserts nr there.
+func (x *Index) splice(start, end uint64, nr *run) {
+	if len(x.chunks) == 0 {
+		if nr != nil {
+			x.chunks = [][]run{{*nr}}
+		}
+		return
+	}
+	ci := x.chunkFor(start)
+	last := ci
+	inserted := nr == nil
+	for c := ci; c < len(x.chunks); c++ {
+		rs := x.chunks[c]
+		if c > ci && rs[0].start >= end {
+			break
+		}
+		last = c
+		// Runs i..j-1 overlap [start,end).
+		i := sort.Search(len(rs), func(i int) bool { return rs[i].end() > start })
+		j := i
+		for j < len(rs) && rs[j].start < end {
+			j++
+		}
+		if i == j && inserted {
+			continue
+		}
+		// Replacement for rs[i:j]: left remainder, new run, right remainder. Inserting into
+		// chunk ci keeps the order: every later chunk starts after start.
+		var mid [3]run
+		m := mid[:0]
+		if i < j && rs[i].start < start {
+			l := rs[i]
+			l.n = start - l.start
+			m = append(m, l)
+		}
+		if !inserted {
+			m = append(m, *nr)
+			inserted = true
+		}
+		if i < j && rs[j-1].end() > end {
+			r := rs[j-1]
+			k := end - r.start
+			r.o = x.advance(r.o, k)
+			r.start, r.n = end, r.n-k
+			m = append(m, r)
+		}
+		x.chunks[c] = slices.Replace(rs, i, j, m...)
+	}
+	x.normalize(ci, last)
+}
+
+// normalize drops empty chunks, merges mergeable neighbours and splits oversized chunks in
+// chunks lo..hi (the ones a splice touched).
+func (x *Index) normalize(lo, hi int) {
+	for c := lo; c <= hi && c < len(x.chunks); c++ {
+		rs := x.chunks[c]
+		if len(rs) == 0 {
+			x.chunks = slices.Delete(x.chunks, c, c+1)
+			c--
+			hi--
+			continue
+		}
+		out := rs[:1]
+		for _, r := range rs[1:] {
+			p := &out[len(out)-1]
+			if p.end() == r.start && x.advance(p.o, p.n) == r.o {
+				p.n += r.n
+				continue
+			}
+			out = append(out, r)
+		}
+		x.chunks[c] = out
+		if len(out) > maxChunk {
+			h := len(out) / 2
+			b := append(make([]run, 0, maxChunk), out[h:]...)
+			x.chunks[c] = out[:h:h]
+			x.chunks = slices.Insert(x.chunks, c+1, b)
+			c++
+			hi++
+		}
+	}
+}
+
+// buildFrom replaces the index contents with runs (any order). Overlapping runs are applied in
+// the given order through Set, so later ones win, as they would for a sequence of writes.
+func (x *Index) buildFrom(runs []run) {
+	sorted := make([]run, len(runs))
+	copy(sorted, runs)
+	sort.Slice(sorted, func(a, b int) bool { return sorted[a].start < sorted[b].start })
+	for i := 1; i < len(sorted); i++ {
+		if sorted[i].start < sorted[i-1].end() {
+			x.chunks = nil
+			for _, r := range runs {
+				x.Set(r.start, r.n, r.o)
+			}
+			return
+		}
+	}
+	// Merge, then cut into chunks of half the maximum so later inserts don't split at once.
+	merged := sorted[:0]
+	for _, r := range sorted {
+		if k := len(merged); k > 0 {
+			p := &merged[k-1]
+			if p.end() == r.start && x.advance(p.o, p.n) == r.o {
+				p.n += r.n
+				continue
+			}
+		}
+		merged = append(merged, r)
+	}
+	x.chunks = nil
+	for len(merged) > 0 {
+		k := min(len(merged), maxChunk/2)
+		x.chunks = append(x.chunks, append([]run(nil), merged[:k]...))
+		merged = merged[k:]
+	}
+}
+
+// roleFor maps an inode's block to a role.
+func roleFor(fs *ext3fs.FS, ino uint32, in *ext3fs.Inode, k ext3fs.BlockKind) Role {
+	switch k {
+	case ext3fs.BlockInd:
+		return RoleInd
+	case ext3fs.BlockDInd:
+		return RoleDInd
+	case ext3fs.BlockTInd:
+		return RoleTInd
+	case ext3fs.BlockExtent:
+		return RoleExtent
+	}
+	if fs.SB.HasJournal() && ino == fs.SB.JournalInum {
+		return RoleJournal
+	}
+	switch in.Type() {
+	case ext3fs.TypeDir:
+		return RoleDir
+	case ext3fs.TypeSymlink:
+		return RoleSymlink
+	}
+	return RoleData
+}

@@ -1,0 +1,247 @@
+package resolver
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/ext3replay/ext3replay/pkg/ext3fs"
+)
+
+// BuildIndex scans the file system's metadata (group descriptors, bitmaps, inode tables, block
+// maps) and returns the owner of every block.
+func BuildIndex(fs *ext3fs.FS) (*Index, error) {
+	x, _, err := build(fs, true, false)
+	return x, err
+}
+
+// BuildNames reads every directory and records the names of every inode.
+func BuildNames(fs *ext3fs.FS) (*Names, error) {
+	_, n, err := build(fs, false, true)
+	return n, err
+}
+
+// Build does BuildIndex and BuildNames in one pass over the inode tables.
+func Build(fs *ext3fs.FS) (*Index, *Names, error) {
+	return build(fs, true, true)
+}
+
+type builder struct {
+	fs   *ext3fs.FS
+	x    *Index
+	runs []run
+}
+
+// add appends one block, extending the previous run when it continues it (blocks of a file
+// mostly arrive in logical and physical order, so this keeps the run list short).
+func (b *builder) add(blk uint64, o Owner) {
+	if k := len(b.runs); k > 0 {
+		p := &b.runs[k-1]
+		if p.end() == blk && b.x.advance(p.o, p.n) == o {
+			p.n++
+			return
+		}
+	}
+	b.runs = append(b.runs, run{blk, 1, o})
+}
+
+func (b *builder) addRun(start, n uint64, o Owner) {
+	if n > 0 {
+		b.runs = append(b.runs, run{start, n, o})
+	}
+}
+
+// geometry records the per-group metadata: superblocks, GDTs, reserved GDT, bitmaps, tables.
+func (b *builder) geometry() {
+	fs := b.fs
+	sb := fs.SB
+	gdt := sb.GDTBlocks()
+	per := uint32(fs.BlockSize() / sb.DescSize())
+	for g := uint32(0); g < sb.GroupCount(); g++ {
+		first := sb.GroupFirstBlock(g)
+		if sb.GroupHasSuper(g) {
+			superRole, gdtRole := RoleSuperBackup, RoleGDTBackup
+			if g == 0 {
+				superRole, gdtRole = RoleSuper, RoleGDT
+			}
+			b.addRun(first, 1, Owner{Role: superRole, Group: g})
+			old := gdt
+			if sb.HasMetaBG() {
+				old = uint64(sb.FirstMetaBG)
+			}
+			b.addRun(first+1, old, Owner{Role: gdtRole, Group: g})
+			b.addRun(first+1+old, uint64(sb.ReservedGDTBlocks), Owner{Role: RoleReservedGDT, Group: g})
+		}
+		if sb.HasMetaBG() && g/per >= sb.FirstMetaBG {
+			// meta_bg: descriptor block g/per lives in the first, second and last group of its
+			// meta-group, right after the superblock copy if there is one.
+			if i := g % per; i == 0 || i == 1 || i == per-1 {
+				blk := first
+				if sb.GroupHasSuper(g) {
+					blk++
+				}
+				role := RoleGDTBackup
+				if i == 0 {
+					role = RoleGDT
+				}
+				b.addRun(blk, 1, Owner{Role: role, Group: g, Logical: uint64(g / per)})
+			}
+		}
+		d := fs.Groups[g]
+		b.addRun(d.BlockBitmap, 1, Owner{Role: RoleBlockBitmap, Group: g})
+		b.addRun(d.InodeBitmap, 1, Owner{Role: RoleInodeBitmap, Group: g})
+		b.addRun(d.InodeTable, sb.InodeTableBlocks(), Owner{Role: RoleInodeTable, Group: g,
+			Logical: uint64(g)*uint64(sb.InodesPerGroup) + 1})
+	}
+}
+
+// dirBlock is one directory block to read for names.
+type dirBlock struct {
+	phys uint64
+	ino  uint32
+}
+
+func build(fs *ext3fs.FS, wantIndex, wantNames bool) (*Index, *Names, error) {
+	sb := fs.SB
+	bs := fs.BlockSize()
+	isz := sb.InodeSize()
+	b := &builder{fs: fs, x: NewIndex(sb.BlocksCount, bs/isz)}
+	if wantIndex {
+		b.geometry()
+	}
+	var dirBlocks []dirBlock
+	csum := sb.FeatureRoCompat&(ext3fs.RoCompatGDTCsum|ext3fs.RoCompatMetadataCsum) != 0
+	bitmap := make([]byte, bs)
+	var table []byte
+	for g := uint32(0); g < sb.GroupCount(); g++ {
+		d := fs.Groups[g]
+		if csum && d.Flags&ext3fs.BGInodeUninit != 0 {
+			continue // no inode of this group was ever used
+		}
+		if err := fs.ReadBlock(d.InodeBitmap, bitmap); err != nil {
+			return nil, nil, err
+		}
+		// Read the inode table only up to the last inode the bitmap marks in use.
+		ipg := int(sb.InodesPerGroup)
+		if csum && d.ItableUnused > 0 && int(d.ItableUnused) < ipg {
+			ipg -= int(d.ItableUnused)
+		}
+		used := 0
+		for i := ipg - 1; i >= 0; i-- {
+			if bitmap[i/8]&(1<<(i%8)) != 0 {
+				used = i + 1
+				break
+			}
+		}
+		if used == 0 {
+			continue
+		}
+		need := used * isz
+		if cap(table) < need {
+			table = make([]byte, need)
+		}
+		table = table[:need]
+		pos := int64(d.InodeTable) * int64(bs)
+		if _, err := fs.ReaderAt().ReadAt(table, pos); err != nil {
+			return nil, nil, &ext3fs.FormatError{Struct: fmt.Sprintf("inode table of group %d", g), Offset: pos, Msg: "read failed", Err: err}
+		}
+		for i := 0; i < used; i++ {
+			if bitmap[i/8]&(1<<(i%8)) == 0 {
+				continue
+			}
+			ino := g*sb.InodesPerGroup + uint32(i) + 1
+			raw := table[i*isz : (i+1)*isz]
+			in, err := fs.DecodeInode(ino, raw, pos+int64(i*isz))
+			if err != nil {
+				return nil, nil, err
+			}
+			if !inUse(ino, in) {
+				continue
+			}
+			if err := b.inode(ino, in, wantIndex, wantNames, &dirBlocks); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
+	var x *Index
+	if wantIndex {
+		x = b.x
+		x.buildFrom(b.runs)
+		b.runs = nil
+	}
+	var names *Names
+	if wantNames {
+		var err error
+		if names, err = readNames(fs, dirBlocks); err != nil {
+			return nil, nil, err
+		}
+	}
+	return x, names, nil
+}
+
+// inUse: the inode bitmap says allocated, and the inode is not a cleanly deleted one. Reserved
+// inodes 1..first_ino-1 are always "allocated"; the bad-blocks inode has mode 0 but may own
+// blocks, the unused ones are all zero.
+func inUse(ino uint32, in *ext3fs.Inode) bool {
+	if ino == ext3fs.BadBlocksIno {
+		return in.Block != [15]uint32{}
+	}
+	if in.Mode == 0 {
+		return false
+	}
+	return in.LinksCount > 0 || in.Dtime == 0
+}
+
+func (b *builder) inode(ino uint32, in *ext3fs.Inode, wantIndex, wantNames bool, dirBlocks *[]dirBlock) error {
+	fs := b.fs
+	if wantIndex && in.FileACL != 0 && in.FileACL < fs.SB.BlocksCount {
+		b.add(in.FileACL, Owner{Role: RoleXattr, Ino: ino})
+	}
+	isDir := in.Type() == ext3fs.TypeDir
+	if !wantIndex && !isDir {
+		return nil
+	}
+	nblocks := (in.Size + uint64(fs.BlockSize()) - 1) / uint64(fs.BlockSize())
+	err := fs.WalkBlocks(in, func(r ext3fs.BlockRef) error {
+		if wantNames && isDir && r.Kind == ext3fs.BlockData && r.Logical < nblocks {
+			*dirBlocks = append(*dirBlocks, dirBlock{r.Phys, ino})
+		}
+		if !wantIndex {
+			return nil
+		}
+		if ino == ext3fs.ResizeIno && r.Kind != ext3fs.BlockDInd {
+			// The resize inode's IND and data blocks are the primary and backup reserved GDT
+			// blocks, already recorded by geometry() with their group.
+			return nil
+		}
+		b.add(r.Phys, Owner{Role: roleFor(fs, ino, in, r.Kind), Ino: ino, Logical: r.Logical})
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("inode %d: %w", ino, err)
+	}
+	return nil
+}
+
+// readNames reads every directory block in disk order and records each entry's name.
+func readNames(fs *ext3fs.FS, blocks []dirBlock) (*Names, error) {
+	sort.Slice(blocks, func(i, j int) bool { return blocks[i].phys < blocks[j].phys })
+	n := NewNames()
+	buf := make([]byte, fs.BlockSize())
+	ft := fs.SB.HasFiletype()
+	for _, db := range blocks {
+		if err := fs.ReadBlock(db.phys, buf); err != nil {
+			return nil, err
+		}
+		ents, err := ext3fs.ParseDirBlock(buf, ft)
+		if err != nil {
+			return nil, fmt.Errorf("directory inode %d, block %d: %w", db.ino, db.phys, err)
+		}
+		for _, e := range ents {
+			if e.Name == "." || e.Name == ".." {
+				continue
+			}
+			n.Add(db.ino, e.Name, e.Inode)
+		}
+	}
+	return n, nil
+}
