@@ -25,25 +25,50 @@ func PrepareState(basePath, statePath string) (*os.File, ImageID, error) {
 			return nil, ImageID{}, fmt.Errorf("blklog: state file %s is the base image itself; the base must stay unmodified", statePath)
 		}
 	}
-	var src io.Reader = base
-	br := bufio.NewReaderSize(base, 1<<20)
-	src = br
-	if p, _ := br.Peek(4); bytes.Equal(p, zstdMagic) {
-		d, err := newZstdReader(br)
-		if err != nil {
-			return nil, ImageID{}, fmt.Errorf("blklog: %s: %w", basePath, err)
-		}
-		defer d.Close()
-		src = d
-	}
 	st, err := os.OpenFile(statePath, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return nil, ImageID{}, fmt.Errorf("blklog: %w", err)
 	}
-	fail := func(err error) (*os.File, ImageID, error) {
+	id, err := identifyStream(base, basePath, st)
+	if err == nil {
+		if err = st.Truncate(int64(id.Size)); err == nil {
+			err = st.Sync()
+		}
+		if err != nil {
+			err = fmt.Errorf("blklog: state file %s: %w", statePath, err)
+		}
+	}
+	if err != nil {
 		st.Close()
 		os.Remove(statePath)
 		return nil, ImageID{}, err
+	}
+	return st, id, nil
+}
+
+// IdentifyImageFile computes the identity, full hash included, of the raw or
+// zstd-compressed image file at path, streaming it once.
+func IdentifyImageFile(path string) (ImageID, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return ImageID{}, fmt.Errorf("blklog: %w", err)
+	}
+	defer f.Close()
+	return identifyStream(f, path, nil)
+}
+
+// identifyStream hashes the image read from r (zstd-compressed or raw) and,
+// if dst is not nil, copies it there leaving all-zero MiB runs as holes.
+func identifyStream(r io.Reader, name string, dst *os.File) (ImageID, error) {
+	br := bufio.NewReaderSize(r, 1<<20)
+	var src io.Reader = br
+	if p, _ := br.Peek(4); bytes.Equal(p, zstdMagic) {
+		d, err := newZstdReader(br)
+		if err != nil {
+			return ImageID{}, fmt.Errorf("blklog: %s: %w", name, err)
+		}
+		defer d.Close()
+		src = d
 	}
 	full := sha256.New()
 	region := make([]byte, 0, RegionSize)
@@ -57,9 +82,9 @@ func PrepareState(basePath, statePath string) (*os.File, ImageID, error) {
 			if len(region) < RegionSize {
 				region = append(region, b[:min(len(b), RegionSize-len(region))]...)
 			}
-			if !allZero(b) { // leave zero runs as holes
-				if _, werr := st.WriteAt(b, size); werr != nil {
-					return fail(fmt.Errorf("blklog: writing state file: %w", werr))
+			if dst != nil && !allZero(b) {
+				if _, werr := dst.WriteAt(b, size); werr != nil {
+					return ImageID{}, fmt.Errorf("blklog: writing state file: %w", werr)
 				}
 			}
 			size += int64(n)
@@ -68,22 +93,16 @@ func PrepareState(basePath, statePath string) (*os.File, ImageID, error) {
 			break
 		}
 		if err != nil {
-			return fail(fmt.Errorf("blklog: reading %s: %w", basePath, err))
+			return ImageID{}, fmt.Errorf("blklog: reading %s: %w", name, err)
 		}
 	}
 	if size == 0 || size%SectorSize != 0 {
-		return fail(fmt.Errorf("blklog: %s: image size %d is not a positive multiple of %d", basePath, size, SectorSize))
-	}
-	if err := st.Truncate(size); err != nil {
-		return fail(fmt.Errorf("blklog: sizing state file: %w", err))
-	}
-	if err := st.Sync(); err != nil {
-		return fail(fmt.Errorf("blklog: fsync state file: %w", err))
+		return ImageID{}, fmt.Errorf("blklog: %s: image size %d is not a positive multiple of %d", name, size, SectorSize)
 	}
 	id := ImageID{Known: true, Size: uint64(size), RegionLen: uint32(len(region)), HasFull: true}
 	id.RegionSHA256 = sha256.Sum256(region)
 	copy(id.FullSHA256[:], full.Sum(nil))
-	return st, id, nil
+	return id, nil
 }
 
 func allZero(b []byte) bool {
