@@ -6,5 +6,5 @@ cd "$(dirname "$0")/.."
 [ -x bin/ext3replay ] || go build -o bin/ext3replay ./cmd/ext3replay
 bin/ext3replay analyze --help >/dev/null 2>&1 || { echo "accuracy: bin/ext3replay has no analyze command yet" >&2; exit 1; }
 go run ./internal/accuracy/cmd/accuracy -bin bin/ext3replay -real fixtures/real -o docs/accuracy.md \
-	-command "make accuracy (scripts/accuracy.sh$(printf ' %s' "$@"))" "$@"
+	-command "scripts/accuracy.sh${*:+ $*} (make accuracy)" "$@"
 echo "wrote docs/accuracy.md" >&2
