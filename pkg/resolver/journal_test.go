@@ -1,0 +1,436 @@
+package resolver
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand"
+	"testing"
+
+	"github.com/ext3replay/ext3replay/pkg/ext3fs"
+)
+
+var trackerFormats = []struct {
+	name     string
+	incompat uint32
+}{
+	{"plain", 0},
+	{"64bit", ext3fs.JournalIncompat64Bit},
+	{"csum2", ext3fs.JournalIncompatCsumV2},
+	{"csum2+64bit", ext3fs.JournalIncompatCsumV2 | ext3fs.JournalIncompat64Bit},
+	{"csum3", ext3fs.JournalIncompatCsumV3},
+	{"csum3+64bit", ext3fs.JournalIncompatCsumV3 | ext3fs.JournalIncompat64Bit},
+}
+
+func newTestJSB(bs, maxLen uint32, incompat uint32) *ext3fs.JournalSuperblock {
+	j := &ext3fs.JournalSuperblock{BlockType: ext3fs.JournalSuperblockV2, BlockSize: bs, MaxLen: maxLen,
+		First: 1, Sequence: 1, FeatureIncompat: ext3fs.JournalIncompatRevoke | incompat}
+	copy(j.UUID[:], "journal-tracker!")
+	return j
+}
+
+// logWrite is one write of a journal block, as the tracker will be fed it.
+type logWrite struct {
+	pos  uint64
+	data []byte
+	tx   int // index of the transaction in the builder, -1 for superblock writes
+}
+
+// jlog builds a jbd2 log the way the kernel lays it out: per transaction, revoke blocks, then
+// descriptors each followed by their blocks, then the commit block; the next one starts after it.
+type jlog struct {
+	t      *testing.T
+	jsb    *ext3fs.JournalSuperblock
+	head   uint64
+	writes []logWrite
+	want   []Transaction // expected committed transactions (CommitRec filled by the feeder)
+	ntx    int
+}
+
+func newJlog(t *testing.T, jsb *ext3fs.JournalSuperblock, head uint64) *jlog {
+	return &jlog{t: t, jsb: jsb, head: head}
+}
+
+func (l *jlog) put(data []byte) {
+	l.writes = append(l.writes, logWrite{pos: l.head, data: data, tx: l.ntx})
+	l.head = l.jsb.WrapLogBlock(l.head + 1)
+}
+
+// blockData is recognisable content for fs block n in transaction seq; if magic it starts with
+// the journal magic so that it must be escaped.
+func blockData(bs uint32, seq uint32, n uint64, magic bool) []byte {
+	b := make([]byte, bs)
+	for i := range b {
+		b[i] = byte(uint64(i) + n*31 + uint64(seq)*7)
+	}
+	if magic {
+		binary.BigEndian.PutUint32(b, ext3fs.JournalMagic)
+	}
+	return b
+}
+
+// tx logs one transaction: blocks (escaped when their data starts with the magic, magicEvery-th
+// block), revokes, and a commit block unless commit is false. perDesc limits tags per descriptor.
+func (l *jlog) tx(seq uint32, blocks []uint64, revokes []uint64, commit bool, perDesc int) {
+	l.t.Helper()
+	want := Transaction{Seq: seq, Revoked: revokes, LogStart: l.head}
+	if len(revokes) > 0 {
+		r, err := ext3fs.BuildRevoke(l.jsb, seq, revokes)
+		if err != nil {
+			l.t.Fatal(err)
+		}
+		l.put(r)
+	}
+	revoked := map[uint64]bool{}
+	for _, r := range revokes {
+		revoked[r] = true
+	}
+	for len(blocks) > 0 {
+		n := min(perDesc, len(blocks))
+		var tags []ext3fs.JournalTag
+		var datas [][]byte
+		for _, fb := range blocks[:n] {
+			data := blockData(l.jsb.BlockSize, seq, fb, fb%5 == 0)
+			logged, esc := ext3fs.EscapeJournalBlock(data)
+			tg := ext3fs.JournalTag{FSBlock: fb, Checksum: ext3fs.JournalTagChecksum(l.jsb, seq, logged)}
+			if esc {
+				tg.Flags = ext3fs.JournalFlagEscape
+			}
+			tags = append(tags, tg)
+			datas = append(datas, logged)
+			if !revoked[fb] {
+				want.Blocks = append(want.Blocks, TxBlock{FSBlock: fb, Data: data})
+			}
+		}
+		d, err := ext3fs.BuildDescriptor(l.jsb, seq, tags)
+		if err != nil {
+			l.t.Fatal(err)
+		}
+		l.put(d)
+		for _, data := range datas {
+			l.put(data)
+		}
+		blocks = blocks[n:]
+	}
+	if commit {
+		want.LogEnd = l.head
+		want.CommitSec = uint64(seq) * 100
+		l.put(ext3fs.BuildCommit(l.jsb, seq, want.CommitSec, 0))
+		l.want = append(l.want, want)
+	}
+	l.ntx++
+}
+
+// feed writes ws to tr in order and returns the transactions with the index of the write that
+// completed each.
+func feed(t *testing.T, tr *JournalTracker, ws []logWrite) []Transaction {
+	t.Helper()
+	var got []Transaction
+	for i, w := range ws {
+		txs, err := tr.WriteLogBlock(w.pos, w.data, int64(i))
+		if err != nil {
+			t.Fatalf("write %d (log block %d): %v", i, w.pos, err)
+		}
+		for _, tx := range txs {
+			if tx.CommitRec != int64(i) {
+				t.Errorf("tx %d: CommitRec %d, want %d", tx.Seq, tx.CommitRec, i)
+			}
+		}
+		got = append(got, txs...)
+	}
+	return got
+}
+
+// sameTxs compares transactions by tid, log extent, revokes and block contents (not records).
+func sameTxs(t *testing.T, got, want []Transaction) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%d transactions %v, want %d %v", len(got), seqs(got), len(want), seqs(want))
+	}
+	for i := range want {
+		g, w := got[i], want[i]
+		if g.Seq != w.Seq || g.LogStart != w.LogStart || g.LogEnd != w.LogEnd || g.CommitSec != w.CommitSec ||
+			fmt.Sprint(g.Revoked) != fmt.Sprint(w.Revoked) || len(g.Blocks) != len(w.Blocks) {
+			t.Fatalf("tx %d: got seq %d log %d-%d revoked %v %d blocks commit %d; want seq %d log %d-%d revoked %v %d blocks commit %d",
+				i, g.Seq, g.LogStart, g.LogEnd, g.Revoked, len(g.Blocks), g.CommitSec,
+				w.Seq, w.LogStart, w.LogEnd, w.Revoked, len(w.Blocks), w.CommitSec)
+		}
+		for j := range w.Blocks {
+			if g.Blocks[j].FSBlock != w.Blocks[j].FSBlock || !bytes.Equal(g.Blocks[j].Data, w.Blocks[j].Data) {
+				t.Fatalf("tx %d block %d: got fs block %d (data %x...), want %d (data %x...)", g.Seq, j,
+					g.Blocks[j].FSBlock, g.Blocks[j].Data[:8], w.Blocks[j].FSBlock, w.Blocks[j].Data[:8])
+			}
+		}
+	}
+}
+
+func seqs(txs []Transaction) []uint32 {
+	var s []uint32
+	for _, tx := range txs {
+		s = append(s, tx.Seq)
+	}
+	return s
+}
+
+// TestTrackerFormats: escape, revoke (in another and in the same transaction), multi-descriptor
+// transactions, an uncommitted tail, for every tag layout.
+func TestTrackerFormats(t *testing.T) {
+	for _, f := range trackerFormats {
+		for _, bs := range []uint32{1024, 4096} {
+			t.Run(fmt.Sprintf("%s/%d", f.name, bs), func(t *testing.T) {
+				jsb := newTestJSB(bs, 1024, f.incompat)
+				l := newJlog(t, jsb, 1)
+				hi := uint64(0)
+				if jsb.Has64Bit() {
+					hi = 1 << 33
+				}
+				l.tx(1, []uint64{2000, 2001, 2002, hi + 2005}, nil, true, 100)
+				l.tx(2, []uint64{3000, 3001, 3002, 3003, 3004, 3005, 3006}, []uint64{2001, 3003}, true, 3)
+				l.tx(3, []uint64{2001}, nil, true, 100)
+				l.tx(4, []uint64{4000, 4001}, nil, false, 100) // never committed
+				tr := NewJournalTracker(jsb)
+				got := feed(t, tr, l.writes)
+				sameTxs(t, got, l.want)
+				if len(got[0].Blocks) != 4 || got[0].Blocks[3].FSBlock != hi+2005 {
+					t.Errorf("tx 1 blocks %+v", got[0].Blocks)
+				}
+				// 2000 and 2005 start with the magic in the fs; the log copies were escaped.
+				if binary.BigEndian.Uint32(got[0].Blocks[0].Data) != ext3fs.JournalMagic {
+					t.Error("escaped block 2000 came back without its magic")
+				}
+				// Uncommitted tx 4: descriptor + 2 blocks still held.
+				if tr.Pending() != 3 {
+					t.Errorf("Pending %d, want 3", tr.Pending())
+				}
+				for i, tx := range got {
+					if tx.Blocks[0].Rec <= 0 || tx.Blocks[0].Rec >= tx.CommitRec {
+						t.Errorf("tx %d: block record %d, commit record %d", i, tx.Blocks[0].Rec, tx.CommitRec)
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestTrackerCommitFirst: the commit block reaches the disk before some of the transaction's
+// blocks (async_commit, or reordering within a flush interval); the transaction completes with the
+// last missing block.
+func TestTrackerCommitFirst(t *testing.T) {
+	jsb := newTestJSB(1024, 256, 0)
+	l := newJlog(t, jsb, 1)
+	l.tx(1, []uint64{10, 11, 12}, nil, true, 100)
+	ws := l.writes // desc, 10, 11, 12, commit
+	order := []logWrite{ws[4], ws[0], ws[2], ws[3], ws[1]}
+	tr := NewJournalTracker(jsb)
+	for i, w := range order {
+		txs, err := tr.WriteLogBlock(w.pos, w.data, int64(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (len(txs) != 0) != (i == len(order)-1) {
+			t.Fatalf("after write %d: %d transactions", i, len(txs))
+		}
+		if len(txs) == 1 {
+			if txs[0].CommitRec != int64(i) || txs[0].Blocks[1].Rec != 1+1 {
+				t.Errorf("CommitRec %d, block 11 record %d", txs[0].CommitRec, txs[0].Blocks[1].Rec)
+			}
+			sameTxs(t, txs, l.want)
+		}
+	}
+	if tr.Pending() != 0 {
+		t.Errorf("Pending %d after the only transaction returned", tr.Pending())
+	}
+}
+
+// shuffleWithin permutes the writes of each group of consecutive transactions, as a device may
+// complete the writes between two flushes in any order.
+func shuffleWithin(ws []logWrite, group int, rng *rand.Rand) []logWrite {
+	out := append([]logWrite(nil), ws...)
+	for i := 0; i < len(out); {
+		j := i
+		for j < len(out) && out[j].tx/group == out[i].tx/group {
+			j++
+		}
+		rng.Shuffle(j-i, func(a, b int) { out[i+a], out[i+b] = out[i+b], out[i+a] })
+		i = j
+	}
+	return out
+}
+
+// TestTrackerWrapAndReuse: a small ring written around many times. Each transaction's writes (and,
+// in a second pass, pairs of transactions) arrive shuffled; old log blocks are overwritten by
+// newer transactions. Every committed transaction must come back intact, and memory must not grow.
+func TestTrackerWrapAndReuse(t *testing.T) {
+	for _, f := range trackerFormats {
+		jsb := newTestJSB(1024, 80, f.incompat)
+		l := newJlog(t, jsb, 1)
+		rng := rand.New(rand.NewSource(1))
+		for seq := uint32(1); seq <= 200; seq++ {
+			n := 1 + rng.Intn(12)
+			var blocks []uint64
+			for i := 0; i < n; i++ {
+				blocks = append(blocks, uint64(100+rng.Intn(500)))
+			}
+			var rev []uint64
+			if seq%7 == 0 {
+				rev = []uint64{blocks[0] + 1}
+			}
+			l.tx(seq, blocks, rev, true, 1+rng.Intn(6))
+		}
+		for _, group := range []int{1, 2} {
+			for seed := int64(0); seed < 5; seed++ {
+				ws := shuffleWithin(l.writes, group, rand.New(rand.NewSource(seed)))
+				tr := NewJournalTracker(jsb)
+				var got []Transaction
+				maxPending := 0
+				for i, w := range ws {
+					txs, err := tr.WriteLogBlock(w.pos, w.data, int64(i))
+					if err != nil {
+						t.Fatalf("%s: write %d: %v", f.name, i, err)
+					}
+					got = append(got, txs...)
+					maxPending = max(maxPending, tr.Pending())
+				}
+				sameTxs(t, got, l.want)
+				if maxPending > 79 || tr.Pending() != 0 {
+					t.Errorf("%s group %d seed %d: pending peaked at %d, ends at %d", f.name, group, seed,
+						maxPending, tr.Pending())
+				}
+			}
+		}
+	}
+}
+
+// TestTrackerWrapInsideDescriptor: a descriptor near the end of the ring whose blocks continue at
+// s_first, and a journal superblock with the log start near the end.
+func TestTrackerWrapInsideDescriptor(t *testing.T) {
+	jsb := newTestJSB(1024, 20, 0)
+	jsb.Start, jsb.Sequence = 17, 50
+	l := newJlog(t, jsb, 17)
+	l.tx(50, []uint64{1, 2, 3, 4, 5}, nil, true, 100) // desc 17, blocks 18 19 1 2 3, commit 4
+	l.tx(51, []uint64{6}, nil, true, 100)
+	got := feed(t, NewJournalTracker(jsb), l.writes)
+	sameTxs(t, got, l.want)
+	if got[0].LogStart != 17 || got[0].LogEnd != 4 || got[1].LogStart != 5 {
+		t.Errorf("log extents %d-%d, %d", got[0].LogStart, got[0].LogEnd, got[1].LogStart)
+	}
+}
+
+// TestTrackerStaleBlocks: the ring still holds an old transaction when a new one reuses it, and
+// the new commit arrives first: the old blocks (returned long ago) must not stand in for missing
+// new ones, and an old header with another tid must not be taken for the new one.
+func TestTrackerStaleBlocks(t *testing.T) {
+	jsb := newTestJSB(1024, 12, 0)
+	l := newJlog(t, jsb, 1)
+	l.tx(1, []uint64{10, 11, 12, 13}, nil, true, 100) // 1..6
+	l.tx(2, []uint64{20, 21, 22}, nil, true, 100)     // 7..11
+	l.tx(3, []uint64{30, 31, 32, 33}, nil, true, 100) // 1..6 again
+	tr := NewJournalTracker(jsb)
+	got := feed(t, tr, l.writes[:11])
+	sameTxs(t, got, l.want[:2])
+	tx3 := l.writes[11:]
+	// Commit of tx 3 first, then its descriptor, then blocks one by one.
+	order := []logWrite{tx3[5], tx3[0], tx3[1], tx3[2], tx3[3], tx3[4]}
+	for i, w := range order {
+		txs, err := tr.WriteLogBlock(w.pos, w.data, int64(100+i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (len(txs) == 1) != (i == len(order)-1) {
+			t.Fatalf("write %d of tx 3 (log block %d) returned %d transactions", i, w.pos, len(txs))
+		}
+		if len(txs) == 1 {
+			sameTxs(t, txs, l.want[2:])
+		}
+	}
+}
+
+// TestTrackerUncommittedThenReuse: a transaction that never commits is abandoned (the tail stays
+// pending, nothing is returned), and the next one the kernel writes after a remount, announced
+// by the journal superblock, is found at s_first.
+func TestTrackerRemount(t *testing.T) {
+	jsb := newTestJSB(1024, 64, 0)
+	jsb.Sequence = 9 // clean journal on the starting image: first tid is whatever is written
+	l := newJlog(t, jsb, 1)
+	l.tx(10, []uint64{1, 2}, nil, true, 100)
+	l.tx(11, []uint64{3}, nil, true, 100)
+	// Unmount: superblock with s_start 0.
+	empty := *jsb
+	empty.Sequence, empty.Start = 12, 0
+	l.writes = append(l.writes, logWrite{pos: 0, data: empty.Marshal(), tx: -1})
+	// Remount: transactions restart at s_first with tid 13; the superblock naming the new start
+	// reaches the disk after the descriptor but before the commit.
+	l.head = 1
+	l.tx(13, []uint64{7, 8}, nil, true, 100)
+	reseat := *jsb
+	reseat.Sequence, reseat.Start = 13, 1
+	ws := l.writes
+	n := len(ws)
+	ws = append(ws[:n-3:n-3], logWrite{pos: 0, data: reseat.Marshal(), tx: -1}, ws[n-3], ws[n-2], ws[n-1])
+	// A checkpoint moving the tail to tid 13 changes nothing.
+	ws = append(ws, logWrite{pos: 0, data: reseat.Marshal(), tx: -1})
+	tr := NewJournalTracker(jsb)
+	got := feed(t, tr, ws)
+	sameTxs(t, got, l.want)
+	if tr.Pending() != 0 {
+		t.Errorf("Pending %d", tr.Pending())
+	}
+}
+
+// TestTrackerDirtyStart: the starting image's journal needs recovery (s_start set); the guest
+// replays it at mount and resets the log, and only the new transactions come back.
+func TestTrackerDirtyStart(t *testing.T) {
+	jsb := newTestJSB(1024, 64, 0)
+	jsb.Start, jsb.Sequence = 30, 4 // transactions 4.. are on the image, never written in the log
+	l := newJlog(t, jsb, 1)
+	reset := *jsb
+	reset.Start, reset.Sequence = 1, 6
+	l.writes = append(l.writes, logWrite{pos: 0, data: reset.Marshal(), tx: -1})
+	l.tx(6, []uint64{5}, nil, true, 100)
+	tr := NewJournalTracker(jsb)
+	sameTxs(t, feed(t, tr, l.writes), l.want)
+}
+
+// TestTrackerErrors: undecodable writes are reported with their log block and record, and ignored.
+func TestTrackerErrors(t *testing.T) {
+	jsb := newTestJSB(1024, 64, ext3fs.JournalIncompatCsumV3)
+	l := newJlog(t, jsb, 1)
+	l.tx(1, []uint64{5, 6}, nil, true, 100)
+	tr := NewJournalTracker(jsb)
+	var je *JournalError
+	if _, err := tr.WriteLogBlock(64, l.writes[1].data, 0); !errors.As(err, &je) || je.LogBlock != 64 {
+		t.Errorf("block past the journal: %v", err)
+	}
+	if _, err := tr.WriteLogBlock(3, make([]byte, 100), 0); !errors.As(err, &je) || je.LogBlock != 3 {
+		t.Errorf("short block: %v", err)
+	}
+	if _, err := tr.WriteLogBlock(0, make([]byte, 1024), 0); !errors.As(err, &je) || je.LogBlock != 0 {
+		t.Errorf("bad superblock: %v", err)
+	}
+	// A descriptor with a bad checksum is reported and does not start a transaction.
+	bad := append([]byte(nil), l.writes[0].data...)
+	bad[1020] ^= 1
+	if _, err := tr.WriteLogBlock(1, bad, 1); !errors.As(err, &je) || je.LogBlock != 1 || je.Rec != 1 {
+		t.Errorf("bad descriptor checksum: %v", err)
+	}
+	for i, w := range l.writes[1:] {
+		if txs, _ := tr.WriteLogBlock(w.pos, w.data, int64(2+i)); len(txs) != 0 {
+			t.Fatal("transaction returned with a corrupt descriptor")
+		}
+	}
+	// The good descriptor arrives (rewritten): the transaction completes. A logged block whose
+	// data no longer matches its tag checksum is left out and reported.
+	corrupt := append([]byte(nil), l.writes[1].data...) // block 5, at log block 2
+	corrupt[100] ^= 1
+	if _, err := tr.WriteLogBlock(2, corrupt, 9); err != nil {
+		t.Fatal(err)
+	}
+	txs, err := tr.WriteLogBlock(1, l.writes[0].data, 10)
+	if len(txs) != 1 || len(txs[0].Blocks) != 1 || txs[0].Blocks[0].FSBlock != 6 {
+		t.Fatalf("got %d transactions %v", len(txs), seqs(txs))
+	}
+	if !errors.As(err, &je) || je.LogBlock != 2 || je.Rec != 9 {
+		t.Errorf("tag checksum failure: %v", err)
+	}
+}
