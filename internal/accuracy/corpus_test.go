@@ -1,0 +1,230 @@
+package accuracy
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/ext3replay/ext3replay/pkg/blklog"
+	"github.com/ext3replay/ext3replay/pkg/ext3fs"
+	"github.com/ext3replay/ext3replay/pkg/ops"
+	"github.com/klauspost/compress/zstd"
+)
+
+// The committed corpus is checked against itself, independently of the analyzer:
+//   - replaying io.log.zst (ext3replay record) and writes.lwlog.zst (QEMU blklogwrites) onto the starting image
+//     gives the same final disk, since both were captured from the same run;
+//   - the tree of the starting image, with the mandatory namespace lines of expected.jsonl applied in order,
+//     is exactly the tree of the final disk. This proves the ground truth describes what reached the disk.
+
+const realDir = "../../fixtures/real"
+
+type memDisk []byte
+
+func (m memDisk) WriteAt(p []byte, off int64) (int, error) {
+	if off < 0 || off+int64(len(p)) > int64(len(m)) {
+		return 0, fmt.Errorf("write of %d bytes at %d beyond the %d-byte disk", len(p), off, len(m))
+	}
+	return copy(m[off:], p), nil
+}
+
+func (m memDisk) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 || off >= int64(len(m)) {
+		return 0, io.EOF
+	}
+	n := copy(p, m[off:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+func loadImage(t *testing.T, path string) memDisk {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := zstd.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	b, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return b
+}
+
+func replay(t *testing.T, base memDisk, logPath string) (memDisk, int) {
+	t.Helper()
+	disk := append(memDisk(nil), base...)
+	r, err := blklog.Open(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	n := 0
+	for {
+		rec, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			return disk, n
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", logPath, err)
+		}
+		if err := blklog.Apply(&rec, disk); err != nil {
+			t.Fatalf("%s: %v", logPath, err)
+		}
+		n++
+	}
+}
+
+// tree lists every name of the file system with its type ("d", "f", "l", ...).
+func tree(t *testing.T, disk memDisk, what string) map[string]string {
+	t.Helper()
+	fs, err := ext3fs.Open(disk)
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	out := map[string]string{}
+	err = fs.Walk(func(path string, ino uint32, in *ext3fs.Inode) error {
+		if path == "/" || path == "/lost+found" {
+			return nil
+		}
+		switch in.Type() {
+		case ext3fs.TypeDir:
+			out[path] = "d"
+		case ext3fs.TypeRegular:
+			out[path] = "f"
+		case ext3fs.TypeSymlink:
+			out[path] = "l"
+		default:
+			out[path] = "?"
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	return out
+}
+
+// applyExpected plays the mandatory namespace lines on a tree.
+func applyExpected(tr map[string]string, exp []Expected) error {
+	for _, e := range exp {
+		if e.Optional {
+			continue
+		}
+		switch e.Op {
+		case ops.Create, ops.Mkdir, ops.Symlink:
+			if _, ok := tr[e.Path]; ok {
+				return fmt.Errorf("%s %s: already exists", e.Op, e.Path)
+			}
+			tr[e.Path] = map[ops.Type]string{ops.Create: "f", ops.Mkdir: "d", ops.Symlink: "l"}[e.Op]
+		case ops.Delete, ops.Unlink, ops.Rmdir:
+			if _, ok := tr[e.Path]; !ok {
+				return fmt.Errorf("%s %s: no such name", e.Op, e.Path)
+			}
+			delete(tr, e.Path)
+		case ops.Link:
+			if _, ok := tr[e.Path]; !ok {
+				return fmt.Errorf("link %s: no such name", e.Path)
+			}
+			tr[e.To] = tr[e.Path]
+		case ops.Move:
+			typ, ok := tr[e.Path]
+			if !ok {
+				return fmt.Errorf("move %s: no such name", e.Path)
+			}
+			if _, there := tr[e.To]; there != e.Overwrite {
+				return fmt.Errorf("move %s -> %s: overwrite=%v but target exists=%v", e.Path, e.To, e.Overwrite, there)
+			}
+			delete(tr, e.Path)
+			tr[e.To] = typ
+			if typ == "d" { // the subtree moves along
+				for p, ty := range tr {
+					if strings.HasPrefix(p, e.Path+"/") {
+						delete(tr, p)
+						tr[e.To+strings.TrimPrefix(p, e.Path)] = ty
+					}
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func diffTrees(want, got map[string]string) string {
+	var d []string
+	for p, ty := range want {
+		if got[p] != ty {
+			d = append(d, fmt.Sprintf("expected %s (%s), disk has %q", p, ty, got[p]))
+		}
+	}
+	for p, ty := range got {
+		if _, ok := want[p]; !ok {
+			d = append(d, fmt.Sprintf("disk has %s (%s), not expected", p, ty))
+		}
+	}
+	sort.Strings(d)
+	return strings.Join(d, "\n")
+}
+
+func TestCorpus(t *testing.T) {
+	if testing.Short() {
+		t.Skip("replays every committed capture")
+	}
+	dirs, _ := filepath.Glob(filepath.Join(realDir, "*", "expected.jsonl"))
+	if len(dirs) == 0 {
+		t.Skip("no committed scenarios")
+	}
+	for _, ej := range dirs {
+		dir := filepath.Dir(ej)
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			f, err := os.Open(ej)
+			if err != nil {
+				t.Fatal(err)
+			}
+			exp, err := ReadExpected(f, ej)
+			f.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			base := loadImage(t, filepath.Join(dir, "image.raw.zst"))
+			var finals []memDisk
+			for _, ln := range []string{"io.log.zst", "writes.lwlog.zst"} {
+				p := filepath.Join(dir, ln)
+				if _, err := os.Stat(p); err != nil {
+					continue
+				}
+				final, n := replay(t, base, p)
+				if n == 0 {
+					t.Errorf("%s: no records", ln)
+				}
+				finals = append(finals, final)
+			}
+			if len(finals) == 0 {
+				t.Fatal("no log")
+			}
+			if len(finals) == 2 && !bytes.Equal(finals[0], finals[1]) {
+				t.Error("io.log.zst and writes.lwlog.zst replay to different disks")
+			}
+			want := tree(t, base, "starting image")
+			if err := applyExpected(want, exp); err != nil {
+				t.Fatalf("expected.jsonl does not apply to the starting image: %v", err)
+			}
+			if d := diffTrees(want, tree(t, finals[0], "final disk")); d != "" {
+				t.Errorf("expected.jsonl does not explain the final disk:\n%s", d)
+			}
+		})
+	}
+}
