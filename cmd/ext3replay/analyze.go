@@ -1,0 +1,290 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/mattn/go-isatty"
+	"github.com/spf13/cobra"
+
+	"github.com/ext3replay/ext3replay/pkg/blklog"
+	"github.com/ext3replay/ext3replay/pkg/ops"
+	"github.com/ext3replay/ext3replay/pkg/resolver"
+)
+
+var analyzeFlags struct {
+	format   string
+	metadata bool
+	output   string
+	quiet    bool
+}
+
+var analyzeCmd = &cobra.Command{
+	Use:   "analyze IMAGE LOG",
+	Short: "Reconstruct the file operations of a block-I/O log",
+	Long: `analyze replays LOG (the requests a guest sent to its disk) against IMAGE (the disk
+as it was when the recording started) and prints the file operations they amount to:
+create, mkdir, symlink, mknod, delete, rmdir, move, link, unlink, truncate, and reads
+and writes of file data with the file's path at that moment. The order the guest wrote
+blocks in does not matter (see docs/how-it-works.md).
+
+IMAGE is a raw image, optionally zstd-compressed. LOG is a native log (.zst) or a
+dm-log-writes log, raw or zstd-compressed, recognised by its magic. A log that records
+the identity of its starting image is refused with any other image.
+
+A summary goes to stderr at the end; a progress line too when stderr is a terminal and
+the log is large (--quiet silences both).`,
+	Example: `  ext3replay analyze disk.img io.log.zst
+  ext3replay analyze --format jsonl -o ops.jsonl disk.img.zst io.log.zst
+  ext3replay analyze --metadata disk.img writes.lwlog | grep '(dir)'`,
+	Args: cobra.ExactArgs(2),
+	RunE: func(cmd *cobra.Command, args []string) error {
+		f := analyzeFlags
+		var w io.Writer = os.Stdout
+		if f.output != "" && f.output != "-" {
+			fh, err := os.Create(f.output)
+			if err != nil {
+				return &exitError{code: exitUsage, err: err}
+			}
+			defer fh.Close()
+			w = fh
+		}
+		ow, err := ops.NewWriter(w, f.format)
+		if err != nil {
+			return &exitError{code: exitUsage, err: err}
+		}
+		var prog *progress
+		if !f.quiet && isatty.IsTerminal(os.Stderr.Fd()) {
+			prog = &progress{}
+		}
+		st, err := runAnalyze(args[0], args[1], resolver.Options{Metadata: f.metadata}, ow.Write, prog)
+		if cerr := ow.Close(); err == nil && cerr != nil {
+			err = cerr
+		}
+		if st != nil && !f.quiet {
+			printSummary(os.Stderr, st)
+		}
+		return err
+	},
+}
+
+func init() {
+	fl := analyzeCmd.Flags()
+	fl.StringVar(&analyzeFlags.format, "format", "text", "output format: text, jsonl or csv")
+	fl.BoolVar(&analyzeFlags.metadata, "metadata", false, "also report I/O on inode tables, bitmaps, superblocks, group descriptors and the journal")
+	fl.StringVarP(&analyzeFlags.output, "output", "o", "-", "write the operations to this file (- for stdout)")
+	fl.BoolVar(&analyzeFlags.quiet, "quiet", false, "no progress and no summary on stderr")
+	rootCmd.AddCommand(analyzeCmd)
+}
+
+// analyzeToOps runs analyze and returns the (coalesced) ops; used by stats and diff.
+func analyzeToOps(imagePath, logPath string, metadata bool) ([]ops.Op, error) {
+	var out []ops.Op
+	_, err := runAnalyze(imagePath, logPath, resolver.Options{Metadata: metadata}, func(op *ops.Op) error {
+		out = append(out, *op)
+		return nil
+	}, nil)
+	return out, err
+}
+
+// analyzeStats is what the closing summary reports.
+type analyzeStats struct {
+	resolver.Stats
+	damage  error
+	elapsed time.Duration
+}
+
+// runAnalyze streams the log through a resolver and a coalescer into emit.
+func runAnalyze(imagePath, logPath string, opt resolver.Options, emit func(*ops.Op) error, prog *progress) (*analyzeStats, error) {
+	start := time.Now()
+	img, size, closeImg, err := openImage(imagePath)
+	if err != nil {
+		return nil, &exitError{code: exitUsage, err: err}
+	}
+	defer closeImg()
+	lf, err := os.Open(logPath)
+	if err != nil {
+		return nil, &exitError{code: exitUsage, err: err}
+	}
+	defer lf.Close()
+	var src io.Reader = lf
+	if prog != nil {
+		if fi, err := lf.Stat(); err == nil && fi.Size() >= 64<<20 {
+			prog.total = fi.Size()
+			src = &countingReader{r: lf, n: &prog.done}
+			prog.start()
+			defer prog.stop()
+		}
+	}
+	lr, err := blklog.NewReader(src, logPath)
+	if err != nil {
+		return nil, &exitError{code: exitUsage, err: err}
+	}
+	defer lr.Close()
+	if err := blklog.CheckImage(lr.Header(), img, size); err != nil {
+		return nil, &exitError{code: exitUsage, err: fmt.Errorf("%s: %w", logPath, err)}
+	}
+	co := ops.NewCoalescer(emit)
+	res, err := resolver.New(img, size, opt, co.Add)
+	if err != nil {
+		return nil, &exitError{code: exitUsage, err: fmt.Errorf("%s: %w", imagePath, err)}
+	}
+	st := &analyzeStats{}
+	for {
+		rec, err := lr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			var de *blklog.DamageError
+			if errors.As(err, &de) {
+				// Everything before the damage is good: report it, then say where it ended.
+				st.damage = err
+				break
+			}
+			return nil, err
+		}
+		if err := res.Record(&rec); err != nil {
+			return nil, err
+		}
+	}
+	if err := res.Finish(); err != nil {
+		return nil, err
+	}
+	if err := co.Flush(); err != nil {
+		return nil, err
+	}
+	st.Stats = res.Stats()
+	st.elapsed = time.Since(start)
+	return st, nil
+}
+
+func printSummary(w io.Writer, st *analyzeStats) {
+	fmt.Fprintf(w, "ext3replay analyze: %d requests (%d reads, %d writes, %d flushes), %s read, %s written, %d journal transactions, %.2fs\n",
+		st.Records, st.Reads, st.Writes, st.Flushes, human(st.BytesRead), human(st.BytesWritten), st.Transactions, st.elapsed.Seconds())
+	var kinds []string
+	for t, n := range st.Ops {
+		kinds = append(kinds, fmt.Sprintf("%s %d", t, n))
+	}
+	sort.Strings(kinds)
+	if len(kinds) == 0 {
+		kinds = []string{"none"}
+	}
+	fmt.Fprintf(w, "  operations: %s\n", strings.Join(kinds, ", "))
+	fmt.Fprintf(w, "  never attributed: %s written, %s read; anomalies: %d\n",
+		human(st.UnattributedWriteBytes), human(st.UnattributedReadBytes), st.Anomalies)
+	if st.NoPayloadWrites > 0 {
+		fmt.Fprintf(w, "  %d writes had no payload in the log: their content could not be decoded\n", st.NoPayloadWrites)
+	}
+	if st.DroppedUnowned > 0 {
+		fmt.Fprintf(w, "  %d unowned blocks that could be metadata were not kept (memory cap)\n", st.DroppedUnowned)
+	}
+	if st.JournalPending > 0 {
+		fmt.Fprintf(w, "  %d journal blocks belong to transactions never committed (ignored)\n", st.JournalPending)
+	}
+	if st.damage != nil {
+		fmt.Fprintf(w, "  warning: %v; operations up to there are reported\n", st.damage)
+	}
+}
+
+func human(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+// openImage opens a raw image, or decompresses a zstd one into an unlinked temporary file.
+func openImage(path string) (io.ReaderAt, int64, func(), error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	var magic [4]byte
+	if _, err := f.ReadAt(magic[:], 0); err != nil && err != io.EOF {
+		f.Close()
+		return nil, 0, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if magic != [4]byte{0x28, 0xB5, 0x2F, 0xFD} {
+		fi, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return nil, 0, nil, err
+		}
+		return f, fi.Size(), func() { f.Close() }, nil
+	}
+	defer f.Close()
+	dec, err := zstd.NewReader(f, zstd.WithDecoderMaxWindow(128<<20))
+	if err != nil {
+		return nil, 0, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	defer dec.Close()
+	tmp, err := os.CreateTemp("", "ext3replay-image-*")
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	os.Remove(tmp.Name()) // unlinked: the space goes back when the file is closed
+	n, err := io.Copy(tmp, dec)
+	if err != nil {
+		tmp.Close()
+		return nil, 0, nil, fmt.Errorf("%s: decompressing: %w", path, err)
+	}
+	return tmp, n, func() { tmp.Close() }, nil
+}
+
+type countingReader struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// progress draws a one-line progress indicator on stderr from a ticker goroutine.
+type progress struct {
+	total int64
+	done  atomic.Int64
+	quit  chan struct{}
+	ended chan struct{}
+}
+
+func (p *progress) start() {
+	p.quit, p.ended = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(p.ended)
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-p.quit:
+				fmt.Fprint(os.Stderr, "\r\033[K")
+				return
+			case <-t.C:
+				d := p.done.Load()
+				fmt.Fprintf(os.Stderr, "\ranalyzing: %5.1f%% of %s", 100*float64(d)/float64(max(p.total, 1)), human(p.total))
+			}
+		}
+	}()
+}
+
+func (p *progress) stop() {
+	if p.quit != nil {
+		close(p.quit)
+		<-p.ended
+	}
+}

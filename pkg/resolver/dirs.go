@@ -1,0 +1,206 @@
+package resolver
+
+import (
+	"github.com/ext3replay/ext3replay/pkg/ext3fs"
+)
+
+// dent is a directory entry as credited: name and inode.
+type dent struct {
+	name string
+	ino  uint32
+}
+
+type linkKey struct {
+	parent uint32
+	name   string
+	ino    uint32
+}
+
+// parseDents decodes a directory block into credited entries ("." and ".." left out).
+func (r *Resolver) parseDents(b []byte) ([]dent, error) {
+	es, err := ext3fs.ParseDirBlock(b, r.ft)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]dent, 0, len(es))
+	for _, e := range es {
+		if e.Name == "." || e.Name == ".." {
+			continue
+		}
+		out = append(out, dent{e.Name, e.Inode})
+	}
+	return out, nil
+}
+
+// claimDirBlock credits the entries of a block that just became part of directory dir. Its
+// content counts only if it was written during the log (see claimMap).
+func (r *Resolver) claimDirBlock(b uint64, dir uint32) {
+	r.m.owned(b)
+	var ents []dent
+	if r.m.written(b) {
+		var err error
+		if ents, err = r.parseDents(r.m.block(b)); err != nil {
+			r.anomaly(r.bestPath(dir), b, "directory block %d: %v", b, err)
+			ents = nil
+		}
+	}
+	r.credDir[b] = ents
+	r.applyDents(b, dir, nil, ents)
+}
+
+// releaseDirBlock withdraws the entries of a block directory dir no longer owns.
+func (r *Resolver) releaseDirBlock(b uint64, dir uint32) {
+	ents, ok := r.credDir[b]
+	if !ok {
+		ents, _ = r.parseDents(r.m.block(b))
+	}
+	delete(r.credDir, b)
+	r.applyDents(b, dir, ents, nil)
+}
+
+// diffDirBlock handles a write to a block its directory already owned.
+func (r *Resolver) diffDirBlock(b uint64, dir uint32, old, cur []byte) {
+	olds, ok := r.credDir[b]
+	if !ok {
+		olds, _ = r.parseDents(old)
+	}
+	news, err := r.parseDents(cur)
+	if err != nil {
+		// Keep the credited entries: a block that does not chain says nothing reliable.
+		r.anomaly(r.bestPath(dir), b, "directory block %d: %v", b, err)
+		return
+	}
+	r.credDir[b] = news
+	r.applyDents(b, dir, olds, news)
+}
+
+// applyDents turns the difference between two versions of one directory block into link
+// events. A name whose inode changed inside the block is a replacement (rename over).
+func (r *Resolver) applyDents(b uint64, dir uint32, olds, news []dent) {
+	if len(olds) == 0 && len(news) == 0 {
+		return
+	}
+	count := make(map[dent]int, len(olds)+len(news))
+	for _, d := range olds {
+		count[d]--
+	}
+	for _, d := range news {
+		count[d]++
+	}
+	var removed, added []dent
+	for _, d := range olds {
+		if count[d] < 0 {
+			removed = append(removed, d)
+			count[d]++
+		}
+	}
+	for _, d := range news {
+		if count[d] > 0 {
+			added = append(added, d)
+			count[d]--
+		}
+	}
+	// Replacements: same name, another inode.
+	repl := map[string]uint32{} // name -> inode it had before
+	for _, d := range removed {
+		repl[d.name] = d.ino
+	}
+	with := map[string]uint32{} // name -> inode it has now
+	for _, d := range added {
+		if j, ok := repl[d.name]; ok && j != d.ino {
+			with[d.name] = d.ino
+		}
+	}
+	// Removals first: their paths are taken before the names change.
+	for _, d := range removed {
+		r.unlinkName(dir, d.name, d.ino, with[d.name], b)
+	}
+	for _, d := range added {
+		var displaced uint32
+		if with[d.name] == d.ino {
+			displaced = repl[d.name]
+		}
+		r.linkName(dir, d.name, d.ino, displaced, b)
+	}
+}
+
+func (r *Resolver) cnt(k linkKey) int {
+	if c, ok := r.linkCnt[k]; ok {
+		return c
+	}
+	for _, l := range r.names.Links(k.ino) {
+		if l.Parent == k.parent && l.Name == k.name {
+			return 1
+		}
+	}
+	return 0
+}
+
+func (r *Resolver) setCnt(k linkKey, c int) {
+	if c == 0 || c == 1 {
+		// 0 and 1 agree with the names table once it is updated: no need to remember.
+		delete(r.linkCnt, k)
+		return
+	}
+	r.linkCnt[k] = c
+}
+
+// linkName records entry (dir, name) -> ino appearing in a block. Only the first appearance of a
+// link is an event (an htree split copies entries between blocks in either order).
+func (r *Resolver) linkName(dir uint32, name string, ino uint32, displaced uint32, blk uint64) {
+	if ino > r.fs.SB.InodesCount {
+		r.anomaly(r.bestPath(dir), blk, "directory entry %q points to inode %d past the last inode %d", name, ino, r.fs.SB.InodesCount)
+		return
+	}
+	k := linkKey{dir, name, ino}
+	c := r.cnt(k) + 1
+	r.setCnt(k, c)
+	if c != 1 {
+		return
+	}
+	r.names.Add(dir, name, ino)
+	p := r.pendFor(ino)
+	l := Link{Parent: dir, Name: name}
+	p.adds = append(p.adds, nameEv{l: l, seq: r.seq, displaced: displaced})
+	r.touched[ino] = true
+}
+
+// unlinkName records entry (dir, name) -> ino disappearing from a block.
+func (r *Resolver) unlinkName(dir uint32, name string, ino uint32, replacedBy uint32, blk uint64) {
+	if ino > r.fs.SB.InodesCount {
+		return
+	}
+	k := linkKey{dir, name, ino}
+	c := r.cnt(k) - 1
+	if c < 0 {
+		c = 0
+	}
+	r.setCnt(k, c)
+	if c != 0 {
+		return
+	}
+	l := Link{Parent: dir, Name: name}
+	path := r.linkPath(l)
+	r.names.Remove(dir, name, ino)
+	p := r.pendFor(ino)
+	p.rems = append(p.rems, nameEv{l: l, path: path, seq: r.seq, replacedBy: replacedBy})
+	r.touched[ino] = true
+}
+
+// dropLink removes a link from the names table without an event (the caller reports it).
+func (r *Resolver) dropLink(l Link, ino uint32) {
+	delete(r.linkCnt, linkKey{l.Parent, l.Name, ino})
+	r.names.Remove(l.Parent, l.Name, ino)
+}
+
+// linkPath is the full path of entry l.
+func (r *Resolver) linkPath(l Link) string {
+	dir := r.names.Path(l.Parent)
+	switch dir {
+	case "/":
+		return "/" + l.Name
+	case "":
+		return r.bestPath(l.Parent) + "/" + l.Name
+	}
+	return dir + "/" + l.Name
+}

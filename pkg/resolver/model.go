@@ -1,0 +1,191 @@
+package resolver
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+)
+
+// model is the resolver's picture of the disk: the starting image plus an
+// overlay of the blocks written since that the resolver may need to decode
+// again. It is an io.ReaderAt, so ext3fs.Open over it decodes the file
+// system as it evolves.
+//
+// Memory stays bounded because the overlay only keeps blocks that are, or
+// could turn out to be, metadata:
+//   - blocks the index calls metadata (inode table, directory, indirect,
+//     superblock, group descriptors, slow symlinks) are kept: they are
+//     a small fraction of any disk;
+//   - blocks owned as file data or journal are never kept (a write drops any
+//     copy), their content is never decoded;
+//   - a write to a block nobody owns yet is kept only if its content could be
+//     a directory block (entries chain to the end), an indirect block (every
+//     pointer inside the disk) or an extent node (magic), since only then
+//     could a later claim need it. An all-zero block is stored as a flag.
+//     Random file data fails these tests at the first few bytes. The bytes
+//     kept this way are capped (unownedCap); past the cap a write is dropped
+//     and counted, and a claim of such a block reads as empty.
+type model struct {
+	base   io.ReaderAt
+	size   int64 // bytes of the device
+	bs     int
+	blocks uint64 // file-system blocks (for the plausibility test)
+	over   map[uint64][]byte
+	zero   []byte // shared all-zero block; over entries may alias it
+
+	held         map[uint64]struct{} // overlay blocks kept while nobody owned them
+	unownedBytes int64               // bytes held for those (len(held) * bs, zero blocks excluded)
+	unownedCap   int64
+	dropped      int64 // unowned plausible-metadata writes not kept (cap reached)
+}
+
+func newModel(base io.ReaderAt, size int64, bs int, blocks uint64, unownedCap int64) *model {
+	return &model{base: base, size: size, bs: bs, blocks: blocks, over: make(map[uint64][]byte),
+		held: make(map[uint64]struct{}), zero: make([]byte, bs), unownedCap: unownedCap}
+}
+
+// ReadAt reads the modelled device: overlay blocks where kept, the base image elsewhere.
+func (m *model) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("resolver: model read at negative offset %d", off)
+	}
+	n := 0
+	for n < len(p) {
+		pos := off + int64(n)
+		if pos >= m.size {
+			return n, io.EOF
+		}
+		b := uint64(pos / int64(m.bs))
+		in := int(pos % int64(m.bs))
+		want := min(len(p)-n, m.bs-in)
+		if pos+int64(want) > m.size {
+			want = int(m.size - pos)
+		}
+		if c, ok := m.over[b]; ok {
+			copy(p[n:n+want], c[in:in+want])
+		} else if _, err := m.base.ReadAt(p[n:n+want], pos); err != nil && err != io.EOF {
+			return n, err
+		}
+		n += want
+	}
+	return n, nil
+}
+
+// block returns the current content of block b (a copy only when read from the base image).
+// The returned slice must not be modified.
+func (m *model) block(b uint64) []byte {
+	if c, ok := m.over[b]; ok {
+		return c
+	}
+	buf := make([]byte, m.bs)
+	if _, err := m.ReadAt(buf, int64(b)*int64(m.bs)); err != nil && err != io.EOF {
+		clear(buf) // unreadable base reads as zeros; the image was opened and sized before
+	}
+	return buf
+}
+
+// written reports whether the overlay holds content for b.
+func (m *model) written(b uint64) bool { _, ok := m.over[b]; return ok }
+
+// put stores data as the content of block b (data is copied); b is owned metadata.
+func (m *model) put(b uint64, data []byte) {
+	m.owned(b)
+	m.store(b, data)
+}
+
+// owned moves b out of the unowned accounting: its content is now metadata of a file.
+func (m *model) owned(b uint64) {
+	if _, ok := m.held[b]; ok {
+		delete(m.held, b)
+		m.unownedBytes -= int64(m.bs)
+	}
+}
+
+func (m *model) store(b uint64, data []byte) {
+	if old, ok := m.over[b]; ok && len(old) == m.bs && &old[0] != &m.zero[0] {
+		copy(old, data)
+		return
+	}
+	c := make([]byte, m.bs)
+	copy(c, data)
+	m.over[b] = c
+}
+
+// putUnowned stores the content of a write to a block nobody owns, if it could be metadata.
+func (m *model) putUnowned(b uint64, data []byte) {
+	if isZero(data) {
+		m.drop(b)
+		m.over[b] = m.zero
+		return
+	}
+	if !m.couldBeMetadata(data) {
+		m.drop(b)
+		return
+	}
+	if _, ok := m.held[b]; !ok {
+		if m.unownedBytes+int64(m.bs) > m.unownedCap {
+			m.drop(b)
+			m.dropped++
+			return
+		}
+		m.held[b] = struct{}{}
+		m.unownedBytes += int64(m.bs)
+	}
+	m.store(b, data)
+}
+
+// drop forgets block b's content: it now holds file data or is free again.
+func (m *model) drop(b uint64) {
+	m.owned(b)
+	delete(m.over, b)
+}
+
+func isZero(b []byte) bool {
+	for len(b) >= 8 {
+		if binary.LittleEndian.Uint64(b) != 0 {
+			return false
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// couldBeMetadata is the cheap test of putUnowned: a directory block whose entries chain, an
+// extent node, or an indirect block whose pointers all lie inside the disk.
+func (m *model) couldBeMetadata(b []byte) bool {
+	if len(b) >= 2 && binary.LittleEndian.Uint16(b) == 0xF30A {
+		return true
+	}
+	plausibleInd := true
+	for i := 0; i+4 <= len(b); i += 4 {
+		if uint64(binary.LittleEndian.Uint32(b[i:])) >= m.blocks {
+			plausibleInd = false
+			break
+		}
+	}
+	return plausibleInd || dirChains(b)
+}
+
+// dirChains reports whether b's rec_len fields chain exactly to the end of the block.
+func dirChains(b []byte) bool {
+	off := 0
+	for off < len(b) {
+		if len(b)-off < 8 {
+			return false
+		}
+		rl := int(binary.LittleEndian.Uint16(b[off+4:]))
+		if len(b) >= 65536 && (rl == 65535 || rl == 0) {
+			rl = len(b)
+		}
+		if rl < 8 || rl%4 != 0 || off+rl > len(b) || 8+int(b[off+6]) > rl {
+			return false
+		}
+		off += rl
+	}
+	return true
+}

@@ -1,0 +1,291 @@
+package resolver
+
+import (
+	"sort"
+
+	"github.com/ext3replay/ext3replay/pkg/ext3fs"
+	"github.com/ext3replay/ext3replay/pkg/ops"
+)
+
+// Pairing. Directory blocks give name events (entry added, entry removed) and inode-table
+// blocks give inode events (allocated, freed, link count). The guest may write them in any
+// order, far apart, so each inode collects the events it cannot explain yet, and resolve turns
+// them into ops as soon as the evidence is conclusive:
+//
+//	name removed + name added (same inode)        move (overwrite if the new name replaced a file)
+//	name added, inode had no name, inode live      create / mkdir / symlink / mknod
+//	name added, inode has others, links grew       link
+//	name removed, inode freed (links 0)            delete / rmdir (unlink for all but the last name)
+//	name removed, inode live, links dropped to     unlink
+//	  the names that remain
+//
+// Anything else waits: a removal may be the first half of a move, an add may land on an inode
+// not allocated yet. The end of the log settles what is left by the final state (settleNamespace).
+
+// nameEv is one name gained or lost.
+type nameEv struct {
+	l          Link
+	path       string // removals: the full path when the name went away
+	seq        int64
+	displaced  uint32 // adds: the inode this name pointed to before, in the same block
+	replacedBy uint32 // removals: the inode that took this name, in the same block
+	implied    bool   // removals: explained by a move over this name; reported as the move
+}
+
+// inoPend is what one inode has that is not explained yet.
+type inoPend struct {
+	adds, rems []nameEv
+	lastType   ext3fs.FileType // type while it was last live (for delete vs rmdir)
+	freed      bool            // went from live to not live
+}
+
+func (p *inoPend) hasAdd(l Link) bool {
+	for _, a := range p.adds {
+		if a.l == l {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *Resolver) pendFor(ino uint32) *inoPend {
+	p := r.pend[ino]
+	if p == nil {
+		p = &inoPend{}
+		r.pend[ino] = p
+	}
+	return p
+}
+
+// resolveTouched resolves every inode with new evidence. Inodes that gained names go first: a
+// move over an existing name decides whether the replaced inode's removal is reported at all.
+func (r *Resolver) resolveTouched() {
+	for round := 0; len(r.touched) > 0 && round < 8; round++ {
+		inos := make([]uint32, 0, len(r.touched))
+		for ino := range r.touched {
+			inos = append(inos, ino)
+		}
+		clear(r.touched)
+		r.sortForResolve(inos)
+		for _, ino := range inos {
+			r.resolve(ino, false)
+		}
+	}
+	clear(r.touched)
+}
+
+func (r *Resolver) sortForResolve(inos []uint32) {
+	hasAdds := func(ino uint32) bool { p := r.pend[ino]; return p != nil && len(p.adds) > 0 }
+	sort.Slice(inos, func(i, j int) bool {
+		ai, aj := hasAdds(inos[i]), hasAdds(inos[j])
+		if ai != aj {
+			return ai
+		}
+		return inos[i] < inos[j]
+	})
+}
+
+// settleNamespace resolves everything still pending at the end of the log by the final state.
+func (r *Resolver) settleNamespace() {
+	inos := make([]uint32, 0, len(r.pend))
+	for ino := range r.pend {
+		inos = append(inos, ino)
+	}
+	r.sortForResolve(inos)
+	for _, ino := range inos {
+		r.resolve(ino, true)
+	}
+	// Removals that waited on a replacement resolved just now.
+	for ino := range r.pend {
+		r.resolve(ino, true)
+	}
+}
+
+func (r *Resolver) nsOp(typ ops.Type, ino uint32, path string) *ops.Op {
+	r.nsBuf = append(r.nsBuf, ops.Op{Seq: r.seq, T: r.t, Op: typ, Path: path, Ino: ino})
+	return &r.nsBuf[len(r.nsBuf)-1]
+}
+
+func createType(t ext3fs.FileType) ops.Type {
+	switch t {
+	case ext3fs.TypeDir:
+		return ops.Mkdir
+	case ext3fs.TypeSymlink:
+		return ops.Symlink
+	case ext3fs.TypeChar, ext3fs.TypeBlock, ext3fs.TypeFIFO, ext3fs.TypeSocket:
+		return ops.Mknod
+	}
+	return ops.Create
+}
+
+// resolve turns what inode ino has pending into ops where the evidence allows; final forces a
+// decision by the current state.
+func (r *Resolver) resolve(ino uint32, final bool) {
+	p := r.pend[ino]
+	if p == nil {
+		return
+	}
+	in, _ := r.fs.ReadInode(ino)
+	isLive := live(in)
+	typ := p.lastType
+	if isLive {
+		typ = in.Type()
+	}
+	// A name that went and came back (htree split written in two steps) is no change.
+	for i := 0; i < len(p.adds); i++ {
+		for j := 0; j < len(p.rems); j++ {
+			if p.adds[i].l == p.rems[j].l && !p.rems[j].implied {
+				p.adds = append(p.adds[:i], p.adds[i+1:]...)
+				p.rems = append(p.rems[:j], p.rems[j+1:]...)
+				i--
+				break
+			}
+		}
+	}
+	nNames := len(r.names.Links(ino))
+
+	// Moves: a name lost and a name gained by the same inode.
+	for len(p.adds) > 0 && len(p.rems) > 0 && (isLive || final) {
+		a, m := p.adds[0], p.rems[0]
+		p.adds, p.rems = p.adds[1:], p.rems[1:]
+		op := r.nsOp(ops.Move, ino, m.path)
+		op.To = r.linkPath(a.l)
+		if a.displaced != 0 {
+			op.Overwrite = true
+			r.markImplied(a.displaced, a.l)
+		}
+	}
+
+	if len(p.adds) > 0 && len(p.rems) == 0 {
+		switch {
+		case !isLive:
+			if final {
+				for _, a := range p.adds {
+					r.anomaly(r.linkPath(a.l), 0, "directory entry points to inode %d, which is not in use", ino)
+				}
+				p.adds = nil
+			}
+		case nNames-len(p.adds) <= 0:
+			first := p.adds[0]
+			r.nsOp(createType(typ), ino, r.linkPath(first.l))
+			if first.displaced != 0 {
+				r.touched[first.displaced] = true // its removal is a delete of its own
+			}
+			for _, a := range p.adds[1:] {
+				op := r.nsOp(ops.Link, ino, r.linkPath(first.l))
+				op.To = r.linkPath(a.l)
+			}
+			p.adds = nil
+		case typ != ext3fs.TypeDir && (int(in.LinksCount) >= nNames || final):
+			from := ""
+			for _, l := range r.names.Links(ino) {
+				if !p.hasAdd(l) {
+					from = r.linkPath(l)
+					break
+				}
+			}
+			for _, a := range p.adds {
+				op := r.nsOp(ops.Link, ino, from)
+				op.To = r.linkPath(a.l)
+			}
+			p.adds = nil
+		case final:
+			for _, a := range p.adds {
+				r.anomaly(r.linkPath(a.l), 0, "directory inode %d has a second name", ino)
+			}
+			p.adds = nil
+		}
+	}
+
+	if len(p.rems) > 0 && len(p.adds) == 0 {
+		switch {
+		case !isLive:
+			r.emitRemovals(ino, p, typ, nNames == 0 || final)
+		case typ != ext3fs.TypeDir && nNames > 0 && (int(in.LinksCount) <= nNames || final):
+			r.emitRemovals(ino, p, typ, false)
+		case final:
+			r.emitRemovals(ino, p, typ, nNames == 0)
+		}
+	}
+
+	if final && p.freed && !isLive && len(p.rems) == 0 && nNames > 0 {
+		// Freed, but the directory entries naming it were never rewritten: the file is gone.
+		links := r.names.Links(ino)
+		for i, l := range links {
+			t := ops.Unlink
+			if i == len(links)-1 {
+				t = ops.Delete
+				if typ == ext3fs.TypeDir {
+					t = ops.Rmdir
+				}
+			}
+			r.nsOp(t, ino, r.linkPath(l))
+		}
+		for _, l := range links {
+			r.dropLink(l, ino)
+		}
+	}
+	if len(p.adds) == 0 && len(p.rems) == 0 && (!p.freed || isLive || final) {
+		delete(r.pend, ino)
+	}
+	if final {
+	}
+}
+
+// markImplied flags the removal of name l from inode ino as part of a move over it.
+func (r *Resolver) markImplied(ino uint32, l Link) {
+	p := r.pend[ino]
+	if p == nil {
+		return
+	}
+	for i := range p.rems {
+		if p.rems[i].l == l {
+			p.rems[i].implied = true
+		}
+	}
+	r.touched[ino] = true
+}
+
+// emitRemovals reports removed names: unlink for each, except delete/rmdir for the last when
+// lastGone. Removals whose replacement is still undecided wait; implied ones are dropped.
+func (r *Resolver) emitRemovals(ino uint32, p *inoPend, typ ext3fs.FileType, lastGone bool) {
+	var keep, todo []nameEv
+	for _, m := range p.rems {
+		switch {
+		case m.implied:
+		case m.replacedBy != 0 && r.replacementPending(m.replacedBy, ino, m.l):
+			keep = append(keep, m)
+		default:
+			todo = append(todo, m)
+		}
+	}
+	p.rems = keep
+	for i, m := range todo {
+		t := ops.Unlink
+		if lastGone && i == len(todo)-1 && len(keep) == 0 {
+			t = ops.Delete
+			if typ == ext3fs.TypeDir {
+				t = ops.Rmdir
+			}
+		}
+		r.nsOp(t, ino, m.path)
+	}
+	if len(keep) == 0 {
+		p.freed = false
+	}
+}
+
+// replacementPending reports whether inode by still has the unexplained add of l that displaced
+// inode ino.
+func (r *Resolver) replacementPending(by, ino uint32, l Link) bool {
+	p := r.pend[by]
+	if p == nil {
+		return false
+	}
+	for _, a := range p.adds {
+		if a.l == l && a.displaced == ino {
+			return true
+		}
+	}
+	return false
+}

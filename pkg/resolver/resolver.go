@@ -1,0 +1,604 @@
+// Package resolver turns a block-request log into file operations: it
+// replays the requests against a model of the disk that starts as the
+// image, diffs every metadata block written against the model's previous
+// version of it, and pairs the changes (names added and removed, inodes
+// allocated and freed) into create, delete, move, link... with full paths,
+// whatever order the guest wrote the blocks in. docs/how-it-works.md
+// explains the method for users.
+package resolver
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"sort"
+
+	"github.com/ext3replay/ext3replay/pkg/blklog"
+	"github.com/ext3replay/ext3replay/pkg/ext3fs"
+	"github.com/ext3replay/ext3replay/pkg/ops"
+)
+
+// Options tune a Resolver.
+type Options struct {
+	// Metadata reports I/O on inode tables, bitmaps, superblocks, group
+	// descriptors and the journal (directory and indirect blocks are always
+	// reported, attributed to their file).
+	Metadata bool
+	// UnownedCap bounds the bytes kept for writes to blocks nobody owned yet
+	// that could be metadata (see model); 0 means DefaultUnownedCap.
+	UnownedCap int64
+}
+
+// DefaultUnownedCap is the default bound on content kept for unowned writes.
+const DefaultUnownedCap = 256 << 20
+
+// Stats summarises a run.
+type Stats struct {
+	Records, Reads, Writes, Flushes, Discards, Others int64
+	BytesRead, BytesWritten                           int64
+	NoPayloadWrites                                   int64 // writes whose data was not captured
+	Transactions                                      int64 // committed journal transactions applied
+	Ops                                               map[ops.Type]int64
+	UnattributedWriteBytes                            int64 // written to blocks no file ever claimed
+	UnattributedReadBytes                             int64 // read from blocks no file owned
+	Anomalies                                         int64
+	DroppedUnowned                                    int64 // unowned writes whose content was not kept (cap)
+	JournalPending                                    int   // blocks of uncommitted transactions at the end
+}
+
+// Resolver consumes log records in order and emits ops.
+type Resolver struct {
+	opt   Options
+	emit  func(*ops.Op) error
+	err   error // first error from emit
+	m     *model
+	fs    *ext3fs.FS
+	idx   *Index
+	names *Names
+	bs    int
+	spb   uint64 // sectors per block
+	nblk  uint64
+	isz   int
+	ft    bool // directory entries carry a file type
+
+	jt      *JournalTracker
+	journal bool
+
+	credDir map[uint64][]dent   // directory blocks: entries as last credited
+	credMap map[uint64][]uint32 // indirect blocks: pointers as last credited
+	linkCnt map[linkKey]int     // links seen in more than one block or differing from names
+	shadow  map[uint64]Owner    // blocks claimed by a second inode: the first claimant
+
+	pendW    map[uint64][]pendWrite // writes to blocks nobody owns yet
+	nameless map[uint32][]ops.Op    // I/O of inodes that have no name yet
+	pend     map[uint32]*inoPend    // namespace changes not yet explained
+	touched  map[uint32]bool        // inodes with new evidence in the current batch
+	claimed  map[uint64]bool        // blocks claimed in the current batch
+	nsBuf    []ops.Op               // namespace ops of the current batch
+	ioBuf    []ops.Op               // I/O ops of the current record
+
+	seq int64
+	t   float64
+
+	stats Stats
+}
+
+type pendWrite struct {
+	seq       int64
+	t         float64
+	off, n    int32 // byte range written inside the block
+	journaled bool  // seen as a journal copy only (data=journal): report only if it proves to be file data
+}
+
+// New starts a resolver on image (size bytes). emit receives every op in order; the *Op is only
+// valid during the call.
+func New(image io.ReaderAt, size int64, opt Options, emit func(*ops.Op) error) (*Resolver, error) {
+	if opt.UnownedCap <= 0 {
+		opt.UnownedCap = DefaultUnownedCap
+	}
+	fs0, err := ext3fs.Open(image)
+	if err != nil {
+		return nil, fmt.Errorf("resolver: opening the image: %w", err)
+	}
+	sb := fs0.SB
+	bs := fs0.BlockSize()
+	if uint64(size) < sb.BlocksCount*uint64(bs) {
+		// A truncated image would make every read past its end fail later.
+		return nil, fmt.Errorf("resolver: image is %d bytes, the file system needs %d", size, sb.BlocksCount*uint64(bs))
+	}
+	r := &Resolver{
+		opt: opt, emit: emit, bs: bs, spb: uint64(bs / blklog.SectorSize), nblk: sb.BlocksCount,
+		isz: sb.InodeSize(), ft: sb.HasFiletype(),
+		credDir: make(map[uint64][]dent), credMap: make(map[uint64][]uint32), linkCnt: make(map[linkKey]int),
+		shadow: make(map[uint64]Owner), pendW: make(map[uint64][]pendWrite), nameless: make(map[uint32][]ops.Op),
+		pend: make(map[uint32]*inoPend), touched: make(map[uint32]bool), claimed: make(map[uint64]bool),
+	}
+	r.stats.Ops = make(map[ops.Type]int64)
+	r.m = newModel(image, size, bs, sb.BlocksCount, opt.UnownedCap)
+	if r.fs, err = ext3fs.Open(r.m); err != nil {
+		return nil, fmt.Errorf("resolver: opening the model: %w", err)
+	}
+	if r.idx, r.names, err = Build(r.fs); err != nil {
+		return nil, fmt.Errorf("resolver: indexing the image: %w", err)
+	}
+	if sb.HasJournal() && sb.JournalInum != 0 {
+		if err := r.openJournal(); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+// openJournal reads the journal superblock and starts the transaction tracker.
+func (r *Resolver) openJournal() error {
+	jin, err := r.fs.ReadInode(r.fs.SB.JournalInum)
+	if err != nil {
+		return fmt.Errorf("resolver: journal inode: %w", err)
+	}
+	first := uint64(0)
+	err = r.fs.WalkBlocks(jin, func(br ext3fs.BlockRef) error {
+		if br.Kind == ext3fs.BlockData && br.Logical == 0 {
+			first = br.Phys
+			return ext3fs.ErrStop
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("resolver: journal inode %d: %w", r.fs.SB.JournalInum, err)
+	}
+	if first == 0 {
+		return fmt.Errorf("resolver: journal inode %d has no block 0", r.fs.SB.JournalInum)
+	}
+	jsb, err := ext3fs.ParseJournalSuperblock(r.m.block(first))
+	if err != nil {
+		return fmt.Errorf("resolver: journal superblock at block %d: %w", first, err)
+	}
+	r.jt = NewJournalTracker(jsb)
+	r.journal = true
+	return nil
+}
+
+// Stats returns the counters so far.
+func (r *Resolver) Stats() Stats {
+	s := r.stats
+	s.DroppedUnowned = r.m.dropped
+	if r.jt != nil {
+		s.JournalPending = r.jt.Pending()
+	}
+	return s
+}
+
+func (r *Resolver) out(op *ops.Op) {
+	r.stats.Ops[op.Op]++
+	if op.Op == ops.Anomaly {
+		r.stats.Anomalies++
+	}
+	if r.err == nil {
+		r.err = r.emit(op)
+	}
+}
+
+// anomaly reports a structure that cannot be valid.
+func (r *Resolver) anomaly(path string, block uint64, format string, args ...any) {
+	op := ops.Op{Seq: r.seq, T: r.t, Op: ops.Anomaly, Path: path, Reason: fmt.Sprintf(format, args...)}
+	if block != 0 {
+		op.Sector = block * r.spb
+	}
+	r.nsBuf = append(r.nsBuf, op)
+}
+
+// Record processes the next log record.
+func (r *Resolver) Record(rec *blklog.Record) error {
+	r.seq = rec.Index
+	r.t = 0
+	if rec.Flags&blklog.FlagHasTime != 0 {
+		r.t = float64(rec.TimeNS) / 1e9
+	}
+	r.stats.Records++
+	switch rec.Type {
+	case blklog.TypeRead:
+		r.stats.Reads++
+		r.stats.BytesRead += int64(rec.Length)
+		r.read(rec.Sector, int64(rec.Length))
+	case blklog.TypeWrite, blklog.TypeWriteZeroes:
+		r.stats.Writes++
+		r.stats.BytesWritten += int64(rec.Length)
+		data := rec.Data
+		if rec.Type == blklog.TypeWriteZeroes {
+			data = make([]byte, rec.Length)
+		} else if rec.Flags&blklog.FlagNoPayload != 0 || len(data) < int(rec.Length) {
+			r.stats.NoPayloadWrites++
+			data = nil
+		}
+		r.write(rec.Sector, int64(rec.Length), data)
+	case blklog.TypeFlush:
+		r.stats.Flushes++
+	case blklog.TypeDiscard:
+		r.stats.Discards++
+	default:
+		r.stats.Others++
+	}
+	return r.err
+}
+
+// kindOf maps a block role to the kind reported on I/O.
+func kindOf(role Role) ops.Kind {
+	switch role {
+	case RoleFree:
+		return ops.KindUnowned
+	case RoleSuper, RoleSuperBackup:
+		return ops.KindSuper
+	case RoleGDT, RoleGDTBackup, RoleReservedGDT:
+		return ops.KindGDT
+	case RoleBlockBitmap, RoleInodeBitmap:
+		return ops.KindBitmap
+	case RoleInodeTable, RoleXattr:
+		return ops.KindInode
+	case RoleJournal:
+		return ops.KindJournal
+	case RoleInd, RoleDInd, RoleTInd, RoleExtent:
+		return ops.KindIndirect
+	case RoleDir:
+		return ops.KindDir
+	}
+	return ops.KindData
+}
+
+// fileRole reports roles whose I/O is attributed to the owning file's path.
+func fileRole(role Role) bool {
+	switch role {
+	case RoleInd, RoleDInd, RoleTInd, RoleExtent, RoleDir, RoleData, RoleSymlink:
+		return true
+	}
+	return false
+}
+
+// ioOp builds the read or write op for bytes [start,end) of the device owned by o, and queues it.
+func (r *Resolver) ioOp(typ ops.Type, o Owner, start, end int64) {
+	k := kindOf(o.Role)
+	if k.IsMetadata() && !fileRole(o.Role) && !r.opt.Metadata {
+		return
+	}
+	op := ops.Op{Seq: r.seq, T: r.t, Op: typ, Sector: uint64(start) / blklog.SectorSize, Bytes: end - start, Kind: k}
+	if fileRole(o.Role) {
+		op.Ino = o.Ino
+		op.Path = r.names.Path(o.Ino)
+		if op.Path == "" {
+			// The file has no name yet (its directory entry comes later): hold its I/O.
+			r.nameless[o.Ino] = appendCoalesced(r.nameless[o.Ino], op)
+			return
+		}
+	}
+	r.ioBuf = append(r.ioBuf, op)
+}
+
+// appendCoalesced appends op, merging it into the last one when it continues it.
+func appendCoalesced(l []ops.Op, op ops.Op) []ops.Op {
+	if n := len(l); n > 0 {
+		p := &l[n-1]
+		if p.Op == op.Op && p.Kind == op.Kind && p.Sector*blklog.SectorSize+uint64(p.Bytes) == op.Sector*blklog.SectorSize {
+			p.Bytes += op.Bytes
+			return l
+		}
+	}
+	return append(l, op)
+}
+
+// read attributes a read request, block run by block run.
+func (r *Resolver) read(sector uint64, length int64) {
+	start := int64(sector) * blklog.SectorSize
+	end := start + length
+	bs := int64(r.bs)
+	for pos := start; pos < end; {
+		b := uint64(pos / bs)
+		if b >= r.nblk {
+			break
+		}
+		o, n := r.idx.LookupRun(b)
+		if n == 0 {
+			n = 1
+		}
+		runEnd := min(end, int64(b+n)*bs)
+		if o.Role == RoleFree {
+			r.stats.UnattributedReadBytes += runEnd - pos
+		}
+		r.ioOp(ops.Read, o, pos, runEnd)
+		pos = runEnd
+	}
+	r.flushRecord()
+}
+
+// blockWrite is one block of a write batch.
+type blockWrite struct {
+	b         uint64
+	data      []byte // full new content (nil: payload not captured)
+	off, n    int32  // part of the block the request wrote
+	role      Role   // owner role before the batch
+	ino       uint32 // owner before the batch
+	old       []byte // previous content, for metadata blocks that changed
+	changed   bool
+	journaled bool
+}
+
+// write handles a write request: journal blocks go to the tracker, the rest is one batch.
+func (r *Resolver) write(sector uint64, length int64, data []byte) {
+	start := int64(sector) * blklog.SectorSize
+	end := start + length
+	bs := int64(r.bs)
+	var batch []blockWrite
+	var txs []Transaction
+	for pos := start; pos < end; {
+		b := uint64(pos / bs)
+		if b >= r.nblk {
+			r.anomaly("", 0, "write at byte %d past the end of the file system (%d blocks)", pos, r.nblk)
+			break
+		}
+		in := pos - int64(b)*bs
+		n := min(end-pos, bs-in)
+		var content []byte
+		if data != nil {
+			piece := data[pos-start : pos-start+n]
+			if n == bs {
+				content = piece
+			} else {
+				// Partial block: merge into the model's copy.
+				content = bytes.Clone(r.m.block(b))
+				copy(content[in:], piece)
+			}
+		}
+		o := r.idx.Lookup(b)
+		if o.Role == RoleJournal && r.jt != nil && content != nil {
+			ts, err := r.jt.WriteLogBlock(o.Logical, content, r.seq)
+			if err != nil {
+				r.anomaly("", b, "journal block %d: %v", o.Logical, err)
+			}
+			txs = append(txs, ts...)
+			r.ioOp(ops.Write, o, pos, pos+n)
+		} else {
+			batch = append(batch, blockWrite{b: b, data: content, off: int32(in), n: int32(n), role: o.Role, ino: o.Ino})
+		}
+		pos += n
+	}
+	if len(batch) > 0 {
+		r.applyBatch(batch)
+		for i := range batch {
+			w := &batch[i]
+			bstart := int64(w.b)*bs + int64(w.off)
+			o := r.idx.Lookup(w.b)
+			if o.Role == RoleFree {
+				r.addPending(w.b, pendWrite{seq: r.seq, t: r.t, off: w.off, n: w.n})
+				continue
+			}
+			r.ioOp(ops.Write, o, bstart, bstart+int64(w.n))
+		}
+	}
+	for _, tx := range txs {
+		r.applyTransaction(tx)
+	}
+	r.flushRecord()
+}
+
+// applyTransaction applies a committed journal transaction as one batch, so the order of its
+// blocks cannot matter.
+func (r *Resolver) applyTransaction(tx Transaction) {
+	r.stats.Transactions++
+	batch := make([]blockWrite, 0, len(tx.Blocks))
+	for _, tb := range tx.Blocks {
+		if tb.FSBlock >= r.nblk {
+			r.anomaly("", 0, "journal transaction %d logs block %d past the end of the file system", tx.Seq, tb.FSBlock)
+			continue
+		}
+		o := r.idx.Lookup(tb.FSBlock)
+		batch = append(batch, blockWrite{b: tb.FSBlock, data: tb.Data, n: int32(r.bs), role: o.Role, ino: o.Ino, journaled: true})
+	}
+	r.applyBatch(batch)
+	for i := range batch {
+		w := &batch[i]
+		o := r.idx.Lookup(w.b)
+		switch {
+		case o.Role == RoleFree:
+			r.addPending(w.b, pendWrite{seq: r.seq, t: r.t, n: int32(r.bs), journaled: true})
+		case o.Role == RoleData || o.Role == RoleSymlink:
+			// data=journal: the file's data passes through the journal.
+			s := int64(w.b) * int64(r.bs)
+			r.ioOp(ops.Write, o, s, s+int64(r.bs))
+		}
+	}
+}
+
+// applyBatch applies the blocks to the model, then diffs them: inode tables first (they claim
+// and release blocks), then directory and indirect blocks by their owner after that.
+func (r *Resolver) applyBatch(batch []blockWrite) {
+	clear(r.claimed)
+	for i := range batch {
+		w := &batch[i]
+		if w.data == nil {
+			continue
+		}
+		switch w.role {
+		case RoleInodeTable, RoleDir, RoleInd, RoleDInd, RoleTInd, RoleExtent, RoleSymlink,
+			RoleSuper, RoleGDT:
+			old := r.m.block(w.b)
+			if bytes.Equal(old, w.data) {
+				continue
+			}
+			w.old = bytes.Clone(old)
+			w.changed = true
+			r.m.put(w.b, w.data)
+		case RoleFree:
+			w.changed = true
+			r.m.putUnowned(w.b, w.data)
+		case RoleData, RoleJournal:
+			r.m.drop(w.b)
+		}
+	}
+	for i := range batch {
+		w := &batch[i]
+		if w.changed && w.role == RoleInodeTable {
+			r.diffInodeBlock(w.b, w.old, w.data)
+		}
+	}
+	for i := range batch {
+		w := &batch[i]
+		if !w.changed || w.role == RoleInodeTable || r.claimed[w.b] {
+			continue
+		}
+		o := r.idx.Lookup(w.b)
+		if o.Role != w.role || o.Ino != w.ino {
+			continue // released in this batch, or claimed (and decoded) by a new owner
+		}
+		switch o.Role {
+		case RoleDir:
+			r.diffDirBlock(w.b, o.Ino, w.old, w.data)
+		case RoleInd, RoleDInd, RoleTInd:
+			r.diffMapBlock(w.b, o, w.old, w.data)
+		}
+	}
+	r.resolveTouched()
+}
+
+// addPending holds a write to a block nobody owns until a claim or the end of the log.
+func (r *Resolver) addPending(b uint64, p pendWrite) {
+	r.pendW[b] = append(r.pendW[b], p)
+}
+
+// settlePending reports the held writes of block b, now owned by o.
+func (r *Resolver) settlePending(b uint64, o Owner) {
+	ps, ok := r.pendW[b]
+	if !ok {
+		return
+	}
+	delete(r.pendW, b)
+	for _, p := range ps {
+		if p.journaled && o.Role != RoleData && o.Role != RoleSymlink {
+			continue // a metadata block seen in the journal: its I/O was reported as journal
+		}
+		s := int64(b)*int64(r.bs) + int64(p.off)
+		r.ioOp(ops.Write, o, s, s+int64(p.n))
+	}
+}
+
+// flushRecord emits the ops the current record made certain: namespace ops first (sorted so
+// that a batch reads naturally), then held I/O of inodes that just got a name, then I/O.
+func (r *Resolver) flushRecord() {
+	if len(r.nsBuf) > 0 {
+		sort.SliceStable(r.nsBuf, func(i, j int) bool { return nsRank(&r.nsBuf[i]) < nsRank(&r.nsBuf[j]) })
+		for i := range r.nsBuf {
+			r.out(&r.nsBuf[i])
+		}
+		r.nsBuf = r.nsBuf[:0]
+	}
+	for ino, l := range r.nameless {
+		p := r.names.Path(ino)
+		if p == "" {
+			continue
+		}
+		for i := range l {
+			l[i].Path = p
+			l[i].Seq, l[i].T = r.seq, r.t
+			r.out(&l[i])
+		}
+		delete(r.nameless, ino)
+	}
+	for i := range r.ioBuf {
+		r.out(&r.ioBuf[i])
+	}
+	r.ioBuf = r.ioBuf[:0]
+}
+
+// nsRank orders the namespace ops made certain by one record: removals, then directories
+// created (parents first), moves, files created, links, directories removed (children first).
+func nsRank(op *ops.Op) int {
+	depth := bytes.Count([]byte(op.Path), []byte{'/'})
+	switch op.Op {
+	case ops.Delete, ops.Unlink:
+		return 0
+	case ops.Mkdir:
+		return 1000 + depth
+	case ops.Move:
+		return 3000
+	case ops.Create, ops.Symlink, ops.Mknod:
+		return 4000
+	case ops.Link:
+		return 5000
+	case ops.Rmdir:
+		return 7000 - depth
+	case ops.Truncate:
+		return 8000
+	}
+	return 9000
+}
+
+// Finish settles everything still pending at the end of the log and emits it.
+func (r *Resolver) Finish() error {
+	r.settleNamespace()
+	r.flushRecord()
+	// Writes to blocks no file ever claimed.
+	blocks := make([]uint64, 0, len(r.pendW))
+	for b := range r.pendW {
+		blocks = append(blocks, b)
+	}
+	sort.Slice(blocks, func(i, j int) bool { return blocks[i] < blocks[j] })
+	type item struct {
+		b uint64
+		p pendWrite
+	}
+	var items []item
+	for _, b := range blocks {
+		for _, p := range r.pendW[b] {
+			if !p.journaled {
+				items = append(items, item{b, p})
+			}
+		}
+	}
+	sort.SliceStable(items, func(i, j int) bool { return items[i].p.seq < items[j].p.seq })
+	var unowned []ops.Op
+	for _, it := range items {
+		s := (int64(it.b)*int64(r.bs) + int64(it.p.off)) / blklog.SectorSize
+		r.stats.UnattributedWriteBytes += int64(it.p.n)
+		op := ops.Op{Seq: it.p.seq, T: it.p.t, Op: ops.Write, Sector: uint64(s), Bytes: int64(it.p.n), Kind: ops.KindUnowned}
+		if n := len(unowned); n > 0 && unowned[n-1].Seq == op.Seq {
+			unowned = appendCoalesced(unowned, op)
+		} else {
+			unowned = append(unowned, op)
+		}
+	}
+	r.pendW = map[uint64][]pendWrite{}
+	for i := range unowned {
+		r.out(&unowned[i])
+	}
+	// I/O of inodes that never got a name.
+	inos := make([]uint32, 0, len(r.nameless))
+	for ino := range r.nameless {
+		inos = append(inos, ino)
+	}
+	sort.Slice(inos, func(i, j int) bool { return inos[i] < inos[j] })
+	for _, ino := range inos {
+		p := r.bestPath(ino)
+		for _, op := range r.nameless[ino] {
+			op.Path = p
+			r.out(&op)
+		}
+	}
+	r.nameless = map[uint32][]ops.Op{}
+	// Blocks still claimed by two live inodes.
+	for b, o := range r.shadow {
+		cur := r.idx.Lookup(b)
+		if cur.Ino != 0 && cur.Ino != o.Ino {
+			r.anomaly(r.bestPath(cur.Ino), b, "block %d is owned by both inode %d and inode %d", b, o.Ino, cur.Ino)
+		}
+	}
+	r.flushRecord()
+	return r.err
+}
+
+// bestPath names an inode for output even when it has no name any more.
+func (r *Resolver) bestPath(ino uint32) string {
+	if p := r.names.Path(ino); p != "" {
+		return p
+	}
+	if p := r.pend[ino]; p != nil && len(p.rems) > 0 {
+		return p.rems[len(p.rems)-1].path
+	}
+	return fmt.Sprintf("<inode %d>", ino)
+}
