@@ -58,26 +58,26 @@ type Owner struct {
 	Group   uint32
 }
 
-// run is n contiguous blocks from start; o describes block start and advance() the rest.
-type run struct {
+// ixRun is n contiguous blocks from start; o describes block start and advance() the rest.
+type ixRun struct {
 	start, n uint64
 	o        Owner
 }
 
-func (r *run) end() uint64 { return r.start + r.n }
+func (r *ixRun) end() uint64 { return r.start + r.n }
 
-// Chunk sizes of the two-level run list: a chunk is split when it grows past maxChunk runs, so an
-// update costs O(log chunks + maxChunk) instead of shifting one big slice.
+// Chunk sizes of the two-level run list: a chunk is split when it grows past ixMaxChunk runs, so an
+// update costs O(log chunks + ixMaxChunk) instead of shifting one big slice.
 const (
-	maxChunk = 256
+	ixMaxChunk = 256
 )
 
 // Index maps every block to its Owner. It stores runs of contiguous blocks with the same owner
 // (one run per file extent, not one entry per block) in a sorted two-level list: a slice of
-// chunks, each a sorted slice of at most maxChunk runs. Blocks not covered by any run are free.
+// chunks, each a sorted slice of at most ixMaxChunk runs. Blocks not covered by any run are free.
 // An Index is not safe for concurrent mutation.
 type Index struct {
-	chunks         [][]run
+	chunks         [][]ixRun
 	inodesPerBlock uint64
 	blocks         uint64
 }
@@ -163,7 +163,7 @@ func (x *Index) Set(start, n uint64, o Owner) {
 		x.Clear(start, n)
 		return
 	}
-	x.splice(start, start+n, &run{start, n, o})
+	x.splice(start, start+n, &ixRun{start, n, o})
 }
 
 // Clear marks blocks start..start+n-1 free.
@@ -196,10 +196,10 @@ func (x *Index) Len() int {
 }
 
 // splice removes [start,end) from every run and, if nr is not nil, inserts nr there.
-func (x *Index) splice(start, end uint64, nr *run) {
+func (x *Index) splice(start, end uint64, nr *ixRun) {
 	if len(x.chunks) == 0 {
 		if nr != nil {
-			x.chunks = [][]run{{*nr}}
+			x.chunks = [][]ixRun{{*nr}}
 		}
 		return
 	}
@@ -223,7 +223,7 @@ func (x *Index) splice(start, end uint64, nr *run) {
 		}
 		// Replacement for rs[i:j]: left remainder, new run, right remainder. Inserting into
 		// chunk ci keeps the order: every later chunk starts after start.
-		var mid [3]run
+		var mid [3]ixRun
 		m := mid[:0]
 		if i < j && rs[i].start < start {
 			l := rs[i]
@@ -267,9 +267,9 @@ func (x *Index) normalize(lo, hi int) {
 			out = append(out, r)
 		}
 		x.chunks[c] = out
-		if len(out) > maxChunk {
+		if len(out) > ixMaxChunk {
 			h := len(out) / 2
-			b := append(make([]run, 0, maxChunk), out[h:]...)
+			b := append(make([]ixRun, 0, ixMaxChunk), out[h:]...)
 			x.chunks[c] = out[:h:h]
 			x.chunks = slices.Insert(x.chunks, c+1, b)
 			c++
@@ -280,8 +280,8 @@ func (x *Index) normalize(lo, hi int) {
 
 // buildFrom replaces the index contents with runs (any order). Overlapping runs are applied in
 // the given order through Set, so later ones win, as they would for a sequence of writes.
-func (x *Index) buildFrom(runs []run) {
-	sorted := make([]run, len(runs))
+func (x *Index) buildFrom(runs []ixRun) {
+	sorted := make([]ixRun, len(runs))
 	copy(sorted, runs)
 	sort.Slice(sorted, func(a, b int) bool { return sorted[a].start < sorted[b].start })
 	for i := 1; i < len(sorted); i++ {
@@ -307,14 +307,14 @@ func (x *Index) buildFrom(runs []run) {
 	}
 	x.chunks = nil
 	for len(merged) > 0 {
-		k := min(len(merged), maxChunk/2)
-		x.chunks = append(x.chunks, append([]run(nil), merged[:k]...))
+		k := min(len(merged), ixMaxChunk/2)
+		x.chunks = append(x.chunks, append([]ixRun(nil), merged[:k]...))
 		merged = merged[k:]
 	}
 }
 
-// roleFor maps an inode's block to a role.
-func roleFor(fs *ext3fs.FS, ino uint32, in *ext3fs.Inode, k ext3fs.BlockKind) Role {
+// ixRoleFor maps an inode's block to a role.
+func ixRoleFor(fs *ext3fs.FS, ino uint32, in *ext3fs.Inode, k ext3fs.BlockKind) Role {
 	switch k {
 	case ext3fs.BlockInd:
 		return RoleInd

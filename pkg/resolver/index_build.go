@@ -10,30 +10,30 @@ import (
 // BuildIndex scans the file system's metadata (group descriptors, bitmaps, inode tables, block
 // maps) and returns the owner of every block.
 func BuildIndex(fs *ext3fs.FS) (*Index, error) {
-	x, _, err := build(fs, true, false)
+	x, _, err := ixBuild(fs, true, false)
 	return x, err
 }
 
 // BuildNames reads every directory and records the names of every inode.
 func BuildNames(fs *ext3fs.FS) (*Names, error) {
-	_, n, err := build(fs, false, true)
+	_, n, err := ixBuild(fs, false, true)
 	return n, err
 }
 
 // Build does BuildIndex and BuildNames in one pass over the inode tables.
 func Build(fs *ext3fs.FS) (*Index, *Names, error) {
-	return build(fs, true, true)
+	return ixBuild(fs, true, true)
 }
 
-type builder struct {
+type ixBuilder struct {
 	fs   *ext3fs.FS
 	x    *Index
-	runs []run
+	runs []ixRun
 }
 
 // add appends one block, extending the previous run when it continues it (blocks of a file
 // mostly arrive in logical and physical order, so this keeps the run list short).
-func (b *builder) add(blk uint64, o Owner) {
+func (b *ixBuilder) add(blk uint64, o Owner) {
 	if k := len(b.runs); k > 0 {
 		p := &b.runs[k-1]
 		if p.end() == blk && b.x.advance(p.o, p.n) == o {
@@ -41,17 +41,17 @@ func (b *builder) add(blk uint64, o Owner) {
 			return
 		}
 	}
-	b.runs = append(b.runs, run{blk, 1, o})
+	b.runs = append(b.runs, ixRun{blk, 1, o})
 }
 
-func (b *builder) addRun(start, n uint64, o Owner) {
+func (b *ixBuilder) addRun(start, n uint64, o Owner) {
 	if n > 0 {
-		b.runs = append(b.runs, run{start, n, o})
+		b.runs = append(b.runs, ixRun{start, n, o})
 	}
 }
 
 // geometry records the per-group metadata: superblocks, GDTs, reserved GDT, bitmaps, tables.
-func (b *builder) geometry() {
+func (b *ixBuilder) geometry() {
 	fs := b.fs
 	sb := fs.SB
 	gdt := sb.GDTBlocks()
@@ -69,7 +69,11 @@ func (b *builder) geometry() {
 				old = uint64(sb.FirstMetaBG)
 			}
 			b.addRun(first+1, old, Owner{Role: gdtRole, Group: g})
-			b.addRun(first+1+old, uint64(sb.ReservedGDTBlocks), Owner{Role: RoleReservedGDT, Group: g})
+			resize := uint32(0)
+			if sb.HasResizeInode() {
+				resize = ext3fs.ResizeIno // the blocks are mapped by the resize inode, as icheck reports
+			}
+			b.addRun(first+1+old, uint64(sb.ReservedGDTBlocks), Owner{Role: RoleReservedGDT, Ino: resize, Group: g})
 		}
 		if sb.HasMetaBG() && g/per >= sb.FirstMetaBG {
 			// meta_bg: descriptor block g/per lives in the first, second and last group of its
@@ -94,21 +98,21 @@ func (b *builder) geometry() {
 	}
 }
 
-// dirBlock is one directory block to read for names.
-type dirBlock struct {
+// ixDirBlock is one directory block to read for names.
+type ixDirBlock struct {
 	phys uint64
 	ino  uint32
 }
 
-func build(fs *ext3fs.FS, wantIndex, wantNames bool) (*Index, *Names, error) {
+func ixBuild(fs *ext3fs.FS, wantIndex, wantNames bool) (*Index, *Names, error) {
 	sb := fs.SB
 	bs := fs.BlockSize()
 	isz := sb.InodeSize()
-	b := &builder{fs: fs, x: NewIndex(sb.BlocksCount, bs/isz)}
+	b := &ixBuilder{fs: fs, x: NewIndex(sb.BlocksCount, bs/isz)}
 	if wantIndex {
 		b.geometry()
 	}
-	var dirBlocks []dirBlock
+	var dirBlocks []ixDirBlock
 	csum := sb.FeatureRoCompat&(ext3fs.RoCompatGDTCsum|ext3fs.RoCompatMetadataCsum) != 0
 	bitmap := make([]byte, bs)
 	var table []byte
@@ -171,12 +175,15 @@ func build(fs *ext3fs.FS, wantIndex, wantNames bool) (*Index, *Names, error) {
 	var names *Names
 	if wantNames {
 		var err error
-		if names, err = readNames(fs, dirBlocks); err != nil {
+		if names, err = ixReadNames(fs, dirBlocks); err != nil {
 			return nil, nil, err
 		}
 	}
 	return x, names, nil
 }
+
+// InodeInUse reports whether an inode the bitmap marks allocated is live (see inUse).
+func InodeInUse(ino uint32, in *ext3fs.Inode) bool { return inUse(ino, in) }
 
 // inUse: the inode bitmap says allocated, and the inode is not a cleanly deleted one. Reserved
 // inodes 1..first_ino-1 are always "allocated"; the bad-blocks inode has mode 0 but may own
@@ -191,7 +198,7 @@ func inUse(ino uint32, in *ext3fs.Inode) bool {
 	return in.LinksCount > 0 || in.Dtime == 0
 }
 
-func (b *builder) inode(ino uint32, in *ext3fs.Inode, wantIndex, wantNames bool, dirBlocks *[]dirBlock) error {
+func (b *ixBuilder) inode(ino uint32, in *ext3fs.Inode, wantIndex, wantNames bool, dirBlocks *[]ixDirBlock) error {
 	fs := b.fs
 	if wantIndex && in.FileACL != 0 && in.FileACL < fs.SB.BlocksCount {
 		b.add(in.FileACL, Owner{Role: RoleXattr, Ino: ino})
@@ -203,7 +210,7 @@ func (b *builder) inode(ino uint32, in *ext3fs.Inode, wantIndex, wantNames bool,
 	nblocks := (in.Size + uint64(fs.BlockSize()) - 1) / uint64(fs.BlockSize())
 	err := fs.WalkBlocks(in, func(r ext3fs.BlockRef) error {
 		if wantNames && isDir && r.Kind == ext3fs.BlockData && r.Logical < nblocks {
-			*dirBlocks = append(*dirBlocks, dirBlock{r.Phys, ino})
+			*dirBlocks = append(*dirBlocks, ixDirBlock{r.Phys, ino})
 		}
 		if !wantIndex {
 			return nil
@@ -213,7 +220,7 @@ func (b *builder) inode(ino uint32, in *ext3fs.Inode, wantIndex, wantNames bool,
 			// blocks, already recorded by geometry() with their group.
 			return nil
 		}
-		b.add(r.Phys, Owner{Role: roleFor(fs, ino, in, r.Kind), Ino: ino, Logical: r.Logical})
+		b.add(r.Phys, Owner{Role: ixRoleFor(fs, ino, in, r.Kind), Ino: ino, Logical: r.Logical})
 		return nil
 	})
 	if err != nil {
@@ -222,8 +229,8 @@ func (b *builder) inode(ino uint32, in *ext3fs.Inode, wantIndex, wantNames bool,
 	return nil
 }
 
-// readNames reads every directory block in disk order and records each entry's name.
-func readNames(fs *ext3fs.FS, blocks []dirBlock) (*Names, error) {
+// ixReadNames reads every directory block in disk order and records each entry's name.
+func ixReadNames(fs *ext3fs.FS, blocks []ixDirBlock) (*Names, error) {
 	sort.Slice(blocks, func(i, j int) bool { return blocks[i].phys < blocks[j].phys })
 	n := NewNames()
 	buf := make([]byte, fs.BlockSize())

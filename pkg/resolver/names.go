@@ -85,8 +85,8 @@ func (n *Names) Links(ino uint32) []Link {
 // Len is the number of inodes with at least one name.
 func (n *Names) Len() int { return len(n.first) }
 
-// maxDepth bounds path construction so a corrupt (cyclic) name graph cannot loop forever.
-const maxDepth = 4096
+// namesMaxDepth bounds path construction so a corrupt (cyclic) name graph cannot loop forever.
+const namesMaxDepth = 4096
 
 // Path is the canonical full path of ino ("/" for the root), following the first link of each
 // ancestor; "" if ino or one of its ancestors has no recorded name.
@@ -97,7 +97,7 @@ func (n *Names) Path(ino uint32) string {
 	var parts []string
 	for d := 0; ino != ext3fs.RootIno; d++ {
 		l, ok := n.first[ino]
-		if !ok || d >= maxDepth {
+		if !ok || d >= namesMaxDepth {
 			return ""
 		}
 		parts = append(parts, l.Name)

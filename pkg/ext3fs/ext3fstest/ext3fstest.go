@@ -239,18 +239,30 @@ func StatBlocks(tb testing.TB, stat string) []Ref {
 	return out
 }
 
+// debugfs reads command files line by line into a fixed buffer; keep lines short.
+const argsPerLine = 100
+
+// batch turns one command over many arguments into several short command lines.
+func batch[T any](cmd string, args []T) []string {
+	var cmds []string
+	for len(args) > 0 {
+		n := min(len(args), argsPerLine)
+		var sb strings.Builder
+		sb.WriteString(cmd)
+		for _, a := range args[:n] {
+			fmt.Fprintf(&sb, " %v", a)
+		}
+		cmds = append(cmds, sb.String())
+		args = args[n:]
+	}
+	return cmds
+}
+
 // Icheck maps each block to the inode debugfs icheck names for it (0 = "block not found").
 func Icheck(tb testing.TB, img string, blocks []uint64) map[uint64]uint32 {
 	tb.Helper()
 	res := map[uint64]uint32{}
-	for len(blocks) > 0 {
-		n := min(len(blocks), 2000)
-		var sb strings.Builder
-		sb.WriteString("icheck")
-		for _, b := range blocks[:n] {
-			fmt.Fprintf(&sb, " %d", b)
-		}
-		out := Debugfs(tb, img, []string{sb.String()})[0]
+	for _, out := range Debugfs(tb, img, batch("icheck", blocks)) {
 		for _, line := range strings.Split(out, "\n") {
 			f := strings.Fields(line)
 			if len(f) < 2 || f[0] == "Block" {
@@ -263,35 +275,30 @@ func Icheck(tb testing.TB, img string, blocks []uint64) map[uint64]uint32 {
 			ino, _ := strconv.ParseUint(f[1], 10, 32) // "<block not found>" parses as 0
 			res[b] = uint32(ino)
 		}
-		blocks = blocks[n:]
 	}
 	return res
 }
 
-// Ncheck returns every path debugfs ncheck -c finds for the inodes (with its "//" quirk fixed).
+// Ncheck returns every path debugfs ncheck finds for the inodes (with its "//" quirk fixed).
 func Ncheck(tb testing.TB, img string, inos []uint32) map[uint32][]string {
 	tb.Helper()
-	var sb strings.Builder
-	sb.WriteString("ncheck")
-	for _, i := range inos {
-		fmt.Fprintf(&sb, " %d", i)
-	}
-	out := Debugfs(tb, img, []string{sb.String()})[0]
 	res := map[uint32][]string{}
-	for _, line := range strings.Split(out, "\n") {
-		f := strings.SplitN(line, "\t", 2)
-		if len(f) != 2 || f[0] == "Inode" {
-			continue
+	for _, out := range Debugfs(tb, img, batch("ncheck", inos)) {
+		for _, line := range strings.Split(out, "\n") {
+			f := strings.SplitN(line, "\t", 2)
+			if len(f) != 2 || f[0] == "Inode" {
+				continue
+			}
+			ino, err := strconv.ParseUint(f[0], 10, 32)
+			if err != nil {
+				continue
+			}
+			p := f[1]
+			for strings.Contains(p, "//") {
+				p = strings.ReplaceAll(p, "//", "/")
+			}
+			res[uint32(ino)] = append(res[uint32(ino)], p)
 		}
-		ino, err := strconv.ParseUint(f[0], 10, 32)
-		if err != nil {
-			continue
-		}
-		p := f[1]
-		for strings.Contains(p, "//") {
-			p = strings.ReplaceAll(p, "//", "/")
-		}
-		res[uint32(ino)] = append(res[uint32(ino)], p)
 	}
 	return res
 }

@@ -1,0 +1,280 @@
+package resolver
+
+import (
+	"math/rand"
+	"os"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/ext3replay/ext3replay/pkg/ext3fs"
+	"github.com/ext3replay/ext3replay/pkg/ext3fs/ext3fstest"
+)
+
+// ixModel is the obvious per-block array the run index must agree with.
+type ixModel struct {
+	x      *Index
+	owners []Owner
+}
+
+func (m *ixModel) set(start, n uint64, o Owner) {
+	m.x.Set(start, n, o)
+	for i := uint64(0); i < n; i++ {
+		if o.Role == RoleFree {
+			m.owners[start+i] = Owner{}
+		} else {
+			m.owners[start+i] = m.x.advance(o, i)
+		}
+	}
+}
+
+func (m *ixModel) clear(start, n uint64) {
+	m.x.Clear(start, n)
+	for i := uint64(0); i < n; i++ {
+		m.owners[start+i] = Owner{}
+	}
+}
+
+func (m *ixModel) check(t *testing.T, step int) {
+	t.Helper()
+	for b := range m.owners {
+		if got := m.x.Lookup(uint64(b)); got != m.owners[b] {
+			t.Fatalf("step %d: Lookup(%d) = %+v, want %+v", step, b, got, m.owners[b])
+		}
+	}
+	// Runs are sorted, disjoint, non-empty, and each agrees with the ixModel.
+	var prevEnd uint64
+	m.x.Runs(func(start, n uint64, o Owner) bool {
+		if n == 0 || start < prevEnd {
+			t.Fatalf("step %d: bad run %d+%d after end %d", step, start, n, prevEnd)
+		}
+		prevEnd = start + n
+		return true
+	})
+	for _, rs := range m.x.chunks {
+		if len(rs) == 0 || len(rs) > ixMaxChunk {
+			t.Fatalf("step %d: chunk of %d runs", step, len(rs))
+		}
+	}
+	// LookupRun agrees with walking the ixModel.
+	for b := 0; b < len(m.owners); b += 1 + b%7 {
+		o, n := m.x.LookupRun(uint64(b))
+		if o != m.owners[b] || n == 0 {
+			t.Fatalf("step %d: LookupRun(%d) = %+v,%d; want %+v", step, b, o, n, m.owners[b])
+		}
+		for k := uint64(1); k < n && b+int(k) < len(m.owners); k++ {
+			want := Owner{}
+			if o.Role != RoleFree {
+				want = m.x.advance(o, k)
+			}
+			if m.owners[b+int(k)] != want {
+				t.Fatalf("step %d: LookupRun(%d) claims %d blocks but block %d is %+v", step, b, n, b+int(k), m.owners[b+int(k)])
+			}
+		}
+	}
+}
+
+// TestIndexRandomOps drives Set/Clear with random, overlapping ranges and compares every block
+// with a per-block ixModel after each step.
+func TestIndexRandomOps(t *testing.T) {
+	const blocks = 3000
+	rng := rand.New(rand.NewSource(1))
+	m := &ixModel{x: NewIndex(blocks, 8), owners: make([]Owner, blocks)}
+	roles := []Role{RoleData, RoleDir, RoleInd, RoleInodeTable, RoleJournal, RoleSuper}
+	for step := 0; step < 3000; step++ {
+		start := uint64(rng.Intn(blocks))
+		n := uint64(1 + rng.Intn(40))
+		if rng.Intn(10) == 0 {
+			n = uint64(rng.Intn(400))
+		}
+		n = min(n, blocks-start)
+		switch r := rng.Intn(10); {
+		case r < 2:
+			m.clear(start, n)
+		default:
+			o := Owner{Role: roles[rng.Intn(len(roles))], Ino: uint32(1 + rng.Intn(5)), Logical: uint64(rng.Intn(100))}
+			m.set(start, n, o)
+		}
+		if step%50 == 0 || step > 2950 {
+			m.check(t, step)
+		}
+	}
+	if m.x.Len() == 0 {
+		t.Fatal("index empty after random sets")
+	}
+}
+
+// TestIndexMerges: appending a file block by block keeps one run, and a split heals.
+func TestIndexMerges(t *testing.T) {
+	x := NewIndex(1000, 4)
+	for i := uint64(0); i < 100; i++ {
+		x.Set(200+i, 1, Owner{Role: RoleData, Ino: 12, Logical: i})
+	}
+	if x.Len() != 1 {
+		t.Fatalf("100 contiguous appends: %d runs, want 1", x.Len())
+	}
+	x.Set(250, 1, Owner{Role: RoleInd, Ino: 12, Logical: 12})
+	if x.Len() != 3 {
+		t.Fatalf("after overwriting a middle block: %d runs, want 3", x.Len())
+	}
+	x.Set(250, 1, Owner{Role: RoleData, Ino: 12, Logical: 50})
+	if x.Len() != 1 {
+		t.Fatalf("after restoring it: %d runs, want 1", x.Len())
+	}
+	if o := x.Lookup(299); o != (Owner{Role: RoleData, Ino: 12, Logical: 99}) {
+		t.Fatalf("Lookup(299) = %+v", o)
+	}
+	x.Clear(0, 1000)
+	if x.Len() != 0 || x.Lookup(250).Role != RoleFree {
+		t.Fatalf("Clear of everything left %d runs", x.Len())
+	}
+}
+
+// TestIndexAgainstE2fsprogs builds the index and names of every standard image and checks all
+// blocks against debugfs icheck (owning inode) and testb (allocated or free), and the paths of
+// every inode against ncheck.
+func TestIndexAgainstE2fsprogs(t *testing.T) {
+	ext3fstest.Need(t)
+	for _, im := range ext3fstest.Standard {
+		t.Run(im.Name, func(t *testing.T) {
+			t.Parallel()
+			img, _ := ext3fstest.Build(t, im)
+			f, err := os.Open(img)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			fsys, err := ext3fs.Open(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			x, names, err := Build(fsys)
+			if err != nil {
+				t.Fatalf("Build: %v", err)
+			}
+			checkIndex(t, fsys, img, x)
+			checkNames(t, fsys, img, names)
+		})
+	}
+}
+
+func checkIndex(t *testing.T, fsys *ext3fs.FS, img string, x *Index) {
+	sb := fsys.SB
+	first := uint64(sb.FirstDataBlock)
+	var all []uint64
+	for b := first; b < sb.BlocksCount; b++ {
+		all = append(all, b)
+	}
+	icheck := ext3fstest.Icheck(t, img, all)
+	// testb refuses block 0 (always in use when it is part of the file system).
+	inUse := ext3fstest.InUse(t, img, max(first, 1), sb.BlocksCount-max(first, 1))
+	inUse[0] = true
+	roles := map[Role]int{}
+	bad := 0
+	for _, b := range all {
+		o := x.Lookup(b)
+		roles[o.Role]++
+		want, ok := icheck[b]
+		if !ok {
+			t.Fatalf("icheck gave no answer for block %d", b)
+		}
+		if o.Ino != want {
+			t.Errorf("block %d: index says %v of inode %d, icheck says inode %d", b, o.Role, o.Ino, want)
+			bad++
+		}
+		if used := inUse[b]; used != (o.Role != RoleFree) {
+			t.Errorf("block %d: index says %v, block bitmap says in use = %v", b, o.Role, used)
+			bad++
+		}
+		if o.Role == RoleInodeTable {
+			fi, n, ok := fsys.InodeTableBlock(b)
+			if !ok || uint64(fi) != o.Logical || n != fsys.BlockSize()/sb.InodeSize() {
+				t.Errorf("block %d: inode table from inode %d, InodeTableBlock says %d (%v)", b, o.Logical, fi, ok)
+			}
+		}
+		if bad > 20 {
+			t.Fatal("too many differences")
+		}
+	}
+	want := []Role{RoleSuper, RoleGDT, RoleBlockBitmap, RoleInodeBitmap, RoleInodeTable, RoleDir, RoleData,
+		RoleSymlink, RoleInd, RoleDInd, RoleTInd, RoleFree}
+	if sb.GroupCount() > 1 {
+		want = append(want, RoleSuperBackup, RoleGDTBackup)
+	}
+	if sb.ReservedGDTBlocks > 0 {
+		want = append(want, RoleReservedGDT)
+	}
+	if sb.HasJournal() {
+		want = append(want, RoleJournal)
+	}
+	if sb.HasExtents() {
+		want = []Role{RoleSuper, RoleGDT, RoleInodeTable, RoleDir, RoleData, RoleSymlink, RoleJournal, RoleFree}
+	}
+	for _, r := range want {
+		if roles[r] == 0 {
+			t.Errorf("no block with role %v: the test image does not cover it", r)
+		}
+	}
+	// Data blocks carry the logical block WalkBlocks reports.
+	jin, _ := fsys.ReadInode(ext3fs.JournalIno)
+	if sb.HasJournal() {
+		fsys.WalkBlocks(jin, func(r ext3fs.BlockRef) error {
+			if o := x.Lookup(r.Phys); r.Kind == ext3fs.BlockData && (o.Role != RoleJournal || o.Logical != r.Logical) {
+				t.Errorf("journal block %d (logical %d): index says %+v", r.Phys, r.Logical, o)
+			}
+			return nil
+		})
+	}
+	t.Logf("%d blocks in %d runs", sb.BlocksCount, x.Len())
+}
+
+func checkNames(t *testing.T, fsys *ext3fs.FS, img string, names *Names) {
+	var inos []uint32
+	for ino := uint32(2); ino <= fsys.SB.InodesCount; ino++ {
+		inos = append(inos, ino)
+	}
+	ncheck := ext3fstest.Ncheck(t, img, inos)
+	if len(ncheck) < 500 {
+		t.Fatalf("ncheck found only %d inodes", len(ncheck))
+	}
+	for _, ino := range inos {
+		got := names.Paths(ino)
+		want := ncheck[ino]
+		if ino == ext3fs.RootIno {
+			want = []string{"/"}
+		}
+		sort.Strings(got)
+		sort.Strings(want)
+		if strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("inode %d: Paths %q, ncheck %q", ino, got, want)
+		}
+		if len(got) > 0 && names.Path(ino) == "" {
+			t.Errorf("inode %d: Path empty but Paths = %q", ino, got)
+		}
+	}
+	// Removing a hard link promotes the next one; removing all forgets the inode.
+	var multi uint32
+	for _, ino := range inos {
+		if len(names.Links(ino)) == 3 {
+			multi = ino
+		}
+	}
+	if multi == 0 {
+		t.Fatal("no inode with 3 hard links")
+	}
+	ls := names.Links(multi)
+	names.Remove(ls[0].Parent, ls[0].Name, multi)
+	if p := names.Links(multi); len(p) != 2 || p[0] != ls[1] {
+		t.Errorf("after removing the first link: %v", p)
+	}
+	names.Remove(ls[2].Parent, ls[2].Name, multi)
+	names.Remove(ls[1].Parent, ls[1].Name, multi)
+	if names.Path(multi) != "" || names.Links(multi) != nil {
+		t.Errorf("all links removed, still %q", names.Path(multi))
+	}
+	names.Add(ext3fs.RootIno, "back", multi)
+	names.Add(ext3fs.RootIno, "back", multi)
+	if got := names.Paths(multi); len(got) != 1 || got[0] != "/back" {
+		t.Errorf("re-added: %v", got)
+	}
+}
