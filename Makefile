@@ -6,7 +6,7 @@ LDFLAGS := -X main.version=$(VERSION)
 DEMO_IMG ?= fixtures/real/basic-ext3-4k/image.raw.zst
 DEMO_LOG ?= fixtures/real/basic-ext3-4k/io.log.zst
 
-.PHONY: all build demo test lint fuzz bench fixtures accuracy clean deps
+.PHONY: all build demo test test-live lint fuzz bench fixtures accuracy clean deps
 
 all: build
 
@@ -20,6 +20,11 @@ demo: build
 # Unit, integration and short fuzz-corpus tests; a few minutes on 2 cores.
 test: lint
 	$(GO) test -count=1 ./...
+	$(MAKE) --no-print-directory test-live
+
+# One real capture end to end: QEMU guest -> ext3replay record -> analyze (about 10 s warm).
+test-live:
+	./fixtures/capture/live-smoke.sh
 
 lint:
 	@test -z "$$(gofmt -l cmd pkg internal fixtures 2>/dev/null)" || { gofmt -l cmd pkg internal fixtures; echo 'gofmt: files above need formatting'; exit 1; }

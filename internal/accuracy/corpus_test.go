@@ -23,7 +23,13 @@ import (
 //   - the tree of the starting image, with the mandatory namespace lines of expected.jsonl applied in order,
 //     is exactly the tree of the final disk. This proves the ground truth describes what reached the disk.
 
-const realDir = "../../fixtures/real"
+// corpusDir is fixtures/real, or EXT3REPLAY_CORPUS (live-smoke.sh points it at a fresh capture).
+func corpusDir() string {
+	if d := os.Getenv("EXT3REPLAY_CORPUS"); d != "" {
+		return d
+	}
+	return "../../fixtures/real"
+}
 
 type memDisk []byte
 
@@ -183,7 +189,7 @@ func TestCorpus(t *testing.T) {
 	if testing.Short() {
 		t.Skip("replays every committed capture")
 	}
-	dirs, _ := filepath.Glob(filepath.Join(realDir, "*", "expected.jsonl"))
+	dirs, _ := filepath.Glob(filepath.Join(corpusDir(), "*", "expected.jsonl"))
 	if len(dirs) == 0 {
 		t.Skip("no committed scenarios")
 	}

@@ -32,14 +32,15 @@ func main() {
 	out := flag.String("o", "", "also write the report (Markdown) to this file")
 	command := flag.String("command", "", "command line to cite in the report (default: this one)")
 	timeout := flag.Duration("timeout", 5*time.Minute, "time limit of one analyze run")
+	strict := flag.Bool("strict", false, "exit 1 when an analyze run fails or its output does not parse")
 	flag.Parse()
-	if err := run(*bin, *realDir, *out, *command, *timeout, flag.Args()); err != nil {
+	if err := run(*bin, *realDir, *out, *command, *timeout, *strict, flag.Args()); err != nil {
 		fmt.Fprintln(os.Stderr, "accuracy:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bin, realDir, out, command string, timeout time.Duration, only []string) error {
+func run(bin, realDir, out, command string, timeout time.Duration, strict bool, only []string) error {
 	dirs, err := scenarios(realDir, only)
 	if err != nil {
 		return err
@@ -71,6 +72,15 @@ func run(bin, realDir, out, command string, timeout time.Duration, only []string
 		return err
 	}
 	os.Stdout.Write(table.Bytes())
+	failed := 0
+	for _, r := range rows {
+		if r.Err != nil {
+			failed++
+		}
+	}
+	if strict && failed > 0 {
+		return fmt.Errorf("%d of %d analyze runs failed", failed, len(rows))
+	}
 	if out == "" {
 		return nil
 	}
