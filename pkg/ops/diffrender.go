@@ -20,7 +20,7 @@ func pct(c *float64, a, b int64) string {
 	return strconv.FormatFloat(*c*100, 'f', 1, 64) + "%"
 }
 
-func flag(d *IODiff) string {
+func flagText(d *IODiff) string {
 	switch {
 	case d.Flagged:
 		return "!"
@@ -92,7 +92,7 @@ func (r *DiffReport) WriteDiff(w io.Writer, format string) error {
 			t.rows = append(t.rows, []string{d.Name,
 				HumanBytes(d.A.ReadBytes), HumanBytes(d.B.ReadBytes), pct(d.ReadChange, d.A.ReadBytes, d.B.ReadBytes),
 				HumanBytes(d.A.WriteBytes), HumanBytes(d.B.WriteBytes), pct(d.WriteChange, d.A.WriteBytes, d.B.WriteBytes),
-				HumanBytes(ma), HumanBytes(mb), pct(d.MetaChange, ma, mb), flag(d)})
+				HumanBytes(ma), HumanBytes(mb), pct(d.MetaChange, ma, mb), flagText(d)})
 		}
 		p.table(t)
 	}
@@ -112,7 +112,7 @@ func (r *DiffReport) WriteDiff(w io.Writer, format string) error {
 			t.rows = append(t.rows, []string{d.Name,
 				HumanBytes(d.A.ReadBytes), HumanBytes(d.B.ReadBytes), pct(d.ReadChange, d.A.ReadBytes, d.B.ReadBytes),
 				HumanBytes(d.A.WriteBytes), HumanBytes(d.B.WriteBytes), pct(d.WriteChange, d.A.WriteBytes, d.B.WriteBytes),
-				flag(d)})
+				flagText(d)})
 		}
 		p.table(t)
 	}

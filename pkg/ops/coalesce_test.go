@@ -1,0 +1,102 @@
+package ops
+
+import (
+	"reflect"
+	"testing"
+)
+
+func w(seq int64, path string, sector uint64, n int64) Op {
+	return Op{Seq: seq, Op: Write, Path: path, Sector: sector, Bytes: n, Kind: KindData}
+}
+
+func TestCoalesce(t *testing.T) {
+	meta := func(seq int64, path string, sector uint64) Op {
+		return Op{Seq: seq, Op: Write, Path: path, Sector: sector, Bytes: 4096, Kind: KindIndirect}
+	}
+	read := func(seq int64, path string, sector uint64) Op {
+		return Op{Seq: seq, Op: Read, Path: path, Sector: sector, Bytes: 4096, Kind: KindData}
+	}
+	journal := func(seq int64, sector uint64) Op {
+		return Op{Seq: seq, Op: Write, Sector: sector, Bytes: 4096, Kind: KindJournal}
+	}
+	cases := []struct {
+		name string
+		in   []Op
+		want []Op
+	}{
+		{"contiguous run merges, keeps first seq",
+			[]Op{w(1, "/a", 100, 4096), w(2, "/a", 108, 4096), w(3, "/a", 116, 8192)},
+			[]Op{w(1, "/a", 100, 16384)}},
+		{"non-contiguous sector breaks",
+			[]Op{w(1, "/a", 100, 4096), w(2, "/a", 200, 4096), w(3, "/a", 208, 4096)},
+			[]Op{w(1, "/a", 100, 4096), w(2, "/a", 200, 8192)}},
+		{"backwards is not contiguous",
+			[]Op{w(1, "/a", 108, 4096), w(2, "/a", 100, 4096)},
+			[]Op{w(1, "/a", 108, 4096), w(2, "/a", 100, 4096)}},
+		{"different path breaks even if contiguous",
+			[]Op{w(1, "/a", 100, 4096), w(2, "/b", 108, 4096)},
+			[]Op{w(1, "/a", 100, 4096), w(2, "/b", 108, 4096)}},
+		{"interleaved files keep their runs, output in first-op order",
+			[]Op{w(1, "/a", 100, 4096), w(2, "/b", 500, 4096), w(3, "/a", 108, 4096), w(4, "/b", 508, 4096)},
+			[]Op{w(1, "/a", 100, 8192), w(2, "/b", 500, 8192)}},
+		{"another op on the same file in between breaks",
+			[]Op{w(1, "/a", 100, 4096), meta(2, "/a", 900), w(3, "/a", 108, 4096)},
+			[]Op{w(1, "/a", 100, 4096), meta(2, "/a", 900), w(3, "/a", 108, 4096)}},
+		{"a read in between breaks",
+			[]Op{w(1, "/a", 100, 4096), read(2, "/a", 300), w(3, "/a", 108, 4096)},
+			[]Op{w(1, "/a", 100, 4096), read(2, "/a", 300), w(3, "/a", 108, 4096)}},
+		{"a namespace op is a barrier for every file",
+			[]Op{w(1, "/a", 100, 4096), {Seq: 2, Op: Create, Path: "/b"}, w(3, "/a", 108, 4096)},
+			[]Op{w(1, "/a", 100, 4096), {Seq: 2, Op: Create, Path: "/b"}, w(3, "/a", 108, 4096)}},
+		{"pathless I/O merges by kind",
+			[]Op{journal(1, 800), w(2, "/a", 100, 4096), journal(3, 808)},
+			[]Op{{Seq: 1, Op: Write, Sector: 800, Bytes: 8192, Kind: KindJournal}, w(2, "/a", 100, 4096)}},
+		{"odd length cannot be extended",
+			[]Op{w(1, "/a", 100, 1000), w(2, "/a", 102, 4096)},
+			[]Op{w(1, "/a", 100, 1000), w(2, "/a", 102, 4096)}},
+	}
+	for _, c := range cases {
+		if got := Coalesce(c.in); !reflect.DeepEqual(got, c.want) {
+			t.Errorf("%s:\n got %v\nwant %v", c.name, got, c.want)
+		}
+	}
+}
+
+func TestCoalescerMaxPending(t *testing.T) {
+	var out []Op
+	c := NewCoalescer(func(op *Op) error { out = append(out, *op); return nil })
+	c.MaxPending = 3
+	// /a's run stays open while other files are written; the bound forces
+	// it out, and later /a writes start a new run.
+	ops := []Op{w(1, "/a", 100, 512), w(2, "/b", 1000, 512), w(3, "/c", 2000, 512), w(4, "/d", 3000, 512), w(5, "/a", 101, 512)}
+	for i := range ops {
+		if err := c.Add(&ops[i]); err != nil {
+			t.Fatal(err)
+		}
+		if i == 3 && (len(out) != 1 || out[0] != ops[0]) {
+			t.Fatalf("after 4 pending ops with MaxPending 3, emitted %v", out)
+		}
+	}
+	if err := c.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	want := []Op{ops[0], ops[1], ops[2], ops[3], ops[4]}
+	if !reflect.DeepEqual(out, want) {
+		t.Fatalf("got %v", out)
+	}
+	for i := 1; i < len(out); i++ {
+		if out[i].Seq < out[i-1].Seq {
+			t.Fatalf("output out of order: %v", out)
+		}
+	}
+}
+
+func TestCoalescePreservesVolume(t *testing.T) {
+	run := loadRun(t, "run-a.jsonl")
+	before := BuildStats(run).Totals
+	after := Coalesce(run)
+	got := BuildStats(after).Totals
+	if before.All.ReadBytes != got.All.ReadBytes || before.All.WriteBytes != got.All.WriteBytes {
+		t.Fatalf("coalescing changed the byte totals: %+v -> %+v", before.All, got.All)
+	}
+}
