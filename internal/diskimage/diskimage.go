@@ -1,0 +1,170 @@
+// Package diskimage opens a disk image, raw or zstd-compressed, as an io.ReaderAt.
+//
+// A compressed image is decompressed once at Open: into memory while it is small, otherwise
+// into an unlinked temporary file in which runs of zero bytes are skipped with seeks rather than
+// written, so a mostly empty 6 GiB image stays a sparse file of a few hundred MB.
+package diskimage
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// zstdMagic starts every zstd frame.
+var zstdMagic = []byte{0x28, 0xB5, 0x2F, 0xFD}
+
+// MemoryLimit is the decompressed size up to which a compressed image is kept in memory.
+var MemoryLimit int64 = 64 << 20
+
+// zeroChunk is the granularity at which zero runs are detected while spilling to disk; it
+// matches the common 4 KiB fs block so sparse file-system images stay sparse.
+const zeroChunk = 4096
+
+// Image is an opened disk image.
+type Image struct {
+	r    io.ReaderAt
+	size int64
+	f    *os.File // raw image or spill file, closed by Close
+	path string
+	// Compressed reports whether the image was zstd-compressed on disk.
+	Compressed bool
+}
+
+// Open opens path. Files starting with the zstd magic are decompressed (whatever their name).
+func Open(path string) (*Image, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	var head [4]byte
+	n, err := f.ReadAt(head[:], 0)
+	if err != nil && err != io.EOF {
+		f.Close()
+		return nil, fmt.Errorf("diskimage: %s: %w", path, err)
+	}
+	if n < 4 || !bytes.Equal(head[:], zstdMagic) {
+		st, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
+		return &Image{r: f, size: st.Size(), f: f, path: path}, nil
+	}
+	defer f.Close()
+	img, err := decompress(f, path)
+	if err != nil {
+		return nil, fmt.Errorf("diskimage: %s: %w", path, err)
+	}
+	return img, nil
+}
+
+func decompress(f *os.File, path string) (*Image, error) {
+	zr, err := zstd.NewReader(bufio.NewReaderSize(f, 1<<20), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(1<<30))
+	if err != nil {
+		return nil, err
+	}
+	defer zr.Close()
+	// Small images: memory.
+	var mem bytes.Buffer
+	n, err := io.CopyN(&mem, zr, MemoryLimit+1)
+	if err != nil && err != io.EOF {
+		return nil, fmt.Errorf("zstd: %w", err)
+	}
+	if n <= MemoryLimit {
+		b := mem.Bytes()
+		return &Image{r: bytes.NewReader(b), size: int64(len(b)), path: path, Compressed: true}, nil
+	}
+	// Large images: a sparse, already unlinked temporary file.
+	tmp, err := os.CreateTemp("", "ext3replay-image-*.raw")
+	if err != nil {
+		return nil, err
+	}
+	os.Remove(tmp.Name())
+	size, err := copySparse(tmp, io.MultiReader(&mem, zr))
+	if err == nil {
+		err = tmp.Truncate(size) // materialise a trailing zero run
+	}
+	if err != nil {
+		tmp.Close()
+		return nil, fmt.Errorf("decompressing to %s: %w", os.TempDir(), err)
+	}
+	return &Image{r: tmp, size: size, f: tmp, path: path, Compressed: true}, nil
+}
+
+// copySparse copies r to w, seeking over all-zero chunks instead of writing them.
+func copySparse(w *os.File, r io.Reader) (int64, error) {
+	buf := make([]byte, 1<<20)
+	var off int64
+	for {
+		n, err := fill(r, buf)
+		for i := 0; i < n; i += zeroChunk {
+			c := buf[i:min(i+zeroChunk, n)]
+			if !isZero(c) {
+				if _, werr := w.WriteAt(c, off+int64(i)); werr != nil {
+					return 0, werr
+				}
+			}
+		}
+		off += int64(n)
+		if err == io.EOF {
+			return off, nil
+		}
+		if err != nil {
+			return 0, fmt.Errorf("zstd: %w", err)
+		}
+	}
+}
+
+// fill reads until buf is full or r fails; unlike io.ReadFull it passes a decoder's own
+// io.ErrUnexpectedEOF (a truncated stream) through instead of confusing it with a short read.
+func fill(r io.Reader, buf []byte) (int, error) {
+	n := 0
+	for n < len(buf) {
+		k, err := r.Read(buf[n:])
+		n += k
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+func isZero(b []byte) bool {
+	for len(b) >= 8 {
+		if b[0]|b[1]|b[2]|b[3]|b[4]|b[5]|b[6]|b[7] != 0 {
+			return false
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// ReadAt reads from the (decompressed) image.
+func (m *Image) ReadAt(p []byte, off int64) (int, error) { return m.r.ReadAt(p, off) }
+
+// Size is the (decompressed) image size in bytes.
+func (m *Image) Size() int64 { return m.size }
+
+// Path is the path the image was opened from.
+func (m *Image) Path() string { return m.path }
+
+// Close releases the file or memory behind the image.
+func (m *Image) Close() error {
+	m.r = bytes.NewReader(nil)
+	if m.f != nil {
+		err := m.f.Close()
+		m.f = nil
+		return err
+	}
+	return nil
+}
