@@ -1,0 +1,265 @@
+package resolver
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/ext3replay/ext3replay/pkg/blklog"
+	"github.com/ext3replay/ext3replay/pkg/ext3fs"
+)
+
+// fixtureJournalRun is what following a real guest's journal produced.
+type fixtureJournalRun struct {
+	txs        []Transaction
+	blocks     int // logged blocks returned
+	checkpoint int // home writes equal to the last committed copy
+	stale      []string
+	pending    int
+}
+
+// followFixtureJournal replays a captured log over the starting image in memory, feeds every
+// write that lands in the journal to a JournalTracker, and compares each later write of a
+// journaled block at its home location (jbd2's checkpoint) with the last committed copy.
+func followFixtureJournal(t *testing.T, dir string, recs []blklog.Record) *fixtureJournalRun {
+	t.Helper()
+	zimg, err := os.ReadFile(filepath.Join(dir, "image.raw.zst"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec, err := zstd.NewReader(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	disk, err := dec.DecodeAll(zimg, nil)
+	dec.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fsys, err := ext3fs.Open(bytes.NewReader(disk))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !fsys.SB.HasJournal() {
+		return nil
+	}
+	jin, err := fsys.ReadInode(fsys.SB.JournalInum)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logical := map[uint64]uint64{} // fs block -> journal block
+	var first uint64
+	err = fsys.WalkBlocks(jin, func(r ext3fs.BlockRef) error {
+		if r.Kind == ext3fs.BlockData {
+			logical[r.Phys] = r.Logical
+			if r.Logical == 0 {
+				first = r.Phys
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs := fsys.BlockSize()
+	jsb, err := ext3fs.ParseJournalSuperblock(disk[int(first)*bs : int(first+1)*bs])
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := NewJournalTracker(jsb)
+
+	run := &fixtureJournalRun{}
+	committed := map[uint64][]byte{} // fs block -> last committed copy not yet seen at home
+	for _, rec := range recs {
+		if rec.Type != blklog.TypeWrite && rec.Type != blklog.TypeWriteZeroes && rec.Type != blklog.TypeDiscard {
+			continue
+		}
+		start := int64(rec.Sector) * blklog.SectorSize
+		end := start + int64(rec.Length)
+		if end > int64(len(disk)) {
+			t.Fatalf("record %d writes past the disk", rec.Index)
+		}
+		if rec.Type == blklog.TypeWrite {
+			if rec.Flags&blklog.FlagNoPayload != 0 {
+				t.Skip("log without write payloads")
+			}
+			copy(disk[start:end], rec.Data)
+		} else {
+			clear(disk[start:end])
+		}
+		for b := uint64(start) / uint64(bs); b*uint64(bs) < uint64(end); b++ {
+			content := disk[int(b)*bs : int(b+1)*bs]
+			if lb, ok := logical[b]; ok {
+				txs, err := tr.WriteLogBlock(lb, content, rec.Index)
+				if err != nil {
+					t.Errorf("record %d: %v", rec.Index, err)
+				}
+				for _, tx := range txs {
+					run.txs = append(run.txs, tx)
+					run.blocks += len(tx.Blocks)
+					for _, r := range tx.Revoked {
+						delete(committed, r)
+					}
+					for _, tb := range tx.Blocks {
+						committed[tb.FSBlock] = tb.Data
+					}
+				}
+				continue
+			}
+			if want, ok := committed[b]; ok {
+				if bytes.Equal(want, content) {
+					run.checkpoint++
+				} else {
+					run.stale = append(run.stale, "")
+				}
+				delete(committed, b)
+			}
+		}
+	}
+	run.pending = tr.Pending()
+	return run
+}
+
+// TestTrackerRealFixtures follows the journals of the captured ext3 scenarios: transactions must
+// come back with consecutive tids and no undecodable block, and every checkpoint write of a
+// journaled block must carry exactly the content its last transaction committed.
+func TestTrackerRealFixtures(t *testing.T) {
+	dirs, _ := filepath.Glob(filepath.Join(moduleRoot(t), "fixtures", "real", "*"))
+	if len(dirs) == 0 {
+		t.Skip("no fixtures")
+	}
+	for _, dir := range dirs {
+		if _, err := os.Stat(filepath.Join(dir, "io.log.zst")); err != nil {
+			continue
+		}
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			recs := readFixtureLog(t, dir)
+			run := followFixtureJournal(t, dir, recs)
+			if run == nil {
+				t.Skip("no journal")
+			}
+			t.Logf("%d transactions, %d logged blocks, %d checkpoint writes match, %d differ, %d blocks pending",
+				len(run.txs), run.blocks, run.checkpoint, len(run.stale), run.pending)
+			if len(run.txs) == 0 {
+				t.Fatal("no transaction found in the journal")
+			}
+			for i := 1; i < len(run.txs); i++ {
+				if run.txs[i].Seq != run.txs[i-1].Seq+1 {
+					t.Errorf("tid %d follows %d", run.txs[i].Seq, run.txs[i-1].Seq)
+				}
+			}
+			if len(run.stale) != 0 || run.checkpoint == 0 {
+				t.Errorf("checkpoint writes: %d match the committed copy, %d differ (%v)", run.checkpoint,
+					len(run.stale), run.stale)
+			}
+			// The device may complete the writes between two flushes in any order: the same
+			// transactions must come back.
+			for seed := int64(1); seed <= 5; seed++ {
+				shRecs, n := shuffleFlushIntervals(recs, rand.New(rand.NewSource(seed)))
+				if seed == 1 {
+					t.Logf("%d of %d records in shuffled flush intervals", n, len(recs))
+				}
+				sh := followFixtureJournal(t, dir, shRecs)
+				if len(sh.txs) != len(run.txs) {
+					t.Fatalf("seed %d: %d transactions, in order %d", seed, len(sh.txs), len(run.txs))
+				}
+				for i := range run.txs {
+					a, b := run.txs[i], sh.txs[i]
+					if a.Seq != b.Seq || len(a.Blocks) != len(b.Blocks) {
+						t.Fatalf("seed %d: tx %d is tid %d with %d blocks, in order tid %d with %d", seed, i,
+							b.Seq, len(b.Blocks), a.Seq, len(a.Blocks))
+					}
+					for j := range a.Blocks {
+						if a.Blocks[j].FSBlock != b.Blocks[j].FSBlock || !bytes.Equal(a.Blocks[j].Data, b.Blocks[j].Data) {
+							t.Fatalf("seed %d: tid %d block %d differs", seed, a.Seq, j)
+						}
+					}
+				}
+			}
+		})
+	}
+}
+
+// moduleRoot is the directory holding go.mod, above the test's working directory.
+func moduleRoot(t *testing.T) string {
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		up := filepath.Dir(dir)
+		if up == dir {
+			t.Skip("go.mod not found")
+		}
+		dir = up
+	}
+}
+
+// readFixtureLog loads every record of a scenario's log (payloads copied).
+func readFixtureLog(t *testing.T, dir string) []blklog.Record {
+	t.Helper()
+	lr, err := blklog.Open(filepath.Join(dir, "io.log.zst"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lr.Close()
+	var recs []blklog.Record
+	for {
+		rec, err := lr.Next()
+		if errors.Is(err, io.EOF) {
+			return recs
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec.Data = bytes.Clone(rec.Data)
+		recs = append(recs, rec)
+	}
+}
+
+// shuffleFlushIntervals permutes the records between consecutive flushes, as a device may complete
+// them in any order (a FUA write included: FUA orders nothing). Intervals where two writes overlap
+// are left alone: their order decides the content.
+func shuffleFlushIntervals(recs []blklog.Record, rng *rand.Rand) ([]blklog.Record, int) {
+	out := append([]blklog.Record(nil), recs...)
+	i, shuffled := 0, 0
+	for i < len(out) {
+		j := i
+		for j < len(out) && out[j].Type != blklog.TypeFlush {
+			j++
+		}
+		if !overlapping(out[i:j]) {
+			shuffled += j - i
+			rng.Shuffle(j-i, func(a, b int) { out[i+a], out[i+b] = out[i+b], out[i+a] })
+		}
+		i = j + 1
+	}
+	return out, shuffled
+}
+
+func overlapping(recs []blklog.Record) bool {
+	type span struct{ a, b uint64 }
+	var spans []span
+	for _, r := range recs {
+		if r.Type == blklog.TypeRead || r.Type == blklog.TypeMark {
+			continue
+		}
+		s := span{r.Sector, r.Sector + uint64(r.Length)/blklog.SectorSize}
+		for _, o := range spans {
+			if s.a < o.b && o.a < s.b {
+				return true
+			}
+		}
+		spans = append(spans, s)
+	}
+	return false
+}
