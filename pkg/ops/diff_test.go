@@ -158,8 +158,8 @@ func TestDiffThreshold(t *testing.T) {
 		kindFlags int
 	}{
 		{run(100, 40), run(115, 40), DiffOptions{Threshold: 0.2}, false, 0},
-		{run(100, 40), run(125, 40), DiffOptions{Threshold: 0.2}, true, 1},  // file and data kind
-		{run(100, 40), run(85, 40), DiffOptions{Threshold: 0.1}, true, 1},   // shrinking counts too
+		{run(100, 40), run(125, 40), DiffOptions{Threshold: 0.2}, true, 1}, // file and data kind
+		{run(100, 40), run(85, 40), DiffOptions{Threshold: 0.1}, true, 1},  // shrinking counts too
 		{run(100, 40), run(125, 40), DiffOptions{Threshold: 0.2, MinBytes: 32 << 10}, false, 0},
 		{run(100, 40), run(100, 80), DiffOptions{Threshold: 0.2}, false, 1}, // journal only
 		{run(100, 40), run(100, 48), DiffOptions{Threshold: 0.2}, false, 0}, // exactly 20% is not beyond
