@@ -256,13 +256,22 @@ func fileRole(role Role) bool {
 // ioOp builds the read or write op for bytes [start,end) of the device owned by o, and queues it.
 func (r *Resolver) ioOp(typ ops.Type, o Owner, start, end int64) {
 	k := kindOf(o.Role)
-	if k.IsMetadata() && !fileRole(o.Role) && !r.opt.Metadata {
+	file := fileRole(o.Role)
+	if file && o.Ino < r.fs.SB.FirstIno && o.Ino != ext3fs.RootIno {
+		// Map blocks of reserved inodes: the journal's, the resize inode's.
+		file = false
+		k = ops.KindGDT
+		if o.Ino == r.fs.SB.JournalInum {
+			k = ops.KindJournal
+		}
+	}
+	if k.IsMetadata() && !file && !r.opt.Metadata {
 		return
 	}
 	op := ops.Op{Seq: r.seq, T: r.t, Op: typ, Sector: uint64(start) / blklog.SectorSize, Bytes: end - start, Kind: k}
-	if fileRole(o.Role) {
+	if file {
 		op.Ino = o.Ino
-		op.Path = r.names.Path(o.Ino)
+		op.Path = r.ioPath(o.Ino)
 		if op.Path == "" {
 			// The file has no name yet (its directory entry comes later): hold its I/O.
 			r.nameless[o.Ino] = appendCoalesced(r.nameless[o.Ino], op)
@@ -270,6 +279,20 @@ func (r *Resolver) ioOp(typ ops.Type, o Owner, start, end int64) {
 		}
 	}
 	r.ioBuf = append(r.ioBuf, op)
+}
+
+// ioPath is the path I/O of ino is reported under: its name, or for a file with several
+// names the newest one (the disk cannot tell which name a program used; a new hard link is
+// most often made in order to be used).
+func (r *Resolver) ioPath(ino uint32) string {
+	ls := r.names.Links(ino)
+	if len(ls) > 1 {
+		l := ls[len(ls)-1]
+		if dir := r.names.Path(l.Parent); dir != "" {
+			return r.linkPath(l)
+		}
+	}
+	return r.names.Path(ino)
 }
 
 // appendCoalesced appends op, merging it into the last one when it continues it.
@@ -398,7 +421,7 @@ func (r *Resolver) applyTransaction(tx Transaction) {
 		switch {
 		case o.Role == RoleFree:
 			r.addPending(w.b, pendWrite{seq: r.seq, t: r.t, n: int32(r.bs), journaled: true})
-		case o.Role == RoleData || o.Role == RoleSymlink:
+		case o.Role == RoleData:
 			// data=journal: the file's data passes through the journal.
 			s := int64(w.b) * int64(r.bs)
 			r.ioOp(ops.Write, o, s, s+int64(r.bs))
@@ -470,8 +493,10 @@ func (r *Resolver) settlePending(b uint64, o Owner) {
 	}
 	delete(r.pendW, b)
 	for _, p := range ps {
-		if p.journaled && o.Role != RoleData && o.Role != RoleSymlink {
-			continue // a metadata block seen in the journal: its I/O was reported as journal
+		if p.journaled && o.Role != RoleData {
+			// A metadata block (symlink targets are journaled like metadata) seen in the
+			// journal: its I/O was reported as journal, and its checkpoint will be reported.
+			continue
 		}
 		s := int64(b)*int64(r.bs) + int64(p.off)
 		r.ioOp(ops.Write, o, s, s+int64(p.n))
@@ -489,7 +514,7 @@ func (r *Resolver) flushRecord() {
 		r.nsBuf = r.nsBuf[:0]
 	}
 	for ino, l := range r.nameless {
-		p := r.names.Path(ino)
+		p := r.ioPath(ino)
 		if p == "" {
 			continue
 		}
