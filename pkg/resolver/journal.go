@@ -251,11 +251,8 @@ func (t *JournalTracker) step(rec int64) (tx Transaction, ok bool, err error) {
 			visited: make(map[uint64]bool)}
 		t.walk = w
 	}
-	ring := uint64(t.jsb.LogEnd()) - uint64(t.jsb.First)
+	// Each iteration visits a new log block or stops, so the walk ends within one turn of the ring.
 	for {
-		if uint64(len(w.visited)) > ring {
-			return tx, false, nil // a walk longer than the ring: inconsistent log, wait for a reseat
-		}
 		// Blocks named by the current descriptor's tags follow it, with wrap.
 		if w.tagIdx < len(w.tags) {
 			q := t.jsb.WrapLogBlock(w.desc + 1 + uint64(w.tagIdx))

@@ -434,3 +434,61 @@ func TestTrackerErrors(t *testing.T) {
 		t.Errorf("tag checksum failure: %v", err)
 	}
 }
+
+// TestTrackerRewrittenDescriptor: a descriptor the walk already followed is rewritten (fewer
+// tags) before the commit arrives where its second block was: the walk starts over.
+func TestTrackerRewrittenDescriptor(t *testing.T) {
+	jsb := newTestJSB(1024, 64, 0)
+	jsb.Start = 1
+	l := newJlog(t, jsb, 1)
+	l.tx(1, []uint64{10, 11}, nil, false, 100) // desc 1, blocks 2 3
+	first := l.writes
+	l.writes, l.head = nil, 1
+	l.tx(1, []uint64{10}, nil, true, 100) // desc 1, block 2, commit 3
+	tr := NewJournalTracker(jsb)
+	if got := feed(t, tr, first); len(got) != 0 {
+		t.Fatalf("uncommitted transaction returned: %v", seqs(got))
+	}
+	sameTxs(t, feed(t, tr, l.writes), l.want)
+}
+
+// FuzzJournalTracker feeds arbitrary write sequences (valid journal blocks, mutated blocks and
+// garbage at arbitrary positions) to a tracker: it must not panic, must hold no more blocks than
+// the ring, and must return transactions whose blocks each have a full block of data.
+func FuzzJournalTracker(f *testing.F) {
+	f.Add([]byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, int64(1))
+	f.Add([]byte{9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 0x80, 0x81}, int64(2))
+	f.Fuzz(func(t *testing.T, prog []byte, seed int64) {
+		jsb := newTestJSB(1024, 24, ext3fs.JournalIncompat64Bit)
+		l := newJlog(t, jsb, 1)
+		rng := rand.New(rand.NewSource(seed))
+		for seq := uint32(1); seq <= 6; seq++ {
+			l.tx(seq, []uint64{uint64(rng.Intn(50)), uint64(rng.Intn(50))}, []uint64{uint64(rng.Intn(50))},
+				seq != 4, 1+rng.Intn(2))
+		}
+		tr := NewJournalTracker(jsb)
+		for i, op := range prog {
+			w := l.writes[int(op&0x7F)%len(l.writes)]
+			pos, data := w.pos, w.data
+			if op&0x80 != 0 { // mutate: another position, or flipped bytes
+				if rng.Intn(2) == 0 {
+					pos = uint64(rng.Intn(int(jsb.MaxLen) + 2))
+				} else {
+					data = bytes.Clone(data)
+					data[rng.Intn(len(data))] ^= byte(1 + rng.Intn(255))
+				}
+			}
+			txs, _ := tr.WriteLogBlock(pos, data, int64(i))
+			for _, tx := range txs {
+				for _, b := range tx.Blocks {
+					if len(b.Data) != int(jsb.BlockSize) {
+						t.Fatalf("tid %d: block %d has %d bytes", tx.Seq, b.FSBlock, len(b.Data))
+					}
+				}
+			}
+			if tr.Pending() > int(jsb.LogEnd()-jsb.First) {
+				t.Fatalf("%d blocks pending in a %d-block ring", tr.Pending(), jsb.LogEnd()-jsb.First)
+			}
+		}
+	})
+}
