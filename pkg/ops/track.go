@@ -285,7 +285,11 @@ func (t *tracker) add(op *Op) {
 		delete(t.byPath, op.Path)
 		e.renameName(op.Path, op.To)
 		t.byPath[op.To] = e
-		t.moveChildren(op.Path, op.To)
+		if e.typ == "dir" || e.typ == "" {
+			// Only a directory has names under it; a file renamed by
+			// rsync or an editor needs no scan of every live name.
+			t.moveChildren(op.Path, op.To)
+		}
 	case Link:
 		t.noteName(op.Path, true)
 		t.noteName(op.To, false)
