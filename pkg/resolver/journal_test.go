@@ -40,7 +40,7 @@ type logWrite struct {
 // jlog builds a jbd2 log the way the kernel lays it out: per transaction, revoke blocks, then
 // descriptors each followed by their blocks, then the commit block; the next one starts after it.
 type jlog struct {
-	t      *testing.T
+	t      testing.TB
 	jsb    *ext3fs.JournalSuperblock
 	head   uint64
 	writes []logWrite
@@ -48,7 +48,7 @@ type jlog struct {
 	ntx    int
 }
 
-func newJlog(t *testing.T, jsb *ext3fs.JournalSuperblock, head uint64) *jlog {
+func newJlog(t testing.TB, jsb *ext3fs.JournalSuperblock, head uint64) *jlog {
 	return &jlog{t: t, jsb: jsb, head: head}
 }
 
@@ -491,4 +491,60 @@ func FuzzJournalTracker(f *testing.F) {
 			}
 		}
 	})
+}
+
+// benchLog is a 4 KiB-block journal of 400 transactions of 16 blocks each (ring of 8192 blocks,
+// written once around), plain and csum v3.
+func benchLog(b *testing.B, incompat uint32) (*ext3fs.JournalSuperblock, []logWrite) {
+	jsb := newTestJSB(4096, 8192, incompat)
+	l := newJlog(b, jsb, 1)
+	for seq := uint32(1); seq <= 400; seq++ {
+		var blocks []uint64
+		for i := uint64(0); i < 16; i++ {
+			blocks = append(blocks, 1000+uint64(seq)*16+i)
+		}
+		l.tx(seq, blocks, nil, true, 100)
+	}
+	return jsb, l.writes
+}
+
+// BenchmarkJournalTracker feeds a whole log through a tracker. Compare its ns/op with
+// BenchmarkJournalCopyReference (the same bytes only copied once, the floor for a tracker that
+// must keep its own copy of every block) from the same run.
+func BenchmarkJournalTracker(b *testing.B) {
+	for _, f := range []struct {
+		name     string
+		incompat uint32
+	}{{"plain", 0}, {"csum3", ext3fs.JournalIncompatCsumV3}} {
+		jsb, ws := benchLog(b, f.incompat)
+		b.Run(f.name, func(b *testing.B) {
+			b.SetBytes(int64(len(ws) * int(jsb.BlockSize)))
+			for b.Loop() {
+				tr := NewJournalTracker(jsb)
+				n := 0
+				for i, w := range ws {
+					txs, err := tr.WriteLogBlock(w.pos, w.data, int64(i))
+					if err != nil {
+						b.Fatal(err)
+					}
+					n += len(txs)
+				}
+				if n != 400 {
+					b.Fatalf("%d transactions", n)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkJournalCopyReference(b *testing.B) {
+	jsb, ws := benchLog(b, 0)
+	b.SetBytes(int64(len(ws) * int(jsb.BlockSize)))
+	var keep [][]byte
+	for b.Loop() {
+		keep = keep[:0]
+		for _, w := range ws {
+			keep = append(keep, bytes.Clone(w.data))
+		}
+	}
 }
