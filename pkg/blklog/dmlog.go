@@ -1,7 +1,6 @@
 package blklog
 
 import (
-	"bufio"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -37,7 +36,7 @@ const dmEntrySize = 32
 // dmLogReader turns dm-log-writes entries into Records.
 type dmLogReader struct {
 	name       string
-	r          *bufio.Reader
+	r          io.Reader
 	dec        *zstd.Decoder
 	hdr        Header
 	ss         int64 // sector size
@@ -52,7 +51,7 @@ type dmLogReader struct {
 	err        error
 }
 
-func newDMLogReader(r *bufio.Reader, name string) (*dmLogReader, error) {
+func newDMLogReader(r io.Reader, name string) (*dmLogReader, error) {
 	var sb [28]byte
 	if _, err := io.ReadFull(r, sb[:]); err != nil {
 		return nil, &DamageError{Path: name, Err: fmt.Errorf("dm-log-writes super block: %w", noEOF(err))}

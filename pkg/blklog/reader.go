@@ -93,80 +93,149 @@ func NewReader(r io.Reader, name string) (Reader, error) {
 		name = "log"
 	}
 	br := bufio.NewReaderSize(r, 256<<10)
+	var src io.Reader = br
 	var dec *zstd.Decoder
-	src := br
 	if p, _ := br.Peek(4); bytes.Equal(p, zstdMagic) {
 		d, err := newZstdReader(br)
 		if err != nil {
 			return nil, fmt.Errorf("blklog: %s: %w", name, err)
 		}
 		dec = d
-		src = bufio.NewReaderSize(d, 256<<10)
+		src = d
 	}
-	p, err := src.Peek(8)
-	if len(p) < 8 {
+	fail := func(err error) (Reader, error) {
 		if dec != nil {
 			dec.Close()
 		}
-		if err == nil || err == io.EOF {
+		return nil, err
+	}
+	win := &window{src: src}
+	if err := win.fill(8); err != nil {
+		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
 		}
-		return nil, &DamageError{Path: name, Err: fmt.Errorf("too short to hold a log header: %w", err)}
+		return fail(&DamageError{Path: name, Err: fmt.Errorf("too short to hold a log header: %w", err)})
 	}
+	p := win.buf[win.r : win.r+8]
 	switch {
 	case string(p) == Magic:
-		nr, err := newNativeReader(src, name)
+		nr, err := newNativeReader(win, name)
 		if err != nil {
-			if dec != nil {
-				dec.Close()
-			}
-			return nil, err
+			return fail(err)
 		}
 		nr.dec = dec
 		return nr, nil
 	case binary.LittleEndian.Uint64(p) == DMLogMagic:
-		dr, err := newDMLogReader(src, name)
+		dr, err := newDMLogReader(win, name)
 		if err != nil {
-			if dec != nil {
-				dec.Close()
-			}
-			return nil, err
+			return fail(err)
 		}
 		dr.dec = dec
 		return dr, nil
 	}
-	if dec != nil {
-		dec.Close()
-	}
-	return nil, fmt.Errorf("blklog: %s: not a native ext3replay log nor a dm-log-writes log (starts % x)", name, p)
+	return fail(fmt.Errorf("blklog: %s: not a native ext3replay log nor a dm-log-writes log (starts % x)", name, p))
 }
 
-// nativeReader decodes a native log stream.
+// nativeReader decodes a native log stream. Records are decoded straight
+// out of a large window buffer: Record.Data points into it (valid until the
+// next call, as Reader promises), so payloads are never copied twice.
 type nativeReader struct {
 	name string
-	r    *bufio.Reader
+	win  *window
 	dec  *zstd.Decoder
 	hdr  Header
 	off  int64 // decompressed offset of the next record
 	n    int64 // records returned
-	buf  []byte
-	rh   [recHeaderSize]byte
 	err  error // sticky: io.EOF or *DamageError
 }
 
-func newNativeReader(r *bufio.Reader, name string) (*nativeReader, error) {
-	nr := &nativeReader{name: name, r: r}
-	var pre [16]byte
-	if _, err := io.ReadFull(r, pre[:]); err != nil {
+// window buffers a stream so that up to a whole record can be looked at in
+// place. It grows only as data actually arrives, so a corrupt length cannot
+// make it allocate much beyond the input.
+type window struct {
+	src  io.Reader
+	buf  []byte
+	r, w int
+	err  error
+}
+
+// windowSize is the initial window; it grows to hold the largest record.
+const windowSize = 256 << 10
+
+// fill makes at least n bytes available at buf[r:], or returns the error
+// that stopped it (io.EOF if the stream ended cleanly before any of them).
+func (b *window) fill(n int) error {
+	for b.w-b.r < n {
+		if b.err != nil {
+			if b.err == io.EOF && b.w > b.r {
+				return io.ErrUnexpectedEOF
+			}
+			return b.err
+		}
+		if len(b.buf)-b.r < n || b.w == len(b.buf) {
+			// Not enough room after r: move the pending bytes to the front,
+			// growing the buffer if it is full of them.
+			if b.w-b.r == len(b.buf) || len(b.buf) < n {
+				nb := make([]byte, max(min(2*len(b.buf), n+windowSize), windowSize))
+				b.w = copy(nb, b.buf[b.r:b.w])
+				b.buf = nb
+			} else {
+				b.w = copy(b.buf, b.buf[b.r:b.w])
+			}
+			b.r = 0
+		}
+		m, err := b.src.Read(b.buf[b.w:])
+		b.w += m
+		if err != nil {
+			b.err = err
+		} else if m == 0 {
+			b.err = io.ErrNoProgress
+		}
+	}
+	return nil
+}
+
+// Read lets other decoders consume the window as a plain stream.
+func (b *window) Read(p []byte) (int, error) {
+	if b.r == b.w {
+		if b.err != nil {
+			return 0, b.err
+		}
+		if len(p) >= len(b.buf) {
+			return b.src.Read(p) // large read: skip the copy
+		}
+		if err := b.fill(1); err != nil {
+			return 0, err
+		}
+	}
+	n := copy(p, b.buf[b.r:b.w])
+	b.r += n
+	return n, nil
+}
+
+// next returns the next n bytes (valid until the next fill) and consumes them.
+func (b *window) next(n int) ([]byte, error) {
+	if err := b.fill(n); err != nil {
+		return nil, err
+	}
+	p := b.buf[b.r : b.r+n]
+	b.r += n
+	return p, nil
+}
+
+func newNativeReader(win *window, name string) (*nativeReader, error) {
+	nr := &nativeReader{name: name, win: win}
+	pre, err := nr.win.next(16)
+	if err != nil {
 		return nil, &DamageError{Path: name, Record: 0, Offset: 0, Err: fmt.Errorf("%w: %v", errHeader, noEOF(err))}
 	}
-	_, body, err := parseHeaderPrefix(pre[:])
+	_, body, err := parseHeaderPrefix(pre)
 	if err != nil {
 		return nil, fmt.Errorf("blklog: %s: %w", name, err)
 	}
-	hb := make([]byte, 16+body+4)
-	copy(hb, pre[:])
-	if _, err := io.ReadFull(r, hb[16:]); err != nil {
+	nr.win.r -= 16 // read the header again, whole
+	hb, err := nr.win.next(16 + body + 4)
+	if err != nil {
 		return nil, &DamageError{Path: name, Record: 0, Offset: 0, Err: fmt.Errorf("%w: %v", errHeader, noEOF(err))}
 	}
 	h, err := parseHeader(hb)
@@ -197,13 +266,13 @@ func (nr *nativeReader) Next() (Record, error) {
 	if nr.err != nil {
 		return Record{}, nr.err
 	}
-	b := nr.rh[:]
-	if _, err := io.ReadFull(nr.r, b); err != nil {
+	if err := nr.win.fill(recHeaderSize); err != nil {
 		if err == io.EOF {
 			return Record{}, nr.damage(ErrTruncated)
 		}
 		return Record{}, nr.damage(fmt.Errorf("reading record header: %w", err))
 	}
+	b := nr.win.buf[nr.win.r : nr.win.r+recHeaderSize]
 	le := binary.LittleEndian
 	typ := b[0]
 	r := Record{
@@ -215,26 +284,28 @@ func (nr *nativeReader) Next() (Record, error) {
 		TimeNS: int64(le.Uint64(b[16:])),
 	}
 	dlen := le.Uint32(b[24:])
+	want := le.Uint32(b[28:])
 	if dlen > MaxRecordData {
 		return Record{}, nr.damage(fmt.Errorf("record claims %d bytes of data, limit %d", dlen, MaxRecordData))
 	}
 	if b[2] != 0 || b[3] != 0 {
 		return Record{}, nr.damage(fmt.Errorf("reserved bytes %#02x %#02x are not zero", b[2], b[3]))
 	}
-	data, err := nr.readData(int(dlen))
+	rec, err := nr.win.next(recHeaderSize + int(dlen))
 	if err != nil {
 		return Record{}, nr.damage(fmt.Errorf("reading %d bytes of record data: %w", dlen, noEOF(err)))
 	}
-	c := crc32.Update(0, castagnoli, b[:28])
+	data := rec[recHeaderSize:]
+	c := crc32.Update(0, castagnoli, rec[:28])
 	c = crc32.Update(c, castagnoli, data)
-	if want := le.Uint32(b[28:]); c != want {
+	if c != want {
 		return Record{}, nr.damage(fmt.Errorf("record CRC-32C %#08x, stored %#08x", c, want))
 	}
 	if typ == typeEnd {
 		if r.Sector != uint64(nr.n) || dlen != 0 {
 			return Record{}, nr.damage(fmt.Errorf("end record counts %d records, %d were read", r.Sector, nr.n))
 		}
-		if _, err := nr.r.ReadByte(); err != io.EOF {
+		if err := nr.win.fill(1); err != io.EOF {
 			nr.off += recHeaderSize
 			if err == nil {
 				err = errors.New("data after the end record")
@@ -244,40 +315,15 @@ func (nr *nativeReader) Next() (Record, error) {
 		nr.err = io.EOF
 		return Record{}, io.EOF
 	}
-	r.Data = data
+	if dlen > 0 {
+		r.Data = data
+	}
 	if err := checkRecord(&r); err != nil {
 		return Record{}, nr.damage(err)
 	}
 	nr.off += recHeaderSize + int64(dlen)
 	nr.n++
 	return r, nil
-}
-
-// readData reads n bytes into the reusable buffer. It grows the buffer as
-// data actually arrives, so a corrupt length cannot make it allocate much
-// more than the input holds.
-func (nr *nativeReader) readData(n int) ([]byte, error) {
-	if n <= cap(nr.buf) {
-		nr.buf = nr.buf[:n]
-		_, err := io.ReadFull(nr.r, nr.buf)
-		return nr.buf, err
-	}
-	const step = 1 << 20
-	nr.buf = nr.buf[:0]
-	for len(nr.buf) < n {
-		k := min(n-len(nr.buf), step)
-		if cap(nr.buf)-len(nr.buf) < k {
-			nb := make([]byte, len(nr.buf), min(n, max(2*cap(nr.buf), len(nr.buf)+k)))
-			copy(nb, nr.buf)
-			nr.buf = nb
-		}
-		m, err := io.ReadFull(nr.r, nr.buf[len(nr.buf):len(nr.buf)+k])
-		nr.buf = nr.buf[:len(nr.buf)+m]
-		if err != nil {
-			return nil, err
-		}
-	}
-	return nr.buf, nil
 }
 
 func (nr *nativeReader) Close() error {

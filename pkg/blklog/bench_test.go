@@ -1,0 +1,111 @@
+package blklog
+
+import (
+	"bytes"
+	"io"
+	"math/rand/v2"
+	"os"
+	"testing"
+)
+
+// BenchmarkLogFile compares reading the native log named by
+// $EXT3REPLAY_BENCH_LOG with the blklog reader (records, CRCs) against
+// plain zstd decoding of the same file (the floor). The file is generated
+// (>= 1 GiB of write payload) if missing. scripts/bench-log.sh runs it.
+func BenchmarkLogFile(b *testing.B) {
+	path := os.Getenv("EXT3REPLAY_BENCH_LOG")
+	if path == "" {
+		b.Skip("set EXT3REPLAY_BENCH_LOG=FILE (scripts/bench-log.sh does)")
+	}
+	if _, err := os.Stat(path); err != nil {
+		generateBenchLog(b, path, 1<<30)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var payload int64
+	b.Run("zstd-floor", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			f, err := os.Open(path)
+			if err != nil {
+				b.Fatal(err)
+			}
+			d, err := newZstdReader(f)
+			if err != nil {
+				b.Fatal(err)
+			}
+			n, err := io.Copy(io.Discard, d)
+			if err != nil {
+				b.Fatal(err)
+			}
+			d.Close()
+			f.Close()
+			b.SetBytes(n)
+		}
+	})
+	b.Run("blklog-reader", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			r, err := Open(path)
+			if err != nil {
+				b.Fatal(err)
+			}
+			payload = 0
+			for {
+				rec, err := r.Next()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+				payload += int64(len(rec.Data))
+			}
+			r.Close()
+		}
+		b.ReportMetric(float64(payload)/(1<<20), "MiB-payload")
+		b.ReportMetric(float64(fi.Size())/(1<<20), "MiB-file")
+	})
+}
+
+// generateBenchLog writes a log with size bytes of write payload: 64 KiB
+// writes, a quarter random bytes and the rest repetitive (like file data and
+// metadata), a flush every 32 writes.
+func generateBenchLog(b *testing.B, path string, size int64) {
+	b.Logf("generating %s (%d MiB of payload)", path, size>>20)
+	w, err := Create(path+".tmp", Header{DiskSize: 8 << 30, Source: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	data := make([]byte, 64<<10)
+	text := bytes.Repeat([]byte("ext3replay benchmark data, block "), 2048)
+	for i, done := 0, int64(0); done < size; i++ {
+		for j := 0; j < len(data)/4; j += 8 {
+			v := rng.Uint64()
+			for k := 0; k < 8; k++ {
+				data[j+k] = byte(v >> (8 * k))
+			}
+		}
+		copy(data[len(data)/4:], text[i%512:])
+		rec := Record{Type: TypeWrite, Sector: uint64(rng.IntN(1<<24)) * 8, Length: uint32(len(data)), Data: data, Flags: FlagHasTime, TimeNS: int64(i) * 1000}
+		if err := w.Write(&rec); err != nil {
+			b.Fatal(err)
+		}
+		if i%32 == 31 {
+			if err := w.Write(&Record{Type: TypeFlush}); err != nil {
+				b.Fatal(err)
+			}
+			if err := w.Flush(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		done += int64(len(data))
+	}
+	if err := w.Close(); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.Rename(path+".tmp", path); err != nil {
+		b.Fatal(err)
+	}
+}
