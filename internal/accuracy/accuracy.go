@@ -14,7 +14,9 @@
 // splits and delays block writes), so data is scored by volume, per path and
 // in the workload's order: the k-th expected write to a path is found when the
 // data bytes reported as written to that path add up to at least the sum of
-// min_bytes of its first k expected writes. Reads likewise.
+// min_bytes of its first k expected writes. Reads likewise. A write to a file
+// with several hard links lists the other names in "aka": bytes reported
+// under any of them count.
 package accuracy
 
 import (
@@ -24,6 +26,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 
 	"github.com/ext3replay/ext3replay/pkg/ops"
 )
@@ -37,7 +40,11 @@ type Expected struct {
 	Overwrite bool     `json:"overwrite,omitempty"` // move: replaced an existing file
 	Size      *uint64  `json:"size,omitempty"`      // truncate: the new size
 	Optional  bool     `json:"optional,omitempty"`  // the disk may legitimately not show it
+	Aka       []string `json:"aka,omitempty"`       // write/read: the file's other names (hard links), equally right
 }
+
+// names is the path and its aliases.
+func (e *Expected) names() []string { return append([]string{e.Path}, e.Aka...) }
 
 // IsNamespace reports whether the expected operation changes the tree or a size.
 func (e *Expected) IsNamespace() bool {
@@ -80,6 +87,11 @@ func (e *Expected) validate() error {
 	case ops.Read, ops.Write:
 		if e.MinBytes <= 0 {
 			return fmt.Errorf("%s %s: min_bytes must be > 0", e.Op, e.Path)
+		}
+		for _, a := range e.Aka {
+			if a == "" || a[0] != '/' {
+				return fmt.Errorf("%s %s: aka %q is not absolute", e.Op, e.Path, a)
+			}
 		}
 	case ops.Move, ops.Link:
 		if e.To == "" || e.To[0] != '/' {
@@ -248,21 +260,36 @@ func Score(expected []Expected, reported []ops.Op) *Result {
 			read[o.Path] += o.Bytes
 		}
 	}
+	// A file with several names: its bytes count under any of them, and the
+	// need accumulates per file (the set of names), not per name.
+	sum := func(m map[string]int64, names []string) int64 {
+		var n int64
+		for _, p := range names {
+			n += m[p]
+		}
+		return n
+	}
 	wroteByWorkload := map[string]bool{}
 	needW := map[string]int64{}
 	needR := map[string]int64{}
 	for _, e := range expected {
+		names := e.names()
+		key := strings.Join(names, "\x00")
 		switch e.Op {
 		case ops.Write:
-			wroteByWorkload[e.Path] = true
+			for _, p := range names {
+				wroteByWorkload[p] = true
+			}
 			if !e.Optional {
-				needW[e.Path] += e.MinBytes
-				r.Writes = append(r.Writes, DataCheck{Expected: e, Need: needW[e.Path], Got: written[e.Path], Found: written[e.Path] >= needW[e.Path]})
+				needW[key] += e.MinBytes
+				got := sum(written, names)
+				r.Writes = append(r.Writes, DataCheck{Expected: e, Need: needW[key], Got: got, Found: got >= needW[key]})
 			}
 		case ops.Read:
 			if !e.Optional {
-				needR[e.Path] += e.MinBytes
-				r.Reads = append(r.Reads, DataCheck{Expected: e, Need: needR[e.Path], Got: read[e.Path], Found: read[e.Path] >= needR[e.Path]})
+				needR[key] += e.MinBytes
+				got := sum(read, names)
+				r.Reads = append(r.Reads, DataCheck{Expected: e, Need: needR[key], Got: got, Found: got >= needR[key]})
 			}
 		}
 	}

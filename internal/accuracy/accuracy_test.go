@@ -199,3 +199,29 @@ func TestReadExpectedErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestAka(t *testing.T) {
+	exp := mustExpected(t, `
+{"op":"link","path":"/a","to":"/b"}
+{"op":"write","path":"/b","min_bytes":3000,"aka":["/a"]}
+{"op":"unlink","path":"/a"}
+{"op":"write","path":"/b","min_bytes":100}
+`)
+	// The analyzer names the inode by its first name while it has two.
+	r := Score(exp, mustOps(t, `
+{"seq":1,"op":"link","path":"/a","to":"/b"}
+{"seq":2,"op":"write","path":"/a","bytes":4096,"kind":"data"}
+{"seq":3,"op":"unlink","path":"/a"}
+{"seq":4,"op":"write","path":"/b","bytes":4096,"kind":"data"}
+`))
+	eq(t, 2, r.WritesFound(), "r.WritesFound()")
+	eq(t, 0, r.StrayWrites, "r.StrayWrites")
+	// Without the alias, the same report is one miss and one stray write.
+	exp[1].Aka = nil
+	r = Score(exp, mustOps(t, `{"seq":2,"op":"write","path":"/a","bytes":4096,"kind":"data"}`))
+	eq(t, 0, r.WritesFound(), "r.WritesFound()")
+	eq(t, 1, r.StrayWrites, "r.StrayWrites")
+	if _, err := ReadExpected(strings.NewReader(`{"op":"write","path":"/b","min_bytes":1,"aka":["a"]}`), "x"); err == nil {
+		t.Error("relative aka accepted")
+	}
+}
