@@ -15,6 +15,7 @@ var diffFlags struct {
 	image     string
 	threshold string
 	minBytes  int64
+	writes    bool
 	format    string
 	output    string
 }
@@ -41,7 +42,8 @@ Exit status: 0 same, 1 differences beyond the thresholds, 2 usage or input
 error.`,
 	Example: `  ext3replay diff ordered.jsonl journal.jsonl
   ext3replay diff --threshold 5% --format json a.jsonl b.jsonl
-  ext3replay diff --image base.img linux-6.1.log.zst linux-6.12.log.zst`,
+  ext3replay diff --image base.img linux-6.1.log.zst linux-6.12.log.zst
+  ext3replay diff --writes-only --image disk.img io.log.zst writes.lwlog.zst`,
 	RunE: runDiff,
 }
 
@@ -50,6 +52,7 @@ func init() {
 	f.StringVar(&diffFlags.image, "image", "", "starting image: the two arguments are then logs recorded from it")
 	f.StringVar(&diffFlags.threshold, "threshold", "20%", "flag I/O volume changes beyond this relative change (20% or 0.2)")
 	f.Int64Var(&diffFlags.minBytes, "min-bytes", 0, "ignore I/O volume changes of at most this many bytes")
+	f.BoolVar(&diffFlags.writes, "writes-only", false, "compare writes only (for a log without reads, e.g. dm-log-writes)")
 	f.StringVar(&diffFlags.format, "format", "table", "output format: "+strings.Join(ops.DiffFormats, "|"))
 	f.StringVarP(&diffFlags.output, "output", "o", "-", "write the report to this file")
 	rootCmd.AddCommand(diffCmd)
@@ -83,7 +86,7 @@ func runDiff(cmd *cobra.Command, args []string) error {
 			return &exitError{code: exitUsage, err: err}
 		}
 	}
-	rep, err := ops.Diff(runs[0], runs[1], ops.DiffOptions{Threshold: th, MinBytes: diffFlags.minBytes})
+	rep, err := ops.Diff(runs[0], runs[1], ops.DiffOptions{Threshold: th, MinBytes: diffFlags.minBytes, WritesOnly: diffFlags.writes})
 	if err != nil {
 		return &exitError{code: exitUsage, err: err}
 	}

@@ -16,6 +16,19 @@ type DiffOptions struct {
 	Threshold float64
 	// MinBytes ignores volume changes of at most this many bytes.
 	MinBytes int64
+	// WritesOnly leaves reads out of the comparison, for logs that have
+	// none (a dm-log-writes capture) or runs whose page cache differed.
+	WritesOnly bool
+}
+
+func withoutReads(run []Op) []Op {
+	out := make([]Op, 0, len(run))
+	for i := range run {
+		if run[i].Op != Read {
+			out = append(out, run[i])
+		}
+	}
+	return out
 }
 
 // ParseThreshold reads "20%", "20 %" or "0.2".
@@ -84,6 +97,7 @@ type RunTotals struct {
 type DiffReport struct {
 	Threshold   float64     `json:"threshold"`
 	MinBytes    int64       `json:"min_bytes"`
+	WritesOnly  bool        `json:"writes_only,omitempty"`
 	OnlyA       []NSDiff    `json:"only_in_a"`
 	OnlyB       []NSDiff    `json:"only_in_b"`
 	Order       []OrderDiff `json:"order"`
@@ -105,8 +119,11 @@ func Diff(a, b []Op, o DiffOptions) (*DiffReport, error) {
 	if o.Threshold < 0 || math.IsNaN(o.Threshold) {
 		return nil, errors.New("diff: negative threshold")
 	}
+	if o.WritesOnly {
+		a, b = withoutReads(a), withoutReads(b)
+	}
 	ta, tb := track(a), track(b)
-	r := &DiffReport{Threshold: o.Threshold, MinBytes: o.MinBytes,
+	r := &DiffReport{Threshold: o.Threshold, MinBytes: o.MinBytes, WritesOnly: o.WritesOnly,
 		OnlyA: []NSDiff{}, OnlyB: []NSDiff{}, Order: []OrderDiff{}, Tree: []TreeDiff{}, Files: []IODiff{}, Kinds: []IODiff{}}
 	r.A, r.B = runTotals(ta), runTotals(tb)
 

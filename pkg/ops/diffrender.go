@@ -149,6 +149,9 @@ func thresholdText(r *DiffReport) string {
 	if r.MinBytes > 0 {
 		s += ", min " + HumanBytes(r.MinBytes)
 	}
+	if r.WritesOnly {
+		s += ", writes only"
+	}
 	return s
 }
 
