@@ -161,7 +161,8 @@ func (r *Resolver) linkName(dir uint32, name string, ino uint32, displaced uint3
 	r.names.Add(dir, name, ino)
 	p := r.pendFor(ino)
 	l := Link{Parent: dir, Name: name}
-	p.adds = append(p.adds, nameEv{l: l, seq: r.seq, displaced: displaced})
+	r.evOrd++
+	p.adds = append(p.adds, nameEv{l: l, seq: r.seq, ord: r.evOrd, displaced: displaced})
 	r.touched[ino] = true
 }
 
@@ -183,7 +184,8 @@ func (r *Resolver) unlinkName(dir uint32, name string, ino uint32, replacedBy ui
 	path := r.linkPath(l)
 	r.names.Remove(dir, name, ino)
 	p := r.pendFor(ino)
-	p.rems = append(p.rems, nameEv{l: l, path: path, seq: r.seq, replacedBy: replacedBy})
+	r.evOrd++
+	p.rems = append(p.rems, nameEv{l: l, path: path, seq: r.seq, ord: r.evOrd, replacedBy: replacedBy})
 	r.touched[ino] = true
 }
 

@@ -94,8 +94,12 @@ func (r *Resolver) inodeChanged(ino uint32, blk uint64, ob, nb []byte) {
 	}
 	switch {
 	case reuse:
+		// The slot went straight from one live file to another (written only after the
+		// second allocation): the first incarnation is gone; resolve sorts out which names
+		// were whose.
 		r.touched[ino] = true
-		r.inodeReused(ino, oi.Type())
+		p.reused = true
+		p.reusedType = oi.Type()
 	case oLive != nLive:
 		r.touched[ino] = true
 		p.freed = oLive
@@ -346,20 +350,4 @@ func (r *Resolver) diffMapBlock(b uint64, o Owner, old, cur []byte) {
 	}
 	r.credMap[b] = nptrs
 	r.claimChildren(o.Ino, role, b, level, o.Logical, optrs, nptrs)
-}
-
-// inodeReused handles an inode slot that went straight from one live file to another (the
-// guest wrote it only after the second allocation): the first incarnation is gone.
-func (r *Resolver) inodeReused(ino uint32, oldType ext3fs.FileType) {
-	p := r.pendFor(ino)
-	// Every name the old file still has is stale: it was deleted.
-	for _, l := range r.names.Links(ino) {
-		if p.hasAdd(l) {
-			continue
-		}
-		path := r.linkPath(l)
-		r.dropLink(l, ino)
-		p.rems = append(p.rems, nameEv{l: l, path: path, seq: r.seq})
-	}
-	r.emitRemovals(ino, p, oldType, true)
 }

@@ -140,7 +140,13 @@ func meaning(ol []ops.Op) (ns []string, io map[string]int64, anomalies []string)
 		case o.IsIO():
 			io[fmt.Sprintf("%s %s (%s)", o.Op, o.Path, o.Kind)] += o.Bytes
 		default:
-			s := fmt.Sprintf("%s %s -> %s ow=%v", o.Op, o.Path, o.To, o.Overwrite)
+			s := fmt.Sprintf("%s %s", o.Op, o.Path)
+			if o.To != "" {
+				s += " -> " + o.To
+			}
+			if o.Overwrite {
+				s += " (overwrite)"
+			}
 			if o.Size != nil {
 				s += fmt.Sprintf(" size=%d", *o.Size)
 			}

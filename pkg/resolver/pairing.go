@@ -27,6 +27,7 @@ type nameEv struct {
 	l          Link
 	path       string // removals: the full path when the name went away
 	seq        int64
+	ord        int64  // global order of name events
 	displaced  uint32 // adds: the inode this name pointed to before, in the same block
 	replacedBy uint32 // removals: the inode that took this name, in the same block
 	implied    bool   // removals: explained by a move over this name; reported as the move
@@ -37,6 +38,8 @@ type inoPend struct {
 	adds, rems []nameEv
 	lastType   ext3fs.FileType // type while it was last live (for delete vs rmdir)
 	freed      bool            // went from live to not live
+	reused     bool            // slot went from one live file to another
+	reusedType ext3fs.FileType // type of the first incarnation
 }
 
 func (p *inoPend) hasAdd(l Link) bool {
@@ -70,8 +73,29 @@ func (r *Resolver) resolveTouched() {
 		for _, ino := range inos {
 			r.resolve(ino, false)
 		}
+		// Names that waited for their directory's own name may be decidable now.
+		if len(r.touched) == 0 && len(r.waitParent) > 0 {
+			for ino := range r.waitParent {
+				if r.parentsKnown(r.pend[ino]) {
+					r.touched[ino] = true
+				}
+			}
+		}
 	}
 	clear(r.touched)
+}
+
+// parentsKnown reports whether every name p gained is in a directory that has a path.
+func (r *Resolver) parentsKnown(p *inoPend) bool {
+	if p == nil {
+		return true
+	}
+	for _, a := range p.adds {
+		if r.names.Path(a.l.Parent) == "" {
+			return false
+		}
+	}
+	return true
 }
 
 func (r *Resolver) sortForResolve(inos []uint32) {
@@ -131,15 +155,53 @@ func (r *Resolver) resolve(ino uint32, final bool) {
 	if isLive {
 		typ = in.Type()
 	}
-	// A name that went and came back (htree split written in two steps) is no change.
+	delete(r.waitParent, ino)
+	if !final && !r.parentsKnown(p) {
+		// A new name inside a directory whose own name is not known yet (mkdir d, then d/f,
+		// written in the other order): wait, the path would be wrong.
+		r.waitParent[ino] = true
+		return
+	}
+	if p.reused {
+		// The first incarnation is gone: its removed names and the names still recorded
+		// that this inode did not just gain were its own.
+		p.reused = false
+		for _, l := range r.names.Links(ino) {
+			if !p.hasAdd(l) {
+				r.evOrd++
+				p.rems = append(p.rems, nameEv{l: l, path: r.linkPath(l), seq: r.seq, ord: r.evOrd})
+				r.dropLink(l, ino)
+			}
+		}
+		var rems []nameEv
+		for _, m := range p.rems {
+			if !p.hasAdd(m.l) {
+				rems = append(rems, m)
+			}
+		}
+		p.rems = rems
+		r.emitRemovals(ino, p, p.reusedType, true)
+	}
+	// A name that went and came back (htree split written in two steps) is no change. A name
+	// that came and went, on an inode that is gone now, is a file created and deleted.
 	for i := 0; i < len(p.adds); i++ {
 		for j := 0; j < len(p.rems); j++ {
-			if p.adds[i].l == p.rems[j].l && !p.rems[j].implied {
-				p.adds = append(p.adds[:i], p.adds[i+1:]...)
-				p.rems = append(p.rems[:j], p.rems[j+1:]...)
-				i--
-				break
+			a, m := p.adds[i], p.rems[j]
+			if a.l != m.l || m.implied {
+				continue
 			}
+			if a.ord < m.ord && !isLive {
+				r.nsOp(createType(typ), ino, m.path)
+				t := ops.Delete
+				if typ == ext3fs.TypeDir {
+					t = ops.Rmdir
+				}
+				r.nsOp(t, ino, m.path)
+			}
+			p.adds = append(p.adds[:i], p.adds[i+1:]...)
+			p.rems = append(p.rems[:j], p.rems[j+1:]...)
+			i--
+			break
 		}
 	}
 	nNames := len(r.names.Links(ino))

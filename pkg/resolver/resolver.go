@@ -63,6 +63,7 @@ type Resolver struct {
 
 	jt      *JournalTracker
 	journal bool
+	holdIO  bool // no journal: file I/O gets its path at the next flush, when names are settled
 
 	credDir map[uint64][]dent   // directory blocks: entries as last credited
 	credMap map[uint64][]uint32 // indirect blocks: pointers as last credited
@@ -77,8 +78,11 @@ type Resolver struct {
 	nsBuf    []ops.Op               // namespace ops of the current batch
 	ioBuf    []ops.Op               // I/O ops of the current record
 
-	seq int64
-	t   float64
+	seq   int64
+	t     float64
+	evOrd int64 // order of name events
+
+	waitParent map[uint32]bool // inodes whose new name's directory has no path yet
 
 	stats Stats
 }
@@ -111,7 +115,7 @@ func New(image io.ReaderAt, size int64, opt Options, emit func(*ops.Op) error) (
 		isz: sb.InodeSize(), ft: sb.HasFiletype(),
 		credDir: make(map[uint64][]dent), credMap: make(map[uint64][]uint32), linkCnt: make(map[linkKey]int),
 		shadow: make(map[uint64]Owner), pendW: make(map[uint64][]pendWrite), nameless: make(map[uint32][]ops.Op),
-		pend: make(map[uint32]*inoPend), touched: make(map[uint32]bool), claimed: make(map[uint64]bool),
+		pend: make(map[uint32]*inoPend), touched: make(map[uint32]bool), claimed: make(map[uint64]bool), waitParent: make(map[uint32]bool),
 	}
 	r.stats.Ops = make(map[ops.Type]int64)
 	r.m = newModel(image, size, bs, sb.BlocksCount, opt.UnownedCap)
@@ -126,6 +130,7 @@ func New(image io.ReaderAt, size int64, opt Options, emit func(*ops.Op) error) (
 			return nil, err
 		}
 	}
+	r.holdIO = !r.journal
 	return r, nil
 }
 
@@ -213,6 +218,10 @@ func (r *Resolver) Record(rec *blklog.Record) error {
 		r.write(rec.Sector, int64(rec.Length), data)
 	case blklog.TypeFlush:
 		r.stats.Flushes++
+		// What the guest wrote before a flush is the state it wanted durable: decide the
+		// pairing of what home writes changed here, on the whole interval, in any order.
+		r.resolveTouched()
+		r.flushRecord(true)
 	case blklog.TypeDiscard:
 		r.stats.Discards++
 	default:
@@ -272,8 +281,9 @@ func (r *Resolver) ioOp(typ ops.Type, o Owner, start, end int64) {
 	if file {
 		op.Ino = o.Ino
 		op.Path = r.ioPath(o.Ino)
-		if op.Path == "" {
-			// The file has no name yet (its directory entry comes later): hold its I/O.
+		if op.Path == "" || r.holdIO {
+			// The file has no name yet (its directory entry comes later), or, without a
+			// journal, its inode may still turn out to be a new file: hold its I/O.
 			r.nameless[o.Ino] = appendCoalesced(r.nameless[o.Ino], op)
 			return
 		}
@@ -321,6 +331,9 @@ func (r *Resolver) read(sector uint64, length int64) {
 		if n == 0 {
 			n = 1
 		}
+		if o.Role == RoleFree && b < uint64(r.fs.SB.FirstDataBlock) {
+			o.Role, n = RoleSuper, uint64(r.fs.SB.FirstDataBlock)-b // boot block of a 1 KiB fs
+		}
 		runEnd := min(end, int64(b+n)*bs)
 		if o.Role == RoleFree {
 			r.stats.UnattributedReadBytes += runEnd - pos
@@ -328,7 +341,7 @@ func (r *Resolver) read(sector uint64, length int64) {
 		r.ioOp(ops.Read, o, pos, runEnd)
 		pos = runEnd
 	}
-	r.flushRecord()
+	r.flushRecord(false)
 }
 
 // blockWrite is one block of a write batch.
@@ -398,7 +411,7 @@ func (r *Resolver) write(sector uint64, length int64, data []byte) {
 	for _, tx := range txs {
 		r.applyTransaction(tx)
 	}
-	r.flushRecord()
+	r.flushRecord(false)
 }
 
 // applyTransaction applies a committed journal transaction as one batch, so the order of its
@@ -415,6 +428,8 @@ func (r *Resolver) applyTransaction(tx Transaction) {
 		batch = append(batch, blockWrite{b: tb.FSBlock, data: tb.Data, n: int32(r.bs), role: o.Role, ino: o.Ino, journaled: true})
 	}
 	r.applyBatch(batch)
+	// A committed transaction is atomic: decide at once.
+	r.resolveTouched()
 	for i := range batch {
 		w := &batch[i]
 		o := r.idx.Lookup(w.b)
@@ -477,7 +492,6 @@ func (r *Resolver) applyBatch(batch []blockWrite) {
 			r.diffMapBlock(w.b, o, w.old, w.data)
 		}
 	}
-	r.resolveTouched()
 }
 
 // addPending holds a write to a block nobody owns until a claim or the end of the log.
@@ -505,7 +519,7 @@ func (r *Resolver) settlePending(b uint64, o Owner) {
 
 // flushRecord emits the ops the current record made certain: namespace ops first (sorted so
 // that a batch reads naturally), then held I/O of inodes that just got a name, then I/O.
-func (r *Resolver) flushRecord() {
+func (r *Resolver) flushRecord(drainHeld bool) {
 	if len(r.nsBuf) > 0 {
 		sort.SliceStable(r.nsBuf, func(i, j int) bool { return nsRank(&r.nsBuf[i]) < nsRank(&r.nsBuf[j]) })
 		for i := range r.nsBuf {
@@ -514,6 +528,9 @@ func (r *Resolver) flushRecord() {
 		r.nsBuf = r.nsBuf[:0]
 	}
 	for ino, l := range r.nameless {
+		if r.holdIO && !drainHeld {
+			break
+		}
 		p := r.ioPath(ino)
 		if p == "" {
 			continue
@@ -556,8 +573,9 @@ func nsRank(op *ops.Op) int {
 
 // Finish settles everything still pending at the end of the log and emits it.
 func (r *Resolver) Finish() error {
+	r.resolveTouched()
 	r.settleNamespace()
-	r.flushRecord()
+	r.flushRecord(true)
 	// Writes to blocks no file ever claimed.
 	blocks := make([]uint64, 0, len(r.pendW))
 	for b := range r.pendW {
@@ -613,7 +631,7 @@ func (r *Resolver) Finish() error {
 			r.anomaly(r.bestPath(cur.Ino), b, "block %d is owned by both inode %d and inode %d", b, o.Ino, cur.Ino)
 		}
 	}
-	r.flushRecord()
+	r.flushRecord(false)
 	return r.err
 }
 
