@@ -442,6 +442,45 @@ func VerifyJournalTagChecksum(jsb *JournalSuperblock, seq uint32, t JournalTag, 
 	return c&0xFFFF == t.Checksum&0xFFFF
 }
 
+// crc32BETable is the MSB-first (non-reflected) CRC-32 table of the kernel's crc32_be(), used by
+// the v1 commit checksum (COMPAT_CHECKSUM).
+var crc32BETable = func() (t [256]uint32) {
+	for i := range t {
+		c := uint32(i) << 24
+		for range 8 {
+			if c&0x80000000 != 0 {
+				c = c<<1 ^ 0x04C11DB7
+			} else {
+				c <<= 1
+			}
+		}
+		t[i] = c
+	}
+	return t
+}()
+
+// JournalV1ChecksumInit starts a COMPAT_CHECKSUM transaction checksum.
+const JournalV1ChecksumInit = ^uint32(0)
+
+// JournalV1Checksum folds one block into a COMPAT_CHECKSUM transaction checksum: recovery.c's
+// calc_chksums runs crc32_be (no inversion) over each descriptor block and each logged block as
+// stored in the log, in log order, starting from JournalV1ChecksumInit; the commit block holds the
+// result in h_chksum[0] with h_chksum_type 1 and h_chksum_size 4.
+func JournalV1Checksum(sum uint32, block []byte) uint32 {
+	for _, b := range block {
+		sum = sum<<8 ^ crc32BETable[byte(sum>>24)^b]
+	}
+	return sum
+}
+
+// VerifyJournalV1Commit reports whether a commit block matches a COMPAT_CHECKSUM transaction
+// checksum sum, or carries none (type, size and value all 0), as recovery.c accepts.
+func VerifyJournalV1Commit(c *JournalCommit, sum uint32) bool {
+	const crc32Type, crc32Size = 1, 4
+	return (c.ChecksumType == crc32Type && c.ChecksumSize == crc32Size && c.Checksum[0] == sum) ||
+		(c.ChecksumType == 0 && c.ChecksumSize == 0 && c.Checksum[0] == 0)
+}
+
 // UnescapeJournalBlock restores the magic that jbd2 zeroed in the log copy of a block whose tag
 // has ESCAPE set. It modifies b in place.
 func UnescapeJournalBlock(b []byte) {

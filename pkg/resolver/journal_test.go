@@ -408,30 +408,74 @@ func TestTrackerErrors(t *testing.T) {
 	if _, err := tr.WriteLogBlock(0, make([]byte, 1024), 0); !errors.As(err, &je) || je.LogBlock != 0 {
 		t.Errorf("bad superblock: %v", err)
 	}
-	// A descriptor with a bad checksum is reported and does not start a transaction.
+	// A descriptor with a bad checksum is reported when written but still followed (the guest
+	// wrote it for this transaction); a logged block whose data fails its tag checksum is left
+	// out, as recovery.c does, and reported when the transaction completes.
 	bad := append([]byte(nil), l.writes[0].data...)
 	bad[1020] ^= 1
 	if _, err := tr.WriteLogBlock(1, bad, 1); !errors.As(err, &je) || je.LogBlock != 1 || je.Rec != 1 {
 		t.Errorf("bad descriptor checksum: %v", err)
 	}
-	for i, w := range l.writes[1:] {
-		if txs, _ := tr.WriteLogBlock(w.pos, w.data, int64(2+i)); len(txs) != 0 {
-			t.Fatal("transaction returned with a corrupt descriptor")
-		}
-	}
-	// The good descriptor arrives (rewritten): the transaction completes. A logged block whose
-	// data no longer matches its tag checksum is left out and reported.
 	corrupt := append([]byte(nil), l.writes[1].data...) // block 5, at log block 2
 	corrupt[100] ^= 1
-	if _, err := tr.WriteLogBlock(2, corrupt, 9); err != nil {
+	if _, err := tr.WriteLogBlock(2, corrupt, 2); err != nil {
 		t.Fatal(err)
 	}
-	txs, err := tr.WriteLogBlock(1, l.writes[0].data, 10)
+	if _, err := tr.WriteLogBlock(3, l.writes[2].data, 3); err != nil {
+		t.Fatal(err)
+	}
+	txs, err := tr.WriteLogBlock(4, l.writes[3].data, 4)
 	if len(txs) != 1 || len(txs[0].Blocks) != 1 || txs[0].Blocks[0].FSBlock != 6 {
 		t.Fatalf("got %d transactions %v", len(txs), seqs(txs))
 	}
-	if !errors.As(err, &je) || je.LogBlock != 2 || je.Rec != 9 {
+	if !errors.As(err, &je) || je.LogBlock != 2 || je.Rec != 2 {
 		t.Errorf("tag checksum failure: %v", err)
+	}
+}
+
+// TestTrackerV1Checksum: with COMPAT_CHECKSUM the commit carries crc32_be over the descriptor and
+// logged blocks; a transaction whose blocks do not sum to it is still returned, with an error.
+func TestTrackerV1Checksum(t *testing.T) {
+	jsb := newTestJSB(1024, 64, 0)
+	jsb.FeatureCompat = ext3fs.JournalCompatChecksum
+	l := newJlog(t, jsb, 1)
+	l.tx(1, []uint64{5, 6}, nil, true, 100)
+	l.tx(2, []uint64{7}, nil, true, 100)
+	for _, tx := range []int{0, 1} {
+		// Fill in the commit checksum the way the kernel does.
+		var commitIdx int
+		sum := ext3fs.JournalV1ChecksumInit
+		for i, w := range l.writes {
+			if w.tx != tx {
+				continue
+			}
+			if h, ok := ext3fs.ParseJournalHeader(w.data); ok && h.BlockType == ext3fs.JournalCommitBlock {
+				commitIdx = i
+				continue
+			}
+			sum = ext3fs.JournalV1Checksum(sum, w.data)
+		}
+		c := l.writes[commitIdx].data
+		c[0x0C], c[0x0D] = 1, 4
+		binary.BigEndian.PutUint32(c[0x10:], sum)
+	}
+	l.writes[len(l.writes)-2].data[7] ^= 1 // the block of tx 2: no longer sums to its commit
+	tr := NewJournalTracker(jsb)
+	var got []Transaction
+	var errs []error
+	for i, w := range l.writes {
+		txs, err := tr.WriteLogBlock(w.pos, w.data, int64(i))
+		got = append(got, txs...)
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if fmt.Sprint(seqs(got)) != "[1 2]" {
+		t.Fatalf("transactions %v", seqs(got))
+	}
+	var je *JournalError
+	if len(errs) != 1 || !errors.As(errs[0], &je) || je.Rec != int64(len(l.writes)-1) {
+		t.Errorf("errors %v, want one for the commit of tid 2", errs)
 	}
 }
 
