@@ -215,3 +215,29 @@ func TestDiffJSONIsValid(t *testing.T) {
 		t.Fatalf("%+v", back)
 	}
 }
+
+func TestDiffHumanFileRowsBounded(t *testing.T) {
+	var a, b []Op
+	for i := 0; i < MaxDiffFileRows+10; i++ {
+		p := "/f" + string(rune('a'+i%26)) + string(rune('a'+i/26))
+		a = append(a, w(int64(i), p, uint64(i*100), 100<<10))
+		n := int64(110 << 10) // +10%: changed, within the threshold
+		if i == MaxDiffFileRows+5 {
+			n = 200 << 10 // the one flagged file sorts last by name
+		}
+		b = append(b, w(int64(i), p, uint64(i*100), n))
+	}
+	r := mustDiff(t, a, b, DiffOptions{Threshold: 0.2})
+	var out bytes.Buffer
+	if err := r.WriteDiff(&out, "table"); err != nil {
+		t.Fatal(err)
+	}
+	s := out.String()
+	flagged := "/f" + string(rune('a'+(MaxDiffFileRows+5)%26)) + string(rune('a'+(MaxDiffFileRows+5)/26))
+	if !bytes.Contains(out.Bytes(), []byte(flagged)) || !bytes.Contains(out.Bytes(), []byte("... and 10 more file(s)")) {
+		t.Fatalf("flagged file %s missing or tail not cut:\n%s", flagged, s)
+	}
+	if len(r.Files) != MaxDiffFileRows+10 {
+		t.Fatalf("report keeps %d files", len(r.Files))
+	}
+}

@@ -7,6 +7,10 @@ import (
 	"strings"
 )
 
+// MaxDiffFileRows bounds the file rows of a human diff report; flagged
+// files come first, and json output always has every row.
+const MaxDiffFileRows = 50
+
 // DiffFormats lists the formats of a diff report.
 var DiffFormats = []string{"table", "markdown", "json"}
 
@@ -86,8 +90,21 @@ func (r *DiffReport) WriteDiff(w io.Writer, format string) error {
 	if len(r.Files) > 0 {
 		t := &table{header: []string{"FILE", "READ A", "READ B", "Δ", "WRITTEN A", "WRITTEN B", "Δ", "META A", "META B", "Δ", ""},
 			right: []bool{false, true, true, true, true, true, true, true, true, true}}
-		for i := range r.Files {
-			d := &r.Files[i]
+		// Flagged files first; a long tail of small changes is cut (json has all).
+		shown := make([]*IODiff, 0, len(r.Files))
+		for pass := 0; pass < 2; pass++ {
+			for i := range r.Files {
+				if d := &r.Files[i]; d.Flagged == (pass == 0) {
+					shown = append(shown, d)
+				}
+			}
+		}
+		hidden := 0
+		if len(shown) > MaxDiffFileRows {
+			hidden = len(shown) - MaxDiffFileRows
+			shown = shown[:MaxDiffFileRows]
+		}
+		for _, d := range shown {
 			ma, mb := d.AMeta.Bytes(), d.BMeta.Bytes()
 			t.rows = append(t.rows, []string{d.Name,
 				HumanBytes(d.A.ReadBytes), HumanBytes(d.B.ReadBytes), pct(d.ReadChange, d.A.ReadBytes, d.B.ReadBytes),
@@ -95,6 +112,9 @@ func (r *DiffReport) WriteDiff(w io.Writer, format string) error {
 				HumanBytes(ma), HumanBytes(mb), pct(d.MetaChange, ma, mb), flagText(d)})
 		}
 		p.table(t)
+		if hidden > 0 && p.err == nil {
+			_, p.err = fmt.Fprintf(p.w, "... and %d more file(s) with changes within the threshold (--format json lists all)\n", hidden)
+		}
 	}
 
 	flagged = 0
