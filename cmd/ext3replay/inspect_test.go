@@ -1,0 +1,160 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/ext3replay/ext3replay/pkg/ext3fs"
+	"github.com/ext3replay/ext3replay/pkg/ext3fs/ext3fstest"
+)
+
+// runCLI runs the root command with args and returns stdout.
+func runCLI(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	inspectFlags.format, blocksFlags.format, blocksFlags.sectors = "text", "text", false
+	var out bytes.Buffer
+	rootCmd.SetOut(&out)
+	rootCmd.SetArgs(args)
+	err := rootCmd.Execute()
+	return out.String(), err
+}
+
+func TestInspectAndBlocks(t *testing.T) {
+	img, _ := ext3fstest.Build(t, ext3fstest.Image{Type: "ext3", BlockSize: 1024})
+	f, err := os.Open(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fsys, err := ext3fs.Open(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type file struct {
+		ino   uint32
+		in    *ext3fs.Inode
+		first uint64 // first data block
+	}
+	files := map[string]file{}
+	fsys.Walk(func(p string, ino uint32, in *ext3fs.Inode) error {
+		fl := file{ino: ino, in: in}
+		fsys.WalkBlocks(in, func(r ext3fs.BlockRef) error {
+			if r.Kind == ext3fs.BlockData && fl.first == 0 {
+				fl.first = r.Phys
+			}
+			return nil
+		})
+		files[p] = fl
+		return nil
+	})
+
+	// Text: a summary, then one line per name with its inode number.
+	out, err := runCLI(t, "inspect", img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "ext3, revision 1") || !strings.Contains(out, "has_journal") {
+		t.Errorf("summary missing:\n%s", out[:min(len(out), 800)])
+	}
+	lines := map[string]string{}
+	for _, l := range strings.Split(out, "\n") {
+		if i := strings.LastIndex(l, "  /"); i >= 0 {
+			p := strings.SplitN(l[i+2:], " -> ", 2)[0]
+			p = strings.SplitN(p, " [", 2)[0]
+			lines[p] = l
+		}
+	}
+	for p, fl := range files {
+		l, ok := lines[p]
+		if !ok {
+			t.Errorf("inspect does not list %s", p)
+			continue
+		}
+		if fields := strings.Fields(l); fields[0] != fmt.Sprint(fl.ino) || fields[4] != fmt.Sprint(fl.in.Size) {
+			t.Errorf("%s: line %q, want inode %d size %d", p, l, fl.ino, fl.in.Size)
+		}
+	}
+
+	// JSON, from a zstd-compressed copy of the image.
+	zimg := filepath.Join(t.TempDir(), "img.zst")
+	raw, _ := os.ReadFile(img)
+	zf, _ := os.Create(zimg)
+	zw, _ := zstd.NewWriter(zf)
+	zw.Write(raw)
+	zw.Close()
+	zf.Close()
+	out, err = runCLI(t, "inspect", "--format", "json", zimg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Compressed bool `json:"compressed"`
+		BlockSize  int  `json:"block_size"`
+		Files      []struct {
+			Path   string `json:"path"`
+			Ino    uint32 `json:"ino"`
+			Target string `json:"target"`
+			Htree  bool   `json:"htree"`
+			Blocks uint64 `json:"blocks"`
+		} `json:"files"`
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatalf("inspect json: %v", err)
+	}
+	if !doc.Compressed || doc.BlockSize != 1024 || len(doc.Files) != len(files) {
+		t.Errorf("json: compressed %v block size %d, %d files (want %d)", doc.Compressed, doc.BlockSize, len(doc.Files), len(files))
+	}
+	for _, jf := range doc.Files {
+		switch jf.Path {
+		case "/fastlink":
+			if jf.Target != "small.txt" {
+				t.Errorf("/fastlink target %q", jf.Target)
+			}
+		case ext3fstest.HtreeDir:
+			if !jf.Htree {
+				t.Errorf("%s not marked htree", jf.Path)
+			}
+		case "/sparse-tind.bin":
+			if jf.Blocks != 2+1+1+1 { // two data blocks; TIND, DIND, IND for the second
+				t.Errorf("/sparse-tind.bin: %d blocks, want 5", jf.Blocks)
+			}
+		}
+	}
+
+	// blocks: a data block, the superblock by sector, a free block and one past the end.
+	ind := files["/ind.bin"]
+	out, err = runCLI(t, "blocks", img, fmt.Sprint(ind.first), "1", fmt.Sprint(fsys.SB.BlocksCount-1), fmt.Sprint(fsys.SB.BlocksCount))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls := strings.Split(strings.TrimSpace(out), "\n")
+	if len(ls) != 5 {
+		t.Fatalf("blocks: %d lines:\n%s", len(ls), out)
+	}
+	for i, want := range []string{"data", "superblock", "free", "outside"} {
+		if !strings.Contains(ls[i+1], want) {
+			t.Errorf("blocks line %q, want %q", ls[i+1], want)
+		}
+	}
+	if f := strings.Fields(ls[1]); f[2] != fmt.Sprint(ind.ino) || f[3] != "0" || f[4] != "/ind.bin" {
+		t.Errorf("data block line %q, want inode %d logical 0 /ind.bin", ls[1], ind.ino)
+	}
+	out, err = runCLI(t, "blocks", "--sectors", "--format", "json", img, fmt.Sprint(ind.first*2+1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bis []blockInfo
+	if err := json.Unmarshal([]byte(out), &bis); err != nil || len(bis) != 1 || bis[0].Block != ind.first || bis[0].Role != "data" || len(bis[0].Paths) != 1 {
+		t.Errorf("blocks --sectors json: %v %+v", err, bis)
+	}
+	if _, err := runCLI(t, "blocks", img, "12x"); err == nil {
+		t.Error("bad block number accepted")
+	}
+}
