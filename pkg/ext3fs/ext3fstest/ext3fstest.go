@@ -37,6 +37,8 @@ var Standard = []Image{
 	{Name: "ext3-4k", Type: "ext3", BlockSize: 4096, Size: "16M"},
 	{Name: "ext2-rev0-1k", Type: "ext2", BlockSize: 1024, Rev0: true},
 	{Name: "ext4-4k", Type: "ext4", BlockSize: 4096, Size: "16M", Extra: []string{"-O", "64bit"}},
+	// meta_bg: descriptor blocks live in the first, second and last group of each meta-group.
+	{Name: "ext4-metabg-1k", Type: "ext4", BlockSize: 1024, Size: "16M", Extra: []string{"-O", "meta_bg,^resize_inode", "-g", "1024"}},
 	// Many small groups: sparse_super backups in groups 1, 3, 5, 7, 9, 25, 27.
 	{Name: "ext3-1k-groups", Type: "ext3", BlockSize: 1024, Size: "32M", Extra: []string{"-g", "1024"}},
 }
