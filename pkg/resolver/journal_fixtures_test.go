@@ -187,8 +187,14 @@ func TestTrackerRealFixtures(t *testing.T) {
 				t.Fatal("no transaction found in the journal")
 			}
 			for i := 1; i < len(run.txs); i++ {
-				if run.txs[i].Seq != run.txs[i-1].Seq+1 {
-					t.Errorf("tid %d follows %d", run.txs[i].Seq, run.txs[i-1].Seq)
+				a, b := run.txs[i-1], run.txs[i]
+				if b.Seq != a.Seq+1 {
+					t.Errorf("tid %d follows %d", b.Seq, a.Seq)
+				}
+				// The kernel stamps commits with the wall clock: never backwards, never 0.
+				if b.CommitSec == 0 || b.CommitSec*1e9+uint64(b.CommitNsec) < a.CommitSec*1e9+uint64(a.CommitNsec) {
+					t.Errorf("tid %d committed at %d.%09d, tid %d at %d.%09d", a.Seq, a.CommitSec, a.CommitNsec,
+						b.Seq, b.CommitSec, b.CommitNsec)
 				}
 			}
 			if len(run.stale) != 0 || run.checkpoint == 0 {
