@@ -49,6 +49,7 @@ type dmLogReader struct {
 	pending    []Record // records produced by one entry, not yet returned
 	pendingBuf []byte
 	err        error
+	compressed bool
 }
 
 func newDMLogReader(r io.Reader, name string) (*dmLogReader, error) {
@@ -91,7 +92,7 @@ func newDMLogReader(r io.Reader, name string) (*dmLogReader, error) {
 func (dr *dmLogReader) Header() Header { return dr.hdr }
 
 func (dr *dmLogReader) damage(err error) error {
-	dr.err = &DamageError{Path: dr.name, Record: dr.n, Offset: dr.off, Err: fmt.Errorf("dm-log-writes entry %d: %w", dr.entry, err)}
+	dr.err = &DamageError{Path: dr.name, Record: dr.n, Offset: dr.off, Compressed: dr.compressed, Err: fmt.Errorf("dm-log-writes entry %d: %w", dr.entry, err)}
 	return dr.err
 }
 

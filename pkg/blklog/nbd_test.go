@@ -11,8 +11,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // makeBase writes a base image of size bytes with some non-zero content and
@@ -399,5 +402,40 @@ func TestRecorderProtocol(t *testing.T) {
 	}
 	if !bytes.Equal(img[8192:12288], data) {
 		t.Fatal("replayed log lacks the write")
+	}
+}
+
+// The state file is a sparse copy of a raw or zstd-compressed base, and the
+// identity covers the decompressed content.
+func TestPrepareStateZstdSparse(t *testing.T) {
+	dir := t.TempDir()
+	raw := make([]byte, 16<<20)
+	copy(raw[1024:], "superblock-ish")
+	copy(raw[9<<20:], "data far away")
+	enc, err := zstd.NewWriter(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zpath := filepath.Join(dir, "base.img.zst")
+	os.WriteFile(zpath, enc.EncodeAll(raw, nil), 0o644)
+	st, id, err := PrepareState(zpath, filepath.Join(dir, "state.img"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	want, _ := IdentifyImage(bytes.NewReader(raw), int64(len(raw)), true)
+	if id != want {
+		t.Fatalf("identity %+v, want %+v", id, want)
+	}
+	got, _ := os.ReadFile(st.Name())
+	if !bytes.Equal(got, raw) {
+		t.Fatal("state file differs from the decompressed base")
+	}
+	var sys syscall.Stat_t
+	if err := syscall.Stat(st.Name(), &sys); err == nil && sys.Blocks*512 > 4<<20 {
+		t.Errorf("state file uses %d bytes on disk for 2 MiB of non-zero data: not sparse", sys.Blocks*512)
+	}
+	if _, _, err := PrepareState(zpath, zpath); err == nil {
+		t.Fatal("PrepareState accepted the base as its own state file")
 	}
 }

@@ -32,10 +32,11 @@ var ErrTruncated = errors.New("log ends without its end record (truncated: was t
 // DamageError reports a truncated or corrupt log. The records before Record
 // were returned intact.
 type DamageError struct {
-	Path   string // file name, "" if not read from a named file
-	Record int64  // number of the first record that could not be read
-	Offset int64  // byte offset of that record in the decompressed stream (the file, if not compressed)
-	Err    error
+	Path       string // file name, "" if not read from a named file
+	Record     int64  // number of the first record that could not be read
+	Offset     int64  // byte offset where that record starts: in the decompressed stream if Compressed, else in the file
+	Compressed bool   // the file is zstd-compressed
+	Err        error
 }
 
 func (e *DamageError) Error() string {
@@ -43,7 +44,11 @@ func (e *DamageError) Error() string {
 	if p == "" {
 		p = "log"
 	}
-	return fmt.Sprintf("%s: damaged at record %d (byte %d of the decompressed stream): %v", p, e.Record, e.Offset, e.Err)
+	where := "byte"
+	if e.Compressed {
+		where = "decompressed byte"
+	}
+	return fmt.Sprintf("%s: damaged at record %d (%s %d): %v", p, e.Record, where, e.Offset, e.Err)
 }
 
 func (e *DamageError) Unwrap() error { return e.Err }
@@ -107,6 +112,10 @@ func NewReader(r io.Reader, name string) (Reader, error) {
 		if dec != nil {
 			dec.Close()
 		}
+		var de *DamageError
+		if errors.As(err, &de) {
+			de.Compressed = dec != nil
+		}
 		return nil, err
 	}
 	win := &window{src: src}
@@ -124,6 +133,7 @@ func NewReader(r io.Reader, name string) (Reader, error) {
 			return fail(err)
 		}
 		nr.dec = dec
+		nr.compressed = dec != nil
 		return nr, nil
 	case binary.LittleEndian.Uint64(p) == DMLogMagic:
 		dr, err := newDMLogReader(win, name)
@@ -131,6 +141,7 @@ func NewReader(r io.Reader, name string) (Reader, error) {
 			return fail(err)
 		}
 		dr.dec = dec
+		dr.compressed = dec != nil
 		return dr, nil
 	}
 	return fail(fmt.Errorf("blklog: %s: not a native ext3replay log nor a dm-log-writes log (starts % x)", name, p))
@@ -140,13 +151,14 @@ func NewReader(r io.Reader, name string) (Reader, error) {
 // out of a large window buffer: Record.Data points into it (valid until the
 // next call, as Reader promises), so payloads are never copied twice.
 type nativeReader struct {
-	name string
-	win  *window
-	dec  *zstd.Decoder
-	hdr  Header
-	off  int64 // decompressed offset of the next record
-	n    int64 // records returned
-	err  error // sticky: io.EOF or *DamageError
+	name       string
+	win        *window
+	dec        *zstd.Decoder
+	hdr        Header
+	off        int64 // stream offset of the next record
+	n          int64 // records returned
+	compressed bool
+	err        error // sticky: io.EOF or *DamageError
 }
 
 // window buffers a stream so that up to a whole record can be looked at in
@@ -258,7 +270,7 @@ func noEOF(err error) error {
 func (nr *nativeReader) Header() Header { return nr.hdr }
 
 func (nr *nativeReader) damage(err error) error {
-	nr.err = &DamageError{Path: nr.name, Record: nr.n, Offset: nr.off, Err: err}
+	nr.err = &DamageError{Path: nr.name, Record: nr.n, Offset: nr.off, Compressed: nr.compressed, Err: err}
 	return nr.err
 }
 
