@@ -159,6 +159,7 @@ func (r *Resolver) linkName(dir uint32, name string, ino uint32, displaced uint3
 		return
 	}
 	r.names.Add(dir, name, ino)
+	r.namesGen++
 	p := r.pendFor(ino)
 	l := Link{Parent: dir, Name: name}
 	r.evOrd++
@@ -183,6 +184,7 @@ func (r *Resolver) unlinkName(dir uint32, name string, ino uint32, replacedBy ui
 	l := Link{Parent: dir, Name: name}
 	path := r.linkPath(l)
 	r.names.Remove(dir, name, ino)
+	r.namesGen++
 	p := r.pendFor(ino)
 	r.evOrd++
 	p.rems = append(p.rems, nameEv{l: l, path: path, seq: r.seq, ord: r.evOrd, replacedBy: replacedBy})
@@ -193,6 +195,7 @@ func (r *Resolver) unlinkName(dir uint32, name string, ino uint32, replacedBy ui
 func (r *Resolver) dropLink(l Link, ino uint32) {
 	delete(r.linkCnt, linkKey{l.Parent, l.Name, ino})
 	r.names.Remove(l.Parent, l.Name, ino)
+	r.namesGen++
 }
 
 // linkPath is the full path of entry l.

@@ -269,9 +269,9 @@ func (r *Resolver) claimData(rb *runBuilder, ino uint32, role Role, b, logical u
 		r.flushRun(rb)
 		*rb = runBuilder{start: b, n: 1, o: o}
 	}
-	r.claimed[b] = true
 	switch role {
 	case RoleDir:
+		r.claimed[b] = true
 		r.flushRun(rb)
 		r.claimDirBlock(b, ino)
 	case RoleData:
@@ -279,10 +279,7 @@ func (r *Resolver) claimData(rb *runBuilder, ino uint32, role Role, b, logical u
 	case RoleSymlink:
 		r.m.owned(b)
 	}
-	if _, ok := r.pendW[b]; ok {
-		r.flushRun(rb)
-		r.settlePending(b, o)
-	}
+	r.settlePending(b, o)
 }
 
 // claimMap records that map block b (level 1..3) of ino maps from file block base, and claims

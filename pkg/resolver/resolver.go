@@ -70,7 +70,8 @@ type Resolver struct {
 	linkCnt map[linkKey]int     // links seen in more than one block or differing from names
 	shadow  map[uint64]Owner    // blocks claimed by a second inode: the first claimant
 
-	pendW    map[uint64][]pendWrite // writes to blocks nobody owns yet
+	pendW    map[uint64]pendWrite   // writes to blocks nobody owns yet (the first per block)
+	pendMore map[uint64][]pendWrite // further writes to such blocks (rare)
 	nameless map[uint32][]ops.Op    // I/O of inodes that have no name yet
 	pend     map[uint32]*inoPend    // namespace changes not yet explained
 	touched  map[uint32]bool        // inodes with new evidence in the current batch
@@ -83,6 +84,11 @@ type Resolver struct {
 	evOrd int64 // order of name events
 
 	waitParent map[uint32]bool // inodes whose new name's directory has no path yet
+
+	namesGen uint64 // bumped on every change of the names table
+	pcIno    uint32 // ioPath cache
+	pcGen    uint64
+	pcPath   string
 
 	stats Stats
 }
@@ -114,7 +120,7 @@ func New(image io.ReaderAt, size int64, opt Options, emit func(*ops.Op) error) (
 		opt: opt, emit: emit, bs: bs, spb: uint64(bs / blklog.SectorSize), nblk: sb.BlocksCount,
 		isz: sb.InodeSize(), ft: sb.HasFiletype(),
 		credDir: make(map[uint64][]dent), credMap: make(map[uint64][]uint32), linkCnt: make(map[linkKey]int),
-		shadow: make(map[uint64]Owner), pendW: make(map[uint64][]pendWrite), nameless: make(map[uint32][]ops.Op),
+		shadow: make(map[uint64]Owner), pendW: make(map[uint64]pendWrite), pendMore: make(map[uint64][]pendWrite), nameless: make(map[uint32][]ops.Op),
 		pend: make(map[uint32]*inoPend), touched: make(map[uint32]bool), claimed: make(map[uint64]bool), waitParent: make(map[uint32]bool),
 	}
 	r.stats.Ops = make(map[ops.Type]int64)
@@ -295,6 +301,15 @@ func (r *Resolver) ioOp(typ ops.Type, o Owner, start, end int64) {
 // names the newest one (the disk cannot tell which name a program used; a new hard link is
 // most often made in order to be used).
 func (r *Resolver) ioPath(ino uint32) string {
+	if r.pcIno == ino && r.pcGen == r.namesGen && r.pcIno != 0 {
+		return r.pcPath // a run of blocks of one file: build its path once
+	}
+	p := r.ioPathSlow(ino)
+	r.pcIno, r.pcGen, r.pcPath = ino, r.namesGen, p
+	return p
+}
+
+func (r *Resolver) ioPathSlow(ino uint32) string {
 	ls := r.names.Links(ino)
 	if len(ls) > 1 {
 		l := ls[len(ls)-1]
@@ -309,7 +324,7 @@ func (r *Resolver) ioPath(ino uint32) string {
 func appendCoalesced(l []ops.Op, op ops.Op) []ops.Op {
 	if n := len(l); n > 0 {
 		p := &l[n-1]
-		if p.Op == op.Op && p.Kind == op.Kind && p.Sector*blklog.SectorSize+uint64(p.Bytes) == op.Sector*blklog.SectorSize {
+		if p.Op == op.Op && p.Kind == op.Kind && p.Path == op.Path && p.Sector*blklog.SectorSize+uint64(p.Bytes) == op.Sector*blklog.SectorSize {
 			p.Bytes += op.Bytes
 			return l
 		}
@@ -496,25 +511,37 @@ func (r *Resolver) applyBatch(batch []blockWrite) {
 
 // addPending holds a write to a block nobody owns until a claim or the end of the log.
 func (r *Resolver) addPending(b uint64, p pendWrite) {
-	r.pendW[b] = append(r.pendW[b], p)
+	if _, ok := r.pendW[b]; ok {
+		r.pendMore[b] = append(r.pendMore[b], p)
+		return
+	}
+	r.pendW[b] = p
 }
 
 // settlePending reports the held writes of block b, now owned by o.
 func (r *Resolver) settlePending(b uint64, o Owner) {
-	ps, ok := r.pendW[b]
+	p0, ok := r.pendW[b]
 	if !ok {
 		return
 	}
 	delete(r.pendW, b)
-	for _, p := range ps {
-		if p.journaled && o.Role != RoleData {
-			// A metadata block (symlink targets are journaled like metadata) seen in the
-			// journal: its I/O was reported as journal, and its checkpoint will be reported.
-			continue
+	r.settleOne(b, o, p0)
+	if more, ok := r.pendMore[b]; ok {
+		delete(r.pendMore, b)
+		for _, p := range more {
+			r.settleOne(b, o, p)
 		}
-		s := int64(b)*int64(r.bs) + int64(p.off)
-		r.ioOp(ops.Write, o, s, s+int64(p.n))
 	}
+}
+
+func (r *Resolver) settleOne(b uint64, o Owner, p pendWrite) {
+	if p.journaled && o.Role != RoleData {
+		// A metadata block (symlink targets are journaled like metadata) seen in the
+		// journal: its I/O was reported as journal, and its checkpoint will be reported.
+		return
+	}
+	s := int64(b)*int64(r.bs) + int64(p.off)
+	r.ioOp(ops.Write, o, s, s+int64(p.n))
 }
 
 // flushRecord emits the ops the current record made certain: namespace ops first (sorted so
@@ -527,20 +554,35 @@ func (r *Resolver) flushRecord(drainHeld bool) {
 		}
 		r.nsBuf = r.nsBuf[:0]
 	}
-	for ino, l := range r.nameless {
-		if r.holdIO && !drainHeld {
-			break
+	if len(r.nameless) > 0 && (!r.holdIO || drainHeld) {
+		inos := make([]uint32, 0, len(r.nameless))
+		for ino := range r.nameless {
+			inos = append(inos, ino)
 		}
-		p := r.ioPath(ino)
-		if p == "" {
-			continue
+		sort.Slice(inos, func(i, j int) bool { return inos[i] < inos[j] })
+		for _, ino := range inos {
+			l := r.nameless[ino]
+			p := r.ioPath(ino)
+			var keep []ops.Op
+			for i := range l {
+				switch {
+				case p != "":
+					l[i].Path = p
+				case l[i].Path == "":
+					// Still no name: keep holding (the end of the log names it at the latest).
+					keep = append(keep, l[i])
+					continue
+				}
+				// else: the file lost its name since; report the path it had then.
+				l[i].Seq, l[i].T = r.seq, r.t
+				r.out(&l[i])
+			}
+			if len(keep) == 0 {
+				delete(r.nameless, ino)
+			} else {
+				r.nameless[ino] = keep
+			}
 		}
-		for i := range l {
-			l[i].Path = p
-			l[i].Seq, l[i].T = r.seq, r.t
-			r.out(&l[i])
-		}
-		delete(r.nameless, ino)
 	}
 	for i := range r.ioBuf {
 		r.out(&r.ioBuf[i])
@@ -588,7 +630,7 @@ func (r *Resolver) Finish() error {
 	}
 	var items []item
 	for _, b := range blocks {
-		for _, p := range r.pendW[b] {
+		for _, p := range append([]pendWrite{r.pendW[b]}, r.pendMore[b]...) {
 			if !p.journaled {
 				items = append(items, item{b, p})
 			}
@@ -606,7 +648,7 @@ func (r *Resolver) Finish() error {
 			unowned = append(unowned, op)
 		}
 	}
-	r.pendW = map[uint64][]pendWrite{}
+	r.pendW, r.pendMore = map[uint64]pendWrite{}, map[uint64][]pendWrite{}
 	for i := range unowned {
 		r.out(&unowned[i])
 	}

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# bench-analyze.sh: how fast `ext3replay analyze` is, measured against references taken in the same run.
+#
+#   1. big:  a real capture of a guest copying 1 GiB into a new file (ext3 data=ordered, 4 KiB blocks) plus an
+#            untar of many small files: analyze time vs plain zstd decoding of the same log (`zstd -dc >/dev/null`,
+#            and `ext3replay log info`, which decodes and parses every record), ratio goal <= 1.5x; peak RSS.
+#   2. many: a real capture of a guest creating thousands of small files (metadata heavy): requests per second.
+#
+# The captures are made once with the fixture capture scripts (QEMU/TCG, a few minutes) and cached in
+# $BENCH_CACHE (default ${XDG_CACHE_HOME:-$HOME/.cache}/ext3replay-bench). Usage: scripts/bench-analyze.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO="$PWD"
+BIN="${EXT3REPLAY_BIN:-$REPO/bin/ext3replay}"
+CACHE="${BENCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ext3replay-bench}"
+[ -x "$BIN" ] || go build -o "$BIN" ./cmd/ext3replay
+mkdir -p "$CACHE"
+
+# capture NAME: runs the fixture capture on a scenario defined below, in a scratch copy of the capture scripts
+# (fixtures/real belongs to the corpus; benchmark scenarios are not committed).
+capture() {
+	local name="$1" scratch="$CACHE/repo"
+	[ -f "$CACHE/$name/io.log.zst" ] && return 0
+	echo "bench-analyze: capturing $name (once; cached in $CACHE/$name)" >&2
+	rm -rf "$scratch"
+	mkdir -p "$scratch/fixtures/real/$name" "$scratch/bin"
+	cp -r "$REPO/fixtures/capture" "$scratch/fixtures/"
+	rm -rf "$scratch/fixtures/capture/cache"
+	scenario_"$name" "$scratch/fixtures/real/$name"
+	EXT3REPLAY_BIN="$BIN" EXT3REPLAY_CAPTURE_CACHE="$REPO/fixtures/capture/cache" CAPTURE_TIMEOUT=1800 \
+		"$scratch/fixtures/capture/capture.sh" "$name" --via record --out "$CACHE/$name" >&2
+}
+
+scenario_big() {
+	cat >"$1/scenario.env" <<'EOF'
+# 1 GiB copied into a new file, then an untar of 2000 small files. ext3 ordered, 4 KiB blocks.
+FS_TYPE=ext3
+BLOCK_SIZE=4096
+IMAGE_SIZE=1400M
+MOUNT_OPTS=data=ordered
+BULK_MIB=1024
+EOF
+	: >"$1/seed.sh"
+	cat >"$1/workload.sh" <<'EOF'
+x_mkdir /data
+x_write_from /dev/vdb /data/big.bin 1024
+mkdir -p /tmp/src/tree
+i=0
+while [ $i -lt 2000 ]; do mkdir -p /tmp/src/tree/d$((i / 100)); echo "small file $i" >/tmp/src/tree/d$((i / 100))/f$i; i=$((i + 1)); done
+(cd /tmp/src && tar -cf /tmp/t.tar tree)
+x_mkdir /untar
+tar -xf /tmp/t.tar -C /mnt/untar
+sync
+EOF
+}
+
+scenario_many() {
+	cat >"$1/scenario.env" <<'EOF'
+# Thousands of small files created, renamed and deleted: a metadata-heavy log. ext3 ordered, 1 KiB blocks.
+FS_TYPE=ext3
+BLOCK_SIZE=1024
+IMAGE_SIZE=128M
+MOUNT_OPTS=data=ordered
+EOF
+	: >"$1/seed.sh"
+	cat >"$1/workload.sh" <<'EOF'
+x_mkdir /many
+i=0
+while [ $i -lt 4000 ]; do echo "file $i" >/mnt/many/f$i; i=$((i + 1)); [ $((i % 500)) = 0 ] && sync; done
+sync
+i=0
+while [ $i -lt 4000 ]; do mv /mnt/many/f$i /mnt/many/g$i; i=$((i + 3)); done
+sync
+i=0
+while [ $i -lt 4000 ]; do rm -f /mnt/many/f$i /mnt/many/g$i; i=$((i + 2)); done
+sync
+EOF
+}
+
+# timed CMD...: wall seconds and peak RSS (KiB) of CMD, output discarded.
+timed() {
+	/usr/bin/time -f '%e %M' -o "$CACHE/time.out" "$@" >/dev/null 2>"$CACHE/err.out" || { cat "$CACHE/err.out" >&2; return 1; }
+	cat "$CACHE/time.out"
+}
+
+capture big
+capture many
+
+echo "# bench-analyze $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) cores"
+for name in big many; do
+	d="$CACHE/$name"
+	recs=$("$BIN" log info "$d/io.log.zst" 2>/dev/null | awk '/^records/ {print $2; exit}' || true)
+	payload=$("$BIN" log info "$d/io.log.zst" 2>/dev/null | grep '^payload' | head -1 || true)
+	# Warm the page cache, then best of 3 for each.
+	cat "$d/io.log.zst" "$d/image.raw.zst" >/dev/null
+	best() { local b=""; for _ in 1 2 3; do read -r s m < <(timed "$@"); if [ -z "$b" ] || awk -v s="$s" -v b="$b" 'BEGIN{exit !(s<b)}'; then b=$s; rss=$m; fi; done; echo "$b $rss"; }
+	read -r tz _ < <(best zstd -dc "$d/io.log.zst")
+	read -r tl _ < <(best "$BIN" log info "$d/io.log.zst")
+	# analyze decompresses the image into a temporary file first: give it the raw image, as users would.
+	[ -f "$d/image.raw" ] || zstd -q -dc "$d/image.raw.zst" >"$d/image.raw"
+	read -r ta rss < <(best "$BIN" analyze --quiet --format jsonl "$d/image.raw" "$d/io.log.zst")
+	size=$(stat -c %s "$d/io.log.zst")
+	echo "$name: log $(numfmt --to=iec "$size") compressed, ${recs:-?} records; ${payload}"
+	echo "  zstd -dc: ${tz}s   log info (decode+parse): ${tl}s   analyze: ${ta}s   peak RSS ${rss} KiB"
+	awk -v a="$ta" -v z="$tz" -v l="$tl" -v r="${recs:-0}" 'BEGIN {
+		printf "  analyze / zstd -dc = %.2fx   analyze / log info = %.2fx   %.0f requests/s\n", a / z, a / l, (a > 0 ? r / a : 0) }'
+done
