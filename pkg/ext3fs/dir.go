@@ -29,15 +29,29 @@ func recLen(v uint16, bs int) int {
 
 // ParseDirBlock decodes a whole directory block (b is one file-system block) and returns the live
 // entries (inode != 0) in on-disk order. Entries must chain exactly to the end of the block; an
-// error names the offset of the first entry that does not. htree dx_root and dx_node blocks are
-// valid linear blocks by design: dx_root yields "." and "..", a dx_node yields nothing.
+// error names the offset of the first entry that does not (the entries before it are returned).
+// htree dx_root and dx_node blocks are valid linear blocks by design: dx_root yields "." and
+// "..", a dx_node yields nothing.
 func ParseDirBlock(b []byte, hasFiletype bool) ([]DirEntry, error) {
+	var out []DirEntry
+	err := WalkDirBlock(b, hasFiletype, func(e *DirEntry, name []byte) error {
+		e.Name = string(name)
+		out = append(out, *e)
+		return nil
+	})
+	return out, err
+}
+
+// WalkDirBlock is ParseDirBlock without allocation: it calls fn for each live entry with the
+// entry (Name left empty) and the name bytes, which alias b and are only valid during the call.
+// An error from fn stops the walk and is returned.
+func WalkDirBlock(b []byte, hasFiletype bool, fn func(e *DirEntry, name []byte) error) error {
 	const st = "directory entry"
 	le := binary.LittleEndian
-	var out []DirEntry
+	var e DirEntry
 	for off := 0; off < len(b); {
 		if len(b)-off < DirEntryHeaderSize {
-			return out, formatErr(st, int64(off), "%d bytes left in block, need %d for an entry header", len(b)-off, DirEntryHeaderSize)
+			return formatErr(st, int64(off), "%d bytes left in block, need %d for an entry header", len(b)-off, DirEntryHeaderSize)
 		}
 		ino := le.Uint32(b[off:])
 		rawRL := le.Uint16(b[off+4:])
@@ -52,26 +66,26 @@ func ParseDirBlock(b []byte, hasFiletype bool) ([]DirEntry, error) {
 		}
 		switch {
 		case rl < DirEntryHeaderSize:
-			return out, formatErr(st, int64(off), "rec_len %d < %d", rl, DirEntryHeaderSize)
+			return formatErr(st, int64(off), "rec_len %d < %d", rl, DirEntryHeaderSize)
 		case rl%4 != 0:
-			return out, formatErr(st, int64(off), "rec_len %d not a multiple of 4", rl)
+			return formatErr(st, int64(off), "rec_len %d not a multiple of 4", rl)
 		case off+rl > len(b):
-			return out, formatErr(st, int64(off), "rec_len %d runs past the end of the %d-byte block", rl, len(b))
+			return formatErr(st, int64(off), "rec_len %d runs past the end of the %d-byte block", rl, len(b))
 		case DirEntryHeaderSize+nameLen > rl:
-			return out, formatErr(st, int64(off), "name_len %d does not fit in rec_len %d", nameLen, rl)
+			return formatErr(st, int64(off), "name_len %d does not fit in rec_len %d", nameLen, rl)
 		}
 		if ino != 0 {
 			if nameLen == 0 {
-				return out, formatErr(st, int64(off), "entry for inode %d has an empty name", ino)
+				return formatErr(st, int64(off), "entry for inode %d has an empty name", ino)
 			}
-			out = append(out, DirEntry{
-				Inode: ino, RecLen: rawRL, NameLen: uint16(nameLen), FileType: ft,
-				Name: string(b[off+DirEntryHeaderSize : off+DirEntryHeaderSize+nameLen]), Offset: off,
-			})
+			e = DirEntry{Inode: ino, RecLen: rawRL, NameLen: uint16(nameLen), FileType: ft, Offset: off}
+			if err := fn(&e, b[off+DirEntryHeaderSize:off+DirEntryHeaderSize+nameLen]); err != nil {
+				return err
+			}
 		}
 		off += rl
 	}
-	return out, nil
+	return nil
 }
 
 // DxEntry is one htree index entry: names hashing to >= Hash live under logical block Block.

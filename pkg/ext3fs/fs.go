@@ -158,19 +158,27 @@ func (fs *FS) ReadInode(ino uint32) (*Inode, error) {
 // DecodeInode decodes inode ino from its on-disk bytes (read from device offset pos, used in
 // errors) and applies the file-system-wide rules ParseInode cannot know (huge_file units).
 func (fs *FS) DecodeInode(ino uint32, b []byte, pos int64) (*Inode, error) {
-	in, err := ParseInode(b)
-	if err != nil {
+	in := new(Inode)
+	if err := fs.DecodeInodeInto(ino, b, pos, in); err != nil {
+		return nil, err
+	}
+	return in, nil
+}
+
+// DecodeInodeInto is DecodeInode into an existing Inode (no allocation).
+func (fs *FS) DecodeInodeInto(ino uint32, b []byte, pos int64, in *Inode) error {
+	if err := ParseInodeInto(b, in); err != nil {
 		var fe *FormatError
 		if errors.As(err, &fe) {
 			fe.Struct = fmt.Sprintf("inode %d", ino)
 			fe.Offset += pos
 		}
-		return nil, err
+		return err
 	}
 	if in.Flags&InodeHugeFileFl != 0 && fs.SB.FeatureRoCompat&RoCompatHugeFile != 0 {
 		in.Blocks512 *= uint64(fs.bs / 512)
 	}
-	return in, nil
+	return nil
 }
 
 // BlockKind says what a block owned by an inode holds.

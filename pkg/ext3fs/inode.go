@@ -87,11 +87,21 @@ const InodeRecordSize = 128
 
 // ParseInode decodes one on-disk inode. b holds the whole inode record (128 bytes or more).
 func ParseInode(b []byte) (*Inode, error) {
+	in := new(Inode)
+	if err := ParseInodeInto(b, in); err != nil {
+		return nil, err
+	}
+	return in, nil
+}
+
+// ParseInodeInto is ParseInode decoding into an existing Inode, for scans that decode many
+// inodes without allocating.
+func ParseInodeInto(b []byte, in *Inode) error {
 	if len(b) < InodeRecordSize {
-		return nil, formatErr("inode", 0, "need %d bytes, have %d", InodeRecordSize, len(b))
+		return formatErr("inode", 0, "need %d bytes, have %d", InodeRecordSize, len(b))
 	}
 	le := binary.LittleEndian
-	in := &Inode{
+	*in = Inode{
 		Mode:       le.Uint16(b[0x00:]),
 		UID:        uint32(le.Uint16(b[0x02:])) | uint32(le.Uint16(b[0x78:]))<<16,
 		Size:       uint64(le.Uint32(b[0x04:])) | uint64(le.Uint32(b[0x6C:]))<<32,
@@ -114,10 +124,10 @@ func ParseInode(b []byte) (*Inode, error) {
 	if len(b) >= 0x82 {
 		in.ExtraIsize = le.Uint16(b[0x80:])
 		if int(in.ExtraIsize) > len(b)-InodeRecordSize {
-			return nil, formatErr("inode", 0x80, "i_extra_isize %d runs past the %d-byte inode", in.ExtraIsize, len(b))
+			return formatErr("inode", 0x80, "i_extra_isize %d runs past the %d-byte inode", in.ExtraIsize, len(b))
 		}
 	}
-	return in, nil
+	return nil
 }
 
 // Type decodes the file type from i_mode.

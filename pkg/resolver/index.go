@@ -108,11 +108,30 @@ func (x *Index) advance(o Owner, k uint64) Owner {
 
 // chunkFor is the last chunk whose first run starts at or before b (0 if none does).
 func (x *Index) chunkFor(b uint64) int {
-	i := sort.Search(len(x.chunks), func(i int) bool { return x.chunks[i][0].start > b }) - 1
-	if i < 0 {
-		return 0
+	lo, hi := 0, len(x.chunks) // first chunk starting after b is in [lo, hi]
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if x.chunks[m][0].start > b {
+			hi = m
+		} else {
+			lo = m + 1
+		}
 	}
-	return i
+	return max(lo-1, 0)
+}
+
+// lastAtOrBefore is the index of the last run starting at or before b, -1 if none.
+func lastAtOrBefore(rs []ixRun, b uint64) int {
+	lo, hi := 0, len(rs)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if rs[m].start > b {
+			hi = m
+		} else {
+			lo = m + 1
+		}
+	}
+	return lo - 1
 }
 
 // Lookup returns the owner of block b, with Logical adjusted to b; RoleFree if no run covers it.
@@ -121,7 +140,7 @@ func (x *Index) Lookup(b uint64) Owner {
 		return Owner{}
 	}
 	rs := x.chunks[x.chunkFor(b)]
-	i := sort.Search(len(rs), func(i int) bool { return rs[i].start > b }) - 1
+	i := lastAtOrBefore(rs, b)
 	if i < 0 || b >= rs[i].end() {
 		return Owner{}
 	}
@@ -137,7 +156,7 @@ func (x *Index) LookupRun(b uint64) (o Owner, n uint64) {
 	}
 	ci := x.chunkFor(b)
 	rs := x.chunks[ci]
-	i := sort.Search(len(rs), func(i int) bool { return rs[i].start > b }) - 1
+	i := lastAtOrBefore(rs, b)
 	if i >= 0 && b < rs[i].end() {
 		return x.advance(rs[i].o, b-rs[i].start), rs[i].end() - b
 	}
@@ -281,9 +300,7 @@ func (x *Index) normalize(lo, hi int) {
 // buildFrom replaces the index contents with runs (any order). Overlapping runs are applied in
 // the given order through Set, so later ones win, as they would for a sequence of writes.
 func (x *Index) buildFrom(runs []ixRun) {
-	sorted := make([]ixRun, len(runs))
-	copy(sorted, runs)
-	sort.Slice(sorted, func(a, b int) bool { return sorted[a].start < sorted[b].start })
+	sorted := radixSortRuns(runs)
 	for i := 1; i < len(sorted); i++ {
 		if sorted[i].start < sorted[i-1].end() {
 			x.chunks = nil
@@ -311,6 +328,35 @@ func (x *Index) buildFrom(runs []ixRun) {
 		x.chunks = append(x.chunks, append([]ixRun(nil), merged[:k]...))
 		merged = merged[k:]
 	}
+}
+
+// radixSortRuns returns runs sorted by start, stably. The scan produces runs nearly in order,
+// which comparison sorts handle poorly with 40-byte elements; an LSD radix sort over the bytes
+// the largest start actually uses costs a few linear passes.
+func radixSortRuns(runs []ixRun) []ixRun {
+	src := make([]ixRun, len(runs))
+	copy(src, runs)
+	var maxStart uint64
+	for i := range src {
+		maxStart = max(maxStart, src[i].start)
+	}
+	dst := make([]ixRun, len(src))
+	for shift := uint(0); shift < 64 && maxStart>>shift != 0; shift += 8 {
+		var count [257]int
+		for i := range src {
+			count[(src[i].start>>shift)&0xff+1]++
+		}
+		for i := 1; i < len(count); i++ {
+			count[i] += count[i-1]
+		}
+		for i := range src {
+			k := (src[i].start >> shift) & 0xff
+			dst[count[k]] = src[i]
+			count[k]++
+		}
+		src, dst = dst, src
+	}
+	return src
 }
 
 // ixRoleFor maps an inode's block to a role.

@@ -1,8 +1,9 @@
 package resolver
 
 import (
+	"cmp"
 	"fmt"
-	"sort"
+	"slices"
 
 	"github.com/ext3replay/ext3replay/pkg/ext3fs"
 )
@@ -110,9 +111,16 @@ func ixBuild(fs *ext3fs.FS, wantIndex, wantNames bool) (*Index, *Names, error) {
 	isz := sb.InodeSize()
 	b := &ixBuilder{fs: fs, x: NewIndex(sb.BlocksCount, bs/isz)}
 	if wantIndex {
+		// Most inodes make one run; presizing avoids regrowing a slice of 100k+ runs.
+		used := uint64(sb.InodesCount - min(sb.FreeInodesCount, sb.InodesCount))
+		b.runs = make([]ixRun, 0, used+used/8+8*uint64(sb.GroupCount()))
+	}
+	if wantIndex {
 		b.geometry()
 	}
 	var dirBlocks []ixDirBlock
+	in := new(ext3fs.Inode) // reused: nothing keeps a reference past b.inode
+	nInodes := 0
 	csum := sb.FeatureRoCompat&(ext3fs.RoCompatGDTCsum|ext3fs.RoCompatMetadataCsum) != 0
 	bitmap := make([]byte, bs)
 	var table []byte
@@ -154,13 +162,13 @@ func ixBuild(fs *ext3fs.FS, wantIndex, wantNames bool) (*Index, *Names, error) {
 			}
 			ino := g*sb.InodesPerGroup + uint32(i) + 1
 			raw := table[i*isz : (i+1)*isz]
-			in, err := fs.DecodeInode(ino, raw, pos+int64(i*isz))
-			if err != nil {
+			if err := fs.DecodeInodeInto(ino, raw, pos+int64(i*isz), in); err != nil {
 				return nil, nil, err
 			}
 			if !inUse(ino, in) {
 				continue
 			}
+			nInodes++
 			if err := b.inode(ino, in, wantIndex, wantNames, &dirBlocks); err != nil {
 				return nil, nil, err
 			}
@@ -175,7 +183,7 @@ func ixBuild(fs *ext3fs.FS, wantIndex, wantNames bool) (*Index, *Names, error) {
 	var names *Names
 	if wantNames {
 		var err error
-		if names, err = ixReadNames(fs, dirBlocks); err != nil {
+		if names, err = ixReadNames(fs, dirBlocks, nInodes); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -230,24 +238,23 @@ func (b *ixBuilder) inode(ino uint32, in *ext3fs.Inode, wantIndex, wantNames boo
 }
 
 // ixReadNames reads every directory block in disk order and records each entry's name.
-func ixReadNames(fs *ext3fs.FS, blocks []ixDirBlock) (*Names, error) {
-	sort.Slice(blocks, func(i, j int) bool { return blocks[i].phys < blocks[j].phys })
-	n := NewNames()
+func ixReadNames(fs *ext3fs.FS, blocks []ixDirBlock, nInodes int) (*Names, error) {
+	slices.SortFunc(blocks, func(a, b ixDirBlock) int { return cmp.Compare(a.phys, b.phys) })
+	n := newNamesSized(nInodes)
 	buf := make([]byte, fs.BlockSize())
 	ft := fs.SB.HasFiletype()
 	for _, db := range blocks {
 		if err := fs.ReadBlock(db.phys, buf); err != nil {
 			return nil, err
 		}
-		ents, err := ext3fs.ParseDirBlock(buf, ft)
+		err := ext3fs.WalkDirBlock(buf, ft, func(e *ext3fs.DirEntry, name []byte) error {
+			if string(name) != "." && string(name) != ".." {
+				n.Add(db.ino, string(name), e.Inode)
+			}
+			return nil
+		})
 		if err != nil {
 			return nil, fmt.Errorf("directory inode %d, block %d: %w", db.ino, db.phys, err)
-		}
-		for _, e := range ents {
-			if e.Name == "." || e.Name == ".." {
-				continue
-			}
-			n.Add(db.ino, e.Name, e.Inode)
 		}
 	}
 	return n, nil

@@ -19,8 +19,10 @@ type Names struct {
 }
 
 // NewNames returns an empty name table.
-func NewNames() *Names {
-	return &Names{first: make(map[uint32]Link), more: make(map[uint32][]Link)}
+func NewNames() *Names { return newNamesSized(0) }
+
+func newNamesSized(n int) *Names {
+	return &Names{first: make(map[uint32]Link, n), more: make(map[uint32][]Link)}
 }
 
 // Add records that directory parent has an entry name for ino (once; duplicates are ignored).
