@@ -68,3 +68,34 @@ func smallRecords(recs []Record) []Record {
 	}
 	return recs
 }
+
+func FuzzQEMUTrace(f *testing.F) {
+	f.Add([]byte("13800@1795727464.902507:blk_co_preadv blk 0x564f586a3360 bs 0x564f57b9d040 offset 4096 bytes 4096 flags 0x8\n" +
+		"blk_co_pwritev blk 0x564f586a3360 bs 0x1 offset 8192 bytes 1000 flags 0x12\nnoise\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		counts, err := ScanQEMUTrace(bytes.NewReader(b))
+		if err != nil {
+			return
+		}
+		for _, blk := range BlkPointers(counts) {
+			r := NewQEMUTraceReader(bytes.NewReader(b), "fuzz", blk)
+			var n int64
+			for {
+				rec, err := r.Next()
+				if err != nil {
+					if err != io.EOF {
+						t.Fatalf("trace that scanned cleanly failed: %v", err)
+					}
+					break
+				}
+				if err := checkRecord(&rec); err != nil {
+					t.Fatalf("inconsistent record: %v", err)
+				}
+				n++
+			}
+			if n != counts[blk] {
+				t.Fatalf("read %d records for %s, scan counted %d", n, blk, counts[blk])
+			}
+		}
+	})
+}

@@ -57,6 +57,14 @@ func replay(t *testing.T, logPath string, base []byte) ([]byte, []Record, Header
 		if err != nil {
 			t.Fatalf("reading %s: %v", logPath, err)
 		}
+		if rec.Type == TypeRead && len(rec.Data) > 0 {
+			// A captured read must return what the disk held at that
+			// point of the log: this checks the log's order.
+			off := rec.Sector * SectorSize
+			if !bytes.Equal(rec.Data, img[off:off+uint64(rec.Length)]) {
+				t.Fatalf("record %d: read payload at sector %d differs from base + earlier records", rec.Index, rec.Sector)
+			}
+		}
 		if err := Apply(&rec, &memDisk{img}); err != nil {
 			t.Fatal(err)
 		}

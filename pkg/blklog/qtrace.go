@@ -89,6 +89,10 @@ func parseTraceLine(line string, num int64) (ev traceEvent, ok bool, err error) 
 	if seen != 7 {
 		return ev, false, fmt.Errorf("line %d: %s event without blk, offset and bytes: %q", num, name, line)
 	}
+	// The record covers whole sectors and its length must fit in 32 bits.
+	if ev.offset > 1<<62 || ev.bytes > 1<<32-2*SectorSize {
+		return ev, false, fmt.Errorf("line %d: request of %d bytes at byte %d out of range", num, ev.bytes, ev.offset)
+	}
 	return ev, true, nil
 }
 
@@ -176,11 +180,7 @@ func (q *qtraceReader) Next() (Record, error) {
 			continue
 		}
 		first := ev.offset / SectorSize * SectorSize
-		end := (ev.offset + ev.bytes + SectorSize - 1) / SectorSize * SectorSize
-		if end < ev.offset || end-first > 1<<32-SectorSize {
-			q.err = &DamageError{Path: q.name, Record: q.n, Offset: lineOff, Err: fmt.Errorf("line %d: request of %d bytes at %d out of range", q.line, ev.bytes, ev.offset)}
-			return Record{}, q.err
-		}
+		end := (ev.offset + ev.bytes + SectorSize - 1) / SectorSize * SectorSize // no overflow: bounded by parseTraceLine
 		rec := Record{Index: q.n, Type: TypeRead, Sector: first / SectorSize, Length: uint32(end - first)}
 		if ev.write {
 			switch {
