@@ -3,7 +3,6 @@ package resolver
 import (
 	"fmt"
 	"slices"
-	"sort"
 
 	"github.com/ext3replay/ext3replay/pkg/ext3fs"
 )
@@ -78,6 +77,7 @@ const (
 // An Index is not safe for concurrent mutation.
 type Index struct {
 	chunks         [][]ixRun
+	keys           []uint64 // keys[c] = chunks[c][0].start, searched without touching the chunks
 	inodesPerBlock uint64
 	blocks         uint64
 }
@@ -108,10 +108,10 @@ func (x *Index) advance(o Owner, k uint64) Owner {
 
 // chunkFor is the last chunk whose first run starts at or before b (0 if none does).
 func (x *Index) chunkFor(b uint64) int {
-	lo, hi := 0, len(x.chunks) // first chunk starting after b is in [lo, hi]
+	lo, hi := 0, len(x.keys) // first chunk starting after b is in [lo, hi]
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
-		if x.chunks[m][0].start > b {
+		if x.keys[m] > b {
 			hi = m
 		} else {
 			lo = m + 1
@@ -219,20 +219,25 @@ func (x *Index) splice(start, end uint64, nr *ixRun) {
 	if len(x.chunks) == 0 {
 		if nr != nil {
 			x.chunks = [][]ixRun{{*nr}}
+			x.keys = []uint64{nr.start}
 		}
 		return
 	}
 	ci := x.chunkFor(start)
-	last := ci
 	inserted := nr == nil
+	type window struct{ c, lo, hi int } // runs lo..hi of chunk c may now merge with neighbours
+	var wbuf [4]window
+	touched := wbuf[:0]
 	for c := ci; c < len(x.chunks); c++ {
 		rs := x.chunks[c]
 		if c > ci && rs[0].start >= end {
 			break
 		}
-		last = c
 		// Runs i..j-1 overlap [start,end).
-		i := sort.Search(len(rs), func(i int) bool { return rs[i].end() > start })
+		i := lastAtOrBefore(rs, start)
+		if i < 0 || rs[i].end() <= start {
+			i++
+		}
 		j := i
 		for j < len(rs) && rs[j].start < end {
 			j++
@@ -261,39 +266,44 @@ func (x *Index) splice(start, end uint64, nr *ixRun) {
 			m = append(m, r)
 		}
 		x.chunks[c] = slices.Replace(rs, i, j, m...)
+		touched = append(touched, window{c, i - 1, i + len(m)})
 	}
-	x.normalize(ci, last)
-}
-
-// normalize drops empty chunks, merges mergeable neighbours and splits oversized chunks in
-// chunks lo..hi (the ones a splice touched).
-func (x *Index) normalize(lo, hi int) {
-	for c := lo; c <= hi && c < len(x.chunks); c++ {
-		rs := x.chunks[c]
+	// Fix up the touched chunks from the last, so deleting or splitting one leaves the
+	// indices of the earlier ones valid.
+	reshaped := false
+	for t := len(touched) - 1; t >= 0; t-- {
+		w := touched[t]
+		rs := x.chunks[w.c]
 		if len(rs) == 0 {
-			x.chunks = slices.Delete(x.chunks, c, c+1)
-			c--
-			hi--
+			x.chunks = slices.Delete(x.chunks, w.c, w.c+1)
+			reshaped = true
 			continue
 		}
-		out := rs[:1]
-		for _, r := range rs[1:] {
-			p := &out[len(out)-1]
-			if p.end() == r.start && x.advance(p.o, p.n) == r.o {
-				p.n += r.n
-				continue
+		for k := min(w.hi, len(rs)-1); k > max(w.lo, 0); k-- {
+			p := &rs[k-1]
+			if p.end() == rs[k].start && x.advance(p.o, p.n) == rs[k].o {
+				p.n += rs[k].n
+				rs = slices.Delete(rs, k, k+1)
 			}
-			out = append(out, r)
 		}
-		x.chunks[c] = out
-		if len(out) > ixMaxChunk {
-			h := len(out) / 2
-			b := append(make([]ixRun, 0, ixMaxChunk), out[h:]...)
-			x.chunks[c] = out[:h:h]
-			x.chunks = slices.Insert(x.chunks, c+1, b)
-			c++
-			hi++
+		x.chunks[w.c] = rs
+		if len(rs) > ixMaxChunk {
+			h := len(rs) / 2
+			second := append(make([]ixRun, 0, ixMaxChunk), rs[h:]...)
+			x.chunks[w.c] = rs[:h:h]
+			x.chunks = slices.Insert(x.chunks, w.c+1, second)
+			reshaped = true
 		}
+	}
+	if reshaped {
+		x.keys = x.keys[:0]
+		for _, rs := range x.chunks {
+			x.keys = append(x.keys, rs[0].start)
+		}
+		return
+	}
+	for _, w := range touched {
+		x.keys[w.c] = x.chunks[w.c][0].start
 	}
 }
 
@@ -303,7 +313,7 @@ func (x *Index) buildFrom(runs []ixRun) {
 	sorted := radixSortRuns(runs)
 	for i := 1; i < len(sorted); i++ {
 		if sorted[i].start < sorted[i-1].end() {
-			x.chunks = nil
+			x.chunks, x.keys = nil, nil
 			for _, r := range runs {
 				x.Set(r.start, r.n, r.o)
 			}
@@ -322,10 +332,11 @@ func (x *Index) buildFrom(runs []ixRun) {
 		}
 		merged = append(merged, r)
 	}
-	x.chunks = nil
+	x.chunks, x.keys = nil, nil
 	for len(merged) > 0 {
 		k := min(len(merged), ixMaxChunk/2)
-		x.chunks = append(x.chunks, append([]ixRun(nil), merged[:k]...))
+		x.chunks = append(x.chunks, append(make([]ixRun, 0, ixMaxChunk), merged[:k]...))
+		x.keys = append(x.keys, merged[0].start)
 		merged = merged[k:]
 	}
 }

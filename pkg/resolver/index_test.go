@@ -13,8 +13,9 @@ import (
 
 // ixModel is the obvious per-block array the run index must agree with.
 type ixModel struct {
-	x      *Index
-	owners []Owner
+	x         *Index
+	owners    []Owner
+	maxChunks int
 }
 
 func (m *ixModel) set(start, n uint64, o Owner) {
@@ -51,10 +52,19 @@ func (m *ixModel) check(t *testing.T, step int) {
 		prevEnd = start + n
 		return true
 	})
-	for _, rs := range m.x.chunks {
+	if len(m.x.keys) != len(m.x.chunks) {
+		t.Fatalf("step %d: %d keys for %d chunks", step, len(m.x.keys), len(m.x.chunks))
+	}
+	for c, rs := range m.x.chunks {
 		if len(rs) == 0 || len(rs) > ixMaxChunk {
 			t.Fatalf("step %d: chunk of %d runs", step, len(rs))
 		}
+		if m.x.keys[c] != rs[0].start {
+			t.Fatalf("step %d: key %d of chunk %d starting at %d", step, m.x.keys[c], c, rs[0].start)
+		}
+	}
+	if len(m.x.chunks) > m.maxChunks {
+		m.maxChunks = len(m.x.chunks)
 	}
 	// LookupRun agrees with walking the ixModel.
 	for b := 0; b < len(m.owners); b += 1 + b%7 {
@@ -77,11 +87,11 @@ func (m *ixModel) check(t *testing.T, step int) {
 // TestIndexRandomOps drives Set/Clear with random, overlapping ranges and compares every block
 // with a per-block ixModel after each step.
 func TestIndexRandomOps(t *testing.T) {
-	const blocks = 3000
+	const blocks = 20000
 	rng := rand.New(rand.NewSource(1))
 	m := &ixModel{x: NewIndex(blocks, 8), owners: make([]Owner, blocks)}
 	roles := []Role{RoleData, RoleDir, RoleInd, RoleInodeTable, RoleJournal, RoleSuper}
-	for step := 0; step < 3000; step++ {
+	for step := 0; step < 6000; step++ {
 		start := uint64(rng.Intn(blocks))
 		n := uint64(1 + rng.Intn(40))
 		if rng.Intn(10) == 0 {
@@ -95,12 +105,12 @@ func TestIndexRandomOps(t *testing.T) {
 			o := Owner{Role: roles[rng.Intn(len(roles))], Ino: uint32(1 + rng.Intn(5)), Logical: uint64(rng.Intn(100))}
 			m.set(start, n, o)
 		}
-		if step%50 == 0 || step > 2950 {
+		if step%200 == 0 || step > 5990 {
 			m.check(t, step)
 		}
 	}
-	if m.x.Len() == 0 {
-		t.Fatal("index empty after random sets")
+	if m.maxChunks < 3 {
+		t.Fatalf("at most %d chunks: the test never split one", m.maxChunks)
 	}
 }
 
@@ -127,6 +137,20 @@ func TestIndexMerges(t *testing.T) {
 	x.Clear(0, 1000)
 	if x.Len() != 0 || x.Lookup(250).Role != RoleFree {
 		t.Fatalf("Clear of everything left %d runs", x.Len())
+	}
+
+	// Clearing and then overwriting a range that spans whole chunks.
+	m := &ixModel{x: NewIndex(5000, 4), owners: make([]Owner, 5000)}
+	for b := uint64(0); b < 5000; b += 2 {
+		m.set(b, 1, Owner{Role: RoleInd, Ino: uint32(b)})
+	}
+	m.check(t, 0)
+	m.clear(700, 2000)
+	m.check(t, 1)
+	m.set(100, 4000, Owner{Role: RoleData, Ino: 9})
+	m.check(t, 2)
+	if m.maxChunks < 10 {
+		t.Fatalf("only %d chunks", m.maxChunks)
 	}
 }
 
