@@ -4,6 +4,7 @@
 #   1. big:  a real capture of a guest copying 1 GiB into a new file (ext3 data=ordered, 4 KiB blocks) plus an
 #            untar of many small files: analyze time vs plain zstd decoding of the same log (`zstd -dc >/dev/null`,
 #            and `ext3replay log info`, which decodes and parses every record), ratio goal <= 1.5x; peak RSS.
+#      real: the same with the 1 GiB taken from real files (/usr/lib...), which compress like real data do.
 #   2. many: a real capture of a guest creating thousands of small files (metadata heavy): requests per second.
 #
 # The captures are made once with the fixture capture scripts (QEMU/TCG, a few minutes) and cached in
@@ -26,6 +27,18 @@ capture() {
 	mkdir -p "$scratch/fixtures/real/$name" "$scratch/bin"
 	cp -r "$REPO/fixtures/capture" "$scratch/fixtures/"
 	rm -rf "$scratch/fixtures/capture/cache"
+	# The corpus' bulk disk is a block counter plus filler (compresses 100:1, so zstd decodes it at memory
+	# speed); BULK_FROM in a scenario fills it with real files instead (compresses about 3:1, like real data).
+	python3 - "$scratch/fixtures/capture/capture.sh" <<'PY'
+import sys
+p = sys.argv[1]
+s = open(p).read()
+anchor = '\t[ "$(stat -c %s "$work/bulk.img")" = $((BULK_MIB * 1048576)) ]'
+assert anchor in s, "capture.sh changed: update bench-analyze.sh"
+s = s.replace(anchor, '\tif [ -n "${BULK_FROM:-}" ]; then find $BULK_FROM -type f -size +8k 2>/dev/null | sort | '
+              'xargs cat 2>/dev/null | head -c $((BULK_MIB * 1048576)) >"$work/bulk.img" || true; fi\n' + anchor, 1)
+open(p, "w").write(s)
+PY
 	scenario_"$name" "$scratch/fixtures/real/$name"
 	EXT3REPLAY_BIN="$BIN" EXT3REPLAY_CAPTURE_CACHE="$REPO/fixtures/capture/cache" CAPTURE_TIMEOUT=1800 \
 		"$scratch/fixtures/capture/capture.sh" "$name" --via record --out "$CACHE/$name" >&2
@@ -52,6 +65,12 @@ x_mkdir /untar
 tar -xf /tmp/t.tar -C /mnt/untar
 sync
 EOF
+}
+
+scenario_real() {
+	scenario_big "$1"
+	sed -i 's/^# 1 GiB copied/# 1 GiB of real files (binaries, libraries) copied/' "$1/scenario.env"
+	echo 'BULK_FROM="/usr/lib /usr/bin /usr/share"' >>"$1/scenario.env"
 }
 
 scenario_many() {
@@ -84,10 +103,11 @@ timed() {
 }
 
 capture big
+capture real
 capture many
 
 echo "# bench-analyze $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) cores"
-for name in big many; do
+for name in big real many; do
 	d="$CACHE/$name"
 	recs=$("$BIN" log info "$d/io.log.zst" 2>/dev/null | awk '/^records/ {print $2; exit}' || true)
 	payload=$("$BIN" log info "$d/io.log.zst" 2>/dev/null | grep '^payload' | head -1 || true)

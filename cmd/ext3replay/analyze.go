@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -63,6 +64,18 @@ the log is large (--quiet silences both).`,
 		var prog *progress
 		if !f.quiet && isatty.IsTerminal(os.Stderr.Fd()) {
 			prog = &progress{}
+		}
+		if p := os.Getenv("EXT3REPLAY_CPUPROFILE"); p != "" {
+			// For performance work: a CPU profile of the whole run.
+			pf, err := os.Create(p)
+			if err != nil {
+				return err
+			}
+			defer pf.Close()
+			if err := pprof.StartCPUProfile(pf); err != nil {
+				return err
+			}
+			defer pprof.StopCPUProfile()
 		}
 		st, err := runAnalyze(args[0], args[1], resolver.Options{Metadata: f.metadata}, ow.Write, prog)
 		if cerr := ow.Close(); err == nil && cerr != nil {

@@ -29,7 +29,7 @@ func needTools(t *testing.T) {
 // seedImage makes a 2 MiB image of type fsType from this tree:
 //
 //	/d/f (6 bytes)  /d/g (3000 bytes, also named /e/h)  /e/  /empty/  /x/y/z (a file two levels down)
-func seedImage(t *testing.T, fsType string) []byte {
+func seedImage(t testing.TB, fsType string) []byte {
 	t.Helper()
 	dir := t.TempDir()
 	src := filepath.Join(dir, "seed")
