@@ -13,11 +13,11 @@ import (
 
 // NBD protocol constants (NBD project, doc/proto.md).
 const (
-	nbdMagic           = 0x4e42444d41474943 // "NBDMAGIC"
-	nbdOptMagic        = 0x49484156454F5054 // "IHAVEOPT"
-	nbdRepMagic        = 0x3e889045565a9
-	nbdRequestMagic    = 0x25609513
-	nbdSimpleReplyMagc = 0x67446698
+	nbdMagic            = 0x4e42444d41474943 // "NBDMAGIC"
+	nbdOptMagic         = 0x49484156454F5054 // "IHAVEOPT"
+	nbdRepMagic         = 0x3e889045565a9
+	nbdRequestMagic     = 0x25609513
+	nbdSimpleReplyMagic = 0x67446698
 
 	nbdFlagFixedNewstyle = 1 << 0
 	nbdFlagNoZeroes      = 1 << 1
@@ -258,7 +258,7 @@ func (rec *Recorder) transmission(br *bufio.Reader, bw *bufio.Writer) error {
 	be := binary.BigEndian
 	var h [28]byte
 	var rep [16]byte
-	be.PutUint32(rep[0:], nbdSimpleReplyMagc)
+	be.PutUint32(rep[0:], nbdSimpleReplyMagic)
 	buf := make([]byte, 0, 1<<20)
 	for {
 		if _, err := io.ReadFull(br, h[:]); err != nil {

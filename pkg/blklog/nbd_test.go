@@ -320,7 +320,7 @@ func (c *nbdClient) request(typ, flags uint16, off uint64, length uint32, data [
 	be.PutUint32(h[24:], length)
 	c.send(h, data)
 	r := c.recv(16)
-	if be.Uint32(r) != nbdSimpleReplyMagc || be.Uint64(r[8:]) != 0xfeedface {
+	if be.Uint32(r) != nbdSimpleReplyMagic || be.Uint64(r[8:]) != 0xfeedface {
 		c.t.Fatalf("bad reply % x", r)
 	}
 	return be.Uint32(r[4:])
