@@ -3,6 +3,7 @@ package ops
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"math/rand"
 	"testing"
 )
@@ -240,4 +241,76 @@ func TestDiffHumanFileRowsBounded(t *testing.T) {
 	if len(r.Files) != MaxDiffFileRows+10 {
 		t.Fatalf("report keeps %d files", len(r.Files))
 	}
+}
+
+// FuzzStatsDiff feeds arbitrary, unvalidated ops (as a resolver with a bug
+// might produce them) to stats and diff: they must never panic.
+func FuzzStatsDiff(f *testing.F) {
+	f.Add([]byte("c/a\x00m/a/b\x00w/b\x00t/b\x00d/b\x00"), []byte("c/a\x00w/a\x00l/a/c\x00u/a\x00r/c"))
+	f.Add([]byte("k/d\x00c/d/f\x00m/d/e\x00w/e/f\x00x/e\x00"), []byte("m//\x00m/x/x/y\x00"))
+	f.Fuzz(func(t *testing.T, ra, rb []byte) {
+		a, b := fuzzOps(ra), fuzzOps(rb)
+		for _, run := range [][]Op{a, b} {
+			s := BuildStats(run)
+			for _, o := range []StatsOptions{{}, {By: "dir", Depth: 1, Sort: "bytes", Top: 3}, {Glob: "*", Prefix: "/"}} {
+				for _, f := range ReportFormats {
+					if err := s.WriteStats(io.Discard, f, o); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			_ = Coalesce(run)
+			for _, f := range Formats {
+				w, _ := NewWriter(io.Discard, f)
+				for i := range run {
+					_ = w.Write(&run[i])
+				}
+				_ = w.Close()
+			}
+		}
+		r, err := Diff(a, b, DiffOptions{Threshold: 0.2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range DiffFormats {
+			if err := r.WriteDiff(io.Discard, f); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if same, _ := Diff(a, a, DiffOptions{}); !same.Same() {
+			t.Fatalf("a run differs from itself: %+v", same)
+		}
+	})
+}
+
+// fuzzOps decodes NUL-separated ops: a letter for the type, then a path,
+// and for move/link a second path after the next '/'-led token.
+func fuzzOps(b []byte) []Op {
+	types := map[byte]Type{'c': Create, 'k': Mkdir, 's': Symlink, 'n': Mknod, 'd': Delete, 'x': Rmdir,
+		'm': Move, 'l': Link, 'u': Unlink, 't': Truncate, 'r': Read, 'w': Write, 'a': Anomaly}
+	var out []Op
+	for i, f := range bytes.Split(b, []byte{0}) {
+		if len(f) == 0 {
+			continue
+		}
+		op := Op{Seq: int64(i), Op: types[f[0]], Path: string(f[1:]), Bytes: 4096, Sector: uint64(i * 8), Kind: KindData}
+		if op.Op == "" {
+			op.Op = Type(f[:1])
+		}
+		if op.Op == Move || op.Op == Link {
+			if j := bytes.LastIndexByte(f[1:], '/'); j > 0 {
+				op.Path, op.To = string(f[1:j+1]), string(f[j+1:])
+			}
+			op.Overwrite = len(f)%2 == 0
+		}
+		if op.Op == Truncate && len(f)%2 == 0 {
+			n := uint64(len(f))
+			op.Size = &n
+		}
+		if len(f)%3 == 0 {
+			op.Kind = Kinds[len(f)%len(Kinds)]
+		}
+		out = append(out, op)
+	}
+	return out
 }

@@ -306,8 +306,10 @@ func (t *tracker) add(op *Op) {
 		e := t.get(op.Path)
 		e.touch(op)
 		e.history = append(e.history, historyText(op))
-		s := *op.Size
-		e.size = &s
+		if op.Size != nil { // Validate requires it; ops from code may lack it
+			s := *op.Size
+			e.size = &s
+		}
 	case Anomaly:
 		t.anomalies++
 		if op.Path != "" {
@@ -353,6 +355,9 @@ func historyText(op *Op) string {
 	case Link:
 		return "link -> " + op.To
 	case Truncate:
+		if op.Size == nil {
+			return "truncate"
+		}
 		return "truncate " + strconv.FormatUint(*op.Size, 10)
 	}
 	return string(op.Op)
