@@ -221,7 +221,13 @@ func onlyIn(ns []nsOp, mine, other map[string]int) []NSDiff {
 
 // orderDiffs compares, per name, the order of the namespace ops both runs
 // have. Ops that only one run has are left out: they are reported already.
+// Ops made certain by the same log record (same seq) have no order the
+// disk could show, so they are compared sorted by key.
 func orderDiffs(na, nb []nsOp, ca, cb map[string]int) []OrderDiff {
+	type item struct {
+		seq int64
+		key string
+	}
 	common := func(ns []nsOp) map[string][]string {
 		left := map[string]int{}
 		for k, n := range ca {
@@ -230,7 +236,7 @@ func orderDiffs(na, nb []nsOp, ca, cb map[string]int) []OrderDiff {
 			}
 			left[k] = n
 		}
-		per := map[string][]string{}
+		per := map[string][]item{}
 		for _, n := range ns {
 			if left[n.key] == 0 {
 				continue
@@ -240,11 +246,25 @@ func orderDiffs(na, nb []nsOp, ca, cb map[string]int) []OrderDiff {
 			for _, s := range n.subjects {
 				if !seen[s] {
 					seen[s] = true
-					per[s] = append(per[s], n.key)
+					per[s] = append(per[s], item{n.op.Seq, n.key})
 				}
 			}
 		}
-		return per
+		out := make(map[string][]string, len(per))
+		for p, items := range per {
+			sort.SliceStable(items, func(i, j int) bool {
+				if items[i].seq != items[j].seq {
+					return items[i].seq < items[j].seq
+				}
+				return items[i].key < items[j].key
+			})
+			keys := make([]string, len(items))
+			for i, it := range items {
+				keys[i] = it.key
+			}
+			out[p] = keys
+		}
+		return out
 	}
 	pa, pb := common(na), common(nb)
 	var paths []string

@@ -314,3 +314,26 @@ func fuzzOps(b []byte) []Op {
 	}
 	return out
 }
+
+func TestDiffSameRecordHasNoOrder(t *testing.T) {
+	// A temporary file created and deleted in one journal transaction: both
+	// ops are certain at the commit record, in whatever order the resolver
+	// lists them.
+	a := []Op{{Seq: 7, Op: Create, Path: "/t"}, {Seq: 7, Op: Delete, Path: "/t"}}
+	b := []Op{{Seq: 9, Op: Delete, Path: "/t"}, {Seq: 9, Op: Create, Path: "/t"}}
+	if r := mustDiff(t, a, b, DiffOptions{}); len(r.Order) != 0 {
+		t.Fatalf("order %+v", r.Order)
+	}
+	// At different records the order is real.
+	s0, s1 := uint64(0), uint64(1)
+	a = []Op{{Seq: 7, Op: Truncate, Path: "/t", Size: &s0}, {Seq: 8, Op: Truncate, Path: "/t", Size: &s1}}
+	b = []Op{{Seq: 7, Op: Truncate, Path: "/t", Size: &s1}, {Seq: 8, Op: Truncate, Path: "/t", Size: &s0}}
+	if r := mustDiff(t, a, b, DiffOptions{}); len(r.Order) != 1 {
+		t.Fatalf("order %+v", r.Order)
+	}
+	// B's two at one record are compatible with A's order.
+	b[0].Seq, b[1].Seq = 9, 9
+	if r := mustDiff(t, a, b, DiffOptions{}); len(r.Order) != 0 {
+		t.Fatalf("order %+v", r.Order)
+	}
+}
