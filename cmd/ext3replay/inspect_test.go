@@ -22,6 +22,7 @@ func runCLI(t *testing.T, args ...string) (string, error) {
 	var out bytes.Buffer
 	rootCmd.SetOut(&out)
 	rootCmd.SetArgs(args)
+	defer func() { rootCmd.SetOut(nil); rootCmd.SetArgs(nil) }()
 	err := rootCmd.Execute()
 	return out.String(), err
 }
