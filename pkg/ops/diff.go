@@ -133,8 +133,10 @@ func Diff(a, b []Op, o DiffOptions) (*DiffReport, error) {
 	r.OnlyB = onlyIn(tb.ns, cb, ca)
 	r.Order = orderDiffs(ta.ns, tb.ns, ca, cb)
 
-	// Names that a namespace difference accounts for.
-	var explainers []explainer
+	// Names that a namespace difference accounts for, with the op that
+	// does: a name is explained by a difference on it or on a directory
+	// above it.
+	explainedBy := map[string]string{}
 	for _, s := range []struct {
 		ns   []nsOp
 		only []NSDiff
@@ -145,17 +147,31 @@ func Diff(a, b []Op, o DiffOptions) (*DiffReport, error) {
 		}
 		for _, n := range s.ns {
 			if text, ok := keys[n.key]; ok {
-				explainers = append(explainers, explainer{names: append(n.names, n.subjects...), text: text})
+				for _, name := range append(n.names, n.subjects...) {
+					if _, dup := explainedBy[name]; !dup && name != "" {
+						explainedBy[name] = text
+					}
+				}
 			}
 		}
 	}
 	explain := func(names ...string) string {
-		for _, e := range explainers {
-			for _, n := range e.names {
-				for _, p := range names {
-					if p != "" && n != "" && UnderPath(p, n) {
-						return e.text
-					}
+		for _, p := range names {
+			for p != "" {
+				if text, ok := explainedBy[p]; ok {
+					return text
+				}
+				if p == "/" {
+					break
+				}
+				i := strings.LastIndexByte(p, '/')
+				switch {
+				case i < 0:
+					p = ""
+				case i == 0:
+					p = "/"
+				default:
+					p = p[:i]
 				}
 			}
 		}
@@ -184,11 +200,6 @@ func Diff(a, b []Op, o DiffOptions) (*DiffReport, error) {
 		}
 	}
 	return r, nil
-}
-
-type explainer struct {
-	names []string
-	text  string
 }
 
 func runTotals(t *tracker) RunTotals {
