@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -56,7 +57,7 @@ func TestAgainstE2fsprogs(t *testing.T) {
 			}
 			checkTree(t, fsys, files, src)
 			checkBlockLists(t, fsys, img, files)
-			checkHtree(t, fsys, files, im)
+			checkHtree(t, fsys, files, ext3fstest.HtreeDir, 500)
 		})
 	}
 }
@@ -300,24 +301,24 @@ func checkBlockLists(t *testing.T, fsys *ext3fs.FS, img string, files []walked) 
 
 // checkHtree: with dir_index, e2fsck -D must have indexed the big directory; its root and nodes
 // must decode and point at blocks inside the directory.
-func checkHtree(t *testing.T, fsys *ext3fs.FS, files []walked, im ext3fstest.Image) {
+func checkHtree(t *testing.T, fsys *ext3fs.FS, files []walked, path string, entries int) *ext3fs.DxRoot {
 	var dir *walked
 	for i := range files {
-		if files[i].path == ext3fstest.HtreeDir {
+		if files[i].path == path {
 			dir = &files[i]
 		}
 	}
 	if dir == nil {
-		t.Fatalf("%s not found", ext3fstest.HtreeDir)
+		t.Fatalf("%s not found", path)
 	}
 	if !fsys.SB.HasDirIndex() {
 		if dir.in.IsHtree() {
 			t.Errorf("INDEX_FL set without dir_index")
 		}
-		return
+		return nil
 	}
 	if !dir.in.IsHtree() {
-		t.Fatalf("%s is not an htree after e2fsck -D", ext3fstest.HtreeDir)
+		t.Fatalf("%s is not an htree after e2fsck -D", path)
 	}
 	bs := fsys.BlockSize()
 	nblocks := uint32(dir.in.Size / uint64(bs))
@@ -376,7 +377,7 @@ func checkHtree(t *testing.T, fsys *ext3fs.FS, files []walked, im ext3fstest.Ima
 		}
 	}
 	visit(root.Entries, int(root.IndirectLevels))
-	// Every leaf block holds entries; together they hold all 500 names.
+	// Every leaf block holds entries; together they hold all the names.
 	n := 0
 	for lb := range leaves {
 		if err := fsys.ReadBlock(blocks[uint64(lb)], buf); err != nil {
@@ -388,7 +389,50 @@ func checkHtree(t *testing.T, fsys *ext3fs.FS, files []walked, im ext3fstest.Ima
 		}
 		n += len(ents)
 	}
-	if n != 500 {
-		t.Errorf("htree leaves hold %d entries, want 500", n)
+	if n != entries {
+		t.Errorf("htree leaves hold %d entries, want %d", n, entries)
+	}
+	return root
+}
+
+// TestHtreeTwoLevels: a directory big enough for an htree with interior dx_node blocks
+// (indirect_levels 1) on 1 KiB blocks.
+func TestHtreeTwoLevels(t *testing.T) {
+	ext3fstest.Need(t)
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	const n = 4000
+	if err := os.MkdirAll(filepath.Join(src, "big"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("a-rather-long-file-name-to-fill-leaf-blocks-quickly-%05d", i)
+		if err := os.WriteFile(filepath.Join(src, "big", name), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	img := filepath.Join(dir, "img")
+	for _, args := range [][]string{
+		{"mke2fs", "-q", "-F", "-t", "ext3", "-b", "1024", "-N", "5000", "-d", src, img, "8M"},
+		{"e2fsck", "-fyD", img},
+	} {
+		out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); err != nil && !(ok && args[0] == "e2fsck" && ee.ExitCode() < 4) {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+	}
+	fsys := openImage(t, img)
+	var files []walked
+	if err := fsys.Walk(func(p string, ino uint32, in *ext3fs.Inode) error {
+		files = append(files, walked{p, ino, in})
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != n+3 { // "/", lost+found, big
+		t.Errorf("Walk found %d names, want %d", len(files), n+3)
+	}
+	if root := checkHtree(t, fsys, files, "/big", n); root == nil || root.IndirectLevels != 1 {
+		t.Errorf("dx_root %+v: want indirect_levels 1", root)
 	}
 }
