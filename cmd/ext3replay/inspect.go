@@ -17,6 +17,7 @@ import (
 
 var inspectFlags struct {
 	format string
+	groups bool
 }
 
 var inspectCmd = &cobra.Command{
@@ -30,6 +31,7 @@ A file with several hard links appears once per name. Symlinks show their
 target, device nodes their major,minor.`,
 	Example: `  ext3replay inspect disk.img
   ext3replay inspect fixtures/real/basic-ext3-4k/image.raw.zst
+  ext3replay inspect disk.img --groups
   ext3replay inspect disk.img --format json | jq '.files[] | select(.size > 1048576)'`,
 	Args: cobra.ExactArgs(1),
 	RunE: runInspect,
@@ -37,6 +39,7 @@ target, device nodes their major,minor.`,
 
 func init() {
 	inspectCmd.Flags().StringVar(&inspectFlags.format, "format", "text", "output format: text|json")
+	inspectCmd.Flags().BoolVar(&inspectFlags.groups, "groups", false, "also list every block group's layout (like dumpe2fs)")
 	rootCmd.AddCommand(inspectCmd)
 }
 
@@ -75,6 +78,23 @@ type inspectSummary struct {
 	WriteTime       string   `json:"write_time,omitempty"`
 	NeedsRecovery   bool     `json:"needs_recovery"`
 	DirIndexEnabled bool     `json:"dir_index"`
+}
+
+// inspectGroup is one block group's layout (--groups).
+type inspectGroup struct {
+	Group       uint32 `json:"group"`
+	First       uint64 `json:"first_block"`
+	Last        uint64 `json:"last_block"`
+	Super       string `json:"superblock,omitempty"` // "primary" or "backup"
+	GDT         string `json:"gdt,omitempty"`        // block range of the GDT copy
+	ReservedGDT string `json:"reserved_gdt,omitempty"`
+	BlockBitmap uint64 `json:"block_bitmap"`
+	InodeBitmap uint64 `json:"inode_bitmap"`
+	InodeTable  string `json:"inode_table"`
+	FreeBlocks  uint32 `json:"free_blocks"`
+	FreeInodes  uint32 `json:"free_inodes"`
+	UsedDirs    uint32 `json:"used_dirs"`
+	Flags       string `json:"flags,omitempty"`
 }
 
 type inspectFile struct {
@@ -124,17 +144,34 @@ func runInspect(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return &exitError{code: exitUsage, err: fmt.Errorf("%s: %w", args[0], err)}
 	}
+	var groups []inspectGroup
+	if inspectFlags.groups {
+		groups = groupLayout(fsys)
+	}
 	w := cmd.OutOrStdout()
 	if inspectFlags.format == "json" {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		return enc.Encode(struct {
 			inspectSummary
-			Files []inspectFile `json:"files"`
-		}{sum, files})
+			Groups []inspectGroup `json:"groups,omitempty"`
+			Files  []inspectFile  `json:"files"`
+		}{sum, groups, files})
 	}
 	writeSummary(w, sum)
 	fmt.Fprintln(w)
+	if len(groups) > 0 {
+		gw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(gw, "GROUP\tBLOCKS\tSUPER\tGDT\tRESERVED GDT\tBLOCK BITMAP\tINODE BITMAP\tINODE TABLE\tFREE BLOCKS\tFREE INODES\tDIRS\tFLAGS")
+		for _, g := range groups {
+			fmt.Fprintf(gw, "%d\t%d-%d\t%s\t%s\t%s\t%d\t%d\t%s\t%d\t%d\t%d\t%s\n", g.Group, g.First, g.Last, dash(g.Super), dash(g.GDT),
+				dash(g.ReservedGDT), g.BlockBitmap, g.InodeBitmap, g.InodeTable, g.FreeBlocks, g.FreeInodes, g.UsedDirs, dash(g.Flags))
+		}
+		if err := gw.Flush(); err != nil {
+			return err
+		}
+		fmt.Fprintln(w)
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "INODE\tTYPE\tMODE\tLINKS\tSIZE\tBLOCKS\t\tPATH")
 	for _, f := range files {
@@ -156,6 +193,71 @@ func runInspect(cmd *cobra.Command, args []string) error {
 	}
 	fmt.Fprintf(w, "\n%d names\n", len(files))
 	return nil
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func blockRange(first, n uint64) string {
+	switch n {
+	case 0:
+		return ""
+	case 1:
+		return fmt.Sprint(first)
+	}
+	return fmt.Sprintf("%d-%d", first, first+n-1)
+}
+
+// groupLayout describes every group from the superblock and the descriptors, the same way the
+// block index lays down its per-group metadata.
+func groupLayout(fsys *ext3fs.FS) []inspectGroup {
+	sb := fsys.SB
+	per := uint32(fsys.BlockSize() / sb.DescSize())
+	var out []inspectGroup
+	for g := uint32(0); g < sb.GroupCount(); g++ {
+		first := sb.GroupFirstBlock(g)
+		d := fsys.Groups[g]
+		ig := inspectGroup{Group: g, First: first, Last: first + sb.GroupBlocks(g) - 1,
+			BlockBitmap: d.BlockBitmap, InodeBitmap: d.InodeBitmap, InodeTable: blockRange(d.InodeTable, sb.InodeTableBlocks()),
+			FreeBlocks: d.FreeBlocks, FreeInodes: d.FreeInodes, UsedDirs: d.UsedDirs}
+		if sb.GroupHasSuper(g) {
+			ig.Super = "backup"
+			if g == 0 {
+				ig.Super = "primary"
+			}
+			old := sb.GDTBlocks()
+			if sb.HasMetaBG() {
+				old = uint64(sb.FirstMetaBG)
+			}
+			ig.GDT = blockRange(first+1, old)
+			ig.ReservedGDT = blockRange(first+1+old, uint64(sb.ReservedGDTBlocks))
+		}
+		if sb.HasMetaBG() && g/per >= sb.FirstMetaBG {
+			if i := g % per; i == 0 || i == 1 || i == per-1 {
+				b := first
+				if sb.GroupHasSuper(g) {
+					b++
+				}
+				ig.GDT = blockRange(b, 1) + " (meta_bg)"
+			}
+		}
+		var fl []string
+		for _, f := range []struct {
+			bit  uint16
+			name string
+		}{{ext3fs.BGInodeUninit, "INODE_UNINIT"}, {ext3fs.BGBlockUninit, "BLOCK_UNINIT"}, {ext3fs.BGItableZeroed, "ITABLE_ZEROED"}} {
+			if d.Flags&f.bit != 0 {
+				fl = append(fl, f.name)
+			}
+		}
+		ig.Flags = strings.Join(fl, ",")
+		out = append(out, ig)
+	}
+	return out
 }
 
 // openFS opens an image (raw or .zst) and its file system; errors are usage errors (exit 2).

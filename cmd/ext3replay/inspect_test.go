@@ -18,7 +18,7 @@ import (
 // runCLI runs the root command with args and returns stdout.
 func runCLI(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	inspectFlags.format, blocksFlags.format, blocksFlags.sectors = "text", "text", false
+	inspectFlags.format, inspectFlags.groups, blocksFlags.format, blocksFlags.sectors = "text", false, "text", false
 	var out bytes.Buffer
 	rootCmd.SetOut(&out)
 	rootCmd.SetArgs(args)
@@ -127,6 +127,22 @@ func TestInspectAndBlocks(t *testing.T) {
 				t.Errorf("/sparse-tind.bin: %d blocks, want 5", jf.Blocks)
 			}
 		}
+	}
+
+	// --groups: one entry per group, matching the descriptors.
+	out, err = runCLI(t, "inspect", "--groups", "--format", "json", img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gdoc struct {
+		Groups []inspectGroup `json:"groups"`
+	}
+	if err := json.Unmarshal([]byte(out), &gdoc); err != nil || len(gdoc.Groups) != int(fsys.SB.GroupCount()) {
+		t.Fatalf("inspect --groups: %v, %d groups", err, len(gdoc.Groups))
+	}
+	if g := gdoc.Groups[0]; g.Super != "primary" || g.BlockBitmap != fsys.Groups[0].BlockBitmap ||
+		!strings.HasPrefix(g.InodeTable, fmt.Sprint(fsys.Groups[0].InodeTable)+"-") {
+		t.Errorf("group 0: %+v", g)
 	}
 
 	// blocks: a data block, the superblock by sector, a free block and one past the end.
