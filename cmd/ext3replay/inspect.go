@@ -307,6 +307,7 @@ func summarize(img *diskimage.Image, fsys *ext3fs.FS) inspectSummary {
 	if s.Features == nil {
 		s.Features = []string{}
 	}
+	s.BackupGroups = []uint32{}
 	for g := uint32(1); g < sb.GroupCount(); g++ {
 		if sb.GroupHasSuper(g) {
 			s.BackupGroups = append(s.BackupGroups, g)
