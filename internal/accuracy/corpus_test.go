@@ -131,11 +131,11 @@ func applyExpected(tr map[string]string, exp []Expected) error {
 			continue
 		}
 		switch e.Op {
-		case ops.Create, ops.Mkdir, ops.Symlink:
+		case ops.Create, ops.Mkdir, ops.Symlink, ops.Mknod:
 			if _, ok := tr[e.Path]; ok {
 				return fmt.Errorf("%s %s: already exists", e.Op, e.Path)
 			}
-			tr[e.Path] = map[ops.Type]string{ops.Create: "f", ops.Mkdir: "d", ops.Symlink: "l"}[e.Op]
+			tr[e.Path] = map[ops.Type]string{ops.Create: "f", ops.Mkdir: "d", ops.Symlink: "l", ops.Mknod: "?"}[e.Op]
 		case ops.Delete, ops.Unlink, ops.Rmdir:
 			if _, ok := tr[e.Path]; !ok {
 				return fmt.Errorf("%s %s: no such name", e.Op, e.Path)
