@@ -150,22 +150,32 @@ func runAnalyze(imagePath, logPath string, opt resolver.Options, emit func(*ops.
 		return nil, &exitError{code: exitUsage, err: fmt.Errorf("%s: %w", imagePath, err)}
 	}
 	st := &analyzeStats{}
-	for {
-		rec, err := lr.Next()
-		if err == io.EOF {
-			break
+	// Decoding the log and resolving run on two goroutines: on two cores the resolver's work
+	// mostly hides behind zstd decoding.
+	batches, recycle := readAhead(lr)
+	defer func() {
+		for range batches { // unblock the reader if we return early
 		}
-		if err != nil {
-			var de *blklog.DamageError
-			if errors.As(err, &de) {
-				// Everything before the damage is good: report it, then say where it ended.
-				st.damage = err
-				break
+	}()
+	for b := range batches {
+		for i := range b.recs {
+			rec := &b.recs[i]
+			rec.Data = b.buf[b.offs[i] : b.offs[i]+b.lens[i]]
+			if err := res.Record(rec); err != nil {
+				return nil, err
 			}
-			return nil, err
 		}
-		if err := res.Record(&rec); err != nil {
-			return nil, err
+		if b.err != nil {
+			var de *blklog.DamageError
+			if !errors.As(b.err, &de) {
+				return nil, b.err
+			}
+			// Everything before the damage is good: report it, then say where it ended.
+			st.damage = b.err
+		}
+		select {
+		case recycle <- b:
+		default: // the reader has enough spare batches
 		}
 	}
 	if err := res.Finish(); err != nil {
@@ -177,6 +187,50 @@ func runAnalyze(imagePath, logPath string, opt resolver.Options, emit func(*ops.
 	st.Stats = res.Stats()
 	st.elapsed = time.Since(start)
 	return st, nil
+}
+
+// recBatch is a run of records read ahead, their payloads copied into one buffer.
+type recBatch struct {
+	recs       []blklog.Record
+	buf        []byte
+	offs, lens []int
+	err        error // the reader's error after the last record (io.EOF is not reported)
+}
+
+// readAhead reads the log on its own goroutine in batches of about 4 MiB; the consumer
+// sends each batch back on recycle when done with it.
+func readAhead(lr blklog.Reader) (<-chan *recBatch, chan<- *recBatch) {
+	out := make(chan *recBatch, 1)
+	recycle := make(chan *recBatch, 2)
+	go func() {
+		defer close(out)
+		for {
+			var b *recBatch
+			select {
+			case b = <-recycle:
+				b.recs, b.buf, b.offs, b.lens, b.err = b.recs[:0], b.buf[:0], b.offs[:0], b.lens[:0], nil
+			default:
+				b = &recBatch{}
+			}
+			for len(b.recs) < 1024 && len(b.buf) < 4<<20 {
+				rec, err := lr.Next()
+				if err != nil {
+					if err != io.EOF {
+						b.err = err
+					}
+					out <- b
+					return
+				}
+				b.offs = append(b.offs, len(b.buf))
+				b.lens = append(b.lens, len(rec.Data))
+				b.buf = append(b.buf, rec.Data...)
+				rec.Data = nil
+				b.recs = append(b.recs, rec)
+			}
+			out <- b
+		}
+	}()
+	return out, recycle
 }
 
 func printSummary(w io.Writer, st *analyzeStats) {

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 
 	"github.com/ext3replay/ext3replay/pkg/blklog"
 	"github.com/ext3replay/ext3replay/pkg/ext3fs"
@@ -77,6 +78,7 @@ type Resolver struct {
 	touched  map[uint32]bool        // inodes with new evidence in the current batch
 	claimed  map[uint64]bool        // blocks claimed in the current batch
 	nsBuf    []ops.Op               // namespace ops of the current batch
+	heldW    []heldWrite            // home writes of file data waiting for the next commit
 	ioBuf    []ops.Op               // I/O ops of the current record
 
 	seq   int64
@@ -227,6 +229,9 @@ func (r *Resolver) Record(rec *blklog.Record) error {
 		// What the guest wrote before a flush is the state it wanted durable: decide the
 		// pairing of what home writes changed here, on the whole interval, in any order.
 		r.resolveTouched()
+		if !r.journal {
+			r.releaseHeld()
+		}
 		r.flushRecord(true)
 	case blklog.TypeDiscard:
 		r.stats.Discards++
@@ -286,8 +291,16 @@ func (r *Resolver) ioOp(typ ops.Type, o Owner, start, end int64) {
 	op := ops.Op{Seq: r.seq, T: r.t, Op: typ, Sector: uint64(start) / blklog.SectorSize, Bytes: end - start, Kind: k}
 	if file {
 		op.Ino = o.Ino
-		op.Path = r.ioPath(o.Ino)
-		if op.Path == "" || r.holdIO {
+		op.Path = r.ioPath(o.Ino) // as a fallback: flushRecord prefers the path after this record
+		if r.holdIO && typ == ops.Read {
+			// Without a journal, names change block by block and are decided at the next flush;
+			// a read is attributed by the last decided names, so that where the device put it
+			// among the interval's writes does not matter.
+			if p := r.settledPath(o.Ino); p != "" {
+				op.Path = p
+			}
+		}
+		if r.holdIO && typ == ops.Write {
 			// The file has no name yet (its directory entry comes later), or, without a
 			// journal, its inode may still turn out to be a new file: hold its I/O.
 			r.nameless[o.Ino] = appendCoalesced(r.nameless[o.Ino], op)
@@ -307,6 +320,36 @@ func (r *Resolver) ioPath(ino uint32) string {
 	p := r.ioPathSlow(ino)
 	r.pcIno, r.pcGen, r.pcPath = ino, r.namesGen, p
 	return p
+}
+
+// settledPath is ino's path as of the last decided names: an inode (or directory above it) that
+// lost a name not yet explained is named by the name it lost.
+func (r *Resolver) settledPath(ino uint32) string {
+	var parts []string
+	for d := 0; ino != ext3fs.RootIno; d++ {
+		var l Link
+		if p := r.pend[ino]; p != nil && len(p.rems) > 0 {
+			l = p.rems[0].l
+		} else if ls := r.names.Links(ino); len(ls) > 0 {
+			l = ls[0]
+		} else {
+			return ""
+		}
+		if d >= 4096 {
+			return ""
+		}
+		parts = append(parts, l.Name)
+		ino = l.Parent
+	}
+	var b strings.Builder
+	for i := len(parts) - 1; i >= 0; i-- {
+		b.WriteByte('/')
+		b.WriteString(parts[i])
+	}
+	if b.Len() == 0 {
+		return "/"
+	}
+	return b.String()
 }
 
 func (r *Resolver) ioPathSlow(ino uint32) string {
@@ -416,11 +459,14 @@ func (r *Resolver) write(sector uint64, length int64, data []byte) {
 			w := &batch[i]
 			bstart := int64(w.b)*bs + int64(w.off)
 			o := r.idx.Lookup(w.b)
-			if o.Role == RoleFree {
+			switch {
+			case o.Role == RoleFree:
 				r.addPending(w.b, pendWrite{seq: r.seq, t: r.t, off: w.off, n: w.n})
-				continue
+			case o.Role == RoleData && o.Ino >= r.fs.SB.FirstIno:
+				r.holdWrite(w.b, int64(w.off), int64(w.n), o.Ino)
+			default:
+				r.ioOp(ops.Write, o, bstart, bstart+int64(w.n))
 			}
-			r.ioOp(ops.Write, o, bstart, bstart+int64(w.n))
 		}
 	}
 	for _, tx := range txs {
@@ -445,6 +491,7 @@ func (r *Resolver) applyTransaction(tx Transaction) {
 	r.applyBatch(batch)
 	// A committed transaction is atomic: decide at once.
 	r.resolveTouched()
+	r.releaseHeld()
 	for i := range batch {
 		w := &batch[i]
 		o := r.idx.Lookup(w.b)
@@ -585,9 +632,85 @@ func (r *Resolver) flushRecord(drainHeld bool) {
 		}
 	}
 	for i := range r.ioBuf {
-		r.out(&r.ioBuf[i])
+		op := &r.ioBuf[i]
+		if op.Ino != 0 && !(r.holdIO && op.Op == ops.Read) {
+			// Paths as they are once this record's namespace changes are decided (a block
+			// claimed by a file whose name the same transaction gives).
+			if p := r.ioPath(op.Ino); p != "" {
+				op.Path = p
+			}
+			if op.Path == "" {
+				r.nameless[op.Ino] = appendCoalesced(r.nameless[op.Ino], *op)
+				continue
+			}
+		}
+		r.out(op)
 	}
 	r.ioBuf = r.ioBuf[:0]
+}
+
+// heldWrite is a home write to blocks a file owned at the time, reported at the next commit
+// (or flush without a journal): a block freed by one file and taken by another in the same
+// transaction receives the new file's data before the commit says whose it is.
+type heldWrite struct {
+	b      uint64 // first block
+	off, n int64  // byte range from the start of block b
+	ino    uint32 // owner when written
+	path   string // its path then
+	seq    int64
+	t      float64
+}
+
+// maxHeld bounds heldW; past it the oldest are reported by their owner at that moment.
+const maxHeld = 1 << 16
+
+func (r *Resolver) holdWrite(b uint64, off, n int64, ino uint32) {
+	if k := len(r.heldW); k > 0 {
+		h := &r.heldW[k-1]
+		if h.ino == ino && h.seq == r.seq && int64(h.b)*int64(r.bs)+h.off+h.n == int64(b)*int64(r.bs)+off {
+			h.n += n
+			return
+		}
+	}
+	r.heldW = append(r.heldW, heldWrite{b: b, off: off, n: n, ino: ino, path: r.ioPath(ino), seq: r.seq, t: r.t})
+	if len(r.heldW) > maxHeld {
+		r.releaseHeld()
+	}
+}
+
+// releaseHeld reports the held writes, each block attributed to the file owning it now if that
+// file took it since, else to the file that owned it when written.
+func (r *Resolver) releaseHeld() {
+	bs := int64(r.bs)
+	for _, h := range r.heldW {
+		start := int64(h.b)*bs + h.off
+		end := start + h.n
+		for pos := start; pos < end; {
+			b := uint64(pos / bs)
+			o, n := r.idx.LookupRun(b)
+			if n == 0 {
+				n = 1
+			}
+			runEnd := min(end, int64(b+n)*bs)
+			if !(o.Role == RoleData && o.Ino != h.ino) {
+				o = Owner{Role: RoleData, Ino: h.ino}
+			}
+			op := ops.Op{Seq: r.seq, T: r.t, Op: ops.Write, Sector: uint64(pos) / blklog.SectorSize, Bytes: runEnd - pos,
+				Kind: ops.KindData, Ino: o.Ino}
+			if o.Ino == h.ino {
+				op.Path = h.path
+			} else {
+				op.Path = r.ioPath(o.Ino)
+			}
+			if r.holdIO {
+				r.nameless[o.Ino] = appendCoalesced(r.nameless[o.Ino], op)
+			} else {
+				r.ioBuf = append(r.ioBuf, op)
+			}
+			pos = runEnd
+		}
+	}
+	r.heldW = r.heldW[:0]
 }
 
 // nsRank orders the namespace ops made certain by one record: removals, then directories
@@ -616,6 +739,7 @@ func nsRank(op *ops.Op) int {
 // Finish settles everything still pending at the end of the log and emits it.
 func (r *Resolver) Finish() error {
 	r.resolveTouched()
+	r.releaseHeld()
 	r.settleNamespace()
 	r.flushRecord(true)
 	// Writes to blocks no file ever claimed.
