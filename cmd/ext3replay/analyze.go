@@ -11,10 +11,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/klauspost/compress/zstd"
 	"github.com/mattn/go-isatty"
 	"github.com/spf13/cobra"
 
+	"github.com/ext3replay/ext3replay/internal/diskimage"
 	"github.com/ext3replay/ext3replay/pkg/blklog"
 	"github.com/ext3replay/ext3replay/pkg/ops"
 	"github.com/ext3replay/ext3replay/pkg/resolver"
@@ -273,42 +273,13 @@ func human(n int64) string {
 	return fmt.Sprintf("%d B", n)
 }
 
-// openImage opens a raw image, or decompresses a zstd one into an unlinked temporary file.
+// openImage opens a raw or zstd-compressed image.
 func openImage(path string) (io.ReaderAt, int64, func(), error) {
-	f, err := os.Open(path)
+	img, err := diskimage.Open(path)
 	if err != nil {
 		return nil, 0, nil, err
 	}
-	var magic [4]byte
-	if _, err := f.ReadAt(magic[:], 0); err != nil && err != io.EOF {
-		f.Close()
-		return nil, 0, nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if magic != [4]byte{0x28, 0xB5, 0x2F, 0xFD} {
-		fi, err := f.Stat()
-		if err != nil {
-			f.Close()
-			return nil, 0, nil, err
-		}
-		return f, fi.Size(), func() { f.Close() }, nil
-	}
-	defer f.Close()
-	dec, err := zstd.NewReader(f, zstd.WithDecoderMaxWindow(128<<20))
-	if err != nil {
-		return nil, 0, nil, fmt.Errorf("%s: %w", path, err)
-	}
-	defer dec.Close()
-	tmp, err := os.CreateTemp("", "ext3replay-image-*")
-	if err != nil {
-		return nil, 0, nil, err
-	}
-	os.Remove(tmp.Name()) // unlinked: the space goes back when the file is closed
-	n, err := io.Copy(tmp, dec)
-	if err != nil {
-		tmp.Close()
-		return nil, 0, nil, fmt.Errorf("%s: decompressing: %w", path, err)
-	}
-	return tmp, n, func() { tmp.Close() }, nil
+	return img, img.Size(), func() { img.Close() }, nil
 }
 
 type countingReader struct {
