@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -94,11 +93,7 @@ func runDiff(cmd *cobra.Command, args []string) error {
 		return rep.WriteDiff(w, diffFlags.format)
 	})
 	if err != nil {
-		var ee *exitError
-		if errors.As(err, &ee) {
-			return err
-		}
-		return &exitError{code: exitInternal, err: err}
+		return outputError(err)
 	}
 	if !rep.Same() {
 		return &exitError{code: exitDiffers}

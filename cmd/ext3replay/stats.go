@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -67,9 +68,23 @@ func runStats(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return &exitError{code: exitUsage, err: err}
 	}
-	return withOutput(statsFlags.output, cmd.OutOrStdout(), func(w io.Writer) error {
+	err = withOutput(statsFlags.output, cmd.OutOrStdout(), func(w io.Writer) error {
 		return ops.BuildStats(run).WriteStats(w, statsFlags.format, opts)
 	})
+	return outputError(err)
+}
+
+// outputError gives a failure to write a report the internal-error exit
+// code, unless it already has one.
+func outputError(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return err
+	}
+	return &exitError{code: exitInternal, err: err}
 }
 
 // readRun reads a saved jsonl run; "-" is stdin.
