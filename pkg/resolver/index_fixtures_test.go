@@ -1,0 +1,55 @@
+package resolver
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/ext3replay/ext3replay/internal/diskimage"
+	"github.com/ext3replay/ext3replay/pkg/ext3fs"
+	"github.com/ext3replay/ext3replay/pkg/ext3fs/ext3fstest"
+)
+
+// TestIndexOnFixtures checks the index and names of every committed real starting image (made
+// by the Linux kernel in QEMU, not by mke2fs -d) against icheck, testb and ncheck.
+func TestIndexOnFixtures(t *testing.T) {
+	ext3fstest.Need(t)
+	if testing.Short() {
+		t.Skip("decompresses every fixture image")
+	}
+	imgs, _ := filepath.Glob("../../fixtures/real/*/image.raw.zst")
+	if len(imgs) == 0 {
+		t.Skip("no fixtures/real/*/image.raw.zst")
+	}
+	for _, zimg := range imgs {
+		name := filepath.Base(filepath.Dir(zimg))
+		t.Run(name, func(t *testing.T) {
+			img, err := diskimage.Open(zimg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer img.Close()
+			// debugfs needs a plain file.
+			raw := filepath.Join(t.TempDir(), "image.raw")
+			f, err := os.Create(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.Copy(f, io.NewSectionReader(img, 0, img.Size())); err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+			fsys, err := ext3fs.Open(img)
+			if err != nil {
+				t.Fatal(err)
+			}
+			x, names, err := Build(fsys)
+			if err != nil {
+				t.Fatalf("Build: %v", err)
+			}
+			checkIndex(t, fsys, raw, x, false, false)
+			comparePaths(t, fsys, raw, names, 2)
+		})
+	}
+}
