@@ -1,0 +1,65 @@
+package resolver
+
+import (
+	"bytes"
+	"encoding/binary"
+	"math/rand"
+	"testing"
+)
+
+func TestModelKeepsOnlyPossibleMetadata(t *testing.T) {
+	const bs = 1024
+	base := bytes.Repeat([]byte{0xAA}, 64*bs)
+	m := newModel(bytes.NewReader(base), int64(len(base)), bs, 64, 3*bs)
+
+	random := make([]byte, bs)
+	rand.New(rand.NewSource(1)).Read(random)
+	text := bytes.Repeat([]byte("some text file content\n"), bs/23+1)[:bs]
+	ind := make([]byte, bs)
+	for i := 0; i < 10; i++ {
+		binary.LittleEndian.PutUint32(ind[4*i:], uint32(20+i)) // pointers inside the 64-block disk
+	}
+	dir := make([]byte, bs)
+	binary.LittleEndian.PutUint32(dir[0:], 12)
+	binary.LittleEndian.PutUint16(dir[4:], bs) // one entry spanning the block
+	dir[6] = 1
+	dir[8] = 'x'
+
+	m.putUnowned(1, random)
+	m.putUnowned(2, text)
+	m.putUnowned(3, ind)
+	m.putUnowned(4, dir)
+	m.putUnowned(5, make([]byte, bs))
+	for b, want := range map[uint64]bool{1: false, 2: false, 3: true, 4: true, 5: true} {
+		if m.written(b) != want {
+			t.Errorf("block %d kept = %v, want %v", b, m.written(b), want)
+		}
+	}
+	if !bytes.Equal(m.block(3), ind) || !bytes.Equal(m.block(4), dir) || !isZero(m.block(5)) {
+		t.Error("kept content differs from what was written")
+	}
+	// Block 1 was not kept: the model shows the base image there.
+	if !bytes.Equal(m.block(1), base[bs:2*bs]) {
+		t.Error("dropped block does not read as the base image")
+	}
+	// The cap (3 blocks; zero blocks are free) is reached: a third plausible block is dropped.
+	m.putUnowned(6, dir)
+	m.putUnowned(7, ind)
+	if m.written(7) || m.dropped != 1 {
+		t.Errorf("over the cap: kept=%v dropped=%d, want not kept and 1 dropped", m.written(7), m.dropped)
+	}
+	// A claimed block leaves the unowned account, making room again.
+	m.owned(3)
+	m.putUnowned(7, ind)
+	if !m.written(7) {
+		t.Error("block not kept after room was made")
+	}
+	// ReadAt across blocks mixes overlay and base.
+	buf := make([]byte, 2*bs)
+	if _, err := m.ReadAt(buf, 3*bs+bs/2); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(buf[:bs/2], ind[bs/2:]) || !bytes.Equal(buf[bs/2:bs/2+bs], dir) {
+		t.Error("ReadAt across overlay blocks is wrong")
+	}
+}
