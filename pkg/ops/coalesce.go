@@ -9,8 +9,9 @@ package ops
 //   - any other op on the same path arrives (a read between writes, a
 //     write of a different kind such as an indirect block, a truncate,
 //     or a non-contiguous write);
-//   - any namespace op or anomaly arrives: paths may change meaning
-//     (a move of a parent directory), so every open run is closed;
+//   - a namespace op or anomaly names the file or a directory above it
+//     (a move of a parent directory changes what the path means); one
+//     without a path closes every open run;
 //   - Flush is called (the caller may do so at device flushes);
 //   - more than MaxPending ops are waiting (bounds memory).
 //
@@ -56,9 +57,18 @@ func runKey(op *Op) string {
 // Add feeds the next op, in log order.
 func (c *Coalescer) Add(op *Op) error {
 	if !op.IsIO() {
-		// Barrier: close every open run so that nothing merges across a
-		// change of the namespace, then pass the op through in order.
-		c.closeAll()
+		// Close the runs whose path this op may change the meaning of,
+		// then queue the op behind the runs that started before it.
+		if op.Path == "" && op.To == "" {
+			c.closeAll()
+		} else {
+			for k, p := range c.open {
+				if p.op.Path != "" && (touches(p.op.Path, op.Path) || touches(p.op.Path, op.To)) {
+					p.closed = true
+					delete(c.open, k)
+				}
+			}
+		}
 		p := &pending{op: *op, closed: true}
 		c.queue = append(c.queue, p)
 		return c.drain()
@@ -88,6 +98,10 @@ func (c *Coalescer) Add(op *Op) error {
 	}
 	return c.drain()
 }
+
+// touches reports whether an op naming name concerns path: the same name
+// or a directory above it.
+func touches(path, name string) bool { return name != "" && UnderPath(path, name) }
 
 // extends reports whether next continues the run r.
 func extends(r, next *Op) bool {
