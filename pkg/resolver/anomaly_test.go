@@ -130,6 +130,8 @@ func FuzzResolver(f *testing.F) {
 			{Type: blklog.TypeRead, Sector: sector, Length: uint32(n)},
 			{Type: blklog.TypeFlush},
 			{Type: blklog.TypeWrite, Sector: sector + 2, Length: uint32(n), Data: buf},
+			{Type: blklog.TypeWriteZeroes, Sector: sector + 1, Length: uint32(n)},
+			{Type: blklog.TypeDiscard, Sector: sector, Length: uint32(n)},
 		}
 		analyzeRecords(t, img, recs, Options{Metadata: true})
 	})

@@ -217,13 +217,12 @@ func (r *Resolver) Record(rec *blklog.Record) error {
 		r.stats.Writes++
 		r.stats.BytesWritten += int64(rec.Length)
 		data := rec.Data
-		if rec.Type == blklog.TypeWriteZeroes {
-			data = make([]byte, rec.Length)
-		} else if rec.Flags&blklog.FlagNoPayload != 0 || len(data) < int(rec.Length) {
+		zero := rec.Type == blklog.TypeWriteZeroes
+		if !zero && (rec.Flags&blklog.FlagNoPayload != 0 || len(data) < int(rec.Length)) {
 			r.stats.NoPayloadWrites++
 			data = nil
 		}
-		r.write(rec.Sector, int64(rec.Length), data)
+		r.write(rec.Sector, int64(rec.Length), data, zero)
 	case blklog.TypeFlush:
 		r.stats.Flushes++
 		// What the guest wrote before a flush is the state it wanted durable: decide the
@@ -415,7 +414,7 @@ type blockWrite struct {
 }
 
 // write handles a write request: journal blocks go to the tracker, the rest is one batch.
-func (r *Resolver) write(sector uint64, length int64, data []byte) {
+func (r *Resolver) write(sector uint64, length int64, data []byte, zero bool) {
 	start := int64(sector) * blklog.SectorSize
 	end := start + length
 	bs := int64(r.bs)
@@ -430,7 +429,13 @@ func (r *Resolver) write(sector uint64, length int64, data []byte) {
 		in := pos - int64(b)*bs
 		n := min(end-pos, bs-in)
 		var content []byte
-		if data != nil {
+		switch {
+		case zero && n == bs:
+			content = r.m.zero
+		case zero:
+			content = bytes.Clone(r.m.block(b))
+			clear(content[in : in+n])
+		case data != nil:
 			piece := data[pos-start : pos-start+n]
 			if n == bs {
 				content = piece
