@@ -88,6 +88,7 @@ type Resolver struct {
 	waitParent map[uint32]bool // inodes whose new name's directory has no path yet
 
 	namesGen uint64 // bumped on every change of the names table
+	drainGen uint64 // namesGen when held I/O was last given names
 	pcIno    uint32 // ioPath cache
 	pcGen    uint64
 	pcPath   string
@@ -606,7 +607,8 @@ func (r *Resolver) flushRecord(drainHeld bool) {
 		}
 		r.nsBuf = r.nsBuf[:0]
 	}
-	if len(r.nameless) > 0 && (!r.holdIO || drainHeld) {
+	if len(r.nameless) > 0 && (drainHeld || (!r.holdIO && r.namesGen != r.drainGen)) {
+		r.drainGen = r.namesGen // nothing held can get a name until the names change
 		inos := make([]uint32, 0, len(r.nameless))
 		for ino := range r.nameless {
 			inos = append(inos, ino)
