@@ -119,9 +119,12 @@ for name in big real many; do
 	# analyze decompresses the image into a temporary file first: give it the raw image, as users would.
 	[ -f "$d/image.raw" ] || zstd -q -dc "$d/image.raw.zst" >"$d/image.raw"
 	read -r ta rss < <(best "$BIN" analyze --quiet --format jsonl "$d/image.raw" "$d/io.log.zst")
+	nsops=$("$BIN" analyze --quiet --format jsonl "$d/image.raw" "$d/io.log.zst" |
+		grep -c -E '"op":"(create|mkdir|symlink|mknod|delete|rmdir|move|link|unlink|truncate)"' || true)
 	size=$(stat -c %s "$d/io.log.zst")
 	echo "$name: log $(numfmt --to=iec "$size") compressed, ${recs:-?} records; ${payload}"
 	echo "  zstd -dc: ${tz}s   log info (decode+parse): ${tl}s   analyze: ${ta}s   peak RSS ${rss} KiB"
-	awk -v a="$ta" -v z="$tz" -v l="$tl" -v r="${recs:-0}" 'BEGIN {
-		printf "  analyze / zstd -dc = %.2fx   analyze / log info = %.2fx   %.0f requests/s\n", a / z, a / l, (a > 0 ? r / a : 0) }'
+	awk -v a="$ta" -v z="$tz" -v l="$tl" -v r="${recs:-0}" -v n="$nsops" 'BEGIN {
+		printf "  analyze / zstd -dc = %.2fx   analyze / log info = %.2fx   %.0f requests/s   %d namespace ops, %.0f/s\n",
+			a / (z > 0 ? z : 0.01), a / (l > 0 ? l : 0.01), (a > 0 ? r / a : 0), n, (a > 0 ? n / a : 0) }'
 done

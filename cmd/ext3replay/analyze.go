@@ -145,6 +145,10 @@ func runAnalyze(imagePath, logPath string, opt resolver.Options, emit func(*ops.
 		return nil, &exitError{code: exitUsage, err: fmt.Errorf("%s: %w", logPath, err)}
 	}
 	co := ops.NewCoalescer(emit)
+	// Every namespace op checks the open runs; a metadata-heavy log (thousands of small files,
+	// each written once) would keep thousands open. 512 still merges interleaved writes to
+	// hundreds of files, and a sequential run on one file is one entry however long.
+	co.MaxPending = 512
 	res, err := resolver.New(img, size, opt, co.Add)
 	if err != nil {
 		return nil, &exitError{code: exitUsage, err: fmt.Errorf("%s: %w", imagePath, err)}
