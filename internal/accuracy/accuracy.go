@@ -8,7 +8,8 @@
 // recall the share of the workload's mandatory operations that were reported.
 // Expected lines marked "optional" never count as missing, and a reported
 // operation that matches one is neither right nor wrong (it is left out of
-// precision).
+// precision). A line's "aka" names (other hard links of the file) are
+// accepted in place of its path.
 //
 // File data cannot be matched one request to one step (the kernel merges,
 // splits and delays block writes), so data is scored by volume, per path and
@@ -40,7 +41,7 @@ type Expected struct {
 	Overwrite bool     `json:"overwrite,omitempty"` // move: replaced an existing file
 	Size      *uint64  `json:"size,omitempty"`      // truncate: the new size
 	Optional  bool     `json:"optional,omitempty"`  // the disk may legitimately not show it
-	Aka       []string `json:"aka,omitempty"`       // write/read: the file's other names (hard links), equally right
+	Aka       []string `json:"aka,omitempty"`       // the file's other names (hard links): equally right as path
 }
 
 // names is the path and its aliases.
@@ -83,15 +84,15 @@ func (e *Expected) validate() error {
 	if e.Path == "" || e.Path[0] != '/' {
 		return fmt.Errorf("%s: path %q is not absolute", e.Op, e.Path)
 	}
+	for _, a := range e.Aka {
+		if a == "" || a[0] != '/' {
+			return fmt.Errorf("%s %s: aka %q is not absolute", e.Op, e.Path, a)
+		}
+	}
 	switch e.Op {
 	case ops.Read, ops.Write:
 		if e.MinBytes <= 0 {
 			return fmt.Errorf("%s %s: min_bytes must be > 0", e.Op, e.Path)
-		}
-		for _, a := range e.Aka {
-			if a == "" || a[0] != '/' {
-				return fmt.Errorf("%s %s: aka %q is not absolute", e.Op, e.Path, a)
-			}
 		}
 	case ops.Move, ops.Link:
 		if e.To == "" || e.To[0] != '/' {
@@ -187,53 +188,92 @@ func isData(o *ops.Op) bool { return o.IsIO() && !o.Kind.IsMetadata() && o.Kind 
 func Score(expected []Expected, reported []ops.Op) *Result {
 	r := &Result{}
 
-	// Namespace: mandatory lines first, so that an op the workload both may
-	// and must show (a burst's intermediate step that is also its net
-	// effect) is credited to the mandatory line.
-	mandatory := map[Key]int{}
-	optional := map[Key]int{}
-	var order []Key // mandatory keys in workload order, for Missing
+	// Namespace. A reported op is matched, in this order of preference, to a
+	// mandatory line with the same (op, path, to); to a mandatory line naming
+	// its path among the file's other names ("aka"); to an optional line.
+	// Mandatory first, so that an op the workload both may and must show (a
+	// burst's intermediate step that is also its net effect) is credited to
+	// the mandatory line; exact names first, so that an alias cannot take a
+	// line another op matches exactly.
+	var mand, opt []*Expected
 	for i := range expected {
 		e := &expected[i]
 		if !e.IsNamespace() {
 			continue
 		}
-		k := Key{e.Op, e.Path, e.To}
 		if e.Optional {
-			optional[k]++
-			continue
+			opt = append(opt, e)
+		} else {
+			mand = append(mand, e)
 		}
-		if mandatory[k] == 0 {
-			order = append(order, k)
-		}
-		mandatory[k]++
-		r.NSExpected++
 	}
+	r.NSExpected = len(mand)
+	index := func(lines []*Expected, alias bool) map[Key][]int {
+		m := map[Key][]int{}
+		for i, e := range lines {
+			if !alias {
+				k := Key{e.Op, e.Path, e.To}
+				m[k] = append(m[k], i)
+				continue
+			}
+			for _, a := range e.Aka {
+				k := Key{e.Op, a, e.To}
+				m[k] = append(m[k], i)
+			}
+		}
+		return m
+	}
+	passes := []struct {
+		lines []*Expected
+		idx   map[Key][]int
+		count bool // a match is a true positive (mandatory line)
+	}{
+		{mand, index(mand, false), true},
+		{mand, index(mand, true), true},
+		{opt, index(opt, false), false},
+		{opt, index(opt, true), false},
+	}
+	used := map[*Expected]bool{}
+	take := func(idx map[Key][]int, lines []*Expected, k Key) bool {
+		for _, i := range idx[k] {
+			if !used[lines[i]] {
+				used[lines[i]] = true
+				return true
+			}
+		}
+		return false
+	}
+	var ns []*ops.Op
 	for i := range reported {
 		o := &reported[i]
 		if o.Op == ops.Anomaly {
 			r.Anomalies++
-			continue
+		} else if o.IsNamespace() {
+			ns = append(ns, o)
 		}
-		if !o.IsNamespace() {
-			continue
+	}
+	matched := make([]bool, len(ns))
+	for _, p := range passes {
+		for j, o := range ns {
+			if matched[j] || !take(p.idx, p.lines, Key{o.Op, o.Path, o.To}) {
+				continue
+			}
+			matched[j] = true
+			if p.count {
+				r.NSMatched++
+				r.NSReported++
+			}
 		}
-		k := Key{o.Op, o.Path, o.To}
-		switch {
-		case mandatory[k] > 0:
-			mandatory[k]--
-			r.NSMatched++
-			r.NSReported++
-		case optional[k] > 0:
-			optional[k]--
-		default:
-			r.Extra = append(r.Extra, k)
+	}
+	for j, o := range ns {
+		if !matched[j] {
+			r.Extra = append(r.Extra, Key{o.Op, o.Path, o.To})
 			r.NSReported++
 		}
 	}
-	for _, k := range order {
-		for n := mandatory[k]; n > 0; n-- {
-			r.Missing = append(r.Missing, k)
+	for _, e := range mand {
+		if !used[e] {
+			r.Missing = append(r.Missing, Key{e.Op, e.Path, e.To})
 		}
 	}
 

@@ -225,3 +225,37 @@ func TestAka(t *testing.T) {
 		t.Error("relative aka accepted")
 	}
 }
+
+func TestAkaNamespace(t *testing.T) {
+	exp := mustExpected(t, `
+{"op":"link","path":"/a","to":"/b"}
+{"op":"link","path":"/b","to":"/c","aka":["/a"]}
+{"op":"truncate","path":"/c","size":10,"aka":["/a","/b"]}
+{"op":"link","path":"/x","to":"/y","optional":true,"aka":["/w"]}
+`)
+	// /a is right for the second link through its alias, /b for the truncate; the optional link is reported
+	// under its alias; a link from a name the file never had is wrong.
+	r := Score(exp, mustOps(t, `
+{"seq":1,"op":"link","path":"/a","to":"/b"}
+{"seq":2,"op":"link","path":"/a","to":"/c"}
+{"seq":3,"op":"truncate","path":"/b","size":10}
+{"seq":4,"op":"link","path":"/w","to":"/y"}
+{"seq":5,"op":"link","path":"/q","to":"/c"}
+`))
+	eq(t, 3, r.NSMatched, "r.NSMatched")
+	eq(t, 4, r.NSReported, "r.NSReported")
+	keys(t, []Key{{ops.Link, "/q", "/c"}}, r.Extra, "r.Extra")
+	eq(t, 0, len(r.Missing), "len(r.Missing)")
+
+	// An exact match is preferred to an alias: the first reported op must not consume the line the second
+	// one matches exactly.
+	exp = mustExpected(t, `
+{"op":"truncate","path":"/p","size":1,"aka":["/q"]}
+{"op":"truncate","path":"/q","size":1}
+`)
+	r = Score(exp, mustOps(t, `
+{"seq":1,"op":"truncate","path":"/q","size":1}
+{"seq":2,"op":"truncate","path":"/q","size":1}
+`))
+	eq(t, 2, r.NSMatched, "r.NSMatched")
+}
