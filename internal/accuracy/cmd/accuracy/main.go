@@ -110,9 +110,11 @@ cannot be found in it). The ground truth is expected.jsonl, printed by the guest
 
 - **ns expected / ns reported**: namespace operations (create, mkdir, symlink, move, link, unlink, delete,
   rmdir, truncate) the workload must show / the analyzer reported (less those matching only optional lines).
-- **precision / recall**: of namespace operations, matched as a multiset of (op, path, to).
+- **precision / recall**: of namespace operations, matched as a multiset of (op, path, to); for a file with
+  several hard links, the other names the workload listed ("aka") count as its path.
 - **writes found / reads found**: expected data writes (reads) whose bytes were reported on that path:
-  the k-th one to a path is found when the path's reported data bytes reach the sum of the first k min_bytes.
+  the k-th one to a file is found when the data bytes reported under its names reach the sum of the first k
+  min_bytes (volume, not request by request: the kernel merges and delays block writes).
 - **stray writes (bytes)**: data writes reported on a path the workload never wrote.
 - **unattributed bytes**: data or unowned I/O reported without a path.
 - **anomalies**: anomaly lines reported.
