@@ -224,6 +224,12 @@ func TestCorpus(t *testing.T) {
 			if len(finals) == 2 && !bytes.Equal(finals[0], finals[1]) {
 				t.Error("io.log.zst and writes.lwlog.zst replay to different disks")
 			}
+			if env, err := os.ReadFile(filepath.Join(dir, "scenario.env")); err == nil && strings.Contains(string(env), "\nCRASH=1") {
+				// After a power cut the home locations may lag behind the journal, which ext3fs does not
+				// replay: the final tree is not comparable.
+				t.Log("CRASH=1: final tree not compared")
+				return
+			}
 			want := tree(t, base, "starting image")
 			if err := applyExpected(want, exp); err != nil {
 				t.Fatalf("expected.jsonl does not apply to the starting image: %v", err)
