@@ -109,7 +109,11 @@ func (r *Resolver) inodeChanged(ino uint32, blk uint64, ob, nb []byte) {
 		}
 		if ni.Size < oi.Size && ni.Type() == ext3fs.TypeRegular {
 			size := ni.Size
-			r.nsBuf = append(r.nsBuf, ops.Op{Seq: r.seq, T: r.t, Op: ops.Truncate, Path: r.bestPath(ino), Ino: ino, Size: &size})
+			path := r.ioPath(ino) // a file with several names: the same as for its I/O
+			if path == "" {
+				path = r.bestPath(ino)
+			}
+			r.nsBuf = append(r.nsBuf, ops.Op{Seq: r.seq, T: r.t, Op: ops.Truncate, Path: path, Ino: ino, Size: &size})
 		}
 	}
 }

@@ -239,11 +239,14 @@ func (r *Resolver) resolve(ino uint32, final bool) {
 			}
 			p.adds = nil
 		case typ != ext3fs.TypeDir && (int(in.LinksCount) >= nNames || final):
+			// The existing name the link was made from: the disk cannot tell; take the first in
+			// sort order, as for I/O.
 			from := ""
 			for _, l := range r.names.Links(ino) {
 				if !p.hasAdd(l) {
-					from = r.linkPath(l)
-					break
+					if lp := r.linkPath(l); from == "" || lp < from {
+						from = lp
+					}
 				}
 			}
 			for _, a := range p.adds {

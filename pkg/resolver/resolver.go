@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"sort"
-	"strings"
 
 	"github.com/ext3replay/ext3replay/pkg/blklog"
 	"github.com/ext3replay/ext3replay/pkg/ext3fs"
@@ -231,6 +230,8 @@ func (r *Resolver) Record(rec *blklog.Record) error {
 		r.resolveTouched()
 		if !r.journal {
 			r.releaseHeld()
+		} else {
+			r.ageHeld()
 		}
 		r.flushRecord(true)
 	case blklog.TypeDiscard:
@@ -310,9 +311,9 @@ func (r *Resolver) ioOp(typ ops.Type, o Owner, start, end int64) {
 	r.ioBuf = append(r.ioBuf, op)
 }
 
-// ioPath is the path I/O of ino is reported under: its name, or for a file with several
-// names the newest one (the disk cannot tell which name a program used; a new hard link is
-// most often made in order to be used).
+// ioPath is the path I/O of ino is reported under: its name, or for a file with several names
+// the first in sort order (the disk cannot tell which name a program used; a fixed rule keeps
+// the answer the same whatever order the names were written in).
 func (r *Resolver) ioPath(ino uint32) string {
 	if r.pcIno == ino && r.pcGen == r.namesGen && r.pcIno != 0 {
 		return r.pcPath // a run of blocks of one file: build its path once
@@ -322,42 +323,68 @@ func (r *Resolver) ioPath(ino uint32) string {
 	return p
 }
 
-// settledPath is ino's path as of the last decided names: an inode (or directory above it) that
-// lost a name not yet explained is named by the name it lost.
-func (r *Resolver) settledPath(ino uint32) string {
-	var parts []string
-	for d := 0; ino != ext3fs.RootIno; d++ {
-		var l Link
-		if p := r.pend[ino]; p != nil && len(p.rems) > 0 {
-			l = p.rems[0].l
-		} else if ls := r.names.Links(ino); len(ls) > 0 {
-			l = ls[0]
-		} else {
-			return ""
-		}
-		if d >= 4096 {
-			return ""
-		}
-		parts = append(parts, l.Name)
-		ino = l.Parent
-	}
-	var b strings.Builder
-	for i := len(parts) - 1; i >= 0; i-- {
-		b.WriteByte('/')
-		b.WriteString(parts[i])
-	}
-	if b.Len() == 0 {
+// settledPath is ino's path by the names as last decided: links gained since are left out and
+// links lost since still count (the new names of a file that had none are used), so that it does
+// not depend on where the device put a request among the writes of the same interval.
+func (r *Resolver) settledPath(ino uint32) string { return r.settledPathDepth(ino, 0) }
+
+func (r *Resolver) settledPathDepth(ino uint32, depth int) string {
+	if ino == ext3fs.RootIno {
 		return "/"
 	}
-	return b.String()
+	if depth > 4096 {
+		return ""
+	}
+	ls := r.names.Links(ino)
+	if p := r.pend[ino]; p != nil && (len(p.adds) > 0 || len(p.rems) > 0) {
+		var kept []Link
+		for _, l := range ls {
+			if !p.hasAdd(l) {
+				kept = append(kept, l)
+			}
+		}
+		for _, m := range p.rems {
+			kept = append(kept, m.l)
+		}
+		if len(kept) > 0 {
+			ls = kept
+		}
+	}
+	best := ""
+	for _, l := range ls {
+		dir := r.settledPathDepth(l.Parent, depth+1)
+		if dir == "" {
+			continue
+		}
+		p := joinPath(dir, l.Name)
+		if best == "" || p < best {
+			best = p
+		}
+	}
+	return best
+}
+
+func joinPath(dir, name string) string {
+	if dir == "/" {
+		return "/" + name
+	}
+	return dir + "/" + name
 }
 
 func (r *Resolver) ioPathSlow(ino uint32) string {
 	ls := r.names.Links(ino)
 	if len(ls) > 1 {
-		l := ls[len(ls)-1]
-		if dir := r.names.Path(l.Parent); dir != "" {
-			return r.linkPath(l)
+		best := ""
+		for _, l := range ls {
+			if r.names.Path(l.Parent) == "" {
+				continue
+			}
+			if p := r.linkPath(l); best == "" || p < best {
+				best = p
+			}
+		}
+		if best != "" {
+			return best
 		}
 	}
 	return r.names.Path(ino)
@@ -643,7 +670,13 @@ func (r *Resolver) flushRecord(drainHeld bool) {
 		if op.Ino != 0 && !(r.holdIO && op.Op == ops.Read) {
 			// Paths as they are once this record's namespace changes are decided (a block
 			// claimed by a file whose name the same transaction gives).
-			if p := r.ioPath(op.Ino); p != "" {
+			p := r.ioPath(op.Ino)
+			if len(r.touched) > 0 {
+				// Name changes written home are decided at the next flush: until then
+				// report the names as last decided.
+				p = r.settledPath(op.Ino)
+			}
+			if p != "" {
 				op.Path = p
 			}
 			if op.Path == "" {
@@ -666,6 +699,27 @@ type heldWrite struct {
 	path   string // its path then
 	seq    int64
 	t      float64
+	age    int // device flushes since it was written
+}
+
+// ageHeld counts a device flush for every held write and reports those written before the
+// previous flush: a commit follows the data it orders after one flush (jbd2 flushes, then
+// writes the commit block), so a write held longer waits for a commit that is not coming (or
+// one the journal could not be followed through).
+func (r *Resolver) ageHeld() {
+	n := 0
+	for i := range r.heldW {
+		r.heldW[i].age++
+		if r.heldW[i].age >= 2 {
+			n = i + 1
+		}
+	}
+	if n > 0 {
+		rest := append([]heldWrite(nil), r.heldW[n:]...)
+		r.heldW = r.heldW[:n]
+		r.releaseHeld()
+		r.heldW = append(r.heldW, rest...)
+	}
 }
 
 // maxHeld bounds heldW; past it the oldest are reported by their owner at that moment.
