@@ -84,29 +84,35 @@ func (r *Resolver) inodeChanged(ino uint32, blk uint64, ob, nb []byte) {
 		r.diffPtrs(ino, role, optrs, nptrs, blk)
 	}
 	// Namespace evidence.
-	p := r.pendFor(ino)
+	// (Only inodes with such evidence get a pending entry: most inode writes are size and time
+	// updates.)
 	oLive, nLive := live(oi), live(ni)
-	if oLive {
-		p.lastType = oi.Type()
+	p := r.pend[ino]
+	evidence := reuse || oLive != nLive || (oLive && nLive && oi.LinksCount != ni.LinksCount)
+	if evidence && p == nil {
+		p = r.pendFor(ino)
 	}
-	if nLive {
-		p.lastType = ni.Type()
+	if p != nil {
+		if oLive {
+			p.lastType = oi.Type()
+		}
+		if nLive {
+			p.lastType = ni.Type()
+		}
+	}
+	if evidence {
+		r.touched[ino] = true
 	}
 	switch {
 	case reuse:
 		// The slot went straight from one live file to another (written only after the
 		// second allocation): the first incarnation is gone; resolve sorts out which names
 		// were whose.
-		r.touched[ino] = true
 		p.reused = true
 		p.reusedType = oi.Type()
 	case oLive != nLive:
-		r.touched[ino] = true
 		p.freed = oLive
 	case oLive && nLive:
-		if oi.LinksCount != ni.LinksCount {
-			r.touched[ino] = true
-		}
 		if ni.Size < oi.Size && ni.Type() == ext3fs.TypeRegular {
 			size := ni.Size
 			path := r.ioPath(ino) // a file with several names: the same as for its I/O
