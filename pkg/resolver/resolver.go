@@ -591,6 +591,10 @@ func (r *Resolver) applyBatch(batch []blockWrite) {
 
 // addPending holds a write to a block nobody owns until a claim or the end of the log.
 func (r *Resolver) addPending(b uint64, p pendWrite) {
+	if len(r.pendW) >= maxPendingBlocks {
+		r.flushRecord(false)
+		r.reportUnowned()
+	}
 	if _, ok := r.pendW[b]; ok {
 		r.pendMore[b] = append(r.pendMore[b], p)
 		return
@@ -803,7 +807,40 @@ func (r *Resolver) Finish() error {
 	r.releaseHeld()
 	r.settleNamespace()
 	r.flushRecord(true)
-	// Writes to blocks no file ever claimed.
+	r.reportUnowned()
+	// I/O of inodes that never got a name.
+	inos := make([]uint32, 0, len(r.nameless))
+	for ino := range r.nameless {
+		inos = append(inos, ino)
+	}
+	sort.Slice(inos, func(i, j int) bool { return inos[i] < inos[j] })
+	for _, ino := range inos {
+		p := r.bestPath(ino)
+		for _, op := range r.nameless[ino] {
+			op.Path = p
+			r.out(&op)
+		}
+	}
+	r.nameless = map[uint32][]ops.Op{}
+	// Blocks still claimed by two live inodes.
+	for b, o := range r.shadow {
+		cur := r.idx.Lookup(b)
+		if cur.Ino != 0 && cur.Ino != o.Ino {
+			r.anomaly(r.bestPath(cur.Ino), b, "block %d is owned by both inode %d and inode %d", b, o.Ino, cur.Ino)
+		}
+	}
+	r.flushRecord(false)
+	return r.err
+}
+
+// maxPendingBlocks bounds the writes held for blocks nobody owns (about 50 bytes each). Past it,
+// they are reported as unowned at once: a log that writes that much outside any file is not
+// writing files.
+const maxPendingBlocks = 8 << 20
+
+// reportUnowned reports every held write to a block no file claimed, as unowned, in log order,
+// each with the seq of its own write.
+func (r *Resolver) reportUnowned() {
 	blocks := make([]uint64, 0, len(r.pendW))
 	for b := range r.pendW {
 		blocks = append(blocks, b)
@@ -837,29 +874,6 @@ func (r *Resolver) Finish() error {
 	for i := range unowned {
 		r.out(&unowned[i])
 	}
-	// I/O of inodes that never got a name.
-	inos := make([]uint32, 0, len(r.nameless))
-	for ino := range r.nameless {
-		inos = append(inos, ino)
-	}
-	sort.Slice(inos, func(i, j int) bool { return inos[i] < inos[j] })
-	for _, ino := range inos {
-		p := r.bestPath(ino)
-		for _, op := range r.nameless[ino] {
-			op.Path = p
-			r.out(&op)
-		}
-	}
-	r.nameless = map[uint32][]ops.Op{}
-	// Blocks still claimed by two live inodes.
-	for b, o := range r.shadow {
-		cur := r.idx.Lookup(b)
-		if cur.Ino != 0 && cur.Ino != o.Ino {
-			r.anomaly(r.bestPath(cur.Ino), b, "block %d is owned by both inode %d and inode %d", b, o.Ino, cur.Ino)
-		}
-	}
-	r.flushRecord(false)
-	return r.err
 }
 
 // bestPath names an inode for output even when it has no name any more.
