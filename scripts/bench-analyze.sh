@@ -41,7 +41,8 @@ open(p, "w").write(s)
 PY
 	scenario_"$name" "$scratch/fixtures/real/$name"
 	EXT3REPLAY_BIN="$BIN" EXT3REPLAY_CAPTURE_CACHE="$REPO/fixtures/capture/cache" CAPTURE_TIMEOUT=1800 \
-		"$scratch/fixtures/capture/capture.sh" "$name" --via record --out "$CACHE/$name" >&2
+		"$scratch/fixtures/capture/capture.sh" "$name" --via record --out "$CACHE/$name" >&2 ||
+		echo "bench-analyze: capturing $name failed (QEMU and the packages of .ci/run are needed); skipped" >&2
 }
 
 scenario_big() {
@@ -109,6 +110,7 @@ capture many
 echo "# bench-analyze $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) cores"
 for name in big real many; do
 	d="$CACHE/$name"
+	[ -f "$d/io.log.zst" ] || continue
 	recs=$("$BIN" log info "$d/io.log.zst" 2>/dev/null | awk '/^records/ {print $2; exit}' || true)
 	payload=$("$BIN" log info "$d/io.log.zst" 2>/dev/null | grep '^payload' | head -1 || true)
 	# Warm the page cache, then best of 3 for each.
