@@ -308,7 +308,7 @@ func (r *Resolver) ioOp(typ ops.Type, o Owner, start, end int64) {
 			return
 		}
 	}
-	r.ioBuf = append(r.ioBuf, op)
+	r.ioBuf = appendCoalesced(r.ioBuf, op)
 }
 
 // ioPath is the path I/O of ino is reported under: its name, or for a file with several names
@@ -394,7 +394,7 @@ func (r *Resolver) ioPathSlow(ino uint32) string {
 func appendCoalesced(l []ops.Op, op ops.Op) []ops.Op {
 	if n := len(l); n > 0 {
 		p := &l[n-1]
-		if p.Op == op.Op && p.Kind == op.Kind && p.Path == op.Path && p.Sector*blklog.SectorSize+uint64(p.Bytes) == op.Sector*blklog.SectorSize {
+		if p.Op == op.Op && p.Kind == op.Kind && p.Path == op.Path && p.Ino == op.Ino && p.Bytes%blklog.SectorSize == 0 && p.Sector*blklog.SectorSize+uint64(p.Bytes) == op.Sector*blklog.SectorSize {
 			p.Bytes += op.Bytes
 			return l
 		}
@@ -770,7 +770,7 @@ func (r *Resolver) releaseHeld() {
 			if r.holdIO {
 				r.nameless[o.Ino] = appendCoalesced(r.nameless[o.Ino], op)
 			} else {
-				r.ioBuf = append(r.ioBuf, op)
+				r.ioBuf = appendCoalesced(r.ioBuf, op)
 			}
 			pos = runEnd
 		}
