@@ -156,9 +156,11 @@ func runAnalyze(imagePath, logPath string, opt resolver.Options, emit func(*ops.
 	st := &analyzeStats{}
 	// Decoding the log and resolving run on two goroutines: on two cores the resolver's work
 	// mostly hides behind zstd decoding.
-	batches, recycle := readAhead(lr)
+	stop := make(chan struct{})
+	batches, recycle := readAhead(lr, stop)
 	defer func() {
-		for range batches { // unblock the reader if we return early
+		close(stop) // ends the reader if we return early
+		for range batches {
 		}
 	}()
 	for b := range batches {
@@ -203,7 +205,7 @@ type recBatch struct {
 
 // readAhead reads the log on its own goroutine in batches of about 4 MiB; the consumer
 // sends each batch back on recycle when done with it.
-func readAhead(lr blklog.Reader) (<-chan *recBatch, chan<- *recBatch) {
+func readAhead(lr blklog.Reader, stop <-chan struct{}) (<-chan *recBatch, chan<- *recBatch) {
 	out := make(chan *recBatch, 1)
 	recycle := make(chan *recBatch, 2)
 	go func() {
@@ -222,7 +224,10 @@ func readAhead(lr blklog.Reader) (<-chan *recBatch, chan<- *recBatch) {
 					if err != io.EOF {
 						b.err = err
 					}
-					out <- b
+					select {
+					case out <- b:
+					case <-stop:
+					}
 					return
 				}
 				b.offs = append(b.offs, len(b.buf))
@@ -231,7 +236,11 @@ func readAhead(lr blklog.Reader) (<-chan *recBatch, chan<- *recBatch) {
 				rec.Data = nil
 				b.recs = append(b.recs, rec)
 			}
-			out <- b
+			select {
+			case out <- b:
+			case <-stop:
+				return
+			}
 		}
 	}()
 	return out, recycle
