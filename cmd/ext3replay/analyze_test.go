@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ext3replay/ext3replay/internal/accuracy"
 	"github.com/ext3replay/ext3replay/pkg/blklog"
 	"github.com/ext3replay/ext3replay/pkg/ops"
 )
@@ -131,4 +132,49 @@ func TestAnalyzeCommandFormats(t *testing.T) {
 		}
 	}
 	analyzeFlags.metadata, analyzeFlags.format, analyzeFlags.output, analyzeFlags.quiet = false, "text", "-", false
+}
+
+// TestAnalyzeCorpusAccuracy scores analyze on every real fixture against its ground truth, as
+// `make accuracy` does, and requires a perfect score: namespace precision and recall 1, every
+// expected write and read found, no data bytes on a path the workload never wrote.
+func TestAnalyzeCorpusAccuracy(t *testing.T) {
+	logs, _ := filepath.Glob("../../fixtures/real/*/io.log.zst")
+	if !testing.Short() {
+		lw, _ := filepath.Glob("../../fixtures/real/*/writes.lwlog.zst")
+		logs = append(logs, lw...)
+	}
+	if len(logs) == 0 {
+		t.Skip("no real fixtures")
+	}
+	for _, logPath := range logs {
+		dir := filepath.Dir(logPath)
+		t.Run(filepath.Base(dir)+"/"+filepath.Base(logPath), func(t *testing.T) {
+			f, err := os.Open(filepath.Join(dir, "expected.jsonl"))
+			if err != nil {
+				t.Skip("no expected.jsonl")
+			}
+			exp, err := accuracy.ReadExpected(f, f.Name())
+			f.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := analyzeToOps(filepath.Join(dir, "image.raw.zst"), logPath, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res := accuracy.Score(exp, got)
+			if res.Precision() != 1 || res.Recall() != 1 {
+				t.Errorf("namespace precision %.2f recall %.2f", res.Precision(), res.Recall())
+			}
+			if res.WritesFound() != len(res.Writes) {
+				t.Errorf("%d of %d expected writes found", res.WritesFound(), len(res.Writes))
+			}
+			if strings.HasSuffix(logPath, "io.log.zst") && res.ReadsFound() != len(res.Reads) {
+				t.Errorf("%d of %d expected reads found", res.ReadsFound(), len(res.Reads))
+			}
+			if res.StrayWriteBytes != 0 || res.Anomalies != 0 {
+				t.Errorf("stray data bytes %d (%v), anomalies %d", res.StrayWriteBytes, res.StrayPaths, res.Anomalies)
+			}
+		})
+	}
 }

@@ -163,6 +163,7 @@ func (r *Resolver) linkName(dir uint32, name string, ino uint32, displaced uint3
 	p := r.pendFor(ino)
 	l := Link{Parent: dir, Name: name}
 	r.evOrd++
+	r.noteEvent(p, ino)
 	p.adds = append(p.adds, nameEv{l: l, seq: r.seq, ord: r.evOrd, displaced: displaced})
 	r.touched[ino] = true
 }
@@ -187,6 +188,7 @@ func (r *Resolver) unlinkName(dir uint32, name string, ino uint32, replacedBy ui
 	r.namesGen++
 	p := r.pendFor(ino)
 	r.evOrd++
+	r.noteEvent(p, ino)
 	p.rems = append(p.rems, nameEv{l: l, path: path, seq: r.seq, ord: r.evOrd, replacedBy: replacedBy})
 	r.touched[ino] = true
 }

@@ -46,6 +46,9 @@ func (r *Resolver) inodeChanged(ino uint32, blk uint64, ob, nb []byte) {
 	if ino < sb.FirstIno && ino != ext3fs.RootIno {
 		return // reserved inodes (journal, resize, ...) do not change in normal use
 	}
+	if r.holdIO {
+		r.inoWritten[ino] = r.flushNo
+	}
 	oi, err1 := ext3fs.ParseInode(ob)
 	ni, err2 := ext3fs.ParseInode(nb)
 	if err2 != nil {
@@ -111,7 +114,9 @@ func (r *Resolver) inodeChanged(ino uint32, blk uint64, ob, nb []byte) {
 		p.reused = true
 		p.reusedType = oi.Type()
 	case oLive != nLive:
-		p.freed = oLive
+		if oLive {
+			p.freed, p.freedType = true, oi.Type()
+		}
 	case oLive && nLive:
 		if ni.Size < oi.Size && ni.Type() == ext3fs.TypeRegular {
 			size := ni.Size

@@ -38,7 +38,9 @@ type inoPend struct {
 	adds, rems []nameEv
 	lastType   ext3fs.FileType // type while it was last live (for delete vs rmdir)
 	freed      bool            // went from live to not live
+	freedType  ext3fs.FileType // its type then
 	reused     bool            // slot went from one live file to another
+	since      int64           // flush interval of the oldest unexplained name event
 	reusedType ext3fs.FileType // type of the first incarnation
 }
 
@@ -49,6 +51,13 @@ func (p *inoPend) hasAdd(l Link) bool {
 		}
 	}
 	return false
+}
+
+// noteEvent records the interval of a name event on an inode with nothing unexplained yet.
+func (r *Resolver) noteEvent(p *inoPend, ino uint32) {
+	if len(p.adds) == 0 && len(p.rems) == 0 {
+		p.since = r.flushNo
+	}
 }
 
 func (r *Resolver) pendFor(ino uint32) *inoPend {
@@ -162,6 +171,11 @@ func (r *Resolver) resolve(ino uint32, final bool) {
 		r.waitParent[ino] = true
 		return
 	}
+	if p.freed && isLive {
+		// Freed and allocated again since the names last added up (both slot versions were
+		// written): a new file in the old one's inode, as when the generation changes.
+		p.freed, p.reused, p.reusedType = false, true, p.freedType
+	}
 	if p.reused {
 		// The first incarnation is gone: its removed names and the names still recorded
 		// that this inode did not just gain were its own.
@@ -206,7 +220,16 @@ func (r *Resolver) resolve(ino uint32, final bool) {
 	}
 	nNames := len(r.names.Links(ino))
 
-	// Moves: a name lost and a name gained by the same inode.
+	// Moves: a name lost and a name gained by the same inode. Without a journal, a name moved
+	// to an inode number that was freed and reused looks the same until the inode's slot is
+	// written (with its new generation); a real rename rewrites the slot too (ctime), so wait
+	// for that write, at most one more flush interval.
+	if len(p.adds) > 0 && len(p.rems) > 0 && isLive && !final && r.holdIO &&
+		r.inoWritten[ino] < p.since && r.flushNo-p.since < 2 {
+		r.waitMove[ino] = true
+		return
+	}
+	delete(r.waitMove, ino)
 	for len(p.adds) > 0 && len(p.rems) > 0 && (isLive || final) {
 		a, m := p.adds[0], p.rems[0]
 		p.adds, p.rems = p.adds[1:], p.rems[1:]

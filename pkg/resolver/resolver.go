@@ -84,7 +84,10 @@ type Resolver struct {
 	t     float64
 	evOrd int64 // order of name events
 
-	waitParent map[uint32]bool // inodes whose new name's directory has no path yet
+	waitParent map[uint32]bool  // inodes whose new name's directory has no path yet
+	waitMove   map[uint32]bool  // no journal: moves waiting for their inode's slot to be written
+	inoWritten map[uint32]int64 // no journal: flush interval in which each inode slot last changed
+	flushNo    int64            // device flushes so far
 
 	namesGen uint64 // bumped on every change of the names table
 	drainGen uint64 // namesGen when held I/O was last given names
@@ -123,7 +126,7 @@ func New(image io.ReaderAt, size int64, opt Options, emit func(*ops.Op) error) (
 		isz: sb.InodeSize(), ft: sb.HasFiletype(),
 		credDir: make(map[uint64][]dent), credMap: make(map[uint64][]uint32), linkCnt: make(map[linkKey]int),
 		shadow: make(map[uint64]Owner), pendW: make(map[uint64]pendWrite), pendMore: make(map[uint64][]pendWrite), nameless: make(map[uint32][]ops.Op),
-		pend: make(map[uint32]*inoPend), touched: make(map[uint32]bool), claimed: make(map[uint64]bool), waitParent: make(map[uint32]bool),
+		pend: make(map[uint32]*inoPend), touched: make(map[uint32]bool), claimed: make(map[uint64]bool), waitParent: make(map[uint32]bool), waitMove: make(map[uint32]bool), inoWritten: make(map[uint32]int64),
 	}
 	r.stats.Ops = make(map[ops.Type]int64)
 	r.m = newModel(image, size, bs, sb.BlocksCount, opt.UnownedCap)
@@ -227,7 +230,16 @@ func (r *Resolver) Record(rec *blklog.Record) error {
 		r.stats.Flushes++
 		// What the guest wrote before a flush is the state it wanted durable: decide the
 		// pairing of what home writes changed here, on the whole interval, in any order.
+		for ino := range r.waitMove {
+			r.touched[ino] = true
+		}
 		r.resolveTouched()
+		r.flushNo++
+		for ino, n := range r.inoWritten {
+			if n < r.flushNo-2 {
+				delete(r.inoWritten, ino)
+			}
+		}
 		if !r.journal {
 			r.releaseHeld()
 		} else {
