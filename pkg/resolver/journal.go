@@ -211,28 +211,50 @@ func (t *JournalTracker) writeSuperblock(data []byte, rec int64) ([]Transaction,
 	}
 	old := t.jsb
 	t.jsb = jsb
-	if jsb.BlockSize != old.BlockSize || jsb.First != old.First || jsb.LogEnd() != old.LogEnd() ||
-		jsb.FeatureIncompat != old.FeatureIncompat {
-		// A new journal layout (tune2fs, re-created journal): everything logged so far is moot.
+	if jsb.BlockSize != old.BlockSize || jsb.First != old.First || jsb.MaxLen != old.MaxLen ||
+		jsb.LogEnd() != old.LogEnd() || jsb.UUID != old.UUID {
+		// A new ring (tune2fs, re-created journal): everything logged so far is moot.
 		t.slots = make(map[uint64]*logSlot)
 		t.anchor, t.walk = anchorFrom(jsb), nil
 		return nil, nil
 	}
-	if jsb.Start == 0 {
-		// Journal emptied (flush or unmount). The next transaction continues at the current head
-		// after a flush, or at s_first after a remount; either way its first commit rewrites the
-		// superblock with the real start, so keep the anchor until then.
-		return nil, nil
+	var errs []error
+	rewalk := false
+	if jsb.FeatureCompat != old.FeatureCompat || jsb.FeatureIncompat != old.FeatureIncompat ||
+		jsb.ChecksumType != old.ChecksumType {
+		// Features change on a live log. jbd2 sets them in its in-memory superblock and only the
+		// next superblock write carries them: the first revoke of a mount sets INCOMPAT_REVOKE
+		// (jbd2_journal_revoke -> jbd2_journal_set_features), which reaches the disk with the
+		// next checkpoint tail update, many transactions later; mount options set checksum
+		// features before the first commit. Neither starts a new log, so the held blocks and
+		// the anchor stay. Blocks are decoded again in case the tag layout or checksums changed
+		// (only possible at mount, with the log empty), and the walk restarts from the anchor.
+		for pos, s := range t.slots {
+			ns := &logSlot{data: s.data, rec: s.rec}
+			if err := t.decodeSlot(ns); err != nil {
+				errs = append(errs, &JournalError{pos, s.rec, err})
+			}
+			t.slots[pos] = ns
+		}
+		rewalk = true
 	}
-	if t.returned && !tidAfter(jsb.Sequence, t.lastSeq) {
-		return nil, nil // checkpoint tail at a transaction already returned
+	if jsb.Start != 0 && !(t.returned && !tidAfter(jsb.Sequence, t.lastSeq)) &&
+		(t.anchor.anySeq || t.anchor.seq != jsb.Sequence || t.anchor.pos != uint64(jsb.Start)) {
+		// A log start ahead of the anchor: recovery at mount, or the first commit after the
+		// log was emptied, names where the next transaction is.
+		t.anchor = logAnchor{pos: uint64(jsb.Start), seq: jsb.Sequence}
+		rewalk = true
 	}
-	if !t.anchor.anySeq && t.anchor.seq == jsb.Sequence && t.anchor.pos == uint64(jsb.Start) {
-		return nil, nil
+	// Otherwise the anchor stays: s_start 0 (flush or unmount) says the next transaction goes
+	// at the current head after a flush or at s_first after a remount, and its first commit
+	// rewrites the superblock with the real start; a start at or before the last returned tid
+	// is a checkpoint moving the tail.
+	if !rewalk {
+		return nil, errors.Join(errs...)
 	}
-	t.anchor = logAnchor{pos: uint64(jsb.Start), seq: jsb.Sequence}
 	t.walk = nil
-	return t.advance(rec)
+	txs, err := t.advance(rec)
+	return txs, errors.Join(append(errs, err)...)
 }
 
 // advance walks from the anchor as far as the written blocks allow and returns every transaction

@@ -8,6 +8,7 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -24,6 +25,7 @@ type fixtureJournalRun struct {
 	checkpoint int // home writes equal to the last committed copy
 	stale      []string
 	pending    int
+	commits    map[uint32]bool // tids whose commit block the guest wrote into the log
 }
 
 // fixtureJournal is a scenario's starting image and where its journal lives.
@@ -99,7 +101,7 @@ func followFixtureJournal(t *testing.T, fj *fixtureJournal, recs []blklog.Record
 		written[b] = w
 		return w
 	}
-	run := &fixtureJournalRun{}
+	run := &fixtureJournalRun{commits: map[uint32]bool{}}
 	committed := map[uint64][]byte{} // fs block -> last committed copy not yet seen at home
 	for _, rec := range recs {
 		if rec.Type != blklog.TypeWrite && rec.Type != blklog.TypeWriteZeroes && rec.Type != blklog.TypeDiscard {
@@ -123,6 +125,12 @@ func followFixtureJournal(t *testing.T, fj *fixtureJournal, recs []blklog.Record
 				clear(content[lo-bstart : hi-bstart])
 			}
 			if lb, ok := fj.logical[b]; ok {
+				// Found independently of the tracker: a complete journal block in the ring that
+				// carries a commit header. The superblock and fast-commit area are not the ring.
+				if h, ok := ext3fs.ParseJournalHeader(content); ok && h.BlockType == ext3fs.JournalCommitBlock &&
+					lb >= uint64(fj.jsb.First) && lb < uint64(fj.jsb.LogEnd()) && hi-lo == int64(bs) {
+					run.commits[h.Sequence] = true
+				}
 				txs, err := tr.WriteLogBlock(lb, content, rec.Index)
 				if err != nil {
 					t.Errorf("record %d: %v", rec.Index, err)
@@ -162,70 +170,101 @@ func TestTrackerRealFixtures(t *testing.T) {
 		t.Skip("no fixtures")
 	}
 	for _, dir := range dirs {
-		if _, err := os.Stat(filepath.Join(dir, "io.log.zst")); err != nil {
-			continue
+		// Both captures of a run: the NBD server's log and dm-log-writes inside the guest, which
+		// see the same writes in different completion orders.
+		for _, name := range []string{"io.log.zst", "writes.lwlog.zst"} {
+			if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+				continue
+			}
+			t.Run(filepath.Base(dir)+"/"+strings.SplitN(name, ".", 2)[0], func(t *testing.T) {
+				testTrackerFixture(t, dir, name)
+			})
 		}
-		t.Run(filepath.Base(dir), func(t *testing.T) {
-			fj := loadFixtureJournal(t, dir)
-			if fj == nil {
-				t.Skip("no journal")
+	}
+}
+
+// testTrackerFixture follows one captured log of scenario dir; see TestTrackerRealFixtures.
+func testTrackerFixture(t *testing.T, dir, logName string) {
+	fj := loadFixtureJournal(t, dir)
+	if fj == nil {
+		t.Skip("no journal")
+	}
+	recs := readFixtureLog(t, filepath.Join(dir, logName))
+	run := followFixtureJournal(t, fj, recs)
+	wraps := 0
+	for _, tx := range run.txs {
+		if tx.LogEnd < tx.LogStart {
+			wraps++
+		}
+	}
+	t.Logf("%d transactions (%d wrap the %d-block ring), %d logged blocks, %d checkpoint writes match, %d differ, %d blocks pending",
+		len(run.txs), wraps, fj.jsb.MaxLen, run.blocks, run.checkpoint, len(run.stale), run.pending)
+	if strings.Contains(dir, "journal-wrap") && wraps == 0 {
+		t.Error("no transaction wraps the ring in the journal-wrap scenario")
+	}
+	if len(run.txs) == 0 {
+		t.Fatal("no transaction found in the journal")
+	}
+	// Every transaction whose commit block the guest wrote comes back exactly once (all
+	// its blocks are written before its commit is issued, so none can be missing).
+	returned := map[uint32]bool{}
+	for _, tx := range run.txs {
+		if returned[tx.Seq] {
+			t.Errorf("tid %d returned twice", tx.Seq)
+		}
+		returned[tx.Seq] = true
+		if !run.commits[tx.Seq] {
+			t.Errorf("tid %d returned without its commit block in the log", tx.Seq)
+		}
+	}
+	var missing []uint32
+	for seq := range run.commits {
+		if !returned[seq] {
+			missing = append(missing, seq)
+		}
+	}
+	if len(missing) != 0 {
+		slices.Sort(missing)
+		t.Errorf("%d committed transactions never returned: tids %v", len(missing), missing)
+	}
+	for i := 1; i < len(run.txs); i++ {
+		a, b := run.txs[i-1], run.txs[i]
+		if b.Seq != a.Seq+1 {
+			t.Errorf("tid %d follows %d", b.Seq, a.Seq)
+		}
+		// The kernel stamps commits with the wall clock: never backwards, never 0.
+		if b.CommitSec == 0 || b.CommitSec*1e9+uint64(b.CommitNsec) < a.CommitSec*1e9+uint64(a.CommitNsec) {
+			t.Errorf("tid %d committed at %d.%09d, tid %d at %d.%09d", a.Seq, a.CommitSec, a.CommitNsec,
+				b.Seq, b.CommitSec, b.CommitNsec)
+		}
+	}
+	if len(run.stale) != 0 || run.checkpoint == 0 {
+		t.Errorf("checkpoint writes: %d match the committed copy, %d differ (%v)", run.checkpoint,
+			len(run.stale), run.stale)
+	}
+	// The device may complete the writes between two flushes in any order: the same
+	// transactions must come back.
+	for seed := int64(1); seed <= 3; seed++ {
+		shRecs, n := shuffleFlushIntervals(recs, rand.New(rand.NewSource(seed)))
+		if seed == 1 {
+			t.Logf("%d of %d records in shuffled flush intervals", n, len(recs))
+		}
+		sh := followFixtureJournal(t, fj, shRecs)
+		if len(sh.txs) != len(run.txs) {
+			t.Fatalf("seed %d: %d transactions, in order %d", seed, len(sh.txs), len(run.txs))
+		}
+		for i := range run.txs {
+			a, b := run.txs[i], sh.txs[i]
+			if a.Seq != b.Seq || len(a.Blocks) != len(b.Blocks) {
+				t.Fatalf("seed %d: tx %d is tid %d with %d blocks, in order tid %d with %d", seed, i,
+					b.Seq, len(b.Blocks), a.Seq, len(a.Blocks))
 			}
-			recs := readFixtureLog(t, dir)
-			run := followFixtureJournal(t, fj, recs)
-			wraps := 0
-			for _, tx := range run.txs {
-				if tx.LogEnd < tx.LogStart {
-					wraps++
+			for j := range a.Blocks {
+				if a.Blocks[j].FSBlock != b.Blocks[j].FSBlock || !bytes.Equal(a.Blocks[j].Data, b.Blocks[j].Data) {
+					t.Fatalf("seed %d: tid %d block %d differs", seed, a.Seq, j)
 				}
 			}
-			t.Logf("%d transactions (%d wrap the %d-block ring), %d logged blocks, %d checkpoint writes match, %d differ, %d blocks pending",
-				len(run.txs), wraps, fj.jsb.MaxLen, run.blocks, run.checkpoint, len(run.stale), run.pending)
-			if strings.Contains(dir, "journal-wrap") && wraps == 0 {
-				t.Error("no transaction wraps the ring in the journal-wrap scenario")
-			}
-			if len(run.txs) == 0 {
-				t.Fatal("no transaction found in the journal")
-			}
-			for i := 1; i < len(run.txs); i++ {
-				a, b := run.txs[i-1], run.txs[i]
-				if b.Seq != a.Seq+1 {
-					t.Errorf("tid %d follows %d", b.Seq, a.Seq)
-				}
-				// The kernel stamps commits with the wall clock: never backwards, never 0.
-				if b.CommitSec == 0 || b.CommitSec*1e9+uint64(b.CommitNsec) < a.CommitSec*1e9+uint64(a.CommitNsec) {
-					t.Errorf("tid %d committed at %d.%09d, tid %d at %d.%09d", a.Seq, a.CommitSec, a.CommitNsec,
-						b.Seq, b.CommitSec, b.CommitNsec)
-				}
-			}
-			if len(run.stale) != 0 || run.checkpoint == 0 {
-				t.Errorf("checkpoint writes: %d match the committed copy, %d differ (%v)", run.checkpoint,
-					len(run.stale), run.stale)
-			}
-			// The device may complete the writes between two flushes in any order: the same
-			// transactions must come back.
-			for seed := int64(1); seed <= 3; seed++ {
-				shRecs, n := shuffleFlushIntervals(recs, rand.New(rand.NewSource(seed)))
-				if seed == 1 {
-					t.Logf("%d of %d records in shuffled flush intervals", n, len(recs))
-				}
-				sh := followFixtureJournal(t, fj, shRecs)
-				if len(sh.txs) != len(run.txs) {
-					t.Fatalf("seed %d: %d transactions, in order %d", seed, len(sh.txs), len(run.txs))
-				}
-				for i := range run.txs {
-					a, b := run.txs[i], sh.txs[i]
-					if a.Seq != b.Seq || len(a.Blocks) != len(b.Blocks) {
-						t.Fatalf("seed %d: tx %d is tid %d with %d blocks, in order tid %d with %d", seed, i,
-							b.Seq, len(b.Blocks), a.Seq, len(a.Blocks))
-					}
-					for j := range a.Blocks {
-						if a.Blocks[j].FSBlock != b.Blocks[j].FSBlock || !bytes.Equal(a.Blocks[j].Data, b.Blocks[j].Data) {
-							t.Fatalf("seed %d: tid %d block %d differs", seed, a.Seq, j)
-						}
-					}
-				}
-			}
-		})
+		}
 	}
 }
 
@@ -247,10 +286,10 @@ func moduleRoot(t *testing.T) string {
 	}
 }
 
-// readFixtureLog loads every record of a scenario's log (payloads copied).
-func readFixtureLog(t *testing.T, dir string) []blklog.Record {
+// readFixtureLog loads every record of a captured log (payloads copied).
+func readFixtureLog(t *testing.T, path string) []blklog.Record {
 	t.Helper()
-	lr, err := blklog.Open(filepath.Join(dir, "io.log.zst"))
+	lr, err := blklog.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}

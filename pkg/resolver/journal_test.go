@@ -592,3 +592,66 @@ func BenchmarkJournalCopyReference(b *testing.B) {
 		}
 	}
 }
+
+// TestTrackerLazyFeatures: jbd2 sets INCOMPAT_REVOKE at the first revoke of a mount and the flag
+// reaches the disk only with the next superblock write, a checkpoint moving the tail to a
+// transaction already returned (random-ext3-4k: tid 3 revokes, the superblock of record 457
+// carries the flag with the tail at tid 46 after tid 47 committed). The log goes on: every
+// later transaction must come back, also when the superblock lands in the middle of one.
+func TestTrackerLazyFeatures(t *testing.T) {
+	for _, mid := range []bool{false, true} {
+		t.Run(fmt.Sprintf("mid-transaction=%v", mid), func(t *testing.T) {
+			jsb := newTestJSB(1024, 64, 0)
+			jsb.FeatureIncompat = 0 // as mke2fs leaves an ext3 journal
+			jsb.Sequence = 1
+			l := newJlog(t, jsb, 1)
+			l.tx(2, []uint64{10, 11}, nil, true, 100)
+			l.tx(3, []uint64{12}, []uint64{11}, true, 100)
+			l.tx(4, []uint64{13, 14}, nil, true, 100)
+			tail := *jsb
+			tail.FeatureIncompat = ext3fs.JournalIncompatRevoke
+			tail.Start, tail.Sequence = uint32(l.want[1].LogStart), 3
+			sb := logWrite{pos: 0, data: tail.Marshal(), tx: -1}
+			l.tx(5, []uint64{15, 16}, nil, true, 100)
+			l.tx(6, []uint64{17}, []uint64{13}, true, 100)
+			ws := l.writes
+			at := len(ws) - 5 // before tid 5's descriptor
+			if mid {
+				at = len(ws) - 4 // after it
+			}
+			ws = append(ws[:at:at], append([]logWrite{sb}, ws[at:]...)...)
+			tr := NewJournalTracker(jsb)
+			sameTxs(t, feed(t, tr, ws), l.want)
+			if tr.Pending() != 0 {
+				t.Errorf("Pending %d", tr.Pending())
+			}
+		})
+	}
+}
+
+// TestTrackerFeaturesAfterBlocks: a mount turned on checksums (the tag layout changes) and the
+// superblock saying so arrives after the first transaction's descriptor (completion order
+// within a flush interval is free): the held descriptor is decoded again under the new layout.
+func TestTrackerFeaturesAfterBlocks(t *testing.T) {
+	old := newTestJSB(1024, 64, 0)
+	old.Sequence = 7
+	jsb := *old
+	jsb.FeatureIncompat |= ext3fs.JournalIncompatCsumV3
+	jsb.ChecksumType = 4
+	jsb.Start, jsb.Sequence = 1, 8
+	l := newJlog(t, &jsb, 1)
+	l.tx(8, []uint64{20, 21, 22}, nil, true, 100)
+	l.tx(9, []uint64{23}, nil, true, 100)
+	ws := append([]logWrite{l.writes[0], l.writes[1], {pos: 0, data: jsb.Marshal(), tx: -1}}, l.writes[2:]...)
+	tr := NewJournalTracker(old)
+	var got []Transaction
+	for i, w := range ws {
+		txs, err := tr.WriteLogBlock(w.pos, w.data, int64(i))
+		if err != nil && i > 2 {
+			// Before the superblock the descriptor may not decode under the old layout.
+			t.Errorf("write %d (log block %d): %v", i, w.pos, err)
+		}
+		got = append(got, txs...)
+	}
+	sameTxs(t, got, l.want)
+}
