@@ -112,6 +112,7 @@ type analyzeStats struct {
 	resolver.Stats
 	damage  error
 	elapsed time.Duration
+	ops     map[ops.Type]int64 // lines printed, by op
 }
 
 // runAnalyze streams the log through a resolver and a coalescer into emit.
@@ -144,7 +145,11 @@ func runAnalyze(imagePath, logPath string, opt resolver.Options, emit func(*ops.
 	if err := blklog.CheckImage(lr.Header(), img, size); err != nil {
 		return nil, &exitError{code: exitUsage, err: fmt.Errorf("%s: %w", logPath, err)}
 	}
-	co := ops.NewCoalescer(emit)
+	st := &analyzeStats{ops: map[ops.Type]int64{}}
+	co := ops.NewCoalescer(func(op *ops.Op) error {
+		st.ops[op.Op]++ // counted as printed, after coalescing
+		return emit(op)
+	})
 	// Every namespace op checks the open runs; a metadata-heavy log (thousands of small files,
 	// each written once) would keep thousands open. 512 still merges interleaved writes to
 	// hundreds of files, and a sequential run on one file is one entry however long.
@@ -153,7 +158,6 @@ func runAnalyze(imagePath, logPath string, opt resolver.Options, emit func(*ops.
 	if err != nil {
 		return nil, &exitError{code: exitUsage, err: fmt.Errorf("%s: %w", imagePath, err)}
 	}
-	st := &analyzeStats{}
 	// Decoding the log and resolving run on two goroutines: on two cores the resolver's work
 	// mostly hides behind zstd decoding.
 	stop := make(chan struct{})
@@ -250,7 +254,7 @@ func printSummary(w io.Writer, st *analyzeStats) {
 	fmt.Fprintf(w, "ext3replay analyze: %d requests (%d reads, %d writes, %d flushes), %s read, %s written, %d journal transactions, %.2fs\n",
 		st.Records, st.Reads, st.Writes, st.Flushes, human(st.BytesRead), human(st.BytesWritten), st.Transactions, st.elapsed.Seconds())
 	var kinds []string
-	for t, n := range st.Ops {
+	for t, n := range st.ops {
 		kinds = append(kinds, fmt.Sprintf("%s %d", t, n))
 	}
 	sort.Strings(kinds)
