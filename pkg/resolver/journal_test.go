@@ -510,6 +510,14 @@ func FuzzJournalTracker(f *testing.F) {
 			l.tx(seq, []uint64{uint64(rng.Intn(50)), uint64(rng.Intn(50))}, []uint64{uint64(rng.Intn(50))},
 				seq != 4, 1+rng.Intn(2))
 		}
+		// Superblock rewrites: a clean log, tail moves, features set lazily (REVOKE) or changing
+		// the tag layout (CSUM_V3).
+		for i, inc := range []uint32{ext3fs.JournalIncompatRevoke, 0, ext3fs.JournalIncompatCsumV3} {
+			sb := *jsb
+			sb.FeatureIncompat = ext3fs.JournalIncompat64Bit | inc
+			sb.Start, sb.Sequence = uint32(i*5), uint32(1+i*2)
+			l.writes = append(l.writes, logWrite{pos: 0, data: sb.Marshal(), tx: -1})
+		}
 		tr := NewJournalTracker(jsb)
 		for i, op := range prog {
 			w := l.writes[int(op&0x7F)%len(l.writes)]
