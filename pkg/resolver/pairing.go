@@ -224,8 +224,9 @@ func (r *Resolver) resolve(ino uint32, final bool) {
 	// to an inode number that was freed and reused looks the same until the inode's slot is
 	// written (with its new generation); a real rename rewrites the slot too (ctime), so wait
 	// for that write, at most one more flush interval.
+	w, written := r.inoWritten[ino]
 	if len(p.adds) > 0 && len(p.rems) > 0 && isLive && !final && r.holdIO &&
-		r.inoWritten[ino] < p.since && r.flushNo-p.since < 2 {
+		(!written || w < p.since) && r.flushNo-p.since < 2 {
 		r.waitMove[ino] = true
 		return
 	}
