@@ -99,6 +99,29 @@ func TestAnomalies(t *testing.T) {
 		}
 	})
 
+	t.Run("block owned by two files", func(t *testing.T) {
+		// Point /d's first block pointer at the first data block of another file, /x/y/z.
+		var zIno uint32
+		_ = fs.Walk(func(path string, ino uint32, in *ext3fs.Inode) error {
+			if path == "/x/y/z" {
+				zIno = ino
+			}
+			return nil
+		})
+		zin, err := fs.ReadInode(zIno)
+		if err != nil || zin.Block[0] == 0 {
+			t.Fatalf("no /x/y/z data block (%v)", err)
+		}
+		blk, off := inodeBlockOf(t, base, dIno)
+		bad := bytes.Clone(base[blk*1024 : blk*1024+1024])
+		binary.LittleEndian.PutUint32(bad[off+0x28+4:], zin.Block[0])
+		l := analyzeRecords(t, base, []blklog.Record{{Type: blklog.TypeWrite, Sector: blk * 2, Length: 1024, Data: bad}}, Options{})
+		an := anomalies(l)
+		if len(an) != 1 || !strings.Contains(an[0], "owned by both") {
+			t.Fatalf("anomalies %q, want one about a block owned by both", an)
+		}
+	})
+
 	t.Run("garbage everywhere does not crash", func(t *testing.T) {
 		// Every changed block of a real change, overwritten with a pattern, then the real change.
 		var l []blklog.Record
