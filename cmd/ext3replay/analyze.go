@@ -37,14 +37,16 @@ and writes of file data with the file's path at that moment. The order the guest
 blocks in does not matter (see docs/how-it-works.md).
 
 IMAGE is a raw image, optionally zstd-compressed. LOG is a native log (.zst) or a
-dm-log-writes log, raw or zstd-compressed, recognised by its magic. A log that records
+dm-log-writes log, raw or zstd-compressed, recognised by its magic; - reads it from
+standard input. A log that records
 the identity of its starting image is refused with any other image.
 
 A summary goes to stderr at the end; a progress line too when stderr is a terminal and
 the log is large (--quiet silences both).`,
 	Example: `  ext3replay analyze disk.img io.log.zst
   ext3replay analyze --format jsonl -o ops.jsonl disk.img.zst io.log.zst
-  ext3replay analyze --metadata disk.img writes.lwlog | grep '(dir)'`,
+  ext3replay analyze --metadata disk.img writes.lwlog | grep '(dir)'
+  zstdcat io.log.zst | ext3replay analyze disk.img -`,
 	Args: cobra.ExactArgs(2),
 	RunE: func(cmd *cobra.Command, args []string) error {
 		f := analyzeFlags
@@ -123,11 +125,13 @@ func runAnalyze(imagePath, logPath string, opt resolver.Options, emit func(*ops.
 		return nil, &exitError{code: exitUsage, err: err}
 	}
 	defer closeImg()
-	lf, err := os.Open(logPath)
-	if err != nil {
-		return nil, &exitError{code: exitUsage, err: err}
+	lf := os.Stdin
+	if logPath != "-" {
+		if lf, err = os.Open(logPath); err != nil {
+			return nil, &exitError{code: exitUsage, err: err}
+		}
+		defer lf.Close()
 	}
-	defer lf.Close()
 	var src io.Reader = lf
 	if prog != nil {
 		if fi, err := lf.Stat(); err == nil && fi.Size() >= 64<<20 {
