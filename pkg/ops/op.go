@@ -5,6 +5,11 @@
 // interface (docs/output-formats.md): scripts depend on them.
 package ops
 
+import (
+	"bytes"
+	"encoding/json"
+)
+
 // Type is what happened, as printed in the "op" field.
 type Type string
 
@@ -50,7 +55,8 @@ func (k Kind) IsMetadata() bool {
 }
 
 // Op is one reported operation. Zero-valued optional fields are omitted
-// from jsonl output.
+// from jsonl output, except "sector" and "bytes" of reads and writes, which
+// are always present (sector 0 is a real place: the boot block).
 type Op struct {
 	Seq       int64   `json:"seq"`                 // index of the log record that made it certain
 	T         float64 `json:"t,omitempty"`         // seconds from the start of the log, when it has time
@@ -64,6 +70,43 @@ type Op struct {
 	Overwrite bool    `json:"overwrite,omitempty"` // move: replaced an existing file
 	Size      *uint64 `json:"size,omitempty"`      // truncate: the new size
 	Reason    string  `json:"reason,omitempty"`    // anomaly: what is wrong
+}
+
+// opJSON is Op as encoded: the same fields in the same order, with the
+// sector and byte count of I/O kept even when zero.
+type opJSON struct {
+	Seq       int64   `json:"seq"`
+	T         float64 `json:"t,omitempty"`
+	Op        Type    `json:"op"`
+	Path      string  `json:"path,omitempty"`
+	To        string  `json:"to,omitempty"`
+	Ino       uint32  `json:"ino,omitempty"`
+	Sector    *uint64 `json:"sector,omitempty"`
+	Bytes     *int64  `json:"bytes,omitempty"`
+	Kind      Kind    `json:"kind,omitempty"`
+	Overwrite bool    `json:"overwrite,omitempty"`
+	Size      *uint64 `json:"size,omitempty"`
+	Reason    string  `json:"reason,omitempty"`
+}
+
+// MarshalJSON encodes o with the field order and omission rules of the
+// public jsonl schema (docs/output-formats.md).
+func (o Op) MarshalJSON() ([]byte, error) {
+	j := opJSON{Seq: o.Seq, T: o.T, Op: o.Op, Path: o.Path, To: o.To, Ino: o.Ino,
+		Kind: o.Kind, Overwrite: o.Overwrite, Size: o.Size, Reason: o.Reason}
+	if o.Sector != 0 || o.IsIO() {
+		j.Sector = &o.Sector
+	}
+	if o.Bytes != 0 || o.IsIO() {
+		j.Bytes = &o.Bytes
+	}
+	var buf bytes.Buffer
+	e := json.NewEncoder(&buf)
+	e.SetEscapeHTML(false) // paths are data, not HTML: keep '&', '<', '>' as they are
+	if err := e.Encode(&j); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), nil
 }
 
 // IsIO reports whether the op is a read or a write.
