@@ -3,6 +3,7 @@ package blklog
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"testing"
 )
@@ -40,19 +41,40 @@ func fuzzRead(t *testing.T, b []byte) {
 	}
 }
 
+// fuzzReadAhead checks that ReadAhead yields what the plain reader does:
+// the same records, payloads and final error.
+func fuzzReadAhead(t *testing.T, b []byte) {
+	_, want, werr := readAll(t, b)
+	_, got, gerr := readAllAhead(t, b)
+	if fmt.Sprint(werr) != fmt.Sprint(gerr) || len(got) != len(want) {
+		t.Fatalf("read-ahead: %d records then %v; plain reader: %d records then %v", len(got), gerr, len(want), werr)
+	}
+	for i := range want {
+		if g, w := got[i], want[i]; g.Index != w.Index || g.Type != w.Type || g.Flags != w.Flags || g.Sector != w.Sector ||
+			g.Length != w.Length || g.TimeNS != w.TimeNS || !bytes.Equal(g.Data, w.Data) {
+			t.Fatalf("read-ahead record %d differs from the plain reader's", i)
+		}
+	}
+}
+
+func fuzzBoth(t *testing.T, b []byte) {
+	fuzzRead(t, b)
+	fuzzReadAhead(t, b)
+}
+
 func FuzzNativeReader(f *testing.F) {
 	f.Add(writeLog(f, smallRecords(sampleRecords(20, 11)), 3))
 	f.Add(writeLog(f, nil, 0))
 	hb, _ := marshalHeader(&Header{Source: "raw"})
 	f.Add(hb)
-	f.Fuzz(fuzzRead)
+	f.Fuzz(fuzzBoth)
 }
 
 func FuzzDMLogReader(f *testing.F) {
 	recs := smallRecords(dmRecords()[:12])
 	f.Add(writeDMLog(f, recs))
 	f.Add(writeDMLog(f, nil))
-	f.Fuzz(fuzzRead)
+	f.Fuzz(fuzzBoth)
 }
 
 // smallRecords trims payloads to one sector: small seeds make fast fuzzing.

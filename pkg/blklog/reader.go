@@ -173,6 +173,12 @@ type window struct {
 	buf  []byte
 	r, w int
 	err  error
+	// swap, when set, replaces compaction in place: records already handed out
+	// may point into buf, so fill moves the pending bytes to the buffer swap
+	// returns and leaves the old one, untouched from then on, to the caller.
+	// n is the size wanted; the new buffer must be longer than the pending
+	// bytes (fill swaps again if it is still shorter than n).
+	swap func(old []byte, n int) []byte
 }
 
 // windowSize is the initial window; it grows to hold the largest record.
@@ -191,7 +197,11 @@ func (b *window) fill(n int) error {
 		if len(b.buf)-b.r < n || b.w == len(b.buf) {
 			// Not enough room after r: move the pending bytes to the front,
 			// growing the buffer if it is full of them.
-			if b.w-b.r == len(b.buf) || len(b.buf) < n {
+			if b.swap != nil {
+				nb := b.swap(b.buf, n)
+				b.w = copy(nb, b.buf[b.r:b.w])
+				b.buf = nb
+			} else if b.w-b.r == len(b.buf) || len(b.buf) < n {
 				nb := make([]byte, max(min(2*len(b.buf), n+windowSize), windowSize))
 				b.w = copy(nb, b.buf[b.r:b.w])
 				b.buf = nb

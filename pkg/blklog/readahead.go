@@ -1,0 +1,233 @@
+package blklog
+
+import (
+	"errors"
+	"sync"
+)
+
+// Read-ahead: decoding (zstd, record parsing, CRC-32C) runs on its own
+// goroutine while the caller consumes records, so on two cores the consumer's
+// work hides behind decoding. Records travel in batches through a bounded
+// queue and the batch buffers are recycled, so memory stays bounded whatever
+// the log size.
+
+// readAheadQueue is how many decoded batches may wait for the consumer.
+const readAheadQueue = 2
+
+// readAheadBuf is the size of a batch buffer (native logs: the decoding window
+// itself; other logs: the payload copies). A record larger than this gets a
+// buffer of its own size, which is not recycled.
+const readAheadBuf = 4 << 20
+
+// readAheadRecords caps the records of a batch built by copying (non-native
+// logs); a native batch is bounded by its buffer (at most one record per 32
+// bytes).
+const readAheadRecords = 1024
+
+// batch is a run of records decoded ahead and the buffers their Data point into.
+type batch struct {
+	recs []Record
+	bufs [][]byte // owned by the batch until it is released
+	err  error    // the reader's error after the last record (io.EOF at the clean end)
+}
+
+type readAhead struct {
+	r    Reader
+	out  chan *batch
+	free chan *batch // recycled batches: their record slices and buffers
+	bufs chan []byte // recycled buffers of readAheadBuf bytes
+	stop chan struct{}
+	done chan struct{}
+	once sync.Once
+
+	cur *batch
+	i   int
+}
+
+// ReadAhead returns a Reader that decodes r on another goroutine, up to a few
+// MiB ahead of the caller (readAheadQueue batches of readAheadBuf bytes plus
+// the one being read and the one being filled). Its records, errors and
+// Header are r's; Record.Data stays valid until the next call of Next, as
+// Reader promises. A native log is decoded without copying payloads: records
+// point into the decoding window, whose buffers are handed over with the
+// batch instead of being reused in place. Close stops the goroutine (after its
+// current record) and closes r; r must not be used by anyone else meanwhile.
+func ReadAhead(r Reader) Reader {
+	ra := &readAhead{
+		r:    r,
+		out:  make(chan *batch, readAheadQueue),
+		free: make(chan *batch, readAheadQueue+2),
+		bufs: make(chan []byte, 2*(readAheadQueue+2)),
+		stop: make(chan struct{}),
+		done: make(chan struct{}),
+	}
+	inner := r
+	if fr, ok := r.(*fileReader); ok {
+		inner = fr.Reader
+	}
+	if nr, ok := inner.(*nativeReader); ok && nr.err == nil {
+		go ra.native(nr)
+	} else {
+		go ra.copying()
+	}
+	return ra
+}
+
+func (ra *readAhead) Header() Header { return ra.r.Header() }
+
+func (ra *readAhead) Next() (Record, error) {
+	for ra.cur == nil || ra.i == len(ra.cur.recs) {
+		if ra.cur != nil {
+			if ra.cur.err != nil {
+				return Record{}, ra.cur.err // sticky, like the underlying reader
+			}
+			ra.release(ra.cur)
+		}
+		b, ok := <-ra.out
+		if !ok {
+			// Only after Close: the producer never ends without sending an error.
+			ra.cur = &batch{err: errClosed}
+			continue
+		}
+		ra.cur, ra.i = b, 0
+	}
+	rec := ra.cur.recs[ra.i]
+	ra.i++
+	return rec, nil
+}
+
+// errClosed is returned by Next after Close.
+var errClosed = errors.New("blklog: read after Close")
+
+func (ra *readAhead) Close() error {
+	ra.once.Do(func() { close(ra.stop) })
+	<-ra.done
+	ra.cur, ra.i = &batch{err: errClosed}, 0
+	return ra.r.Close()
+}
+
+// release gives a consumed batch back to the producer.
+func (ra *readAhead) release(b *batch) {
+	for _, p := range b.bufs {
+		if cap(p) == readAheadBuf {
+			select {
+			case ra.bufs <- p[:readAheadBuf]:
+			default:
+			}
+		}
+	}
+	clear(b.recs) // drop the Data references
+	b.recs, b.bufs, b.err = b.recs[:0], b.bufs[:0], nil
+	select {
+	case ra.free <- b:
+	default:
+	}
+}
+
+// newBatch returns a recycled batch or a new one.
+func (ra *readAhead) newBatch() *batch {
+	select {
+	case b := <-ra.free:
+		return b
+	default:
+		return &batch{}
+	}
+}
+
+// buffer returns a buffer of at least n bytes: a recycled one when n fits.
+func (ra *readAhead) buffer(n int) []byte {
+	if n > readAheadBuf {
+		return make([]byte, n)
+	}
+	select {
+	case p := <-ra.bufs:
+		return p
+	default:
+		return make([]byte, readAheadBuf)
+	}
+}
+
+// send queues b for the consumer; false if Close was called.
+func (ra *readAhead) send(b *batch) bool {
+	select {
+	case ra.out <- b:
+		return true
+	case <-ra.stop:
+		return false
+	}
+}
+
+// native fills batches straight from the native reader's window: a batch ends
+// when the window moves to a new buffer, and takes the old one with it.
+func (ra *readAhead) native(nr *nativeReader) {
+	defer close(ra.done)
+	defer close(ra.out)
+	var retired [][]byte
+	nr.win.swap = func(old []byte, n int) []byte {
+		retired = append(retired, old)
+		// Grow as the window does (doubling, not trusting a record's length
+		// beyond what arrives), but never below the recycled size.
+		return ra.buffer(max(readAheadBuf, min(2*len(old), n+windowSize)))
+	}
+	cur := ra.newBatch()
+	for {
+		rec, err := nr.Next()
+		if len(retired) > 0 {
+			// The records so far point into the retired buffers; rec, if any,
+			// into the new one.
+			cur.bufs = append(cur.bufs, retired...)
+			retired = retired[:0]
+			if len(cur.recs) > 0 {
+				if !ra.send(cur) {
+					return
+				}
+				cur = ra.newBatch()
+			}
+		}
+		if err != nil {
+			cur.bufs = append(cur.bufs, nr.win.buf)
+			cur.err = err
+			ra.send(cur)
+			return
+		}
+		cur.recs = append(cur.recs, rec)
+	}
+}
+
+// copying fills batches from any Reader, copying each payload into the
+// batch's buffer (Data is only valid until the reader's next call).
+func (ra *readAhead) copying() {
+	defer close(ra.done)
+	defer close(ra.out)
+	cur := ra.newBatch()
+	var buf []byte // cur's payload buffer, filled up to len
+	for {
+		rec, err := ra.r.Next()
+		if err != nil {
+			cur.err = err
+			cur.bufs = append(cur.bufs, buf)
+			ra.send(cur)
+			return
+		}
+		if len(rec.Data) > 0 {
+			if len(buf)+len(rec.Data) > cap(buf) {
+				if len(buf) > 0 {
+					cur.bufs = append(cur.bufs, buf)
+				}
+				buf = ra.buffer(len(rec.Data))[:0]
+			}
+			n := len(buf)
+			buf = append(buf, rec.Data...)
+			rec.Data = buf[n:len(buf):len(buf)]
+		}
+		cur.recs = append(cur.recs, rec)
+		if len(cur.recs) == readAheadRecords || len(buf) >= readAheadBuf/2 {
+			cur.bufs = append(cur.bufs, buf)
+			buf = nil
+			if !ra.send(cur) {
+				return
+			}
+			cur = ra.newBatch()
+		}
+	}
+}

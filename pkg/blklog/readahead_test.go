@@ -1,0 +1,156 @@
+package blklog
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// readAllAhead reads b through ReadAhead. Every few records it waits for the
+// producer to run ahead before copying Data, so a buffer reused too early
+// shows as a wrong payload.
+func readAllAhead(t testing.TB, b []byte) (Header, []Record, error) {
+	t.Helper()
+	pr, err := NewReader(bytes.NewReader(b), "mem.log")
+	if err != nil {
+		return Header{}, nil, err
+	}
+	r := ReadAhead(pr)
+	defer r.Close()
+	var out []Record
+	for {
+		rec, err := r.Next()
+		if err == io.EOF {
+			return r.Header(), out, nil
+		}
+		if err != nil {
+			return r.Header(), out, err
+		}
+		if len(rec.Data) > 0 && len(out)%97 == 0 {
+			time.Sleep(time.Millisecond)
+		}
+		rec.Data = bytes.Clone(rec.Data)
+		out = append(out, rec)
+	}
+}
+
+// sameAsPlain checks that ReadAhead yields exactly what the plain reader does.
+func sameAsPlain(t *testing.T, name string, b []byte) {
+	t.Helper()
+	wh, want, werr := readAll(t, b)
+	gh, got, gerr := readAllAhead(t, b)
+	if fmt.Sprint(werr) != fmt.Sprint(gerr) {
+		t.Fatalf("%s: read-ahead ends with %v, plain reader with %v", name, gerr, werr)
+	}
+	if werr == nil && gh != wh {
+		t.Fatalf("%s: header %+v, want %+v", name, gh, wh)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%s: read-ahead gave %d records, plain reader %d", name, len(got), len(want))
+	}
+	for i := range want {
+		sameRecord(t, i, got[i], want[i])
+	}
+}
+
+func TestReadAheadNative(t *testing.T) {
+	recs := sampleRecords(3000, 21) // 1300 writes of up to 128 KiB: many batch buffers
+	b := writeLog(t, recs, 100)
+	_, got, err := readAllAhead(t, b)
+	if err != nil || len(got) != len(recs) {
+		t.Fatalf("%d records of %d, %v", len(got), len(recs), err)
+	}
+	for i := range recs {
+		sameRecord(t, i, got[i], recs[i])
+	}
+	// The raw (uncompressed) stream too.
+	d, err := newZstdReader(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := io.ReadAll(d)
+	d.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameAsPlain(t, "raw", raw)
+}
+
+// Records larger than a batch buffer, and runs of records with no payload.
+func TestReadAheadLargeAndEmpty(t *testing.T) {
+	big := make([]byte, readAheadBuf+readAheadBuf/2+512)
+	for i := range big {
+		big[i] = byte(i/4096 + i)
+	}
+	var recs []Record
+	for i := 0; i < 3; i++ {
+		recs = append(recs, Record{Type: TypeWrite, Sector: uint64(i), Length: uint32(len(big)), Data: big})
+		for j := 0; j < 200000; j++ { // 6 MiB of headers
+			recs = append(recs, Record{Type: TypeFlush})
+		}
+		recs = append(recs, Record{Type: TypeWrite, Sector: 9, Length: 512, Data: big[512*i : 512*(i+1)]})
+	}
+	sameAsPlain(t, "large", writeLog(t, recs, 1000))
+}
+
+// Damage ends the read-ahead where it ends the plain reader, with the same error.
+func TestReadAheadDamage(t *testing.T) {
+	recs := sampleRecords(400, 22)
+	b := writeLog(t, recs, 10)
+	for i := 1; i < 20; i++ {
+		sameAsPlain(t, fmt.Sprintf("cut %d", i), b[:i*len(b)/20])
+	}
+	c := bytes.Clone(b)
+	c[len(c)/2] ^= 0x55
+	sameAsPlain(t, "flip", c)
+	_, _, err := readAllAhead(t, b[:len(b)/2])
+	var de *DamageError
+	if !errors.As(err, &de) {
+		t.Fatalf("truncated log: %v, want a *DamageError", err)
+	}
+}
+
+// Logs of other formats go through the copying path.
+func TestReadAheadDMLog(t *testing.T) {
+	raw := writeDMLog(t, dmRecords())
+	enc, _ := zstd.NewWriter(nil)
+	sameAsPlain(t, "dm-log-writes", raw)
+	sameAsPlain(t, "dm-log-writes.zst", enc.EncodeAll(raw, nil))
+	sameAsPlain(t, "dm-log-writes cut", raw[:len(raw)*2/3])
+}
+
+// Close before the end stops the producer and closes the file.
+func TestReadAheadCloseEarly(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.log.zst")
+	if err := os.WriteFile(path, writeLog(t, sampleRecords(2000, 23), 50), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{0, 1, 500} {
+		fr, err := Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := ReadAhead(fr)
+		for i := 0; i < n; i++ {
+			if _, err := r.Next(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := r.Close(); err != nil {
+			t.Fatalf("close after %d records: %v", n, err)
+		}
+		if _, err := r.Next(); err == nil || err == io.EOF {
+			t.Fatalf("Next after Close: %v, want an error", err)
+		}
+		if _, err := fr.(*fileReader).f.Stat(); err == nil {
+			t.Fatal("Close left the file open")
+		}
+	}
+}
