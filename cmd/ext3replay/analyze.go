@@ -145,6 +145,9 @@ func runAnalyze(imagePath, logPath string, opt resolver.Options, emit func(*ops.
 	if err != nil {
 		return nil, &exitError{code: exitUsage, err: err}
 	}
+	// Decoding the log (zstd, record CRCs) and resolving run on two goroutines: on two cores
+	// the resolver's work mostly hides behind decoding.
+	lr = blklog.ReadAhead(lr)
 	defer lr.Close()
 	if err := blklog.CheckImage(lr.Header(), img, size); err != nil {
 		return nil, &exitError{code: exitUsage, err: fmt.Errorf("%s: %w", logPath, err)}
@@ -162,34 +165,22 @@ func runAnalyze(imagePath, logPath string, opt resolver.Options, emit func(*ops.
 	if err != nil {
 		return nil, &exitError{code: exitUsage, err: fmt.Errorf("%s: %w", imagePath, err)}
 	}
-	// Decoding the log and resolving run on two goroutines: on two cores the resolver's work
-	// mostly hides behind zstd decoding.
-	stop := make(chan struct{})
-	batches, recycle := readAhead(lr, stop)
-	defer func() {
-		close(stop) // ends the reader if we return early
-		for range batches {
+	for {
+		rec, err := lr.Next()
+		if err == io.EOF {
+			break
 		}
-	}()
-	for b := range batches {
-		for i := range b.recs {
-			rec := &b.recs[i]
-			rec.Data = b.buf[b.offs[i] : b.offs[i]+b.lens[i]]
-			if err := res.Record(rec); err != nil {
+		if err != nil {
+			var de *blklog.DamageError
+			if !errors.As(err, &de) {
 				return nil, err
 			}
-		}
-		if b.err != nil {
-			var de *blklog.DamageError
-			if !errors.As(b.err, &de) {
-				return nil, b.err
-			}
 			// Everything before the damage is good: report it, then say where it ended.
-			st.damage = b.err
+			st.damage = err
+			break
 		}
-		select {
-		case recycle <- b:
-		default: // the reader has enough spare batches
+		if err := res.Record(&rec); err != nil {
+			return nil, err
 		}
 	}
 	if err := res.Finish(); err != nil {
@@ -201,57 +192,6 @@ func runAnalyze(imagePath, logPath string, opt resolver.Options, emit func(*ops.
 	st.Stats = res.Stats()
 	st.elapsed = time.Since(start)
 	return st, nil
-}
-
-// recBatch is a run of records read ahead, their payloads copied into one buffer.
-type recBatch struct {
-	recs       []blklog.Record
-	buf        []byte
-	offs, lens []int
-	err        error // the reader's error after the last record (io.EOF is not reported)
-}
-
-// readAhead reads the log on its own goroutine in batches of about 4 MiB; the consumer
-// sends each batch back on recycle when done with it.
-func readAhead(lr blklog.Reader, stop <-chan struct{}) (<-chan *recBatch, chan<- *recBatch) {
-	out := make(chan *recBatch, 1)
-	recycle := make(chan *recBatch, 2)
-	go func() {
-		defer close(out)
-		for {
-			var b *recBatch
-			select {
-			case b = <-recycle:
-				b.recs, b.buf, b.offs, b.lens, b.err = b.recs[:0], b.buf[:0], b.offs[:0], b.lens[:0], nil
-			default:
-				b = &recBatch{}
-			}
-			for len(b.recs) < 1024 && len(b.buf) < 4<<20 {
-				rec, err := lr.Next()
-				if err != nil {
-					if err != io.EOF {
-						b.err = err
-					}
-					select {
-					case out <- b:
-					case <-stop:
-					}
-					return
-				}
-				b.offs = append(b.offs, len(b.buf))
-				b.lens = append(b.lens, len(rec.Data))
-				b.buf = append(b.buf, rec.Data...)
-				rec.Data = nil
-				b.recs = append(b.recs, rec)
-			}
-			select {
-			case out <- b:
-			case <-stop:
-				return
-			}
-		}
-	}()
-	return out, recycle
 }
 
 func printSummary(w io.Writer, st *analyzeStats) {
