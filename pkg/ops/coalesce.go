@@ -1,5 +1,7 @@
 package ops
 
+import "strings"
+
 // Coalescer merges consecutive reads or writes of one file into one op, so
 // that a 1 MiB sequential write sent as 256 requests prints as one line.
 //
@@ -21,6 +23,10 @@ package ops
 // op keeps the Seq and T of its first piece.
 //
 // Ops without a path (journal, bitmaps, unowned blocks) coalesce by kind.
+//
+// Open runs are indexed by every directory above their path, so a namespace
+// op costs the runs it ends, not the runs open: a metadata-heavy log keeps
+// thousands of files' runs open at once.
 type Coalescer struct {
 	// MaxPending bounds the ops held back waiting for their run to end;
 	// 0 means DefaultMaxPending.
@@ -29,6 +35,9 @@ type Coalescer struct {
 	emit  func(*Op) error
 	queue []*pending          // in order of first op; head is emitted first
 	open  map[string]*pending // open run per path key
+	// under holds, for each directory d, the open runs whose path starts
+	// with d+"/" (d is "" for the root), keyed by path.
+	under map[string]map[string]*pending
 	head  int
 }
 
@@ -44,7 +53,7 @@ type pending struct {
 // NewCoalescer returns a Coalescer that passes finished ops to emit (a
 // Writer's Write fits). The *Op given to emit is only valid during the call.
 func NewCoalescer(emit func(*Op) error) *Coalescer {
-	return &Coalescer{emit: emit, open: make(map[string]*pending)}
+	return &Coalescer{emit: emit, open: make(map[string]*pending), under: make(map[string]map[string]*pending)}
 }
 
 func runKey(op *Op) string {
@@ -62,12 +71,8 @@ func (c *Coalescer) Add(op *Op) error {
 		if op.Path == "" && op.To == "" {
 			c.closeAll()
 		} else {
-			for k, p := range c.open {
-				if p.op.Path != "" && (touches(p.op.Path, op.Path) || touches(p.op.Path, op.To)) {
-					p.closed = true
-					delete(c.open, k)
-				}
-			}
+			c.closeUnder(op.Path)
+			c.closeUnder(op.To)
 		}
 		p := &pending{op: *op, closed: true}
 		c.queue = append(c.queue, p)
@@ -79,29 +84,77 @@ func (c *Coalescer) Add(op *Op) error {
 			p.op.Bytes += op.Bytes
 			return nil
 		}
-		p.closed = true
-		delete(c.open, key)
+		c.close(p)
 	}
 	p := &pending{op: *op, key: key}
 	c.queue = append(c.queue, p)
-	c.open[key] = p
+	c.addOpen(p)
 	max := c.MaxPending
 	if max <= 0 {
 		max = DefaultMaxPending
 	}
 	if len(c.queue)-c.head > max {
-		h := c.queue[c.head]
-		if !h.closed {
-			h.closed = true
-			delete(c.open, h.key)
+		if h := c.queue[c.head]; !h.closed {
+			c.close(h)
 		}
 	}
 	return c.drain()
 }
 
-// touches reports whether an op naming name concerns path: the same name
-// or a directory above it.
-func touches(path, name string) bool { return name != "" && UnderPath(path, name) }
+// addOpen records p as the open run of its key.
+func (c *Coalescer) addOpen(p *pending) {
+	c.open[p.key] = p
+	path := p.op.Path
+	for i := 0; i < len(path); i++ {
+		if path[i] == '/' {
+			m := c.under[path[:i]]
+			if m == nil {
+				m = make(map[string]*pending)
+				c.under[path[:i]] = m
+			}
+			m[path] = p
+		}
+	}
+}
+
+// close ends the open run p.
+func (c *Coalescer) close(p *pending) {
+	p.closed = true
+	delete(c.open, p.key)
+	path := p.op.Path
+	for i := 0; i < len(path); i++ {
+		if path[i] == '/' {
+			if m := c.under[path[:i]]; m != nil {
+				delete(m, path)
+				if len(m) == 0 {
+					delete(c.under, path[:i])
+				}
+			}
+		}
+	}
+}
+
+// closeUnder ends the runs on files an op naming name concerns: the file
+// itself and, for a directory, everything below it (UnderPath).
+func (c *Coalescer) closeUnder(name string) {
+	switch name {
+	case "":
+		return
+	case "/":
+		for _, p := range c.open {
+			if p.op.Path != "" {
+				c.close(p)
+			}
+		}
+		return
+	}
+	if p := c.open[name]; p != nil && p.op.Path != "" {
+		c.close(p)
+	}
+	for _, p := range c.under[strings.TrimSuffix(name, "/")] {
+		c.close(p) // deletes from the map being ranged over: allowed
+	}
+}
 
 // extends reports whether next continues the run r.
 func extends(r, next *Op) bool {
@@ -114,6 +167,7 @@ func (c *Coalescer) closeAll() {
 		p.closed = true
 		delete(c.open, k)
 	}
+	clear(c.under)
 }
 
 // drain emits closed ops from the head of the queue.

@@ -1,6 +1,7 @@
 package ops
 
 import (
+	"math/rand/v2"
 	"reflect"
 	"testing"
 )
@@ -110,5 +111,109 @@ func TestCoalescePreservesVolume(t *testing.T) {
 	got := BuildStats(after).Totals
 	if before.All.ReadBytes != got.All.ReadBytes || before.All.WriteBytes != got.All.WriteBytes {
 		t.Fatalf("coalescing changed the byte totals: %+v -> %+v", before.All, got.All)
+	}
+}
+
+// refCoalesce is the Coalescer's rule written as a plain scan of every open
+// run, the way it was before open runs were indexed by directory. Emission
+// is in queue order, so the output is the queue.
+func refCoalesce(in []Op, maxPending int) []Op {
+	type run struct {
+		op     Op
+		closed bool
+		key    string
+	}
+	var queue []*run
+	head := 0 // first run not emitted yet
+	open := map[string]*run{}
+	for i := range in {
+		op := in[i]
+		if !op.IsIO() {
+			for k, p := range open {
+				if (op.Path == "" && op.To == "") || (p.op.Path != "" &&
+					((op.Path != "" && UnderPath(p.op.Path, op.Path)) || (op.To != "" && UnderPath(p.op.Path, op.To)))) {
+					p.closed = true
+					delete(open, k)
+				}
+			}
+			queue = append(queue, &run{op: op, closed: true})
+		} else {
+			key := runKey(&op)
+			if p := open[key]; p != nil {
+				if extends(&p.op, &op) {
+					p.op.Bytes += op.Bytes
+					continue
+				}
+				p.closed = true
+				delete(open, key)
+			}
+			p := &run{op: op, key: key}
+			queue = append(queue, p)
+			open[key] = p
+			if h := queue[head]; len(queue)-head > maxPending && !h.closed {
+				h.closed = true
+				delete(open, h.key)
+			}
+		}
+		for head < len(queue) && queue[head].closed {
+			head++
+		}
+	}
+	out := make([]Op, len(queue))
+	for i, q := range queue {
+		out[i] = q.op
+	}
+	return out
+}
+
+// The indexed Coalescer ends exactly the runs the plain scan does, on random
+// mixes of I/O and namespace ops over a small tree (names of directories and
+// files, "/", trailing slashes, pathless ops).
+func TestCoalescerMatchesScan(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	names := []string{"/", "/a", "/a/", "/a/b", "/a/b/c", "/a/bc", "/ab", "/a/b/c/d", "/x", "/x/a", "//", "rel", ""}
+	files := []string{"/a", "/a/b", "/a/b/c", "/a/bc", "/ab", "/a/b/c/d", "/x/a", "/x/y", "rel", "", "/a/", "//a"}
+	kinds := []Kind{KindData, KindDir, KindIndirect, KindJournal}
+	nsOps := []Type{Create, Delete, Move, Link, Mkdir, Rmdir, Truncate, Anomaly}
+	for round := 0; round < 300; round++ {
+		var in []Op
+		next := map[string]uint64{}
+		for i := 0; i < 400; i++ {
+			if rng.IntN(6) == 0 {
+				op := Op{Seq: int64(i), Op: nsOps[rng.IntN(len(nsOps))], Path: names[rng.IntN(len(names))]}
+				if op.Op == Move || op.Op == Link {
+					op.To = names[rng.IntN(len(names))]
+				}
+				in = append(in, op)
+				continue
+			}
+			f := files[rng.IntN(len(files))]
+			k := kinds[rng.IntN(len(kinds))]
+			s := next[f+string(k)]
+			if rng.IntN(4) == 0 {
+				s = uint64(rng.IntN(1000)) * 8
+			}
+			typ := Write
+			if rng.IntN(5) == 0 {
+				typ = Read
+			}
+			in = append(in, Op{Seq: int64(i), Op: typ, Path: f, Kind: k, Sector: s, Bytes: 4096})
+			next[f+string(k)] = s + 8
+		}
+		maxPending := 1 + rng.IntN(40)
+		var got []Op
+		c := NewCoalescer(func(op *Op) error { got = append(got, *op); return nil })
+		c.MaxPending = maxPending
+		for i := range in {
+			if err := c.Add(&in[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := c.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if want := refCoalesce(in, maxPending); !reflect.DeepEqual(got, want) {
+			t.Fatalf("round %d (MaxPending %d): %d ops out, the scan gives %d\n got %v\nwant %v", round, maxPending, len(got), len(want), got, want)
+		}
 	}
 }
