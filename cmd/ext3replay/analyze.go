@@ -157,9 +157,11 @@ func runAnalyze(imagePath, logPath string, opt resolver.Options, emit func(*ops.
 		st.ops[op.Op]++ // counted as printed, after coalescing
 		return emit(op)
 	})
-	// Every namespace op checks the open runs; a metadata-heavy log (thousands of small files,
-	// each written once) would keep thousands open. 512 still merges interleaved writes to
-	// hundreds of files, and a sequential run on one file is one entry however long.
+	// The bound is on ops held back behind the oldest open run (a file written once keeps its
+	// run open): it caps memory and how late lines come out. 512 still merges interleaved
+	// writes to hundreds of files, and a sequential run on one file is one entry however long.
+	// (Namespace ops no longer scan the open runs, so the cost is not why; a larger bound
+	// merges more journal writes and would change --metadata output.)
 	co.MaxPending = 512
 	res, err := resolver.New(img, size, opt, co.Add)
 	if err != nil {
