@@ -154,3 +154,20 @@ func TestReadAheadCloseEarly(t *testing.T) {
 		}
 	}
 }
+
+// The zstd frame checksum is skipped for native logs only: their records
+// carry CRC-32Cs. A dm-log-writes log has nothing else.
+func TestFrameChecksum(t *testing.T) {
+	recs := sampleRecords(100, 24)
+	b := writeLog(t, recs, 0)
+	b[len(b)-1] ^= 0xff // the last frame's XXH64, not its content
+	if _, got, err := readAll(t, b); err != nil || len(got) != len(recs) {
+		t.Fatalf("native log with a wrong frame checksum: %d records of %d, %v", len(got), len(recs), err)
+	}
+	enc, _ := zstd.NewWriter(nil, zstd.WithEncoderCRC(true))
+	dm := enc.EncodeAll(writeDMLog(t, dmRecords()), nil)
+	dm[len(dm)-1] ^= 0xff
+	if _, _, err := readAll(t, dm); err == nil {
+		t.Fatal("dm-log-writes log with a wrong frame checksum read without error")
+	}
+}
