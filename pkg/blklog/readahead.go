@@ -16,8 +16,10 @@ const readAheadQueue = 2
 
 // readAheadBuf is the size of a batch buffer (native logs: the decoding window
 // itself; other logs: the payload copies). A record larger than this gets a
-// buffer of its own size, which is not recycled.
-const readAheadBuf = 4 << 20
+// buffer of its own size, which is not recycled. Real logs hold writes of 1 to
+// 8 MiB; on a 1 GiB one, 8 MiB decoded as fast as the plain reader, 4 MiB 4%
+// slower and 1 MiB 20% slower (more records split across buffers).
+const readAheadBuf = 8 << 20
 
 // readAheadRecords caps the records of a batch built by copying (non-native
 // logs); a native batch is bounded by its buffer (at most one record per 32
@@ -44,9 +46,9 @@ type readAhead struct {
 	i   int
 }
 
-// ReadAhead returns a Reader that decodes r on another goroutine, up to a few
-// MiB ahead of the caller (readAheadQueue batches of readAheadBuf bytes plus
-// the one being read and the one being filled). Its records, errors and
+// ReadAhead returns a Reader that decodes r on another goroutine, up to about
+// 32 MiB ahead of the caller (readAheadQueue batches of readAheadBuf bytes
+// plus the one being read and the one being filled). Its records, errors and
 // Header are r's; Record.Data stays valid until the next call of Next, as
 // Reader promises. A native log is decoded without copying payloads: records
 // point into the decoding window, whose buffers are handed over with the

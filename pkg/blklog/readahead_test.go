@@ -92,7 +92,7 @@ func TestReadAheadLargeAndEmpty(t *testing.T) {
 	var recs []Record
 	for i := 0; i < 3; i++ {
 		recs = append(recs, Record{Type: TypeWrite, Sector: uint64(i), Length: uint32(len(big)), Data: big})
-		for j := 0; j < 200000; j++ { // 6 MiB of headers
+		for j := 0; j < readAheadBuf/recHeaderSize+1000; j++ { // more than a buffer of headers
 			recs = append(recs, Record{Type: TypeFlush})
 		}
 		recs = append(recs, Record{Type: TypeWrite, Sector: 9, Length: 512, Data: big[512*i : 512*(i+1)]})

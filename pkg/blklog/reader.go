@@ -230,7 +230,13 @@ func (b *window) fill(n int) error {
 			}
 			b.r = 0
 		}
-		m, err := b.src.Read(b.buf[b.w:])
+		end := len(b.buf)
+		if b.swap != nil {
+			// Read what is needed and at most windowSize more: whatever of a
+			// record sits at the end of a buffer is copied again on the swap.
+			end = min(end, b.w+max(n-(b.w-b.r), windowSize))
+		}
+		m, err := b.src.Read(b.buf[b.w:end])
 		b.w += m
 		if err != nil {
 			b.err = err
