@@ -14,12 +14,18 @@ import (
 // readAheadQueue is how many decoded batches may wait for the consumer.
 const readAheadQueue = 2
 
-// readAheadBuf is the size of a batch buffer (native logs: the decoding window
-// itself; other logs: the payload copies). A record larger than this gets a
-// buffer of its own size, which is not recycled. Real logs hold writes of 1 to
-// 8 MiB; on a 1 GiB one, 8 MiB decoded as fast as the plain reader, 4 MiB 4%
-// slower and 1 MiB 20% slower (more records split across buffers).
-const readAheadBuf = 8 << 20
+// Batch buffers (native logs: the decoding window itself; other logs: the
+// payload copies) are readAheadMinBuf bytes, grown up to readAheadBuf to hold
+// four of the largest records seen: a record that does not fit at the end of
+// a buffer is copied to the next one. Real logs of big files hold writes of 1
+// to 8 MiB; on a 1 GiB one, 8 MiB buffers decoded as fast as the plain reader,
+// 4 MiB 4% slower and 1 MiB 20% slower; a log of small writes keeps small
+// buffers (they are live heap, which the GC lets grow twice as large). A
+// record larger than readAheadBuf gets a buffer of its own, not recycled.
+const (
+	readAheadMinBuf = 1 << 20
+	readAheadBuf    = 8 << 20
+)
 
 // readAheadRecords caps the records of a batch built by copying (non-native
 // logs); a native batch is bounded by its buffer (at most one record per 32
@@ -37,7 +43,8 @@ type readAhead struct {
 	r    Reader
 	out  chan *batch
 	free chan *batch // recycled batches: their record slices and buffers
-	bufs chan []byte // recycled buffers of readAheadBuf bytes
+	bufs chan []byte // recycled buffers of readAheadMinBuf to readAheadBuf bytes
+	size int         // the producer's current buffer size
 	stop chan struct{}
 	done chan struct{}
 	once sync.Once
@@ -46,9 +53,9 @@ type readAhead struct {
 	i   int
 }
 
-// ReadAhead returns a Reader that decodes r on another goroutine, up to about
-// 32 MiB ahead of the caller (readAheadQueue batches of readAheadBuf bytes
-// plus the one being read and the one being filled). Its records, errors and
+// ReadAhead returns a Reader that decodes r on another goroutine, at most
+// about 32 MiB ahead of the caller (readAheadQueue batches of up to
+// readAheadBuf bytes plus the one being read and the one being filled). Its records, errors and
 // Header are r's; Record.Data stays valid until the next call of Next, as
 // Reader promises. A native log is decoded without copying payloads: records
 // point into the decoding window, whose buffers are handed over with the
@@ -62,6 +69,7 @@ func ReadAhead(r Reader) Reader {
 		bufs: make(chan []byte, 2*(readAheadQueue+2)),
 		stop: make(chan struct{}),
 		done: make(chan struct{}),
+		size: readAheadMinBuf,
 	}
 	inner := r
 	if fr, ok := r.(*fileReader); ok {
@@ -111,9 +119,9 @@ func (ra *readAhead) Close() error {
 // release gives a consumed batch back to the producer.
 func (ra *readAhead) release(b *batch) {
 	for _, p := range b.bufs {
-		if cap(p) == readAheadBuf {
+		if cap(p) >= readAheadMinBuf && cap(p) <= readAheadBuf {
 			select {
-			case ra.bufs <- p[:readAheadBuf]:
+			case ra.bufs <- p[:cap(p)]:
 			default:
 			}
 		}
@@ -136,16 +144,30 @@ func (ra *readAhead) newBatch() *batch {
 	}
 }
 
-// buffer returns a buffer of at least n bytes: a recycled one when n fits.
+// buffer returns a buffer of at least n bytes and at least ra.size: a
+// recycled one when one is large enough.
 func (ra *readAhead) buffer(n int) []byte {
+	n = max(n, ra.size)
 	if n > readAheadBuf {
 		return make([]byte, n)
 	}
-	select {
-	case p := <-ra.bufs:
-		return p
-	default:
-		return make([]byte, readAheadBuf)
+	for {
+		select {
+		case p := <-ra.bufs:
+			if len(p) >= n {
+				return p
+			}
+			// Smaller than the buffers now used: let it go.
+		default:
+			return make([]byte, n)
+		}
+	}
+}
+
+// grow raises the buffer size to hold four records of n bytes.
+func (ra *readAhead) grow(n int) {
+	for ra.size < 4*n && ra.size < readAheadBuf {
+		ra.size *= 2
 	}
 }
 
@@ -168,8 +190,8 @@ func (ra *readAhead) native(nr *nativeReader) {
 	nr.win.swap = func(old []byte, n int) []byte {
 		retired = append(retired, old)
 		// Grow as the window does (doubling, not trusting a record's length
-		// beyond what arrives), but never below the recycled size.
-		return ra.buffer(max(readAheadBuf, min(2*len(old), n+windowSize)))
+		// beyond what arrives), but never below the current size.
+		return ra.buffer(min(2*len(old), n+windowSize))
 	}
 	cur := ra.newBatch()
 	for {
@@ -193,6 +215,7 @@ func (ra *readAhead) native(nr *nativeReader) {
 			return
 		}
 		cur.recs = append(cur.recs, rec)
+		ra.grow(recHeaderSize + len(rec.Data))
 	}
 }
 
@@ -216,6 +239,7 @@ func (ra *readAhead) copying() {
 				if len(buf) > 0 {
 					cur.bufs = append(cur.bufs, buf)
 				}
+				ra.grow(len(rec.Data))
 				buf = ra.buffer(len(rec.Data))[:0]
 			}
 			n := len(buf)
@@ -223,7 +247,7 @@ func (ra *readAhead) copying() {
 			rec.Data = buf[n:len(buf):len(buf)]
 		}
 		cur.recs = append(cur.recs, rec)
-		if len(cur.recs) == readAheadRecords || len(buf) >= readAheadBuf/2 {
+		if len(cur.recs) == readAheadRecords || len(buf) >= ra.size/2 {
 			cur.bufs = append(cur.bufs, buf)
 			buf = nil
 			if !ra.send(cur) {
