@@ -11,7 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/mattn/go-isatty"
 	"github.com/spf13/cobra"
 
 	"github.com/ext3replay/ext3replay/internal/diskimage"
@@ -64,7 +63,7 @@ the log is large (--quiet silences both).`,
 			return &exitError{code: exitUsage, err: err}
 		}
 		var prog *progress
-		if !f.quiet && isatty.IsTerminal(os.Stderr.Fd()) {
+		if !f.quiet && isTerminal(os.Stderr) {
 			prog = &progress{}
 		}
 		if p := os.Getenv("EXT3REPLAY_CPUPROFILE"); p != "" {
@@ -86,6 +85,11 @@ the log is large (--quiet silences both).`,
 		if st != nil && !f.quiet {
 			printSummary(os.Stderr, st)
 		}
+		if err == nil && st != nil && st.damage != nil {
+			// The operations before the damage were written and are right; the
+			// exit status still says the log did not end where it should have.
+			err = &exitError{code: exitUsage, err: fmt.Errorf("%w; operations up to there were reported", st.damage)}
+		}
 		return err
 	},
 }
@@ -100,12 +104,17 @@ func init() {
 }
 
 // analyzeToOps runs analyze and returns the (coalesced) ops; used by stats and diff.
+// A damaged log is an error here: statistics or a comparison of a run cut
+// short would be silently wrong.
 func analyzeToOps(imagePath, logPath string, metadata bool) ([]ops.Op, error) {
 	var out []ops.Op
-	_, err := runAnalyze(imagePath, logPath, resolver.Options{Metadata: metadata}, func(op *ops.Op) error {
+	st, err := runAnalyze(imagePath, logPath, resolver.Options{Metadata: metadata}, func(op *ops.Op) error {
 		out = append(out, *op)
 		return nil
 	}, nil)
+	if err == nil && st.damage != nil {
+		err = &exitError{code: exitUsage, err: st.damage}
+	}
 	return out, err
 }
 
@@ -219,9 +228,6 @@ func printSummary(w io.Writer, st *analyzeStats) {
 	if st.JournalPending > 0 {
 		fmt.Fprintf(w, "  %d journal blocks belong to transactions never committed (ignored)\n", st.JournalPending)
 	}
-	if st.damage != nil {
-		fmt.Fprintf(w, "  warning: %v; operations up to there are reported\n", st.damage)
-	}
 }
 
 func human(n int64) string {
@@ -288,4 +294,11 @@ func (p *progress) stop() {
 		close(p.quit)
 		<-p.ended
 	}
+}
+
+// isTerminal reports whether f is a character device (a terminal): the
+// progress line is only for people watching.
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }

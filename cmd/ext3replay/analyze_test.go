@@ -4,10 +4,13 @@ import (
 	"bufio"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/ext3replay/ext3replay/internal/accuracy"
 	"github.com/ext3replay/ext3replay/pkg/blklog"
@@ -176,5 +179,56 @@ func TestAnalyzeCorpusAccuracy(t *testing.T) {
 				t.Errorf("stray data bytes %d (%v), anomalies %d", res.StrayWriteBytes, res.StrayPaths, res.Anomalies)
 			}
 		})
+	}
+}
+
+// A log cut short is analysed up to the cut: the operations before it are
+// written, and the command still fails with exit status 2 naming the record
+// and byte where the log stopped.
+func TestAnalyzeTruncatedLog(t *testing.T) {
+	needFixture(t)
+	// The fixture's log, decompressed (the reader takes raw native logs too)
+	// and cut 100 bytes before its end, inside the last records.
+	zf, err := os.Open(filepath.Join(fixtureDir, "io.log.zst"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zf.Close()
+	zr, err := zstd.NewReader(zf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	b, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cut := filepath.Join(dir, "cut.log")
+	if err := os.WriteFile(cut, b[:len(b)-100], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "ops.jsonl")
+	rootCmd.SetArgs([]string{"analyze", "--quiet", "--format", "jsonl", "-o", out,
+		filepath.Join(fixtureDir, "image.raw.zst"), cut})
+	err = rootCmd.Execute()
+	analyzeFlags.format, analyzeFlags.output, analyzeFlags.quiet = "text", "-", false
+	var ee *exitError
+	if !errors.As(err, &ee) || ee.code != exitUsage {
+		t.Fatalf("err = %v, want exit status %d", err, exitUsage)
+	}
+	var de *blklog.DamageError
+	if !errors.As(err, &de) || !strings.Contains(err.Error(), "record") {
+		t.Fatalf("err = %v, want a DamageError naming the record", err)
+	}
+	got, rerr := os.ReadFile(out)
+	if rerr != nil {
+		t.Fatal(rerr)
+	}
+	if l, perr := ops.ReadJSONL(strings.NewReader(string(got))); perr != nil || len(l) == 0 {
+		t.Fatalf("want the operations before the damage, got %d (%v)", len(l), perr)
+	}
+	if _, err := analyzeToOps(filepath.Join(fixtureDir, "image.raw.zst"), cut, false); !errors.As(err, &de) {
+		t.Fatalf("analyzeToOps on a damaged log: err = %v, want the damage", err)
 	}
 }
