@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/ext3replay/ext3replay/internal/zeros"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -104,7 +105,7 @@ func copySparse(w *os.File, r io.Reader) (int64, error) {
 		n, err := fill(r, buf)
 		for i := 0; i < n; i += zeroChunk {
 			c := buf[i:min(i+zeroChunk, n)]
-			if !isZero(c) {
+			if !zeros.Is(c) {
 				if _, werr := w.WriteAt(c, off+int64(i)); werr != nil {
 					return 0, werr
 				}
@@ -132,21 +133,6 @@ func fill(r io.Reader, buf []byte) (int, error) {
 		}
 	}
 	return n, nil
-}
-
-func isZero(b []byte) bool {
-	for len(b) >= 8 {
-		if b[0]|b[1]|b[2]|b[3]|b[4]|b[5]|b[6]|b[7] != 0 {
-			return false
-		}
-		b = b[8:]
-	}
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // ReadAt reads from the (decompressed) image.

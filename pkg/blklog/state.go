@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/ext3replay/ext3replay/internal/zeros"
 )
 
 // PrepareState copies the starting image at basePath (raw, or
@@ -82,7 +84,7 @@ func identifyStream(r io.Reader, name string, dst *os.File) (ImageID, error) {
 			if len(region) < RegionSize {
 				region = append(region, b[:min(len(b), RegionSize-len(region))]...)
 			}
-			if dst != nil && !allZero(b) {
+			if dst != nil && !zeros.Is(b) {
 				if _, werr := dst.WriteAt(b, size); werr != nil {
 					return ImageID{}, fmt.Errorf("blklog: writing state file: %w", werr)
 				}
@@ -103,19 +105,4 @@ func identifyStream(r io.Reader, name string, dst *os.File) (ImageID, error) {
 	id.RegionSHA256 = sha256.Sum256(region)
 	copy(id.FullSHA256[:], full.Sum(nil))
 	return id, nil
-}
-
-func allZero(b []byte) bool {
-	for len(b) >= 8 {
-		if b[0]|b[1]|b[2]|b[3]|b[4]|b[5]|b[6]|b[7] != 0 {
-			return false
-		}
-		b = b[8:]
-	}
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
 }

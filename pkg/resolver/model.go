@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+
+	"github.com/ext3replay/ext3replay/internal/zeros"
 )
 
 // model is the resolver's picture of the disk: the starting image plus an
@@ -113,7 +115,7 @@ func (m *model) store(b uint64, data []byte) {
 
 // putUnowned stores the content of a write to a block nobody owns, if it could be metadata.
 func (m *model) putUnowned(b uint64, data []byte) {
-	if isZero(data) {
+	if zeros.Is(data) {
 		m.drop(b)
 		m.over[b] = m.zero
 		return
@@ -138,21 +140,6 @@ func (m *model) putUnowned(b uint64, data []byte) {
 func (m *model) drop(b uint64) {
 	m.owned(b)
 	delete(m.over, b)
-}
-
-func isZero(b []byte) bool {
-	for len(b) >= 8 {
-		if binary.LittleEndian.Uint64(b) != 0 {
-			return false
-		}
-		b = b[8:]
-	}
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // couldBeMetadata is the cheap test of putUnowned: a directory block whose entries chain, an
