@@ -161,6 +161,10 @@ func runAnalyze(imagePath, logPath string, opt resolver.Options, emit func(*ops.
 	if err := blklog.CheckImage(lr.Header(), img, size); err != nil {
 		return nil, &exitError{code: exitUsage, err: fmt.Errorf("%s: %w", logPath, err)}
 	}
+	guard, err := newSBGuard(lr.Header(), img, logPath)
+	if err != nil {
+		return nil, &exitError{code: exitUsage, err: fmt.Errorf("%s: %w", imagePath, err)}
+	}
 	st := &analyzeStats{ops: map[ops.Type]int64{}}
 	co := ops.NewCoalescer(func(op *ops.Op) error {
 		st.ops[op.Op]++ // counted as printed, after coalescing
@@ -189,6 +193,9 @@ func runAnalyze(imagePath, logPath string, opt resolver.Options, emit func(*ops.
 			// Everything before the damage is good: report it, then say where it ended.
 			st.damage = err
 			break
+		}
+		if err := guard.check(&rec); err != nil {
+			return nil, &exitError{code: exitUsage, err: err}
 		}
 		if err := res.Record(&rec); err != nil {
 			return nil, err

@@ -232,3 +232,19 @@ func TestAnalyzeTruncatedLog(t *testing.T) {
 		t.Fatalf("analyzeToOps on a damaged log: err = %v, want the damage", err)
 	}
 }
+
+// A dm-log-writes log carries no image identity; the superblock it writes must still describe
+// the image's file system, or every path would be attributed against the wrong tree.
+func TestAnalyzeRefusesOtherImageDmLogWrites(t *testing.T) {
+	needFixture(t)
+	for _, other := range []string{"basic-ext3-1k", "basic-ext2-4k"} {
+		img := filepath.Join("../../fixtures/real", other, "image.raw.zst")
+		if _, err := os.Stat(img); err != nil {
+			t.Skipf("fixture %s not present", other)
+		}
+		_, err := analyzeToOps(img, filepath.Join(fixtureDir, "writes.lwlog.zst"), false)
+		if !errors.Is(err, blklog.ErrImageMismatch) || !strings.Contains(err.Error(), "record ") {
+			t.Errorf("%s: err = %v, want an image mismatch naming the record", other, err)
+		}
+	}
+}
