@@ -26,24 +26,27 @@ func journalize(t *testing.T, base, after []byte) (data, journal, checkpoint []b
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	var cmds strings.Builder
-	cmds.WriteString("jo\n")
+	// One jw command is one transaction: give it every metadata block at once (a list of
+	// blocks and a file of their contents in that order), as the kernel commits one
+	// operation's blocks together.
+	var blocks []string
+	var content []byte
 	for _, rec := range blockWrites(base, after) {
 		b := rec.Sector / 2
 		if idx.Lookup(b).Role == RoleData {
 			data = append(data, rec)
 			continue
 		}
-		f := filepath.Join(dir, fmt.Sprintf("b%d", b))
-		if err := os.WriteFile(f, rec.Data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		fmt.Fprintf(&cmds, "jw -b %d %s\n", b, f)
+		blocks = append(blocks, fmt.Sprint(b))
+		content = append(content, rec.Data...)
 		checkpoint = append(checkpoint, rec)
 	}
-	cmds.WriteString("jc\n")
-	journal = blockWrites(base, debugfsChange(t, base, cmds.String()))
+	f := filepath.Join(t.TempDir(), "blocks")
+	if err := os.WriteFile(f, content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmds := fmt.Sprintf("jo\njw -b %s %s\njc\n", strings.Join(blocks, ","), f)
+	journal = blockWrites(base, debugfsChange(t, base, cmds))
 	return data, journal, checkpoint
 }
 
