@@ -180,11 +180,28 @@ func (r *Resolver) resolve(ino uint32, final bool) {
 		// The first incarnation is gone: its removed names and the names still recorded
 		// that this inode did not just gain were its own.
 		p.reused = false
-		for _, l := range r.names.Links(ino) {
-			if !p.hasAdd(l) {
-				r.evOrd++
-				p.rems = append(p.rems, nameEv{l: l, path: r.linkPath(l), seq: r.seq, ord: r.evOrd})
-				r.dropLink(l, ino)
+		// A name the directory still has that this inode did not just gain was the first
+		// incarnation's and is now the new one's too: "rm f; create f" reuses the freed inode
+		// number and, in the same directory slot, leaves the entry byte for byte as it was
+		// (or changes only its file type). On ext3 the transaction, on ext2 the flush
+		// interval, is applied whole when this runs, so a name still here stays.
+		var kept []nameEv
+		if isLive {
+			for _, l := range r.names.Links(ino) {
+				if !p.hasAdd(l) {
+					r.evOrd++
+					p.rems = append(p.rems, nameEv{l: l, path: r.linkPath(l), seq: r.seq, ord: r.evOrd})
+					r.evOrd++
+					kept = append(kept, nameEv{l: l, seq: r.seq, ord: r.evOrd})
+				}
+			}
+		} else {
+			for _, l := range r.names.Links(ino) {
+				if !p.hasAdd(l) {
+					r.evOrd++
+					p.rems = append(p.rems, nameEv{l: l, path: r.linkPath(l), seq: r.seq, ord: r.evOrd})
+					r.dropLink(l, ino)
+				}
 			}
 		}
 		var rems []nameEv
@@ -195,6 +212,8 @@ func (r *Resolver) resolve(ino uint32, final bool) {
 		}
 		p.rems = rems
 		r.emitRemovals(ino, p, p.reusedType, true)
+		// The kept names are the new file's first: it is created under them.
+		p.adds = append(kept, p.adds...)
 	}
 	// A name that went and came back (htree split written in two steps) is no change. A name
 	// that came and went, on an inode that is gone now, is a file created and deleted.
