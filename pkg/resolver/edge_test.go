@@ -1,14 +1,18 @@
 package resolver
 
 import (
+	"bytes"
 	"fmt"
 	"math/rand"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 
 	"github.com/ext3replay/ext3replay/pkg/blklog"
+	"github.com/ext3replay/ext3replay/pkg/ext3fs"
 )
 
 // Edge cases of pairing beyond TestPairingHandBuilt: each change is made with debugfs on a
@@ -147,6 +151,18 @@ func TestPairingEdgeCases(t *testing.T) {
 			data: []string{"/d/" + n255}},
 		{name: "directory grows a second block",
 			cmds: grow.String(), want: growWant},
+		{name: "move over a hard-linked file in another directory",
+			cmds: "unlink /e/h\nsif /d/g links_count 1\nln /d/f /e/h\nunlink /d/f\n",
+			want: []string{"move /d/f -> /e/h (overwrite)"}},
+		{name: "move over a file in another directory",
+			cmds: "kill_file /x/y/z\nunlink /x/y/z\nln /d/f /x/y/z\nunlink /d/f\n",
+			want: []string{"move /d/f -> /x/y/z (overwrite)"}},
+		{name: "rmdir and mkdir elsewhere reusing the inode",
+			cmds: "rmdir /empty\nmkdir /d/sub\nsif /d/sub generation 9\n",
+			want: []string{"mkdir /d/sub", "rmdir /empty"}, ext2: true},
+		{name: "two files swap names",
+			cmds: "ln /d/f /d/tmp\nunlink /d/f\nln /x/y/z /d/f\nunlink /x/y/z\nln /d/tmp /x/y/z\nunlink /d/tmp\n",
+			want: []string{"move /d/f -> /x/y/z (overwrite)", "move /x/y/z -> /d/f (overwrite)"}},
 		{name: "block freed and reused by another file",
 			cmds: "rm /x/y/z\nwrite CONTENT /x/new\nsif /x/new generation 7\n",
 			want: []string{"create /x/new", "delete /x/y/z"}, data: []string{"/x/new"}, journalOnly: true},
@@ -179,6 +195,185 @@ func TestPairingTIND(t *testing.T) {
 		t.Run(fsType, func(t *testing.T) {
 			checkEdge(t, seed, fsType, edgeCase{cmds: "write " + host + " /d/big\n",
 				want: []string{"create /d/big"}, data: []string{"/d/big"}})
+		})
+	}
+}
+
+// stagedChange applies the stages to img one after the other and returns every intermediate
+// image (the first is img). A stage line "DATA /path" overwrites the first data block of
+// /path (found with debugfs bmap) instead of running debugfs.
+func stagedChange(t *testing.T, img []byte, stages []string) [][]byte {
+	t.Helper()
+	out := [][]byte{img}
+	for _, st := range stages {
+		cur := out[len(out)-1]
+		var cmds strings.Builder
+		for _, line := range strings.Split(st, "\n") {
+			if p, ok := strings.CutPrefix(line, "DATA "); ok {
+				if cmds.Len() > 0 {
+					cur = debugfsChange(t, cur, cmds.String())
+					cmds.Reset()
+				}
+				cur = overwriteFirstBlock(t, cur, p)
+				continue
+			}
+			if line != "" {
+				cmds.WriteString(line + "\n")
+			}
+		}
+		if cmds.Len() > 0 {
+			cur = debugfsChange(t, cur, cmds.String())
+		}
+		out = append(out, cur)
+	}
+	return out
+}
+
+func overwriteFirstBlock(t *testing.T, img []byte, path string) []byte {
+	t.Helper()
+	dir := t.TempDir()
+	p := filepath.Join(dir, "img")
+	if err := os.WriteFile(p, img, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("debugfs", "-R", "bmap "+path+" 0", p).Output()
+	if err != nil {
+		t.Fatalf("debugfs bmap %s: %v", path, err)
+	}
+	var b int
+	if _, err := fmt.Sscan(strings.TrimSpace(string(out)), &b); err != nil || b == 0 {
+		t.Fatalf("debugfs bmap %s: %q", path, out)
+	}
+	cp := append([]byte(nil), img...)
+	copy(cp[b*1024:(b+1)*1024], bytes.Repeat([]byte("rewritten\n"), 102))
+	return cp
+}
+
+// checkStaged replays the stages as flush intervals, the writes of each interval in random
+// orders, and checks the namespace ops and that each path in data got data writes and no
+// other path did.
+func checkStaged(t *testing.T, seed []byte, stages []string, want, data []string) {
+	t.Helper()
+	imgs := stagedChange(t, seed, stages)
+	var ivs [][]blklog.Record
+	for i := 1; i < len(imgs); i++ {
+		ivs = append(ivs, blockWrites(imgs[i-1], imgs[i]))
+	}
+	rng := rand.New(rand.NewSource(3))
+	for round := 0; round < 40; round++ {
+		var log []blklog.Record
+		for _, iv := range ivs {
+			perm := rng.Perm(len(iv))
+			if round == 0 {
+				for i := range perm {
+					perm[i] = i
+				}
+			}
+			for _, j := range perm {
+				log = append(log, iv[j])
+			}
+			log = append(log, blklog.Record{Type: blklog.TypeFlush})
+		}
+		got := analyzeRecords(t, seed, log, Options{})
+		ns, io, an := meaning(got)
+		if len(an) > 0 {
+			t.Fatalf("round %d: anomalies %q", round, an)
+		}
+		if !equalStrings(ns, want) {
+			t.Fatalf("round %d: namespace ops\n got %q\nwant %q\nops: %v", round, ns, want, got)
+		}
+		for k := range io {
+			if p, ok := strings.CutPrefix(k, "write "); ok && strings.HasSuffix(p, " (data)") {
+				p = strings.TrimSuffix(p, " (data)")
+				found := false
+				for _, d := range data {
+					found = found || d == p
+				}
+				if !found {
+					t.Fatalf("round %d: data written to %s, want only %q: %v", round, p, data, io)
+				}
+			}
+		}
+		for _, d := range data {
+			if io["write "+d+" (data)"] == 0 {
+				t.Fatalf("round %d: no data written to %s: %v", round, d, io)
+			}
+		}
+	}
+}
+
+// TestPairingStaged: changes over several flush intervals, written home (ext2).
+func TestPairingStaged(t *testing.T) {
+	needTools(t)
+	seed := seedImage(t, "ext2")
+	cases := []struct {
+		name   string
+		stages []string
+		want   []string
+		data   []string
+	}{
+		{"directory moved, then a file under it rewritten in the same interval",
+			[]string{"ln /x/y /d/y\nunlink /x/y\nDATA /d/y/z"},
+			[]string{"move /x/y -> /d/y"}, []string{"/d/y/z"}},
+		{"file rewritten, then moved in the next interval",
+			[]string{"DATA /d/f", "ln /d/f /e/f\nunlink /d/f"},
+			[]string{"move /d/f -> /e/f"}, []string{"/d/f"}},
+		{"truncated, then extended again",
+			[]string{"punch /d/g 1\nsif /d/g size 700", "sif /d/g block[1] 1500\nsetb 1500\nsif /d/g size 2048\nDATA /d/g"},
+			[]string{"truncate /d/g size=700"}, []string{"/d/g"}},
+		{"moved twice over two intervals",
+			// (The kernel rewrites a renamed inode's slot, for its ctime; debugfs needs telling.)
+			[]string{"ln /d/f /e/tmp\nunlink /d/f\nsif /e/tmp ctime 20231115000000", "ln /e/tmp /x/final\nunlink /e/tmp\nsif /x/final ctime 20231116000000"},
+			[]string{"move /d/f -> /e/tmp", "move /e/tmp -> /x/final"}, nil},
+		{"created, then deleted in the next interval",
+			[]string{"write CONTENT /d/new", "rm /d/new"},
+			[]string{"create /d/new", "delete /d/new"}, []string{"/d/new"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) { checkStaged(t, seed, c.stages, c.want, c.data) })
+	}
+}
+
+// TestPairingLastGroup: files whose inodes are the last of the last block group (8 groups of 8
+// inodes; new files until they run out take every group up to the last inode), created, moved
+// and deleted.
+func TestPairingLastGroup(t *testing.T) {
+	needTools(t)
+	var create strings.Builder
+	for i := 0; i < 50; i++ {
+		fmt.Fprintf(&create, "write /dev/null /d/f%02d\n", i)
+	}
+	for _, fsType := range []string{"ext2", "ext3"} {
+		t.Run(fsType, func(t *testing.T) {
+			seed := seedImageArgs(t, fsType, "-g", "256")
+			imgs := stagedChange(t, seed, []string{create.String()})
+			fs, err := ext3fs.Open(bytes.NewReader(imgs[1]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			names, err := BuildNames(fs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			last := fs.SB.InodesCount
+			if last/fs.SB.InodesPerGroup < 7 {
+				t.Fatalf("%d inodes in groups of %d: want 8 groups", last, fs.SB.InodesPerGroup)
+			}
+			mv, rm := names.Path(last), names.Path(last-1)
+			if !strings.HasPrefix(mv, "/d/f") || !strings.HasPrefix(rm, "/d/f") {
+				t.Fatalf("inodes %d and %d are %q and %q: the test does not reach the last group", last, last-1, mv, rm)
+			}
+			stages := []string{create.String(), "ln " + mv + " /e/moved\nunlink " + mv + "\nsif /e/moved ctime 20231115000000\nrm " + rm}
+			// debugfs stops allocating when the inodes run out: the files that exist are created.
+			var w []string
+			for ino := uint32(1); ino <= last; ino++ {
+				if p := names.Path(ino); strings.HasPrefix(p, "/d/f") && len(p) == len("/d/f00") {
+					w = append(w, "create "+p)
+				}
+			}
+			w = append(w, "delete "+rm, "move "+mv+" -> /e/moved")
+			sort.Strings(w)
+			checkStaged(t, seed, stages, w, nil)
 		})
 	}
 }

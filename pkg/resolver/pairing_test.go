@@ -31,6 +31,12 @@ func needTools(t *testing.T) {
 //	/d/f (6 bytes)  /d/g (3000 bytes, also named /e/h)  /e/  /empty/  /x/y/z (a file two levels down)
 func seedImage(t testing.TB, fsType string) []byte {
 	t.Helper()
+	return seedImageArgs(t, fsType)
+}
+
+// seedImageArgs is seedImage with extra mke2fs options.
+func seedImageArgs(t testing.TB, fsType string, extra ...string) []byte {
+	t.Helper()
 	dir := t.TempDir()
 	src := filepath.Join(dir, "seed")
 	for _, d := range []string{"d", "e", "empty", "x/y"} {
@@ -50,7 +56,8 @@ func seedImage(t testing.TB, fsType string) []byte {
 		t.Fatal(err)
 	}
 	img := filepath.Join(dir, "img")
-	cmd := exec.Command("mke2fs", "-q", "-F", "-t", fsType, "-b", "1024", "-N", "64", "-d", src, img, "2M")
+	args := append([]string{"-q", "-F", "-t", fsType, "-b", "1024", "-N", "64"}, extra...)
+	cmd := exec.Command("mke2fs", append(args, "-d", src, img, "2M")...)
 	cmd.Env = append(os.Environ(), "E2FSPROGS_FAKE_TIME=1700000000")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("mke2fs: %v\n%s", err, out)
