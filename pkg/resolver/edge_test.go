@@ -377,3 +377,64 @@ func TestPairingLastGroup(t *testing.T) {
 		})
 	}
 }
+
+// htreeImage makes an image whose directory /h holds 60 files, indexed by e2fsck -D (an htree
+// of three leaves on 1K blocks).
+func htreeImage(t *testing.T, fsType string) []byte {
+	t.Helper()
+	if _, err := exec.LookPath("e2fsck"); err != nil {
+		t.Skip("e2fsck not installed")
+	}
+	dir := t.TempDir()
+	src := filepath.Join(dir, "seed", "h")
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 60; i++ {
+		if err := os.WriteFile(filepath.Join(src, fmt.Sprintf("file_with_a_long_name_number_%d", i)), []byte("x\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	img := filepath.Join(dir, "img")
+	cmd := exec.Command("mke2fs", "-q", "-F", "-t", fsType, "-b", "1024", "-N", "128", "-O", "dir_index", "-d", filepath.Join(dir, "seed"), img, "2M")
+	cmd.Env = append(os.Environ(), "E2FSPROGS_FAKE_TIME=1700000000")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("mke2fs: %v\n%s", err, out)
+	}
+	cmd = exec.Command("e2fsck", "-fyD", img)
+	cmd.Env = cmd.Env[:0]
+	cmd.Env = append(os.Environ(), "E2FSPROGS_FAKE_TIME=1700000000")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		// 1: errors corrected (the directories were optimised), the expected outcome.
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() > 1 {
+			t.Fatalf("e2fsck -D: %v\n%s", err, out)
+		}
+	}
+	b, err := os.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestPairingHtreeSplit: new names in an htree directory split its leaves (debugfs' link
+// splits them as the kernel does: half the entries of a leaf move to a new block). Entries
+// that move between blocks must not come out as moves, deletes or creates.
+func TestPairingHtreeSplit(t *testing.T) {
+	needTools(t)
+	var cmds strings.Builder
+	var want []string
+	for i := 61; i <= 90; i++ {
+		fmt.Fprintf(&cmds, "write /dev/null /h/another_long_name_to_split_leaves_%d\n", i)
+		want = append(want, fmt.Sprintf("create /h/another_long_name_to_split_leaves_%d", i))
+	}
+	cmds.WriteString("ln /h/file_with_a_long_name_number_7 /h/renamed_7\nunlink /h/file_with_a_long_name_number_7\nrm /h/file_with_a_long_name_number_9\n")
+	want = append(want, "delete /h/file_with_a_long_name_number_9", "move /h/file_with_a_long_name_number_7 -> /h/renamed_7")
+	sort.Strings(want)
+	for _, fsType := range []string{"ext2", "ext3"} {
+		t.Run(fsType, func(t *testing.T) {
+			seed := htreeImage(t, fsType)
+			checkEdge(t, seed, fsType, edgeCase{cmds: cmds.String(), want: want})
+		})
+	}
+}
