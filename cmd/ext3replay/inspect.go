@@ -152,11 +152,19 @@ func runInspect(cmd *cobra.Command, args []string) error {
 	if inspectFlags.format == "json" {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
+		// "groups" is the group count, or with --groups the per-group array: one key cannot be
+		// both, and an outer array field hid the count even without --groups.
+		if inspectFlags.groups {
+			return enc.Encode(struct {
+				inspectSummary
+				Groups []inspectGroup `json:"groups"`
+				Files  []inspectFile  `json:"files"`
+			}{sum, groups, files})
+		}
 		return enc.Encode(struct {
 			inspectSummary
-			Groups []inspectGroup `json:"groups,omitempty"`
-			Files  []inspectFile  `json:"files"`
-		}{sum, groups, files})
+			Files []inspectFile `json:"files"`
+		}{sum, files})
 	}
 	writeSummary(w, sum)
 	fmt.Fprintln(w)

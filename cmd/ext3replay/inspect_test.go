@@ -96,8 +96,9 @@ func TestInspectAndBlocks(t *testing.T) {
 		t.Fatal(err)
 	}
 	var doc struct {
-		Compressed bool `json:"compressed"`
-		BlockSize  int  `json:"block_size"`
+		Compressed bool    `json:"compressed"`
+		BlockSize  int     `json:"block_size"`
+		Groups     *uint32 `json:"groups"`
 		Files      []struct {
 			Path   string `json:"path"`
 			Ino    uint32 `json:"ino"`
@@ -108,6 +109,10 @@ func TestInspectAndBlocks(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(out), &doc); err != nil {
 		t.Fatalf("inspect json: %v", err)
+	}
+	// The documented group count (it was shadowed by the --groups array and never printed).
+	if doc.Groups == nil || *doc.Groups != fsys.SB.GroupCount() {
+		t.Errorf("json: groups %v, want the count %d", doc.Groups, fsys.SB.GroupCount())
 	}
 	if !doc.Compressed || doc.BlockSize != 1024 || len(doc.Files) != len(files) {
 		t.Errorf("json: compressed %v block size %d, %d files (want %d)", doc.Compressed, doc.BlockSize, len(doc.Files), len(files))
