@@ -368,6 +368,9 @@ func (r *Resolver) emitRemovals(ino uint32, p *inoPend, typ ext3fs.FileType, las
 		}
 	}
 	p.rems = keep
+	// Several names gone at once: which one was last the disk cannot tell, and the order
+	// their blocks were written in must not decide it; the last in path order is the delete.
+	sort.SliceStable(todo, func(i, j int) bool { return todo[i].path < todo[j].path })
 	for i, m := range todo {
 		t := ops.Unlink
 		if lastGone && i == len(todo)-1 && len(keep) == 0 {

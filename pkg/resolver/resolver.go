@@ -577,6 +577,28 @@ func (r *Resolver) applyBatch(batch []blockWrite) {
 			r.m.drop(w.b)
 		}
 	}
+	// A directory or indirect block rewritten in the batch that also frees it (the last
+	// entry moved out of a directory removed in the same transaction, the pointers of an
+	// indirect block zeroed by the truncate that frees it) is released by what it held
+	// before the batch, not by its new content: credit the old content first.
+	for i := range batch {
+		w := &batch[i]
+		if !w.changed {
+			continue
+		}
+		switch w.role {
+		case RoleDir:
+			if _, ok := r.credDir[w.b]; !ok {
+				if olds, err := r.parseDents(w.old); err == nil {
+					r.credDir[w.b] = olds
+				}
+			}
+		case RoleInd, RoleDInd, RoleTInd:
+			if _, ok := r.credMap[w.b]; !ok {
+				r.credMap[w.b] = ext3fs.ParseIndirect(w.old)
+			}
+		}
+	}
 	for i := range batch {
 		w := &batch[i]
 		if w.changed && w.role == RoleInodeTable {
@@ -890,11 +912,29 @@ func (r *Resolver) reportUnowned() {
 
 // bestPath names an inode for output even when it has no name any more.
 func (r *Resolver) bestPath(ino uint32) string {
+	if p := r.pathOrRemoved(ino, 0); p != "" {
+		return p
+	}
+	return fmt.Sprintf("<inode %d>", ino)
+}
+
+// pathOrRemoved is the path of ino, taking for ino and for each directory above it whose name
+// was removed but is not decided yet the path that name had: "rm -rf d" writes the blocks of
+// d, d/sub and the root in any order, and d/sub/f's path must not depend on which came first.
+func (r *Resolver) pathOrRemoved(ino uint32, depth int) string {
 	if p := r.names.Path(ino); p != "" {
 		return p
+	}
+	if ls := r.names.Links(ino); len(ls) > 0 && depth < namesMaxDepth {
+		if dir := r.pathOrRemoved(ls[0].Parent, depth+1); dir != "" {
+			if dir == "/" {
+				return "/" + ls[0].Name
+			}
+			return dir + "/" + ls[0].Name
+		}
 	}
 	if p := r.pend[ino]; p != nil && len(p.rems) > 0 {
 		return p.rems[len(p.rems)-1].path
 	}
-	return fmt.Sprintf("<inode %d>", ino)
+	return ""
 }
