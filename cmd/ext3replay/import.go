@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/ext3replay/ext3replay/internal/diskimage"
 	"github.com/ext3replay/ext3replay/pkg/blklog"
 	"github.com/spf13/cobra"
 )
@@ -118,6 +119,20 @@ func runImport(cmd *cobra.Command, args []string) error {
 		}
 		h.Image, h.DiskSize = id, id.Size
 	}
+	// The output will vouch for the image: check first that the superblock the log writes is
+	// this image's (the input itself names no image).
+	var guard *sbGuard
+	if fl.image != "" {
+		img, err := diskimage.Open(fl.image)
+		if err != nil {
+			return &exitError{code: exitUsage, err: err}
+		}
+		guard, err = newSBGuard(ih, img, in)
+		img.Close()
+		if err != nil {
+			return &exitError{code: exitUsage, err: fmt.Errorf("%s: %w", fl.image, err)}
+		}
+	}
 	w, err := blklog.Create(fl.out, h)
 	if err != nil {
 		return &exitError{code: exitUsage, err: err}
@@ -138,6 +153,11 @@ func runImport(cmd *cobra.Command, args []string) error {
 			w.Close()
 			return &exitError{code: exitUsage, err: fmt.Errorf("import: record %d (%v at sector %d, %d bytes) lies beyond the end of the %d-byte image %s",
 				rec.Index, rec.Type, rec.Sector, rec.Length, h.DiskSize, fl.image)}
+		}
+		if err := guard.check(&rec); err != nil {
+			w.Close()
+			os.Remove(fl.out)
+			return &exitError{code: exitUsage, err: fmt.Errorf("import: %w (--image %s)", err, fl.image)}
 		}
 		if err := w.Write(&rec); err != nil {
 			w.Close()

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -162,5 +163,26 @@ func TestLogCommandsDamaged(t *testing.T) {
 	out, _ = cmd.Output()
 	if cmd.ProcessState.ExitCode() != exitUsage || !bytes.Contains(out, []byte("status:      DAMAGED")) {
 		t.Fatalf("exit %d, out %s", cmd.ProcessState.ExitCode(), out)
+	}
+}
+
+// import --image stamps the output with the image's identity, so it must first check that the
+// log belongs to that image: else analyze would accept the log only with the wrong image.
+func TestImportRefusesOtherImage(t *testing.T) {
+	needFixture(t)
+	other := "../../fixtures/real/basic-ext3-1k/image.raw.zst"
+	if _, err := os.Stat(other); err != nil {
+		t.Skip("fixture basic-ext3-1k not present")
+	}
+	out := filepath.Join(t.TempDir(), "io.log.zst")
+	rootCmd.SetArgs([]string{"import", "--from", "dm-log-writes", filepath.Join(fixtureDir, "writes.lwlog.zst"), "-o", out, "--image", other})
+	err := rootCmd.Execute()
+	importFlags.from, importFlags.out, importFlags.image = "", "", ""
+	var ee *exitError
+	if !errors.As(err, &ee) || ee.code != exitUsage || !errors.Is(err, blklog.ErrImageMismatch) {
+		t.Fatalf("err = %v, want an image mismatch with exit status %d", err, exitUsage)
+	}
+	if _, serr := os.Stat(out); serr == nil {
+		t.Error("the mismatched output was left behind")
 	}
 }
