@@ -68,6 +68,11 @@ func Open(r io.ReaderAt) (*FS, error) {
 					return nil, formatErr(fmt.Sprintf("group descriptor %d", g), off,
 						"%s at block %d (+%d) outside the file system (%d blocks)", f.name, f.v, f.n, sb.BlocksCount)
 				}
+				// Block FirstDataBlock holds the primary superblock (a zeroed descriptor points there).
+				if f.v == uint64(sb.FirstDataBlock) {
+					return nil, formatErr(fmt.Sprintf("group descriptor %d", g), off,
+						"%s at block %d, the primary superblock's block", f.name, f.v)
+				}
 			}
 			fs.Groups[g] = d
 			fs.itabs = append(fs.itabs, itab{d.InodeTable, g})
@@ -449,8 +454,13 @@ func (fs *FS) Walk(fn func(path string, ino uint32, in *Inode) error) error {
 	if err != nil {
 		return err
 	}
-	if root.Type() != TypeDir {
-		return formatErr("inode 2", 0, "root inode is a %s, not a directory", root.Type())
+	if t := root.Type(); t != TypeDir {
+		blk, off := fs.InodeLocation(RootIno)
+		pos := int64(blk)*int64(fs.bs) + int64(off)
+		if t == TypeUnknown {
+			return formatErr("inode 2", pos, "root inode has no valid type (mode %#o), not a directory", root.Mode)
+		}
+		return formatErr("inode 2", pos, "root inode is a %s, not a directory", t)
 	}
 	seen := map[uint32]bool{RootIno: true}
 	if err := fn("/", RootIno, root); err != nil {
