@@ -447,3 +447,29 @@ func TestPairingHtreeSplit(t *testing.T) {
 		})
 	}
 }
+
+// TestPairingTruncateIndirect: a file mapped through an indirect block is truncated to 0 (the
+// indirect block's pointers zeroed and the block freed, as ext3_truncate does) and a new file
+// takes the freed blocks in the same change. The blocks the indirect block mapped must be
+// released: the new file's data is its own, and no block is owned twice.
+func TestPairingTruncateIndirect(t *testing.T) {
+	needTools(t)
+	host, host2 := filepath.Join(t.TempDir(), "big"), filepath.Join(t.TempDir(), "big2")
+	if err := os.WriteFile(host, bytes.Repeat([]byte("0123456789abcdef"), 20*1024/16), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Longer than the first, so the indirect block the new file gets differs and is written
+	// (the kernel writes a newly allocated indirect block even when its content is the same).
+	if err := os.WriteFile(host2, bytes.Repeat([]byte("fedcba9876543210"), 24*1024/16), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, fsType := range []string{"ext2", "ext3"} {
+		seed := seedImage(t, fsType)
+		t.Run(fsType, func(t *testing.T) {
+			checkEdge(t, seed, fsType, edgeCase{
+				setup: "write " + host + " /d/big\n",
+				cmds:  "punch /d/big 0\nsif /d/big size 0\nwrite " + host2 + " /e/new\nsif /e/new generation 5\n",
+				want:  []string{"create /e/new", "truncate /d/big size=0"}, data: []string{"/e/new"}, journalOnly: true})
+		})
+	}
+}

@@ -208,7 +208,16 @@ func (r *Resolver) release(ino uint32, b uint64, level int) {
 	o := r.idx.Lookup(b)
 	if o.Ino != ino || o.Role == RoleFree {
 		if s, ok := r.shadow[b]; ok && s.Ino == ino {
-			delete(r.shadow, b) // the first claimant lets go: the block is the other's alone
+			// The first claimant lets go: the block is the other's alone. A map block
+			// takes with it what it mapped for the first claimant (a file truncated whose
+			// indirect block a new file took, the new file's inode written first).
+			delete(r.shadow, b)
+			if ptrs, ok := r.shadowMap[b]; ok && level > 0 {
+				delete(r.shadowMap, b)
+				for _, c := range ptrs {
+					r.release(ino, uint64(c), level-1)
+				}
+			}
 		}
 		return
 	}
@@ -222,12 +231,22 @@ func (r *Resolver) release(ino uint32, b uint64, level int) {
 		r.releaseDirBlock(b, ino)
 	}
 	if s, ok := r.shadow[b]; ok {
-		// A second claimant let go: the block returns to the first.
+		// A second claimant let go: the block returns to the first, with its pointers.
 		delete(r.shadow, b)
+		if ptrs, ok := r.shadowMap[b]; ok {
+			delete(r.shadowMap, b)
+			r.credMap[b] = ptrs
+		}
 		r.idx.Set(b, 1, s)
 		return
 	}
 	r.idx.Clear(b, 1)
+	if r.metaWritten[b] {
+		c := bytes.Clone(r.m.block(b))
+		r.m.drop(b)
+		r.m.putUnowned(b, c)
+		return
+	}
 	r.m.drop(b)
 }
 
@@ -301,6 +320,15 @@ func (r *Resolver) claimData(rb *runBuilder, ino uint32, role Role, b, logical u
 // what it points to. Its content is the model's only if it was written during the log: a block
 // claimed before its content arrives is empty until then.
 func (r *Resolver) claimMap(ino uint32, role Role, b uint64, level int, base uint64, blk uint64) {
+	if prev := r.idx.Lookup(b); prev.Ino != 0 && prev.Ino != ino && prev.Role != RoleFree &&
+		(prev.Role == RoleInd || prev.Role == RoleDInd || prev.Role == RoleTInd) {
+		// About to be shadowed (see take): keep what it mapped for its first claimant.
+		defer func(ptrs []uint32) {
+			if s, ok := r.shadow[b]; ok && s.Ino == prev.Ino {
+				r.shadowMap[b] = ptrs
+			}
+		}(r.mapPtrs(b))
+	}
 	if !r.take(ino, b, blk) {
 		return
 	}

@@ -69,6 +69,14 @@ type Resolver struct {
 	credMap map[uint64][]uint32 // indirect blocks: pointers as last credited
 	linkCnt map[linkKey]int     // links seen in more than one block or differing from names
 	shadow  map[uint64]Owner    // blocks claimed by a second inode: the first claimant
+	// shadowMap: map blocks claimed by a second inode: the pointers the first claimant
+	// had in them, released with it (the second claimant's content replaced credMap).
+	shadowMap map[uint64][]uint32
+	// metaWritten: directory and indirect blocks written in the current batch (a journal
+	// transaction) or, without a journal, flush interval. One freed there keeps that content,
+	// as if written unowned: it may be for the file that takes the block next (a file
+	// truncated and a new one given its indirect block in one transaction).
+	metaWritten map[uint64]bool
 
 	pendW    map[uint64]pendWrite   // writes to blocks nobody owns yet (the first per block)
 	pendMore map[uint64][]pendWrite // further writes to such blocks (rare)
@@ -125,7 +133,7 @@ func New(image io.ReaderAt, size int64, opt Options, emit func(*ops.Op) error) (
 		opt: opt, emit: emit, bs: bs, spb: uint64(bs / blklog.SectorSize), nblk: sb.BlocksCount,
 		isz: sb.InodeSize(), ft: sb.HasFiletype(),
 		credDir: make(map[uint64][]dent), credMap: make(map[uint64][]uint32), linkCnt: make(map[linkKey]int),
-		shadow: make(map[uint64]Owner), pendW: make(map[uint64]pendWrite), pendMore: make(map[uint64][]pendWrite), nameless: make(map[uint32][]ops.Op),
+		shadow: make(map[uint64]Owner), shadowMap: make(map[uint64][]uint32), metaWritten: make(map[uint64]bool), pendW: make(map[uint64]pendWrite), pendMore: make(map[uint64][]pendWrite), nameless: make(map[uint32][]ops.Op),
 		pend: make(map[uint32]*inoPend), touched: make(map[uint32]bool), claimed: make(map[uint64]bool), waitParent: make(map[uint32]bool), waitMove: make(map[uint32]bool), inoWritten: make(map[uint32]int64),
 	}
 	r.stats.Ops = make(map[ops.Type]int64)
@@ -235,6 +243,7 @@ func (r *Resolver) Record(rec *blklog.Record) error {
 		}
 		r.resolveTouched()
 		r.flushNo++
+		clear(r.metaWritten)
 		for ino, n := range r.inoWritten {
 			if n < r.flushNo-2 {
 				delete(r.inoWritten, ino)
@@ -570,6 +579,10 @@ func (r *Resolver) applyBatch(batch []blockWrite) {
 			w.old = bytes.Clone(old)
 			w.changed = true
 			r.m.put(w.b, w.data)
+			switch w.role {
+			case RoleInd, RoleDInd, RoleTInd, RoleDir:
+				r.metaWritten[w.b] = true
+			}
 		case RoleFree:
 			w.changed = true
 			r.m.putUnowned(w.b, w.data)
@@ -621,6 +634,9 @@ func (r *Resolver) applyBatch(batch []blockWrite) {
 			r.diffMapBlock(w.b, o, w.old, w.data)
 		}
 	}
+	if !r.holdIO {
+		clear(r.metaWritten)
+	}
 }
 
 // addPending holds a write to a block nobody owns until a claim or the end of the log.
@@ -656,6 +672,13 @@ func (r *Resolver) settleOne(b uint64, o Owner, p pendWrite) {
 	if p.journaled && o.Role != RoleData {
 		// A metadata block (symlink targets are journaled like metadata) seen in the
 		// journal: its I/O was reported as journal, and its checkpoint will be reported.
+		return
+	}
+	if r.holdIO && o.Role == RoleData && o.Ino >= r.fs.SB.FirstIno {
+		// Without a journal the claim may be undone in the same interval (an indirect block
+		// rewritten for a new file while still its truncated first owner's): held like a
+		// write to an owned block, it goes to whoever owns the block at the flush.
+		r.holdWrite(b, int64(p.off), int64(p.n), o.Ino)
 		return
 	}
 	s := int64(b)*int64(r.bs) + int64(p.off)
