@@ -8,6 +8,7 @@ package diskimage
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -70,11 +71,21 @@ func decompress(f *os.File, path string) (*Image, error) {
 		return nil, err
 	}
 	defer zr.Close()
+	// The error of a damaged or cut stream names how far decompression got, and the file size,
+	// so a truncated copy is recognisable as one.
+	var fileSize int64
+	if st, err := f.Stat(); err == nil {
+		fileSize = st.Size()
+	}
+	cr := &countReader{r: zr}
+	zerr := func(err error) error {
+		return fmt.Errorf("zstd stream (%d bytes on disk) damaged or cut short after %d decompressed bytes: %w", fileSize, cr.n, err)
+	}
 	// Small images: memory.
 	var mem bytes.Buffer
-	n, err := io.CopyN(&mem, zr, MemoryLimit+1)
+	n, err := io.CopyN(&mem, cr, MemoryLimit+1)
 	if err != nil && err != io.EOF {
-		return nil, fmt.Errorf("zstd: %w", err)
+		return nil, zerr(err)
 	}
 	if n <= MemoryLimit {
 		b := mem.Bytes()
@@ -86,12 +97,16 @@ func decompress(f *os.File, path string) (*Image, error) {
 		return nil, err
 	}
 	os.Remove(tmp.Name())
-	size, err := copySparse(tmp, io.MultiReader(&mem, zr))
+	size, err := copySparse(tmp, io.MultiReader(&mem, cr))
 	if err == nil {
 		err = tmp.Truncate(size) // materialise a trailing zero run
 	}
 	if err != nil {
 		tmp.Close()
+		var de *decodeError
+		if errors.As(err, &de) {
+			return nil, zerr(de.err)
+		}
 		return nil, fmt.Errorf("decompressing to %s: %w", os.TempDir(), err)
 	}
 	return &Image{r: tmp, size: size, f: tmp, path: path, Compressed: true}, nil
@@ -116,9 +131,27 @@ func copySparse(w *os.File, r io.Reader) (int64, error) {
 			return off, nil
 		}
 		if err != nil {
-			return 0, fmt.Errorf("zstd: %w", err)
+			return 0, &decodeError{err}
 		}
 	}
+}
+
+// decodeError marks a failure of the decompressor, as opposed to one writing the spill file.
+type decodeError struct{ err error }
+
+func (e *decodeError) Error() string { return "zstd: " + e.err.Error() }
+func (e *decodeError) Unwrap() error { return e.err }
+
+// countReader counts the bytes read through it.
+type countReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	k, err := c.r.Read(p)
+	c.n += int64(k)
+	return k, err
 }
 
 // fill reads until buf is full or r fails; unlike io.ReadFull it passes a decoder's own

@@ -5,6 +5,7 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -110,9 +111,14 @@ func TestCorruptZstd(t *testing.T) {
 	p := writeZst(t, data)
 	b, _ := os.ReadFile(p)
 	os.WriteFile(p, b[:len(b)/2], 0o644)
-	if img, err := Open(p); err == nil {
+	img, err := Open(p)
+	if err == nil {
 		img.Close()
 		t.Fatal("truncated zstd image opened without error")
+	}
+	// The error says the file is damaged or cut, and how far decompression got.
+	if !strings.Contains(err.Error(), "cut short after ") {
+		t.Fatalf("err = %v, want where decompression stopped", err)
 	}
 }
 
@@ -123,8 +129,13 @@ func TestCorruptZstdSpill(t *testing.T) {
 	p := writeZst(t, testImage(8<<20))
 	b, _ := os.ReadFile(p)
 	os.WriteFile(p, b[:len(b)*3/4], 0o644)
-	if img, err := Open(p); err == nil {
+	img, err := Open(p)
+	if err == nil {
 		img.Close()
 		t.Fatal("truncated zstd image opened without error")
+	}
+	// The error says the file is damaged or cut, and how far decompression got.
+	if !strings.Contains(err.Error(), "cut short after ") {
+		t.Fatalf("err = %v, want where decompression stopped", err)
 	}
 }
