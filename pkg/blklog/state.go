@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -77,7 +76,7 @@ func identifyStream(r io.Reader, name string, dst *os.File) (ImageID, error) {
 	buf := make([]byte, 1<<20)
 	var size int64
 	for {
-		n, err := io.ReadFull(src, buf)
+		n, err := fillBuf(src, buf)
 		if n > 0 {
 			b := buf[:n]
 			full.Write(b)
@@ -91,11 +90,12 @@ func identifyStream(r io.Reader, name string, dst *os.File) (ImageID, error) {
 			}
 			size += int64(n)
 		}
-		if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
+		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return ImageID{}, fmt.Errorf("blklog: reading %s: %w", name, err)
+			// Including io.ErrUnexpectedEOF: the zstd decoder's word for a cut stream.
+			return ImageID{}, fmt.Errorf("blklog: reading %s: damaged or cut short after %d bytes of image: %w", name, size, err)
 		}
 	}
 	if size == 0 || size%SectorSize != 0 {
@@ -105,4 +105,19 @@ func identifyStream(r io.Reader, name string, dst *os.File) (ImageID, error) {
 	id.RegionSHA256 = sha256.Sum256(region)
 	copy(id.FullSHA256[:], full.Sum(nil))
 	return id, nil
+}
+
+// fillBuf reads until buf is full or r fails. Unlike io.ReadFull it passes io.EOF through after a
+// short read and leaves io.ErrUnexpectedEOF to mean what the reader meant by it (a truncated
+// zstd stream), instead of turning a short last read into it.
+func fillBuf(r io.Reader, buf []byte) (int, error) {
+	n := 0
+	for n < len(buf) {
+		k, err := r.Read(buf[n:])
+		n += k
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
