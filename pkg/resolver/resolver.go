@@ -9,6 +9,7 @@ package resolver
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"sort"
@@ -77,6 +78,9 @@ type Resolver struct {
 	// as if written unowned: it may be for the file that takes the block next (a file
 	// truncated and a new one given its indirect block in one transaction).
 	metaWritten map[uint64]bool
+	// suspect: home writes to a directory or indirect block whose content cannot be one
+	// (see holdSuspect), judged once the owner may have changed.
+	suspect map[uint64]suspectWrite
 
 	pendW    map[uint64]pendWrite   // writes to blocks nobody owns yet (the first per block)
 	pendMore map[uint64][]pendWrite // further writes to such blocks (rare)
@@ -133,7 +137,7 @@ func New(image io.ReaderAt, size int64, opt Options, emit func(*ops.Op) error) (
 		opt: opt, emit: emit, bs: bs, spb: uint64(bs / blklog.SectorSize), nblk: sb.BlocksCount,
 		isz: sb.InodeSize(), ft: sb.HasFiletype(),
 		credDir: make(map[uint64][]dent), credMap: make(map[uint64][]uint32), linkCnt: make(map[linkKey]int),
-		shadow: make(map[uint64]Owner), shadowMap: make(map[uint64][]uint32), metaWritten: make(map[uint64]bool), pendW: make(map[uint64]pendWrite), pendMore: make(map[uint64][]pendWrite), nameless: make(map[uint32][]ops.Op),
+		shadow: make(map[uint64]Owner), shadowMap: make(map[uint64][]uint32), metaWritten: make(map[uint64]bool), suspect: make(map[uint64]suspectWrite), pendW: make(map[uint64]pendWrite), pendMore: make(map[uint64][]pendWrite), nameless: make(map[uint32][]ops.Op),
 		pend: make(map[uint32]*inoPend), touched: make(map[uint32]bool), claimed: make(map[uint64]bool), waitParent: make(map[uint32]bool), waitMove: make(map[uint32]bool), inoWritten: make(map[uint32]int64),
 	}
 	r.stats.Ops = make(map[ops.Type]int64)
@@ -240,6 +244,9 @@ func (r *Resolver) Record(rec *blklog.Record) error {
 		// pairing of what home writes changed here, on the whole interval, in any order.
 		for ino := range r.waitMove {
 			r.touched[ino] = true
+		}
+		if !r.journal {
+			r.judgeSuspects()
 		}
 		r.resolveTouched()
 		r.flushNo++
@@ -507,6 +514,7 @@ func (r *Resolver) write(sector uint64, length int64, data []byte, zero bool) {
 		}
 		pos += n
 	}
+	batch = r.holdSuspects(batch)
 	if len(batch) > 0 {
 		r.applyBatch(batch)
 		for i := range batch {
@@ -516,7 +524,8 @@ func (r *Resolver) write(sector uint64, length int64, data []byte, zero bool) {
 			switch {
 			case o.Role == RoleFree:
 				r.addPending(w.b, pendWrite{seq: r.seq, t: r.t, off: w.off, n: w.n})
-			case o.Role == RoleData && o.Ino >= r.fs.SB.FirstIno:
+			case (o.Role == RoleData || o.Role == RoleSymlink) && o.Ino >= r.fs.SB.FirstIno:
+				// (A slow symlink's block too: freed with the link, a new file may take it.)
 				r.holdWrite(w.b, int64(w.off), int64(w.n), o.Ino)
 			default:
 				r.ioOp(ops.Write, o, bstart, bstart+int64(w.n))
@@ -543,6 +552,7 @@ func (r *Resolver) applyTransaction(tx Transaction) {
 		batch = append(batch, blockWrite{b: tb.FSBlock, data: tb.Data, n: int32(r.bs), role: o.Role, ino: o.Ino, journaled: true})
 	}
 	r.applyBatch(batch)
+	r.judgeSuspects()
 	// A committed transaction is atomic: decide at once.
 	r.resolveTouched()
 	r.releaseHeld()
@@ -860,6 +870,7 @@ func nsRank(op *ops.Op) int {
 
 // Finish settles everything still pending at the end of the log and emits it.
 func (r *Resolver) Finish() error {
+	r.judgeSuspects()
 	r.resolveTouched()
 	r.releaseHeld()
 	r.settleNamespace()
@@ -960,4 +971,93 @@ func (r *Resolver) pathOrRemoved(ino uint32, depth int) string {
 		return p.rems[len(p.rems)-1].path
 	}
 	return ""
+}
+
+// suspectWrite is a home write held by holdSuspects.
+type suspectWrite struct {
+	data   []byte
+	seq    int64
+	t      float64
+	off, n int32
+	owner  Owner
+}
+
+// holdSuspects takes out of a batch of home writes those to a directory or indirect block whose
+// new content cannot be one (entries that do not chain, pointers outside the file system).
+// Normally that is the data of a file that takes the block in the same transaction or
+// interval: rmdir d and a new file given d's block, its data written home (data=ordered, or
+// ext2 in any order) before the inode that frees the block. They are judged by judgeSuspects
+// once the owner may have changed; only a block its directory still owns then is an anomaly.
+func (r *Resolver) holdSuspects(batch []blockWrite) []blockWrite {
+	out := batch[:0]
+	for _, w := range batch {
+		if w.data == nil || !r.implausible(w.role, w.data) {
+			if s, ok := r.suspect[w.b]; ok {
+				// Superseded by a write that fits: the held one was the owner's I/O.
+				delete(r.suspect, w.b)
+				st := int64(w.b)*int64(r.bs) + int64(s.off)
+				r.ioOp(ops.Write, r.idx.Lookup(w.b), st, st+int64(s.n))
+			}
+			out = append(out, w)
+			continue
+		}
+		if s, ok := r.suspect[w.b]; ok {
+			st := int64(w.b)*int64(r.bs) + int64(s.off)
+			r.ioOp(ops.Write, r.idx.Lookup(w.b), st, st+int64(s.n))
+		}
+		r.suspect[w.b] = suspectWrite{data: bytes.Clone(w.data), seq: r.seq, t: r.t, off: w.off, n: w.n,
+			owner: Owner{Role: w.role, Ino: w.ino}}
+	}
+	return out
+}
+
+// implausible reports content that cannot be a block of the given metadata role.
+func (r *Resolver) implausible(role Role, b []byte) bool {
+	switch role {
+	case RoleDir:
+		return !dirChains(b)
+	case RoleInd, RoleDInd, RoleTInd:
+		for i := 0; i+4 <= len(b); i += 4 {
+			if uint64(binary.LittleEndian.Uint32(b[i:])) >= r.nblk {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// judgeSuspects settles the held suspect writes by the owner each block has now: its first
+// owner still (applied as written: the anomaly it is), nobody (a pending write, as any write
+// to a free block), or a file that took it (a write of that file).
+func (r *Resolver) judgeSuspects() {
+	if len(r.suspect) == 0 {
+		return
+	}
+	blocks := make([]uint64, 0, len(r.suspect))
+	for b := range r.suspect {
+		blocks = append(blocks, b)
+	}
+	sort.Slice(blocks, func(i, j int) bool { return blocks[i] < blocks[j] })
+	seq, t := r.seq, r.t
+	for _, b := range blocks {
+		s := r.suspect[b]
+		delete(r.suspect, b)
+		o := r.idx.Lookup(b)
+		st := int64(b)*int64(r.bs) + int64(s.off)
+		switch {
+		case o.Role == s.owner.Role && o.Ino == s.owner.Ino:
+			r.seq, r.t = s.seq, s.t
+			w := []blockWrite{{b: b, data: s.data, off: s.off, n: s.n, role: o.Role, ino: o.Ino}}
+			r.applyBatch(w)
+			r.ioOp(ops.Write, o, st, st+int64(s.n))
+			r.seq, r.t = seq, t
+		case o.Role == RoleFree:
+			r.m.putUnowned(b, s.data)
+			r.addPending(b, pendWrite{seq: s.seq, t: s.t, off: s.off, n: s.n})
+		case o.Role == RoleData && o.Ino >= r.fs.SB.FirstIno:
+			r.holdWrite(b, int64(s.off), int64(s.n), o.Ino)
+		default:
+			r.ioOp(ops.Write, o, st, st+int64(s.n))
+		}
+	}
 }
