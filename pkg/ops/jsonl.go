@@ -44,6 +44,11 @@ func ReadJSONLNamed(r io.Reader, name string) ([]Op, error) {
 			if perr != nil {
 				return out, &LineError{Name: name, Line: n, Err: perr}
 			}
+			// analyze writes ops in log order: a seq going back means two runs were
+			// concatenated (or the file was edited), and the histories would be wrong.
+			if k := len(out); k > 0 && op.Seq < out[k-1].Seq {
+				return out, &LineError{Name: name, Line: n, Err: fmt.Errorf("seq %d after seq %d: ops must be in log order (two runs concatenated?)", op.Seq, out[k-1].Seq)}
+			}
 			out = append(out, op)
 		}
 		if err == io.EOF {

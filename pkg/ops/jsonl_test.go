@@ -41,6 +41,8 @@ func TestReadJSONLBadLines(t *testing.T) {
 		{`{"seq":-1,"op":"create","path":"/a"}`, "negative seq"},
 		{`{"seq":1,"op":"create","path":"/a","overwrite":true}`, "only move"},
 		{`null`, `missing "op"`},
+		// analyze writes ops in log order; a seq going back is two runs concatenated.
+		{`{"seq":0,"op":"create","path":"/a"}`, "seq 0 after seq 1"},
 	}
 	for _, c := range cases {
 		_, err := ReadJSONLNamed(strings.NewReader(good+c.line+"\n"+good), "run.jsonl")
