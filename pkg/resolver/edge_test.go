@@ -354,11 +354,31 @@ func TestPairingStaged(t *testing.T) {
 			// (The kernel rewrites a renamed inode's slot, for its ctime; debugfs needs telling.)
 			[]string{"ln /d/f /e/tmp\nunlink /d/f\nsif /e/tmp ctime 20231115000000", "ln /e/tmp /x/final\nunlink /e/tmp\nsif /x/final ctime 20231116000000"},
 			[]string{"move /d/f -> /e/tmp", "move /e/tmp -> /x/final"}, nil},
+		{"deleted while open, written, then freed at the last close",
+			[]string{"unlink /d/f\nsif <ORPHAN> links_count 0\nDATA <ORPHAN>", "kill_file <ORPHAN>"},
+			[]string{"delete /d/f"}, []string{"/d/f"}},
 		{"created, then deleted in the next interval",
 			[]string{"write CONTENT /d/new", "rm /d/new"},
 			[]string{"create /d/new", "delete /d/new"}, []string{"/d/new"}},
 	}
+	fs, err := ext3fs.Open(bytes.NewReader(seed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, err := BuildNames(fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	orphan := ""
+	for ino := uint32(1); ino <= fs.SB.InodesCount; ino++ {
+		if names.Path(ino) == "/d/f" {
+			orphan = fmt.Sprintf("<%d>", ino)
+		}
+	}
 	for _, c := range cases {
+		for i := range c.stages {
+			c.stages[i] = strings.ReplaceAll(c.stages[i], "<ORPHAN>", orphan)
+		}
 		t.Run(c.name, func(t *testing.T) { checkStaged(t, seed, c.stages, c.want, c.data) })
 	}
 }

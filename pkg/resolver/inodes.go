@@ -55,6 +55,9 @@ func (r *Resolver) inodeChanged(ino uint32, blk uint64, ob, nb []byte) {
 		r.anomaly("", blk, "inode %d: %v", ino, err2)
 		return
 	}
+	if _, ok := r.orphanPath[ino]; ok && (!allocated(ni) || live(ni)) {
+		delete(r.orphanPath, ino) // freed at last, or the slot is a new file
+	}
 	if err1 != nil {
 		oi = nil
 	}

@@ -378,6 +378,9 @@ func (r *Resolver) emitRemovals(ino uint32, p *inoPend, typ ext3fs.FileType, las
 			if typ == ext3fs.TypeDir {
 				t = ops.Rmdir
 			}
+			if in, err := r.fs.ReadInode(ino); err == nil && allocated(in) && !live(in) {
+				r.orphanPath[ino] = m.path // still open: its I/O goes on under this path
+			}
 		}
 		r.nsOp(t, ino, m.path)
 	}

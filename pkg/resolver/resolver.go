@@ -81,6 +81,9 @@ type Resolver struct {
 	// suspect: home writes to a directory or indirect block whose content cannot be one
 	// (see holdSuspect), judged once the owner may have changed.
 	suspect map[uint64]suspectWrite
+	// orphanPath: the last path of files deleted while still allocated (unlinked while
+	// open): their I/O until the last close is reported under it.
+	orphanPath map[uint32]string
 
 	pendW    map[uint64]pendWrite   // writes to blocks nobody owns yet (the first per block)
 	pendMore map[uint64][]pendWrite // further writes to such blocks (rare)
@@ -137,7 +140,7 @@ func New(image io.ReaderAt, size int64, opt Options, emit func(*ops.Op) error) (
 		opt: opt, emit: emit, bs: bs, spb: uint64(bs / blklog.SectorSize), nblk: sb.BlocksCount,
 		isz: sb.InodeSize(), ft: sb.HasFiletype(),
 		credDir: make(map[uint64][]dent), credMap: make(map[uint64][]uint32), linkCnt: make(map[linkKey]int),
-		shadow: make(map[uint64]Owner), shadowMap: make(map[uint64][]uint32), metaWritten: make(map[uint64]bool), suspect: make(map[uint64]suspectWrite), pendW: make(map[uint64]pendWrite), pendMore: make(map[uint64][]pendWrite), nameless: make(map[uint32][]ops.Op),
+		shadow: make(map[uint64]Owner), shadowMap: make(map[uint64][]uint32), metaWritten: make(map[uint64]bool), suspect: make(map[uint64]suspectWrite), orphanPath: make(map[uint32]string), pendW: make(map[uint64]pendWrite), pendMore: make(map[uint64][]pendWrite), nameless: make(map[uint32][]ops.Op),
 		pend: make(map[uint32]*inoPend), touched: make(map[uint32]bool), claimed: make(map[uint64]bool), waitParent: make(map[uint32]bool), waitMove: make(map[uint32]bool), inoWritten: make(map[uint32]int64),
 	}
 	r.stats.Ops = make(map[ops.Type]int64)
@@ -715,6 +718,9 @@ func (r *Resolver) flushRecord(drainHeld bool) {
 		for _, ino := range inos {
 			l := r.nameless[ino]
 			p := r.ioPath(ino)
+			if p == "" {
+				p = r.orphanPath[ino]
+			}
 			var keep []ops.Op
 			for i := range l {
 				switch {
@@ -746,6 +752,9 @@ func (r *Resolver) flushRecord(drainHeld bool) {
 				// Name changes written home are decided at the next flush: until then
 				// report the names as last decided.
 				p = r.settledPath(op.Ino)
+			}
+			if p == "" {
+				p = r.orphanPath[op.Ino]
 			}
 			if p != "" {
 				op.Path = p
@@ -970,7 +979,7 @@ func (r *Resolver) pathOrRemoved(ino uint32, depth int) string {
 	if p := r.pend[ino]; p != nil && len(p.rems) > 0 {
 		return p.rems[len(p.rems)-1].path
 	}
-	return ""
+	return r.orphanPath[ino]
 }
 
 // suspectWrite is a home write held by holdSuspects.
