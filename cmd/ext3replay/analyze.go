@@ -78,9 +78,16 @@ the log is large (--quiet silences both).`,
 			}
 			defer pprof.StopCPUProfile()
 		}
-		st, err := runAnalyze(args[0], args[1], resolver.Options{Metadata: f.metadata}, ow.Write, prog)
+		// Output failures are exit status 3, whatever layer they surface through.
+		emit := func(op *ops.Op) error {
+			if err := ow.Write(op); err != nil {
+				return &exitError{code: exitInternal, err: err}
+			}
+			return nil
+		}
+		st, err := runAnalyze(args[0], args[1], resolver.Options{Metadata: f.metadata}, emit, prog)
 		if cerr := ow.Close(); err == nil && cerr != nil {
-			err = cerr
+			err = &exitError{code: exitInternal, err: cerr}
 		}
 		if st != nil && !f.quiet {
 			printSummary(os.Stderr, st)

@@ -248,3 +248,19 @@ func TestAnalyzeRefusesOtherImageDmLogWrites(t *testing.T) {
 		}
 	}
 }
+
+// Failing to write the output is exit status 3 (docs/output-formats.md), not 2: the input was fine.
+func TestAnalyzeOutputWriteFailure(t *testing.T) {
+	needFixture(t)
+	if _, err := os.Stat("/dev/full"); err != nil {
+		t.Skip("no /dev/full")
+	}
+	rootCmd.SetArgs([]string{"analyze", "--quiet", "--format", "jsonl", "-o", "/dev/full",
+		filepath.Join(fixtureDir, "image.raw.zst"), filepath.Join(fixtureDir, "io.log.zst")})
+	err := rootCmd.Execute()
+	analyzeFlags.format, analyzeFlags.output, analyzeFlags.quiet = "text", "-", false
+	var ee *exitError
+	if !errors.As(err, &ee) || ee.code != exitInternal {
+		t.Fatalf("err = %v, want exit status %d", err, exitInternal)
+	}
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -36,7 +37,7 @@ sector numbers (as in a block-I/O log) and each is mapped to its block.`,
   ext3replay blocks --sectors disk.img 2048 8392
   ext3replay blocks disk.img.zst 300 --format json`,
 	Args: cobra.MinimumNArgs(2),
-	RunE: runBlocks,
+	RunE: checkedOutput(runBlocks),
 }
 
 func init() {
@@ -83,7 +84,7 @@ func parseNumbers(args []string) ([]uint64, error) {
 	return out, nil
 }
 
-func runBlocks(cmd *cobra.Command, args []string) error {
+func runBlocks(cmd *cobra.Command, args []string, out io.Writer) error {
 	if blocksFlags.format != "text" && blocksFlags.format != "json" {
 		return &exitError{code: exitUsage, err: fmt.Errorf("--format %q: want text or json", blocksFlags.format)}
 	}
@@ -115,7 +116,7 @@ func runBlocks(cmd *cobra.Command, args []string) error {
 		describeBlock(fsys, idx, names, bitmaps, &bi)
 		infos = append(infos, bi)
 	}
-	w := cmd.OutOrStdout()
+	w := out
 	if blocksFlags.format == "json" {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")

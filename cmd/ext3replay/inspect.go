@@ -34,7 +34,7 @@ target, device nodes their major,minor.`,
   ext3replay inspect disk.img --groups
   ext3replay inspect disk.img --format json | jq '.files[] | select(.size > 1048576)'`,
 	Args: cobra.ExactArgs(1),
-	RunE: runInspect,
+	RunE: checkedOutput(runInspect),
 }
 
 func init() {
@@ -110,7 +110,7 @@ type inspectFile struct {
 	Device string `json:"device,omitempty"`
 }
 
-func runInspect(cmd *cobra.Command, args []string) error {
+func runInspect(cmd *cobra.Command, args []string, out io.Writer) error {
 	if inspectFlags.format != "text" && inspectFlags.format != "json" {
 		return &exitError{code: exitUsage, err: fmt.Errorf("--format %q: want text or json", inspectFlags.format)}
 	}
@@ -148,7 +148,7 @@ func runInspect(cmd *cobra.Command, args []string) error {
 	if inspectFlags.groups {
 		groups = groupLayout(fsys)
 	}
-	w := cmd.OutOrStdout()
+	w := out
 	if inspectFlags.format == "json" {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")

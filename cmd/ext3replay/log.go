@@ -32,7 +32,7 @@ to the damage, which is reported (exit status 2).`,
 	Example: `  ext3replay log info io.log.zst
   ext3replay log info writes.lwlog`,
 	Args: cobra.ExactArgs(1),
-	RunE: runLogInfo,
+	RunE: checkedOutput(runLogInfo),
 }
 
 var logCatFlags struct {
@@ -50,7 +50,7 @@ flags. A damaged log prints the records before the damage, then the error.`,
 	Example: `  ext3replay log cat io.log.zst
   ext3replay log cat io.log.zst --format jsonl --data`,
 	Args: cobra.ExactArgs(1),
-	RunE: runLogCat,
+	RunE: checkedOutput(runLogCat),
 }
 
 func init() {
@@ -74,7 +74,7 @@ func flagNames(f blklog.Flags) []string {
 // logErr gives reader errors (unreadable or damaged log) the input-error status.
 func logErr(err error) error { return &exitError{code: exitUsage, err: err} }
 
-func runLogInfo(cmd *cobra.Command, args []string) error {
+func runLogInfo(cmd *cobra.Command, args []string, out io.Writer) error {
 	r, err := blklog.Open(args[0])
 	if err != nil {
 		return logErr(err)
@@ -119,7 +119,7 @@ func runLogInfo(cmd *cobra.Command, args []string) error {
 			last = rec.TimeNS
 		}
 	}
-	w := bufio.NewWriter(cmd.OutOrStdout())
+	w := bufio.NewWriter(out)
 	defer w.Flush()
 	fmt.Fprintf(w, "file:        %s\n", args[0])
 	fmt.Fprintf(w, "format:      %s version %d\n", h.Format, h.Version)
@@ -187,7 +187,7 @@ type jsonRecord struct {
 	Data   string   `json:"data,omitempty"`
 }
 
-func runLogCat(cmd *cobra.Command, args []string) error {
+func runLogCat(cmd *cobra.Command, args []string, out io.Writer) error {
 	format := logCatFlags.format
 	if format != "text" && format != "jsonl" {
 		return usageErr("log cat: --format %q: want text or jsonl", format)
@@ -197,7 +197,7 @@ func runLogCat(cmd *cobra.Command, args []string) error {
 		return logErr(err)
 	}
 	defer r.Close()
-	w := bufio.NewWriterSize(cmd.OutOrStdout(), 1<<16)
+	w := bufio.NewWriterSize(out, 1<<16)
 	defer w.Flush()
 	enc := json.NewEncoder(w)
 	var line []byte

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -62,4 +63,34 @@ func execute() int {
 	}
 	fmt.Fprintln(os.Stderr, "ext3replay:", err)
 	return exitUsage
+}
+
+// outWriter remembers the first error writing a command's output.
+type outWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (o *outWriter) Write(p []byte) (int, error) {
+	if o.err != nil {
+		return 0, o.err
+	}
+	n, err := o.w.Write(p)
+	if err != nil {
+		o.err = err
+	}
+	return n, err
+}
+
+// checkedOutput adapts a command that writes to out: a failure writing it (a full disk, a
+// closed pipe) is exit status 3, where fmt.Fprint's ignored errors used to exit 0 or 2.
+func checkedOutput(run func(cmd *cobra.Command, args []string, out io.Writer) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		ow := &outWriter{w: cmd.OutOrStdout()}
+		err := run(cmd, args, ow)
+		if ow.err != nil {
+			return &exitError{code: exitInternal, err: ow.err}
+		}
+		return err
+	}
 }
