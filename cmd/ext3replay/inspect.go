@@ -279,6 +279,12 @@ func openFS(path string) (*diskimage.Image, *ext3fs.FS, error) {
 		img.Close()
 		return nil, nil, &exitError{code: exitUsage, err: fmt.Errorf("%s: %w", path, err)}
 	}
+	// A cut image would otherwise fail somewhere in the walk with a bare EOF, or not at all.
+	if need := fsys.SB.BlocksCount * uint64(fsys.BlockSize()); uint64(img.Size()) < need {
+		img.Close()
+		return nil, nil, &exitError{code: exitUsage, err: fmt.Errorf("%s: image is %d bytes, the file system needs %d (%d blocks of %d): truncated?",
+			path, img.Size(), need, fsys.SB.BlocksCount, fsys.BlockSize())}
+	}
 	return img, fsys, nil
 }
 

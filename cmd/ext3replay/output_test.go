@@ -2,9 +2,13 @@ package main
 
 import (
 	"errors"
+	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/ext3replay/ext3replay/internal/diskimage"
 )
 
 // fullWriter fails every write, like a full disk.
@@ -33,6 +37,32 @@ func TestOutputWriteFailure(t *testing.T) {
 		var ee *exitError
 		if !errors.As(err, &ee) || ee.code != exitInternal || !errors.Is(err, syscall.ENOSPC) {
 			t.Errorf("%v: err = %v, want exit status %d with the write error", args, err, exitInternal)
+		}
+	}
+}
+
+// A truncated image is refused up front by inspect and blocks, saying how long it should be.
+func TestInspectTruncatedImage(t *testing.T) {
+	needFixture(t)
+	img, err := diskimage.Open(filepath.Join(fixtureDir, "image.raw.zst"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 5<<20) // the inode table and root directory, not the rest
+	_, err = img.ReadAt(b, 0)
+	img.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := filepath.Join(t.TempDir(), "cut.raw")
+	if err := os.WriteFile(cut, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"inspect", cut}, {"blocks", cut, "1"}} {
+		_, err := runCLI(t, args...)
+		var ee *exitError
+		if !errors.As(err, &ee) || ee.code != exitUsage || !strings.Contains(err.Error(), "the file system needs 67108864") {
+			t.Errorf("%v: err = %v, want the truncation named", args, err)
 		}
 	}
 }
