@@ -180,6 +180,7 @@ func (fs *FS) DecodeInodeInto(ino uint32, b []byte, pos int64, in *Inode) error 
 		}
 		return err
 	}
+	in.Pos = pos
 	if in.Flags&InodeHugeFileFl != 0 && fs.SB.FeatureRoCompat&RoCompatHugeFile != 0 {
 		in.Blocks512 *= uint64(fs.bs / 512)
 	}
@@ -234,7 +235,7 @@ func (fs *FS) WalkBlocks(in *Inode, fn func(BlockRef) error) error {
 	}
 	var err error
 	if in.UsesExtents() {
-		err = fs.walkExtents(in.BlockBytes[:], -1, 0, fn)
+		err = fs.walkExtents(in.BlockBytes[:], -1, 0, in.Pos, fn)
 	} else {
 		err = fs.walkMap(in, fn)
 	}
@@ -254,7 +255,7 @@ func (fs *FS) checkPtr(p uint64, st string, off int64) error {
 func (fs *FS) walkMap(in *Inode, fn func(BlockRef) error) error {
 	for i := 0; i < NDirBlocks; i++ {
 		if p := in.Block[i]; p != 0 {
-			if err := fs.checkPtr(uint64(p), "inode i_block", int64(0x28+4*i)); err != nil {
+			if err := fs.checkPtr(uint64(p), "inode i_block", in.Pos+int64(0x28+4*i)); err != nil {
 				return err
 			}
 			if err := fn(BlockRef{BlockData, uint64(i), uint64(p)}); err != nil {
@@ -268,7 +269,7 @@ func (fs *FS) walkMap(in *Inode, fn func(BlockRef) error) error {
 	bufs := make([][]byte, 3)
 	for level := 1; level <= 3; level++ {
 		if p := in.Block[NDirBlocks+level-1]; p != 0 {
-			if err := fs.checkPtr(uint64(p), "inode i_block", int64(0x28+4*(NDirBlocks+level-1))); err != nil {
+			if err := fs.checkPtr(uint64(p), "inode i_block", in.Pos+int64(0x28+4*(NDirBlocks+level-1))); err != nil {
 				return err
 			}
 			if err := fs.walkInd(uint64(p), level, logical, bufs, fn); err != nil {
@@ -323,10 +324,10 @@ func (fs *FS) walkInd(blk uint64, level int, logical uint64, bufs [][]byte, fn f
 
 // walkExtents visits the extent node in b; wantDepth is the depth the parent promised (-1 for the
 // root), nodeBlk the node's physical block (0 for the root, used in error offsets).
-func (fs *FS) walkExtents(b []byte, wantDepth int, nodeBlk uint64, fn func(BlockRef) error) error {
+func (fs *FS) walkExtents(b []byte, wantDepth int, nodeBlk uint64, inodePos int64, fn func(BlockRef) error) error {
 	base := int64(nodeBlk) * int64(fs.bs)
 	if nodeBlk == 0 {
-		base = 0x28 // offset of i_block in the inode
+		base = inodePos + 0x28 // i_block in the inode
 	}
 	h, exts, idx, err := ParseExtentNode(b)
 	if err != nil {
@@ -369,7 +370,7 @@ func (fs *FS) walkExtents(b []byte, wantDepth int, nodeBlk uint64, fn func(Block
 		if err := fs.ReadBlock(x.Leaf, buf); err != nil {
 			return err
 		}
-		if err := fs.walkExtents(buf, int(h.Depth)-1, x.Leaf, fn); err != nil {
+		if err := fs.walkExtents(buf, int(h.Depth)-1, x.Leaf, 0, fn); err != nil {
 			return err
 		}
 	}

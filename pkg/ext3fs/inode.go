@@ -80,6 +80,9 @@ type Inode struct {
 	ExtraIsize uint16 // bytes in use past 128 (0 for 128-byte inodes)
 	// BlockBytes is i_block as raw bytes: the extent root, fast-symlink text or inline data.
 	BlockBytes [60]byte
+	// Pos is the device byte offset the inode was read from (set by FS.ReadInode and
+	// FS.DecodeInode; 0 from ParseInode). Errors about its i_block add it to their offset.
+	Pos int64
 }
 
 // InodeRecordSize is the size of the original ext2 inode; larger inodes extend it.

@@ -73,3 +73,37 @@ func TestOpenDescriptorOnSuperblock(t *testing.T) {
 		}
 	}
 }
+
+// A bad block pointer in an inode read from the device is reported at its device offset, as
+// FormatError documents for FS methods (it was the offset inside the inode).
+func TestWalkBlocksPointerOffset(t *testing.T) {
+	ext3fstest.Need(t)
+	img := filepath.Join(t.TempDir(), "img")
+	if out, err := exec.Command("mke2fs", "-q", "-F", "-t", "ext2", "-b", "1024", img, "1M").CombinedOutput(); err != nil {
+		t.Fatalf("mke2fs: %v\n%s", err, out)
+	}
+	b, err := os.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fsys, err := ext3fs.Open(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, off := fsys.InodeLocation(ext3fs.RootIno)
+	ptr := int64(blk)*int64(fsys.BlockSize()) + int64(off) + 0x28 // i_block[0]
+	b[ptr+3] = 0x7f
+	fsys, err = ext3fs.Open(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := fsys.ReadInode(ext3fs.RootIno)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = fsys.WalkBlocks(root, func(ext3fs.BlockRef) error { return nil })
+	var fe *ext3fs.FormatError
+	if !errors.As(err, &fe) || fe.Offset != ptr {
+		t.Fatalf("err = %v, want i_block[0] at byte %d", err, ptr)
+	}
+}
