@@ -166,7 +166,7 @@ func runAnalyze(imagePath, logPath string, opt resolver.Options, emit func(*ops.
 	lr = blklog.ReadAhead(lr)
 	defer lr.Close()
 	if err := blklog.CheckImage(lr.Header(), img, size); err != nil {
-		return nil, &exitError{code: exitUsage, err: fmt.Errorf("%s: %w", logPath, err)}
+		return nil, &exitError{code: exitUsage, err: fmt.Errorf("%s: %w (image %s)", logPath, err, imagePath)}
 	}
 	guard, err := newSBGuard(lr.Header(), img, logPath)
 	if err != nil {
@@ -202,7 +202,7 @@ func runAnalyze(imagePath, logPath string, opt resolver.Options, emit func(*ops.
 			break
 		}
 		if err := guard.check(&rec); err != nil {
-			return nil, &exitError{code: exitUsage, err: err}
+			return nil, &exitError{code: exitUsage, err: fmt.Errorf("%w (image %s)", err, imagePath)}
 		}
 		if err := res.Record(&rec); err != nil {
 			return nil, err

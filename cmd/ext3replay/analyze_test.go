@@ -90,8 +90,8 @@ func TestAnalyzeRefusesOtherImage(t *testing.T) {
 		t.Skip("fixture basic-ext3-1k not present")
 	}
 	_, err := analyzeToOps(other, filepath.Join(fixtureDir, "io.log.zst"), false)
-	if !errors.Is(err, blklog.ErrImageMismatch) {
-		t.Fatalf("err = %v, want an image mismatch", err)
+	if !errors.Is(err, blklog.ErrImageMismatch) || !strings.Contains(err.Error(), other) {
+		t.Fatalf("err = %v, want an image mismatch naming the image", err)
 	}
 }
 
@@ -243,8 +243,8 @@ func TestAnalyzeRefusesOtherImageDmLogWrites(t *testing.T) {
 			t.Skipf("fixture %s not present", other)
 		}
 		_, err := analyzeToOps(img, filepath.Join(fixtureDir, "writes.lwlog.zst"), false)
-		if !errors.Is(err, blklog.ErrImageMismatch) || !strings.Contains(err.Error(), "record ") {
-			t.Errorf("%s: err = %v, want an image mismatch naming the record", other, err)
+		if !errors.Is(err, blklog.ErrImageMismatch) || !strings.Contains(err.Error(), "record ") || !strings.Contains(err.Error(), img) {
+			t.Errorf("%s: err = %v, want an image mismatch naming the record and the image", other, err)
 		}
 	}
 }
