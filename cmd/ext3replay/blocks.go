@@ -70,8 +70,11 @@ func parseNumbers(args []string) ([]uint64, error) {
 		}
 		h := l
 		if isRange {
-			if h, err = strconv.ParseUint(hi, 0, 64); err != nil || h < l {
+			if h, err = strconv.ParseUint(hi, 0, 64); err != nil {
 				return nil, fmt.Errorf("%q is not a number or range A-B", a)
+			}
+			if h < l {
+				return nil, fmt.Errorf("range %q ends before it starts (want A-B with A <= B)", a)
 			}
 			if h-l >= 1<<20 {
 				return nil, fmt.Errorf("range %q spans more than 1048576 numbers", a)

@@ -66,3 +66,15 @@ func TestInspectTruncatedImage(t *testing.T) {
 		}
 	}
 }
+
+// Block arguments: a reversed range says so rather than "not a number".
+func TestParseNumbers(t *testing.T) {
+	if got, err := parseNumbers([]string{"7", "0x10-0x12"}); err != nil || len(got) != 4 || got[0] != 7 || got[3] != 18 {
+		t.Fatalf("parseNumbers: %v, %v", got, err)
+	}
+	for arg, want := range map[string]string{"5-3": "ends before it starts", "x": "not a number", "1-y": "not a number", "-1": "not a number"} {
+		if _, err := parseNumbers([]string{arg}); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: err = %v, want %q", arg, err, want)
+		}
+	}
+}
