@@ -262,7 +262,24 @@ func openImage(path string) (io.ReaderAt, int64, func(), error) {
 	if err != nil {
 		return nil, 0, nil, err
 	}
+	if err := notALog(img, path); err != nil {
+		img.Close()
+		return nil, 0, nil, err
+	}
 	return img, img.Size(), func() { img.Close() }, nil
+}
+
+// notALog refuses a block-I/O log given where an image belongs (IMAGE and LOG swapped), which
+// would otherwise read as an image with a bad superblock or a mismatched one.
+func notALog(img io.ReaderAt, path string) error {
+	var head [8]byte
+	if n, _ := img.ReadAt(head[:], 0); n < len(head) {
+		return nil
+	}
+	if string(head[:]) == "EXT3RLOG" || string(head[:]) == "rhswfsj\x00" {
+		return fmt.Errorf("%s is a block-I/O log, not a disk image (the arguments are IMAGE LOG)", path)
+	}
+	return nil
 }
 
 type countingReader struct {

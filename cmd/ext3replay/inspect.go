@@ -274,6 +274,10 @@ func openFS(path string) (*diskimage.Image, *ext3fs.FS, error) {
 	if err != nil {
 		return nil, nil, &exitError{code: exitUsage, err: err}
 	}
+	if err := notALog(img, path); err != nil {
+		img.Close()
+		return nil, nil, &exitError{code: exitUsage, err: err}
+	}
 	fsys, err := ext3fs.Open(img)
 	if err != nil {
 		img.Close()

@@ -78,3 +78,20 @@ func TestParseNumbers(t *testing.T) {
 		}
 	}
 }
+
+// A log given where the image belongs (arguments swapped) is named as such.
+func TestLogGivenAsImage(t *testing.T) {
+	needFixture(t)
+	lg := filepath.Join(fixtureDir, "io.log.zst")
+	for _, args := range [][]string{{"inspect", lg}, {"blocks", lg, "1"}} {
+		if _, err := runCLI(t, args...); err == nil || !strings.Contains(err.Error(), "is a block-I/O log, not a disk image") {
+			t.Errorf("%v: err = %v", args, err)
+		}
+	}
+	if _, err := analyzeToOps(lg, filepath.Join(fixtureDir, "image.raw.zst"), false); err == nil || !strings.Contains(err.Error(), "is a block-I/O log, not a disk image") {
+		t.Errorf("analyze LOG IMAGE: err = %v", err)
+	}
+	if _, err := analyzeToOps(filepath.Join(fixtureDir, "writes.lwlog.zst"), lg, false); err == nil || !strings.Contains(err.Error(), "is a block-I/O log, not a disk image") {
+		t.Errorf("analyze with a dm-log-writes log as image: err = %v", err)
+	}
+}
