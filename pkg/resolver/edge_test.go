@@ -16,8 +16,9 @@ import (
 )
 
 // Edge cases of pairing beyond TestPairingHandBuilt: each change is made with debugfs on a
-// copy of an image and its changed blocks are fed in many orders, written home (ext2-like) and,
-// for ext3, as one jbd2 transaction.
+// copy of an image and its changed blocks are fed in many orders, written home (ext2-like: on
+// ext3 too, as a driver that ignores the journal writes them) and, for ext3, as one jbd2
+// transaction.
 
 type edgeCase struct {
 	name  string
@@ -26,11 +27,7 @@ type edgeCase struct {
 	want  []string // namespace ops in meaning() form
 	data  []string // paths that must receive data writes
 	ext2  bool     // home writes only
-	// On ext3, only the journaled form: the I/O of a file created under a directory moved in
-	// the same change is attributed as the blocks arrive when the image has a journal, and the
-	// kernel never writes ext3 metadata home before its transaction commits.
-	journalOnly bool
-	may         []string // paths that may receive data writes
+	may   []string // paths that may receive data writes
 }
 
 // checkEdge runs one case: every order of the home writes and, on ext3, the journaled form.
@@ -79,9 +76,6 @@ func checkEdge(t *testing.T, seed []byte, fsType string, c edgeCase) {
 		ords = ords[:60]
 	}
 	for _, ord := range ords {
-		if fsType == "ext3" && c.journalOnly {
-			break
-		}
 		perm := make([]blklog.Record, len(recs))
 		for i, j := range ord {
 			perm[i] = recs[j]
@@ -124,7 +118,7 @@ func TestPairingEdgeCases(t *testing.T) {
 	cases := []edgeCase{
 		{name: "move a directory then create under the new path",
 			cmds: "ln /x/y /d/y\nunlink /x/y\nwrite CONTENT /d/y/new\n",
-			want: []string{"create /d/y/new", "move /x/y -> /d/y"}, data: []string{"/d/y/new"}, journalOnly: true},
+			want: []string{"create /d/y/new", "move /x/y -> /d/y"}, data: []string{"/d/y/new"}},
 		{name: "move a directory over an empty one",
 			cmds: "kill_file /empty\nunlink /empty\nln /e /empty\nunlink /e\n",
 			want: []string{"move /e -> /empty (overwrite)"}},
@@ -180,10 +174,10 @@ func TestPairingEdgeCases(t *testing.T) {
 			want: []string{"delete /e/h", "unlink /d/g"}},
 		{name: "rmdir and mkdir with a file, the directory block reused",
 			cmds: "rmdir /empty\nmkdir /d/sub\nsif /d/sub generation 9\nwrite CONTENT /d/sub/new\n",
-			want: []string{"create /d/sub/new", "mkdir /d/sub", "rmdir /empty"}, data: []string{"/d/sub/new"}, journalOnly: true},
+			want: []string{"create /d/sub/new", "mkdir /d/sub", "rmdir /empty"}, data: []string{"/d/sub/new"}},
 		{name: "rmdir, a new file takes the directory's block",
 			cmds: "rmdir /empty\nwrite CONTENT /e/new\nsif /e/new generation 3\n",
-			want: []string{"create /e/new", "rmdir /empty"}, data: []string{"/e/new"}, journalOnly: true},
+			want: []string{"create /e/new", "rmdir /empty"}, data: []string{"/e/new"}},
 		{name: "slow symlink",
 			cmds: "symlink /d/slow " + longTarget + "\n",
 			// The target is its data; on ext3 it is journaled and written home at the checkpoint.
@@ -191,14 +185,14 @@ func TestPairingEdgeCases(t *testing.T) {
 		{name: "slow symlink deleted, a file takes its block",
 			setup: "symlink /d/slow " + longTarget + "\n",
 			cmds:  "rm /d/slow\nwrite CONTENT /e/new\nsif /e/new generation 4\n",
-			want:  []string{"create /e/new", "delete /d/slow"}, data: []string{"/e/new"}, journalOnly: true},
+			want:  []string{"create /e/new", "delete /d/slow"}, data: []string{"/e/new"}},
 		{name: "mknod",
 			// (debugfs' mknod takes a name in the current directory, not a path.)
 			cmds: "cd /d\nmknod fifo p\ncd /e\nmknod dev c 1 3\n",
 			want: []string{"mknod /d/fifo", "mknod /e/dev"}},
 		{name: "block freed and reused by another file",
 			cmds: "rm /x/y/z\nwrite CONTENT /x/new\nsif /x/new generation 7\n",
-			want: []string{"create /x/new", "delete /x/y/z"}, data: []string{"/x/new"}, journalOnly: true},
+			want: []string{"create /x/new", "delete /x/y/z"}, data: []string{"/x/new"}},
 	}
 	for _, fsType := range []string{"ext2", "ext3"} {
 		seed := seedImage(t, fsType)
@@ -231,7 +225,7 @@ func TestPairingTIND(t *testing.T) {
 			// Deleted, and a new file takes its map blocks (the kernel zeroes the pointers it frees).
 			checkEdge(t, seed, fsType, edgeCase{setup: "write " + host + " /d/big\n",
 				cmds: "rm /d/big\nwrite CONTENT /e/new\nsif /e/new generation 11\n",
-				want: []string{"create /e/new", "delete /d/big"}, data: []string{"/e/new"}, journalOnly: true})
+				want: []string{"create /e/new", "delete /d/big"}, data: []string{"/e/new"}})
 		})
 	}
 }
@@ -517,7 +511,7 @@ func TestPairingTruncateIndirect(t *testing.T) {
 			checkEdge(t, seed, fsType, edgeCase{
 				setup: "write " + host + " /d/big\n",
 				cmds:  "punch /d/big 0\nsif /d/big size 0\nwrite " + host2 + " /e/new\nsif /e/new generation 5\n",
-				want:  []string{"create /e/new", "truncate /d/big size=0"}, data: []string{"/e/new"}, journalOnly: true})
+				want:  []string{"create /e/new", "truncate /d/big size=0"}, data: []string{"/e/new"}})
 		})
 	}
 }

@@ -64,7 +64,15 @@ type Resolver struct {
 
 	jt      *JournalTracker
 	journal bool
-	holdIO  bool // no journal: file I/O gets its path at the next flush, when names are settled
+	// holdIO: metadata goes home without the journal (ext2, or an ext3 image written by a driver
+	// that ignores the journal): file I/O gets its path at the next flush, when names are settled,
+	// and what home writes changed is decided there. Set on ext3 by the first inode-table write
+	// that changes the model outside a committed transaction (see noteHomeMeta).
+	holdIO bool
+	// home: the batch being applied is home writes, not a committed transaction. Claims it makes
+	// are held like writes to owned blocks (a journal-less driver may undo them in the same
+	// interval); on a journaled guest home writes are checkpoints that change nothing.
+	home bool
 
 	credDir map[uint64][]dent   // directory blocks: entries as last credited
 	credMap map[uint64][]uint32 // indirect blocks: pointers as last credited
@@ -248,7 +256,7 @@ func (r *Resolver) Record(rec *blklog.Record) error {
 		for ino := range r.waitMove {
 			r.touched[ino] = true
 		}
-		if !r.journal {
+		if r.holdIO {
 			r.judgeSuspects()
 		}
 		r.resolveTouched()
@@ -259,7 +267,7 @@ func (r *Resolver) Record(rec *blklog.Record) error {
 				delete(r.inoWritten, ino)
 			}
 		}
-		if !r.journal {
+		if r.holdIO {
 			r.releaseHeld()
 		} else {
 			r.ageHeld()
@@ -517,9 +525,12 @@ func (r *Resolver) write(sector uint64, length int64, data []byte, zero bool) {
 		}
 		pos += n
 	}
+	r.noteHomeMeta(batch)
 	batch = r.holdSuspects(batch)
 	if len(batch) > 0 {
+		r.home = true
 		r.applyBatch(batch)
+		r.home = false
 		for i := range batch {
 			w := &batch[i]
 			bstart := int64(w.b)*bs + int64(w.off)
@@ -647,8 +658,29 @@ func (r *Resolver) applyBatch(batch []blockWrite) {
 			r.diffMapBlock(w.b, o, w.old, w.data)
 		}
 	}
-	if !r.holdIO {
+	if !r.holdIO && !r.home {
 		clear(r.metaWritten)
+	}
+}
+
+// noteHomeMeta switches a journaled file system to the ext2 rules (holdIO) at the first home
+// write that changes an inode-table block: jbd2 writes metadata home only as a checkpoint of a
+// committed transaction, already applied, so such a write means the guest's driver ignores the
+// journal (an ext2 driver mounting ext3, as on BSD or Windows) and orders nothing through it.
+// Only the inode table is looked at: it is never file data, while a directory or indirect block
+// may legitimately receive a new file's data before the commit that frees it (data=ordered).
+// Home writes before the switch in the same flush interval are held like the ext2 rules hold
+// them (see home), so the decision at the flush does not depend on where the write came.
+func (r *Resolver) noteHomeMeta(batch []blockWrite) {
+	if r.holdIO {
+		return
+	}
+	for i := range batch {
+		w := &batch[i]
+		if w.role == RoleInodeTable && w.data != nil && !bytes.Equal(r.m.block(w.b), w.data) {
+			r.holdIO = true
+			return
+		}
 	}
 }
 
@@ -687,7 +719,7 @@ func (r *Resolver) settleOne(b uint64, o Owner, p pendWrite) {
 		// journal: its I/O was reported as journal, and its checkpoint will be reported.
 		return
 	}
-	if r.holdIO && o.Role == RoleData && o.Ino >= r.fs.SB.FirstIno {
+	if (r.holdIO || r.home) && o.Role == RoleData && o.Ino >= r.fs.SB.FirstIno {
 		// Without a journal the claim may be undone in the same interval (an indirect block
 		// rewritten for a new file while still its truncated first owner's): held like a
 		// write to an owned block, it goes to whoever owns the block at the flush.
