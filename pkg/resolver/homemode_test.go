@@ -1,0 +1,83 @@
+package resolver
+
+import (
+	"bytes"
+	"math/rand"
+	"path/filepath"
+	"testing"
+
+	"github.com/ext3replay/ext3replay/pkg/blklog"
+	"github.com/ext3replay/ext3replay/pkg/ext3fs"
+	"github.com/ext3replay/ext3replay/pkg/ops"
+)
+
+// holdsIO replays recs and reports whether the resolver ended up following the ext2 rules.
+func holdsIO(t *testing.T, img []byte, recs []blklog.Record) bool {
+	t.Helper()
+	r, err := New(bytes.NewReader(img), int64(len(img)), Options{}, func(*ops.Op) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range recs {
+		rec := recs[i]
+		rec.Index = int64(i)
+		if err := r.Record(&rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	return r.holdIO
+}
+
+// A real ext3 guest writes metadata home only as checkpoints of committed transactions: the
+// resolver must keep the journaled rules on every such log, in any completion order inside a
+// flush interval; an ext2 image always follows the ext2 rules.
+func TestHomeModeRealLogs(t *testing.T) {
+	native, _ := filepath.Glob("../../fixtures/real/*/io.log.zst")
+	lw, _ := filepath.Glob("../../fixtures/real/*/writes.lwlog.zst")
+	logs := append(native, lw...)
+	if len(logs) == 0 {
+		t.Skip("no real fixtures")
+	}
+	seeds := 3
+	if testing.Short() {
+		seeds = 1
+	}
+	for _, logPath := range logs {
+		dir := filepath.Dir(logPath)
+		t.Run(filepath.Base(dir)+"/"+filepath.Base(logPath), func(t *testing.T) {
+			img := readZstd(t, filepath.Join(dir, "image.raw.zst"))
+			fs, err := ext3fs.Open(bytes.NewReader(img))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := !fs.SB.HasJournal()
+			recs := readLog(t, logPath)
+			if got := holdsIO(t, img, recs); got != want {
+				t.Fatalf("log order: ext2 rules %v, want %v (journal %v)", got, want, fs.SB.HasJournal())
+			}
+			for seed := int64(1); seed <= int64(seeds); seed++ {
+				if got := holdsIO(t, img, permuteIntervals(recs, rand.New(rand.NewSource(seed)))); got != want {
+					t.Fatalf("seed %d: ext2 rules %v, want %v", seed, got, want)
+				}
+			}
+		})
+	}
+}
+
+// The same change on an ext3 image, written home without the journal, switches to the ext2
+// rules; as a jbd2 transaction plus checkpoint it does not.
+func TestHomeModeSwitch(t *testing.T) {
+	seed := seedImage(t, "ext3")
+	after := debugfsChange(t, seed, "write /dev/null /f\nmkdir /d\n")
+	if !holdsIO(t, seed, blockWrites(seed, after)) {
+		t.Error("ext3 metadata written home without the journal: still journaled rules")
+	}
+	data, journal, checkpoint := journalize(t, seed, after)
+	log := append(append(append([]blklog.Record(nil), data...), journal...), checkpoint...)
+	if holdsIO(t, seed, log) {
+		t.Error("journaled change with its checkpoint: switched to the ext2 rules")
+	}
+}
