@@ -80,4 +80,12 @@ func TestHomeModeSwitch(t *testing.T) {
 	if holdsIO(t, seed, log) {
 		t.Error("journaled change with its checkpoint: switched to the ext2 rules")
 	}
+	// Home writes first (a journal replayed at mount writes its blocks home), then the
+	// guest's own transaction: the journaled rules again.
+	later := debugfsChange(t, after, "write /dev/null /g\n")
+	data, journal, _ = journalize(t, after, later)
+	log = append(append(blockWrites(seed, after), data...), journal...)
+	if holdsIO(t, seed, log) {
+		t.Error("home writes then a committed transaction: still the ext2 rules")
+	}
 }

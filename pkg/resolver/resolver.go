@@ -67,7 +67,8 @@ type Resolver struct {
 	// holdIO: metadata goes home without the journal (ext2, or an ext3 image written by a driver
 	// that ignores the journal): file I/O gets its path at the next flush, when names are settled,
 	// and what home writes changed is decided there. Set on ext3 by the first inode-table write
-	// that changes the model outside a committed transaction (see noteHomeMeta).
+	// that changes the model outside a committed transaction (see noteHomeMeta), cleared by
+	// the next commit.
 	holdIO bool
 	// home: the batch being applied is home writes, not a committed transaction. Claims it makes
 	// are held like writes to owned blocks (a journal-less driver may undo them in the same
@@ -556,6 +557,10 @@ func (r *Resolver) write(sector uint64, length int64, data []byte, zero bool) {
 // blocks cannot matter.
 func (r *Resolver) applyTransaction(tx Transaction) {
 	r.stats.Transactions++
+	// A guest that commits transactions orders its metadata through the journal: back to the
+	// journaled rules if home writes switched them off (a journal replayed at mount writes
+	// its blocks home before the guest commits anything of its own).
+	r.holdIO = false
 	batch := make([]blockWrite, 0, len(tx.Blocks))
 	for _, tb := range tx.Blocks {
 		if tb.FSBlock >= r.nblk {
