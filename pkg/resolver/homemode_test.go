@@ -35,12 +35,7 @@ func holdsIO(t *testing.T, img []byte, recs []blklog.Record) bool {
 // resolver must keep the journaled rules on every such log, in any completion order inside a
 // flush interval; an ext2 image always follows the ext2 rules.
 func TestHomeModeRealLogs(t *testing.T) {
-	native, _ := filepath.Glob("../../fixtures/real/*/io.log.zst")
-	lw, _ := filepath.Glob("../../fixtures/real/*/writes.lwlog.zst")
-	logs := append(native, lw...)
-	if len(logs) == 0 {
-		t.Skip("no real fixtures")
-	}
+	logs := realLogs(t)
 	seeds := 3
 	if testing.Short() {
 		seeds = 1

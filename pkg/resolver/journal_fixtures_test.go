@@ -2,9 +2,7 @@ package resolver
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
-	"io"
 	"math/rand"
 	"os"
 	"path/filepath"
@@ -189,7 +187,7 @@ func testTrackerFixture(t *testing.T, dir, logName string) {
 	if fj == nil {
 		t.Skip("no journal")
 	}
-	recs := readFixtureLog(t, filepath.Join(dir, logName))
+	recs := readLog(t, filepath.Join(dir, logName))
 	run := followFixtureJournal(t, fj, recs)
 	wraps := 0
 	for _, tx := range run.txs {
@@ -283,28 +281,6 @@ func moduleRoot(t *testing.T) string {
 			t.Skip("go.mod not found")
 		}
 		dir = up
-	}
-}
-
-// readFixtureLog loads every record of a captured log (payloads copied).
-func readFixtureLog(t *testing.T, path string) []blklog.Record {
-	t.Helper()
-	lr, err := blklog.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lr.Close()
-	var recs []blklog.Record
-	for {
-		rec, err := lr.Next()
-		if errors.Is(err, io.EOF) {
-			return recs
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		rec.Data = bytes.Clone(rec.Data)
-		recs = append(recs, rec)
 	}
 }
 

@@ -37,6 +37,19 @@ func readZstd(t testing.TB, path string) []byte {
 	return b
 }
 
+// realLogs lists both logs of every real scenario: the recorder's (reads, writes, flushes) and
+// QEMU's dm-log-writes one (writes and flushes, in completion order).
+func realLogs(t testing.TB) []string {
+	t.Helper()
+	native, _ := filepath.Glob("../../fixtures/real/*/io.log.zst")
+	lw, _ := filepath.Glob("../../fixtures/real/*/writes.lwlog.zst")
+	logs := append(native, lw...)
+	if len(logs) == 0 {
+		t.Skip("no real fixtures")
+	}
+	return logs
+}
+
 // readLog returns every record of a log (payloads copied).
 func readLog(t testing.TB, path string) []blklog.Record {
 	t.Helper()
@@ -168,14 +181,7 @@ func meaning(ol []ops.Op) (ns []string, io map[string]int64, anomalies []string)
 // TestOrderIndependenceReal replays every real fixture with the requests of each flush interval
 // permuted, many seeds, and checks that the same operations and the same attribution come out.
 func TestOrderIndependenceReal(t *testing.T) {
-	// Both logs of every scenario: the recorder's (reads, writes, flushes) and QEMU's
-	// dm-log-writes one (writes and flushes, in completion order).
-	native, _ := filepath.Glob("../../fixtures/real/*/io.log.zst")
-	lw, _ := filepath.Glob("../../fixtures/real/*/writes.lwlog.zst")
-	logs := append(native, lw...)
-	if len(logs) == 0 {
-		t.Skip("no real fixtures")
-	}
+	logs := realLogs(t)
 	seeds := 20
 	if testing.Short() {
 		seeds = 3
