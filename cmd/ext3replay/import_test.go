@@ -186,3 +186,28 @@ func TestImportRefusesOtherImage(t *testing.T) {
 		t.Error("the mismatched output was left behind")
 	}
 }
+
+// log cat - reads the log from standard input (any format blklog knows) and
+// prints the same records as with the file named.
+func TestLogCatStdin(t *testing.T) {
+	needFixture(t)
+	p := filepath.Join(fixtureDir, "writes.lwlog.zst")
+	named, err := exec.Command(recorderBinary(t), "log", "cat", p).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cmd := exec.Command(recorderBinary(t), "log", "cat", "-")
+	cmd.Stdin = f
+	piped, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("log cat -: %v", err)
+	}
+	if len(named) == 0 || !bytes.Equal(named, piped) {
+		t.Fatalf("log cat - printed %d bytes, log cat FILE %d; they differ", len(piped), len(named))
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -30,7 +31,8 @@ identity of the starting image), the number of records of each type, the
 payload bytes and the time span. A truncated or damaged log is summarised up
 to the damage, which is reported (exit status 2).`,
 	Example: `  ext3replay log info io.log.zst
-  ext3replay log info writes.lwlog`,
+  ext3replay log info writes.lwlog
+  zstd -dc io.log.zst | ext3replay log info -`,
 	Args: cobra.ExactArgs(1),
 	RunE: checkedOutput(runLogInfo),
 }
@@ -48,7 +50,8 @@ var logCatCmd = &cobra.Command{
 time in seconds from the start, type, first 512-byte sector, length in bytes,
 flags. A damaged log prints the records before the damage, then the error.`,
 	Example: `  ext3replay log cat io.log.zst
-  ext3replay log cat io.log.zst --format jsonl --data`,
+  ext3replay log cat io.log.zst --format jsonl --data
+  ssh host cat io.log.zst | ext3replay log cat -`,
 	Args: cobra.ExactArgs(1),
 	RunE: checkedOutput(runLogCat),
 }
@@ -75,7 +78,7 @@ func flagNames(f blklog.Flags) []string {
 func logErr(err error) error { return &exitError{code: exitUsage, err: err} }
 
 func runLogInfo(cmd *cobra.Command, args []string, out io.Writer) error {
-	r, err := blklog.Open(args[0])
+	r, err := openLogArg(args[0])
 	if err != nil {
 		return logErr(err)
 	}
@@ -192,7 +195,7 @@ func runLogCat(cmd *cobra.Command, args []string, out io.Writer) error {
 	if format != "text" && format != "jsonl" {
 		return usageErr("log cat: --format %q: want text or jsonl", format)
 	}
-	r, err := blklog.Open(args[0])
+	r, err := openLogArg(args[0])
 	if err != nil {
 		return logErr(err)
 	}
@@ -260,4 +263,13 @@ func runLogCat(cmd *cobra.Command, args []string, out io.Writer) error {
 			return err
 		}
 	}
+}
+
+// openLogArg opens the log named on the command line; "-" reads it from
+// standard input, as analyze does.
+func openLogArg(path string) (blklog.Reader, error) {
+	if path == "-" {
+		return blklog.NewReader(os.Stdin, "stdin")
+	}
+	return blklog.Open(path)
 }
