@@ -17,8 +17,14 @@ build:
 demo: build
 	$(BIN) analyze $(DEMO_IMG) $(DEMO_LOG)
 
-# Unit, integration and short fuzz-corpus tests; a few minutes on 2 cores.
-test: lint
+# Installs what is missing (apt packages, Go modules, staticcheck); see scripts/deps.sh.
+deps:
+	./scripts/deps.sh
+
+# Lint, unit and integration tests, then one live QEMU capture; about a minute on 2 cores once
+# the packages are installed.
+test: deps
+	$(MAKE) --no-print-directory lint
 	$(GO) test -count=1 ./...
 	$(MAKE) --no-print-directory test-live
 
