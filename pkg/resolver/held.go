@@ -1,0 +1,276 @@
+// Writes that cannot be decided yet: to blocks nobody owns (pending until a claim), to blocks
+// whose owner may change before the commit (held until it), and metadata writes that look broken
+// (suspect until their owner is certain).
+
+package resolver
+
+import (
+	"bytes"
+	"encoding/binary"
+	"sort"
+
+	"github.com/ext3replay/ext3replay/pkg/blklog"
+	"github.com/ext3replay/ext3replay/pkg/ops"
+)
+
+type pendWrite struct {
+	seq       int64
+	t         float64
+	off, n    int32 // byte range written inside the block
+	journaled bool  // seen as a journal copy only (data=journal): report only if it proves to be file data
+}
+
+// addPending holds a write to a block nobody owns until a claim or the end of the log.
+func (r *Resolver) addPending(b uint64, p pendWrite) {
+	if len(r.pendW) >= maxPendingBlocks {
+		r.flushRecord(false)
+		r.reportUnowned()
+	}
+	if _, ok := r.pendW[b]; ok {
+		r.pendMore[b] = append(r.pendMore[b], p)
+		return
+	}
+	r.pendW[b] = p
+}
+
+// settlePending reports the held writes of block b, now owned by o.
+func (r *Resolver) settlePending(b uint64, o Owner) {
+	p0, ok := r.pendW[b]
+	if !ok {
+		return
+	}
+	delete(r.pendW, b)
+	r.settleOne(b, o, p0)
+	if more, ok := r.pendMore[b]; ok {
+		delete(r.pendMore, b)
+		for _, p := range more {
+			r.settleOne(b, o, p)
+		}
+	}
+}
+
+func (r *Resolver) settleOne(b uint64, o Owner, p pendWrite) {
+	if p.journaled && o.Role != RoleData {
+		// A metadata block (symlink targets are journaled like metadata) seen in the
+		// journal: its I/O was reported as journal, and its checkpoint will be reported.
+		return
+	}
+	if (r.holdIO || r.home) && o.Role == RoleData && o.Ino >= r.fs.SB.FirstIno {
+		// Without a journal the claim may be undone in the same interval (an indirect block
+		// rewritten for a new file while still its truncated first owner's): held like a
+		// write to an owned block, it goes to whoever owns the block at the flush.
+		r.holdWrite(b, int64(p.off), int64(p.n), o.Ino)
+		return
+	}
+	s := int64(b)*int64(r.bs) + int64(p.off)
+	r.ioOp(ops.Write, o, s, s+int64(p.n))
+}
+
+// heldWrite is a home write to blocks a file owned at the time, reported at the next commit
+// (or flush without a journal): a block freed by one file and taken by another in the same
+// transaction receives the new file's data before the commit says whose it is.
+type heldWrite struct {
+	b      uint64 // first block
+	off, n int64  // byte range from the start of block b
+	ino    uint32 // owner when written
+	path   string // its path then
+	seq    int64
+	t      float64
+	age    int // device flushes since it was written
+}
+
+// ageHeld counts a device flush for every held write and reports those written before the
+// previous flush: a commit follows the data it orders after one flush (jbd2 flushes, then
+// writes the commit block), so a write held longer waits for a commit that is not coming (or
+// one the journal could not be followed through).
+func (r *Resolver) ageHeld() {
+	n := 0
+	for i := range r.heldW {
+		r.heldW[i].age++
+		if r.heldW[i].age >= 2 {
+			n = i + 1
+		}
+	}
+	if n > 0 {
+		rest := append([]heldWrite(nil), r.heldW[n:]...)
+		r.heldW = r.heldW[:n]
+		r.releaseHeld()
+		r.heldW = append(r.heldW, rest...)
+	}
+}
+
+func (r *Resolver) holdWrite(b uint64, off, n int64, ino uint32) {
+	if k := len(r.heldW); k > 0 {
+		h := &r.heldW[k-1]
+		if h.ino == ino && h.seq == r.seq && int64(h.b)*int64(r.bs)+h.off+h.n == int64(b)*int64(r.bs)+off {
+			h.n += n
+			return
+		}
+	}
+	r.heldW = append(r.heldW, heldWrite{b: b, off: off, n: n, ino: ino, path: r.ioPath(ino), seq: r.seq, t: r.t})
+	if len(r.heldW) > maxHeld {
+		r.releaseHeld()
+	}
+}
+
+// releaseHeld reports the held writes, each block attributed to the file owning it now if that
+// file took it since, else to the file that owned it when written.
+func (r *Resolver) releaseHeld() {
+	bs := int64(r.bs)
+	for _, h := range r.heldW {
+		start := int64(h.b)*bs + h.off
+		end := start + h.n
+		for pos := start; pos < end; {
+			b := uint64(pos / bs)
+			o, n := r.idx.LookupRun(b)
+			if n == 0 {
+				n = 1
+			}
+			runEnd := min(end, int64(b+n)*bs)
+			if !(o.Role == RoleData && o.Ino != h.ino) {
+				o = Owner{Role: RoleData, Ino: h.ino}
+			}
+			op := ops.Op{Seq: r.seq, T: r.t, Op: ops.Write, Sector: uint64(pos) / blklog.SectorSize, Bytes: runEnd - pos,
+				Kind: ops.KindData, Ino: o.Ino}
+			if o.Ino == h.ino {
+				op.Path = h.path
+			} else {
+				op.Path = r.ioPath(o.Ino)
+			}
+			if r.holdIO {
+				r.nameless[o.Ino] = appendCoalesced(r.nameless[o.Ino], op)
+			} else {
+				r.ioBuf = appendCoalesced(r.ioBuf, op)
+			}
+			pos = runEnd
+		}
+	}
+	r.heldW = r.heldW[:0]
+}
+
+// reportUnowned reports every held write to a block no file claimed, as unowned, in log order,
+// each with the seq of its own write.
+func (r *Resolver) reportUnowned() {
+	blocks := make([]uint64, 0, len(r.pendW))
+	for b := range r.pendW {
+		blocks = append(blocks, b)
+	}
+	sort.Slice(blocks, func(i, j int) bool { return blocks[i] < blocks[j] })
+	type item struct {
+		b uint64
+		p pendWrite
+	}
+	var items []item
+	for _, b := range blocks {
+		for _, p := range append([]pendWrite{r.pendW[b]}, r.pendMore[b]...) {
+			if !p.journaled {
+				items = append(items, item{b, p})
+			}
+		}
+	}
+	sort.SliceStable(items, func(i, j int) bool { return items[i].p.seq < items[j].p.seq })
+	var unowned []ops.Op
+	for _, it := range items {
+		s := (int64(it.b)*int64(r.bs) + int64(it.p.off)) / blklog.SectorSize
+		r.stats.UnattributedWriteBytes += int64(it.p.n)
+		op := ops.Op{Seq: it.p.seq, T: it.p.t, Op: ops.Write, Sector: uint64(s), Bytes: int64(it.p.n), Kind: ops.KindUnowned}
+		if n := len(unowned); n > 0 && unowned[n-1].Seq == op.Seq {
+			unowned = appendCoalesced(unowned, op)
+		} else {
+			unowned = append(unowned, op)
+		}
+	}
+	r.pendW, r.pendMore = map[uint64]pendWrite{}, map[uint64][]pendWrite{}
+	for i := range unowned {
+		r.out(&unowned[i])
+	}
+}
+
+// suspectWrite is a home write held by holdSuspects.
+type suspectWrite struct {
+	data   []byte
+	seq    int64
+	t      float64
+	off, n int32
+	owner  Owner
+}
+
+// holdSuspects takes out of a batch of home writes those to a directory or indirect block whose
+// new content cannot be one (entries that do not chain, pointers outside the file system).
+// Normally that is the data of a file that takes the block in the same transaction or
+// interval: rmdir d and a new file given d's block, its data written home (data=ordered, or
+// ext2 in any order) before the inode that frees the block. They are judged by judgeSuspects
+// once the owner may have changed; only a block its directory still owns then is an anomaly.
+func (r *Resolver) holdSuspects(batch []blockWrite) []blockWrite {
+	out := batch[:0]
+	for _, w := range batch {
+		if w.data == nil || !r.implausible(w.role, w.data) {
+			if s, ok := r.suspect[w.b]; ok {
+				// Superseded by a write that fits: the held one was the owner's I/O.
+				delete(r.suspect, w.b)
+				st := int64(w.b)*int64(r.bs) + int64(s.off)
+				r.ioOp(ops.Write, r.idx.Lookup(w.b), st, st+int64(s.n))
+			}
+			out = append(out, w)
+			continue
+		}
+		if s, ok := r.suspect[w.b]; ok {
+			st := int64(w.b)*int64(r.bs) + int64(s.off)
+			r.ioOp(ops.Write, r.idx.Lookup(w.b), st, st+int64(s.n))
+		}
+		r.suspect[w.b] = suspectWrite{data: bytes.Clone(w.data), seq: r.seq, t: r.t, off: w.off, n: w.n,
+			owner: Owner{Role: w.role, Ino: w.ino}}
+	}
+	return out
+}
+
+// implausible reports content that cannot be a block of the given metadata role.
+func (r *Resolver) implausible(role Role, b []byte) bool {
+	switch role {
+	case RoleDir:
+		return !dirChains(b)
+	case RoleInd, RoleDInd, RoleTInd:
+		for i := 0; i+4 <= len(b); i += 4 {
+			if uint64(binary.LittleEndian.Uint32(b[i:])) >= r.nblk {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// judgeSuspects settles the held suspect writes by the owner each block has now: its first
+// owner still (applied as written: the anomaly it is), nobody (a pending write, as any write
+// to a free block), or a file that took it (a write of that file).
+func (r *Resolver) judgeSuspects() {
+	if len(r.suspect) == 0 {
+		return
+	}
+	blocks := make([]uint64, 0, len(r.suspect))
+	for b := range r.suspect {
+		blocks = append(blocks, b)
+	}
+	sort.Slice(blocks, func(i, j int) bool { return blocks[i] < blocks[j] })
+	seq, t := r.seq, r.t
+	for _, b := range blocks {
+		s := r.suspect[b]
+		delete(r.suspect, b)
+		o := r.idx.Lookup(b)
+		st := int64(b)*int64(r.bs) + int64(s.off)
+		switch {
+		case o.Role == s.owner.Role && o.Ino == s.owner.Ino:
+			r.seq, r.t = s.seq, s.t
+			w := []blockWrite{{b: b, data: s.data, off: s.off, n: s.n, role: o.Role, ino: o.Ino}}
+			r.applyBatch(w)
+			r.ioOp(ops.Write, o, st, st+int64(s.n))
+			r.seq, r.t = seq, t
+		case o.Role == RoleFree:
+			r.m.putUnowned(b, s.data)
+			r.addPending(b, pendWrite{seq: s.seq, t: s.t, off: s.off, n: s.n})
+		case o.Role == RoleData && o.Ino >= r.fs.SB.FirstIno:
+			r.holdWrite(b, int64(s.off), int64(s.n), o.Ino)
+		default:
+			r.ioOp(ops.Write, o, st, st+int64(s.n))
+		}
+	}
+}
