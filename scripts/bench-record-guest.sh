@@ -109,15 +109,7 @@ run() {
 		[ -S "$sock" ] || { cat "$work/srv.err" >&2; die "qemu-nbd did not listen"; }
 	else
 		# The recorder makes its own state copy of base.img before it says ready (outside the timing).
-		"$bin" record --image "$work/base.img" --log "$work/io.log.zst" --socket "$sock" --state "$work/run.img" \
-			2>"$work/srv.err" &
-		srv_pid=$!
-		for _ in $(seq 600); do
-			grep -q 'ready on' "$work/srv.err" 2>/dev/null && break
-			kill -0 "$srv_pid" 2>/dev/null || { cat "$work/srv.err" >&2; die "ext3replay record exited early"; }
-			sleep 0.05
-		done
-		grep -q 'ready on' "$work/srv.err" || die "ext3replay record never said ready"
+		start_recorder srv_pid "$bin" "$work/base.img" "$work/io.log.zst" "$sock" "$work/run.img" "$work/srv.err"
 	fi
 	t0=$(now)
 	timeout 600 qemu-system-x86_64 -accel tcg -m 256 -smp 1 \
