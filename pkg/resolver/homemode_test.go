@@ -14,21 +14,7 @@ import (
 // holdsIO replays recs and reports whether the resolver ended up following the ext2 rules.
 func holdsIO(t *testing.T, img []byte, recs []blklog.Record) bool {
 	t.Helper()
-	r, err := New(bytes.NewReader(img), int64(len(img)), Options{}, func(*ops.Op) error { return nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range recs {
-		rec := recs[i]
-		rec.Index = int64(i)
-		if err := r.Record(&rec); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := r.Finish(); err != nil {
-		t.Fatal(err)
-	}
-	return r.holdIO
+	return replay(t, img, recs, Options{}, func(*ops.Op) error { return nil }).holdIO
 }
 
 // A real ext3 guest writes metadata home only as checkpoints of committed transactions: the

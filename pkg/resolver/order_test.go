@@ -72,13 +72,10 @@ func readLog(t testing.TB, path string) []blklog.Record {
 	}
 }
 
-// analyzeRecords runs a resolver over recs (renumbered in the given order) and returns the ops,
-// coalesced as the analyze command does.
-func analyzeRecords(t testing.TB, img []byte, recs []blklog.Record, opt Options) []ops.Op {
+// replay runs a resolver over recs (renumbered in the given order) to the end of the log.
+func replay(t testing.TB, img []byte, recs []blklog.Record, opt Options, emit func(*ops.Op) error) *Resolver {
 	t.Helper()
-	var out []ops.Op
-	co := ops.NewCoalescer(func(op *ops.Op) error { out = append(out, *op); return nil })
-	r, err := New(bytes.NewReader(img), int64(len(img)), opt, co.Add)
+	r, err := New(bytes.NewReader(img), int64(len(img)), opt, emit)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,6 +89,16 @@ func analyzeRecords(t testing.TB, img []byte, recs []blklog.Record, opt Options)
 	if err := r.Finish(); err != nil {
 		t.Fatal(err)
 	}
+	return r
+}
+
+// analyzeRecords runs a resolver over recs (renumbered in the given order) and returns the ops,
+// coalesced as the analyze command does.
+func analyzeRecords(t testing.TB, img []byte, recs []blklog.Record, opt Options) []ops.Op {
+	t.Helper()
+	var out []ops.Op
+	co := ops.NewCoalescer(func(op *ops.Op) error { out = append(out, *op); return nil })
+	replay(t, img, recs, opt, co.Add)
 	if err := co.Flush(); err != nil {
 		t.Fatal(err)
 	}
