@@ -88,6 +88,12 @@ func readAll(t testing.TB, b []byte) (Header, []Record, error) {
 		return Header{}, nil, err
 	}
 	defer r.Close()
+	return drain(r, nil)
+}
+
+// drain reads r to its end, copying payloads; before copying the payload of
+// record n it calls pause(n) when pause is set. The error is nil for io.EOF.
+func drain(r Reader, pause func(n int, rec *Record)) (Header, []Record, error) {
 	var out []Record
 	for {
 		rec, err := r.Next()
@@ -96,6 +102,9 @@ func readAll(t testing.TB, b []byte) (Header, []Record, error) {
 		}
 		if err != nil {
 			return r.Header(), out, err
+		}
+		if pause != nil {
+			pause(len(out), &rec)
 		}
 		rec.Data = bytes.Clone(rec.Data)
 		out = append(out, rec)

@@ -24,21 +24,11 @@ func readAllAhead(t testing.TB, b []byte) (Header, []Record, error) {
 	}
 	r := ReadAhead(pr)
 	defer r.Close()
-	var out []Record
-	for {
-		rec, err := r.Next()
-		if err == io.EOF {
-			return r.Header(), out, nil
-		}
-		if err != nil {
-			return r.Header(), out, err
-		}
-		if len(rec.Data) > 0 && len(out)%97 == 0 {
+	return drain(r, func(n int, rec *Record) {
+		if len(rec.Data) > 0 && n%97 == 0 {
 			time.Sleep(time.Millisecond)
 		}
-		rec.Data = bytes.Clone(rec.Data)
-		out = append(out, rec)
-	}
+	})
 }
 
 // sameAsPlain checks that ReadAhead yields exactly what the plain reader does.
