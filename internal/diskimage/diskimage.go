@@ -13,7 +13,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/ext3replay/ext3replay/internal/zeros"
+	"github.com/ext3replay/ext3replay/internal/sparse"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -22,10 +22,6 @@ var zstdMagic = []byte{0x28, 0xB5, 0x2F, 0xFD}
 
 // MemoryLimit is the decompressed size up to which a compressed image is kept in memory.
 var MemoryLimit int64 = 64 << 20
-
-// zeroChunk is the granularity at which zero runs are detected while spilling to disk; it
-// matches the common 4 KiB fs block so sparse file-system images stay sparse.
-const zeroChunk = 4096
 
 // Image is an opened disk image.
 type Image struct {
@@ -97,50 +93,20 @@ func decompress(f *os.File, path string) (*Image, error) {
 		return nil, err
 	}
 	os.Remove(tmp.Name())
-	size, err := copySparse(tmp, io.MultiReader(&mem, cr))
+	size, err := sparse.Copy(tmp, io.MultiReader(&mem, cr), nil)
 	if err == nil {
 		err = tmp.Truncate(size) // materialise a trailing zero run
 	}
 	if err != nil {
 		tmp.Close()
-		var de *decodeError
-		if errors.As(err, &de) {
-			return nil, zerr(de.err)
+		var re *sparse.ReadError
+		if errors.As(err, &re) {
+			return nil, zerr(re.Err)
 		}
 		return nil, fmt.Errorf("decompressing to %s: %w", os.TempDir(), err)
 	}
 	return &Image{r: tmp, size: size, f: tmp, path: path, Compressed: true}, nil
 }
-
-// copySparse copies r to w, seeking over all-zero chunks instead of writing them.
-func copySparse(w *os.File, r io.Reader) (int64, error) {
-	buf := make([]byte, 1<<20)
-	var off int64
-	for {
-		n, err := fill(r, buf)
-		for i := 0; i < n; i += zeroChunk {
-			c := buf[i:min(i+zeroChunk, n)]
-			if !zeros.Is(c) {
-				if _, werr := w.WriteAt(c, off+int64(i)); werr != nil {
-					return 0, werr
-				}
-			}
-		}
-		off += int64(n)
-		if err == io.EOF {
-			return off, nil
-		}
-		if err != nil {
-			return 0, &decodeError{err}
-		}
-	}
-}
-
-// decodeError marks a failure of the decompressor, as opposed to one writing the spill file.
-type decodeError struct{ err error }
-
-func (e *decodeError) Error() string { return "zstd: " + e.err.Error() }
-func (e *decodeError) Unwrap() error { return e.err }
 
 // countReader counts the bytes read through it.
 type countReader struct {
@@ -152,20 +118,6 @@ func (c *countReader) Read(p []byte) (int, error) {
 	k, err := c.r.Read(p)
 	c.n += int64(k)
 	return k, err
-}
-
-// fill reads until buf is full or r fails; unlike io.ReadFull it passes a decoder's own
-// io.ErrUnexpectedEOF (a truncated stream) through instead of confusing it with a short read.
-func fill(r io.Reader, buf []byte) (int, error) {
-	n := 0
-	for n < len(buf) {
-		k, err := r.Read(buf[n:])
-		n += k
-		if err != nil {
-			return n, err
-		}
-	}
-	return n, nil
 }
 
 // ReadAt reads from the (decompressed) image.

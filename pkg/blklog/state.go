@@ -4,11 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 
-	"github.com/ext3replay/ext3replay/internal/zeros"
+	"github.com/ext3replay/ext3replay/internal/sparse"
 )
 
 // PrepareState copies the starting image at basePath (raw, or
@@ -73,30 +74,23 @@ func identifyStream(r io.Reader, name string, dst *os.File) (ImageID, error) {
 	}
 	full := sha256.New()
 	region := make([]byte, 0, RegionSize)
-	buf := make([]byte, 1<<20)
-	var size int64
-	for {
-		n, err := fillBuf(src, buf)
-		if n > 0 {
-			b := buf[:n]
-			full.Write(b)
-			if len(region) < RegionSize {
-				region = append(region, b[:min(len(b), RegionSize-len(region))]...)
-			}
-			if dst != nil && !zeros.Is(b) {
-				if _, werr := dst.WriteAt(b, size); werr != nil {
-					return ImageID{}, fmt.Errorf("blklog: writing state file: %w", werr)
-				}
-			}
-			size += int64(n)
+	var w io.WriterAt
+	if dst != nil {
+		w = dst
+	}
+	size, err := sparse.Copy(w, src, func(b []byte) {
+		full.Write(b)
+		if len(region) < RegionSize {
+			region = append(region, b[:min(len(b), RegionSize-len(region))]...)
 		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
+	})
+	if err != nil {
+		var re *sparse.ReadError
+		if errors.As(err, &re) {
 			// Including io.ErrUnexpectedEOF: the zstd decoder's word for a cut stream.
-			return ImageID{}, fmt.Errorf("blklog: reading %s: damaged or cut short after %d bytes of image: %w", name, size, err)
+			return ImageID{}, fmt.Errorf("blklog: reading %s: damaged or cut short after %d bytes of image: %w", name, size, re.Err)
 		}
+		return ImageID{}, fmt.Errorf("blklog: writing state file: %w", err)
 	}
 	if size == 0 || size%SectorSize != 0 {
 		return ImageID{}, fmt.Errorf("blklog: %s: image size %d is not a positive multiple of %d", name, size, SectorSize)
@@ -105,19 +99,4 @@ func identifyStream(r io.Reader, name string, dst *os.File) (ImageID, error) {
 	id.RegionSHA256 = sha256.Sum256(region)
 	copy(id.FullSHA256[:], full.Sum(nil))
 	return id, nil
-}
-
-// fillBuf reads until buf is full or r fails. Unlike io.ReadFull it passes io.EOF through after a
-// short read and leaves io.ErrUnexpectedEOF to mean what the reader meant by it (a truncated
-// zstd stream), instead of turning a short last read into it.
-func fillBuf(r io.Reader, buf []byte) (int, error) {
-	n := 0
-	for n < len(buf) {
-		k, err := r.Read(buf[n:])
-		n += k
-		if err != nil {
-			return n, err
-		}
-	}
-	return n, nil
 }

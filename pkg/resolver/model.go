@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/ext3replay/ext3replay/internal/zeros"
+	"github.com/ext3replay/ext3replay/internal/sparse"
 )
 
 // model is the resolver's picture of the disk: the starting image plus an
@@ -115,7 +115,7 @@ func (m *model) store(b uint64, data []byte) {
 
 // putUnowned stores the content of a write to a block nobody owns, if it could be metadata.
 func (m *model) putUnowned(b uint64, data []byte) {
-	if zeros.Is(data) {
+	if sparse.IsZero(data) {
 		m.drop(b)
 		m.over[b] = m.zero
 		return

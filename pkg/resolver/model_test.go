@@ -6,7 +6,7 @@ import (
 	"math/rand"
 	"testing"
 
-	"github.com/ext3replay/ext3replay/internal/zeros"
+	"github.com/ext3replay/ext3replay/internal/sparse"
 )
 
 func TestModelKeepsOnlyPossibleMetadata(t *testing.T) {
@@ -37,7 +37,7 @@ func TestModelKeepsOnlyPossibleMetadata(t *testing.T) {
 			t.Errorf("block %d kept = %v, want %v", b, m.written(b), want)
 		}
 	}
-	if !bytes.Equal(m.block(3), ind) || !bytes.Equal(m.block(4), dir) || !zeros.Is(m.block(5)) {
+	if !bytes.Equal(m.block(3), ind) || !bytes.Equal(m.block(4), dir) || !sparse.IsZero(m.block(5)) {
 		t.Error("kept content differs from what was written")
 	}
 	// Block 1 was not kept: the model shows the base image there.
