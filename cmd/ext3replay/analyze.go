@@ -136,11 +136,12 @@ type analyzeStats struct {
 // runAnalyze streams the log through a resolver and a coalescer into emit.
 func runAnalyze(imagePath, logPath string, opt resolver.Options, emit func(*ops.Op) error, prog *progress) (*analyzeStats, error) {
 	start := time.Now()
-	img, size, closeImg, err := openImage(imagePath)
+	img, err := openImage(imagePath)
 	if err != nil {
 		return nil, &exitError{code: exitUsage, err: err}
 	}
-	defer closeImg()
+	defer img.Close()
+	size := img.Size()
 	lf := os.Stdin
 	if logPath != "-" {
 		if lf, err = os.Open(logPath); err != nil {
@@ -256,17 +257,17 @@ func human(n int64) string {
 	return fmt.Sprintf("%d B", n)
 }
 
-// openImage opens a raw or zstd-compressed image.
-func openImage(path string) (io.ReaderAt, int64, func(), error) {
+// openImage opens a raw or zstd-compressed image, refusing a log given in its place.
+func openImage(path string) (*diskimage.Image, error) {
 	img, err := diskimage.Open(path)
 	if err != nil {
-		return nil, 0, nil, err
+		return nil, err
 	}
 	if err := notALog(img, path); err != nil {
 		img.Close()
-		return nil, 0, nil, err
+		return nil, err
 	}
-	return img, img.Size(), func() { img.Close() }, nil
+	return img, nil
 }
 
 // notALog refuses a block-I/O log given where an image belongs (IMAGE and LOG swapped), which

@@ -270,12 +270,8 @@ func groupLayout(fsys *ext3fs.FS) []inspectGroup {
 
 // openFS opens an image (raw or .zst) and its file system; errors are usage errors (exit 2).
 func openFS(path string) (*diskimage.Image, *ext3fs.FS, error) {
-	img, err := diskimage.Open(path)
+	img, err := openImage(path)
 	if err != nil {
-		return nil, nil, &exitError{code: exitUsage, err: err}
-	}
-	if err := notALog(img, path); err != nil {
-		img.Close()
 		return nil, nil, &exitError{code: exitUsage, err: err}
 	}
 	fsys, err := ext3fs.Open(img)
