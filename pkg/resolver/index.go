@@ -385,11 +385,5 @@ func ixRoleFor(fs *ext3fs.FS, ino uint32, in *ext3fs.Inode, k ext3fs.BlockKind) 
 	if fs.SB.HasJournal() && ino == fs.SB.JournalInum {
 		return RoleJournal
 	}
-	switch in.Type() {
-	case ext3fs.TypeDir:
-		return RoleDir
-	case ext3fs.TypeSymlink:
-		return RoleSymlink
-	}
-	return RoleData
+	return dataRole(in)
 }
