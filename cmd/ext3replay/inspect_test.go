@@ -29,15 +29,7 @@ func runCLI(t *testing.T, args ...string) (string, error) {
 
 func TestInspectAndBlocks(t *testing.T) {
 	img, _ := ext3fstest.Build(t, ext3fstest.Image{Type: "ext3", BlockSize: 1024})
-	f, err := os.Open(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	fsys, err := ext3fs.Open(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	fsys := ext3fstest.Open(t, img)
 	type file struct {
 		ino   uint32
 		in    *ext3fs.Inode

@@ -16,20 +16,6 @@ import (
 	"github.com/ext3replay/ext3replay/pkg/ext3fs/ext3fstest"
 )
 
-func openImage(t *testing.T, img string) *ext3fs.FS {
-	t.Helper()
-	f, err := os.Open(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	fsys, err := ext3fs.Open(f)
-	if err != nil {
-		t.Fatalf("Open(%s): %v", img, err)
-	}
-	return fsys
-}
-
 type walked struct {
 	path string
 	ino  uint32
@@ -45,7 +31,7 @@ func TestAgainstE2fsprogs(t *testing.T) {
 		t.Run(im.Name, func(t *testing.T) {
 			t.Parallel()
 			img, src := ext3fstest.Build(t, im)
-			fsys := openImage(t, img)
+			fsys := ext3fstest.Open(t, img)
 			checkGeometry(t, fsys, im)
 			var files []walked
 			err := fsys.Walk(func(path string, ino uint32, in *ext3fs.Inode) error {
@@ -421,7 +407,7 @@ func TestHtreeTwoLevels(t *testing.T) {
 			t.Fatalf("%v: %v\n%s", args, err, out)
 		}
 	}
-	fsys := openImage(t, img)
+	fsys := ext3fstest.Open(t, img)
 	var files []walked
 	if err := fsys.Walk(func(p string, ino uint32, in *ext3fs.Inode) error {
 		files = append(files, walked{p, ino, in})

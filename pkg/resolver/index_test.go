@@ -2,7 +2,6 @@ package resolver
 
 import (
 	"math/rand"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -165,15 +164,7 @@ func TestIndexAgainstE2fsprogs(t *testing.T) {
 		t.Run(im.Name, func(t *testing.T) {
 			t.Parallel()
 			img, src := ext3fstest.Build(t, im)
-			f, err := os.Open(img)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			fsys, err := ext3fs.Open(f)
-			if err != nil {
-				t.Fatal(err)
-			}
+			fsys := ext3fstest.Open(t, img)
 			x, names, err := Build(fsys)
 			if err != nil {
 				t.Fatalf("Build: %v", err)

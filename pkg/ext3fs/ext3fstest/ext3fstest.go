@@ -13,7 +13,24 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/ext3replay/ext3replay/pkg/ext3fs"
 )
+
+// Open opens the image file img as a file system, closed when the test ends.
+func Open(tb testing.TB, img string) *ext3fs.FS {
+	tb.Helper()
+	f, err := os.Open(img)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { f.Close() })
+	fsys, err := ext3fs.Open(f)
+	if err != nil {
+		tb.Fatalf("Open(%s): %v", img, err)
+	}
+	return fsys
+}
 
 // Image describes one test image to build.
 type Image struct {
