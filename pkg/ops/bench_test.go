@@ -75,14 +75,20 @@ func BenchmarkReadJSONLReference(b *testing.B) {
 	}
 }
 
-func BenchmarkWriteText(b *testing.B) {
+// BenchmarkWrite measures each output format on the same run; jsonl against
+// text shows the cost of encoding/json.
+func BenchmarkWrite(b *testing.B) {
 	run := synthRun(20000)
-	for b.Loop() {
-		w, _ := NewWriter(io.Discard, "text")
-		for i := range run {
-			_ = w.Write(&run[i])
-		}
-		w.Close()
+	for _, format := range Formats {
+		b.Run(format, func(b *testing.B) {
+			for b.Loop() {
+				w, _ := NewWriter(io.Discard, format)
+				for i := range run {
+					_ = w.Write(&run[i])
+				}
+				w.Close()
+			}
+		})
 	}
 }
 

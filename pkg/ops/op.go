@@ -89,10 +89,9 @@ type opJSON struct {
 	Reason    string  `json:"reason,omitempty"`
 }
 
-// MarshalJSON encodes o with the field order and omission rules of the
-// public jsonl schema (docs/output-formats.md).
-func (o Op) MarshalJSON() ([]byte, error) {
-	j := opJSON{Seq: o.Seq, T: o.T, Op: o.Op, Path: o.Path, To: o.To, Ino: o.Ino,
+// jsonView is o as the jsonl schema has it: sector and bytes kept on I/O.
+func (o *Op) jsonView() *opJSON {
+	j := &opJSON{Seq: o.Seq, T: o.T, Op: o.Op, Path: o.Path, To: o.To, Ino: o.Ino,
 		Kind: o.Kind, Overwrite: o.Overwrite, Size: o.Size, Reason: o.Reason}
 	if o.Sector != 0 || o.IsIO() {
 		j.Sector = &o.Sector
@@ -100,10 +99,16 @@ func (o Op) MarshalJSON() ([]byte, error) {
 	if o.Bytes != 0 || o.IsIO() {
 		j.Bytes = &o.Bytes
 	}
+	return j
+}
+
+// MarshalJSON encodes o with the field order and omission rules of the
+// public jsonl schema (docs/output-formats.md).
+func (o Op) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e := json.NewEncoder(&buf)
 	e.SetEscapeHTML(false) // paths are data, not HTML: keep '&', '<', '>' as they are
-	if err := e.Encode(&j); err != nil {
+	if err := e.Encode(o.jsonView()); err != nil {
 		return nil, err
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), nil

@@ -168,7 +168,10 @@ type jsonlWriter struct {
 // Write encodes op with encoding/json: fields in op.go order, optional ones
 // omitted when zero. Non-UTF-8 bytes in names become U+FFFD (JSON strings
 // cannot hold them); the text format keeps them, quoted.
-func (j *jsonlWriter) Write(op *Op) error { return j.e.Encode(op) }
+func (j *jsonlWriter) Write(op *Op) error {
+	// The view, not op: encoding op would go through MarshalJSON, an encoder per line.
+	return j.e.Encode(op.jsonView())
+}
 
 func (j *jsonlWriter) Close() error { return j.w.Flush() }
 
