@@ -57,11 +57,11 @@ func (r *Resolver) ioOp(typ ops.Type, o Owner, start, end int64) {
 	if k.IsMetadata() && !file && !r.opt.Metadata {
 		return
 	}
-	op := ops.Op{Seq: r.seq, T: r.t, Op: typ, Sector: uint64(start) / blklog.SectorSize, Bytes: end - start, Kind: k}
+	op := ops.Op{Seq: r.now.seq, T: r.now.t, Op: typ, Sector: uint64(start) / blklog.SectorSize, Bytes: end - start, Kind: k}
 	if file {
 		op.Ino = o.Ino
 		op.Path = r.ioPath(o.Ino) // as a fallback: flushRecord prefers the path after this record
-		if r.holdIO && typ == ops.Read {
+		if r.mode.decidedAtFlush() && typ == ops.Read {
 			// Without a journal, names change block by block and are decided at the next flush;
 			// a read is attributed by the last decided names, so that where the device put it
 			// among the interval's writes does not matter.
@@ -69,25 +69,25 @@ func (r *Resolver) ioOp(typ ops.Type, o Owner, start, end int64) {
 				op.Path = p
 			}
 		}
-		if r.holdIO && typ == ops.Write {
+		if r.mode.decidedAtFlush() && typ == ops.Write {
 			// The file has no name yet (its directory entry comes later), or, without a
 			// journal, its inode may still turn out to be a new file: hold its I/O.
-			r.nameless[o.Ino] = appendCoalesced(r.nameless[o.Ino], op)
+			r.held.nameless[o.Ino] = appendCoalesced(r.held.nameless[o.Ino], op)
 			return
 		}
 	}
-	r.ioBuf = appendCoalesced(r.ioBuf, op)
+	r.output.ioBuf = appendCoalesced(r.output.ioBuf, op)
 }
 
 // ioPath is the path I/O of ino is reported under: its name, or for a file with several names
 // the first in sort order (the disk cannot tell which name a program used; a fixed rule keeps
 // the answer the same whatever order the names were written in).
 func (r *Resolver) ioPath(ino uint32) string {
-	if r.pcIno == ino && r.pcGen == r.namesGen && r.pcIno != 0 {
-		return r.pcPath // a run of blocks of one file: build its path once
+	if r.ns.pcIno == ino && r.ns.pcGen == r.ns.namesGen && r.ns.pcIno != 0 {
+		return r.ns.pcPath // a run of blocks of one file: build its path once
 	}
 	p := r.ioPathSlow(ino)
-	r.pcIno, r.pcGen, r.pcPath = ino, r.namesGen, p
+	r.ns.pcIno, r.ns.pcGen, r.ns.pcPath = ino, r.ns.namesGen, p
 	return p
 }
 
@@ -103,8 +103,8 @@ func (r *Resolver) settledPathDepth(ino uint32, depth int) string {
 	if depth > 4096 {
 		return ""
 	}
-	ls := r.names.Links(ino)
-	if p := r.pend[ino]; p != nil && (len(p.adds) > 0 || len(p.rems) > 0) {
+	ls := r.ns.names.Links(ino)
+	if p := r.ns.pend[ino]; p != nil && (len(p.adds) > 0 || len(p.rems) > 0) {
 		var kept []Link
 		for _, l := range ls {
 			if !p.hasAdd(l) {
@@ -140,11 +140,11 @@ func joinPath(dir, name string) string {
 }
 
 func (r *Resolver) ioPathSlow(ino uint32) string {
-	ls := r.names.Links(ino)
+	ls := r.ns.names.Links(ino)
 	if len(ls) > 1 {
 		best := ""
 		for _, l := range ls {
-			if r.names.Path(l.Parent) == "" {
+			if r.ns.names.Path(l.Parent) == "" {
 				continue
 			}
 			if p := r.linkPath(l); best == "" || p < best {
@@ -155,7 +155,7 @@ func (r *Resolver) ioPathSlow(ino uint32) string {
 			return best
 		}
 	}
-	return r.names.Path(ino)
+	return r.ns.names.Path(ino)
 }
 
 // appendCoalesced appends op, merging it into the last one when it continues it.
@@ -180,7 +180,7 @@ func (r *Resolver) read(sector uint64, length int64) {
 		if b >= r.nblk {
 			break
 		}
-		o, n := r.idx.LookupRun(b)
+		o, n := r.blocks.idx.LookupRun(b)
 		if n == 0 {
 			n = 1
 		}
@@ -189,7 +189,7 @@ func (r *Resolver) read(sector uint64, length int64) {
 		}
 		runEnd := min(end, int64(b+n)*bs)
 		if o.Role == RoleFree {
-			r.stats.UnattributedReadBytes += runEnd - pos
+			r.output.stats.UnattributedReadBytes += runEnd - pos
 		}
 		r.ioOp(ops.Read, o, pos, runEnd)
 		pos = runEnd
@@ -209,10 +209,10 @@ func (r *Resolver) bestPath(ino uint32) string {
 // was removed but is not decided yet the path that name had: "rm -rf d" writes the blocks of
 // d, d/sub and the root in any order, and d/sub/f's path must not depend on which came first.
 func (r *Resolver) pathOrRemoved(ino uint32, depth int) string {
-	if p := r.names.Path(ino); p != "" {
+	if p := r.ns.names.Path(ino); p != "" {
 		return p
 	}
-	if ls := r.names.Links(ino); len(ls) > 0 && depth < namesMaxDepth {
+	if ls := r.ns.names.Links(ino); len(ls) > 0 && depth < namesMaxDepth {
 		if dir := r.pathOrRemoved(ls[0].Parent, depth+1); dir != "" {
 			if dir == "/" {
 				return "/" + ls[0].Name
@@ -220,8 +220,8 @@ func (r *Resolver) pathOrRemoved(ino uint32, depth int) string {
 			return dir + "/" + ls[0].Name
 		}
 	}
-	if p := r.pend[ino]; p != nil && len(p.rems) > 0 {
+	if p := r.ns.pend[ino]; p != nil && len(p.rems) > 0 {
 		return p.rems[len(p.rems)-1].path
 	}
-	return r.orphanPath[ino]
+	return r.ns.orphanPath[ino]
 }

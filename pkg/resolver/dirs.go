@@ -35,32 +35,32 @@ func (r *Resolver) parseDents(b []byte) ([]dent, error) {
 // claimDirBlock credits the entries of a block that just became part of directory dir. Its
 // content counts only if it was written during the log (see claimMap).
 func (r *Resolver) claimDirBlock(b uint64, dir uint32) {
-	r.m.owned(b)
+	r.blocks.m.owned(b)
 	var ents []dent
-	if r.m.written(b) {
+	if r.blocks.m.written(b) {
 		var err error
-		if ents, err = r.parseDents(r.m.block(b)); err != nil {
+		if ents, err = r.parseDents(r.blocks.m.block(b)); err != nil {
 			r.anomaly(r.bestPath(dir), b, "directory block %d: %v", b, err)
 			ents = nil
 		}
 	}
-	r.credDir[b] = ents
+	r.blocks.credDir[b] = ents
 	r.applyDents(b, dir, nil, ents)
 }
 
 // releaseDirBlock withdraws the entries of a block directory dir no longer owns.
 func (r *Resolver) releaseDirBlock(b uint64, dir uint32) {
-	ents, ok := r.credDir[b]
+	ents, ok := r.blocks.credDir[b]
 	if !ok {
-		ents, _ = r.parseDents(r.m.block(b))
+		ents, _ = r.parseDents(r.blocks.m.block(b))
 	}
-	delete(r.credDir, b)
+	delete(r.blocks.credDir, b)
 	r.applyDents(b, dir, ents, nil)
 }
 
 // diffDirBlock handles a write to a block its directory already owned.
 func (r *Resolver) diffDirBlock(b uint64, dir uint32, old, cur []byte) {
-	olds, ok := r.credDir[b]
+	olds, ok := r.blocks.credDir[b]
 	if !ok {
 		olds, _ = r.parseDents(old)
 	}
@@ -70,7 +70,7 @@ func (r *Resolver) diffDirBlock(b uint64, dir uint32, old, cur []byte) {
 		r.anomaly(r.bestPath(dir), b, "directory block %d: %v", b, err)
 		return
 	}
-	r.credDir[b] = news
+	r.blocks.credDir[b] = news
 	r.applyDents(b, dir, olds, news)
 }
 
@@ -125,10 +125,10 @@ func (r *Resolver) applyDents(b uint64, dir uint32, olds, news []dent) {
 }
 
 func (r *Resolver) cnt(k linkKey) int {
-	if c, ok := r.linkCnt[k]; ok {
+	if c, ok := r.ns.linkCnt[k]; ok {
 		return c
 	}
-	for _, l := range r.names.Links(k.ino) {
+	for _, l := range r.ns.names.Links(k.ino) {
 		if l.Parent == k.parent && l.Name == k.name {
 			return 1
 		}
@@ -139,10 +139,10 @@ func (r *Resolver) cnt(k linkKey) int {
 func (r *Resolver) setCnt(k linkKey, c int) {
 	if c == 0 || c == 1 {
 		// 0 and 1 agree with the names table once it is updated: no need to remember.
-		delete(r.linkCnt, k)
+		delete(r.ns.linkCnt, k)
 		return
 	}
-	r.linkCnt[k] = c
+	r.ns.linkCnt[k] = c
 }
 
 // linkName records entry (dir, name) -> ino appearing in a block. Only the first appearance of a
@@ -158,14 +158,14 @@ func (r *Resolver) linkName(dir uint32, name string, ino uint32, displaced uint3
 	if c != 1 {
 		return
 	}
-	r.names.Add(dir, name, ino)
-	r.namesGen++
+	r.ns.names.Add(dir, name, ino)
+	r.ns.namesGen++
 	p := r.pendFor(ino)
 	l := Link{Parent: dir, Name: name}
-	r.evOrd++
+	r.ns.evOrd++
 	r.noteEvent(p, ino)
-	p.adds = append(p.adds, nameEv{l: l, seq: r.seq, ord: r.evOrd, displaced: displaced})
-	r.touched[ino] = true
+	p.adds = append(p.adds, nameEv{l: l, seq: r.now.seq, ord: r.ns.evOrd, displaced: displaced})
+	r.ns.touched[ino] = true
 }
 
 // unlinkName records entry (dir, name) -> ino disappearing from a block.
@@ -184,25 +184,25 @@ func (r *Resolver) unlinkName(dir uint32, name string, ino uint32, replacedBy ui
 	}
 	l := Link{Parent: dir, Name: name}
 	path := r.linkPath(l)
-	r.names.Remove(dir, name, ino)
-	r.namesGen++
+	r.ns.names.Remove(dir, name, ino)
+	r.ns.namesGen++
 	p := r.pendFor(ino)
-	r.evOrd++
+	r.ns.evOrd++
 	r.noteEvent(p, ino)
-	p.rems = append(p.rems, nameEv{l: l, path: path, seq: r.seq, ord: r.evOrd, replacedBy: replacedBy})
-	r.touched[ino] = true
+	p.rems = append(p.rems, nameEv{l: l, path: path, seq: r.now.seq, ord: r.ns.evOrd, replacedBy: replacedBy})
+	r.ns.touched[ino] = true
 }
 
 // dropLink removes a link from the names table without an event (the caller reports it).
 func (r *Resolver) dropLink(l Link, ino uint32) {
-	delete(r.linkCnt, linkKey{l.Parent, l.Name, ino})
-	r.names.Remove(l.Parent, l.Name, ino)
-	r.namesGen++
+	delete(r.ns.linkCnt, linkKey{l.Parent, l.Name, ino})
+	r.ns.names.Remove(l.Parent, l.Name, ino)
+	r.ns.namesGen++
 }
 
 // linkPath is the full path of entry l.
 func (r *Resolver) linkPath(l Link) string {
-	dir := r.names.Path(l.Parent)
+	dir := r.ns.names.Path(l.Parent)
 	switch dir {
 	case "/":
 		return "/" + l.Name

@@ -22,27 +22,27 @@ type pendWrite struct {
 
 // addPending holds a write to a block nobody owns until a claim or the end of the log.
 func (r *Resolver) addPending(b uint64, p pendWrite) {
-	if len(r.pendW) >= maxPendingBlocks {
+	if len(r.held.pendW) >= maxPendingBlocks {
 		r.flushRecord(false)
 		r.reportUnowned()
 	}
-	if _, ok := r.pendW[b]; ok {
-		r.pendMore[b] = append(r.pendMore[b], p)
+	if _, ok := r.held.pendW[b]; ok {
+		r.held.pendMore[b] = append(r.held.pendMore[b], p)
 		return
 	}
-	r.pendW[b] = p
+	r.held.pendW[b] = p
 }
 
 // settlePending reports the held writes of block b, now owned by o.
 func (r *Resolver) settlePending(b uint64, o Owner) {
-	p0, ok := r.pendW[b]
+	p0, ok := r.held.pendW[b]
 	if !ok {
 		return
 	}
-	delete(r.pendW, b)
+	delete(r.held.pendW, b)
 	r.settleOne(b, o, p0)
-	if more, ok := r.pendMore[b]; ok {
-		delete(r.pendMore, b)
+	if more, ok := r.held.pendMore[b]; ok {
+		delete(r.held.pendMore, b)
 		for _, p := range more {
 			r.settleOne(b, o, p)
 		}
@@ -55,7 +55,7 @@ func (r *Resolver) settleOne(b uint64, o Owner, p pendWrite) {
 		// journal: its I/O was reported as journal, and its checkpoint will be reported.
 		return
 	}
-	if (r.holdIO || r.home) && o.Role == RoleData && o.Ino >= r.fs.SB.FirstIno {
+	if r.mode.claimsHeld() && o.Role == RoleData && o.Ino >= r.fs.SB.FirstIno {
 		// Without a journal the claim may be undone in the same interval (an indirect block
 		// rewritten for a new file while still its truncated first owner's): held like a
 		// write to an owned block, it goes to whoever owns the block at the flush.
@@ -85,30 +85,30 @@ type heldWrite struct {
 // one the journal could not be followed through).
 func (r *Resolver) ageHeld() {
 	n := 0
-	for i := range r.heldW {
-		r.heldW[i].age++
-		if r.heldW[i].age >= 2 {
+	for i := range r.held.heldW {
+		r.held.heldW[i].age++
+		if r.held.heldW[i].age >= 2 {
 			n = i + 1
 		}
 	}
 	if n > 0 {
-		rest := append([]heldWrite(nil), r.heldW[n:]...)
-		r.heldW = r.heldW[:n]
+		rest := append([]heldWrite(nil), r.held.heldW[n:]...)
+		r.held.heldW = r.held.heldW[:n]
 		r.releaseHeld()
-		r.heldW = append(r.heldW, rest...)
+		r.held.heldW = append(r.held.heldW, rest...)
 	}
 }
 
 func (r *Resolver) holdWrite(b uint64, off, n int64, ino uint32) {
-	if k := len(r.heldW); k > 0 {
-		h := &r.heldW[k-1]
-		if h.ino == ino && h.seq == r.seq && int64(h.b)*int64(r.bs)+h.off+h.n == int64(b)*int64(r.bs)+off {
+	if k := len(r.held.heldW); k > 0 {
+		h := &r.held.heldW[k-1]
+		if h.ino == ino && h.seq == r.now.seq && int64(h.b)*int64(r.bs)+h.off+h.n == int64(b)*int64(r.bs)+off {
 			h.n += n
 			return
 		}
 	}
-	r.heldW = append(r.heldW, heldWrite{b: b, off: off, n: n, ino: ino, path: r.ioPath(ino), seq: r.seq, t: r.t})
-	if len(r.heldW) > maxHeld {
+	r.held.heldW = append(r.held.heldW, heldWrite{b: b, off: off, n: n, ino: ino, path: r.ioPath(ino), seq: r.now.seq, t: r.now.t})
+	if len(r.held.heldW) > maxHeld {
 		r.releaseHeld()
 	}
 }
@@ -117,12 +117,12 @@ func (r *Resolver) holdWrite(b uint64, off, n int64, ino uint32) {
 // file took it since, else to the file that owned it when written.
 func (r *Resolver) releaseHeld() {
 	bs := int64(r.bs)
-	for _, h := range r.heldW {
+	for _, h := range r.held.heldW {
 		start := int64(h.b)*bs + h.off
 		end := start + h.n
 		for pos := start; pos < end; {
 			b := uint64(pos / bs)
-			o, n := r.idx.LookupRun(b)
+			o, n := r.blocks.idx.LookupRun(b)
 			if n == 0 {
 				n = 1
 			}
@@ -130,29 +130,29 @@ func (r *Resolver) releaseHeld() {
 			if !(o.Role == RoleData && o.Ino != h.ino) {
 				o = Owner{Role: RoleData, Ino: h.ino}
 			}
-			op := ops.Op{Seq: r.seq, T: r.t, Op: ops.Write, Sector: uint64(pos) / blklog.SectorSize, Bytes: runEnd - pos,
+			op := ops.Op{Seq: r.now.seq, T: r.now.t, Op: ops.Write, Sector: uint64(pos) / blklog.SectorSize, Bytes: runEnd - pos,
 				Kind: ops.KindData, Ino: o.Ino}
 			if o.Ino == h.ino {
 				op.Path = h.path
 			} else {
 				op.Path = r.ioPath(o.Ino)
 			}
-			if r.holdIO {
-				r.nameless[o.Ino] = appendCoalesced(r.nameless[o.Ino], op)
+			if r.mode.decidedAtFlush() {
+				r.held.nameless[o.Ino] = appendCoalesced(r.held.nameless[o.Ino], op)
 			} else {
-				r.ioBuf = appendCoalesced(r.ioBuf, op)
+				r.output.ioBuf = appendCoalesced(r.output.ioBuf, op)
 			}
 			pos = runEnd
 		}
 	}
-	r.heldW = r.heldW[:0]
+	r.held.heldW = r.held.heldW[:0]
 }
 
 // reportUnowned reports every held write to a block no file claimed, as unowned, in log order,
 // each with the seq of its own write.
 func (r *Resolver) reportUnowned() {
-	blocks := make([]uint64, 0, len(r.pendW))
-	for b := range r.pendW {
+	blocks := make([]uint64, 0, len(r.held.pendW))
+	for b := range r.held.pendW {
 		blocks = append(blocks, b)
 	}
 	sort.Slice(blocks, func(i, j int) bool { return blocks[i] < blocks[j] })
@@ -162,7 +162,7 @@ func (r *Resolver) reportUnowned() {
 	}
 	var items []item
 	for _, b := range blocks {
-		for _, p := range append([]pendWrite{r.pendW[b]}, r.pendMore[b]...) {
+		for _, p := range append([]pendWrite{r.held.pendW[b]}, r.held.pendMore[b]...) {
 			if !p.journaled {
 				items = append(items, item{b, p})
 			}
@@ -172,7 +172,7 @@ func (r *Resolver) reportUnowned() {
 	var unowned []ops.Op
 	for _, it := range items {
 		s := (int64(it.b)*int64(r.bs) + int64(it.p.off)) / blklog.SectorSize
-		r.stats.UnattributedWriteBytes += int64(it.p.n)
+		r.output.stats.UnattributedWriteBytes += int64(it.p.n)
 		op := ops.Op{Seq: it.p.seq, T: it.p.t, Op: ops.Write, Sector: uint64(s), Bytes: int64(it.p.n), Kind: ops.KindUnowned}
 		if n := len(unowned); n > 0 && unowned[n-1].Seq == op.Seq {
 			unowned = appendCoalesced(unowned, op)
@@ -180,9 +180,9 @@ func (r *Resolver) reportUnowned() {
 			unowned = append(unowned, op)
 		}
 	}
-	r.pendW, r.pendMore = map[uint64]pendWrite{}, map[uint64][]pendWrite{}
+	r.held.pendW, r.held.pendMore = map[uint64]pendWrite{}, map[uint64][]pendWrite{}
 	for i := range unowned {
-		r.out(&unowned[i])
+		r.output.put(&unowned[i])
 	}
 }
 
@@ -205,20 +205,20 @@ func (r *Resolver) holdSuspects(batch []blockWrite) []blockWrite {
 	out := batch[:0]
 	for _, w := range batch {
 		if w.data == nil || !r.implausible(w.role, w.data) {
-			if s, ok := r.suspect[w.b]; ok {
+			if s, ok := r.held.suspect[w.b]; ok {
 				// Superseded by a write that fits: the held one was the owner's I/O.
-				delete(r.suspect, w.b)
+				delete(r.held.suspect, w.b)
 				st := int64(w.b)*int64(r.bs) + int64(s.off)
-				r.ioOp(ops.Write, r.idx.Lookup(w.b), st, st+int64(s.n))
+				r.ioOp(ops.Write, r.blocks.idx.Lookup(w.b), st, st+int64(s.n))
 			}
 			out = append(out, w)
 			continue
 		}
-		if s, ok := r.suspect[w.b]; ok {
+		if s, ok := r.held.suspect[w.b]; ok {
 			st := int64(w.b)*int64(r.bs) + int64(s.off)
-			r.ioOp(ops.Write, r.idx.Lookup(w.b), st, st+int64(s.n))
+			r.ioOp(ops.Write, r.blocks.idx.Lookup(w.b), st, st+int64(s.n))
 		}
-		r.suspect[w.b] = suspectWrite{data: bytes.Clone(w.data), seq: r.seq, t: r.t, off: w.off, n: w.n,
+		r.held.suspect[w.b] = suspectWrite{data: bytes.Clone(w.data), seq: r.now.seq, t: r.now.t, off: w.off, n: w.n,
 			owner: Owner{Role: w.role, Ino: w.ino}}
 	}
 	return out
@@ -243,29 +243,29 @@ func (r *Resolver) implausible(role Role, b []byte) bool {
 // owner still (applied as written: the anomaly it is), nobody (a pending write, as any write
 // to a free block), or a file that took it (a write of that file).
 func (r *Resolver) judgeSuspects() {
-	if len(r.suspect) == 0 {
+	if len(r.held.suspect) == 0 {
 		return
 	}
-	blocks := make([]uint64, 0, len(r.suspect))
-	for b := range r.suspect {
+	blocks := make([]uint64, 0, len(r.held.suspect))
+	for b := range r.held.suspect {
 		blocks = append(blocks, b)
 	}
 	sort.Slice(blocks, func(i, j int) bool { return blocks[i] < blocks[j] })
-	seq, t := r.seq, r.t
+	seq, t := r.now.seq, r.now.t
 	for _, b := range blocks {
-		s := r.suspect[b]
-		delete(r.suspect, b)
-		o := r.idx.Lookup(b)
+		s := r.held.suspect[b]
+		delete(r.held.suspect, b)
+		o := r.blocks.idx.Lookup(b)
 		st := int64(b)*int64(r.bs) + int64(s.off)
 		switch {
 		case o.Role == s.owner.Role && o.Ino == s.owner.Ino:
-			r.seq, r.t = s.seq, s.t
+			r.now.seq, r.now.t = s.seq, s.t
 			w := []blockWrite{{b: b, data: s.data, off: s.off, n: s.n, role: o.Role, ino: o.Ino}}
 			r.applyBatch(w)
 			r.ioOp(ops.Write, o, st, st+int64(s.n))
-			r.seq, r.t = seq, t
+			r.now.seq, r.now.t = seq, t
 		case o.Role == RoleFree:
-			r.m.putUnowned(b, s.data)
+			r.blocks.m.putUnowned(b, s.data)
 			r.addPending(b, pendWrite{seq: s.seq, t: s.t, off: s.off, n: s.n})
 		case o.Role == RoleData && o.Ino >= r.fs.SB.FirstIno:
 			r.holdWrite(b, int64(s.off), int64(s.n), o.Ino)
@@ -273,4 +273,21 @@ func (r *Resolver) judgeSuspects() {
 			r.ioOp(ops.Write, o, st, st+int64(s.n))
 		}
 	}
+}
+
+// heldIO is the writes that cannot be attributed yet.
+type heldIO struct {
+	pendW    map[uint64]pendWrite   // writes to blocks nobody owns yet (the first per block)
+	pendMore map[uint64][]pendWrite // further writes to such blocks (rare)
+	heldW    []heldWrite            // home writes of file data waiting for the next commit
+	// suspect: home writes to a directory or map block whose content cannot be one
+	// (see holdSuspects), judged once the owner may have changed.
+	suspect  map[uint64]suspectWrite
+	nameless map[uint32][]ops.Op // I/O of inodes that have no name yet
+	drainGen uint64              // namesGen when nameless I/O was last given names
+}
+
+func newHeldIO() heldIO {
+	return heldIO{pendW: make(map[uint64]pendWrite), pendMore: make(map[uint64][]pendWrite),
+		suspect: make(map[uint64]suspectWrite), nameless: make(map[uint32][]ops.Op)}
 }

@@ -14,7 +14,7 @@ import (
 // holdsIO replays recs and reports whether the resolver ended up following the ext2 rules.
 func holdsIO(t *testing.T, img []byte, recs []blklog.Record) bool {
 	t.Helper()
-	return replay(t, img, recs, Options{}, func(*ops.Op) error { return nil }).holdIO
+	return replay(t, img, recs, Options{}, func(*ops.Op) error { return nil }).mode.decidedAtFlush()
 }
 
 // A real ext3 guest writes metadata home only as checkpoints of committed transactions: the

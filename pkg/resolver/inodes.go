@@ -46,8 +46,8 @@ func (r *Resolver) inodeChanged(ino uint32, blk uint64, ob, nb []byte) {
 	if ino < sb.FirstIno && ino != ext3fs.RootIno {
 		return // reserved inodes (journal, resize, ...) do not change in normal use
 	}
-	if r.holdIO {
-		r.inoWritten[ino] = r.flushNo
+	if r.mode.decidedAtFlush() {
+		r.ns.inoWritten[ino] = r.now.flushNo
 	}
 	oi, err1 := ext3fs.ParseInode(ob)
 	ni, err2 := ext3fs.ParseInode(nb)
@@ -55,8 +55,8 @@ func (r *Resolver) inodeChanged(ino uint32, blk uint64, ob, nb []byte) {
 		r.anomaly("", blk, "inode %d: %v", ino, err2)
 		return
 	}
-	if _, ok := r.orphanPath[ino]; ok && (!allocated(ni) || live(ni)) {
-		delete(r.orphanPath, ino) // freed at last, or the slot is a new file
+	if _, ok := r.ns.orphanPath[ino]; ok && (!allocated(ni) || live(ni)) {
+		delete(r.ns.orphanPath, ino) // freed at last, or the slot is a new file
 	}
 	if err1 != nil {
 		oi = nil
@@ -93,7 +93,7 @@ func (r *Resolver) inodeChanged(ino uint32, blk uint64, ob, nb []byte) {
 	// (Only inodes with such evidence get a pending entry: most inode writes are size and time
 	// updates.)
 	oLive, nLive := live(oi), live(ni)
-	p := r.pend[ino]
+	p := r.ns.pend[ino]
 	evidence := reuse || oLive != nLive || (oLive && nLive && oi.LinksCount != ni.LinksCount)
 	if evidence && p == nil {
 		p = r.pendFor(ino)
@@ -107,7 +107,7 @@ func (r *Resolver) inodeChanged(ino uint32, blk uint64, ob, nb []byte) {
 		}
 	}
 	if evidence {
-		r.touched[ino] = true
+		r.ns.touched[ino] = true
 	}
 	switch {
 	case reuse:
@@ -127,7 +127,7 @@ func (r *Resolver) inodeChanged(ino uint32, blk uint64, ob, nb []byte) {
 			if path == "" {
 				path = r.bestPath(ino)
 			}
-			r.nsBuf = append(r.nsBuf, ops.Op{Seq: r.seq, T: r.t, Op: ops.Truncate, Path: path, Ino: ino, Size: &size})
+			r.output.nsBuf = append(r.output.nsBuf, ops.Op{Seq: r.now.seq, T: r.now.t, Op: ops.Truncate, Path: path, Ino: ino, Size: &size})
 		}
 	}
 }
@@ -208,15 +208,15 @@ func (r *Resolver) release(ino uint32, b uint64, level int) {
 	if b == 0 || b >= r.nblk {
 		return
 	}
-	o := r.idx.Lookup(b)
+	o := r.blocks.idx.Lookup(b)
 	if o.Ino != ino || o.Role == RoleFree {
-		if s, ok := r.shadow[b]; ok && s.Ino == ino {
+		if s, ok := r.blocks.shadow[b]; ok && s.Ino == ino {
 			// The first claimant lets go: the block is the other's alone. A map block
 			// takes with it what it mapped for the first claimant (a file truncated whose
 			// indirect block a new file took, the new file's inode written first).
-			delete(r.shadow, b)
-			if ptrs, ok := r.shadowMap[b]; ok && level > 0 {
-				delete(r.shadowMap, b)
+			delete(r.blocks.shadow, b)
+			if ptrs, ok := r.blocks.shadowMap[b]; ok && level > 0 {
+				delete(r.blocks.shadowMap, b)
 				for _, c := range ptrs {
 					r.release(ino, uint64(c), level-1)
 				}
@@ -228,37 +228,37 @@ func (r *Resolver) release(ino uint32, b uint64, level int) {
 		for _, c := range r.mapPtrs(b) {
 			r.release(ino, uint64(c), level-1)
 		}
-		delete(r.credMap, b)
+		delete(r.blocks.credMap, b)
 	}
 	if o.Role == RoleDir {
 		r.releaseDirBlock(b, ino)
 	}
-	if s, ok := r.shadow[b]; ok {
+	if s, ok := r.blocks.shadow[b]; ok {
 		// A second claimant let go: the block returns to the first, with its pointers.
-		delete(r.shadow, b)
-		if ptrs, ok := r.shadowMap[b]; ok {
-			delete(r.shadowMap, b)
-			r.credMap[b] = ptrs
+		delete(r.blocks.shadow, b)
+		if ptrs, ok := r.blocks.shadowMap[b]; ok {
+			delete(r.blocks.shadowMap, b)
+			r.blocks.credMap[b] = ptrs
 		}
-		r.idx.Set(b, 1, s)
+		r.blocks.idx.Set(b, 1, s)
 		return
 	}
-	r.idx.Clear(b, 1)
-	if r.metaWritten[b] {
-		c := bytes.Clone(r.m.block(b))
-		r.m.drop(b)
-		r.m.putUnowned(b, c)
+	r.blocks.idx.Clear(b, 1)
+	if r.blocks.metaWritten[b] {
+		c := bytes.Clone(r.blocks.m.block(b))
+		r.blocks.m.drop(b)
+		r.blocks.m.putUnowned(b, c)
 		return
 	}
-	r.m.drop(b)
+	r.blocks.m.drop(b)
 }
 
 // mapPtrs returns the pointers of map block b as last credited.
 func (r *Resolver) mapPtrs(b uint64) []uint32 {
-	if p, ok := r.credMap[b]; ok {
+	if p, ok := r.blocks.credMap[b]; ok {
 		return p
 	}
-	return ext3fs.ParseIndirect(r.m.block(b))
+	return ext3fs.ParseIndirect(r.blocks.m.block(b))
 }
 
 // runBuilder batches consecutive data claims into one Index.Set.
@@ -269,7 +269,7 @@ type runBuilder struct {
 
 func (r *Resolver) flushRun(rb *runBuilder) {
 	if rb.n > 0 {
-		r.idx.Set(rb.start, rb.n, rb.o)
+		r.blocks.idx.Set(rb.start, rb.n, rb.o)
 		rb.n = 0
 	}
 }
@@ -280,7 +280,7 @@ func (r *Resolver) take(ino uint32, b uint64, blk uint64) bool {
 		r.anomaly(r.bestPath(ino), blk, "inode %d points to block %d outside the file system (%d blocks)", ino, b, r.nblk)
 		return false
 	}
-	o := r.idx.Lookup(b)
+	o := r.blocks.idx.Lookup(b)
 	switch {
 	case o.Role == RoleFree || o.Ino == ino:
 		return true
@@ -290,7 +290,7 @@ func (r *Resolver) take(ino uint32, b uint64, blk uint64) bool {
 	}
 	// Owned by another file: normal when the guest wrote the new owner before the old one's
 	// release (no journal). Remember the first claimant; the end of the log judges.
-	r.shadow[b] = o
+	r.blocks.shadow[b] = o
 	return true
 }
 
@@ -308,13 +308,13 @@ func (r *Resolver) claimData(rb *runBuilder, ino uint32, role Role, b, logical u
 	}
 	switch role {
 	case RoleDir:
-		r.claimed[b] = true
+		r.blocks.claimed[b] = true
 		r.flushRun(rb)
 		r.claimDirBlock(b, ino)
 	case RoleData:
-		r.m.drop(b)
+		r.blocks.m.drop(b)
 	case RoleSymlink:
-		r.m.owned(b)
+		r.blocks.m.owned(b)
 	}
 	r.settlePending(b, o)
 }
@@ -323,12 +323,12 @@ func (r *Resolver) claimData(rb *runBuilder, ino uint32, role Role, b, logical u
 // what it points to. Its content is the model's only if it was written during the log: a block
 // claimed before its content arrives is empty until then.
 func (r *Resolver) claimMap(ino uint32, role Role, b uint64, level int, base uint64, blk uint64) {
-	if prev := r.idx.Lookup(b); prev.Ino != 0 && prev.Ino != ino && prev.Role != RoleFree &&
+	if prev := r.blocks.idx.Lookup(b); prev.Ino != 0 && prev.Ino != ino && prev.Role != RoleFree &&
 		(prev.Role == RoleInd || prev.Role == RoleDInd || prev.Role == RoleTInd) {
 		// About to be shadowed (see take): keep what it mapped for its first claimant.
 		defer func(ptrs []uint32) {
-			if s, ok := r.shadow[b]; ok && s.Ino == prev.Ino {
-				r.shadowMap[b] = ptrs
+			if s, ok := r.blocks.shadow[b]; ok && s.Ino == prev.Ino {
+				r.blocks.shadowMap[b] = ptrs
 			}
 		}(r.mapPtrs(b))
 	}
@@ -336,16 +336,16 @@ func (r *Resolver) claimMap(ino uint32, role Role, b uint64, level int, base uin
 		return
 	}
 	o := Owner{Role: mapRoles[level], Ino: ino, Logical: base}
-	r.idx.Set(b, 1, o)
-	r.claimed[b] = true
-	r.m.owned(b)
+	r.blocks.idx.Set(b, 1, o)
+	r.blocks.claimed[b] = true
+	r.blocks.m.owned(b)
 	var ptrs []uint32
-	if r.m.written(b) {
-		ptrs = ext3fs.ParseIndirect(r.m.block(b))
+	if r.blocks.m.written(b) {
+		ptrs = ext3fs.ParseIndirect(r.blocks.m.block(b))
 	} else {
 		ptrs = make([]uint32, r.bs/4)
 	}
-	r.credMap[b] = ptrs
+	r.blocks.credMap[b] = ptrs
 	r.settlePending(b, o)
 	r.claimChildren(ino, role, b, level, base, nil, ptrs)
 }
@@ -376,7 +376,7 @@ func (r *Resolver) diffMapBlock(b uint64, o Owner, old, cur []byte) {
 	case RoleTInd:
 		level = 3
 	}
-	optrs, ok := r.credMap[b]
+	optrs, ok := r.blocks.credMap[b]
 	if !ok {
 		optrs = ext3fs.ParseIndirect(old)
 	}
@@ -391,6 +391,6 @@ func (r *Resolver) diffMapBlock(b uint64, o Owner, old, cur []byte) {
 			r.release(o.Ino, uint64(optrs[i]), level-1)
 		}
 	}
-	r.credMap[b] = nptrs
+	r.blocks.credMap[b] = nptrs
 	r.claimChildren(o.Ino, role, b, level, o.Logical, optrs, nptrs)
 }

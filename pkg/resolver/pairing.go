@@ -56,15 +56,15 @@ func (p *inoPend) hasAdd(l Link) bool {
 // noteEvent records the interval of a name event on an inode with nothing unexplained yet.
 func (r *Resolver) noteEvent(p *inoPend, ino uint32) {
 	if len(p.adds) == 0 && len(p.rems) == 0 {
-		p.since = r.flushNo
+		p.since = r.now.flushNo
 	}
 }
 
 func (r *Resolver) pendFor(ino uint32) *inoPend {
-	p := r.pend[ino]
+	p := r.ns.pend[ino]
 	if p == nil {
 		p = &inoPend{}
-		r.pend[ino] = p
+		r.ns.pend[ino] = p
 	}
 	return p
 }
@@ -72,26 +72,26 @@ func (r *Resolver) pendFor(ino uint32) *inoPend {
 // resolveTouched resolves every inode with new evidence. Inodes that gained names go first: a
 // move over an existing name decides whether the replaced inode's removal is reported at all.
 func (r *Resolver) resolveTouched() {
-	for round := 0; len(r.touched) > 0 && round < 8; round++ {
-		inos := make([]uint32, 0, len(r.touched))
-		for ino := range r.touched {
+	for round := 0; len(r.ns.touched) > 0 && round < 8; round++ {
+		inos := make([]uint32, 0, len(r.ns.touched))
+		for ino := range r.ns.touched {
 			inos = append(inos, ino)
 		}
-		clear(r.touched)
+		clear(r.ns.touched)
 		r.sortForResolve(inos)
 		for _, ino := range inos {
 			r.resolve(ino, false)
 		}
 		// Names that waited for their directory's own name may be decidable now.
-		if len(r.touched) == 0 && len(r.waitParent) > 0 {
-			for ino := range r.waitParent {
-				if r.parentsKnown(r.pend[ino]) {
-					r.touched[ino] = true
+		if len(r.ns.touched) == 0 && len(r.ns.waitParent) > 0 {
+			for ino := range r.ns.waitParent {
+				if r.parentsKnown(r.ns.pend[ino]) {
+					r.ns.touched[ino] = true
 				}
 			}
 		}
 	}
-	clear(r.touched)
+	clear(r.ns.touched)
 }
 
 // parentsKnown reports whether every name p gained is in a directory that has a path.
@@ -100,7 +100,7 @@ func (r *Resolver) parentsKnown(p *inoPend) bool {
 		return true
 	}
 	for _, a := range p.adds {
-		if r.names.Path(a.l.Parent) == "" {
+		if r.ns.names.Path(a.l.Parent) == "" {
 			return false
 		}
 	}
@@ -108,7 +108,7 @@ func (r *Resolver) parentsKnown(p *inoPend) bool {
 }
 
 func (r *Resolver) sortForResolve(inos []uint32) {
-	hasAdds := func(ino uint32) bool { p := r.pend[ino]; return p != nil && len(p.adds) > 0 }
+	hasAdds := func(ino uint32) bool { p := r.ns.pend[ino]; return p != nil && len(p.adds) > 0 }
 	sort.Slice(inos, func(i, j int) bool {
 		ai, aj := hasAdds(inos[i]), hasAdds(inos[j])
 		if ai != aj {
@@ -120,8 +120,8 @@ func (r *Resolver) sortForResolve(inos []uint32) {
 
 // settleNamespace resolves everything still pending at the end of the log by the final state.
 func (r *Resolver) settleNamespace() {
-	inos := make([]uint32, 0, len(r.pend))
-	for ino := range r.pend {
+	inos := make([]uint32, 0, len(r.ns.pend))
+	for ino := range r.ns.pend {
 		inos = append(inos, ino)
 	}
 	r.sortForResolve(inos)
@@ -129,15 +129,11 @@ func (r *Resolver) settleNamespace() {
 		r.resolve(ino, true)
 	}
 	// Removals that waited on a replacement resolved just now.
-	for ino := range r.pend {
+	for ino := range r.ns.pend {
 		r.resolve(ino, true)
 	}
 }
 
-func (r *Resolver) nsOp(typ ops.Type, ino uint32, path string) *ops.Op {
-	r.nsBuf = append(r.nsBuf, ops.Op{Seq: r.seq, T: r.t, Op: typ, Path: path, Ino: ino})
-	return &r.nsBuf[len(r.nsBuf)-1]
-}
 
 func createType(t ext3fs.FileType) ops.Type {
 	switch t {
@@ -154,7 +150,7 @@ func createType(t ext3fs.FileType) ops.Type {
 // resolve turns what inode ino has pending into ops where the evidence allows; final forces a
 // decision by the current state.
 func (r *Resolver) resolve(ino uint32, final bool) {
-	p := r.pend[ino]
+	p := r.ns.pend[ino]
 	if p == nil {
 		return
 	}
@@ -164,11 +160,11 @@ func (r *Resolver) resolve(ino uint32, final bool) {
 	if isLive {
 		typ = in.Type()
 	}
-	delete(r.waitParent, ino)
+	delete(r.ns.waitParent, ino)
 	if !final && !r.parentsKnown(p) {
 		// A new name inside a directory whose own name is not known yet (mkdir d, then d/f,
 		// written in the other order): wait, the path would be wrong.
-		r.waitParent[ino] = true
+		r.ns.waitParent[ino] = true
 		return
 	}
 	if p.freed && isLive {
@@ -187,19 +183,19 @@ func (r *Resolver) resolve(ino uint32, final bool) {
 		// interval, is applied whole when this runs, so a name still here stays.
 		var kept []nameEv
 		if isLive {
-			for _, l := range r.names.Links(ino) {
+			for _, l := range r.ns.names.Links(ino) {
 				if !p.hasAdd(l) {
-					r.evOrd++
-					p.rems = append(p.rems, nameEv{l: l, path: r.linkPath(l), seq: r.seq, ord: r.evOrd})
-					r.evOrd++
-					kept = append(kept, nameEv{l: l, seq: r.seq, ord: r.evOrd})
+					r.ns.evOrd++
+					p.rems = append(p.rems, nameEv{l: l, path: r.linkPath(l), seq: r.now.seq, ord: r.ns.evOrd})
+					r.ns.evOrd++
+					kept = append(kept, nameEv{l: l, seq: r.now.seq, ord: r.ns.evOrd})
 				}
 			}
 		} else {
-			for _, l := range r.names.Links(ino) {
+			for _, l := range r.ns.names.Links(ino) {
 				if !p.hasAdd(l) {
-					r.evOrd++
-					p.rems = append(p.rems, nameEv{l: l, path: r.linkPath(l), seq: r.seq, ord: r.evOrd})
+					r.ns.evOrd++
+					p.rems = append(p.rems, nameEv{l: l, path: r.linkPath(l), seq: r.now.seq, ord: r.ns.evOrd})
 					r.dropLink(l, ino)
 				}
 			}
@@ -237,19 +233,19 @@ func (r *Resolver) resolve(ino uint32, final bool) {
 			break
 		}
 	}
-	nNames := len(r.names.Links(ino))
+	nNames := len(r.ns.names.Links(ino))
 
 	// Moves: a name lost and a name gained by the same inode. Without a journal, a name moved
 	// to an inode number that was freed and reused looks the same until the inode's slot is
 	// written (with its new generation); a real rename rewrites the slot too (ctime), so wait
 	// for that write, at most one more flush interval.
-	w, written := r.inoWritten[ino]
-	if len(p.adds) > 0 && len(p.rems) > 0 && isLive && !final && r.holdIO &&
-		(!written || w < p.since) && r.flushNo-p.since < 2 {
-		r.waitMove[ino] = true
+	w, written := r.ns.inoWritten[ino]
+	if len(p.adds) > 0 && len(p.rems) > 0 && isLive && !final && r.mode.decidedAtFlush() &&
+		(!written || w < p.since) && r.now.flushNo-p.since < 2 {
+		r.ns.waitMove[ino] = true
 		return
 	}
-	delete(r.waitMove, ino)
+	delete(r.ns.waitMove, ino)
 	for len(p.adds) > 0 && len(p.rems) > 0 && (isLive || final) {
 		a, m := p.adds[0], p.rems[0]
 		p.adds, p.rems = p.adds[1:], p.rems[1:]
@@ -274,7 +270,7 @@ func (r *Resolver) resolve(ino uint32, final bool) {
 			first := p.adds[0]
 			r.nsOp(createType(typ), ino, r.linkPath(first.l))
 			if first.displaced != 0 {
-				r.touched[first.displaced] = true // its removal is a delete of its own
+				r.ns.touched[first.displaced] = true // its removal is a delete of its own
 			}
 			for _, a := range p.adds[1:] {
 				op := r.nsOp(ops.Link, ino, r.linkPath(first.l))
@@ -285,7 +281,7 @@ func (r *Resolver) resolve(ino uint32, final bool) {
 			// The existing name the link was made from: the disk cannot tell; take the first in
 			// sort order, as for I/O.
 			from := ""
-			for _, l := range r.names.Links(ino) {
+			for _, l := range r.ns.names.Links(ino) {
 				if !p.hasAdd(l) {
 					if lp := r.linkPath(l); from == "" || lp < from {
 						from = lp
@@ -318,7 +314,7 @@ func (r *Resolver) resolve(ino uint32, final bool) {
 
 	if final && p.freed && !isLive && len(p.rems) == 0 && nNames > 0 {
 		// Freed, but the directory entries naming it were never rewritten: the file is gone.
-		links := r.names.Links(ino)
+		links := r.ns.names.Links(ino)
 		for i, l := range links {
 			t := ops.Unlink
 			if i == len(links)-1 {
@@ -334,7 +330,7 @@ func (r *Resolver) resolve(ino uint32, final bool) {
 		}
 	}
 	if len(p.adds) == 0 && len(p.rems) == 0 && (!p.freed || isLive || final) {
-		delete(r.pend, ino)
+		delete(r.ns.pend, ino)
 	}
 	if final {
 	}
@@ -342,7 +338,7 @@ func (r *Resolver) resolve(ino uint32, final bool) {
 
 // markImplied flags the removal of name l from inode ino as part of a move over it.
 func (r *Resolver) markImplied(ino uint32, l Link) {
-	p := r.pend[ino]
+	p := r.ns.pend[ino]
 	if p == nil {
 		return
 	}
@@ -351,7 +347,7 @@ func (r *Resolver) markImplied(ino uint32, l Link) {
 			p.rems[i].implied = true
 		}
 	}
-	r.touched[ino] = true
+	r.ns.touched[ino] = true
 }
 
 // emitRemovals reports removed names: unlink for each, except delete/rmdir for the last when
@@ -379,7 +375,7 @@ func (r *Resolver) emitRemovals(ino uint32, p *inoPend, typ ext3fs.FileType, las
 				t = ops.Rmdir
 			}
 			if in, err := r.fs.ReadInode(ino); err == nil && allocated(in) && !live(in) {
-				r.orphanPath[ino] = m.path // still open: its I/O goes on under this path
+				r.ns.orphanPath[ino] = m.path // still open: its I/O goes on under this path
 			}
 		}
 		r.nsOp(t, ino, m.path)
@@ -392,7 +388,7 @@ func (r *Resolver) emitRemovals(ino uint32, p *inoPend, typ ext3fs.FileType, las
 // replacementPending reports whether inode by still has the unexplained add of l that displaced
 // inode ino.
 func (r *Resolver) replacementPending(by, ino uint32, l Link) bool {
-	p := r.pend[by]
+	p := r.ns.pend[by]
 	if p == nil {
 		return false
 	}

@@ -1,0 +1,147 @@
+package resolver
+
+import (
+	"bytes"
+	"fmt"
+	"sort"
+
+	"github.com/ext3replay/ext3replay/pkg/ops"
+)
+
+// output is what the current record made certain, queued until flushRecord puts it in order,
+// and the emit function it goes to.
+type output struct {
+	emit  func(*ops.Op) error
+	err   error    // first error from emit
+	nsBuf []ops.Op // namespace ops (and anomalies) of the current batch
+	ioBuf []ops.Op // I/O ops of the current record
+	stats Stats
+}
+
+func newOutput(emit func(*ops.Op) error) output {
+	return output{emit: emit, stats: Stats{Ops: make(map[ops.Type]int64)}}
+}
+
+// put counts op and passes it on; after the first error of emit it only counts.
+func (o *output) put(op *ops.Op) {
+	o.stats.Ops[op.Op]++
+	if op.Op == ops.Anomaly {
+		o.stats.Anomalies++
+	}
+	if o.err == nil {
+		o.err = o.emit(op)
+	}
+}
+
+// anomaly reports a structure that cannot be valid.
+func (r *Resolver) anomaly(path string, block uint64, format string, args ...any) {
+	op := ops.Op{Seq: r.now.seq, T: r.now.t, Op: ops.Anomaly, Path: path, Reason: fmt.Sprintf(format, args...)}
+	if block != 0 {
+		op.Sector = block * r.spb
+	}
+	r.output.nsBuf = append(r.output.nsBuf, op)
+}
+
+// nsOp queues a namespace op of the current record.
+func (r *Resolver) nsOp(typ ops.Type, ino uint32, path string) *ops.Op {
+	r.output.nsBuf = append(r.output.nsBuf, ops.Op{Seq: r.now.seq, T: r.now.t, Op: typ, Path: path, Ino: ino})
+	return &r.output.nsBuf[len(r.output.nsBuf)-1]
+}
+
+// flushRecord emits the ops the current record made certain: namespace ops first (sorted so
+// that a batch reads naturally), then held I/O of inodes that just got a name, then I/O.
+func (r *Resolver) flushRecord(drainHeld bool) {
+	if len(r.output.nsBuf) > 0 {
+		sort.SliceStable(r.output.nsBuf, func(i, j int) bool { return nsRank(&r.output.nsBuf[i]) < nsRank(&r.output.nsBuf[j]) })
+		for i := range r.output.nsBuf {
+			r.output.put(&r.output.nsBuf[i])
+		}
+		r.output.nsBuf = r.output.nsBuf[:0]
+	}
+	if len(r.held.nameless) > 0 && (drainHeld || (!r.mode.decidedAtFlush() && r.ns.namesGen != r.held.drainGen)) {
+		r.held.drainGen = r.ns.namesGen // nothing held can get a name until the names change
+		inos := make([]uint32, 0, len(r.held.nameless))
+		for ino := range r.held.nameless {
+			inos = append(inos, ino)
+		}
+		sort.Slice(inos, func(i, j int) bool { return inos[i] < inos[j] })
+		for _, ino := range inos {
+			l := r.held.nameless[ino]
+			p := r.ioPath(ino)
+			if p == "" {
+				p = r.ns.orphanPath[ino]
+			}
+			var keep []ops.Op
+			for i := range l {
+				switch {
+				case p != "":
+					l[i].Path = p
+				case l[i].Path == "":
+					// Still no name: keep holding (the end of the log names it at the latest).
+					keep = append(keep, l[i])
+					continue
+				}
+				// else: the file lost its name since; report the path it had then.
+				l[i].Seq, l[i].T = r.now.seq, r.now.t
+				r.output.put(&l[i])
+			}
+			if len(keep) == 0 {
+				delete(r.held.nameless, ino)
+			} else {
+				r.held.nameless[ino] = keep
+			}
+		}
+	}
+	for i := range r.output.ioBuf {
+		op := &r.output.ioBuf[i]
+		if op.Ino != 0 && !(r.mode.decidedAtFlush() && op.Op == ops.Read) {
+			// Paths as they are once this record's namespace changes are decided (a block
+			// claimed by a file whose name the same transaction gives).
+			p := r.ioPath(op.Ino)
+			if len(r.ns.touched) > 0 {
+				// Name changes written home are decided at the next flush: until then
+				// report the names as last decided.
+				p = r.settledPath(op.Ino)
+			}
+			if p == "" {
+				p = r.ns.orphanPath[op.Ino]
+			}
+			if p != "" {
+				op.Path = p
+			}
+			if op.Path == "" {
+				r.held.nameless[op.Ino] = appendCoalesced(r.held.nameless[op.Ino], *op)
+				continue
+			}
+		}
+		r.output.put(op)
+	}
+	r.output.ioBuf = r.output.ioBuf[:0]
+}
+
+// maxHeld bounds heldW; past it the oldest are reported by their owner at that moment.
+const maxHeld = 1 << 16
+
+// nsRank orders the namespace ops made certain by one record: removals, then directories
+// created (parents first), moves, files created, links, directories removed (children first).
+func nsRank(op *ops.Op) int {
+	depth := bytes.Count([]byte(op.Path), []byte{'/'})
+	switch op.Op {
+	case ops.Delete, ops.Unlink:
+		return 0
+	case ops.Mkdir:
+		return 1000 + depth
+	case ops.Move:
+		return 3000
+	case ops.Create, ops.Symlink, ops.Mknod:
+		return 4000
+	case ops.Link:
+		return 5000
+	case ops.Rmdir:
+		return 7000 - depth
+	case ops.Truncate:
+		return 8000
+	}
+	return 9000
+}
+
