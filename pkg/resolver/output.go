@@ -144,4 +144,3 @@ func nsRank(op *ops.Op) int {
 	}
 	return 9000
 }
-

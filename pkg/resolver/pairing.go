@@ -134,7 +134,6 @@ func (r *Resolver) settleNamespace() {
 	}
 }
 
-
 func createType(t ext3fs.FileType) ops.Type {
 	switch t {
 	case ext3fs.TypeDir:
