@@ -19,6 +19,24 @@ func ParseIndirect(b []byte) []uint32 {
 	return out
 }
 
+// IndirectInRange reports whether every pointer of indirect block b lies inside a file system
+// of the given number of blocks (0, a hole, included): the cheap test of whether content can be
+// an indirect block at all.
+func IndirectInRange(b []byte, blocks uint64) bool {
+	for i := 0; i+4 <= len(b); i += 4 {
+		if uint64(binary.LittleEndian.Uint32(b[i:])) >= blocks {
+			return false
+		}
+	}
+	return true
+}
+
+// IsExtentNode reports whether b starts with the extent-node magic (the header is not checked
+// further).
+func IsExtentNode(b []byte) bool {
+	return len(b) >= 2 && binary.LittleEndian.Uint16(b) == ExtentMagic
+}
+
 // ExtentMagic is eh_magic of every extent tree node.
 const ExtentMagic = 0xF30A
 

@@ -42,6 +42,12 @@ func ParseDirBlock(b []byte, hasFiletype bool) ([]DirEntry, error) {
 	return out, err
 }
 
+// CheckDirBlock reports whether b is a valid linear directory block (ParseDirBlock's checks,
+// without decoding the entries): the cheap test of whether content can be a directory block.
+func CheckDirBlock(b []byte, hasFiletype bool) error {
+	return WalkDirBlock(b, hasFiletype, func(*DirEntry, []byte) error { return nil })
+}
+
 // WalkDirBlock is ParseDirBlock without allocation: it calls fn for each live entry with the
 // entry (Name left empty) and the name bytes, which alias b and are only valid during the call.
 // An error from fn stops the walk and is returned.

@@ -169,6 +169,20 @@ func (in *Inode) IsHtree() bool { return in.Flags&InodeIndexFl != 0 }
 // HasInlineData reports INLINE_DATA_FL: the data lives in i_block and xattrs, not in blocks.
 func (in *Inode) HasInlineData() bool { return in.Flags&InodeInlineDataFl != 0 }
 
+// Live reports an inode that exists in the namespace sense: a type and at least one link. (A
+// file unlinked while still open has no links: for names it is gone; its blocks stay until the
+// last close frees the inode.)
+func (in *Inode) Live() bool {
+	return in != nil && in.Mode&ModeType != 0 && in.LinksCount > 0
+}
+
+// Allocated reports an inode whose blocks are in use: a mode, and links or no deletion time
+// (an unlinked file still open keeps its blocks; e2fsck's rule for a deleted inode is a
+// dtime with no links).
+func (in *Inode) Allocated() bool {
+	return in != nil && in.Mode != 0 && (in.LinksCount > 0 || in.Dtime == 0)
+}
+
 // Perm is the permission bits of i_mode (including setuid/setgid/sticky).
 func (in *Inode) Perm() uint16 { return in.Mode &^ ModeType }
 

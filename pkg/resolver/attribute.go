@@ -10,42 +10,10 @@ import (
 	"github.com/ext3replay/ext3replay/pkg/ops"
 )
 
-// kindOf maps a block role to the kind reported on I/O.
-func kindOf(role Role) ops.Kind {
-	switch role {
-	case RoleFree:
-		return ops.KindUnowned
-	case RoleSuper, RoleSuperBackup:
-		return ops.KindSuper
-	case RoleGDT, RoleGDTBackup, RoleReservedGDT:
-		return ops.KindGDT
-	case RoleBlockBitmap, RoleInodeBitmap:
-		return ops.KindBitmap
-	case RoleInodeTable, RoleXattr:
-		return ops.KindInode
-	case RoleJournal:
-		return ops.KindJournal
-	case RoleInd, RoleDInd, RoleTInd, RoleExtent:
-		return ops.KindIndirect
-	case RoleDir:
-		return ops.KindDir
-	}
-	return ops.KindData
-}
-
-// fileRole reports roles whose I/O is attributed to the owning file's path.
-func fileRole(role Role) bool {
-	switch role {
-	case RoleInd, RoleDInd, RoleTInd, RoleExtent, RoleDir, RoleData, RoleSymlink:
-		return true
-	}
-	return false
-}
-
 // ioOp builds the read or write op for bytes [start,end) of the device owned by o, and queues it.
 func (r *Resolver) ioOp(typ ops.Type, o Owner, start, end int64) {
-	k := kindOf(o.Role)
-	file := fileRole(o.Role)
+	k := roleTable[o.Role].kind
+	file := roleTable[o.Role].file
 	if file && o.Ino < r.fs.SB.FirstIno && o.Ino != ext3fs.RootIno {
 		// Map blocks of reserved inodes: the journal's, the resize inode's.
 		file = false

@@ -6,10 +6,10 @@ package resolver
 
 import (
 	"bytes"
-	"encoding/binary"
 	"sort"
 
 	"github.com/ext3replay/ext3replay/pkg/blklog"
+	"github.com/ext3replay/ext3replay/pkg/ext3fs"
 	"github.com/ext3replay/ext3replay/pkg/ops"
 )
 
@@ -226,15 +226,11 @@ func (r *Resolver) holdSuspects(batch []blockWrite) []blockWrite {
 
 // implausible reports content that cannot be a block of the given metadata role.
 func (r *Resolver) implausible(role Role, b []byte) bool {
-	switch role {
-	case RoleDir:
-		return !dirChains(b)
-	case RoleInd, RoleDInd, RoleTInd:
-		for i := 0; i+4 <= len(b); i += 4 {
-			if uint64(binary.LittleEndian.Uint32(b[i:])) >= r.nblk {
-				return true
-			}
-		}
+	if role == RoleDir {
+		return ext3fs.CheckDirBlock(b, r.ft) != nil
+	}
+	if bm := roleTable[role].blockMap; bm != nil {
+		return !bm.plausibleNode(r, role, b)
 	}
 	return false
 }

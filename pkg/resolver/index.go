@@ -1,50 +1,8 @@
 package resolver
 
 import (
-	"fmt"
 	"slices"
-
-	"github.com/ext3replay/ext3replay/pkg/ext3fs"
 )
-
-// Role is what a file-system block is used for.
-type Role uint8
-
-const (
-	RoleFree        Role = iota
-	RoleSuper            // primary superblock (block 0 or 1)
-	RoleSuperBackup      // superblock copy in a backup group
-	RoleGDT              // primary group descriptor table
-	RoleGDTBackup        // group descriptor table copy
-	RoleReservedGDT      // blocks reserved for GDT growth (resize_inode), primary or backup
-	RoleBlockBitmap
-	RoleInodeBitmap
-	RoleInodeTable
-	RoleJournal // data block of the journal inode (Logical = journal block number)
-	RoleInd
-	RoleDInd
-	RoleTInd
-	RoleExtent  // extent tree node
-	RoleDir     // directory data block
-	RoleData    // regular file data block
-	RoleXattr   // extended-attribute block (may be shared by several inodes; Ino is the first seen)
-	RoleSymlink // slow symlink target block
-	numRoles
-)
-
-var roleNames = [numRoles]string{"free", "superblock", "superblock backup", "group descriptors",
-	"group descriptors backup", "reserved gdt", "block bitmap", "inode bitmap", "inode table", "journal",
-	"indirect", "double indirect", "triple indirect", "extent node", "directory", "data", "xattr", "symlink"}
-
-func (r Role) String() string {
-	if r < numRoles {
-		return roleNames[r]
-	}
-	return fmt.Sprintf("role%d", uint8(r))
-}
-
-// IsMetadata reports roles that are file-system structure rather than file contents.
-func (r Role) IsMetadata() bool { return r != RoleFree && r != RoleData && r != RoleJournal }
 
 // Owner says who owns a block. Ino is the owning inode for inode-owned roles. Logical is the file
 // block (data, dir, symlink, journal), the first file block a map block can map (ind, dind,
@@ -92,10 +50,10 @@ func (x *Index) Blocks() uint64 { return x.blocks }
 
 // step is how much Logical advances from one block of a run to the next.
 func (x *Index) step(r Role) uint64 {
-	switch r {
-	case RoleData, RoleDir, RoleSymlink, RoleJournal, RoleGDT, RoleGDTBackup, RoleReservedGDT:
+	switch roleTable[r].step {
+	case stepBlock:
 		return 1
-	case RoleInodeTable:
+	case stepInodes:
 		return x.inodesPerBlock
 	}
 	return 0
@@ -368,22 +326,4 @@ func radixSortRuns(runs []ixRun) []ixRun {
 		src, dst = dst, src
 	}
 	return src
-}
-
-// ixRoleFor maps an inode's block to a role.
-func ixRoleFor(fs *ext3fs.FS, ino uint32, in *ext3fs.Inode, k ext3fs.BlockKind) Role {
-	switch k {
-	case ext3fs.BlockInd:
-		return RoleInd
-	case ext3fs.BlockDInd:
-		return RoleDInd
-	case ext3fs.BlockTInd:
-		return RoleTInd
-	case ext3fs.BlockExtent:
-		return RoleExtent
-	}
-	if fs.SB.HasJournal() && ino == fs.SB.JournalInum {
-		return RoleJournal
-	}
-	return dataRole(in)
 }

@@ -190,20 +190,14 @@ func ixBuild(fs *ext3fs.FS, wantIndex, wantNames bool) (*Index, *Names, error) {
 	return x, names, nil
 }
 
-// InodeInUse reports whether an inode the bitmap marks allocated is live (see inUse).
-func InodeInUse(ino uint32, in *ext3fs.Inode) bool { return inUse(ino, in) }
-
-// inUse: the inode bitmap says allocated, and the inode is not a cleanly deleted one. Reserved
-// inodes 1..first_ino-1 are always "allocated"; the bad-blocks inode has mode 0 but may own
-// blocks, the unused ones are all zero.
+// inUse: the inode bitmap says allocated, and the inode owns blocks. Reserved inodes
+// 1..first_ino-1 are always "allocated"; the bad-blocks inode has mode 0 but may own blocks,
+// the unused ones are all zero.
 func inUse(ino uint32, in *ext3fs.Inode) bool {
 	if ino == ext3fs.BadBlocksIno {
 		return in.Block != [15]uint32{}
 	}
-	if in.Mode == 0 {
-		return false
-	}
-	return in.LinksCount > 0 || in.Dtime == 0
+	return in.Allocated()
 }
 
 func (b *ixBuilder) inode(ino uint32, in *ext3fs.Inode, wantIndex, wantNames bool, dirBlocks *[]ixDirBlock) error {

@@ -1,11 +1,11 @@
 package resolver
 
 import (
-	"encoding/binary"
 	"fmt"
 	"io"
 
 	"github.com/ext3replay/ext3replay/internal/sparse"
+	"github.com/ext3replay/ext3replay/pkg/ext3fs"
 )
 
 // model is the resolver's picture of the disk: the starting image plus an
@@ -28,12 +28,13 @@ import (
 //     kept this way are capped (unownedCap); past the cap a write is dropped
 //     and counted, and a claim of such a block reads as empty.
 type model struct {
-	base   io.ReaderAt
-	size   int64 // bytes of the device
-	bs     int
-	blocks uint64 // file-system blocks (for the plausibility test)
-	over   map[uint64][]byte
-	zero   []byte // shared all-zero block; over entries may alias it
+	base     io.ReaderAt
+	size     int64 // bytes of the device
+	bs       int
+	blocks   uint64 // file-system blocks (for the plausibility test)
+	filetype bool   // directory entries carry a file type (for the plausibility test)
+	over     map[uint64][]byte
+	zero     []byte // shared all-zero block; over entries may alias it
 
 	held         map[uint64]struct{} // overlay blocks kept while nobody owned them
 	unownedBytes int64               // bytes held for those (len(held) * bs, zero blocks excluded)
@@ -41,8 +42,8 @@ type model struct {
 	dropped      int64 // unowned plausible-metadata writes not kept (cap reached)
 }
 
-func newModel(base io.ReaderAt, size int64, bs int, blocks uint64, unownedCap int64) *model {
-	return &model{base: base, size: size, bs: bs, blocks: blocks, over: make(map[uint64][]byte),
+func newModel(base io.ReaderAt, size int64, bs int, blocks uint64, filetype bool, unownedCap int64) *model {
+	return &model{base: base, size: size, bs: bs, blocks: blocks, filetype: filetype, over: make(map[uint64][]byte),
 		held: make(map[uint64]struct{}), zero: make([]byte, bs), unownedCap: unownedCap}
 }
 
@@ -142,37 +143,8 @@ func (m *model) drop(b uint64) {
 	delete(m.over, b)
 }
 
-// couldBeMetadata is the cheap test of putUnowned: a directory block whose entries chain, an
-// extent node, or an indirect block whose pointers all lie inside the disk.
+// couldBeMetadata is the cheap test of putUnowned: an extent node, an indirect block whose
+// pointers all lie inside the disk, or a directory block whose entries chain.
 func (m *model) couldBeMetadata(b []byte) bool {
-	if len(b) >= 2 && binary.LittleEndian.Uint16(b) == 0xF30A {
-		return true
-	}
-	plausibleInd := true
-	for i := 0; i+4 <= len(b); i += 4 {
-		if uint64(binary.LittleEndian.Uint32(b[i:])) >= m.blocks {
-			plausibleInd = false
-			break
-		}
-	}
-	return plausibleInd || dirChains(b)
-}
-
-// dirChains reports whether b's rec_len fields chain exactly to the end of the block.
-func dirChains(b []byte) bool {
-	off := 0
-	for off < len(b) {
-		if len(b)-off < 8 {
-			return false
-		}
-		rl := int(binary.LittleEndian.Uint16(b[off+4:]))
-		if len(b) >= 65536 && (rl == 65535 || rl == 0) {
-			rl = len(b)
-		}
-		if rl < 8 || rl%4 != 0 || off+rl > len(b) || 8+int(b[off+6]) > rl {
-			return false
-		}
-		off += rl
-	}
-	return true
+	return ext3fs.IsExtentNode(b) || ext3fs.IndirectInRange(b, m.blocks) || ext3fs.CheckDirBlock(b, m.filetype) == nil
 }

@@ -12,7 +12,7 @@ import (
 func TestModelKeepsOnlyPossibleMetadata(t *testing.T) {
 	const bs = 1024
 	base := bytes.Repeat([]byte{0xAA}, 64*bs)
-	m := newModel(bytes.NewReader(base), int64(len(base)), bs, 64, 3*bs)
+	m := newModel(bytes.NewReader(base), int64(len(base)), bs, 64, true, 3*bs)
 
 	random := make([]byte, bs)
 	rand.New(rand.NewSource(1)).Read(random)

@@ -1,6 +1,7 @@
 package resolver
 
 import (
+	"slices"
 	"sort"
 
 	"github.com/ext3replay/ext3replay/pkg/ext3fs"
@@ -128,8 +129,14 @@ func (r *Resolver) settleNamespace() {
 	for _, ino := range inos {
 		r.resolve(ino, true)
 	}
-	// Removals that waited on a replacement resolved just now.
+	// Removals that waited on a replacement resolved just now (in inode order: a map's order
+	// must not reach the output).
+	inos = inos[:0]
 	for ino := range r.ns.pend {
+		inos = append(inos, ino)
+	}
+	slices.Sort(inos)
+	for _, ino := range inos {
 		r.resolve(ino, true)
 	}
 }
@@ -146,18 +153,29 @@ func createType(t ext3fs.FileType) ops.Type {
 	return ops.Create
 }
 
+// inoState is what resolve knows of an inode while deciding: its evidence and its state now.
+type inoState struct {
+	ino    uint32
+	p      *inoPend
+	in     *ext3fs.Inode // nil if unreadable
+	isLive bool
+	typ    ext3fs.FileType // its type now, or while it was last live
+	final  bool            // the end of the log: decide by the current state
+}
+
 // resolve turns what inode ino has pending into ops where the evidence allows; final forces a
-// decision by the current state.
+// decision by the current state. The steps run in this order, each on what the ones before
+// left: a reused slot, names that left and came back, moves, added names, removed names, and
+// (at the end) a file freed whose names were never rewritten.
 func (r *Resolver) resolve(ino uint32, final bool) {
 	p := r.ns.pend[ino]
 	if p == nil {
 		return
 	}
 	in, _ := r.fs.ReadInode(ino)
-	isLive := live(in)
-	typ := p.lastType
-	if isLive {
-		typ = in.Type()
+	s := &inoState{ino: ino, p: p, in: in, isLive: in.Live(), typ: p.lastType, final: final}
+	if s.isLive {
+		s.typ = in.Type()
 	}
 	delete(r.ns.waitParent, ino)
 	if !final && !r.parentsKnown(p) {
@@ -166,65 +184,91 @@ func (r *Resolver) resolve(ino uint32, final bool) {
 		r.ns.waitParent[ino] = true
 		return
 	}
-	if p.freed && isLive {
+	r.resolveReuse(s)
+	r.cancelReturns(s)
+	nNames := len(r.ns.names.Links(ino))
+	if !r.resolveMoves(s) {
+		return
+	}
+	r.resolveAdds(s, nNames)
+	r.resolveRemovals(s, nNames)
+	if final {
+		r.resolveFreedUnwritten(s, nNames)
+	}
+	if len(p.adds) == 0 && len(p.rems) == 0 && (!p.freed || s.isLive || final) {
+		delete(r.ns.pend, ino)
+	}
+}
+
+// resolveReuse handles a slot that went from one file to another: the first incarnation's
+// names are removed (and reported), the names it still has are the new file's first.
+func (r *Resolver) resolveReuse(s *inoState) {
+	p, ino := s.p, s.ino
+	if p.freed && s.isLive {
 		// Freed and allocated again since the names last added up (both slot versions were
 		// written): a new file in the old one's inode, as when the generation changes.
 		p.freed, p.reused, p.reusedType = false, true, p.freedType
 	}
-	if p.reused {
-		// The first incarnation is gone: its removed names and the names still recorded
-		// that this inode did not just gain were its own.
-		p.reused = false
-		// A name the directory still has that this inode did not just gain was the first
-		// incarnation's and is now the new one's too: "rm f; create f" reuses the freed inode
-		// number and, in the same directory slot, leaves the entry byte for byte as it was
-		// (or changes only its file type). On ext3 the transaction, on ext2 the flush
-		// interval, is applied whole when this runs, so a name still here stays.
-		var kept []nameEv
-		if isLive {
-			for _, l := range r.ns.names.Links(ino) {
-				if !p.hasAdd(l) {
-					r.ns.evOrd++
-					p.rems = append(p.rems, nameEv{l: l, path: r.linkPath(l), seq: r.now.seq, ord: r.ns.evOrd})
-					r.ns.evOrd++
-					kept = append(kept, nameEv{l: l, seq: r.now.seq, ord: r.ns.evOrd})
-				}
-			}
-		} else {
-			for _, l := range r.ns.names.Links(ino) {
-				if !p.hasAdd(l) {
-					r.ns.evOrd++
-					p.rems = append(p.rems, nameEv{l: l, path: r.linkPath(l), seq: r.now.seq, ord: r.ns.evOrd})
-					r.dropLink(l, ino)
-				}
-			}
-		}
-		var rems []nameEv
-		for _, m := range p.rems {
-			if !p.hasAdd(m.l) {
-				rems = append(rems, m)
-			}
-		}
-		p.rems = rems
-		r.emitRemovals(ino, p, p.reusedType, true)
-		// The kept names are the new file's first: it is created under them.
-		p.adds = append(kept, p.adds...)
+	if !p.reused {
+		return
 	}
-	// A name that went and came back (htree split written in two steps) is no change. A name
-	// that came and went, on an inode that is gone now, is a file created and deleted.
+	// The first incarnation is gone: its removed names and the names still recorded
+	// that this inode did not just gain were its own.
+	p.reused = false
+	// A name the directory still has that this inode did not just gain was the first
+	// incarnation's and is now the new one's too: "rm f; create f" reuses the freed inode
+	// number and, in the same directory slot, leaves the entry byte for byte as it was
+	// (or changes only its file type). On ext3 the transaction, on ext2 the flush
+	// interval, is applied whole when this runs, so a name still here stays.
+	var kept []nameEv
+	if s.isLive {
+		for _, l := range r.ns.names.Links(ino) {
+			if !p.hasAdd(l) {
+				r.ns.evOrd++
+				p.rems = append(p.rems, nameEv{l: l, path: r.linkPath(l), seq: r.now.seq, ord: r.ns.evOrd})
+				r.ns.evOrd++
+				kept = append(kept, nameEv{l: l, seq: r.now.seq, ord: r.ns.evOrd})
+			}
+		}
+	} else {
+		for _, l := range r.ns.names.Links(ino) {
+			if !p.hasAdd(l) {
+				r.ns.evOrd++
+				p.rems = append(p.rems, nameEv{l: l, path: r.linkPath(l), seq: r.now.seq, ord: r.ns.evOrd})
+				r.dropLink(l, ino)
+			}
+		}
+	}
+	var rems []nameEv
+	for _, m := range p.rems {
+		if !p.hasAdd(m.l) {
+			rems = append(rems, m)
+		}
+	}
+	p.rems = rems
+	r.emitRemovals(ino, p, p.reusedType, true)
+	// The kept names are the new file's first: it is created under them.
+	p.adds = append(kept, p.adds...)
+}
+
+// cancelReturns drops a name that went and came back (an htree split written in two steps):
+// no change. A name that came and went, on an inode that is gone now, is a file created and
+// deleted.
+func (r *Resolver) cancelReturns(s *inoState) {
+	p := s.p
 	for i := 0; i < len(p.adds); i++ {
 		for j := 0; j < len(p.rems); j++ {
 			a, m := p.adds[i], p.rems[j]
 			if a.l != m.l || m.implied {
 				continue
 			}
-			if a.ord < m.ord && !isLive {
-				r.nsOp(createType(typ), ino, m.path)
+			if a.ord < m.ord && !s.isLive {
+				r.nsOp(createType(s.typ), s.ino, m.path)
 				t := ops.Delete
-				if typ == ext3fs.TypeDir {
+				if s.typ == ext3fs.TypeDir {
 					t = ops.Rmdir
 				}
-				r.nsOp(t, ino, m.path)
+				r.nsOp(t, s.ino, m.path)
 			}
 			p.adds = append(p.adds[:i], p.adds[i+1:]...)
 			p.rems = append(p.rems[:j], p.rems[j+1:]...)
@@ -232,20 +276,23 @@ func (r *Resolver) resolve(ino uint32, final bool) {
 			break
 		}
 	}
-	nNames := len(r.ns.names.Links(ino))
+}
 
-	// Moves: a name lost and a name gained by the same inode. Without a journal, a name moved
-	// to an inode number that was freed and reused looks the same until the inode's slot is
-	// written (with its new generation); a real rename rewrites the slot too (ctime), so wait
-	// for that write, at most one more flush interval.
+// resolveMoves pairs a name lost with a name gained by the same inode into a move. Under the
+// homeWrites rules, a name moved to an inode number that was freed and reused looks the same
+// until the inode's slot is written (with its new generation); a real rename rewrites the
+// slot too (ctime), so it waits for that write, at most one more flush interval: then it
+// reports false and resolve stops there.
+func (r *Resolver) resolveMoves(s *inoState) bool {
+	p, ino := s.p, s.ino
 	w, written := r.ns.inoWritten[ino]
-	if len(p.adds) > 0 && len(p.rems) > 0 && isLive && !final && r.mode.decidedAtFlush() &&
+	if len(p.adds) > 0 && len(p.rems) > 0 && s.isLive && !s.final && r.mode.decidedAtFlush() &&
 		(!written || w < p.since) && r.now.flushNo-p.since < 2 {
 		r.ns.waitMove[ino] = true
-		return
+		return false
 	}
 	delete(r.ns.waitMove, ino)
-	for len(p.adds) > 0 && len(p.rems) > 0 && (isLive || final) {
+	for len(p.adds) > 0 && len(p.rems) > 0 && (s.isLive || s.final) {
 		a, m := p.adds[0], p.rems[0]
 		p.adds, p.rems = p.adds[1:], p.rems[1:]
 		op := r.nsOp(ops.Move, ino, m.path)
@@ -255,83 +302,96 @@ func (r *Resolver) resolve(ino uint32, final bool) {
 			r.markImplied(a.displaced, a.l)
 		}
 	}
+	return true
+}
 
-	if len(p.adds) > 0 && len(p.rems) == 0 {
-		switch {
-		case !isLive:
-			if final {
-				for _, a := range p.adds {
-					r.anomaly(r.linkPath(a.l), 0, "directory entry points to inode %d, which is not in use", ino)
-				}
-				p.adds = nil
-			}
-		case nNames-len(p.adds) <= 0:
-			first := p.adds[0]
-			r.nsOp(createType(typ), ino, r.linkPath(first.l))
-			if first.displaced != 0 {
-				r.ns.touched[first.displaced] = true // its removal is a delete of its own
-			}
-			for _, a := range p.adds[1:] {
-				op := r.nsOp(ops.Link, ino, r.linkPath(first.l))
-				op.To = r.linkPath(a.l)
-			}
-			p.adds = nil
-		case typ != ext3fs.TypeDir && (int(in.LinksCount) >= nNames || final):
-			// The existing name the link was made from: the disk cannot tell; take the first in
-			// sort order, as for I/O.
-			from := ""
-			for _, l := range r.ns.names.Links(ino) {
-				if !p.hasAdd(l) {
-					if lp := r.linkPath(l); from == "" || lp < from {
-						from = lp
-					}
-				}
-			}
+// resolveAdds reports names gained with none lost: a create (the inode had no other name), a
+// link (it had, and its link count says so), or at the end an anomaly.
+func (r *Resolver) resolveAdds(s *inoState, nNames int) {
+	p, ino := s.p, s.ino
+	if len(p.adds) == 0 || len(p.rems) > 0 {
+		return
+	}
+	switch {
+	case !s.isLive:
+		if s.final {
 			for _, a := range p.adds {
-				op := r.nsOp(ops.Link, ino, from)
-				op.To = r.linkPath(a.l)
-			}
-			p.adds = nil
-		case final:
-			for _, a := range p.adds {
-				r.anomaly(r.linkPath(a.l), 0, "directory inode %d has a second name", ino)
+				r.anomaly(r.linkPath(a.l), 0, "directory entry points to inode %d, which is not in use", ino)
 			}
 			p.adds = nil
 		}
-	}
-
-	if len(p.rems) > 0 && len(p.adds) == 0 {
-		switch {
-		case !isLive:
-			r.emitRemovals(ino, p, typ, nNames == 0 || final)
-		case typ != ext3fs.TypeDir && nNames > 0 && (int(in.LinksCount) <= nNames || final):
-			r.emitRemovals(ino, p, typ, false)
-		case final:
-			r.emitRemovals(ino, p, typ, nNames == 0)
+	case nNames-len(p.adds) <= 0:
+		first := p.adds[0]
+		r.nsOp(createType(s.typ), ino, r.linkPath(first.l))
+		if first.displaced != 0 {
+			r.ns.touched[first.displaced] = true // its removal is a delete of its own
 		}
-	}
-
-	if final && p.freed && !isLive && len(p.rems) == 0 && nNames > 0 {
-		// Freed, but the directory entries naming it were never rewritten: the file is gone.
-		links := r.ns.names.Links(ino)
-		for i, l := range links {
-			t := ops.Unlink
-			if i == len(links)-1 {
-				t = ops.Delete
-				if typ == ext3fs.TypeDir {
-					t = ops.Rmdir
+		for _, a := range p.adds[1:] {
+			op := r.nsOp(ops.Link, ino, r.linkPath(first.l))
+			op.To = r.linkPath(a.l)
+		}
+		p.adds = nil
+	case s.typ != ext3fs.TypeDir && (int(s.in.LinksCount) >= nNames || s.final):
+		// The existing name the link was made from: the disk cannot tell; take the first in
+		// sort order, as for I/O.
+		from := ""
+		for _, l := range r.ns.names.Links(ino) {
+			if !p.hasAdd(l) {
+				if lp := r.linkPath(l); from == "" || lp < from {
+					from = lp
 				}
 			}
-			r.nsOp(t, ino, r.linkPath(l))
 		}
-		for _, l := range links {
-			r.dropLink(l, ino)
+		for _, a := range p.adds {
+			op := r.nsOp(ops.Link, ino, from)
+			op.To = r.linkPath(a.l)
 		}
+		p.adds = nil
+	case s.final:
+		for _, a := range p.adds {
+			r.anomaly(r.linkPath(a.l), 0, "directory inode %d has a second name", ino)
+		}
+		p.adds = nil
 	}
-	if len(p.adds) == 0 && len(p.rems) == 0 && (!p.freed || isLive || final) {
-		delete(r.ns.pend, ino)
+}
+
+// resolveRemovals reports names lost with none gained: a delete or rmdir when the inode is
+// gone, an unlink when names remain and the link count agrees.
+func (r *Resolver) resolveRemovals(s *inoState, nNames int) {
+	p, ino := s.p, s.ino
+	if len(p.rems) == 0 || len(p.adds) > 0 {
+		return
 	}
-	if final {
+	switch {
+	case !s.isLive:
+		r.emitRemovals(ino, p, s.typ, nNames == 0 || s.final)
+	case s.typ != ext3fs.TypeDir && nNames > 0 && (int(s.in.LinksCount) <= nNames || s.final):
+		r.emitRemovals(ino, p, s.typ, false)
+	case s.final:
+		r.emitRemovals(ino, p, s.typ, nNames == 0)
+	}
+}
+
+// resolveFreedUnwritten settles, at the end of the log, an inode freed whose directory entries
+// were never rewritten: the file is gone all the same.
+func (r *Resolver) resolveFreedUnwritten(s *inoState, nNames int) {
+	p, ino := s.p, s.ino
+	if !p.freed || s.isLive || len(p.rems) > 0 || nNames == 0 {
+		return
+	}
+	links := r.ns.names.Links(ino)
+	for i, l := range links {
+		t := ops.Unlink
+		if i == len(links)-1 {
+			t = ops.Delete
+			if s.typ == ext3fs.TypeDir {
+				t = ops.Rmdir
+			}
+		}
+		r.nsOp(t, ino, r.linkPath(l))
+	}
+	for _, l := range links {
+		r.dropLink(l, ino)
 	}
 }
 
@@ -373,7 +433,7 @@ func (r *Resolver) emitRemovals(ino uint32, p *inoPend, typ ext3fs.FileType, las
 			if typ == ext3fs.TypeDir {
 				t = ops.Rmdir
 			}
-			if in, err := r.fs.ReadInode(ino); err == nil && allocated(in) && !live(in) {
+			if in, err := r.fs.ReadInode(ino); err == nil && in.Allocated() && !in.Live() {
 				r.ns.orphanPath[ino] = m.path // still open: its I/O goes on under this path
 			}
 		}

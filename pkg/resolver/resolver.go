@@ -8,9 +8,10 @@
 package resolver
 
 import (
-	"bytes"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sort"
 
 	"github.com/ext3replay/ext3replay/pkg/blklog"
@@ -108,7 +109,7 @@ func New(image io.ReaderAt, size int64, opt Options, emit func(*ops.Op) error) (
 		isz: sb.InodeSize(), ft: sb.HasFiletype(),
 		blocks: newOwnership(), ns: newNamespace(), held: newHeldIO(), output: newOutput(emit),
 	}
-	r.blocks.m = newModel(image, size, bs, sb.BlocksCount, opt.UnownedCap)
+	r.blocks.m = newModel(image, size, bs, sb.BlocksCount, sb.HasFiletype(), opt.UnownedCap)
 	if r.fs, err = ext3fs.Open(r.blocks.m); err != nil {
 		return nil, fmt.Errorf("resolver: opening the model: %w", err)
 	}
@@ -217,226 +218,6 @@ func (r *Resolver) Record(rec *blklog.Record) error {
 	return r.output.err
 }
 
-// blockWrite is one block of a write batch.
-type blockWrite struct {
-	b         uint64
-	data      []byte // full new content (nil: payload not captured)
-	off, n    int32  // part of the block the request wrote
-	role      Role   // owner role before the batch
-	ino       uint32 // owner before the batch
-	old       []byte // previous content, for metadata blocks that changed
-	changed   bool
-	journaled bool
-}
-
-// write handles a write request: journal blocks go to the tracker, the rest is one batch.
-func (r *Resolver) write(sector uint64, length int64, data []byte, zero bool) {
-	start := int64(sector) * blklog.SectorSize
-	end := start + length
-	bs := int64(r.bs)
-	var batch []blockWrite
-	var txs []Transaction
-	for pos := start; pos < end; {
-		b := uint64(pos / bs)
-		if b >= r.nblk {
-			r.anomaly("", 0, "write at byte %d past the end of the file system (%d blocks)", pos, r.nblk)
-			break
-		}
-		in := pos - int64(b)*bs
-		n := min(end-pos, bs-in)
-		var content []byte
-		switch {
-		case zero && n == bs:
-			content = r.blocks.m.zero
-		case zero:
-			content = bytes.Clone(r.blocks.m.block(b))
-			clear(content[in : in+n])
-		case data != nil:
-			piece := data[pos-start : pos-start+n]
-			if n == bs {
-				content = piece
-			} else {
-				// Partial block: merge into the model's copy.
-				content = bytes.Clone(r.blocks.m.block(b))
-				copy(content[in:], piece)
-			}
-		}
-		o := r.blocks.idx.Lookup(b)
-		if o.Role == RoleJournal && r.jt != nil && content != nil {
-			ts, err := r.jt.WriteLogBlock(o.Logical, content, r.now.seq)
-			if err != nil {
-				r.anomaly("", b, "journal block %d: %v", o.Logical, err)
-			}
-			txs = append(txs, ts...)
-			r.ioOp(ops.Write, o, pos, pos+n)
-		} else {
-			batch = append(batch, blockWrite{b: b, data: content, off: int32(in), n: int32(n), role: o.Role, ino: o.Ino})
-		}
-		pos += n
-	}
-	r.noteHomeMeta(batch)
-	batch = r.holdSuspects(batch)
-	if len(batch) > 0 {
-		done := r.mode.applying(homeBatch)
-		r.applyBatch(batch)
-		done()
-		for i := range batch {
-			w := &batch[i]
-			bstart := int64(w.b)*bs + int64(w.off)
-			o := r.blocks.idx.Lookup(w.b)
-			switch {
-			case o.Role == RoleFree:
-				r.addPending(w.b, pendWrite{seq: r.now.seq, t: r.now.t, off: w.off, n: w.n})
-			case (o.Role == RoleData || o.Role == RoleSymlink) && o.Ino >= r.fs.SB.FirstIno:
-				// (A slow symlink's block too: freed with the link, a new file may take it.)
-				r.holdWrite(w.b, int64(w.off), int64(w.n), o.Ino)
-			default:
-				r.ioOp(ops.Write, o, bstart, bstart+int64(w.n))
-			}
-		}
-	}
-	for _, tx := range txs {
-		r.applyTransaction(tx)
-	}
-	r.flushRecord(false)
-}
-
-// applyTransaction applies a committed journal transaction as one batch, so the order of its
-// blocks cannot matter.
-func (r *Resolver) applyTransaction(tx Transaction) {
-	r.output.stats.Transactions++
-	// A guest that commits transactions orders its metadata through the journal: back to the
-	// journaled rules if home writes switched them off (a journal replayed at mount writes
-	// its blocks home before the guest commits anything of its own).
-	r.mode.committed()
-	batch := make([]blockWrite, 0, len(tx.Blocks))
-	for _, tb := range tx.Blocks {
-		if tb.FSBlock >= r.nblk {
-			r.anomaly("", 0, "journal transaction %d logs block %d past the end of the file system", tx.Seq, tb.FSBlock)
-			continue
-		}
-		o := r.blocks.idx.Lookup(tb.FSBlock)
-		batch = append(batch, blockWrite{b: tb.FSBlock, data: tb.Data, n: int32(r.bs), role: o.Role, ino: o.Ino, journaled: true})
-	}
-	r.applyBatch(batch)
-	r.judgeSuspects()
-	// A committed transaction is atomic: decide at once.
-	r.resolveTouched()
-	r.releaseHeld()
-	for i := range batch {
-		w := &batch[i]
-		o := r.blocks.idx.Lookup(w.b)
-		switch {
-		case o.Role == RoleFree:
-			r.addPending(w.b, pendWrite{seq: r.now.seq, t: r.now.t, n: int32(r.bs), journaled: true})
-		case o.Role == RoleData:
-			// data=journal: the file's data passes through the journal.
-			s := int64(w.b) * int64(r.bs)
-			r.ioOp(ops.Write, o, s, s+int64(r.bs))
-		}
-	}
-}
-
-// applyBatch applies the blocks to the model, then diffs them: inode tables first (they claim
-// and release blocks), then directory and indirect blocks by their owner after that.
-func (r *Resolver) applyBatch(batch []blockWrite) {
-	clear(r.blocks.claimed)
-	for i := range batch {
-		w := &batch[i]
-		if w.data == nil {
-			continue
-		}
-		switch w.role {
-		case RoleInodeTable, RoleDir, RoleInd, RoleDInd, RoleTInd, RoleExtent, RoleSymlink,
-			RoleSuper, RoleGDT:
-			old := r.blocks.m.block(w.b)
-			if bytes.Equal(old, w.data) {
-				continue
-			}
-			w.old = bytes.Clone(old)
-			w.changed = true
-			r.blocks.m.put(w.b, w.data)
-			switch w.role {
-			case RoleInd, RoleDInd, RoleTInd, RoleDir:
-				r.blocks.metaWritten[w.b] = true
-			}
-		case RoleFree:
-			w.changed = true
-			r.blocks.m.putUnowned(w.b, w.data)
-		case RoleData, RoleJournal:
-			r.blocks.m.drop(w.b)
-		}
-	}
-	// A directory or indirect block rewritten in the batch that also frees it (the last
-	// entry moved out of a directory removed in the same transaction, the pointers of an
-	// indirect block zeroed by the truncate that frees it) is released by what it held
-	// before the batch, not by its new content: credit the old content first.
-	for i := range batch {
-		w := &batch[i]
-		if !w.changed {
-			continue
-		}
-		switch w.role {
-		case RoleDir:
-			if _, ok := r.blocks.credDir[w.b]; !ok {
-				if olds, err := r.parseDents(w.old); err == nil {
-					r.blocks.credDir[w.b] = olds
-				}
-			}
-		case RoleInd, RoleDInd, RoleTInd:
-			if _, ok := r.blocks.credMap[w.b]; !ok {
-				r.blocks.credMap[w.b] = ext3fs.ParseIndirect(w.old)
-			}
-		}
-	}
-	for i := range batch {
-		w := &batch[i]
-		if w.changed && w.role == RoleInodeTable {
-			r.diffInodeBlock(w.b, w.old, w.data)
-		}
-	}
-	for i := range batch {
-		w := &batch[i]
-		if !w.changed || w.role == RoleInodeTable || r.blocks.claimed[w.b] {
-			continue
-		}
-		o := r.blocks.idx.Lookup(w.b)
-		if o.Role != w.role || o.Ino != w.ino {
-			continue // released in this batch, or claimed (and decoded) by a new owner
-		}
-		switch o.Role {
-		case RoleDir:
-			r.diffDirBlock(w.b, o.Ino, w.old, w.data)
-		case RoleInd, RoleDInd, RoleTInd:
-			r.diffMapBlock(w.b, o, w.old, w.data)
-		}
-	}
-	if !r.mode.claimsHeld() {
-		clear(r.blocks.metaWritten)
-	}
-}
-
-// noteHomeMeta switches a journaled file system to the ext2 rules (holdIO) at the first home
-// write that changes an inode-table block: jbd2 writes metadata home only as a checkpoint of a
-// committed transaction, already applied, so such a write means the guest's driver ignores the
-// journal (an ext2 driver mounting ext3, as on BSD or Windows) and orders nothing through it.
-// Only the inode table is looked at: it is never file data, while a directory or indirect block
-// may legitimately receive a new file's data before the commit that frees it (data=ordered).
-// Home writes before the switch in the same flush interval are held like the ext2 rules hold
-// them (see home), so the decision at the flush does not depend on where the write came.
-func (r *Resolver) noteHomeMeta(batch []blockWrite) {
-	if r.mode.decidedAtFlush() {
-		return
-	}
-	for i := range batch {
-		w := &batch[i]
-		if w.role == RoleInodeTable && w.data != nil && !bytes.Equal(r.blocks.m.block(w.b), w.data) {
-			r.mode.homeMetadataChanged()
-			return
-		}
-	}
-}
-
 // Finish settles everything still pending at the end of the log and emits it.
 func (r *Resolver) Finish() error {
 	r.judgeSuspects()
@@ -459,8 +240,10 @@ func (r *Resolver) Finish() error {
 		}
 	}
 	r.held.nameless = map[uint32][]ops.Op{}
-	// Blocks still claimed by two live inodes.
-	for b, o := range r.blocks.shadow {
+	// Blocks still claimed by two live inodes, in block order.
+	shadowed := slices.Sorted(maps.Keys(r.blocks.shadow))
+	for _, b := range shadowed {
+		o := r.blocks.shadow[b]
 		cur := r.blocks.idx.Lookup(b)
 		if cur.Ino != 0 && cur.Ino != o.Ino {
 			r.anomaly(r.bestPath(cur.Ino), b, "block %d is owned by both inode %d and inode %d", b, o.Ino, cur.Ino)

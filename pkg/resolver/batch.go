@@ -1,0 +1,230 @@
+// Write batches: the blocks of one request, or of one committed transaction, applied to the
+// model together and diffed, so that the order of blocks inside a batch cannot matter.
+
+package resolver
+
+import (
+	"bytes"
+
+	"github.com/ext3replay/ext3replay/pkg/blklog"
+	"github.com/ext3replay/ext3replay/pkg/ops"
+)
+
+// blockWrite is one block of a write batch.
+type blockWrite struct {
+	b         uint64
+	data      []byte // full new content (nil: payload not captured)
+	off, n    int32  // part of the block the request wrote
+	role      Role   // owner role before the batch
+	ino       uint32 // owner before the batch
+	old       []byte // previous content, for metadata blocks that changed
+	changed   bool
+	journaled bool
+}
+
+// write handles a write request: journal blocks go to the tracker, the rest is one batch.
+func (r *Resolver) write(sector uint64, length int64, data []byte, zero bool) {
+	start := int64(sector) * blklog.SectorSize
+	end := start + length
+	bs := int64(r.bs)
+	var batch []blockWrite
+	var txs []Transaction
+	for pos := start; pos < end; {
+		b := uint64(pos / bs)
+		if b >= r.nblk {
+			r.anomaly("", 0, "write at byte %d past the end of the file system (%d blocks)", pos, r.nblk)
+			break
+		}
+		in := pos - int64(b)*bs
+		n := min(end-pos, bs-in)
+		var content []byte
+		switch {
+		case zero && n == bs:
+			content = r.blocks.m.zero
+		case zero:
+			content = bytes.Clone(r.blocks.m.block(b))
+			clear(content[in : in+n])
+		case data != nil:
+			piece := data[pos-start : pos-start+n]
+			if n == bs {
+				content = piece
+			} else {
+				// Partial block: merge into the model's copy.
+				content = bytes.Clone(r.blocks.m.block(b))
+				copy(content[in:], piece)
+			}
+		}
+		o := r.blocks.idx.Lookup(b)
+		if o.Role == RoleJournal && r.jt != nil && content != nil {
+			ts, err := r.jt.WriteLogBlock(o.Logical, content, r.now.seq)
+			if err != nil {
+				r.anomaly("", b, "journal block %d: %v", o.Logical, err)
+			}
+			txs = append(txs, ts...)
+			r.ioOp(ops.Write, o, pos, pos+n)
+		} else {
+			batch = append(batch, blockWrite{b: b, data: content, off: int32(in), n: int32(n), role: o.Role, ino: o.Ino})
+		}
+		pos += n
+	}
+	r.noteHomeMeta(batch)
+	batch = r.holdSuspects(batch)
+	if len(batch) > 0 {
+		done := r.mode.applying(homeBatch)
+		r.applyBatch(batch)
+		done()
+		for i := range batch {
+			w := &batch[i]
+			bstart := int64(w.b)*bs + int64(w.off)
+			o := r.blocks.idx.Lookup(w.b)
+			switch {
+			case o.Role == RoleFree:
+				r.addPending(w.b, pendWrite{seq: r.now.seq, t: r.now.t, off: w.off, n: w.n})
+			case (o.Role == RoleData || o.Role == RoleSymlink) && o.Ino >= r.fs.SB.FirstIno:
+				// (A slow symlink's block too: freed with the link, a new file may take it.)
+				r.holdWrite(w.b, int64(w.off), int64(w.n), o.Ino)
+			default:
+				r.ioOp(ops.Write, o, bstart, bstart+int64(w.n))
+			}
+		}
+	}
+	for _, tx := range txs {
+		r.applyTransaction(tx)
+	}
+	r.flushRecord(false)
+}
+
+// applyTransaction applies a committed journal transaction as one batch, so the order of its
+// blocks cannot matter.
+func (r *Resolver) applyTransaction(tx Transaction) {
+	r.output.stats.Transactions++
+	// A guest that commits transactions orders its metadata through the journal: back to the
+	// journaled rules if home writes switched them off (a journal replayed at mount writes
+	// its blocks home before the guest commits anything of its own).
+	r.mode.committed()
+	batch := make([]blockWrite, 0, len(tx.Blocks))
+	for _, tb := range tx.Blocks {
+		if tb.FSBlock >= r.nblk {
+			r.anomaly("", 0, "journal transaction %d logs block %d past the end of the file system", tx.Seq, tb.FSBlock)
+			continue
+		}
+		o := r.blocks.idx.Lookup(tb.FSBlock)
+		batch = append(batch, blockWrite{b: tb.FSBlock, data: tb.Data, n: int32(r.bs), role: o.Role, ino: o.Ino, journaled: true})
+	}
+	r.applyBatch(batch)
+	r.judgeSuspects()
+	// A committed transaction is atomic: decide at once.
+	r.resolveTouched()
+	r.releaseHeld()
+	for i := range batch {
+		w := &batch[i]
+		o := r.blocks.idx.Lookup(w.b)
+		switch {
+		case o.Role == RoleFree:
+			r.addPending(w.b, pendWrite{seq: r.now.seq, t: r.now.t, n: int32(r.bs), journaled: true})
+		case o.Role == RoleData:
+			// data=journal: the file's data passes through the journal.
+			s := int64(w.b) * int64(r.bs)
+			r.ioOp(ops.Write, o, s, s+int64(r.bs))
+		}
+	}
+}
+
+// applyBatch applies the blocks to the model, then diffs them: inode tables first (they claim
+// and release blocks), then directory and indirect blocks by their owner after that.
+func (r *Resolver) applyBatch(batch []blockWrite) {
+	own := &r.blocks
+	clear(own.claimed)
+	for i := range batch {
+		w := &batch[i]
+		if w.data == nil {
+			continue
+		}
+		ri := &roleTable[w.role]
+		switch {
+		case ri.kept:
+			old := own.m.block(w.b)
+			if bytes.Equal(old, w.data) {
+				continue
+			}
+			w.old = bytes.Clone(old)
+			w.changed = true
+			own.m.put(w.b, w.data)
+			if ri.credited {
+				own.metaWritten[w.b] = true
+			}
+		case w.role == RoleFree:
+			w.changed = true
+			own.m.putUnowned(w.b, w.data)
+		case w.role == RoleData || w.role == RoleJournal:
+			own.m.drop(w.b)
+		}
+	}
+	// A directory or map block rewritten in the batch that also frees it (the last entry
+	// moved out of a directory removed in the same transaction, the pointers of an indirect
+	// block zeroed by the truncate that frees it) is released by what it held before the
+	// batch, not by its new content: credit the old content first.
+	for i := range batch {
+		w := &batch[i]
+		if !w.changed {
+			continue
+		}
+		switch {
+		case w.role == RoleDir:
+			if _, ok := own.credDir[w.b]; !ok {
+				if olds, err := r.parseDents(w.old); err == nil {
+					own.credDir[w.b] = olds
+				}
+			}
+		case roleTable[w.role].blockMap != nil:
+			if _, ok := own.credNode[w.b]; !ok {
+				own.credNode[w.b] = w.old
+			}
+		}
+	}
+	for i := range batch {
+		w := &batch[i]
+		if w.changed && w.role == RoleInodeTable {
+			r.diffInodeBlock(w.b, w.old, w.data)
+		}
+	}
+	for i := range batch {
+		w := &batch[i]
+		if !w.changed || w.role == RoleInodeTable || own.claimed[w.b] {
+			continue
+		}
+		o := own.idx.Lookup(w.b)
+		if o.Role != w.role || o.Ino != w.ino {
+			continue // released in this batch, or claimed (and decoded) by a new owner
+		}
+		switch {
+		case o.Role == RoleDir:
+			r.diffDirBlock(w.b, o.Ino, w.old, w.data)
+		case roleTable[o.Role].blockMap != nil:
+			r.diffNode(w.b, o, w.old, w.data)
+		}
+	}
+	if !r.mode.claimsHeld() {
+		clear(own.metaWritten)
+	}
+}
+
+// noteHomeMeta switches a journaled file system to the homeWrites rules at the first home
+// write that changes an inode-table block (see mode.homeMetadataChanged). Only the inode table
+// is looked at: it is never file data, while a directory or indirect block
+// may legitimately receive a new file's data before the commit that frees it (data=ordered).
+// Home writes before the switch in the same flush interval are held like the ext2 rules hold
+// them (see mode.claimsHeld), so the decision at the flush does not depend on where the write came.
+func (r *Resolver) noteHomeMeta(batch []blockWrite) {
+	if r.mode.decidedAtFlush() {
+		return
+	}
+	for i := range batch {
+		w := &batch[i]
+		if w.role == RoleInodeTable && w.data != nil && !bytes.Equal(r.blocks.m.block(w.b), w.data) {
+			r.mode.homeMetadataChanged()
+			return
+		}
+	}
+}
+
