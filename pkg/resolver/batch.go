@@ -227,4 +227,3 @@ func (r *Resolver) noteHomeMeta(batch []blockWrite) {
 		}
 	}
 }
-
