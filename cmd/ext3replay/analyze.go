@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ext3replay/ext3replay/internal/diskimage"
+	"github.com/ext3replay/ext3replay/pkg/analysis"
 	"github.com/ext3replay/ext3replay/pkg/blklog"
 	"github.com/ext3replay/ext3replay/pkg/ops"
 	"github.com/ext3replay/ext3replay/pkg/resolver"
@@ -92,10 +93,10 @@ the log is large (--quiet silences both).`,
 		if st != nil && !f.quiet {
 			printSummary(os.Stderr, st)
 		}
-		if err == nil && st != nil && st.damage != nil {
+		if err == nil && st != nil && st.Damage != nil {
 			// The operations before the damage were written and are right; the
 			// exit status still says the log did not end where it should have.
-			err = &exitError{code: exitUsage, err: fmt.Errorf("%w; operations up to there were reported", st.damage)}
+			err = &exitError{code: exitUsage, err: fmt.Errorf("%w; operations up to there were reported", st.Damage)}
 		}
 		return err
 	},
@@ -119,21 +120,19 @@ func analyzeToOps(imagePath, logPath string, metadata bool) ([]ops.Op, error) {
 		out = append(out, *op)
 		return nil
 	}, nil)
-	if err == nil && st.damage != nil {
-		err = &exitError{code: exitUsage, err: st.damage}
+	if err == nil && st.Damage != nil {
+		err = &exitError{code: exitUsage, err: st.Damage}
 	}
 	return out, err
 }
 
 // analyzeStats is what the closing summary reports.
 type analyzeStats struct {
-	resolver.Stats
-	damage  error
-	elapsed time.Duration
-	ops     map[ops.Type]int64 // lines printed, by op
+	*analysis.Result
+	elapsed time.Duration // the whole command, image opening included
 }
 
-// runAnalyze streams the log through a resolver and a coalescer into emit.
+// runAnalyze opens the image and the log and runs the analysis pipeline into emit.
 func runAnalyze(imagePath, logPath string, opt resolver.Options, emit func(*ops.Op) error, prog *progress) (*analyzeStats, error) {
 	start := time.Now()
 	img, err := openImage(imagePath)
@@ -141,7 +140,6 @@ func runAnalyze(imagePath, logPath string, opt resolver.Options, emit func(*ops.
 		return nil, &exitError{code: exitUsage, err: err}
 	}
 	defer img.Close()
-	size := img.Size()
 	lf := os.Stdin
 	if logPath != "-" {
 		if lf, err = os.Open(logPath); err != nil {
@@ -166,65 +164,23 @@ func runAnalyze(imagePath, logPath string, opt resolver.Options, emit func(*ops.
 	// the resolver's work mostly hides behind decoding.
 	lr = blklog.ReadAhead(lr)
 	defer lr.Close()
-	if err := blklog.CheckImage(lr.Header(), img, size); err != nil {
-		return nil, &exitError{code: exitUsage, err: fmt.Errorf("%s: %w (image %s)", logPath, err, imagePath)}
+	res, err := analysis.Run(analysis.Input{Image: img, ImageSize: img.Size(), ImageName: imagePath, Log: lr, LogName: logPath},
+		analysis.Options{Resolver: opt}, emit)
+	var ie *analysis.InputError
+	if errors.As(err, &ie) {
+		return nil, &exitError{code: exitUsage, err: err}
 	}
-	guard, err := newSBGuard(lr.Header(), img, logPath)
 	if err != nil {
-		return nil, &exitError{code: exitUsage, err: fmt.Errorf("%s: %w", imagePath, err)}
-	}
-	st := &analyzeStats{ops: map[ops.Type]int64{}}
-	co := ops.NewCoalescer(func(op *ops.Op) error {
-		st.ops[op.Op]++ // counted as printed, after coalescing
-		return emit(op)
-	})
-	// The bound is on ops held back behind the oldest open run (a file written once keeps its
-	// run open): it caps memory and how late lines come out. 512 still merges interleaved
-	// writes to hundreds of files, and a sequential run on one file is one entry however long.
-	// (Namespace ops no longer scan the open runs, so the cost is not why; a larger bound
-	// merges more journal writes and would change --metadata output.)
-	co.MaxPending = 512
-	res, err := resolver.New(img, size, opt, co.Add)
-	if err != nil {
-		return nil, &exitError{code: exitUsage, err: fmt.Errorf("%s: %w", imagePath, err)}
-	}
-	for {
-		rec, err := lr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			var de *blklog.DamageError
-			if !errors.As(err, &de) {
-				return nil, err
-			}
-			// Everything before the damage is good: report it, then say where it ended.
-			st.damage = err
-			break
-		}
-		if err := guard.check(&rec); err != nil {
-			return nil, &exitError{code: exitUsage, err: fmt.Errorf("%w (image %s)", err, imagePath)}
-		}
-		if err := res.Record(&rec); err != nil {
-			return nil, err
-		}
-	}
-	if err := res.Finish(); err != nil {
 		return nil, err
 	}
-	if err := co.Flush(); err != nil {
-		return nil, err
-	}
-	st.Stats = res.Stats()
-	st.elapsed = time.Since(start)
-	return st, nil
+	return &analyzeStats{Result: res, elapsed: time.Since(start)}, nil
 }
 
 func printSummary(w io.Writer, st *analyzeStats) {
 	fmt.Fprintf(w, "ext3replay analyze: %d requests (%d reads, %d writes, %d flushes), %s read, %s written, %d journal transactions, %.2fs\n",
 		st.Records, st.Reads, st.Writes, st.Flushes, human(st.BytesRead), human(st.BytesWritten), st.Transactions, st.elapsed.Seconds())
 	var kinds []string
-	for t, n := range st.ops {
+	for t, n := range st.Printed {
 		kinds = append(kinds, fmt.Sprintf("%s %d", t, n))
 	}
 	sort.Strings(kinds)
@@ -273,12 +229,10 @@ func openImage(path string) (*diskimage.Image, error) {
 // notALog refuses a block-I/O log given where an image belongs (IMAGE and LOG swapped), which
 // would otherwise read as an image with a bad superblock or a mismatched one.
 func notALog(img io.ReaderAt, path string) error {
-	var head [8]byte
-	if n, _ := img.ReadAt(head[:], 0); n < len(head) {
-		return nil
-	}
-	if string(head[:]) == "EXT3RLOG" || string(head[:]) == "rhswfsj\x00" {
-		return fmt.Errorf("%s is a block-I/O log, not a disk image (the arguments are IMAGE LOG)", path)
+	var head [512]byte
+	n, _ := img.ReadAt(head[:], 0)
+	if f := blklog.Detect(head[:n]); f != "" {
+		return fmt.Errorf("%s is a block-I/O log, not a disk image (the arguments are IMAGE LOG; it is a %s log)", path, f)
 	}
 	return nil
 }

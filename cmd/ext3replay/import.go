@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/ext3replay/ext3replay/internal/diskimage"
+	"github.com/ext3replay/ext3replay/pkg/analysis"
 	"github.com/ext3replay/ext3replay/pkg/blklog"
 	"github.com/spf13/cobra"
 )
@@ -17,7 +18,7 @@ var importFlags struct {
 }
 
 var importCmd = &cobra.Command{
-	Use:   "import --from dm-log-writes|qemu-trace IN -o OUT.zst [--blk PTR] [--image BASE]",
+	Use:   "import [--from dm-log-writes|qemu-trace] IN -o OUT.zst [--blk PTR] [--image BASE]",
 	Short: "Convert a dm-log-writes log or a QEMU trace into a native log",
 	Long: `import converts logs made by other tools into the native format
 (docs/log-format.md):
@@ -42,7 +43,7 @@ damage; the command then reports it and exits with status 2.`,
 
 func init() {
 	f := importCmd.Flags()
-	f.StringVar(&importFlags.from, "from", "", "input kind: dm-log-writes or qemu-trace")
+	f.StringVar(&importFlags.from, "from", "", "input kind: dm-log-writes (alias blklogwrites) or qemu-trace; detected when omitted")
 	f.StringVarP(&importFlags.out, "output", "o", "", "native log to write")
 	f.StringVar(&importFlags.blk, "blk", "", "qemu-trace: block backend pointer of the disk to import")
 	f.StringVar(&importFlags.image, "image", "", "starting image the log belongs to (recorded in the header)")
@@ -58,9 +59,26 @@ func runImport(cmd *cobra.Command, args []string) error {
 	if abs(fl.out) == abs(in) {
 		return usageErr("import: output would overwrite the input")
 	}
+	from := blklog.Format("")
+	if fl.from == "" {
+		f, err := blklog.DetectFile(in)
+		if err != nil {
+			return &exitError{code: exitUsage, err: err}
+		}
+		if f == "" || f == blklog.FormatNative {
+			return usageErr("import: %s is not a dm-log-writes log nor a QEMU trace (say which with --from)", in)
+		}
+		from = f
+	} else {
+		f, err := blklog.ParseFormat(fl.from)
+		if err != nil {
+			return usageErr("import: --from %q: want dm-log-writes or qemu-trace", fl.from)
+		}
+		from = f
+	}
 	var r blklog.Reader
-	switch fl.from {
-	case "dm-log-writes":
+	switch from {
+	case blklog.FormatDMLogWrites:
 		if fl.blk != "" {
 			return usageErr("import: --blk applies to --from qemu-trace only")
 		}
@@ -73,7 +91,7 @@ func runImport(cmd *cobra.Command, args []string) error {
 			r.Close()
 			return usageErr("import: %s is a %s log, not dm-log-writes", in, h.Format)
 		}
-	case "qemu-trace":
+	case blklog.FormatQEMUTrace:
 		f, err := os.Open(in)
 		if err != nil {
 			return &exitError{code: exitUsage, err: err}
@@ -103,10 +121,8 @@ func runImport(cmd *cobra.Command, args []string) error {
 			return err
 		}
 		r = blklog.NewQEMUTraceReader(f, in, blk)
-	case "":
-		return usageErr("import: --from is required (dm-log-writes or qemu-trace)")
 	default:
-		return usageErr("import: --from %q: want dm-log-writes or qemu-trace", fl.from)
+		return usageErr("import: --from %q: want dm-log-writes or qemu-trace (a native log needs no import)", fl.from)
 	}
 	defer r.Close()
 
@@ -121,13 +137,13 @@ func runImport(cmd *cobra.Command, args []string) error {
 	}
 	// The output will vouch for the image: check first that the superblock the log writes is
 	// this image's (the input itself names no image).
-	var guard *sbGuard
+	var guard *analysis.SuperblockGuard
 	if fl.image != "" {
 		img, err := diskimage.Open(fl.image)
 		if err != nil {
 			return &exitError{code: exitUsage, err: err}
 		}
-		guard, err = newSBGuard(ih, img, in)
+		guard, err = analysis.NewSuperblockGuard(ih, img, in)
 		img.Close()
 		if err != nil {
 			return &exitError{code: exitUsage, err: fmt.Errorf("%s: %w", fl.image, err)}
@@ -154,7 +170,7 @@ func runImport(cmd *cobra.Command, args []string) error {
 			return &exitError{code: exitUsage, err: fmt.Errorf("import: record %d (%v at sector %d, %d bytes) lies beyond the end of the %d-byte image %s",
 				rec.Index, rec.Type, rec.Sector, rec.Length, h.DiskSize, fl.image)}
 		}
-		if err := guard.check(&rec); err != nil {
+		if err := guard.Check(&rec); err != nil {
 			w.Close()
 			os.Remove(fl.out)
 			return &exitError{code: exitUsage, err: fmt.Errorf("import: %w (--image %s)", err, fl.image)}

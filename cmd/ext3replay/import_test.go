@@ -211,3 +211,30 @@ func TestLogCatStdin(t *testing.T) {
 		t.Fatalf("log cat - printed %d bytes, log cat FILE %d; they differ", len(piped), len(named))
 	}
 }
+
+// The input's format is detected when --from is omitted (blklog.Detect, the one registry of
+// formats); --from blklogwrites is QEMU's name for dm-log-writes; a native log needs no import.
+func TestImportDetectsFormat(t *testing.T) {
+	needFixture(t)
+	dir := t.TempDir()
+	lw := filepath.Join(fixtureDir, "writes.lwlog.zst")
+	var outs []string
+	for i, args := range [][]string{{"import", lw}, {"import", "--from", "blklogwrites", lw}} {
+		out := filepath.Join(dir, fmt.Sprintf("io%d.log.zst", i))
+		if b, err := exec.Command(recorderBinary(t), append(args, "-o", out)...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, b)
+		}
+		b, err := exec.Command(recorderBinary(t), "log", "cat", out).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		outs = append(outs, string(b))
+	}
+	if outs[0] != outs[1] || len(outs[0]) == 0 {
+		t.Error("import without --from differs from --from blklogwrites")
+	}
+	cmd := exec.Command(recorderBinary(t), "import", filepath.Join(fixtureDir, "io.log.zst"), "-o", filepath.Join(dir, "x.zst"))
+	if b, err := cmd.CombinedOutput(); err == nil || cmd.ProcessState.ExitCode() != exitUsage || !strings.Contains(string(b), "not a dm-log-writes log nor a QEMU trace") {
+		t.Errorf("import of a native log: %v\n%s", err, b)
+	}
+}

@@ -65,13 +65,21 @@ const (
 	nbdMaxOption = 64 << 10
 )
 
+// Sink is where a Recorder puts the requests it serves, in order: the log file (*Writer), or
+// a tee that also feeds a live analysis. Sync must make every record written so far durable:
+// the recorder calls it before acknowledging a flush or a FUA write.
+type Sink interface {
+	Write(r *Record) error
+	Sync() error
+}
+
 // Recorder serves a disk over NBD and logs every request. The disk is a
 // state file the caller prepared (a copy of the starting image); requests
 // are handled one at a time, in arrival order, which is the log order.
 type Recorder struct {
 	State    *os.File // the evolving disk; read and written
 	Size     int64    // bytes
-	Log      *Writer
+	Log      Sink
 	ReadData bool // also log the payload of reads
 
 	start time.Time

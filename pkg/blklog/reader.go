@@ -150,8 +150,8 @@ func NewReader(r io.Reader, name string) (Reader, error) {
 		return fail(&DamageError{Path: name, Err: fmt.Errorf("too short to hold a log header: %w", err)})
 	}
 	p := win.buf[win.r : win.r+8]
-	switch {
-	case string(p) == Magic:
+	switch Detect(p) {
+	case FormatNative:
 		nr, err := newNativeReader(win, name)
 		if err != nil {
 			return fail(err)
@@ -159,7 +159,7 @@ func NewReader(r io.Reader, name string) (Reader, error) {
 		nr.dec = dec
 		nr.compressed = dec != nil
 		return nr, nil
-	case binary.LittleEndian.Uint64(p) == DMLogMagic:
+	case FormatDMLogWrites:
 		dr, err := newDMLogReader(win, name)
 		if err != nil {
 			return fail(err)

@@ -397,3 +397,59 @@ func (sb *Superblock) InodeTableBlocks() uint64 {
 	bs := uint64(sb.BlockSize())
 	return (uint64(sb.InodesPerGroup)*uint64(sb.InodeSize()) + bs - 1) / bs
 }
+
+// identityField is a superblock field that no mount, write or online resize changes: two
+// superblocks that disagree on one are of different file systems.
+type identityField struct {
+	name     string
+	off, len int // within the 1024-byte superblock
+}
+
+var identityFields = []identityField{
+	{"s_first_data_block", 0x14, 4},
+	{"s_log_block_size", 0x18, 4},
+	{"s_blocks_per_group", 0x20, 4},
+	{"s_inodes_per_group", 0x28, 4},
+	{"s_inode_size", 0x58, 2},
+	{"s_uuid", 0x68, 16},
+	{"s_journal_inum", 0xE0, 4},
+}
+
+// IdentitySpan is the part of the superblock the identity fields (and the magic) lie in.
+const IdentitySpan = 0xE4
+
+// IdentityMismatch is a field on which two superblocks disagree.
+type IdentityMismatch struct {
+	Field     string // e.g. s_uuid
+	Off       int    // byte offset within the superblock
+	Got, Want string // the values, as numbers or hex
+}
+
+// CompareIdentity reports the first identity field on which superblock got differs from want
+// (both at least IdentitySpan bytes, starting at the superblock's first byte), or nil if they
+// describe the same file system. A block without the superblock magic is no superblock (a
+// wiped or reformatted disk): nothing to compare, nil.
+func CompareIdentity(got, want []byte) *IdentityMismatch {
+	le := binary.LittleEndian
+	if len(got) < IdentitySpan || len(want) < IdentitySpan ||
+		le.Uint16(got[0x38:]) != SuperMagic || le.Uint16(want[0x38:]) != SuperMagic {
+		return nil
+	}
+	for _, f := range identityFields {
+		a, b := got[f.off:f.off+f.len], want[f.off:f.off+f.len]
+		if string(a) != string(b) {
+			return &IdentityMismatch{Field: f.name, Off: f.off, Got: fieldValue(a), Want: fieldValue(b)}
+		}
+	}
+	return nil
+}
+
+func fieldValue(b []byte) string {
+	switch len(b) {
+	case 2:
+		return fmt.Sprint(binary.LittleEndian.Uint16(b))
+	case 4:
+		return fmt.Sprint(binary.LittleEndian.Uint32(b))
+	}
+	return fmt.Sprintf("%x", b)
+}

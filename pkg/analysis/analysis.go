@@ -1,0 +1,114 @@
+// Package analysis is the analyze pipeline as an API: a starting image and a block-I/O log
+// in, file operations out. It joins pkg/blklog (the records) and pkg/resolver (the replay
+// model), checks that the log belongs to the image, coalesces the resolver's ops and reports
+// a damaged log's partial result. cmd/ext3replay's analyze, stats and diff call it; so can a
+// live recorder, by handing it a blklog.Reader fed as the guest runs.
+package analysis
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/ext3replay/ext3replay/pkg/blklog"
+	"github.com/ext3replay/ext3replay/pkg/ops"
+	"github.com/ext3replay/ext3replay/pkg/resolver"
+)
+
+// Input is what a run replays: the starting image and the log recorded against it.
+type Input struct {
+	Image     io.ReaderAt
+	ImageSize int64
+	ImageName string // for messages
+	Log       blklog.Reader
+	LogName   string // for messages
+}
+
+// Options tune a run.
+type Options struct {
+	Resolver resolver.Options
+	// MaxPending bounds the ops the coalescer holds back behind the oldest open run; 0 means
+	// DefaultMaxPending.
+	MaxPending int
+}
+
+// DefaultMaxPending is the coalescer's bound in analyze. It caps memory and how late lines
+// come out; 512 still merges interleaved writes to hundreds of files, and a sequential run on
+// one file is one entry however long. (A larger bound merges more journal writes and would
+// change --metadata output.)
+const DefaultMaxPending = 512
+
+// Result is what a run reports besides its ops.
+type Result struct {
+	resolver.Stats
+	// Damage is the log's damage (a *blklog.DamageError) when it ended early; every op before
+	// the damage was emitted and is right.
+	Damage  error
+	Elapsed time.Duration
+	Printed map[ops.Type]int64 // ops emitted, by type (after coalescing)
+}
+
+// InputError is a run refused for its input: an image that is no ext2/3/4 file system, a
+// log of another image, a log that cannot be read. The CLI reports it as a usage error.
+type InputError struct{ Err error }
+
+func (e *InputError) Error() string { return e.Err.Error() }
+func (e *InputError) Unwrap() error { return e.Err }
+
+// Run replays in.Log against in.Image and passes every op, in order, to emit. An error from
+// emit stops the run and is returned as it is. A damaged log is not an error: the run ends at
+// the damage and Result.Damage says where.
+func Run(in Input, opt Options, emit func(*ops.Op) error) (*Result, error) {
+	start := time.Now()
+	h := in.Log.Header()
+	if err := blklog.CheckImage(h, in.Image, in.ImageSize); err != nil {
+		return nil, &InputError{fmt.Errorf("%s: %w (image %s)", in.LogName, err, in.ImageName)}
+	}
+	guard, err := NewSuperblockGuard(h, in.Image, in.LogName)
+	if err != nil {
+		return nil, &InputError{fmt.Errorf("%s: %w", in.ImageName, err)}
+	}
+	res := &Result{Printed: map[ops.Type]int64{}}
+	co := ops.NewCoalescer(func(op *ops.Op) error {
+		res.Printed[op.Op]++
+		return emit(op)
+	})
+	co.MaxPending = opt.MaxPending
+	if co.MaxPending <= 0 {
+		co.MaxPending = DefaultMaxPending
+	}
+	rv, err := resolver.New(in.Image, in.ImageSize, opt.Resolver, co.Add)
+	if err != nil {
+		return nil, &InputError{fmt.Errorf("%s: %w", in.ImageName, err)}
+	}
+	for {
+		rec, err := in.Log.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			var de *blklog.DamageError
+			if !errors.As(err, &de) {
+				return nil, err
+			}
+			res.Damage = err
+			break
+		}
+		if err := guard.Check(&rec); err != nil {
+			return nil, &InputError{fmt.Errorf("%w (image %s)", err, in.ImageName)}
+		}
+		if err := rv.Record(&rec); err != nil {
+			return nil, err
+		}
+	}
+	if err := rv.Finish(); err != nil {
+		return nil, err
+	}
+	if err := co.Flush(); err != nil {
+		return nil, err
+	}
+	res.Stats = rv.Stats()
+	res.Elapsed = time.Since(start)
+	return res, nil
+}

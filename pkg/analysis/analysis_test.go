@@ -1,0 +1,172 @@
+package analysis
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ext3replay/ext3replay/internal/diskimage"
+	"github.com/ext3replay/ext3replay/pkg/blklog"
+	"github.com/ext3replay/ext3replay/pkg/ops"
+)
+
+const fixtures = "../../fixtures/real"
+
+func must(t *testing.T, err error, ctx ...any) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(append(ctx, err)...)
+	}
+}
+
+func check(t *testing.T, ok bool, format string, args ...any) {
+	t.Helper()
+	if !ok {
+		t.Fatalf(format, args...)
+	}
+}
+
+func openImage(t *testing.T, scenario string) *diskimage.Image {
+	t.Helper()
+	img, err := diskimage.Open(filepath.Join(fixtures, scenario, "image.raw.zst"))
+	must(t, err)
+	t.Cleanup(func() { img.Close() })
+	return img
+}
+
+func openLog(t *testing.T, path string) blklog.Reader {
+	t.Helper()
+	lr, err := blklog.Open(path)
+	must(t, err)
+	t.Cleanup(func() { lr.Close() })
+	return lr
+}
+
+func run(t *testing.T, img *diskimage.Image, logPath string) ([]ops.Op, *Result, error) {
+	t.Helper()
+	var out []ops.Op
+	res, err := Run(Input{Image: img, ImageSize: img.Size(), ImageName: "image", Log: openLog(t, logPath), LogName: logPath},
+		Options{}, func(op *ops.Op) error { out = append(out, *op); return nil })
+	return out, res, err
+}
+
+// expectedNamespace reads the namespace ops of a scenario's ground truth (printed by the guest).
+func expectedNamespace(t *testing.T, scenario string) []string {
+	t.Helper()
+	f, err := os.Open(filepath.Join(fixtures, scenario, "expected.jsonl"))
+	must(t, err)
+	defer f.Close()
+	var want []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var e struct{ Op, Path, To string }
+		must(t, json.Unmarshal(sc.Bytes(), &e))
+		if e.Op != "read" && e.Op != "write" {
+			want = append(want, e.Op+" "+e.Path+" "+e.To)
+		}
+	}
+	check(t, len(want) > 0, "no namespace op in the ground truth")
+	return want
+}
+
+// Both logs of a real capture give the guest's namespace operations, each once.
+func TestRunRealCapture(t *testing.T) {
+	img := openImage(t, "basic-ext3-4k")
+	want := expectedNamespace(t, "basic-ext3-4k")
+	for _, log := range []string{"io.log.zst", "writes.lwlog.zst"} {
+		t.Run(log, func(t *testing.T) {
+			out, res, err := run(t, img, filepath.Join(fixtures, "basic-ext3-4k", log))
+			must(t, err)
+			check(t, res.Damage == nil, "damage: %v", res.Damage)
+			got := map[string]int{}
+			var n int64
+			for _, op := range out {
+				if !op.IsIO() {
+					got[string(op.Op)+" "+op.Path+" "+op.To]++
+				}
+				n++
+			}
+			for _, w := range want {
+				check(t, got[w] == 1, "%s: %q reported %d times, want once", log, w, got[w])
+			}
+			var printed int64
+			for _, c := range res.Printed {
+				printed += c
+			}
+			check(t, n == printed, "Result.Printed counts %d ops, %d were emitted", printed, n)
+			check(t, res.Anomalies == 0, "%d anomalies", res.Anomalies)
+			check(t, res.Transactions > 0, "no journal transaction applied")
+		})
+	}
+}
+
+// A log of another file system is refused before any op: the native log by the image identity
+// it records, the dm-log-writes log by the first superblock it writes.
+func TestRunRefusesAnotherImage(t *testing.T) {
+	other := openImage(t, "basic-ext2-4k")
+	for _, log := range []string{"io.log.zst", "writes.lwlog.zst"} {
+		out, _, err := run(t, other, filepath.Join(fixtures, "basic-ext3-4k", log))
+		var ie *InputError
+		check(t, errors.As(err, &ie), "%s: err = %v, want an InputError", log, err)
+		check(t, errors.Is(err, blklog.ErrImageMismatch), "%s: err = %v, want ErrImageMismatch", log, err)
+		if log == "writes.lwlog.zst" {
+			check(t, strings.Contains(err.Error(), "superblock whose s_"), "%s: %v does not name the field", log, err)
+		}
+		check(t, len(out) == 0, "%s: %d ops before the refusal", log, len(out))
+	}
+}
+
+// A truncated log is analysed up to the damage, which the result names; it is no error.
+func TestRunDamagedLog(t *testing.T) {
+	img := openImage(t, "basic-ext3-4k")
+	full, err := os.ReadFile(filepath.Join(fixtures, "basic-ext3-4k", "io.log.zst"))
+	must(t, err)
+	cut := filepath.Join(t.TempDir(), "cut.log.zst")
+	must(t, os.WriteFile(cut, full[:len(full)*2/3], 0o644))
+	out, res, err := run(t, img, cut)
+	must(t, err)
+	var de *blklog.DamageError
+	check(t, errors.As(res.Damage, &de), "damage = %v, want a DamageError", res.Damage)
+	check(t, len(out) > 0, "no op before the damage")
+}
+
+// An error from emit stops the run and comes back unchanged.
+func TestRunEmitError(t *testing.T) {
+	img := openImage(t, "basic-ext3-4k")
+	stop := errors.New("reader went away")
+	n := 0
+	_, err := Run(Input{Image: img, ImageSize: img.Size(), Log: openLog(t, filepath.Join(fixtures, "basic-ext3-4k", "io.log.zst"))},
+		Options{}, func(*ops.Op) error { n++; return stop })
+	check(t, errors.Is(err, stop), "err = %v, want emit's", err)
+	check(t, n == 1, "emit called %d times after its error", n-1)
+}
+
+// The guard compares only the first write that covers the superblock, and only identity
+// fields: a mount's changes (mount count, times, free counts) pass.
+func TestSuperblockGuard(t *testing.T) {
+	img := openImage(t, "basic-ext3-4k")
+	g, err := NewSuperblockGuard(blklog.Header{}, img, "log")
+	must(t, err)
+	sb := make([]byte, 4096)
+	_, err = img.ReadAt(sb, 0)
+	must(t, err)
+	mounted := bytes.Clone(sb)
+	mounted[1024+0x34]++ // s_mnt_count
+	must(t, g.Check(&blklog.Record{Type: blklog.TypeWrite, Sector: 0, Length: 4096, Data: mounted}))
+
+	g, _ = NewSuperblockGuard(blklog.Header{}, img, "log")
+	other := bytes.Clone(sb)
+	other[1024+0x68] ^= 0xff // s_uuid
+	must(t, g.Check(&blklog.Record{Type: blklog.TypeWrite, Sector: 8, Length: 4096, Data: other}), "not the superblock's sectors")
+	err = g.Check(&blklog.Record{Index: 7, Type: blklog.TypeWrite, Sector: 0, Length: 4096, Data: other})
+	check(t, errors.Is(err, blklog.ErrImageMismatch) && strings.Contains(err.Error(), "record 7"), "err = %v", err)
+	must(t, g.Check(&blklog.Record{Type: blklog.TypeWrite, Sector: 0, Length: 4096, Data: other}), "only the first superblock write is compared")
+
+	g, _ = NewSuperblockGuard(blklog.Header{Image: blklog.ImageID{Known: true}}, img, "log")
+	check(t, g == nil, "native logs are checked by their recorded identity, not by a guard")
+}
