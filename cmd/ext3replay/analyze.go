@@ -178,7 +178,7 @@ func runAnalyze(imagePath, logPath string, opt resolver.Options, emit func(*ops.
 
 func printSummary(w io.Writer, st *analyzeStats) {
 	fmt.Fprintf(w, "ext3replay analyze: %d requests (%d reads, %d writes, %d flushes), %s read, %s written, %d journal transactions, %.2fs\n",
-		st.Records, st.Reads, st.Writes, st.Flushes, human(st.BytesRead), human(st.BytesWritten), st.Transactions, st.elapsed.Seconds())
+		st.Records, st.Reads, st.Writes, st.Flushes, ops.HumanBytes(st.BytesRead), ops.HumanBytes(st.BytesWritten), st.Transactions, st.elapsed.Seconds())
 	var kinds []string
 	for t, n := range st.Printed {
 		kinds = append(kinds, fmt.Sprintf("%s %d", t, n))
@@ -189,7 +189,7 @@ func printSummary(w io.Writer, st *analyzeStats) {
 	}
 	fmt.Fprintf(w, "  operations: %s\n", strings.Join(kinds, ", "))
 	fmt.Fprintf(w, "  never attributed: %s written, %s read; anomalies: %d\n",
-		human(st.UnattributedWriteBytes), human(st.UnattributedReadBytes), st.Anomalies)
+		ops.HumanBytes(st.UnattributedWriteBytes), ops.HumanBytes(st.UnattributedReadBytes), st.Anomalies)
 	if st.NoPayloadWrites > 0 {
 		fmt.Fprintf(w, "  %d writes had no payload in the log: their content could not be decoded\n", st.NoPayloadWrites)
 	}
@@ -199,18 +199,6 @@ func printSummary(w io.Writer, st *analyzeStats) {
 	if st.JournalPending > 0 {
 		fmt.Fprintf(w, "  %d journal blocks belong to transactions never committed (ignored)\n", st.JournalPending)
 	}
-}
-
-func human(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
 }
 
 // openImage opens a raw or zstd-compressed image, refusing a log given in its place.
@@ -269,7 +257,7 @@ func (p *progress) start() {
 				return
 			case <-t.C:
 				d := p.done.Load()
-				fmt.Fprintf(os.Stderr, "\ranalyzing: %5.1f%% of %s", 100*float64(d)/float64(max(p.total, 1)), human(p.total))
+				fmt.Fprintf(os.Stderr, "\ranalyzing: %5.1f%% of %s", 100*float64(d)/float64(max(p.total, 1)), ops.HumanBytes(p.total))
 			}
 		}
 	}()

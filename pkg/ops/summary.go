@@ -2,8 +2,6 @@ package ops
 
 import (
 	"fmt"
-	"io"
-	"strings"
 )
 
 // Volume counts reads and writes and their bytes.
@@ -95,91 +93,6 @@ func ratio(a, b int64) float64 {
 		return 0
 	}
 	return float64(a) / float64(b)
-}
-
-// Summary is the closing report of analyze on stderr. The resolver fills
-// the request counters from the log and feeds every op it reports to Add.
-type Summary struct {
-	Requests      int64 // requests in the log (all types)
-	ReadRequests  int64
-	WriteRequests int64
-	Flushes       int64
-	OtherRequests int64 // discard, write-zeroes, marks
-	RequestBytes  int64 // payload bytes of reads and writes
-	// UnmatchedBytes is request bytes the resolver could not turn into any
-	// op (added to the unattributed I/O of the ops when reported).
-	UnmatchedBytes int64
-
-	Ops       map[Type]int64 // reported ops by type (after coalescing)
-	IO        Totals
-	Anomalies []string // reasons of the first anomalies, up to MaxAnomalies
-	// AnomalyCount counts all anomalies, including those not kept.
-	AnomalyCount int64
-}
-
-// MaxAnomalies bounds the anomaly reasons a Summary keeps for display.
-const MaxAnomalies = 10
-
-// Add counts one reported op.
-func (s *Summary) Add(op *Op) {
-	if s.Ops == nil {
-		s.Ops = make(map[Type]int64)
-	}
-	s.Ops[op.Op]++
-	s.IO.Add(op)
-	if op.Op == Anomaly {
-		s.AnomalyCount++
-		if len(s.Anomalies) < MaxAnomalies {
-			s.Anomalies = append(s.Anomalies, anomalyText(op))
-		}
-	}
-}
-
-func anomalyText(op *Op) string {
-	return strings.TrimPrefix(op.String(), string(Anomaly)+" ")
-}
-
-// NeverAttributed is the bytes of I/O that no file or structure claimed:
-// unowned blocks, data blocks without a path, and requests the resolver
-// could not match at all.
-func (s *Summary) NeverAttributed() int64 {
-	return s.IO.Unattributed.Bytes() + s.UnmatchedBytes
-}
-
-// WriteText renders the summary for humans, a few lines for stderr.
-func (s *Summary) WriteText(w io.Writer) error {
-	var b strings.Builder
-	fmt.Fprintf(&b, "requests: %d (%d read, %d write, %d flush, %d other), %s of payload\n",
-		s.Requests, s.ReadRequests, s.WriteRequests, s.Flushes, s.OtherRequests, HumanBytes(s.RequestBytes))
-	var parts []string
-	for _, t := range Types {
-		if n := s.Ops[t]; n > 0 {
-			parts = append(parts, fmt.Sprintf("%d %s", n, t))
-		}
-	}
-	if len(parts) == 0 {
-		parts = append(parts, "none")
-	}
-	fmt.Fprintf(&b, "operations: %s\n", strings.Join(parts, ", "))
-	parts = parts[:0]
-	for _, k := range Kinds {
-		if v, ok := s.IO.ByKind[k]; ok {
-			parts = append(parts, fmt.Sprintf("%s %s", k, HumanBytes(v.Bytes())))
-		}
-	}
-	if len(parts) > 0 {
-		fmt.Fprintf(&b, "I/O by kind: %s\n", strings.Join(parts, ", "))
-	}
-	fmt.Fprintf(&b, "never attributed: %s\n", HumanBytes(s.NeverAttributed()))
-	fmt.Fprintf(&b, "anomalies: %d\n", s.AnomalyCount)
-	for _, a := range s.Anomalies {
-		fmt.Fprintf(&b, "  %s\n", a)
-	}
-	if s.AnomalyCount > int64(len(s.Anomalies)) {
-		fmt.Fprintf(&b, "  ... and %d more\n", s.AnomalyCount-int64(len(s.Anomalies)))
-	}
-	_, err := io.WriteString(w, b.String())
-	return err
 }
 
 // HumanBytes formats n with binary units: "512 B", "4.0 KiB", "1.5 GiB".
