@@ -42,22 +42,80 @@ func ParseDirBlock(b []byte, hasFiletype bool) ([]DirEntry, error) {
 	return out, err
 }
 
-// CheckDirBlock reports whether b is a valid linear directory block (ParseDirBlock's checks,
-// without decoding the entries): the cheap test of whether content can be a directory block.
-func CheckDirBlock(b []byte, hasFiletype bool) error {
-	return WalkDirBlock(b, hasFiletype, func(*DirEntry, []byte) error { return nil })
+// IsDirBlock reports whether b is a valid linear directory block (WalkDirBlock would return
+// nil), without building an error: the cheap test of whether content can be a directory block,
+// run on every block written to free space, most of which are file data and fail at once.
+func IsDirBlock(b []byte, hasFiletype bool) bool {
+	_, f := walkDir(b, hasFiletype, nil, nil)
+	return f == dirOK
 }
 
 // WalkDirBlock is ParseDirBlock without allocation: it calls fn for each live entry with the
 // entry (Name left empty) and the name bytes, which alias b and are only valid during the call.
 // An error from fn stops the walk and is returned.
 func WalkDirBlock(b []byte, hasFiletype bool, fn func(e *DirEntry, name []byte) error) error {
-	const st = "directory entry"
-	le := binary.LittleEndian
+	var fnErr error
 	var e DirEntry
+	off, f := walkDir(b, hasFiletype, &e, func(e *DirEntry, name []byte) bool {
+		fnErr = fn(e, name)
+		return fnErr == nil
+	})
+	if f == dirStopped {
+		return fnErr
+	}
+	return f.err(b, off, hasFiletype)
+}
+
+// dirFault is why walkDir stopped.
+type dirFault uint8
+
+const (
+	dirOK dirFault = iota
+	dirShortHeader
+	dirRecLenSmall
+	dirRecLenAlign
+	dirRecLenPastEnd
+	dirNameTooLong
+	dirEmptyName
+	dirStopped // fn asked to stop
+)
+
+// err describes fault f at offset off of b.
+func (f dirFault) err(b []byte, off int, hasFiletype bool) error {
+	const st = "directory entry"
+	if f == dirOK {
+		return nil
+	}
+	if f == dirShortHeader {
+		return formatErr(st, int64(off), "%d bytes left in block, need %d for an entry header", len(b)-off, DirEntryHeaderSize)
+	}
+	le := binary.LittleEndian
+	rl := recLen(le.Uint16(b[off+4:]), len(b))
+	nameLen := int(b[off+6])
+	if !hasFiletype {
+		nameLen = int(le.Uint16(b[off+6:]))
+	}
+	switch f {
+	case dirRecLenSmall:
+		return formatErr(st, int64(off), "rec_len %d < %d", rl, DirEntryHeaderSize)
+	case dirRecLenAlign:
+		return formatErr(st, int64(off), "rec_len %d not a multiple of 4", rl)
+	case dirRecLenPastEnd:
+		return formatErr(st, int64(off), "rec_len %d runs past the end of the %d-byte block", rl, len(b))
+	case dirNameTooLong:
+		return formatErr(st, int64(off), "name_len %d does not fit in rec_len %d", nameLen, rl)
+	}
+	return formatErr(st, int64(off), "entry for inode %d has an empty name", le.Uint32(b[off:]))
+}
+
+// walkDir checks the entries of a directory block and calls fn (if not nil) for each live
+// one, decoded into *e, until fn returns false; it returns where and why it stopped early
+// (dirOK at the end). The caller provides e so that a check without fn allocates nothing.
+func walkDir(b []byte, hasFiletype bool, e *DirEntry, fn func(e *DirEntry, name []byte) bool) (int, dirFault) {
+	le := binary.LittleEndian
 	for off := 0; off < len(b); {
 		if len(b)-off < DirEntryHeaderSize {
-			return formatErr(st, int64(off), "%d bytes left in block, need %d for an entry header", len(b)-off, DirEntryHeaderSize)
+			return off, dirShortHeader
 		}
 		ino := le.Uint32(b[off:])
 		rawRL := le.Uint16(b[off+4:])
@@ -72,26 +130,28 @@ func WalkDirBlock(b []byte, hasFiletype bool, fn func(e *DirEntry, name []byte) 
 		}
 		switch {
 		case rl < DirEntryHeaderSize:
-			return formatErr(st, int64(off), "rec_len %d < %d", rl, DirEntryHeaderSize)
+			return off, dirRecLenSmall
 		case rl%4 != 0:
-			return formatErr(st, int64(off), "rec_len %d not a multiple of 4", rl)
+			return off, dirRecLenAlign
 		case off+rl > len(b):
-			return formatErr(st, int64(off), "rec_len %d runs past the end of the %d-byte block", rl, len(b))
+			return off, dirRecLenPastEnd
 		case DirEntryHeaderSize+nameLen > rl:
-			return formatErr(st, int64(off), "name_len %d does not fit in rec_len %d", nameLen, rl)
+			return off, dirNameTooLong
 		}
 		if ino != 0 {
 			if nameLen == 0 {
-				return formatErr(st, int64(off), "entry for inode %d has an empty name", ino)
+				return off, dirEmptyName
 			}
-			e = DirEntry{Inode: ino, RecLen: rawRL, NameLen: uint16(nameLen), FileType: ft, Offset: off}
-			if err := fn(&e, b[off+DirEntryHeaderSize:off+DirEntryHeaderSize+nameLen]); err != nil {
-				return err
+			if fn != nil {
+				*e = DirEntry{Inode: ino, RecLen: rawRL, NameLen: uint16(nameLen), FileType: ft, Offset: off}
+				if !fn(e, b[off+DirEntryHeaderSize:off+DirEntryHeaderSize+nameLen]) {
+					return off, dirStopped
+				}
 			}
 		}
 		off += rl
 	}
-	return nil
+	return len(b), dirOK
 }
 
 // DxEntry is one htree index entry: names hashing to >= Hash live under logical block Block.

@@ -1,6 +1,8 @@
 package resolver
 
 import (
+	"encoding/binary"
+
 	"github.com/ext3replay/ext3replay/pkg/ext3fs"
 )
 
@@ -13,9 +15,10 @@ import (
 // Resolver.claimNode and Resolver.release.
 type blockMap interface {
 	// diffRoot updates ownership for inode ino's i_block going from old to cur: it releases
-	// what old maps and cur does not, then claims what cur maps and old did not. nil stands
-	// for no map (a new inode, or one whose blocks all go). role is the role of its data.
-	diffRoot(r *Resolver, ino uint32, role Role, old, cur *ext3fs.Inode, blk uint64)
+	// what old maps and cur does not, then claims what cur maps and old did not. All zeros
+	// stands for no map (a new inode, or one whose blocks all go). role is the role of its
+	// data. (i_block is passed by value: a pointer would make every decoded inode escape.)
+	diffRoot(r *Resolver, ino uint32, role Role, old, cur [15]uint32, blk uint64)
 	// releaseChanged releases, for ino, what node content old (of node role nrole) maps and
 	// cur does not; cur nil releases everything old maps.
 	releaseChanged(r *Resolver, ino uint32, nrole Role, old, cur []byte)
@@ -45,14 +48,6 @@ type indirectMap struct{}
 // indNodeRoles is the node role by its level (pointers below it); level 0 is data.
 var indNodeRoles = [4]Role{RoleData, RoleInd, RoleDInd, RoleTInd}
 
-// iblock is an inode's i_block as pointers, zero for no map.
-func iblock(in *ext3fs.Inode) [15]uint32 {
-	if in == nil {
-		return [15]uint32{}
-	}
-	return in.Block
-}
-
 // span is how many file blocks one pointer of a map block at level covers (level 1 = IND).
 func (r *Resolver) span(level int) uint64 {
 	p := uint64(r.bs / 4)
@@ -75,8 +70,7 @@ func (r *Resolver) indBase(k int) uint64 {
 	return 12 + p + p*p
 }
 
-func (indirectMap) diffRoot(r *Resolver, ino uint32, role Role, oldIn, curIn *ext3fs.Inode, blk uint64) {
-	old, cur := iblock(oldIn), iblock(curIn)
+func (indirectMap) diffRoot(r *Resolver, ino uint32, role Role, old, cur [15]uint32, blk uint64) {
 	for k := 0; k < ext3fs.NDirBlocks; k++ {
 		if old[k] != cur[k] {
 			r.release(ino, uint64(old[k]), RoleData)
@@ -101,15 +95,18 @@ func (indirectMap) diffRoot(r *Resolver, ino uint32, role Role, oldIn, curIn *ex
 	}
 }
 
+// ptr is pointer i of indirect-block content c (0 past its end).
+func ptr(c []byte, i int) uint32 {
+	if 4*i+4 > len(c) {
+		return 0
+	}
+	return binary.LittleEndian.Uint32(c[4*i:])
+}
+
 func (indirectMap) releaseChanged(r *Resolver, ino uint32, nrole Role, old, cur []byte) {
 	child := indNodeRoles[roleTable[nrole].mapLevel-1]
-	optrs := ext3fs.ParseIndirect(old)
-	var nptrs []uint32
-	if cur != nil {
-		nptrs = ext3fs.ParseIndirect(cur)
-	}
-	for i, p := range optrs {
-		if cur == nil || (i < len(nptrs) && p != nptrs[i]) {
+	for i := 0; i < len(old)/4; i++ {
+		if p := ptr(old, i); cur == nil || (4*i+4 <= len(cur) && p != ptr(cur, i)) {
 			r.release(ino, uint64(p), child)
 		}
 	}
@@ -118,13 +115,10 @@ func (indirectMap) releaseChanged(r *Resolver, ino uint32, nrole Role, old, cur 
 func (indirectMap) claimChildren(r *Resolver, ino uint32, role Role, b uint64, nrole Role, base uint64, old, cur []byte) {
 	level := roleTable[nrole].mapLevel
 	sp := r.span(level)
-	var optrs []uint32
-	if old != nil {
-		optrs = ext3fs.ParseIndirect(old)
-	}
 	var rb runBuilder
-	for i, p := range ext3fs.ParseIndirect(cur) {
-		if p == 0 || (old != nil && i < len(optrs) && optrs[i] == p) {
+	for i := 0; i < len(cur)/4; i++ {
+		p := ptr(cur, i)
+		if p == 0 || (old != nil && 4*i+4 <= len(old) && ptr(old, i) == p) {
 			continue
 		}
 		if level == 1 {

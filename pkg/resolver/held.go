@@ -227,7 +227,7 @@ func (r *Resolver) holdSuspects(batch []blockWrite) []blockWrite {
 // implausible reports content that cannot be a block of the given metadata role.
 func (r *Resolver) implausible(role Role, b []byte) bool {
 	if role == RoleDir {
-		return ext3fs.CheckDirBlock(b, r.ft) != nil
+		return !ext3fs.IsDirBlock(b, r.ft)
 	}
 	if bm := roleTable[role].blockMap; bm != nil {
 		return !bm.plausibleNode(r, role, b)

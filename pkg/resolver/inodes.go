@@ -98,14 +98,14 @@ func (r *Resolver) inodeChanged(ino uint32, blk uint64, ob, nb []byte) {
 // map schemes of each (nil: no blocks followed). reuse: the slot now holds another file, so
 // the first one's blocks all go and the new one's are all claimed.
 func (r *Resolver) diffBlockMap(ino uint32, blk uint64, oi, ni *ext3fs.Inode, oMap, nMap blockMap, reuse bool) {
-	var old, cur *ext3fs.Inode
+	var none, old, cur [15]uint32
 	if oMap != nil && !reuse {
-		old = oi
+		old = oi.Block
 	} else if oMap != nil && reuse {
-		oMap.diffRoot(r, ino, dataRole(oi), oi, nil, blk)
+		oMap.diffRoot(r, ino, dataRole(oi), oi.Block, none, blk)
 	}
 	if nMap != nil {
-		cur = ni
+		cur = ni.Block
 	}
 	role := RoleData
 	if nMap != nil {
@@ -113,13 +113,13 @@ func (r *Resolver) diffBlockMap(ino uint32, blk uint64, oi, ni *ext3fs.Inode, oM
 	} else if oMap != nil {
 		role = dataRole(oi)
 	}
-	if iblock(old) == iblock(cur) && !(reuse && nMap != nil) {
+	if old == cur && !(reuse && nMap != nil) {
 		return
 	}
-	if old != nil && cur != nil && (dataRole(oi) != dataRole(ni) || oMap != nMap) {
+	if oMap != nil && !reuse && nMap != nil && (dataRole(oi) != dataRole(ni) || oMap != nMap) {
 		// Another kind of file, or another scheme, in the same inode: nothing carries over.
-		oMap.diffRoot(r, ino, role, old, nil, blk)
-		old = nil
+		oMap.diffRoot(r, ino, role, old, none, blk)
+		old = none
 	}
 	bm := nMap
 	if bm == nil {

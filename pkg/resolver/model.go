@@ -146,5 +146,5 @@ func (m *model) drop(b uint64) {
 // couldBeMetadata is the cheap test of putUnowned: an extent node, an indirect block whose
 // pointers all lie inside the disk, or a directory block whose entries chain.
 func (m *model) couldBeMetadata(b []byte) bool {
-	return ext3fs.IsExtentNode(b) || ext3fs.IndirectInRange(b, m.blocks) || ext3fs.CheckDirBlock(b, m.filetype) == nil
+	return ext3fs.IsExtentNode(b) || ext3fs.IndirectInRange(b, m.blocks) || ext3fs.IsDirBlock(b, m.filetype)
 }

@@ -1,0 +1,51 @@
+package resolver
+
+import (
+	"bytes"
+	"path/filepath"
+	"testing"
+
+	"github.com/ext3replay/ext3replay/pkg/blklog"
+	"github.com/ext3replay/ext3replay/pkg/ops"
+)
+
+// BenchmarkReplay replays the records of every real fixture's recorder log, already decoded in memory,
+// through a resolver: the cost of the model, the diffs and the pairing without log decoding or
+// output. Compare builds with benchstat; bytes/op and allocs/op show the hot paths' garbage.
+func BenchmarkReplay(b *testing.B) {
+	type run struct {
+		img  []byte
+		recs []blklog.Record
+	}
+	var runs []run
+	var n int64
+	logs, _ := filepath.Glob("../../fixtures/real/*/io.log.zst")
+	if len(logs) == 0 {
+		b.Skip("no real fixtures")
+	}
+	for _, lp := range logs {
+		img := readZstd(b, filepath.Join(filepath.Dir(lp), "image.raw.zst"))
+		recs := readLog(b, lp)
+		runs = append(runs, run{img, recs})
+		n += int64(len(recs))
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		for _, r := range runs {
+			res, err := New(bytes.NewReader(r.img), int64(len(r.img)), Options{}, func(*ops.Op) error { return nil })
+			if err != nil {
+				b.Fatal(err)
+			}
+			for i := range r.recs {
+				if err := res.Record(&r.recs[i]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := res.Finish(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportMetric(float64(n), "records/op")
+}
