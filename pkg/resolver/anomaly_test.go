@@ -9,6 +9,7 @@ import (
 
 	"github.com/ext3replay/ext3replay/pkg/blklog"
 	"github.com/ext3replay/ext3replay/pkg/ext3fs"
+	"github.com/ext3replay/ext3replay/pkg/ext3fs/ext3fstest"
 	"github.com/ext3replay/ext3replay/pkg/ops"
 )
 
@@ -35,10 +36,10 @@ func anomalies(l []ops.Op) []string {
 // TestAnomalies writes structures that cannot be valid and checks that each is reported as an
 // anomaly naming the problem, and that analysis goes on.
 func TestAnomalies(t *testing.T) {
-	needTools(t)
-	base := seedImage(t, "ext2")
+	ext3fstest.Need(t)
+	base := ext3fstest.SeedImage(t, "ext2")
 	// The directory /d: its inode (12 in the seed image) and its first block.
-	after := debugfsChange(t, base, "mkdir /d/probe\n")
+	after := ext3fstest.DebugfsChange(t, base, "mkdir /d/probe\n")
 	recs := blockWrites(base, after)
 	fs, err := ext3fs.Open(bytes.NewReader(base))
 	if err != nil {
@@ -167,5 +168,5 @@ func fuzzImage(f *testing.F) []byte {
 			f.Skipf("%s not installed", tool)
 		}
 	}
-	return seedImage(f, "ext2")
+	return ext3fstest.SeedImage(f, "ext2")
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ext3replay/ext3replay/pkg/blklog"
 	"github.com/ext3replay/ext3replay/pkg/ext3fs"
+	"github.com/ext3replay/ext3replay/pkg/ext3fs/ext3fstest"
 )
 
 // Edge cases of pairing beyond TestPairingHandBuilt: each change is made with debugfs on a
@@ -35,9 +36,9 @@ func checkEdge(t *testing.T, seed []byte, fsType string, c edgeCase) {
 	t.Helper()
 	base := seed
 	if c.setup != "" {
-		base = debugfsChange(t, seed, c.setup)
+		base = ext3fstest.DebugfsChange(t, seed, c.setup)
 	}
-	after := debugfsChange(t, base, c.cmds)
+	after := ext3fstest.DebugfsChange(t, base, c.cmds)
 	recs := blockWrites(base, after)
 	if len(recs) == 0 {
 		t.Fatal("debugfs changed nothing")
@@ -105,7 +106,7 @@ func checkEdge(t *testing.T, seed []byte, fsType string, c edgeCase) {
 func longName(c byte, n int) string { return strings.Repeat(string(c), n) }
 
 func TestPairingEdgeCases(t *testing.T) {
-	needTools(t)
+	ext3fstest.Need(t)
 	const longTarget = "/tttttttttttttttttttttttttttttttttttttttt/uuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuu"
 	n255 := longName('L', 255)
 	var grow strings.Builder
@@ -195,7 +196,7 @@ func TestPairingEdgeCases(t *testing.T) {
 			want: []string{"create /x/new", "delete /x/y/z"}, data: []string{"/x/new"}},
 	}
 	for _, fsType := range []string{"ext2", "ext3"} {
-		seed := seedImage(t, fsType)
+		seed := ext3fstest.SeedImage(t, fsType)
 		for _, c := range cases {
 			t.Run(fsType+"/"+c.name, func(t *testing.T) { checkEdge(t, seed, fsType, c) })
 		}
@@ -205,7 +206,7 @@ func TestPairingEdgeCases(t *testing.T) {
 // TestPairingTIND: a sparse file on a 1K-block image whose only data block is reached through
 // the triple-indirect block.
 func TestPairingTIND(t *testing.T) {
-	needTools(t)
+	ext3fstest.Need(t)
 	dir := t.TempDir()
 	host := filepath.Join(dir, "sparse")
 	f, err := os.Create(host)
@@ -218,7 +219,7 @@ func TestPairingTIND(t *testing.T) {
 	}
 	f.Close()
 	for _, fsType := range []string{"ext2", "ext3"} {
-		seed := seedImage(t, fsType)
+		seed := ext3fstest.SeedImage(t, fsType)
 		t.Run(fsType, func(t *testing.T) {
 			checkEdge(t, seed, fsType, edgeCase{cmds: "write " + host + " /d/big\n",
 				want: []string{"create /d/big"}, data: []string{"/d/big"}})
@@ -242,7 +243,7 @@ func stagedChange(t *testing.T, img []byte, stages []string) [][]byte {
 		for _, line := range strings.Split(st, "\n") {
 			if p, ok := strings.CutPrefix(line, "DATA "); ok {
 				if cmds.Len() > 0 {
-					cur = debugfsChange(t, cur, cmds.String())
+					cur = ext3fstest.DebugfsChange(t, cur, cmds.String())
 					cmds.Reset()
 				}
 				cur = overwriteFirstBlock(t, cur, p)
@@ -253,7 +254,7 @@ func stagedChange(t *testing.T, img []byte, stages []string) [][]byte {
 			}
 		}
 		if cmds.Len() > 0 {
-			cur = debugfsChange(t, cur, cmds.String())
+			cur = ext3fstest.DebugfsChange(t, cur, cmds.String())
 		}
 		out = append(out, cur)
 	}
@@ -335,8 +336,8 @@ func checkStaged(t *testing.T, seed []byte, stages []string, want, data []string
 
 // TestPairingStaged: changes over several flush intervals, written home (ext2).
 func TestPairingStaged(t *testing.T) {
-	needTools(t)
-	seed := seedImage(t, "ext2")
+	ext3fstest.Need(t)
+	seed := ext3fstest.SeedImage(t, "ext2")
 	cases := []struct {
 		name   string
 		stages []string
@@ -389,14 +390,14 @@ func TestPairingStaged(t *testing.T) {
 // inodes; new files until they run out take every group up to the last inode), created, moved
 // and deleted.
 func TestPairingLastGroup(t *testing.T) {
-	needTools(t)
+	ext3fstest.Need(t)
 	var create strings.Builder
 	for i := 0; i < 50; i++ {
 		fmt.Fprintf(&create, "write /dev/null /d/f%02d\n", i)
 	}
 	for _, fsType := range []string{"ext2", "ext3"} {
 		t.Run(fsType, func(t *testing.T) {
-			seed := seedImageArgs(t, fsType, "-g", "256")
+			seed := ext3fstest.SeedImageArgs(t, fsType, "-g", "256")
 			imgs := stagedChange(t, seed, []string{create.String()})
 			fs, err := ext3fs.Open(bytes.NewReader(imgs[1]))
 			if err != nil {
@@ -472,7 +473,7 @@ func htreeImage(t *testing.T, fsType string) []byte {
 // splits them as the kernel does: half the entries of a leaf move to a new block). Entries
 // that move between blocks must not come out as moves, deletes or creates.
 func TestPairingHtreeSplit(t *testing.T) {
-	needTools(t)
+	ext3fstest.Need(t)
 	var cmds strings.Builder
 	var want []string
 	for i := 61; i <= 90; i++ {
@@ -495,7 +496,7 @@ func TestPairingHtreeSplit(t *testing.T) {
 // takes the freed blocks in the same change. The blocks the indirect block mapped must be
 // released: the new file's data is its own, and no block is owned twice.
 func TestPairingTruncateIndirect(t *testing.T) {
-	needTools(t)
+	ext3fstest.Need(t)
 	host, host2 := filepath.Join(t.TempDir(), "big"), filepath.Join(t.TempDir(), "big2")
 	if err := os.WriteFile(host, bytes.Repeat([]byte("0123456789abcdef"), 20*1024/16), 0o644); err != nil {
 		t.Fatal(err)
@@ -506,7 +507,7 @@ func TestPairingTruncateIndirect(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, fsType := range []string{"ext2", "ext3"} {
-		seed := seedImage(t, fsType)
+		seed := ext3fstest.SeedImage(t, fsType)
 		t.Run(fsType, func(t *testing.T) {
 			checkEdge(t, seed, fsType, edgeCase{
 				setup: "write " + host + " /d/big\n",

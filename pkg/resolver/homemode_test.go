@@ -8,6 +8,7 @@ import (
 
 	"github.com/ext3replay/ext3replay/pkg/blklog"
 	"github.com/ext3replay/ext3replay/pkg/ext3fs"
+	"github.com/ext3replay/ext3replay/pkg/ext3fs/ext3fstest"
 	"github.com/ext3replay/ext3replay/pkg/ops"
 )
 
@@ -51,8 +52,8 @@ func TestHomeModeRealLogs(t *testing.T) {
 // The same change on an ext3 image, written home without the journal, switches to the ext2
 // rules; as a jbd2 transaction plus checkpoint it does not.
 func TestHomeModeSwitch(t *testing.T) {
-	seed := seedImage(t, "ext3")
-	after := debugfsChange(t, seed, "write /dev/null /f\nmkdir /d\n")
+	seed := ext3fstest.SeedImage(t, "ext3")
+	after := ext3fstest.DebugfsChange(t, seed, "write /dev/null /f\nmkdir /d\n")
 	if !holdsIO(t, seed, blockWrites(seed, after)) {
 		t.Error("ext3 metadata written home without the journal: still journaled rules")
 	}
@@ -63,7 +64,7 @@ func TestHomeModeSwitch(t *testing.T) {
 	}
 	// Home writes first (a journal replayed at mount writes its blocks home), then the
 	// guest's own transaction: the journaled rules again.
-	later := debugfsChange(t, after, "write /dev/null /g\n")
+	later := ext3fstest.DebugfsChange(t, after, "write /dev/null /g\n")
 	data, journal, _ = journalize(t, after, later)
 	log = append(append(blockWrites(seed, after), data...), journal...)
 	if holdsIO(t, seed, log) {

@@ -3,104 +3,16 @@ package resolver
 import (
 	"bytes"
 	"math/rand"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/ext3replay/ext3replay/pkg/blklog"
+	"github.com/ext3replay/ext3replay/pkg/ext3fs/ext3fstest"
 	"github.com/ext3replay/ext3replay/pkg/ops"
 )
 
 // Hand-built logs: a small image made by mke2fs -d, the change made by debugfs -w on a copy,
 // and the blocks that differ fed as single-block writes in many orders. debugfs writes no
 // journal, so every block goes to its home location, as on ext2: the hardest case for order.
-
-func needTools(t *testing.T) {
-	t.Helper()
-	for _, tool := range []string{"mke2fs", "debugfs"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed", tool)
-		}
-	}
-}
-
-// seedImage makes a 2 MiB image of type fsType from this tree:
-//
-//	/d/f (6 bytes)  /d/g (3000 bytes, also named /e/h)  /e/  /empty/  /x/y/z (a file two levels down)
-func seedImage(t testing.TB, fsType string) []byte {
-	t.Helper()
-	return seedImageArgs(t, fsType)
-}
-
-// seedImageArgs is seedImage with extra mke2fs options.
-func seedImageArgs(t testing.TB, fsType string, extra ...string) []byte {
-	t.Helper()
-	dir := t.TempDir()
-	src := filepath.Join(dir, "seed")
-	for _, d := range []string{"d", "e", "empty", "x/y"} {
-		if err := os.MkdirAll(filepath.Join(src, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write := func(p string, b []byte) {
-		if err := os.WriteFile(filepath.Join(src, p), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write("d/f", []byte("hello\n"))
-	write("d/g", bytes.Repeat([]byte("g"), 3000))
-	write("x/y/z", []byte("zzz\n"))
-	if err := os.Link(filepath.Join(src, "d/g"), filepath.Join(src, "e/h")); err != nil {
-		t.Fatal(err)
-	}
-	img := filepath.Join(dir, "img")
-	args := append([]string{"-q", "-F", "-t", fsType, "-b", "1024", "-N", "64"}, extra...)
-	cmd := exec.Command("mke2fs", append(args, "-d", src, img, "2M")...)
-	cmd.Env = append(os.Environ(), "E2FSPROGS_FAKE_TIME=1700000000")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("mke2fs: %v\n%s", err, out)
-	}
-	b, err := os.ReadFile(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-// debugfsChange applies debugfs commands to a copy of img and returns the result.
-func debugfsChange(t *testing.T, img []byte, cmds string) []byte {
-	t.Helper()
-	dir := t.TempDir()
-	p := filepath.Join(dir, "img")
-	if err := os.WriteFile(p, img, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	hostFile := filepath.Join(dir, "content")
-	if err := os.WriteFile(hostFile, bytes.Repeat([]byte("new content\n"), 300), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmds = strings.ReplaceAll(cmds, "CONTENT", hostFile)
-	cf := filepath.Join(dir, "cmds")
-	if err := os.WriteFile(cf, []byte(cmds), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("debugfs", "-w", "-f", cf, p)
-	cmd.Env = append(os.Environ(), "E2FSPROGS_FAKE_TIME=1700000100")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("debugfs: %v\n%s", err, out)
-	}
-	if bytes.Contains(out, []byte("debugfs: ")) && bytes.Contains(bytes.ToLower(out), []byte("error")) {
-		t.Logf("debugfs output:\n%s", out)
-	}
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
 
 // blockWrites returns one write record per 1 KiB block that differs between a and b.
 func blockWrites(a, b []byte) []blklog.Record {
@@ -151,7 +63,7 @@ func orders(n int, rng *rand.Rand) [][]int {
 }
 
 func TestPairingHandBuilt(t *testing.T) {
-	needTools(t)
+	ext3fstest.Need(t)
 	cases := []struct {
 		name     string
 		cmds     string
@@ -192,13 +104,13 @@ func TestPairingHandBuilt(t *testing.T) {
 			want: []string{"create /e/new", "delete /d/f"}, data: "/e/new"},
 	}
 	for _, fsType := range []string{"ext2", "ext3"} {
-		base := seedImage(t, fsType)
+		base := ext3fstest.SeedImage(t, fsType)
 		for _, c := range cases {
 			t.Run(fsType+"/"+c.name, func(t *testing.T) {
 				if c.ext2only && fsType != "ext2" {
 					t.Skip("ext2 only")
 				}
-				after := debugfsChange(t, base, c.cmds)
+				after := ext3fstest.DebugfsChange(t, base, c.cmds)
 				recs := blockWrites(base, after)
 				if len(recs) == 0 {
 					t.Fatal("debugfs changed nothing")

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ext3replay/ext3replay/pkg/blklog"
 	"github.com/ext3replay/ext3replay/pkg/ext3fs"
+	"github.com/ext3replay/ext3replay/pkg/ext3fs/ext3fstest"
 )
 
 // journalize turns a change made by debugfs (base -> after, written home) into what ext3 in
@@ -46,7 +47,7 @@ func journalize(t *testing.T, base, after []byte) (data, journal, checkpoint []b
 		t.Fatal(err)
 	}
 	cmds := fmt.Sprintf("jo\njw -b %s %s\njc\n", strings.Join(blocks, ","), f)
-	journal = blockWrites(base, debugfsChange(t, base, cmds))
+	journal = blockWrites(base, ext3fstest.DebugfsChange(t, base, cmds))
 	return data, journal, checkpoint
 }
 
@@ -54,8 +55,8 @@ func journalize(t *testing.T, base, after []byte) (data, journal, checkpoint []b
 // journal alone (no checkpoint), in any order of the transaction's blocks and of the data
 // around it, and a later checkpoint reports nothing new.
 func TestJournaledHandBuilt(t *testing.T) {
-	needTools(t)
-	base := seedImage(t, "ext3")
+	ext3fstest.Need(t)
+	base := ext3fstest.SeedImage(t, "ext3")
 	cases := []struct {
 		name, cmds string
 		want       []string
@@ -70,7 +71,7 @@ func TestJournaledHandBuilt(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			after := debugfsChange(t, base, c.cmds)
+			after := ext3fstest.DebugfsChange(t, base, c.cmds)
 			data, journal, checkpoint := journalize(t, base, after)
 			if len(journal) < 3 {
 				t.Fatalf("debugfs wrote %d journal blocks", len(journal))

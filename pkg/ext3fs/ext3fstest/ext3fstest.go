@@ -337,3 +337,80 @@ func InUse(tb testing.TB, img string, first, count uint64) map[uint64]bool {
 	}
 	return res
 }
+
+// SeedImage makes a 2 MiB image of type fsType from this tree:
+//
+//	/d/f (6 bytes)  /d/g (3000 bytes, also named /e/h)  /e/  /empty/  /x/y/z (a file two levels down)
+func SeedImage(t testing.TB, fsType string) []byte {
+	t.Helper()
+	return SeedImageArgs(t, fsType)
+}
+
+// SeedImageArgs is SeedImage with extra mke2fs options.
+func SeedImageArgs(t testing.TB, fsType string, extra ...string) []byte {
+	t.Helper()
+	dir := t.TempDir()
+	src := filepath.Join(dir, "seed")
+	for _, d := range []string{"d", "e", "empty", "x/y"} {
+		if err := os.MkdirAll(filepath.Join(src, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write := func(p string, b []byte) {
+		if err := os.WriteFile(filepath.Join(src, p), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("d/f", []byte("hello\n"))
+	write("d/g", bytes.Repeat([]byte("g"), 3000))
+	write("x/y/z", []byte("zzz\n"))
+	if err := os.Link(filepath.Join(src, "d/g"), filepath.Join(src, "e/h")); err != nil {
+		t.Fatal(err)
+	}
+	img := filepath.Join(dir, "img")
+	args := append([]string{"-q", "-F", "-t", fsType, "-b", "1024", "-N", "64"}, extra...)
+	cmd := exec.Command("mke2fs", append(args, "-d", src, img, "2M")...)
+	cmd.Env = append(os.Environ(), "E2FSPROGS_FAKE_TIME=1700000000")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("mke2fs: %v\n%s", err, out)
+	}
+	b, err := os.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// DebugfsChange applies debugfs -w commands to a copy of img and returns the result; CONTENT in
+// cmds names a host file of 3600 bytes of text (for write).
+func DebugfsChange(t testing.TB, img []byte, cmds string) []byte {
+	t.Helper()
+	dir := t.TempDir()
+	p := filepath.Join(dir, "img")
+	if err := os.WriteFile(p, img, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	hostFile := filepath.Join(dir, "content")
+	if err := os.WriteFile(hostFile, bytes.Repeat([]byte("new content\n"), 300), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmds = strings.ReplaceAll(cmds, "CONTENT", hostFile)
+	cf := filepath.Join(dir, "cmds")
+	if err := os.WriteFile(cf, []byte(cmds), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("debugfs", "-w", "-f", cf, p)
+	cmd.Env = append(os.Environ(), "E2FSPROGS_FAKE_TIME=1700000100")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("debugfs: %v\n%s", err, out)
+	}
+	if bytes.Contains(out, []byte("debugfs: ")) && bytes.Contains(bytes.ToLower(out), []byte("error")) {
+		t.Logf("debugfs output:\n%s", out)
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
