@@ -89,8 +89,13 @@ func runRecord(cmd *cobra.Command, _ []string) error {
 	if statePath == "" {
 		statePath = defaultStatePath(fl.log)
 	}
-	if abs(statePath) == abs(fl.image) || abs(fl.log) == abs(fl.image) || abs(fl.log) == abs(statePath) {
-		return usageErr("record: --image, --log and --state must be three different files")
+	if abs(statePath) == abs(fl.image) || abs(fl.log) == abs(fl.image) || abs(fl.log) == abs(statePath) ||
+		sameFile(statePath, fl.image) || sameFile(fl.log, fl.image) || sameFile(fl.log, statePath) {
+		return usageErr("record: --image, --log and --state must be three different files (compared by device and inode: a link to BASE is BASE)")
+	}
+	baseInfo, err := os.Stat(fl.image)
+	if err != nil {
+		return &exitError{code: exitUsage, err: fmt.Errorf("record: %w", err)}
 	}
 
 	// Listen before the slow state copy fails late on a busy address? No:
@@ -101,12 +106,18 @@ func runRecord(cmd *cobra.Command, _ []string) error {
 	}
 	defer state.Close()
 	start := time.Now()
+	stateInfo, err := state.Stat()
+	if err != nil {
+		return &exitError{code: exitInternal, err: fmt.Errorf("record: %w", err)}
+	}
+	// Create checks again on the opened file, before truncating it: the checks
+	// above compare paths that could have changed since.
 	lw, err := blklog.Create(fl.log, blklog.Header{
 		DiskSize:    id.Size,
 		Image:       id,
 		StartUnixNS: start.UnixNano(),
 		Source:      "ext3replay record " + version + " (NBD)",
-	})
+	}, baseInfo, stateInfo)
 	if err != nil {
 		return &exitError{code: exitUsage, err: err}
 	}
@@ -217,4 +228,15 @@ func abs(p string) string {
 		return p
 	}
 	return a
+}
+
+// sameFile reports whether paths a and b both exist and are the same file
+// (device and inode), whatever links lead to them.
+func sameFile(a, b string) bool {
+	sa, err := os.Stat(a)
+	if err != nil {
+		return false
+	}
+	sb, err := os.Stat(b)
+	return err == nil && os.SameFile(sa, sb)
 }

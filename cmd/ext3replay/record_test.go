@@ -275,3 +275,52 @@ func TestRecordRefusesRemoteListen(t *testing.T) {
 		t.Fatalf("%d records, %v", n, err)
 	}
 }
+
+// A --log or --state that is BASE through a symlink or a hard link is
+// refused before anything is written: BASE keeps every byte.
+func TestRecordRefusesLinksToBase(t *testing.T) {
+	for _, tc := range []struct {
+		name, flag string
+		link       func(old, new string) error
+	}{
+		{"log symlink", "--log", os.Symlink},
+		{"log hard link", "--log", os.Link},
+		{"state symlink", "--state", os.Symlink},
+		{"state hard link", "--state", os.Link},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			basePath := filepath.Join(dir, "base.img")
+			want := writeBase(t, basePath, 1<<20)
+			link := filepath.Join(dir, "link")
+			if err := tc.link(basePath, link); err != nil {
+				t.Fatal(err)
+			}
+			args := []string{"record", "--image", basePath, "--socket", filepath.Join(dir, "s.sock")}
+			if tc.flag == "--log" {
+				args = append(args, "--log", link)
+			} else {
+				args = append(args, "--log", filepath.Join(dir, "l.zst"), "--state", link)
+			}
+			cmd := exec.Command(recorderBinary(t), args...)
+			cmd.Stdin = nil
+			done := make(chan struct{})
+			var out []byte
+			go func() { out, _ = cmd.CombinedOutput(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(20 * time.Second):
+				cmd.Process.Kill()
+				<-done
+				t.Fatal("record did not refuse (it started serving)")
+			}
+			if cmd.ProcessState.ExitCode() != exitUsage || !bytes.Contains(out, []byte("different files")) {
+				t.Fatalf("exit %d: %s", cmd.ProcessState.ExitCode(), out)
+			}
+			got, err := os.ReadFile(basePath)
+			if err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("BASE changed (%d bytes, %v)", len(got), err)
+			}
+		})
+	}
+}

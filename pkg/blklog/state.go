@@ -22,13 +22,25 @@ func PrepareState(basePath, statePath string) (*os.File, ImageID, error) {
 		return nil, ImageID{}, fmt.Errorf("blklog: %w", err)
 	}
 	defer base.Close()
-	if st, err := os.Stat(statePath); err == nil {
-		if bst, err := base.Stat(); err == nil && os.SameFile(st, bst) {
-			return nil, ImageID{}, fmt.Errorf("blklog: state file %s is the base image itself; the base must stay unmodified", statePath)
-		}
-	}
-	st, err := os.OpenFile(statePath, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	bst, err := base.Stat()
 	if err != nil {
+		return nil, ImageID{}, fmt.Errorf("blklog: %w", err)
+	}
+	// Compare the opened state file with the base before truncating it: a
+	// symlink or hard link to the base must not destroy it.
+	st, err := os.OpenFile(statePath, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, ImageID{}, fmt.Errorf("blklog: %w", err)
+	}
+	if sst, err := st.Stat(); err != nil || os.SameFile(sst, bst) {
+		st.Close()
+		if err != nil {
+			return nil, ImageID{}, fmt.Errorf("blklog: %w", err)
+		}
+		return nil, ImageID{}, fmt.Errorf("blklog: state file %s is the base image itself; the base must stay unmodified", statePath)
+	}
+	if err := st.Truncate(0); err != nil {
+		st.Close()
 		return nil, ImageID{}, fmt.Errorf("blklog: %w", err)
 	}
 	id, err := identifyStream(base, basePath, st)

@@ -2,6 +2,7 @@ package blklog
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -37,4 +38,47 @@ func TestIdentifyImageFileTruncatedZstd(t *testing.T) {
 		st.Close()
 		t.Fatal("state file made from a truncated image")
 	}
+}
+
+// Create and PrepareState compare the opened output with the protected file
+// by device and inode, so a hard link or symlink to it is refused untouched.
+func TestOutputsRefuseLinksToBase(t *testing.T) {
+	dir := t.TempDir()
+	basePath := filepath.Join(dir, "base.img")
+	want := makeBase(t, basePath, 1<<20)
+	bi, err := os.Stat(basePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hard, sym := filepath.Join(dir, "hard"), filepath.Join(dir, "sym")
+	if err := os.Link(basePath, hard); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(basePath, sym); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{hard, sym, basePath} {
+		var pe *ProtectedFileError
+		if w, err := Create(p, Header{}, bi); !errors.As(err, &pe) {
+			if w != nil {
+				w.Close()
+			}
+			t.Errorf("Create(%s): %v, want a ProtectedFileError", p, err)
+		}
+		if f, _, err := PrepareState(basePath, p); err == nil || !strings.Contains(err.Error(), "base image itself") {
+			if f != nil {
+				f.Close()
+			}
+			t.Errorf("PrepareState(base, %s): %v", p, err)
+		}
+	}
+	if got, _ := os.ReadFile(basePath); !bytes.Equal(got, want) {
+		t.Fatalf("BASE changed: %d bytes", len(got))
+	}
+	// An unrelated output is still created.
+	w, err := Create(filepath.Join(dir, "ok.zst"), Header{}, bi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
 }
