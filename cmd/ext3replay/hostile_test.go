@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bytes"
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/ext3replay/ext3replay/pkg/blklog"
 	"github.com/ext3replay/ext3replay/pkg/ext3fs/ext3fstest"
 )
 
@@ -28,5 +32,96 @@ func TestHostileBlockMapLoop(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "already part of this inode's map") {
 			t.Errorf("%s: err = %v, want the map loop reported", args[0], err)
 		}
+	}
+}
+
+// A truncated dm-log-writes log used to import to an output with an end record (complete),
+// which analyze then accepted with exit 0. Now the output keeps the records before the damage,
+// a mark naming it, and no end record: log info and analyze report it damaged (exit 2).
+func TestImportTruncatedDMLog(t *testing.T) {
+	dir := t.TempDir()
+	img := filepath.Join(dir, "img")
+	if out, err := exec.Command("mke2fs", "-q", "-F", "-t", "ext2", "-b", "1024", img, "1M").CombinedOutput(); err != nil {
+		t.Skipf("mke2fs: %v\n%s", err, out)
+	}
+	lw := filepath.Join(dir, "w.lwlog")
+	f, err := os.Create(lw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dw, err := blklog.NewDMLogWriter(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ { // writes to free blocks 900..902, a flush after each
+		dw.Write(&blklog.Record{Type: blklog.TypeWrite, Sector: uint64(1800 + 2*i), Length: 1024, Data: bytes.Repeat([]byte{byte(i + 1)}, 1024)})
+		dw.Write(&blklog.Record{Type: blklog.TypeFlush})
+	}
+	dw.Close()
+	f.Close()
+	b, _ := os.ReadFile(lw)
+	os.WriteFile(lw, b[:len(b)-512-300], 0o644) // cut inside the last write's data
+
+	out := filepath.Join(dir, "io.log.zst")
+	cmd := exec.Command(recorderBinary(t), "import", "--from", "dm-log-writes", lw, "-o", out, "--image", img)
+	msg, _ := cmd.CombinedOutput()
+	if cmd.ProcessState.ExitCode() != exitUsage || !bytes.Contains(msg, []byte("marked damaged")) {
+		t.Fatalf("import: exit %d: %s", cmd.ProcessState.ExitCode(), msg)
+	}
+	r, err := blklog.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs []blklog.Record
+	for {
+		rec, err := r.Next()
+		if err != nil {
+			var de *blklog.DamageError
+			if !errors.As(err, &de) {
+				t.Fatalf("after %d records: %v, want damage", len(recs), err)
+			}
+			break
+		}
+		recs = append(recs, rec)
+	}
+	r.Close()
+	if len(recs) != 5 || recs[4].Type != blklog.TypeMark || !bytes.Contains(recs[4].Data, []byte("input damaged after 4 records")) {
+		t.Fatalf("%d records, last %+v", len(recs), recs[len(recs)-1])
+	}
+	for _, args := range [][]string{{"log", "info", out}, {"analyze", img, out}} {
+		cmd := exec.Command(recorderBinary(t), args...)
+		o, _ := cmd.CombinedOutput()
+		if cmd.ProcessState.ExitCode() != exitUsage || !bytes.Contains(bytes.ToLower(o), []byte("damaged")) {
+			t.Errorf("%s: exit %d: %s", args[0], cmd.ProcessState.ExitCode(), o)
+		}
+	}
+	// No temporary file is left next to the output.
+	if m, _ := filepath.Glob(filepath.Join(dir, ".io.log.zst.tmp-*")); len(m) != 0 {
+		t.Errorf("left behind: %v", m)
+	}
+}
+
+// An import that fails for another reason (a record past the image's end) leaves no output.
+func TestImportFailureLeavesNoOutput(t *testing.T) {
+	dir := t.TempDir()
+	img := filepath.Join(dir, "img")
+	if out, err := exec.Command("mke2fs", "-q", "-F", "-t", "ext2", "-b", "1024", img, "1M").CombinedOutput(); err != nil {
+		t.Skipf("mke2fs: %v\n%s", err, out)
+	}
+	lw := filepath.Join(dir, "w.lwlog")
+	f, _ := os.Create(lw)
+	dw, _ := blklog.NewDMLogWriter(f)
+	dw.Write(&blklog.Record{Type: blklog.TypeWrite, Sector: 1800, Length: 512, Data: make([]byte, 512)})
+	dw.Write(&blklog.Record{Type: blklog.TypeDiscard, Sector: 2040, Length: 8192})
+	dw.Close()
+	f.Close()
+	out := filepath.Join(dir, "io.log.zst")
+	cmd := exec.Command(recorderBinary(t), "import", "--from", "dm-log-writes", lw, "-o", out, "--image", img)
+	msg, _ := cmd.CombinedOutput()
+	if cmd.ProcessState.ExitCode() != exitUsage || !bytes.Contains(msg, []byte("beyond the end")) {
+		t.Fatalf("exit %d: %s", cmd.ProcessState.ExitCode(), msg)
+	}
+	if m, _ := filepath.Glob(filepath.Join(dir, "*io.log.zst*")); len(m) != 0 {
+		t.Fatalf("failed import left %v", m)
 	}
 }

@@ -61,9 +61,19 @@ func Create(path string, h Header, protect ...os.FileInfo) (*Writer, error) {
 	if err != nil {
 		return nil, err
 	}
-	w, err := NewWriter(f, h)
+	w, err := NewFileWriter(f, h)
 	if err != nil {
 		f.Close()
+		return nil, err
+	}
+	return w, nil
+}
+
+// NewFileWriter starts a native log in the empty file f, which the Writer
+// then owns: Sync also fsyncs it, Close and CloseDamaged close it.
+func NewFileWriter(f *os.File, h Header) (*Writer, error) {
+	w, err := NewWriter(f, h)
+	if err != nil {
 		return nil, err
 	}
 	w.f = f
@@ -167,6 +177,29 @@ func (w *Writer) Close() error {
 	if err == nil {
 		err = w.endFrame()
 	}
+	w.closed = true
+	if w.f != nil {
+		if err == nil {
+			if e := w.f.Sync(); e != nil {
+				err = fmt.Errorf("blklog: fsync log: %w", e)
+			}
+		}
+		if e := w.f.Close(); e != nil && err == nil {
+			err = fmt.Errorf("blklog: %w", e)
+		}
+	}
+	return err
+}
+
+// CloseDamaged ends the log without its end record: every record written is
+// readable, and every reader then reports the log as damaged (truncated), so
+// nothing takes it for complete. For a conversion whose input failed part way.
+// Like Close it fsyncs and closes a file the Writer owns.
+func (w *Writer) CloseDamaged() error {
+	if w.closed {
+		return nil
+	}
+	err := w.endFrame()
 	w.closed = true
 	if w.f != nil {
 		if err == nil {
