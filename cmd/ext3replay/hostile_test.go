@@ -125,3 +125,44 @@ func TestImportFailureLeavesNoOutput(t *testing.T) {
 		t.Fatalf("failed import left %v", m)
 	}
 }
+
+// inspect printed guest names raw: an escape sequence reached the terminal and a newline in a
+// name forged a line of the listing. Now they are quoted as the text op format quotes them.
+func TestInspectQuotesNames(t *testing.T) {
+	ext3fstest.Need(t)
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	os.Mkdir(src, 0o755)
+	for _, n := range []string{"evil\x1b[31mred", "two\nlines", "plain"} {
+		if err := os.WriteFile(filepath.Join(src, n), []byte("x"), 0o644); err != nil {
+			t.Skipf("cannot make a file named %q here: %v", n, err)
+		}
+	}
+	os.Symlink("target\x1b[0m", filepath.Join(src, "link"))
+	img := filepath.Join(dir, "img")
+	if out, err := exec.Command("mke2fs", "-q", "-F", "-t", "ext2", "-b", "1024", "-d", src, img, "1M").CombinedOutput(); err != nil {
+		t.Fatalf("mke2fs: %v\n%s", err, out)
+	}
+	out, err := runCLI(t, "inspect", img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.ContainsAny(out, "\x1b") {
+		t.Errorf("raw escape in inspect output:\n%q", out)
+	}
+	for _, want := range []string{`"/evil\x1b[31mred"`, `"/two\nlines"`, " /plain\n", `/link -> "target\x1b[0m"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("inspect output lacks %s:\n%s", want, out)
+		}
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, "lines") {
+			t.Errorf("forged line %q", line)
+		}
+	}
+	// json stays exact.
+	out, err = runCLI(t, "inspect", "--format", "json", img)
+	if err != nil || !strings.Contains(out, `"/evil\u001b[31mred"`) {
+		t.Errorf("json: %v\n%s", err, out)
+	}
+}

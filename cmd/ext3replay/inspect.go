@@ -13,6 +13,7 @@ import (
 
 	"github.com/ext3replay/ext3replay/internal/diskimage"
 	"github.com/ext3replay/ext3replay/pkg/ext3fs"
+	"github.com/ext3replay/ext3replay/pkg/ops"
 )
 
 var inspectFlags struct {
@@ -183,9 +184,9 @@ func runInspect(cmd *cobra.Command, args []string, out io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "INODE\tTYPE\tMODE\tLINKS\tSIZE\tBLOCKS\t\tPATH")
 	for _, f := range files {
-		name := f.Path
+		name := ops.QuotePath(f.Path) // guest names are arbitrary bytes: no escapes reach the terminal
 		if f.Target != "" {
-			name += " -> " + f.Target
+			name += " -> " + ops.QuotePath(f.Target)
 		}
 		if f.Device != "" {
 			name += " [" + f.Device + "]"
