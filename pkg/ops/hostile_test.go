@@ -3,6 +3,8 @@ package ops
 import (
 	"bytes"
 	"encoding/csv"
+	"errors"
+	"math"
 	"strings"
 	"testing"
 )
@@ -97,5 +99,39 @@ func TestTruncateCell(t *testing.T) {
 	want := "a" + strings.Repeat("é", (MaxCellBytes-1)/2) + TruncMarker + "258 bytes]"
 	if got != want {
 		t.Errorf("got %q", got)
+	}
+}
+
+// Two writes of 2^62 bytes each: the sum used to wrap to a negative number ("WRITTEN -2 B",
+// exit 0). Sums now clamp and mark the Volume, and stats and diff refuse to print them.
+func TestSumsOverflow(t *testing.T) {
+	run := []Op{
+		{Seq: 1, Op: Create, Path: "/big", Ino: 12},
+		{Seq: 2, Op: Write, Path: "/big", Ino: 12, Sector: 0, Bytes: 1 << 62, Kind: KindData},
+		{Seq: 3, Op: Write, Path: "/big", Ino: 12, Sector: 8, Bytes: 1 << 62, Kind: KindData},
+	}
+	s := BuildStats(run)
+	if !s.Totals.All.Overflow || s.Totals.All.WriteBytes != math.MaxInt64 {
+		t.Fatalf("totals %+v, want clamped and marked", s.Totals.All)
+	}
+	for _, f := range ReportFormats {
+		var b bytes.Buffer
+		if err := s.WriteStats(&b, f, StatsOptions{}); !errors.Is(err, ErrOverflow) {
+			t.Errorf("stats %s: err %v, output:\n%s", f, err, b.String())
+		}
+	}
+	if _, err := Diff(run, run[:2], DiffOptions{}); !errors.Is(err, ErrOverflow) {
+		t.Errorf("diff: %v", err)
+	}
+	// One write of 2^62 is fine.
+	var b bytes.Buffer
+	if err := BuildStats(run[:2]).WriteStats(&b, "table", StatsOptions{}); err != nil || !strings.Contains(b.String(), "4.0 EiB") {
+		t.Errorf("%v\n%s", err, b.String())
+	}
+	var v Volume
+	v.Merge(Volume{ReadBytes: math.MaxInt64})
+	v.Merge(Volume{ReadBytes: 1})
+	if !v.Overflow || v.ReadBytes != math.MaxInt64 || v.Bytes() != math.MaxInt64 {
+		t.Errorf("merge: %+v", v)
 	}
 }

@@ -174,6 +174,14 @@ func (s *Stats) WriteStats(w io.Writer, format string, o StatsOptions) error {
 	if err != nil {
 		return err
 	}
+	if s.Totals.All.Overflow {
+		return fmt.Errorf("stats: %w", ErrOverflow)
+	}
+	for _, r := range rows {
+		if r.Data.Overflow || r.Metadata.Overflow {
+			return fmt.Errorf("stats: %s: %w", QuotePath(r.Path), ErrOverflow)
+		}
+	}
 	_ = o.Validate() // defaults, already checked by Rows
 	dir := o.By == "dir"
 	switch format {
@@ -254,6 +262,9 @@ func (s *Stats) WriteStats(w io.Writer, format string, o StatsOptions) error {
 			cells = append(cells, strings.Join(r.File.History, ", "), r.File.State)
 		}
 		t.rows = append(t.rows, cells)
+	}
+	if sum.Data.Overflow || sum.Metadata.Overflow {
+		return fmt.Errorf("stats: column totals: %w", ErrOverflow)
 	}
 	t.footer = make([]string, len(t.header))
 	t.footer[0] = fmt.Sprintf("%d of %d files", sum.Files, len(s.Files))
