@@ -18,6 +18,7 @@ import (
 var recordFlags struct {
 	image, log, socket, listen, state string
 	readData, allowRemote             bool
+	handshakeTimeout                  time.Duration
 }
 
 var recordCmd = &cobra.Command{
@@ -53,6 +54,7 @@ func init() {
 	f.StringVar(&recordFlags.listen, "listen", "", "listen on this TCP address (loopback only unless --allow-remote)")
 	f.StringVar(&recordFlags.state, "state", "", "state file: the evolving disk (default: next to the log)")
 	f.BoolVar(&recordFlags.readData, "read-data", false, "also log the payload of reads")
+	f.DurationVar(&recordFlags.handshakeTimeout, "handshake-timeout", blklog.DefaultHandshakeTimeout, "drop a connection that has not finished the NBD negotiation in this time")
 	f.BoolVar(&recordFlags.allowRemote, "allow-remote", false, "allow --listen on a non-loopback address (no authentication!)")
 	rootCmd.AddCommand(recordCmd)
 }
@@ -98,6 +100,17 @@ func runRecord(cmd *cobra.Command, _ []string) error {
 		return &exitError{code: exitUsage, err: fmt.Errorf("record: %w", err)}
 	}
 
+	// A socket left by an earlier run is stale only if nobody answers on it: never take the path
+	// over from a live recorder (or anything else listening), and check before touching any
+	// output, which may be that recorder's.
+	if fl.socket != "" {
+		if st, err := os.Lstat(fl.socket); err == nil && st.Mode()&os.ModeSocket != 0 {
+			if c, err := net.DialTimeout("unix", fl.socket, time.Second); err == nil {
+				c.Close()
+				return usageErr("record: %s is in use: a live server (another recorder?) accepts connections on it", fl.socket)
+			}
+		}
+	}
 	// Listen before the slow state copy fails late on a busy address? No:
 	// the ready line must mean "connect now", so prepare everything first.
 	state, id, err := blklog.PrepareState(fl.image, statePath)
@@ -130,7 +143,7 @@ func runRecord(cmd *cobra.Command, _ []string) error {
 				lw.Close()
 				return usageErr("record: %s exists and is not a socket", fl.socket)
 			}
-			os.Remove(fl.socket) // stale socket of an earlier run
+			os.Remove(fl.socket) // stale: checked above that nobody answers on it
 		}
 		ln, err = net.Listen("unix", fl.socket)
 		where = "unix:" + fl.socket
@@ -146,12 +159,13 @@ func runRecord(cmd *cobra.Command, _ []string) error {
 	}
 
 	rec := &blklog.Recorder{State: state, Size: int64(id.Size), Log: lw, ReadData: fl.readData}
+	sess := &blklog.Session{Rec: rec, HandshakeTimeout: fl.handshakeTimeout,
+		Logf: func(format string, a ...any) { fmt.Fprintf(os.Stderr, format+"\n", a...) }}
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
 	var (
 		mu      sync.Mutex
-		conn    net.Conn
 		sigName string
 	)
 	stop := make(chan struct{})
@@ -161,39 +175,22 @@ func runRecord(cmd *cobra.Command, _ []string) error {
 		case s := <-sigs:
 			mu.Lock()
 			sigName = s.String()
-			if conn != nil {
-				conn.Close() // Serve returns; records so far are kept
-			}
 			mu.Unlock()
-			ln.Close()
+			sess.Stop() // Run returns; records so far are kept
 		case <-stop:
 		}
 	}()
 
 	fmt.Fprintf(os.Stderr, "ext3replay record: ready on %s\n", where)
-	c, err := ln.Accept()
-	ln.Close() // one client only; also unlinks the Unix socket
-	var serveErr error
-	if err == nil {
-		mu.Lock()
-		conn = c
-		stopped := sigName != ""
-		mu.Unlock()
-		if !stopped {
-			serveErr = rec.Serve(c)
-		}
-		c.Close()
-	}
+	// One client: connections that never finish the NBD negotiation are dropped, later ones
+	// are told busy; Run closes the listener (unlinking the Unix socket) before returning.
+	serveErr := sess.Run(ln)
 	mu.Lock()
 	sig := sigName
 	mu.Unlock()
-	if err != nil && sig == "" {
-		serveErr = err
-	}
-	if sig != "" {
-		serveErr = nil // a closed connection is how we stopped it
-	}
-	closeErr := lw.Close()
+	// A failed session (state file or log write failed, e.g. disk full) leaves the log without
+	// its end record, after a mark naming the failure: it must not read as a complete run.
+	closeErr := blklog.FinishLog(lw, serveErr)
 	if err := state.Sync(); err != nil && closeErr == nil {
 		closeErr = fmt.Errorf("fsync state file: %w", err)
 	}

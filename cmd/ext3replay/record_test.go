@@ -324,3 +324,36 @@ func TestRecordRefusesLinksToBase(t *testing.T) {
 		})
 	}
 }
+
+// A second recorder on a live recorder's socket path used to unlink it and take over silently.
+// It now refuses before touching any output (even the same --log), and the first one still
+// serves: its idle check connection is dropped, not taken for the client.
+func TestRecordRefusesLiveSocket(t *testing.T) {
+	dir := t.TempDir()
+	basePath := filepath.Join(dir, "base.img")
+	base := writeBase(t, basePath, 1<<20)
+	sock, logPath := filepath.Join(dir, "s.sock"), filepath.Join(dir, "l.zst")
+	p := startRecord(t, "--image", basePath, "--log", logPath, "--socket", sock)
+	before, _ := os.ReadFile(logPath)
+	cmd := exec.Command(recorderBinary(t), "record", "--image", basePath, "--log", logPath, "--socket", sock)
+	out, _ := cmd.CombinedOutput()
+	if cmd.ProcessState.ExitCode() != exitUsage || !bytes.Contains(out, []byte("in use")) {
+		t.Fatalf("second recorder: exit %d: %s", cmd.ProcessState.ExitCode(), out)
+	}
+	if after, _ := os.ReadFile(logPath); !bytes.Equal(before, after) {
+		t.Fatal("the second recorder touched the first one's log")
+	}
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatalf("first recorder's socket gone: %v", err)
+	}
+	nbdHandshake(t, c)
+	nbdWrite(t, c, 1, 4096, []byte(strings.Repeat("w", 512)))
+	c.Close()
+	if code, rest := p.finish(t); code != 0 {
+		t.Fatalf("first recorder exit %d: %s", code, rest)
+	}
+	if _, n, err := applyLog(t, logPath, base); n != 1 || err != nil {
+		t.Fatalf("%d records, %v", n, err)
+	}
+}
