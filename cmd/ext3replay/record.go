@@ -29,7 +29,17 @@ client — QEMU's own NBD driver — and writes every request it receives, with
 the payload of writes, to a native log (docs/log-format.md). BASE is never
 modified: the disk the guest sees lives in a sparse copy, the state file
 (default: OUT with .zst replaced by .state.img). Before a FLUSH or a FUA
-write is acknowledged, the log so far and the state file are synced.
+write is acknowledged, the log so far and the state file are synced. A raw
+BASE with more than 1 GiB of holes is copied extent by extent
+(SEEK_DATA/SEEK_HOLE) and identified by its size and the hash of its first
+64 KiB only: hashing a 1 TiB hole would delay "ready" by many minutes.
+
+One client is served. A connection that does not finish the NBD negotiation
+within --handshake-timeout is dropped and the recorder waits for the next;
+connections arriving during the session get an NBD error saying busy. A
+socket path on which a live server answers is never taken over. If the
+session fails (e.g. the disk fills), the log ends with a mark naming the
+failure and without its end record, so it reads as damaged.
 
 It prints one line when ready, "ext3replay record: ready on unix:PATH" (or
 tcp:ADDR), and one summary line when the client disconnects or on
