@@ -229,6 +229,9 @@ func TestRecordSignals(t *testing.T) {
 			nbdWrite(t, c, 1, 8192, bytes.Repeat([]byte{2}, 512))
 			p.cmd.Process.Signal(sig)
 			code, rest := p.finish(t)
+			if got, _ := os.ReadFile(filepath.Join(dir, "base.img")); !bytes.Equal(got, base) {
+				t.Fatal("BASE was modified")
+			}
 			img, n, err := applyLog(t, logPath, base)
 			if sig == syscall.SIGTERM {
 				if code != 0 || !strings.Contains(rest, "stopped by terminated") {
