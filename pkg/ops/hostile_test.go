@@ -135,3 +135,13 @@ func TestSumsOverflow(t *testing.T) {
 		t.Errorf("merge: %+v", v)
 	}
 }
+
+// The text op format quotes names (it always did) and now also an anomaly's reason, which can
+// carry bytes from the image.
+func TestTextFormatQuotesReason(t *testing.T) {
+	op := Op{Seq: 1, Op: Anomaly, Path: "/d\x1b[2J", Reason: "entry name \"x\x1b[2J\" is not valid"}
+	line := string(AppendText(nil, &op))
+	if strings.ContainsRune(line, 0x1b) || strings.Count(line, "\n") != 1 {
+		t.Fatalf("%q", line)
+	}
+}

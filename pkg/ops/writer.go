@@ -109,7 +109,7 @@ func appendText(b []byte, op *Op, pad bool) []byte {
 			b = strconv.AppendUint(b, op.Sector, 10)
 		}
 		b = append(b, ": "...)
-		b = append(b, op.Reason...)
+		b = append(b, SafeText(op.Reason)...) // may quote guest bytes (names, strings from the image)
 	default:
 		b = append(b, QuotePath(op.Path)...)
 	}
