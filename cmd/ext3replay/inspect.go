@@ -122,11 +122,24 @@ func runInspect(cmd *cobra.Command, args []string, out io.Writer) error {
 	defer img.Close()
 	sum := summarize(img, fsys)
 	var files []inspectFile
+	// Each inode's blocks are counted once (hard links reuse the count), and distinct inodes
+	// cannot own more blocks together than the file system has: inodes cross-linked to one
+	// huge map would otherwise each be walked in full.
+	counted := map[uint32]uint64{}
+	var owned uint64
 	err = fsys.Walk(func(path string, ino uint32, in *ext3fs.Inode) error {
 		f := inspectFile{Path: path, Ino: ino, Type: in.Type().String(), Mode: fmt.Sprintf("%04o", in.Perm()),
 			Links: in.LinksCount, Size: in.Size, Htree: in.IsHtree()}
-		if err := fsys.WalkBlocks(in, func(ext3fs.BlockRef) error { f.Blocks++; return nil }); err != nil {
-			return fmt.Errorf("%s (inode %d): %w", path, ino, err)
+		if n, ok := counted[ino]; ok {
+			f.Blocks = n
+		} else {
+			if err := fsys.WalkBlocks(in, func(ext3fs.BlockRef) error { f.Blocks++; return nil }); err != nil {
+				return fmt.Errorf("%s (inode %d): %w", path, ino, err)
+			}
+			counted[ino] = f.Blocks
+			if owned += f.Blocks; owned > fsys.SB.BlocksCount {
+				return fmt.Errorf("%s (inode %d): the inodes walked so far map %d blocks, more than the file system's %d (cross-linked block maps)", path, ino, owned, fsys.SB.BlocksCount)
+			}
 		}
 		switch in.Type() {
 		case ext3fs.TypeSymlink:
