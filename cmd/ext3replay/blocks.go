@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ext3replay/ext3replay/pkg/ext3fs"
+	"github.com/ext3replay/ext3replay/pkg/ops"
 	"github.com/ext3replay/ext3replay/pkg/resolver"
 )
 
@@ -149,7 +150,9 @@ func runBlocks(cmd *cobra.Command, args []string, out io.Writer) error {
 		if bi.Inodes != "" {
 			what = append(what, "inodes "+bi.Inodes)
 		}
-		what = append(what, bi.Paths...)
+		for _, p := range bi.Paths {
+			what = append(what, ops.QuotePath(p)) // guest names: no raw escapes on the terminal
+		}
 		if bi.Note != "" {
 			what = append(what, "("+bi.Note+")")
 		}

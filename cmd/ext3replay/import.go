@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/ext3replay/ext3replay/internal/diskimage"
@@ -34,7 +35,10 @@ var importCmd = &cobra.Command{
 
 With --image the output header records the identity of the starting image so
 analyze can refuse a mismatched image. A damaged input is converted up to the
-damage; the command then reports it and exits with status 2.`,
+damage, followed by a mark record naming the damage and without the end
+record, so that analyze and log info report the output damaged too; the
+command exits with status 2. Any other failure leaves no output (it is
+written to a temporary file next to OUT and renamed at the end).`,
 	Example: `  ext3replay import --from dm-log-writes writes.lwlog -o io.log.zst --image disk.img
   ext3replay import --from qemu-trace io.trace --blk 0x564f586a3360 -o io.log.zst`,
 	Args: cobra.ExactArgs(1),
@@ -56,7 +60,7 @@ func runImport(cmd *cobra.Command, args []string) error {
 	if fl.out == "" {
 		return usageErr("import: -o OUT.zst is required")
 	}
-	if abs(fl.out) == abs(in) {
+	if abs(fl.out) == abs(in) || sameFile(fl.out, in) {
 		return usageErr("import: output would overwrite the input")
 	}
 	from := blklog.Format("")
@@ -149,9 +153,23 @@ func runImport(cmd *cobra.Command, args []string) error {
 			return &exitError{code: exitUsage, err: fmt.Errorf("%s: %w", fl.image, err)}
 		}
 	}
-	w, err := blklog.Create(fl.out, h)
+	// Write to a temporary file next to the output and rename it into place at the end: a failed
+	// import leaves no output, and a damaged input leaves one that every reader reports damaged.
+	tmp, err := os.CreateTemp(filepath.Dir(fl.out), "."+filepath.Base(fl.out)+".tmp-*")
 	if err != nil {
 		return &exitError{code: exitUsage, err: err}
+	}
+	tmp.Chmod(0o644) // CreateTemp makes it private; a log is an ordinary output
+	w, err := blklog.NewFileWriter(tmp, h)
+	if err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return &exitError{code: exitUsage, err: err}
+	}
+	fail := func(code int, err error) error {
+		w.CloseDamaged()
+		os.Remove(tmp.Name())
+		return &exitError{code: code, err: err}
 	}
 	var n int64
 	var readErr error
@@ -164,38 +182,48 @@ func runImport(cmd *cobra.Command, args []string) error {
 			readErr = err
 			break
 		}
-		if h.DiskSize != 0 && rec.Type != blklog.TypeFlush && rec.Type != blklog.TypeMark &&
-			rec.Sector*blklog.SectorSize+uint64(rec.Length) > h.DiskSize {
-			w.Close()
-			return &exitError{code: exitUsage, err: fmt.Errorf("import: record %d (%v at sector %d, %d bytes) lies beyond the end of the %d-byte image %s",
-				rec.Index, rec.Type, rec.Sector, rec.Length, h.DiskSize, fl.image)}
+		if err := blklog.CheckDeviceRange(&rec, h.DiskSize); err != nil {
+			return fail(exitUsage, fmt.Errorf("import: %w (image %s)", err, fl.image))
 		}
 		if err := guard.Check(&rec); err != nil {
-			w.Close()
-			os.Remove(fl.out)
-			return &exitError{code: exitUsage, err: fmt.Errorf("import: %w (--image %s)", err, fl.image)}
+			return fail(exitUsage, fmt.Errorf("import: %w (--image %s)", err, fl.image))
 		}
 		if err := w.Write(&rec); err != nil {
-			w.Close()
-			return &exitError{code: exitInternal, err: err}
+			return fail(exitInternal, err)
 		}
 		n++
 		if rec.Type == blklog.TypeFlush {
 			// Frame boundaries at flushes, as the recorder does.
 			if err := w.Flush(); err != nil {
-				w.Close()
-				return &exitError{code: exitInternal, err: err}
+				return fail(exitInternal, err)
 			}
 		}
 	}
-	if err := w.Close(); err != nil {
+	if readErr != nil {
+		// Keep what was converted, followed by a mark saying why it stops, and no end record:
+		// the output reads as damaged right after the mark, as the input is.
+		msg := []byte(fmt.Sprintf("ext3replay import: input damaged after %d records: %v", n, readErr))
+		msg = msg[:min(len(msg), 4096)]
+		if err := w.Write(&blklog.Record{Type: blklog.TypeMark, Length: uint32(len(msg)), Data: msg}); err != nil {
+			return fail(exitInternal, err)
+		}
+		if err := w.CloseDamaged(); err != nil {
+			os.Remove(tmp.Name())
+			return &exitError{code: exitInternal, err: err}
+		}
+	} else if err := w.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return &exitError{code: exitInternal, err: err}
+	}
+	if err := os.Rename(tmp.Name(), fl.out); err != nil {
+		os.Remove(tmp.Name())
 		return &exitError{code: exitInternal, err: err}
 	}
 	fmt.Fprintf(os.Stderr, "ext3replay import: %d records from %s (%s) to %s\n", n, in, ih.Format, fl.out)
 	if readErr != nil {
 		var de *blklog.DamageError
 		if errors.As(readErr, &de) {
-			return &exitError{code: exitUsage, err: fmt.Errorf("import: input damaged, converted the %d records before it: %w", n, readErr)}
+			return &exitError{code: exitUsage, err: fmt.Errorf("import: input damaged, converted the %d records before it to %s, which is marked damaged (no end record): %w", n, fl.out, readErr)}
 		}
 		return &exitError{code: exitUsage, err: readErr}
 	}

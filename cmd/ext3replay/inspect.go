@@ -13,6 +13,7 @@ import (
 
 	"github.com/ext3replay/ext3replay/internal/diskimage"
 	"github.com/ext3replay/ext3replay/pkg/ext3fs"
+	"github.com/ext3replay/ext3replay/pkg/ops"
 )
 
 var inspectFlags struct {
@@ -121,11 +122,24 @@ func runInspect(cmd *cobra.Command, args []string, out io.Writer) error {
 	defer img.Close()
 	sum := summarize(img, fsys)
 	var files []inspectFile
+	// Each inode's blocks are counted once (hard links reuse the count), and distinct inodes
+	// cannot own more blocks together than the file system has: inodes cross-linked to one
+	// huge map would otherwise each be walked in full.
+	counted := map[uint32]uint64{}
+	var owned uint64
 	err = fsys.Walk(func(path string, ino uint32, in *ext3fs.Inode) error {
 		f := inspectFile{Path: path, Ino: ino, Type: in.Type().String(), Mode: fmt.Sprintf("%04o", in.Perm()),
 			Links: in.LinksCount, Size: in.Size, Htree: in.IsHtree()}
-		if err := fsys.WalkBlocks(in, func(ext3fs.BlockRef) error { f.Blocks++; return nil }); err != nil {
-			return fmt.Errorf("%s (inode %d): %w", path, ino, err)
+		if n, ok := counted[ino]; ok {
+			f.Blocks = n
+		} else {
+			if err := fsys.WalkBlocks(in, func(ext3fs.BlockRef) error { f.Blocks++; return nil }); err != nil {
+				return fmt.Errorf("%s (inode %d): %w", path, ino, err)
+			}
+			counted[ino] = f.Blocks
+			if owned += f.Blocks; owned > fsys.SB.BlocksCount {
+				return fmt.Errorf("%s (inode %d): the inodes walked so far map %d blocks, more than the file system's %d (cross-linked block maps)", path, ino, owned, fsys.SB.BlocksCount)
+			}
 		}
 		switch in.Type() {
 		case ext3fs.TypeSymlink:
@@ -183,9 +197,9 @@ func runInspect(cmd *cobra.Command, args []string, out io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "INODE\tTYPE\tMODE\tLINKS\tSIZE\tBLOCKS\t\tPATH")
 	for _, f := range files {
-		name := f.Path
+		name := ops.QuotePath(f.Path) // guest names are arbitrary bytes: no escapes reach the terminal
 		if f.Target != "" {
-			name += " -> " + f.Target
+			name += " -> " + ops.QuotePath(f.Target)
 		}
 		if f.Device != "" {
 			name += " [" + f.Device + "]"

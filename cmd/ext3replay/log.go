@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ext3replay/ext3replay/pkg/blklog"
+	"github.com/ext3replay/ext3replay/pkg/ops"
 	"github.com/spf13/cobra"
 )
 
@@ -127,7 +128,7 @@ func runLogInfo(cmd *cobra.Command, args []string, out io.Writer) error {
 	fmt.Fprintf(w, "file:        %s\n", args[0])
 	fmt.Fprintf(w, "format:      %s version %d\n", h.Format, h.Version)
 	if h.Source != "" {
-		fmt.Fprintf(w, "source:      %s\n", h.Source)
+		fmt.Fprintf(w, "source:      %s\n", ops.SafeText(h.Source))
 	}
 	fmt.Fprintf(w, "sector size: %d\n", h.SectorSize)
 	if h.DiskSize != 0 {

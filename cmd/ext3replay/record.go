@@ -18,6 +18,7 @@ import (
 var recordFlags struct {
 	image, log, socket, listen, state string
 	readData, allowRemote             bool
+	handshakeTimeout                  time.Duration
 }
 
 var recordCmd = &cobra.Command{
@@ -28,7 +29,17 @@ client — QEMU's own NBD driver — and writes every request it receives, with
 the payload of writes, to a native log (docs/log-format.md). BASE is never
 modified: the disk the guest sees lives in a sparse copy, the state file
 (default: OUT with .zst replaced by .state.img). Before a FLUSH or a FUA
-write is acknowledged, the log so far and the state file are synced.
+write is acknowledged, the log so far and the state file are synced. A raw
+BASE with more than 1 GiB of holes is copied extent by extent
+(SEEK_DATA/SEEK_HOLE) and identified by its size and the hash of its first
+64 KiB only: hashing a 1 TiB hole would delay "ready" by many minutes.
+
+One client is served. A connection that does not finish the NBD negotiation
+within --handshake-timeout is dropped and the recorder waits for the next;
+connections arriving during the session get an NBD error saying busy. A
+socket path on which a live server answers is never taken over. If the
+session fails (e.g. the disk fills), the log ends with a mark naming the
+failure and without its end record, so it reads as damaged.
 
 It prints one line when ready, "ext3replay record: ready on unix:PATH" (or
 tcp:ADDR), and one summary line when the client disconnects or on
@@ -53,6 +64,7 @@ func init() {
 	f.StringVar(&recordFlags.listen, "listen", "", "listen on this TCP address (loopback only unless --allow-remote)")
 	f.StringVar(&recordFlags.state, "state", "", "state file: the evolving disk (default: next to the log)")
 	f.BoolVar(&recordFlags.readData, "read-data", false, "also log the payload of reads")
+	f.DurationVar(&recordFlags.handshakeTimeout, "handshake-timeout", blklog.DefaultHandshakeTimeout, "drop a connection that has not finished the NBD negotiation in this time")
 	f.BoolVar(&recordFlags.allowRemote, "allow-remote", false, "allow --listen on a non-loopback address (no authentication!)")
 	rootCmd.AddCommand(recordCmd)
 }
@@ -89,10 +101,26 @@ func runRecord(cmd *cobra.Command, _ []string) error {
 	if statePath == "" {
 		statePath = defaultStatePath(fl.log)
 	}
-	if abs(statePath) == abs(fl.image) || abs(fl.log) == abs(fl.image) || abs(fl.log) == abs(statePath) {
-		return usageErr("record: --image, --log and --state must be three different files")
+	if abs(statePath) == abs(fl.image) || abs(fl.log) == abs(fl.image) || abs(fl.log) == abs(statePath) ||
+		sameFile(statePath, fl.image) || sameFile(fl.log, fl.image) || sameFile(fl.log, statePath) {
+		return usageErr("record: --image, --log and --state must be three different files (compared by device and inode: a link to BASE is BASE)")
+	}
+	baseInfo, err := os.Stat(fl.image)
+	if err != nil {
+		return &exitError{code: exitUsage, err: fmt.Errorf("record: %w", err)}
 	}
 
+	// A socket left by an earlier run is stale only if nobody answers on it: never take the path
+	// over from a live recorder (or anything else listening), and check before touching any
+	// output, which may be that recorder's.
+	if fl.socket != "" {
+		if st, err := os.Lstat(fl.socket); err == nil && st.Mode()&os.ModeSocket != 0 {
+			if c, err := net.DialTimeout("unix", fl.socket, time.Second); err == nil {
+				c.Close()
+				return usageErr("record: %s is in use: a live server (another recorder?) accepts connections on it", fl.socket)
+			}
+		}
+	}
 	// Listen before the slow state copy fails late on a busy address? No:
 	// the ready line must mean "connect now", so prepare everything first.
 	state, id, err := blklog.PrepareState(fl.image, statePath)
@@ -101,12 +129,18 @@ func runRecord(cmd *cobra.Command, _ []string) error {
 	}
 	defer state.Close()
 	start := time.Now()
+	stateInfo, err := state.Stat()
+	if err != nil {
+		return &exitError{code: exitInternal, err: fmt.Errorf("record: %w", err)}
+	}
+	// Create checks again on the opened file, before truncating it: the checks
+	// above compare paths that could have changed since.
 	lw, err := blklog.Create(fl.log, blklog.Header{
 		DiskSize:    id.Size,
 		Image:       id,
 		StartUnixNS: start.UnixNano(),
 		Source:      "ext3replay record " + version + " (NBD)",
-	})
+	}, baseInfo, stateInfo)
 	if err != nil {
 		return &exitError{code: exitUsage, err: err}
 	}
@@ -119,7 +153,7 @@ func runRecord(cmd *cobra.Command, _ []string) error {
 				lw.Close()
 				return usageErr("record: %s exists and is not a socket", fl.socket)
 			}
-			os.Remove(fl.socket) // stale socket of an earlier run
+			os.Remove(fl.socket) // stale: checked above that nobody answers on it
 		}
 		ln, err = net.Listen("unix", fl.socket)
 		where = "unix:" + fl.socket
@@ -135,12 +169,13 @@ func runRecord(cmd *cobra.Command, _ []string) error {
 	}
 
 	rec := &blklog.Recorder{State: state, Size: int64(id.Size), Log: lw, ReadData: fl.readData}
+	sess := &blklog.Session{Rec: rec, HandshakeTimeout: fl.handshakeTimeout,
+		Logf: func(format string, a ...any) { fmt.Fprintf(os.Stderr, format+"\n", a...) }}
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
 	var (
 		mu      sync.Mutex
-		conn    net.Conn
 		sigName string
 	)
 	stop := make(chan struct{})
@@ -150,39 +185,22 @@ func runRecord(cmd *cobra.Command, _ []string) error {
 		case s := <-sigs:
 			mu.Lock()
 			sigName = s.String()
-			if conn != nil {
-				conn.Close() // Serve returns; records so far are kept
-			}
 			mu.Unlock()
-			ln.Close()
+			sess.Stop() // Run returns; records so far are kept
 		case <-stop:
 		}
 	}()
 
 	fmt.Fprintf(os.Stderr, "ext3replay record: ready on %s\n", where)
-	c, err := ln.Accept()
-	ln.Close() // one client only; also unlinks the Unix socket
-	var serveErr error
-	if err == nil {
-		mu.Lock()
-		conn = c
-		stopped := sigName != ""
-		mu.Unlock()
-		if !stopped {
-			serveErr = rec.Serve(c)
-		}
-		c.Close()
-	}
+	// One client: connections that never finish the NBD negotiation are dropped, later ones
+	// are told busy; Run closes the listener (unlinking the Unix socket) before returning.
+	serveErr := sess.Run(ln)
 	mu.Lock()
 	sig := sigName
 	mu.Unlock()
-	if err != nil && sig == "" {
-		serveErr = err
-	}
-	if sig != "" {
-		serveErr = nil // a closed connection is how we stopped it
-	}
-	closeErr := lw.Close()
+	// A failed session (state file or log write failed, e.g. disk full) leaves the log without
+	// its end record, after a mark naming the failure: it must not read as a complete run.
+	closeErr := blklog.FinishLog(lw, serveErr)
 	if err := state.Sync(); err != nil && closeErr == nil {
 		closeErr = fmt.Errorf("fsync state file: %w", err)
 	}
@@ -217,4 +235,15 @@ func abs(p string) string {
 		return p
 	}
 	return a
+}
+
+// sameFile reports whether paths a and b both exist and are the same file
+// (device and inode), whatever links lead to them.
+func sameFile(a, b string) bool {
+	sa, err := os.Stat(a)
+	if err != nil {
+		return false
+	}
+	sb, err := os.Stat(b)
+	return err == nil && os.SameFile(sa, sb)
 }

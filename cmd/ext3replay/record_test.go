@@ -229,6 +229,9 @@ func TestRecordSignals(t *testing.T) {
 			nbdWrite(t, c, 1, 8192, bytes.Repeat([]byte{2}, 512))
 			p.cmd.Process.Signal(sig)
 			code, rest := p.finish(t)
+			if got, _ := os.ReadFile(filepath.Join(dir, "base.img")); !bytes.Equal(got, base) {
+				t.Fatal("BASE was modified")
+			}
 			img, n, err := applyLog(t, logPath, base)
 			if sig == syscall.SIGTERM {
 				if code != 0 || !strings.Contains(rest, "stopped by terminated") {
@@ -272,6 +275,88 @@ func TestRecordRefusesRemoteListen(t *testing.T) {
 	}
 	base, _ := os.ReadFile(filepath.Join(dir, "base.img"))
 	if _, n, err := applyLog(t, filepath.Join(dir, "l.zst"), base); n != 0 || err != nil {
+		t.Fatalf("%d records, %v", n, err)
+	}
+}
+
+// A --log or --state that is BASE through a symlink or a hard link is
+// refused before anything is written: BASE keeps every byte.
+func TestRecordRefusesLinksToBase(t *testing.T) {
+	for _, tc := range []struct {
+		name, flag string
+		link       func(old, new string) error
+	}{
+		{"log symlink", "--log", os.Symlink},
+		{"log hard link", "--log", os.Link},
+		{"state symlink", "--state", os.Symlink},
+		{"state hard link", "--state", os.Link},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			basePath := filepath.Join(dir, "base.img")
+			want := writeBase(t, basePath, 1<<20)
+			link := filepath.Join(dir, "link")
+			if err := tc.link(basePath, link); err != nil {
+				t.Fatal(err)
+			}
+			args := []string{"record", "--image", basePath, "--socket", filepath.Join(dir, "s.sock")}
+			if tc.flag == "--log" {
+				args = append(args, "--log", link)
+			} else {
+				args = append(args, "--log", filepath.Join(dir, "l.zst"), "--state", link)
+			}
+			cmd := exec.Command(recorderBinary(t), args...)
+			cmd.Stdin = nil
+			done := make(chan struct{})
+			var out []byte
+			go func() { out, _ = cmd.CombinedOutput(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(20 * time.Second):
+				cmd.Process.Kill()
+				<-done
+				t.Fatal("record did not refuse (it started serving)")
+			}
+			if cmd.ProcessState.ExitCode() != exitUsage || !bytes.Contains(out, []byte("different files")) {
+				t.Fatalf("exit %d: %s", cmd.ProcessState.ExitCode(), out)
+			}
+			got, err := os.ReadFile(basePath)
+			if err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("BASE changed (%d bytes, %v)", len(got), err)
+			}
+		})
+	}
+}
+
+// A second recorder on a live recorder's socket path used to unlink it and take over silently.
+// It now refuses before touching any output (even the same --log), and the first one still
+// serves: its idle check connection is dropped, not taken for the client.
+func TestRecordRefusesLiveSocket(t *testing.T) {
+	dir := t.TempDir()
+	basePath := filepath.Join(dir, "base.img")
+	base := writeBase(t, basePath, 1<<20)
+	sock, logPath := filepath.Join(dir, "s.sock"), filepath.Join(dir, "l.zst")
+	p := startRecord(t, "--image", basePath, "--log", logPath, "--socket", sock)
+	before, _ := os.ReadFile(logPath)
+	cmd := exec.Command(recorderBinary(t), "record", "--image", basePath, "--log", logPath, "--socket", sock)
+	out, _ := cmd.CombinedOutput()
+	if cmd.ProcessState.ExitCode() != exitUsage || !bytes.Contains(out, []byte("in use")) {
+		t.Fatalf("second recorder: exit %d: %s", cmd.ProcessState.ExitCode(), out)
+	}
+	if after, _ := os.ReadFile(logPath); !bytes.Equal(before, after) {
+		t.Fatal("the second recorder touched the first one's log")
+	}
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatalf("first recorder's socket gone: %v", err)
+	}
+	nbdHandshake(t, c)
+	nbdWrite(t, c, 1, 4096, []byte(strings.Repeat("w", 512)))
+	c.Close()
+	if code, rest := p.finish(t); code != 0 {
+		t.Fatalf("first recorder exit %d: %s", code, rest)
+	}
+	if _, n, err := applyLog(t, logPath, base); n != 1 || err != nil {
 		t.Fatalf("%d records, %v", n, err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -376,5 +377,42 @@ func TestLargeRecords(t *testing.T) {
 	}
 	for i := range recs {
 		sameRecord(t, i, got[i], recs[i])
+	}
+}
+
+// Sector*512 used to wrap: a write at sector 2^55+32 read back as a write at byte 16384, exit
+// 0. A record whose byte range overflows, or passes the header's disk size, is damage naming
+// the record; CheckDeviceRange says the same to consumers that know the image.
+func TestNativeRecordRange(t *testing.T) {
+	data := bytes.Repeat([]byte{7}, 4096)
+	good := Record{Type: TypeWrite, Sector: 8, Length: 4096, Data: data}
+	for _, c := range []struct {
+		bad  Record
+		want string
+	}{
+		{Record{Type: TypeWrite, Sector: 1<<55 + 32, Length: 4096, Data: data}, "overflows"},
+		{Record{Type: TypeRead, Sector: 1<<54 - 1, Length: 4096}, "overflows"},
+		{Record{Type: TypeWrite, Sector: (1 << 30) / SectorSize, Length: 4096, Data: data}, "beyond the end of the 1073741824-byte device"},
+		{Record{Type: TypeDiscard, Sector: (1<<30)/SectorSize - 1, Length: 1024}, "beyond the end"},
+	} {
+		_, recs, err := readAll(t, writeLog(t, []Record{good, c.bad, good}, 0))
+		var de *DamageError
+		var re *RangeError
+		if len(recs) != 1 || !errors.As(err, &de) || de.Record != 1 || !errors.As(err, &re) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v at sector %d: %d records, %v", c.bad.Type, c.bad.Sector, len(recs), err)
+		}
+		if err := CheckDeviceRange(&c.bad, 1<<30); err == nil {
+			t.Errorf("CheckDeviceRange accepted %v at sector %d", c.bad.Type, c.bad.Sector)
+		}
+	}
+	// The last sector of the device is inside; flushes and marks cover nothing.
+	for _, r := range []Record{
+		{Type: TypeWrite, Sector: (1<<30)/SectorSize - 8, Length: 4096},
+		{Type: TypeFlush, Sector: 1 << 60},
+		{Type: TypeMark, Sector: 1 << 60},
+	} {
+		if err := CheckDeviceRange(&r, 1<<30); err != nil {
+			t.Errorf("%v: %v", r.Type, err)
+		}
 	}
 }

@@ -48,8 +48,12 @@ type dmLogReader struct {
 	buf        []byte
 	pending    []Record // records produced by one entry, not yet returned
 	pendingBuf []byte
-	err        error
-	compressed bool
+	// The rest of a discard entry, returned in pieces of at most
+	// maxDiscardRecord bytes after pending: generated one at a time, so a
+	// huge discard costs no memory.
+	discSector, discLeft uint64
+	err                  error
+	compressed           bool
 }
 
 func newDMLogReader(r io.Reader, name string) (*dmLogReader, error) {
@@ -96,8 +100,17 @@ func (dr *dmLogReader) damage(err error) error {
 	return dr.err
 }
 
+// maxDiscardRecord is the largest piece a discard entry is split into
+// (Record.Length is 32 bits); sector-aligned.
+const maxDiscardRecord = 1 << 31
+
+// maxDiscardEntry bounds one discard entry: no block layer issues a larger
+// single discard (a Linux bio holds under 4 GiB; virtio-blk counts 2^32
+// sectors of 512 bytes), so anything beyond is damage, not a disk.
+const maxDiscardEntry = 1 << 41
+
 func (dr *dmLogReader) Next() (Record, error) {
-	for len(dr.pending) == 0 {
+	for len(dr.pending) == 0 && dr.discLeft == 0 {
 		if dr.err != nil {
 			return Record{}, dr.err
 		}
@@ -105,8 +118,16 @@ func (dr *dmLogReader) Next() (Record, error) {
 			return Record{}, err
 		}
 	}
-	r := dr.pending[0]
-	dr.pending = dr.pending[1:]
+	var r Record
+	if len(dr.pending) > 0 {
+		r = dr.pending[0]
+		dr.pending = dr.pending[1:]
+	} else {
+		k := min(dr.discLeft, maxDiscardRecord)
+		r = Record{Type: TypeDiscard, Sector: dr.discSector, Length: uint32(k)}
+		dr.discSector += k / SectorSize
+		dr.discLeft -= k
+	}
 	r.Index = dr.n
 	dr.n++
 	return r, nil
@@ -140,8 +161,9 @@ func (dr *dmLogReader) readEntry() error {
 		return dr.damage(fmt.Errorf("unknown flags %#x", flags))
 	}
 	unit := uint64(dr.ss / SectorSize)
-	if nr > (1<<63)/uint64(dr.ss) || sector > (1<<63)/uint64(dr.ss) {
-		return dr.damage(fmt.Errorf("sector %d + %d sectors out of range", sector, nr))
+	// The whole byte range must be addressable: the end below MaxDeviceBytes.
+	if nr > MaxDeviceBytes/uint64(dr.ss) || sector > MaxDeviceBytes/uint64(dr.ss)-nr {
+		return dr.damage(fmt.Errorf("sector %d + %d sectors of %d bytes: byte range beyond %d", sector, nr, dr.ss, uint64(MaxDeviceBytes)))
 	}
 	bytes := nr * uint64(dr.ss)
 	dr.pending = dr.pending[:0]
@@ -154,17 +176,14 @@ func (dr *dmLogReader) readEntry() error {
 		dr.pendingBuf = append(dr.pendingBuf[:0], dr.sec[dmEntrySize:dmEntrySize+dlen]...)
 		dr.pending = append(dr.pending, Record{Type: TypeMark, Length: uint32(dlen), Data: dr.pendingBuf})
 	case flags&DMLogDiscard != 0:
+		if bytes > maxDiscardEntry {
+			return dr.damage(fmt.Errorf("discard of %d bytes at sector %d exceeds the largest single discard, %d bytes", bytes, sector, uint64(maxDiscardEntry)))
+		}
 		if flags&DMLogFlush != 0 {
 			dr.pending = append(dr.pending, Record{Type: TypeFlush})
 		}
-		s := sector * unit
-		for left := bytes; left > 0; {
-			// A discard can exceed Record.Length's range: split it.
-			k := min(left, 1<<31)
-			dr.pending = append(dr.pending, Record{Type: TypeDiscard, Sector: s, Length: uint32(k)})
-			s += k / SectorSize
-			left -= k
-		}
+		// Returned by Next in pieces: a discard can exceed Record.Length's range.
+		dr.discSector, dr.discLeft = sector*unit, bytes
 	case nr == 0:
 		if flags&DMLogFlush == 0 && flags&DMLogFUA == 0 {
 			return dr.damage(fmt.Errorf("empty entry at sector %d with flags %#x", sector, flags))

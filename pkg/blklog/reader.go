@@ -373,6 +373,11 @@ func (nr *nativeReader) Next() (Record, error) {
 	if err := checkRecord(&r); err != nil {
 		return Record{}, nr.damage(err)
 	}
+	// The recorder refuses requests outside the disk without logging them, so a
+	// record beyond the header's disk size (or beyond any offset) is damage.
+	if err := CheckDeviceRange(&r, nr.hdr.DiskSize); err != nil {
+		return Record{}, nr.damage(err)
+	}
 	nr.off += recHeaderSize + int64(dlen)
 	nr.n++
 	return r, nil

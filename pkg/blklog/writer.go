@@ -53,15 +53,27 @@ func NewWriter(w io.Writer, h Header) (*Writer, error) {
 }
 
 // Create creates (truncates) the file path and starts a native log in it.
-// Sync then also fsyncs the file, and Close closes it.
-func Create(path string, h Header) (*Writer, error) {
-	f, err := os.Create(path)
+// Sync then also fsyncs the file, and Close closes it. If path, once opened,
+// is the same file (device and inode: through a symlink or a hard link) as
+// one of protect, Create refuses before truncating anything.
+func Create(path string, h Header, protect ...os.FileInfo) (*Writer, error) {
+	f, err := OpenTruncateExcept(path, protect...)
 	if err != nil {
-		return nil, fmt.Errorf("blklog: %w", err)
+		return nil, err
 	}
-	w, err := NewWriter(f, h)
+	w, err := NewFileWriter(f, h)
 	if err != nil {
 		f.Close()
+		return nil, err
+	}
+	return w, nil
+}
+
+// NewFileWriter starts a native log in the empty file f, which the Writer
+// then owns: Sync also fsyncs it, Close and CloseDamaged close it.
+func NewFileWriter(f *os.File, h Header) (*Writer, error) {
+	w, err := NewWriter(f, h)
+	if err != nil {
 		return nil, err
 	}
 	w.f = f
@@ -177,4 +189,66 @@ func (w *Writer) Close() error {
 		}
 	}
 	return err
+}
+
+// CloseDamaged ends the log without its end record: every record written is
+// readable, and every reader then reports the log as damaged (truncated), so
+// nothing takes it for complete. For a conversion whose input failed part way.
+// Like Close it fsyncs and closes a file the Writer owns.
+func (w *Writer) CloseDamaged() error {
+	if w.closed {
+		return nil
+	}
+	err := w.endFrame()
+	w.closed = true
+	if w.f != nil {
+		if err == nil {
+			if e := w.f.Sync(); e != nil {
+				err = fmt.Errorf("blklog: fsync log: %w", e)
+			}
+		}
+		if e := w.f.Close(); e != nil && err == nil {
+			err = fmt.Errorf("blklog: %w", e)
+		}
+	}
+	return err
+}
+
+// OpenTruncateExcept opens path for writing, creating it if needed, and
+// truncates it, unless the opened file is the same file as one of protect
+// (os.SameFile: device and inode, so a symlink or hard link to a protected
+// file is caught). The check is made on the opened descriptor before the
+// truncation, so nothing can swap the path in between.
+func OpenTruncateExcept(path string, protect ...os.FileInfo) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("blklog: %w", err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("blklog: %w", err)
+	}
+	for _, p := range protect {
+		if p != nil && os.SameFile(st, p) {
+			f.Close()
+			return nil, &ProtectedFileError{Path: path, Other: p.Name()}
+		}
+	}
+	if err := f.Truncate(0); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("blklog: %w", err)
+	}
+	return f, nil
+}
+
+// ProtectedFileError is an output path that is (a link to) a file that must
+// not be written, such as the recorder's base image.
+type ProtectedFileError struct {
+	Path  string // the output path given
+	Other string // base name of the protected file
+}
+
+func (e *ProtectedFileError) Error() string {
+	return fmt.Sprintf("blklog: %s is the same file as %s (a link to it?); refusing to overwrite it", e.Path, e.Other)
 }

@@ -229,15 +229,20 @@ var ErrStop = errors.New("ext3fs: stop walk")
 // nodes) before the blocks they map, in logical order; holes are skipped. The xattr block
 // (FileACL) is not included: it can be shared between inodes. Inodes whose i_block holds no
 // pointers (fast symlinks, devices, FIFOs, sockets, inline data) own no blocks.
+//
+// A hostile map cannot make the walk run away: a map block (indirect block or extent node)
+// reached twice in one inode's map is a loop or a cross-link, and an inode cannot own more blocks
+// than the file system has; both end the walk with a *FormatError at the offending pointer.
 func (fs *FS) WalkBlocks(in *Inode, fn func(BlockRef) error) error {
 	if !in.HasBlocks() {
 		return nil
 	}
+	w := &blockWalk{fs: fs, fn: fn, limit: fs.SB.BlocksCount - uint64(fs.SB.FirstDataBlock)}
 	var err error
 	if in.UsesExtents() {
-		err = fs.walkExtents(in.BlockBytes[:], -1, 0, in.Pos, fn)
+		err = w.extents(in.BlockBytes[:], -1, 0, in.Pos)
 	} else {
-		err = fs.walkMap(in, fn)
+		err = w.blockMap(in)
 	}
 	if err == ErrStop {
 		return nil
@@ -252,13 +257,46 @@ func (fs *FS) checkPtr(p uint64, st string, off int64) error {
 	return nil
 }
 
-func (fs *FS) walkMap(in *Inode, fn func(BlockRef) error) error {
+// blockWalk is the state of one WalkBlocks: the map blocks seen so far and the count of blocks
+// reported, which bound the work whatever the map holds.
+type blockWalk struct {
+	fs    *FS
+	fn    func(BlockRef) error
+	bufs  [3][]byte           // one buffer per indirect level
+	maps  map[uint64]struct{} // map blocks visited
+	n     uint64              // blocks reported
+	limit uint64              // blocks in the file system
+}
+
+// emit reports r, found through the pointer at byte off of the device.
+func (w *blockWalk) emit(r BlockRef, st string, off int64) error {
+	if w.n++; w.n > w.limit {
+		return formatErr(st, off, "the inode maps more than %d blocks, all the file system has (a map loop or a cross-linked map)", w.limit)
+	}
+	return w.fn(r)
+}
+
+// enterMap reports map block r and records it; a map block seen before in this walk is a loop.
+func (w *blockWalk) enterMap(r BlockRef, st string, off int64) error {
+	if w.maps == nil {
+		w.maps = make(map[uint64]struct{})
+	}
+	if _, ok := w.maps[r.Phys]; ok {
+		return formatErr(st, off, "%s block %d is already part of this inode's map (a loop or a cross-linked map)", r.Kind, r.Phys)
+	}
+	w.maps[r.Phys] = struct{}{}
+	return w.emit(r, st, off)
+}
+
+func (w *blockWalk) blockMap(in *Inode) error {
+	fs := w.fs
 	for i := 0; i < NDirBlocks; i++ {
 		if p := in.Block[i]; p != 0 {
-			if err := fs.checkPtr(uint64(p), "inode i_block", in.Pos+int64(0x28+4*i)); err != nil {
+			off := in.Pos + int64(0x28+4*i)
+			if err := fs.checkPtr(uint64(p), "inode i_block", off); err != nil {
 				return err
 			}
-			if err := fn(BlockRef{BlockData, uint64(i), uint64(p)}); err != nil {
+			if err := w.emit(BlockRef{BlockData, uint64(i), uint64(p)}, "inode i_block", off); err != nil {
 				return err
 			}
 		}
@@ -266,13 +304,13 @@ func (fs *FS) walkMap(in *Inode, fn func(BlockRef) error) error {
 	per := uint64(fs.bs / 4)
 	logical := uint64(NDirBlocks)
 	span := per // file blocks mapped by one pointer at this level's top
-	bufs := make([][]byte, 3)
 	for level := 1; level <= 3; level++ {
 		if p := in.Block[NDirBlocks+level-1]; p != 0 {
-			if err := fs.checkPtr(uint64(p), "inode i_block", in.Pos+int64(0x28+4*(NDirBlocks+level-1))); err != nil {
+			off := in.Pos + int64(0x28+4*(NDirBlocks+level-1))
+			if err := fs.checkPtr(uint64(p), "inode i_block", off); err != nil {
 				return err
 			}
-			if err := fs.walkInd(uint64(p), level, logical, bufs, fn); err != nil {
+			if err := w.ind(uint64(p), level, logical, "inode i_block", off); err != nil {
 				return err
 			}
 		}
@@ -284,15 +322,17 @@ func (fs *FS) walkMap(in *Inode, fn func(BlockRef) error) error {
 
 var indKinds = [...]BlockKind{0, BlockInd, BlockDInd, BlockTInd}
 
-// walkInd visits an indirect block of the given level (1 = IND) mapping file blocks from logical.
-func (fs *FS) walkInd(blk uint64, level int, logical uint64, bufs [][]byte, fn func(BlockRef) error) error {
-	if err := fn(BlockRef{indKinds[level], logical, blk}); err != nil {
+// ind visits an indirect block of the given level (1 = IND) mapping file blocks from logical,
+// reached through the pointer at byte off (in structure st).
+func (w *blockWalk) ind(blk uint64, level int, logical uint64, st string, off int64) error {
+	fs := w.fs
+	if err := w.enterMap(BlockRef{indKinds[level], logical, blk}, st, off); err != nil {
 		return err
 	}
-	if bufs[level-1] == nil {
-		bufs[level-1] = make([]byte, fs.bs)
+	if w.bufs[level-1] == nil {
+		w.bufs[level-1] = make([]byte, fs.bs)
 	}
-	buf := bufs[level-1]
+	buf := w.bufs[level-1]
 	if err := fs.ReadBlock(blk, buf); err != nil {
 		return err
 	}
@@ -302,29 +342,33 @@ func (fs *FS) walkInd(blk uint64, level int, logical uint64, bufs [][]byte, fn f
 		span *= uint64(per)
 	}
 	ptrs := ParseIndirect(buf)
-	st := indKinds[level].String() + " block"
+	st = indKinds[level].String() + " block"
 	for i, p := range ptrs {
 		if p == 0 {
 			continue
 		}
-		if err := fs.checkPtr(uint64(p), st, int64(blk)*int64(fs.bs)+int64(4*i)); err != nil {
+		poff := int64(blk)*int64(fs.bs) + int64(4*i)
+		if err := fs.checkPtr(uint64(p), st, poff); err != nil {
 			return err
 		}
 		lb := logical + uint64(i)*span
 		if level == 1 {
-			if err := fn(BlockRef{BlockData, lb, uint64(p)}); err != nil {
+			if err := w.emit(BlockRef{BlockData, lb, uint64(p)}, st, poff); err != nil {
 				return err
 			}
-		} else if err := fs.walkInd(uint64(p), level-1, lb, bufs, fn); err != nil {
+		} else if err := w.ind(uint64(p), level-1, lb, st, poff); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// walkExtents visits the extent node in b; wantDepth is the depth the parent promised (-1 for the
-// root), nodeBlk the node's physical block (0 for the root, used in error offsets).
-func (fs *FS) walkExtents(b []byte, wantDepth int, nodeBlk uint64, inodePos int64, fn func(BlockRef) error) error {
+// extents visits the extent node in b; wantDepth is the depth the parent promised (-1 for the
+// root), nodeBlk the node's physical block (0 for the root, used in error offsets). Depth falls
+// by one at each level and is at most maxExtentDepth, so the recursion is bounded; a node reached
+// twice is caught by enterMap.
+func (w *blockWalk) extents(b []byte, wantDepth int, nodeBlk uint64, inodePos int64) error {
+	fs := w.fs
 	base := int64(nodeBlk) * int64(fs.bs)
 	if nodeBlk == 0 {
 		base = inodePos + 0x28 // i_block in the inode
@@ -344,14 +388,15 @@ func (fs *FS) walkExtents(b []byte, wantDepth int, nodeBlk uint64, inodePos int6
 		if e.Len == 0 {
 			continue
 		}
-		if err := fs.checkPtr(e.Start, "extent", base+12+12*int64(i)); err != nil {
+		off := base + 12 + 12*int64(i)
+		if err := fs.checkPtr(e.Start, "extent", off); err != nil {
 			return err
 		}
-		if err := fs.checkPtr(e.Start+uint64(e.Len)-1, "extent", base+12+12*int64(i)); err != nil {
+		if err := fs.checkPtr(e.Start+uint64(e.Len)-1, "extent", off); err != nil {
 			return err
 		}
 		for j := uint64(0); j < uint64(e.Len); j++ {
-			if err := fn(BlockRef{BlockData, uint64(e.Block) + j, e.Start + j}); err != nil {
+			if err := w.emit(BlockRef{BlockData, uint64(e.Block) + j, e.Start + j}, "extent", off); err != nil {
 				return err
 			}
 		}
@@ -361,16 +406,17 @@ func (fs *FS) walkExtents(b []byte, wantDepth int, nodeBlk uint64, inodePos int6
 	}
 	buf := make([]byte, fs.bs)
 	for i, x := range idx {
-		if err := fs.checkPtr(x.Leaf, "extent index", base+12+12*int64(i)); err != nil {
+		off := base + 12 + 12*int64(i)
+		if err := fs.checkPtr(x.Leaf, "extent index", off); err != nil {
 			return err
 		}
-		if err := fn(BlockRef{BlockExtent, uint64(x.Block), x.Leaf}); err != nil {
+		if err := w.enterMap(BlockRef{BlockExtent, uint64(x.Block), x.Leaf}, "extent index", off); err != nil {
 			return err
 		}
 		if err := fs.ReadBlock(x.Leaf, buf); err != nil {
 			return err
 		}
-		if err := fs.walkExtents(buf, int(h.Depth)-1, x.Leaf, 0, fn); err != nil {
+		if err := w.extents(buf, int(h.Depth)-1, x.Leaf, 0); err != nil {
 			return err
 		}
 	}

@@ -123,6 +123,9 @@ func Diff(a, b []Op, o DiffOptions) (*DiffReport, error) {
 		a, b = withoutReads(a), withoutReads(b)
 	}
 	ta, tb := track(a), track(b)
+	if ta.totals.All.Overflow || tb.totals.All.Overflow {
+		return nil, fmt.Errorf("diff: %w", ErrOverflow)
+	}
 	r := &DiffReport{Threshold: o.Threshold, MinBytes: o.MinBytes, WritesOnly: o.WritesOnly,
 		OnlyA: []NSDiff{}, OnlyB: []NSDiff{}, Order: []OrderDiff{}, Tree: []TreeDiff{}, Files: []IODiff{}, Kinds: []IODiff{}}
 	r.A, r.B = runTotals(ta), runTotals(tb)
@@ -460,7 +463,7 @@ func fileDiffs(ta, tb *tracker, o DiffOptions, explain func(...string) string) (
 
 // sub returns v minus u.
 func sub(v, u Volume) Volume {
-	return Volume{v.Reads - u.Reads, v.ReadBytes - u.ReadBytes, v.Writes - u.Writes, v.WriteBytes - u.WriteBytes}
+	return Volume{Reads: v.Reads - u.Reads, ReadBytes: v.ReadBytes - u.ReadBytes, Writes: v.Writes - u.Writes, WriteBytes: v.WriteBytes - u.WriteBytes}
 }
 
 // kindDiffs compares volumes per kind. Flags are computed without the I/O

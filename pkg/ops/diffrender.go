@@ -59,7 +59,7 @@ func (r *DiffReport) WriteDiff(w io.Writer, format string) error {
 	if len(r.Order) > 0 {
 		t := &table{header: []string{"FILE", "ORDER IN A", "ORDER IN B"}}
 		for _, d := range r.Order {
-			t.rows = append(t.rows, []string{d.Path, strings.Join(d.A, "; "), strings.Join(d.B, "; ")})
+			t.rows = append(t.rows, []string{QuotePath(d.Path), strings.Join(d.A, "; "), strings.Join(d.B, "; ")})
 		}
 		p.table(t)
 	}
@@ -75,7 +75,7 @@ func (r *DiffReport) WriteDiff(w io.Writer, format string) error {
 	if len(r.Tree) > 0 {
 		t := &table{header: []string{"PATH", "A", "B", "EXPLAINED BY"}}
 		for _, d := range r.Tree {
-			t.rows = append(t.rows, []string{d.Path, d.A, d.B, d.ExplainedBy})
+			t.rows = append(t.rows, []string{QuotePath(d.Path), d.A, d.B, d.ExplainedBy})
 		}
 		p.table(t)
 	}
@@ -106,7 +106,7 @@ func (r *DiffReport) WriteDiff(w io.Writer, format string) error {
 		}
 		for _, d := range shown {
 			ma, mb := d.AMeta.Bytes(), d.BMeta.Bytes()
-			t.rows = append(t.rows, []string{d.Name,
+			t.rows = append(t.rows, []string{QuotePath(d.Name),
 				HumanBytes(d.A.ReadBytes), HumanBytes(d.B.ReadBytes), pct(d.ReadChange, d.A.ReadBytes, d.B.ReadBytes),
 				HumanBytes(d.A.WriteBytes), HumanBytes(d.B.WriteBytes), pct(d.WriteChange, d.A.WriteBytes, d.B.WriteBytes),
 				HumanBytes(ma), HumanBytes(mb), pct(d.MetaChange, ma, mb), flagText(d)})

@@ -34,6 +34,17 @@ type table struct {
 	right  []bool
 }
 
+// safeCells returns the cells as a human table shows them: non-printable text quoted (SafeText),
+// long cells cut (TruncateCell). Callers quote paths themselves (QuotePath); this is the last
+// guard for every cell of every table.
+func safeCells(cells []string) []string {
+	out := make([]string, len(cells))
+	for i, c := range cells {
+		out[i] = TruncateCell(SafeText(c))
+	}
+	return out
+}
+
 func (t *table) render(w io.Writer, format string) error {
 	align := make([]tw.Align, len(t.header))
 	for i := range align {
@@ -58,14 +69,14 @@ func (t *table) render(w io.Writer, format string) error {
 		tablewriter.WithRowAutoWrap(tw.WrapNone),
 		tablewriter.WithHeaderAutoWrap(tw.WrapNone),
 	)
-	tbl.Header(toAny(t.header)...)
+	tbl.Header(toAny(safeCells(t.header))...)
 	for _, row := range t.rows {
-		if err := tbl.Append(row); err != nil {
+		if err := tbl.Append(safeCells(row)); err != nil {
 			return err
 		}
 	}
 	if len(t.footer) > 0 {
-		tbl.Footer(toAny(t.footer)...)
+		tbl.Footer(toAny(safeCells(t.footer))...)
 	}
 	return tbl.Render()
 }
@@ -163,6 +174,14 @@ func (s *Stats) WriteStats(w io.Writer, format string, o StatsOptions) error {
 	if err != nil {
 		return err
 	}
+	if s.Totals.All.Overflow {
+		return fmt.Errorf("stats: %w", ErrOverflow)
+	}
+	for _, r := range rows {
+		if r.Data.Overflow || r.Metadata.Overflow {
+			return fmt.Errorf("stats: %s: %w", QuotePath(r.Path), ErrOverflow)
+		}
+	}
 	_ = o.Validate() // defaults, already checked by Rows
 	dir := o.By == "dir"
 	switch format {
@@ -232,7 +251,7 @@ func (s *Stats) WriteStats(w io.Writer, format string, o StatsOptions) error {
 		sum.Files += r.Files
 		sum.Data.Merge(r.Data)
 		sum.Metadata.Merge(r.Metadata)
-		cells := []string{r.Path, "", itoa(r.Data.Reads), HumanBytes(r.Data.ReadBytes), itoa(r.Data.Writes),
+		cells := []string{QuotePath(r.Path), "", itoa(r.Data.Reads), HumanBytes(r.Data.ReadBytes), itoa(r.Data.Writes),
 			HumanBytes(r.Data.WriteBytes), HumanBytes(r.Metadata.Bytes()), amp(r.WriteAmplification()),
 			when(r.FirstSeq, r.FirstT, s.HasTime), when(r.LastSeq, r.LastT, s.HasTime)}
 		if dir {
@@ -243,6 +262,9 @@ func (s *Stats) WriteStats(w io.Writer, format string, o StatsOptions) error {
 			cells = append(cells, strings.Join(r.File.History, ", "), r.File.State)
 		}
 		t.rows = append(t.rows, cells)
+	}
+	if sum.Data.Overflow || sum.Metadata.Overflow {
+		return fmt.Errorf("stats: column totals: %w", ErrOverflow)
 	}
 	t.footer = make([]string, len(t.header))
 	t.footer[0] = fmt.Sprintf("%d of %d files", sum.Files, len(s.Files))

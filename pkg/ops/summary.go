@@ -1,39 +1,67 @@
 package ops
 
 import (
+	"errors"
 	"fmt"
+	"math"
 )
 
-// Volume counts reads and writes and their bytes.
+// Volume counts reads and writes and their bytes. Sums saturate at math.MaxInt64 instead of
+// wrapping (a hostile run claiming exabytes printed "WRITTEN -2 B"), and set Overflow.
 type Volume struct {
 	Reads      int64 `json:"reads"`
 	ReadBytes  int64 `json:"read_bytes"`
 	Writes     int64 `json:"writes"`
 	WriteBytes int64 `json:"write_bytes"`
+	Overflow   bool  `json:"overflow,omitempty"` // a sum passed math.MaxInt64 and was clamped there
+}
+
+// add returns a+b for non-negative counts, clamped at math.MaxInt64, and whether it clamped.
+func add(a, b int64) (int64, bool) {
+	if b > 0 && a > math.MaxInt64-b {
+		return math.MaxInt64, true
+	}
+	return a + b, false
+}
+
+// sum adds b to *a, recording a clamp in v.Overflow.
+func (v *Volume) sum(a *int64, b int64) {
+	var o bool
+	*a, o = add(*a, b)
+	v.Overflow = v.Overflow || o
 }
 
 // Add counts one read or write op; other ops are ignored.
 func (v *Volume) Add(op *Op) {
 	switch op.Op {
 	case Read:
-		v.Reads++
-		v.ReadBytes += op.Bytes
+		v.sum(&v.Reads, 1)
+		v.sum(&v.ReadBytes, op.Bytes)
 	case Write:
-		v.Writes++
-		v.WriteBytes += op.Bytes
+		v.sum(&v.Writes, 1)
+		v.sum(&v.WriteBytes, op.Bytes)
 	}
 }
 
 // Merge adds u to v.
 func (v *Volume) Merge(u Volume) {
-	v.Reads += u.Reads
-	v.ReadBytes += u.ReadBytes
-	v.Writes += u.Writes
-	v.WriteBytes += u.WriteBytes
+	v.sum(&v.Reads, u.Reads)
+	v.sum(&v.ReadBytes, u.ReadBytes)
+	v.sum(&v.Writes, u.Writes)
+	v.sum(&v.WriteBytes, u.WriteBytes)
+	v.Overflow = v.Overflow || u.Overflow
 }
 
-// Bytes is read plus written bytes.
-func (v Volume) Bytes() int64 { return v.ReadBytes + v.WriteBytes }
+// Bytes is read plus written bytes (clamped at math.MaxInt64).
+func (v Volume) Bytes() int64 {
+	n, _ := add(v.ReadBytes, v.WriteBytes)
+	return n
+}
+
+// ErrOverflow is returned by the stats and diff renderers when a byte or op count passed
+// math.MaxInt64: no I/O log can hold that much, so the input is hostile or corrupt, and
+// printing clamped sums would be a wrong answer.
+var ErrOverflow = errors.New("byte or op counts overflow a 64-bit integer (the ops claim more than 8 EiB of I/O); refusing to print wrong sums")
 
 // IsZero reports whether nothing was counted.
 func (v Volume) IsZero() bool { return v == Volume{} }

@@ -109,7 +109,7 @@ func appendText(b []byte, op *Op, pad bool) []byte {
 			b = strconv.AppendUint(b, op.Sector, 10)
 		}
 		b = append(b, ": "...)
-		b = append(b, op.Reason...)
+		b = append(b, SafeText(op.Reason)...) // may quote guest bytes (names, strings from the image)
 	default:
 		b = append(b, QuotePath(op.Path)...)
 	}
@@ -145,6 +145,40 @@ func appendRight(b []byte, s string, width int) []byte {
 		b = append(b, ' ')
 	}
 	return append(b, s...)
+}
+
+// SafeText returns s unchanged when it is printable UTF-8 (spaces allowed), and Go-quoted
+// otherwise: guest-controlled text (file names, a log's source string) must not reach a terminal
+// with escape sequences or forge output lines with a newline. Every human format passes
+// guest-controlled text through SafeText or QuotePath; jsonl and csv keep it exact, escaped by
+// their own encodings.
+func SafeText(s string) string {
+	for _, r := range s {
+		if r == utf8.RuneError || (r != ' ' && !unicode.IsPrint(r)) {
+			return strconv.Quote(s)
+		}
+	}
+	return s
+}
+
+// MaxCellBytes bounds one cell of a human table: a 100 MB path must not make every row 100 MB
+// wide. Longer cells are cut with TruncMarker and the count of bytes left out.
+const MaxCellBytes = 256
+
+// TruncMarker ends a cut table cell, followed by the number of bytes cut.
+const TruncMarker = "…[+"
+
+// TruncateCell cuts s to at most MaxCellBytes bytes (on a UTF-8 boundary) followed by
+// "…[+N bytes]" when it is longer.
+func TruncateCell(s string) string {
+	if len(s) <= MaxCellBytes {
+		return s
+	}
+	cut := MaxCellBytes
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + TruncMarker + strconv.Itoa(len(s)-cut) + " bytes]"
 }
 
 // QuotePath returns p unchanged when it is printable UTF-8 without spaces,
