@@ -170,3 +170,44 @@ func fuzzImage(f *testing.F) []byte {
 	}
 	return ext3fstest.SeedImage(f, "ext2")
 }
+
+// A request the disk could not have served is an anomaly naming the record, not I/O of a file:
+// a write whose byte offset overflows used to wrap onto a real file's block, and a read past
+// the end was dropped silently. The requests around it are analysed as usual.
+func TestOutOfRangeRequests(t *testing.T) {
+	ext3fstest.Need(t)
+	base := ext3fstest.SeedImage(t, "ext2")
+	after := ext3fstest.DebugfsChange(t, base, "write CONTENT /d/new\n")
+	recs := blockWrites(base, after)
+	wrap := uint64(1)<<55 + recs[0].Sector // x512 wraps to recs[0]'s byte offset
+	hostile := []blklog.Record{
+		{Type: blklog.TypeWrite, Sector: wrap, Length: 1024, Data: make([]byte, 1024)},
+		{Type: blklog.TypeRead, Sector: uint64(len(base)) / 512, Length: 4096},
+		{Type: blklog.TypeWrite, Sector: uint64(len(base))/512 - 1, Length: 1024, Data: make([]byte, 1024)},
+	}
+	all := append(append([]blklog.Record{}, hostile...), recs...)
+	all = append(all, blklog.Record{Type: blklog.TypeFlush})
+	var got []ops.Op
+	replay(t, base, all, Options{}, func(op *ops.Op) error { got = append(got, *op); return nil })
+	as := anomalies(got)
+	if len(as) != len(hostile) {
+		t.Fatalf("anomalies %q, want one per hostile request (%d)", as, len(hostile))
+	}
+	for i, a := range as {
+		if !strings.Contains(a, "record "+string(rune('0'+i))) {
+			t.Errorf("anomaly %q does not name record %d", a, i)
+		}
+	}
+	creates := 0
+	for _, op := range got {
+		if op.Op == ops.Create && op.Path == "/d/new" {
+			creates++
+		}
+		if op.Seq < int64(len(hostile)) && op.Op != ops.Anomaly {
+			t.Errorf("hostile record %d reported as %v %s", op.Seq, op.Op, op.Path)
+		}
+	}
+	if creates != 1 {
+		t.Errorf("create /d/new reported %d times after the hostile requests, want 1", creates)
+	}
+}

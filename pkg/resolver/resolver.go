@@ -63,13 +63,14 @@ type Stats struct {
 type Resolver struct {
 	opt Options
 
-	// Geometry of the file system, fixed for the run; fs decodes the model.
-	fs   *ext3fs.FS
-	bs   int
-	spb  uint64 // sectors per block
-	nblk uint64
-	isz  int
-	ft   bool // directory entries carry a file type
+	// Geometry of the disk and its file system, fixed for the run; fs decodes the model.
+	devSize int64 // bytes of the device (the image)
+	fs      *ext3fs.FS
+	bs      int
+	spb     uint64 // sectors per block
+	nblk    uint64
+	isz     int
+	ft      bool // directory entries carry a file type
 
 	jt   *JournalTracker // nil without a journal
 	mode mode
@@ -105,7 +106,7 @@ func New(image io.ReaderAt, size int64, opt Options, emit func(*ops.Op) error) (
 		return nil, fmt.Errorf("resolver: image is %d bytes, the file system needs %d", size, sb.BlocksCount*uint64(bs))
 	}
 	r := &Resolver{
-		opt: opt, bs: bs, spb: uint64(bs / blklog.SectorSize), nblk: sb.BlocksCount,
+		opt: opt, devSize: size, bs: bs, spb: uint64(bs / blklog.SectorSize), nblk: sb.BlocksCount,
 		isz: sb.InodeSize(), ft: sb.HasFiletype(),
 		blocks: newOwnership(), ns: newNamespace(), held: newHeldIO(), output: newOutput(emit),
 	}
@@ -171,6 +172,13 @@ func (r *Resolver) Record(rec *blklog.Record) error {
 		r.now.t = float64(rec.TimeNS) / 1e9
 	}
 	r.output.stats.Records++
+	if err := blklog.CheckDeviceRange(rec, uint64(r.devSize)); err != nil {
+		// A request the disk could not have served (a hostile or corrupt log; a sector whose
+		// byte offset overflows would otherwise wrap onto a real file's blocks).
+		r.anomaly("", 0, "%v", err)
+		r.flushRecord(false)
+		return r.output.err
+	}
 	switch rec.Type {
 	case blklog.TypeRead:
 		r.output.stats.Reads++
