@@ -123,8 +123,8 @@ func (indirectMap) claimChildren(r *Resolver, ino uint32, role Role, b uint64, n
 		}
 		if level == 1 {
 			r.claimData(&rb, ino, role, uint64(p), base+uint64(i), b)
-		} else {
-			r.claimNode(ino, role, uint64(p), indNodeRoles[level-1], base+uint64(i)*sp, b)
+		} else if !r.claimNode(ino, role, uint64(p), indNodeRoles[level-1], base+uint64(i)*sp, b) {
+			break // a corrupt node: the rest of its pointers are not followed either
 		}
 	}
 	r.flushRun(&rb)

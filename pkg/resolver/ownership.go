@@ -147,9 +147,18 @@ func (r *Resolver) claimData(rb *runBuilder, ino uint32, role Role, b, logical u
 
 // claimNode records that map node b (node role nrole) of ino maps from file block base, and
 // claims what it maps. Its content is the model's only if it was written during the log: a
-// block claimed before its content arrives is empty until then.
-func (r *Resolver) claimNode(ino uint32, role Role, b uint64, nrole Role, base uint64, blk uint64) {
+// block claimed before its content arrives is empty until then. It reports false for a node
+// that makes the map loop (not followed): the caller stops walking the node that points at it.
+func (r *Resolver) claimNode(ino uint32, role Role, b uint64, nrole Role, base uint64, blk uint64) bool {
 	own := &r.blocks
+	if prev := own.idx.Lookup(b); prev.Ino == ino && roleTable[prev.Role].blockMap != nil &&
+		(prev.Role != nrole || prev.Logical != base) {
+		// Already a node of this inode's map elsewhere: the map loops (or two pointers share
+		// a node). Following it would claim the same blocks over and over.
+		r.anomaly(r.bestPath(ino), blk, "inode %d maps block %d twice (as %s and as %s): a loop in its block map, not followed",
+			ino, b, prev.Role, nrole)
+		return false
+	}
 	if prev := own.idx.Lookup(b); prev.Ino != 0 && prev.Ino != ino && prev.Role != RoleFree &&
 		roleTable[prev.Role].blockMap != nil {
 		// About to be shadowed (see take): keep what it mapped for its first claimant.
@@ -160,7 +169,7 @@ func (r *Resolver) claimNode(ino uint32, role Role, b uint64, nrole Role, base u
 		}(r.nodeContent(b))
 	}
 	if !r.take(ino, b, blk) {
-		return
+		return true
 	}
 	o := Owner{Role: nrole, Ino: ino, Logical: base}
 	own.idx.Set(b, 1, o)
@@ -175,6 +184,7 @@ func (r *Resolver) claimNode(ino uint32, role Role, b uint64, nrole Role, base u
 	own.credNode[b] = c
 	r.settlePending(b, o)
 	roleTable[nrole].blockMap.claimChildren(r, ino, role, b, nrole, base, nil, c)
+	return true
 }
 
 // diffNode handles a write to map node b its inode already owned.
