@@ -101,9 +101,13 @@ func runBlocks(cmd *cobra.Command, args []string, out io.Writer) error {
 		return err
 	}
 	defer img.Close()
-	idx, names, err := resolver.Build(fsys)
+	idx, names, problems, err := resolver.BuildTolerant(fsys)
 	if err != nil {
 		return &exitError{code: exitUsage, err: fmt.Errorf("%s: %w", args[0], err)}
+	}
+	for _, p := range problems {
+		// As analyze reports them (anomalies): what can be decoded is answered.
+		fmt.Fprintf(cmd.ErrOrStderr(), "ext3replay blocks: %s: %s (left out)\n", args[0], ops.SafeText(p.Error()))
 	}
 	bs := uint64(fsys.BlockSize())
 	bitmaps := map[uint32][]byte{}

@@ -2,6 +2,7 @@ package resolver
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -11,25 +12,50 @@ import (
 // BuildIndex scans the file system's metadata (group descriptors, bitmaps, inode tables, block
 // maps) and returns the owner of every block.
 func BuildIndex(fs *ext3fs.FS) (*Index, error) {
-	x, _, err := ixBuild(fs, true, false)
+	x, _, err := ixBuild(fs, true, false, nil)
 	return x, err
 }
 
 // BuildNames reads every directory and records the names of every inode.
 func BuildNames(fs *ext3fs.FS) (*Names, error) {
-	_, n, err := ixBuild(fs, false, true)
+	_, n, err := ixBuild(fs, false, true, nil)
 	return n, err
 }
 
-// Build does BuildIndex and BuildNames in one pass over the inode tables.
+// Build does BuildIndex and BuildNames in one pass over the inode tables. The first structure
+// that cannot be decoded is an error.
 func Build(fs *ext3fs.FS) (*Index, *Names, error) {
-	return ixBuild(fs, true, true)
+	return ixBuild(fs, true, true, nil)
+}
+
+// BuildTolerant is Build that decodes what can be decoded: an inode that cannot be decoded, a
+// block map that cannot be walked to its end, a directory block whose entries do not chain
+// are each a problem (an *ext3fs.FormatError naming the structure and its offset) and are left
+// out as far as they are broken (a directory block keeps the entries before the bad one).
+// Only a failure to read the image is an error.
+func BuildTolerant(fs *ext3fs.FS) (*Index, *Names, []error, error) {
+	var problems []error
+	x, n, err := ixBuild(fs, true, true, &problems)
+	return x, n, problems, err
 }
 
 type ixBuilder struct {
 	fs   *ext3fs.FS
 	x    *Index
 	runs []ixRun
+	// problems: where not nil, decoding problems are collected here instead of failing.
+	problems *[]error
+}
+
+// problem records err if the build is tolerant and err is a decoding problem; it returns the
+// error to fail with, nil to go on.
+func (b *ixBuilder) problem(err error) error {
+	var fe *ext3fs.FormatError
+	if b.problems == nil || !errors.As(err, &fe) {
+		return err
+	}
+	*b.problems = append(*b.problems, err)
+	return nil
 }
 
 // add appends one block, extending the previous run when it continues it (blocks of a file
@@ -105,11 +131,11 @@ type ixDirBlock struct {
 	ino  uint32
 }
 
-func ixBuild(fs *ext3fs.FS, wantIndex, wantNames bool) (*Index, *Names, error) {
+func ixBuild(fs *ext3fs.FS, wantIndex, wantNames bool, problems *[]error) (*Index, *Names, error) {
 	sb := fs.SB
 	bs := fs.BlockSize()
 	isz := sb.InodeSize()
-	b := &ixBuilder{fs: fs, x: NewIndex(sb.BlocksCount, bs/isz)}
+	b := &ixBuilder{fs: fs, x: NewIndex(sb.BlocksCount, bs/isz), problems: problems}
 	if wantIndex {
 		// Most inodes make one run; presizing avoids regrowing a slice of 100k+ runs.
 		used := uint64(sb.InodesCount - min(sb.FreeInodesCount, sb.InodesCount))
@@ -163,14 +189,19 @@ func ixBuild(fs *ext3fs.FS, wantIndex, wantNames bool) (*Index, *Names, error) {
 			ino := g*sb.InodesPerGroup + uint32(i) + 1
 			raw := table[i*isz : (i+1)*isz]
 			if err := fs.DecodeInodeInto(ino, raw, pos+int64(i*isz), in); err != nil {
-				return nil, nil, err
+				if err := b.problem(fmt.Errorf("inode %d: %w", ino, err)); err != nil {
+					return nil, nil, err
+				}
+				continue
 			}
 			if !inUse(ino, in) {
 				continue
 			}
 			nInodes++
 			if err := b.inode(ino, in, wantIndex, wantNames, &dirBlocks); err != nil {
-				return nil, nil, err
+				if err := b.problem(err); err != nil {
+					return nil, nil, err
+				}
 			}
 		}
 	}
@@ -183,7 +214,7 @@ func ixBuild(fs *ext3fs.FS, wantIndex, wantNames bool) (*Index, *Names, error) {
 	var names *Names
 	if wantNames {
 		var err error
-		if names, err = ixReadNames(fs, dirBlocks, nInodes); err != nil {
+		if names, err = b.readNames(dirBlocks, nInodes); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -231,8 +262,9 @@ func (b *ixBuilder) inode(ino uint32, in *ext3fs.Inode, wantIndex, wantNames boo
 	return nil
 }
 
-// ixReadNames reads every directory block in disk order and records each entry's name.
-func ixReadNames(fs *ext3fs.FS, blocks []ixDirBlock, nInodes int) (*Names, error) {
+// readNames reads every directory block in disk order and records each entry's name.
+func (b *ixBuilder) readNames(blocks []ixDirBlock, nInodes int) (*Names, error) {
+	fs := b.fs
 	slices.SortFunc(blocks, func(a, b ixDirBlock) int { return cmp.Compare(a.phys, b.phys) })
 	n := newNamesSized(nInodes)
 	buf := make([]byte, fs.BlockSize())
@@ -248,7 +280,9 @@ func ixReadNames(fs *ext3fs.FS, blocks []ixDirBlock, nInodes int) (*Names, error
 			return nil
 		})
 		if err != nil {
-			return nil, fmt.Errorf("directory inode %d, block %d: %w", db.ino, db.phys, err)
+			if err := b.problem(fmt.Errorf("directory inode %d, block %d: %w", db.ino, db.phys, err)); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return n, nil
