@@ -165,7 +165,7 @@ func runAnalyze(imagePath, logPath string, opt resolver.Options, emit func(*ops.
 	lr = blklog.ReadAhead(lr)
 	defer lr.Close()
 	res, err := analysis.Run(analysis.Input{Image: img, ImageSize: img.Size(), ImageName: imagePath, Log: lr, LogName: logPath},
-		analysis.Options{Resolver: opt}, emit)
+		analysis.Options{Resolver: opt, Ready: func() { analysis.SetMemoryBudget(analysis.LogBudget) }}, emit)
 	var ie *analysis.InputError
 	if errors.As(err, &ie) {
 		return nil, &exitError{code: exitUsage, err: err}

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ext3replay/ext3replay/pkg/blklog"
 	"github.com/ext3replay/ext3replay/pkg/ext3fs"
@@ -123,6 +124,38 @@ func TestAnomalies(t *testing.T) {
 		}
 	})
 
+	t.Run("map block that maps itself", func(t *testing.T) {
+		// A free block filled with its own number, then /d's triple-indirect pointer set to it:
+		// a loop the log builds (the image's own loops are refused when it is indexed). It
+		// used to be claimed at every level, with an anomaly per pointer, until memory ran out.
+		free := uint64(2000)
+		if o, _ := func() (Owner, error) { x, _, err := Build(fs); return x.Lookup(free), err }(); o.Role != RoleFree {
+			t.Fatalf("block %d is not free in the seed image", free)
+		}
+		loop := make([]byte, 1024)
+		for i := 0; i < len(loop); i += 4 {
+			binary.LittleEndian.PutUint32(loop[i:], uint32(free))
+		}
+		blk, off := inodeBlockOf(t, base, dIno)
+		bad := bytes.Clone(base[blk*1024 : blk*1024+1024])
+		binary.LittleEndian.PutUint32(bad[off+0x28+4*ext3fs.TIndBlock:], uint32(free))
+		done := make(chan []ops.Op, 1)
+		go func() {
+			done <- analyzeRecords(t, base, []blklog.Record{
+				{Type: blklog.TypeWrite, Sector: free * 2, Length: 1024, Data: loop},
+				{Type: blklog.TypeWrite, Sector: blk * 2, Length: 1024, Data: bad}, {Type: blklog.TypeFlush}}, Options{})
+		}()
+		select {
+		case l := <-done:
+			an := anomalies(l)
+			if len(an) != 1 || !strings.Contains(an[0], "loop") {
+				t.Fatalf("%d anomalies (first %q), want one about a loop", len(an), an[:min(len(an), 1)])
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("a self-mapping block is still being followed after 20 s")
+		}
+	})
+
 	t.Run("garbage everywhere does not crash", func(t *testing.T) {
 		// Every changed block of a real change, overwritten with a pattern, then the real change.
 		var l []blklog.Record
@@ -209,5 +242,94 @@ func TestOutOfRangeRequests(t *testing.T) {
 	}
 	if creates != 1 {
 		t.Errorf("create /d/new reported %d times after the hostile requests, want 1", creates)
+	}
+}
+
+// One bad directory block in the starting image is an anomaly, not a refusal of the whole
+// image: the rest is analysed (analyze refused such an image outright).
+func TestBadDirectoryInImage(t *testing.T) {
+	ext3fstest.Need(t)
+	base := ext3fstest.SeedImage(t, "ext2")
+	after := ext3fstest.DebugfsChange(t, base, "mkdir /e/newdir\n")
+	recs := append(blockWrites(base, after), blklog.Record{Type: blklog.TypeFlush})
+	fs, err := ext3fs.Open(bytes.NewReader(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dBlk uint64
+	_ = fs.Walk(func(path string, ino uint32, in *ext3fs.Inode) error {
+		if path == "/d" {
+			dBlk = uint64(in.Block[0])
+		}
+		return nil
+	})
+	if _, _, err := Build(fs); err != nil {
+		t.Fatalf("the seed image is already broken: %v", err)
+	}
+	broken := bytes.Clone(base)
+	binary.LittleEndian.PutUint16(broken[dBlk*1024+12+4:], 5) // rec_len of ".." = 5
+	bfs, err := ext3fs.Open(bytes.NewReader(broken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := Build(bfs); err == nil {
+		t.Fatal("Build accepted the broken directory block")
+	}
+	var got []ops.Op
+	replay(t, broken, recs, Options{}, func(op *ops.Op) error { got = append(got, *op); return nil })
+	an := anomalies(got)
+	if len(an) != 1 || !strings.Contains(an[0], "in the image") || !strings.Contains(an[0], "rec_len") {
+		t.Errorf("anomalies %q, want one naming the bad directory block of the image", an)
+	}
+	mkdirs := 0
+	for _, op := range got {
+		if op.Op == ops.Mkdir && op.Path == "/e/newdir" {
+			mkdirs++
+		}
+	}
+	if mkdirs != 1 {
+		t.Errorf("mkdir /e/newdir reported %d times, want once", mkdirs)
+	}
+}
+
+// Writes to blocks nobody owns are held for a claim only up to a bound: past it they are
+// reported as unowned at once, each with its own record, and memory stays bounded however long
+// a guest fills its free space.
+func TestPendingWritesBounded(t *testing.T) {
+	ext3fstest.Need(t)
+	base := ext3fstest.SeedImage(t, "ext2")
+	r, err := New(bytes.NewReader(base), int64(len(base)), Options{}, func(*ops.Op) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []ops.Op
+	r.output.emit = func(op *ops.Op) error { got = append(got, *op); return nil }
+	r.held.pendCap = 4
+	data := bytes.Repeat([]byte{0xA5}, 1024)
+	for i := 0; i < 10; i++ {
+		rec := blklog.Record{Index: int64(i), Type: blklog.TypeWrite, Sector: uint64(1900+i) * 2, Length: 1024, Data: data}
+		if err := r.Record(&rec); err != nil {
+			t.Fatal(err)
+		}
+		if r.held.npend > 4 {
+			t.Fatalf("after record %d, %d writes held (cap 4)", i, r.held.npend)
+		}
+	}
+	early := len(got)
+	if err := r.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	if early == 0 {
+		t.Error("nothing reported before the end: the cap did not release the held writes")
+	}
+	seqs := map[int64]bool{}
+	for _, op := range got {
+		if op.Op != ops.Write || op.Kind != ops.KindUnowned {
+			t.Errorf("unexpected %v %v %s", op.Op, op.Kind, op.Path)
+		}
+		seqs[op.Seq] = true
+	}
+	if len(seqs) != 10 {
+		t.Errorf("%d of 10 writes reported as unowned, each under its record", len(seqs))
 	}
 }

@@ -22,10 +22,11 @@ type pendWrite struct {
 
 // addPending holds a write to a block nobody owns until a claim or the end of the log.
 func (r *Resolver) addPending(b uint64, p pendWrite) {
-	if len(r.held.pendW) >= maxPendingBlocks {
+	if r.held.npend >= r.held.pendCap {
 		r.flushRecord(false)
 		r.reportUnowned()
 	}
+	r.held.npend++
 	if _, ok := r.held.pendW[b]; ok {
 		r.held.pendMore[b] = append(r.held.pendMore[b], p)
 		return
@@ -40,9 +41,11 @@ func (r *Resolver) settlePending(b uint64, o Owner) {
 		return
 	}
 	delete(r.held.pendW, b)
+	r.held.npend--
 	r.settleOne(b, o, p0)
 	if more, ok := r.held.pendMore[b]; ok {
 		delete(r.held.pendMore, b)
+		r.held.npend -= len(more)
 		for _, p := range more {
 			r.settleOne(b, o, p)
 		}
@@ -180,7 +183,7 @@ func (r *Resolver) reportUnowned() {
 			unowned = append(unowned, op)
 		}
 	}
-	r.held.pendW, r.held.pendMore = map[uint64]pendWrite{}, map[uint64][]pendWrite{}
+	r.held.pendW, r.held.pendMore, r.held.npend = map[uint64]pendWrite{}, map[uint64][]pendWrite{}, 0
 	for i := range unowned {
 		r.output.put(&unowned[i])
 	}
@@ -275,6 +278,8 @@ func (r *Resolver) judgeSuspects() {
 type heldIO struct {
 	pendW    map[uint64]pendWrite   // writes to blocks nobody owns yet (the first per block)
 	pendMore map[uint64][]pendWrite // further writes to such blocks (rare)
+	npend    int                    // writes in pendW and pendMore
+	pendCap  int                    // bound on npend (maxPendingWrites; tests lower it)
 	heldW    []heldWrite            // home writes of file data waiting for the next commit
 	// suspect: home writes to a directory or map block whose content cannot be one
 	// (see holdSuspects), judged once the owner may have changed.
@@ -284,6 +289,6 @@ type heldIO struct {
 }
 
 func newHeldIO() heldIO {
-	return heldIO{pendW: make(map[uint64]pendWrite), pendMore: make(map[uint64][]pendWrite),
+	return heldIO{pendW: make(map[uint64]pendWrite), pendMore: make(map[uint64][]pendWrite), pendCap: maxPendingWrites,
 		suspect: make(map[uint64]suspectWrite), nameless: make(map[uint32][]ops.Op)}
 }

@@ -23,7 +23,8 @@ import (
 //   - a write to a block nobody owns yet is kept only if its content could be
 //     a directory block (entries chain to the end), an indirect block (every
 //     pointer inside the disk) or an extent node (magic), since only then
-//     could a later claim need it. An all-zero block is stored as a flag.
+//     could a later claim need it. An all-zero block is one bit in a bitmap of the disk's blocks
+//     (a guest zeroing its free space must not cost a map entry per block).
 //     Random file data fails these tests at the first few bytes. The bytes
 //     kept this way are capped (unownedCap); past the cap a write is dropped
 //     and counted, and a claim of such a block reads as empty.
@@ -34,7 +35,8 @@ type model struct {
 	blocks   uint64 // file-system blocks (for the plausibility test)
 	filetype bool   // directory entries carry a file type (for the plausibility test)
 	over     map[uint64][]byte
-	zero     []byte // shared all-zero block; over entries may alias it
+	zeroed   []uint64 // bitmap: blocks written as all zeros while nobody owned them
+	zero     []byte   // shared all-zero block, never modified
 
 	held         map[uint64]struct{} // overlay blocks kept while nobody owned them
 	unownedBytes int64               // bytes held for those (len(held) * bs, zero blocks excluded)
@@ -44,7 +46,8 @@ type model struct {
 
 func newModel(base io.ReaderAt, size int64, bs int, blocks uint64, filetype bool, unownedCap int64) *model {
 	return &model{base: base, size: size, bs: bs, blocks: blocks, filetype: filetype, over: make(map[uint64][]byte),
-		held: make(map[uint64]struct{}), zero: make([]byte, bs), unownedCap: unownedCap}
+		held: make(map[uint64]struct{}), zero: make([]byte, bs), unownedCap: unownedCap,
+		zeroed: make([]uint64, (blocks+63)/64)}
 }
 
 // ReadAt reads the modelled device: overlay blocks where kept, the base image elsewhere.
@@ -66,6 +69,8 @@ func (m *model) ReadAt(p []byte, off int64) (int, error) {
 		}
 		if c, ok := m.over[b]; ok {
 			copy(p[n:n+want], c[in:in+want])
+		} else if m.isZeroed(b) {
+			clear(p[n : n+want])
 		} else if _, err := m.base.ReadAt(p[n:n+want], pos); err != nil && err != io.EOF {
 			return n, err
 		}
@@ -80,6 +85,9 @@ func (m *model) block(b uint64) []byte {
 	if c, ok := m.over[b]; ok {
 		return c
 	}
+	if m.isZeroed(b) {
+		return m.zero
+	}
 	buf := make([]byte, m.bs)
 	if _, err := m.ReadAt(buf, int64(b)*int64(m.bs)); err != nil && err != io.EOF {
 		clear(buf) // unreadable base reads as zeros; the image was opened and sized before
@@ -88,7 +96,22 @@ func (m *model) block(b uint64) []byte {
 }
 
 // written reports whether the overlay holds content for b.
-func (m *model) written(b uint64) bool { _, ok := m.over[b]; return ok }
+func (m *model) written(b uint64) bool { _, ok := m.over[b]; return ok || m.isZeroed(b) }
+
+func (m *model) isZeroed(b uint64) bool {
+	return b < m.blocks && m.zeroed[b/64]&(1<<(b%64)) != 0
+}
+
+func (m *model) setZeroed(b uint64, on bool) {
+	if b >= m.blocks {
+		return
+	}
+	if on {
+		m.zeroed[b/64] |= 1 << (b % 64)
+	} else {
+		m.zeroed[b/64] &^= 1 << (b % 64)
+	}
+}
 
 // put stores data as the content of block b (data is copied); b is owned metadata.
 func (m *model) put(b uint64, data []byte) {
@@ -105,7 +128,8 @@ func (m *model) owned(b uint64) {
 }
 
 func (m *model) store(b uint64, data []byte) {
-	if old, ok := m.over[b]; ok && len(old) == m.bs && &old[0] != &m.zero[0] {
+	m.setZeroed(b, false)
+	if old, ok := m.over[b]; ok && len(old) == m.bs {
 		copy(old, data)
 		return
 	}
@@ -118,7 +142,7 @@ func (m *model) store(b uint64, data []byte) {
 func (m *model) putUnowned(b uint64, data []byte) {
 	if sparse.IsZero(data) {
 		m.drop(b)
-		m.over[b] = m.zero
+		m.setZeroed(b, true)
 		return
 	}
 	if !m.couldBeMetadata(data) {
@@ -141,6 +165,7 @@ func (m *model) putUnowned(b uint64, data []byte) {
 func (m *model) drop(b uint64) {
 	m.owned(b)
 	delete(m.over, b)
+	m.setZeroed(b, false)
 }
 
 // couldBeMetadata is the cheap test of putUnowned: an extent node, an indirect block whose

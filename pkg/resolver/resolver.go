@@ -30,8 +30,10 @@ type Options struct {
 	UnownedCap int64
 }
 
-// DefaultUnownedCap is the default bound on content kept for unowned writes.
-const DefaultUnownedCap = 256 << 20
+// DefaultUnownedCap is the default bound on content kept for unowned writes that could be
+// metadata (model.go); with the bound on pending writes (maxPendingWrites) and the rest of
+// the resolver's state it keeps analyze within its memory budget (docs/reliability.md).
+const DefaultUnownedCap = 64 << 20
 
 // Stats summarises a run.
 type Stats struct {
@@ -114,8 +116,14 @@ func New(image io.ReaderAt, size int64, opt Options, emit func(*ops.Op) error) (
 	if r.fs, err = ext3fs.Open(r.blocks.m); err != nil {
 		return nil, fmt.Errorf("resolver: opening the model: %w", err)
 	}
-	if r.blocks.idx, r.ns.names, err = Build(r.fs); err != nil {
+	var problems []error
+	if r.blocks.idx, r.ns.names, problems, err = BuildTolerant(r.fs); err != nil {
 		return nil, fmt.Errorf("resolver: indexing the image: %w", err)
+	}
+	for _, p := range problems {
+		// What the starting image itself gets wrong: reported before the first request, and
+		// left out of the model as far as it is broken.
+		r.anomaly("", 0, "in the image: %v", p)
 	}
 	if sb.HasJournal() && sb.JournalInum != 0 {
 		if err := r.openJournal(); err != nil {
@@ -123,6 +131,10 @@ func New(image io.ReaderAt, size int64, opt Options, emit func(*ops.Op) error) (
 		}
 	}
 	r.mode = startMode(r.jt != nil)
+	r.flushRecord(false)
+	if r.output.err != nil {
+		return nil, r.output.err
+	}
 	return r, nil
 }
 
@@ -261,7 +273,9 @@ func (r *Resolver) Finish() error {
 	return r.output.err
 }
 
-// maxPendingBlocks bounds the writes held for blocks nobody owns (about 50 bytes each). Past it,
-// they are reported as unowned at once: a log that writes that much outside any file is not
-// writing files.
-const maxPendingBlocks = 8 << 20
+// maxPendingWrites bounds the writes held for blocks nobody owns (pendW and pendMore, about
+// 80 bytes each with their map entry: 40 MiB in all). Past it, they are reported as unowned at
+// once: a log that writes 2 GiB (of 4 KiB blocks) outside any file before the metadata that
+// claims them is not writing files (a guest filling its free space, or a file system the
+// resolver cannot follow). A journaled guest claims its data at the next commit, seconds later.
+const maxPendingWrites = 1 << 19
