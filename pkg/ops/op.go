@@ -36,6 +36,7 @@ const (
 	KindData     Kind = "data"
 	KindDir      Kind = "dir"
 	KindIndirect Kind = "indirect"
+	KindExtent   Kind = "extent" // an ext4 extent tree's index or leaf block (the root is in the inode)
 	KindInode    Kind = "inode"
 	KindBitmap   Kind = "bitmap"
 	KindSuper    Kind = "super"

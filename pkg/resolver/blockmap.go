@@ -31,11 +31,13 @@ type blockMap interface {
 }
 
 // mapOf is the block-map scheme of an inode, nil if the resolver does not follow its blocks
-// (not allocated, no blocks: a fast symlink, a device, inline data; or an extent tree, not
-// followed yet).
+// (not allocated, or no blocks: a fast symlink, a device, inline data).
 func mapOf(in *ext3fs.Inode) blockMap {
-	if in == nil || !in.Allocated() || !in.HasBlocks() || in.UsesExtents() {
+	switch {
+	case in == nil || !in.Allocated() || !in.HasBlocks():
 		return nil
+	case in.UsesExtents():
+		return extentMap{}
 	}
 	return indirectMap{}
 }

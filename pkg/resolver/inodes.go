@@ -47,9 +47,6 @@ func (r *Resolver) inodeChanged(ino uint32, blk uint64, ob, nb []byte) {
 	reuse := oi.Live() && ni.Live() && (oi.Generation != ni.Generation || oi.Type() != ni.Type())
 	// Blocks.
 	oMap, nMap := mapOf(oi), mapOf(ni)
-	if ni.UsesExtents() && ni.Allocated() && (oMap == nil || reuse) && (oi == nil || !oi.UsesExtents()) {
-		r.anomaly(r.bestPath(ino), blk, "inode %d uses extents, which ext3 does not have: its blocks are not followed", ino)
-	}
 	r.diffBlockMap(ino, blk, oi, ni, oMap, nMap, reuse)
 	// Namespace evidence.
 	// (Only inodes with such evidence get a pending entry: most inode writes are size and time

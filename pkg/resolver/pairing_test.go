@@ -103,7 +103,9 @@ func TestPairingHandBuilt(t *testing.T) {
 		{name: "delete and create reusing the inode", ext2only: true, cmds: "rm /d/f\nwrite CONTENT /e/new\nsif /e/new generation 7\n",
 			want: []string{"create /e/new", "delete /d/f"}, data: "/e/new"},
 	}
-	for _, fsType := range []string{"ext2", "ext3"} {
+	// ext4: extent files (debugfs writes them as the kernel does: an extent root in i_block),
+	// metadata_csum, flex_bg, 64-bit descriptors.
+	for _, fsType := range []string{"ext2", "ext3", "ext4"} {
 		base := ext3fstest.SeedImage(t, fsType)
 		for _, c := range cases {
 			t.Run(fsType+"/"+c.name, func(t *testing.T) {

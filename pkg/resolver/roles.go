@@ -85,7 +85,7 @@ var roleTable = [numRoles]roleInfo{
 	RoleInd:         {name: "indirect", kind: ops.KindIndirect, file: true, kept: true, credited: true, blockMap: indirectMap{}, mapLevel: 1},
 	RoleDInd:        {name: "double indirect", kind: ops.KindIndirect, file: true, kept: true, credited: true, blockMap: indirectMap{}, mapLevel: 2},
 	RoleTInd:        {name: "triple indirect", kind: ops.KindIndirect, file: true, kept: true, credited: true, blockMap: indirectMap{}, mapLevel: 3},
-	RoleExtent:      {name: "extent node", kind: ops.KindIndirect, file: true, kept: true},
+	RoleExtent:      {name: "extent node", kind: ops.KindExtent, file: true, kept: true, credited: true, blockMap: extentMap{}},
 	RoleDir:         {name: "directory", kind: ops.KindDir, file: true, step: stepBlock, kept: true, credited: true},
 	RoleData:        {name: "data", kind: ops.KindData, file: true, step: stepBlock},
 	RoleXattr:       {name: "xattr", kind: ops.KindInode},
