@@ -156,6 +156,11 @@ func (r *Resolver) applyBatch(batch []blockWrite) {
 		case w.role == RoleFree:
 			w.changed = true
 			own.m.putUnowned(w.b, w.data)
+		case w.role == RoleData && own.m.couldBeMetadata(w.data):
+			// It may be made a map node in this same batch (see ownership.dataKept).
+			own.m.drop(w.b)
+			own.m.putUnowned(w.b, w.data)
+			own.dataKept[w.b] = true
 		case w.role == RoleData || w.role == RoleJournal:
 			own.m.drop(w.b)
 		}
@@ -205,7 +210,7 @@ func (r *Resolver) applyBatch(batch []blockWrite) {
 		}
 	}
 	if !r.mode.claimsHeld() {
-		clear(own.metaWritten)
+		own.endBatch()
 	}
 }
 

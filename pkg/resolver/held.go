@@ -130,11 +130,15 @@ func (r *Resolver) releaseHeld() {
 				n = 1
 			}
 			runEnd := min(end, int64(b+n)*bs)
-			if !(o.Role == RoleData && o.Ino != h.ino) {
+			switch {
+			case o.Ino == h.ino && roleTable[o.Role].file:
+				// Still the writer's file, maybe in another role now (a data block made one of
+				// its map nodes in the same transaction): reported as what it became.
+			case !(o.Role == RoleData && o.Ino != h.ino):
 				o = Owner{Role: RoleData, Ino: h.ino}
 			}
 			op := ops.Op{Seq: r.now.seq, T: r.now.t, Op: ops.Write, Sector: uint64(pos) / blklog.SectorSize, Bytes: runEnd - pos,
-				Kind: ops.KindData, Ino: o.Ino}
+				Kind: roleTable[o.Role].kind, Ino: o.Ino}
 			if o.Ino == h.ino {
 				op.Path = h.path
 			} else {

@@ -21,13 +21,19 @@ type ownership struct {
 	// as if written unowned: it may be for the file that takes the block next (a file
 	// truncated and a new one given its indirect block in one transaction).
 	metaWritten map[uint64]bool
-	claimed     map[uint64]bool // blocks claimed in the current batch
+	// dataKept: data blocks written in the current batch (or flush interval) whose content
+	// could be metadata, kept in the model until the batch is decided: a block freed from a
+	// file's data and made a map node in the same transaction (a leaf block taking a punched
+	// block's place, an indirect block a truncated file's) receives its node content while
+	// still data. What is still data when the batch is decided is dropped (endBatch).
+	dataKept map[uint64]bool
+	claimed  map[uint64]bool // blocks claimed in the current batch
 }
 
 func newOwnership() ownership {
 	return ownership{credDir: make(map[uint64][]dent), credNode: make(map[uint64][]byte),
 		shadow: make(map[uint64]Owner), shadowNode: make(map[uint64][]byte),
-		metaWritten: make(map[uint64]bool), claimed: make(map[uint64]bool)}
+		metaWritten: make(map[uint64]bool), dataKept: make(map[uint64]bool), claimed: make(map[uint64]bool)}
 }
 
 // release gives up block b, which ino's map gives node role as (a data role for a leaf, a
@@ -70,7 +76,7 @@ func (r *Resolver) release(ino uint32, b uint64, as Role) {
 		return
 	}
 	own.idx.Clear(b, 1)
-	if own.metaWritten[b] {
+	if own.metaWritten[b] || own.dataKept[b] {
 		c := bytes.Clone(own.m.block(b))
 		own.m.drop(b)
 		own.m.putUnowned(b, c)
@@ -202,4 +208,16 @@ func (r *Resolver) diffNode(b uint64, o Owner, old, cur []byte) {
 	bm.releaseChanged(r, o.Ino, o.Role, prev, cur)
 	r.blocks.credNode[b] = bytes.Clone(cur)
 	bm.claimChildren(r, o.Ino, role, b, o.Role, o.Logical, prev, cur)
+}
+
+// endBatch forgets what the batch (or flush interval) just decided kept: the content of
+// freed metadata blocks is no longer anyone's to take, and data blocks still data are data.
+func (own *ownership) endBatch() {
+	clear(own.metaWritten)
+	for b := range own.dataKept {
+		if own.idx.Lookup(b).Role == RoleData {
+			own.m.drop(b)
+		}
+	}
+	clear(own.dataKept)
 }

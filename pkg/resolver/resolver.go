@@ -218,7 +218,7 @@ func (r *Resolver) Record(rec *blklog.Record) error {
 		}
 		r.resolveTouched()
 		r.now.flushNo++
-		clear(r.blocks.metaWritten)
+		r.blocks.endBatch()
 		for ino, n := range r.ns.inoWritten {
 			if n < r.now.flushNo-2 {
 				delete(r.ns.inoWritten, ino)
