@@ -169,6 +169,8 @@ type Superblock struct {
 	LogGroupsPerFlex  uint8
 	ChecksumType      uint8
 	KBytesWritten     uint64
+	ChecksumSeed      uint32 // s_checksum_seed (0x270), used with metadata_csum_seed; see CsumSeed
+	OrphanFileInum    uint32 // s_orphan_file_inum (0x280), with orphan_file
 	Checksum          uint32
 }
 
@@ -231,6 +233,8 @@ func ParseSuperblock(b []byte) (*Superblock, error) {
 		LogGroupsPerFlex:  b[0x174],
 		ChecksumType:      b[0x175],
 		KBytesWritten:     le.Uint64(b[0x178:]),
+		ChecksumSeed:      le.Uint32(b[0x270:]),
+		OrphanFileInum:    le.Uint32(b[0x280:]),
 		Checksum:          le.Uint32(b[0x3FC:]),
 	}
 	copy(sb.UUID[:], b[0x68:0x78])
