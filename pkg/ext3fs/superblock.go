@@ -71,6 +71,12 @@ const (
 const SupportedIncompat = IncompatFiletype | IncompatRecover | IncompatMetaBG | IncompatExtents |
 	Incompat64Bit | IncompatMMP | IncompatFlexBG | IncompatCsumSeed | IncompatLargeDir
 
+// UnsupportedRoCompat are the ro_compat features refused at open although a reader could mount
+// them: bigalloc changes what a bit of the block bitmap and an allocation unit mean, and verity
+// stores a Merkle tree past i_size in a file's own blocks, which the replay model would take
+// for file data.
+const UnsupportedRoCompat = RoCompatBigalloc | RoCompatVerity
+
 var compatNames = []featureName{
 	{CompatDirPrealloc, "dir_prealloc"}, {CompatImagicInodes, "imagic_inodes"}, {CompatHasJournal, "has_journal"},
 	{CompatExtAttr, "ext_attr"}, {CompatResizeInode, "resize_inode"}, {CompatDirIndex, "dir_index"},
@@ -261,6 +267,18 @@ func ParseSuperblock(b []byte) (*Superblock, error) {
 		return nil, formatErr(st, 0x38, "bad magic 0x%04x, want 0x%04x", sb.Magic, SuperMagic)
 	case sb.RevLevel > 1:
 		return nil, formatErr(st, 0x4C, "revision %d not supported (want 0 or 1)", sb.RevLevel)
+	}
+	// Features first: an unsupported one (bigalloc, journal_dev) gives geometry the checks
+	// below would reject, and the user should read the feature's name, not a field's.
+	if u := sb.FeatureIncompat &^ SupportedIncompat; u != 0 {
+		return nil, &FormatError{Struct: st, Offset: 0x60, Err: ErrUnsupported,
+			Msg: fmt.Sprintf("incompat features %s (0x%x) not supported", strings.Join(featureList(u, incompatNames, "incompat"), ","), u)}
+	}
+	if u := sb.FeatureRoCompat & UnsupportedRoCompat; u != 0 {
+		return nil, &FormatError{Struct: st, Offset: 0x64, Err: ErrUnsupported,
+			Msg: fmt.Sprintf("ro_compat features %s (0x%x) not supported", strings.Join(featureList(u, roCompatNames, "ro_compat"), ","), u)}
+	}
+	switch {
 	case sb.LogBlockSize > 6:
 		return nil, formatErr(st, 0x18, "s_log_block_size %d gives a block size over 64 KiB", sb.LogBlockSize)
 	case sb.BlocksPerGroup == 0 || sb.BlocksPerGroup > 8*uint32(sb.BlockSize()):
@@ -289,13 +307,6 @@ func ParseSuperblock(b []byte) (*Superblock, error) {
 	}
 	if uint64(sb.GroupCount())*uint64(sb.InodesPerGroup) < uint64(sb.InodesCount) {
 		return nil, formatErr(st, 0x00, "s_inodes_count %d exceeds %d groups x %d inodes", sb.InodesCount, sb.GroupCount(), sb.InodesPerGroup)
-	}
-	if u := sb.FeatureIncompat &^ SupportedIncompat; u != 0 {
-		return nil, &FormatError{Struct: st, Offset: 0x60, Err: ErrUnsupported,
-			Msg: fmt.Sprintf("incompat features %s (0x%x) not supported", strings.Join(featureList(u, incompatNames, "incompat"), ","), u)}
-	}
-	if sb.RoCompatBigalloc() {
-		return nil, &FormatError{Struct: st, Offset: 0x64, Err: ErrUnsupported, Msg: "ro_compat feature bigalloc not supported"}
 	}
 	return sb, nil
 }
