@@ -116,7 +116,7 @@ func TestChecksumsMkfs(t *testing.T) {
 				}
 				bad := bytes.Clone(raw)
 				bad[at] ^= 0x40
-				fb, err := ext3fs.Open(bytes.NewReader(bad))
+				fb, err := ext3fs.OpenWith(bytes.NewReader(bad), ext3fs.Options{InlineData: true})
 				if err != nil {
 					t.Fatalf("%s: flipped byte %d: Open: %v", k, at, err)
 				}

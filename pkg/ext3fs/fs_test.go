@@ -187,6 +187,20 @@ func compareFile(fsys *ext3fs.FS, in *ext3fs.Inode, srcPath string) error {
 		return err
 	}
 	defer want.Close()
+	if in.HasInlineData() {
+		got, err := fsys.ReadInlineData(in)
+		if err != nil {
+			return err
+		}
+		wantData, err := os.ReadFile(srcPath)
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(got, wantData) {
+			return fmt.Errorf("inline data (%d bytes) differs from the source (%d bytes)", len(got), len(wantData))
+		}
+		return nil
+	}
 	bs := uint64(fsys.BlockSize())
 	whole := in.Size <= 1<<20
 	var out []byte

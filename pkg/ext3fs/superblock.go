@@ -77,6 +77,12 @@ const SupportedIncompat = IncompatFiletype | IncompatRecover | IncompatMetaBG | 
 // for file data.
 const UnsupportedRoCompat = RoCompatBigalloc | RoCompatVerity
 
+// DecodableIncompat adds to SupportedIncompat the features the decoders read but ParseSuperblock
+// and Open still refuse, because a caller that follows the file system as it changes must model
+// them too: inline_data (files and directories stored in the inode). OpenWith accepts them on
+// request.
+const DecodableIncompat = SupportedIncompat | IncompatInlineData
+
 var compatNames = []featureName{
 	{CompatDirPrealloc, "dir_prealloc"}, {CompatImagicInodes, "imagic_inodes"}, {CompatHasJournal, "has_journal"},
 	{CompatExtAttr, "ext_attr"}, {CompatResizeInode, "resize_inode"}, {CompatDirIndex, "dir_index"},
@@ -183,7 +189,11 @@ type Superblock struct {
 // ParseSuperblock decodes the 1024 bytes found at device byte 1024. It checks the magic and the
 // geometry fields that every later computation divides by or shifts with, and refuses unknown
 // incompat features.
-func ParseSuperblock(b []byte) (*Superblock, error) {
+func ParseSuperblock(b []byte) (*Superblock, error) { return parseSuperblock(b, 0) }
+
+// parseSuperblock is ParseSuperblock also accepting the incompat features in allow (only those
+// the decoders read, DecodableIncompat).
+func parseSuperblock(b []byte, allow uint32) (*Superblock, error) {
 	const st = "superblock"
 	if len(b) < SuperblockSize {
 		return nil, formatErr(st, 0, "need %d bytes, have %d", SuperblockSize, len(b))
@@ -270,7 +280,7 @@ func ParseSuperblock(b []byte) (*Superblock, error) {
 	}
 	// Features first: an unsupported one (bigalloc, journal_dev) gives geometry the checks
 	// below would reject, and the user should read the feature's name, not a field's.
-	if u := sb.FeatureIncompat &^ SupportedIncompat; u != 0 {
+	if u := sb.FeatureIncompat &^ (SupportedIncompat | allow&DecodableIncompat); u != 0 {
 		return nil, &FormatError{Struct: st, Offset: 0x60, Err: ErrUnsupported,
 			Msg: fmt.Sprintf("incompat features %s (0x%x) not supported", strings.Join(featureList(u, incompatNames, "incompat"), ","), u)}
 	}

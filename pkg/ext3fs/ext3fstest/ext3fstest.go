@@ -25,7 +25,7 @@ func Open(tb testing.TB, img string) *ext3fs.FS {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { f.Close() })
-	fsys, err := ext3fs.Open(f)
+	fsys, err := ext3fs.OpenWith(f, ext3fs.Options{InlineData: true})
 	if err != nil {
 		tb.Fatalf("Open(%s): %v", img, err)
 	}
@@ -70,6 +70,7 @@ var Ext4 = []Image{
 	{Name: "ext4-default-1k", Type: "ext4", BlockSize: 1024, Size: "16M"},
 	{Name: "ext4-orphan-largedir-4k", Type: "ext4", BlockSize: 4096, Size: "16M", Extra: []string{"-O", "orphan_file,large_dir"}},
 	{Name: "ext4-metabg-flex-1k", Type: "ext4", BlockSize: 1024, Size: "16M", Extra: []string{"-O", "meta_bg,^resize_inode", "-g", "1024", "-G", "4"}},
+	{Name: "ext4-inline-4k", Type: "ext4", BlockSize: 4096, Size: "16M", Extra: []string{"-O", "inline_data"}},
 	{Name: "ext4-gdtcsum-4k", Type: "ext4", BlockSize: 4096, Size: "16M", Extra: []string{"-O", "^metadata_csum,uninit_bg"}},
 }
 
