@@ -159,3 +159,34 @@ func FuzzOpenWalkExt4(f *testing.F) {
 		})
 	})
 }
+
+func FuzzScanFastCommits(f *testing.F) {
+	blk := make([]byte, 1024)
+	le := binary.LittleEndian
+	le.PutUint16(blk, uint16(FCTagHead))
+	le.PutUint16(blk[2:], 8)
+	le.PutUint32(blk[8:], 7)
+	le.PutUint16(blk[12:], uint16(FCTagCreat))
+	le.PutUint16(blk[14:], 10)
+	copy(blk[24:], "ab")
+	le.PutUint16(blk[26:], uint16(FCTagTail))
+	le.PutUint16(blk[28:], uint16(1024-30))
+	le.PutUint32(blk[30:], 7)
+	le.PutUint32(blk[34:], Crc32c(0, blk[:34]))
+	f.Add(blk, uint32(7))
+	f.Fuzz(func(t *testing.T, b []byte, tid uint32) {
+		var blocks [][]byte
+		for len(b) > 0 {
+			n := min(len(b), 1024)
+			blocks = append(blocks, b[:n])
+			b = b[n:]
+		}
+		s := ScanFastCommits(blocks, tid, 256)
+		for _, c := range s.Commits {
+			last := c.Records[len(c.Records)-1]
+			if last.Tag != FCTagTail || last.TID != tid || c.TID != tid {
+				t.Fatalf("commit does not end with a TAIL of tid %d: %+v", tid, last)
+			}
+		}
+	})
+}
