@@ -118,6 +118,7 @@ func WriteTree(tb testing.TB, dir string, bs int, rev0 bool) {
 	write("small.txt", []byte("hello, world\n"))
 	write("empty", nil)
 	write("dir1/dir2/dir3/deep.txt", []byte("deep\n"))
+	write("smalldir/blocks.bin", pattern(3*bs, 3)) // a file with blocks in a directory small enough to be inline
 	must(os.MkdirAll(filepath.Join(dir, "emptydir"), 0o755))
 	write("ind.bin", pattern((12+10)*bs+100, 1))     // direct + IND
 	write("dind.bin", pattern(int(12+p+20)*bs+5, 2)) // direct + IND + DIND (dense)
