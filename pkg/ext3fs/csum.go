@@ -376,3 +376,51 @@ func (sb *Superblock) XattrBlockChecksum(blk uint64, b []byte) (Checksum, error)
 	c = Crc32c(c, b[0x14:])
 	return mkChecksum(st, 0x10, 32, le.Uint32(b[0x10:]), c), nil
 }
+
+// OrphanBlockMagic is ob_magic in the tail of every block of the orphan file (orphan_file).
+const OrphanBlockMagic = 0x0b10ca04
+
+// orphanTailSize is sizeof(struct ext4_orphan_block_tail): le32 ob_magic, le32 ob_checksum.
+const orphanTailSize = 8
+
+// OrphanBlock is one block of the orphan file: slots of inode numbers (0 = free) and the tail.
+type OrphanBlock struct {
+	Inodes   []uint32 // every slot, in order
+	Magic    uint32
+	Checksum uint32
+}
+
+// ParseOrphanBlock decodes a block of the orphan file: (block size - 8) / 4 inode slots, then the
+// tail, whose magic must be OrphanBlockMagic.
+func ParseOrphanBlock(b []byte) (OrphanBlock, error) {
+	const st = "orphan file block"
+	le := binary.LittleEndian
+	if len(b) < 64 || len(b)%4 != 0 {
+		return OrphanBlock{}, formatErr(st, 0, "%d bytes is not a block", len(b))
+	}
+	t := len(b) - orphanTailSize
+	ob := OrphanBlock{Magic: le.Uint32(b[t:]), Checksum: le.Uint32(b[t+4:]), Inodes: make([]uint32, t/4)}
+	if ob.Magic != OrphanBlockMagic {
+		return ob, formatErr(st, int64(t), "bad magic 0x%08x, want 0x%08x", ob.Magic, uint32(OrphanBlockMagic))
+	}
+	for i := range ob.Inodes {
+		ob.Inodes[i] = le.Uint32(b[4*i:])
+	}
+	return ob, nil
+}
+
+// OrphanBlockChecksum checks the tail of the orphan file's block at physical block phys (inode
+// ino, generation gen): crc32c(inode seed, le64 phys, the inode slots) (the kernel's
+// ext4_orphan_file_block_csum: the block's number on disk, not in the file).
+func (sb *Superblock) OrphanBlockChecksum(ino, gen uint32, phys uint64, b []byte) (Checksum, error) {
+	ob, err := ParseOrphanBlock(b)
+	if err != nil {
+		return Checksum{}, err
+	}
+	var lb [8]byte
+	binary.LittleEndian.PutUint64(lb[:], phys)
+	t := len(b) - orphanTailSize
+	c := Crc32c(sb.InodeCsumSeed(ino, gen), lb[:])
+	c = Crc32c(c, b[:t])
+	return mkChecksum("orphan file block", int64(t+4), 32, ob.Checksum, c), nil
+}

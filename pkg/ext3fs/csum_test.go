@@ -26,7 +26,7 @@ func TestCrcVectors(t *testing.T) {
 // csumKind names the kind of structure a Checksum is about ("inode", "group descriptor", ...).
 func csumKind(st string) string {
 	for _, k := range []string{"superblock", "group descriptor", "block bitmap", "inode bitmap", "inode",
-		"extent block", "directory block", "htree block", "xattr block"} {
+		"extent block", "directory block", "htree block", "xattr block", "orphan file block"} {
 		if strings.HasPrefix(st, k) {
 			return k
 		}
@@ -81,6 +81,9 @@ func TestChecksumsMkfs(t *testing.T) {
 			} else if len(kinds) != 1 {
 				t.Errorf("gdt_csum only, but checked %v", kinds)
 			}
+			if fsys.SB.FeatureCompat&ext3fs.CompatOrphanFile != 0 {
+				want = append(want, "orphan file block")
+			}
 			for _, k := range want {
 				if kinds[k] == 0 {
 					t.Errorf("no %s checked (kinds: %v)", k, kinds)
@@ -113,6 +116,8 @@ func TestChecksumsMkfs(t *testing.T) {
 					at = c.Start + 0x20 + 4 // the root's first index entry (block number)
 				case "xattr block":
 					at = c.Start + bs - 1 // the value area
+				case "orphan file block":
+					at = c.Start // the first inode slot
 				}
 				bad := bytes.Clone(raw)
 				bad[at] ^= 0x40

@@ -9,7 +9,7 @@ import (
 // gdt_csum only, for every group descriptor): the superblock, each group descriptor, the block
 // and inode bitmaps of initialised groups, every initialised inode, and for each live inode
 // (links > 0) its extent tree blocks, its xattr block and, for directories, every block within
-// i_size. Offsets and Start in the results are device offsets. A structure that cannot be
+// i_size; with orphan_file, every block of the orphan file. Offsets and Start in the results are device offsets. A structure that cannot be
 // decoded stops the walk with its error; a bad checksum does not (fn decides).
 func (fs *FS) Checksums(fn func(Checksum) error) error {
 	err := fs.checksums(fn)
@@ -140,8 +140,9 @@ func (fs *FS) inodeBlockChecksums(ino uint32, in *Inode, blk []byte, emit func(C
 		}
 	}
 	isDir := in.Type() == TypeDir
+	orphans := ino == sb.OrphanFileInum && sb.FeatureCompat&CompatOrphanFile != 0
 	nblocks := (in.Size + uint64(fs.bs) - 1) / uint64(fs.bs)
-	if !in.UsesExtents() && !isDir {
+	if !in.UsesExtents() && !isDir && !orphans {
 		return nil
 	}
 	return fs.WalkBlocks(in, func(r BlockRef) error {
@@ -164,6 +165,11 @@ func (fs *FS) inodeBlockChecksums(ino uint32, in *Inode, blk []byte, emit func(C
 					fe.Struct = fmt.Sprintf("directory block of inode %d (logical %d)", ino, r.Logical)
 				}
 			}
+		case orphans && r.Kind == BlockData:
+			if err := fs.ReadBlock(r.Phys, blk); err != nil {
+				return err
+			}
+			c, err = sb.OrphanBlockChecksum(ino, in.Generation, r.Phys, blk)
 		default:
 			return nil
 		}

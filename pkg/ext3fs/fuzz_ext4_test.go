@@ -91,6 +91,7 @@ func FuzzChecksums(f *testing.F) {
 			{func() (Checksum, error) { return sb.ExtentBlockChecksum(12, 1, b) }, true},
 			{func() (Checksum, error) { return sb.DirBlockChecksum(12, 1, b) }, true},
 			{func() (Checksum, error) { return sb.XattrBlockChecksum(99, b) }, true},
+			{func() (Checksum, error) { return sb.OrphanBlockChecksum(12, 1, 500, b) }, true},
 			{func() (Checksum, error) { return sb.BlockBitmapChecksum(0, &GroupDesc{}, b) }, false},
 			{func() (Checksum, error) { return sb.InodeBitmapChecksum(0, &GroupDesc{}, b) }, false},
 		} {
