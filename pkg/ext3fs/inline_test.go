@@ -21,7 +21,7 @@ var lsRE = regexp.MustCompile(`(\d+)\s+\((\d+)\)\s+(\S+)`)
 // in-inode attributes against debugfs ea_list and, for directories, ReadDir against debugfs ls
 // (file contents against the source tree are checked by TestAgainstE2fsprogs). The tree must
 // give inline files of both sizes (i_block only, and i_block plus system.data) and inline
-// directories.
+// directories, and the slow symlink (113 bytes) stored inline.
 func TestInlineData(t *testing.T) {
 	ext3fstest.Need(t)
 	im := ext3fstest.Image{Name: "inline", Type: "ext4", BlockSize: 4096, Size: "16M", Extra: []string{"-O", "inline_data"}}
@@ -51,7 +51,7 @@ func TestInlineData(t *testing.T) {
 		cmds = append(cmds, fmt.Sprintf("ls <%d>", it.ino))
 	}
 	outs := ext3fstest.Debugfs(t, img, cmds)
-	files, bigFiles, dirs := 0, 0, 0
+	files, bigFiles, dirs, links := 0, 0, 0, 0
 	raw := make([]byte, fsys.SB.InodeSize())
 	for i, it := range inl {
 		if _, err := fsys.ReaderAt().ReadAt(raw, it.in.Pos); err != nil {
@@ -80,6 +80,11 @@ func TestInlineData(t *testing.T) {
 			if it.in.Size > ext3fs.InlineSize {
 				bigFiles++
 			}
+		case ext3fs.TypeSymlink:
+			links++
+			if got, err := fsys.ReadLink(it.in); err != nil || got != ext3fstest.LongTarget {
+				t.Errorf("%s: inline symlink reads %q, %v; want the %d-byte target", it.path, got, err, len(ext3fstest.LongTarget))
+			}
 		case ext3fs.TypeDir:
 			dirs++
 			des, err := fsys.ReadDir(it.in)
@@ -103,10 +108,10 @@ func TestInlineData(t *testing.T) {
 			}
 		}
 	}
-	if files == 0 || bigFiles == 0 || dirs == 0 {
-		t.Errorf("inline inodes: %d files (%d over 60 bytes), %d directories; the tree must give all three", files, bigFiles, dirs)
+	if files == 0 || bigFiles == 0 || dirs == 0 || links == 0 {
+		t.Errorf("inline inodes: %d files (%d over 60 bytes), %d directories, %d symlinks; the tree must give all four", files, bigFiles, dirs, links)
 	}
-	t.Logf("%d inline files (%d over 60 bytes), %d inline directories", files, bigFiles, dirs)
+	t.Logf("%d inline files (%d over 60 bytes), %d inline directories, %d inline symlinks", files, bigFiles, dirs, links)
 }
 
 func must[T any](v T, err error) T {
