@@ -13,6 +13,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/ext3replay/ext3replay/internal/accuracy"
+	"github.com/ext3replay/ext3replay/internal/scenario"
 	"github.com/ext3replay/ext3replay/pkg/blklog"
 	"github.com/ext3replay/ext3replay/pkg/ops"
 )
@@ -152,6 +153,11 @@ func TestAnalyzeCorpusAccuracy(t *testing.T) {
 	for _, logPath := range logs {
 		dir := filepath.Dir(logPath)
 		t.Run(filepath.Base(dir)+"/"+filepath.Base(logPath), func(t *testing.T) {
+			if needs, err := scenario.Needs(dir); err != nil {
+				t.Fatal(err)
+			} else if needs != "" {
+				t.Skipf("NEEDS=%s in scenario.env: analyze cannot score it yet", needs)
+			}
 			f, err := os.Open(filepath.Join(dir, "expected.jsonl"))
 			if err != nil {
 				t.Skip("no expected.jsonl")

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -109,6 +110,13 @@ func runBlocks(cmd *cobra.Command, args []string, out io.Writer) error {
 		// As analyze reports them (anomalies): what can be decoded is answered.
 		fmt.Fprintf(cmd.ErrOrStderr(), "ext3replay blocks: %s: %s (left out)\n", args[0], ops.SafeText(p.Error()))
 	}
+	pathsOf := names.Paths
+	if fsys.SB.FeatureIncompat&ext3fs.IncompatInlineData != 0 {
+		// The replay model's names come from directory blocks; inline directories have none.
+		if pathsOf, err = walkPaths(fsys); err != nil {
+			return &exitError{code: exitUsage, err: fmt.Errorf("%s: %w", args[0], err)}
+		}
+	}
 	bs := uint64(fsys.BlockSize())
 	bitmaps := map[uint32][]byte{}
 	var infos []blockInfo
@@ -121,7 +129,7 @@ func runBlocks(cmd *cobra.Command, args []string, out io.Writer) error {
 		} else {
 			bi.Block = n
 		}
-		describeBlock(fsys, idx, names, bitmaps, &bi)
+		describeBlock(fsys, idx, pathsOf, bitmaps, &bi)
 		infos = append(infos, bi)
 	}
 	w := out
@@ -165,7 +173,7 @@ func runBlocks(cmd *cobra.Command, args []string, out io.Writer) error {
 	return tw.Flush()
 }
 
-func describeBlock(fsys *ext3fs.FS, idx *resolver.Index, names *resolver.Names, bitmaps map[uint32][]byte, bi *blockInfo) {
+func describeBlock(fsys *ext3fs.FS, idx *resolver.Index, pathsOf func(uint32) []string, bitmaps map[uint32][]byte, bi *blockInfo) {
 	sb := fsys.SB
 	b := bi.Block
 	if b >= sb.BlocksCount {
@@ -208,7 +216,7 @@ func describeBlock(fsys *ext3fs.FS, idx *resolver.Index, names *resolver.Names, 
 		bi.Logical = &l
 	}
 	if o.Ino != 0 {
-		bi.Paths = names.Paths(o.Ino)
+		bi.Paths = pathsOf(o.Ino)
 		if len(bi.Paths) == 0 {
 			switch o.Ino {
 			case fsys.SB.JournalInum:
@@ -234,4 +242,21 @@ func blockBitmapSet(fsys *ext3fs.FS, cache map[uint32][]byte, g uint32, b uint64
 	}
 	i := b - fsys.SB.GroupFirstBlock(g)
 	return bm != nil && bm[i/8]&(1<<(i%8)) != 0
+}
+
+// walkPaths lists every inode's names by walking the tree with ext3fs (which reads inline
+// directories), sorted like resolver.Names.Paths.
+func walkPaths(fsys *ext3fs.FS) (func(uint32) []string, error) {
+	m := map[uint32][]string{}
+	err := fsys.Walk(func(p string, ino uint32, _ *ext3fs.Inode) error {
+		m[ino] = append(m[ino], p)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, ps := range m {
+		sort.Strings(ps)
+	}
+	return func(ino uint32) []string { return m[ino] }, nil
 }

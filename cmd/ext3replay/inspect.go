@@ -288,7 +288,8 @@ func openFS(path string) (*diskimage.Image, *ext3fs.FS, error) {
 	if err != nil {
 		return nil, nil, &exitError{code: exitUsage, err: err}
 	}
-	fsys, err := ext3fs.Open(img)
+	// inspect and blocks only read: inline_data is decoded (analyze's replay model refuses it).
+	fsys, err := ext3fs.OpenWith(img, ext3fs.Options{InlineData: true})
 	if err != nil {
 		img.Close()
 		return nil, nil, &exitError{code: exitUsage, err: fmt.Errorf("%s: %w", path, err)}

@@ -229,6 +229,21 @@ func TestParseDx(t *testing.T) {
 	if err != nil || r.Count != 2 || r.Entries[1] != (DxEntry{0x0f30acea, 2}) || r.Entries[0].Block != 1 {
 		t.Fatalf("dx_root %+v %v", r, err)
 	}
+	// large_dir allows a third index level; more is never valid.
+	b[0x1E] = 3
+	if r, err := ParseDxRoot(b); err != nil || r.IndirectLevels != 3 {
+		t.Fatalf("indirect_levels 3: %+v %v", r, err)
+	}
+	b[0x1E] = 4
+	_, err = ParseDxRoot(b)
+	wantFormatError(t, err, 0x1E, "indirect_levels 4 > 3")
+	b[0x1E] = 0
+	if got := (&Superblock{}).MaxHtreeLevels(); got != 2 {
+		t.Errorf("MaxHtreeLevels without large_dir = %d", got)
+	}
+	if got := (&Superblock{FeatureIncompat: IncompatLargeDir}).MaxHtreeLevels(); got != 3 {
+		t.Errorf("MaxHtreeLevels with large_dir = %d", got)
+	}
 	le.PutUint16(b[0x22:], 200)
 	_, err = ParseDxRoot(b)
 	wantFormatError(t, err, 0x22, "count 200")

@@ -222,8 +222,10 @@ func ParseDxRoot(b []byte) (*DxRoot, error) {
 	if r.InfoLength != 8 {
 		return nil, formatErr(st, 0x1D, "info_length %d, want 8", r.InfoLength)
 	}
-	if r.IndirectLevels > 2 {
-		return nil, formatErr(st, 0x1E, "indirect_levels %d > 2", r.IndirectLevels)
+	// Two index levels below the root at most, three with large_dir (EXT4_HTREE_LEVEL); callers
+	// that know the superblock check the tighter bound with MaxHtreeLevels.
+	if r.IndirectLevels > 3 {
+		return nil, formatErr(st, 0x1E, "indirect_levels %d > 3", r.IndirectLevels)
 	}
 	var err error
 	r.Limit, r.Count, r.Entries, err = parseDxEntries(st, b, 0x20)
@@ -250,4 +252,13 @@ func ParseDxNode(b []byte) (*DxNode, error) {
 		return nil, err
 	}
 	return n, nil
+}
+
+// MaxHtreeLevels is the largest dx_root indirect_levels the file system allows: 3 with large_dir,
+// else 2 (e2fsprogs ext2_dir_htree_level).
+func (sb *Superblock) MaxHtreeLevels() uint8 {
+	if sb.FeatureIncompat&IncompatLargeDir != 0 {
+		return 3
+	}
+	return 2
 }

@@ -28,12 +28,27 @@ type itab struct {
 
 // Open reads and checks the superblock and group descriptor table. It refuses file systems with
 // incompat features it cannot decode and descriptors that point outside the device.
-func Open(r io.ReaderAt) (*FS, error) {
+func Open(r io.ReaderAt) (*FS, error) { return OpenWith(r, Options{}) }
+
+// Options widen what OpenWith accepts beyond Open's defaults.
+type Options struct {
+	// InlineData accepts inline_data file systems. ReadDir, ReadLink, ReadInlineData and Walk
+	// read inline files and directories; a caller that replays changes to the file system must
+	// also follow data and directory entries written into inodes before asking for this.
+	InlineData bool
+}
+
+// OpenWith is Open with options.
+func OpenWith(r io.ReaderAt, o Options) (*FS, error) {
 	buf := make([]byte, SuperblockSize)
 	if _, err := r.ReadAt(buf, SuperblockOffset); err != nil {
 		return nil, &FormatError{Struct: "superblock", Offset: SuperblockOffset, Msg: "read failed", Err: err}
 	}
-	sb, err := ParseSuperblock(buf)
+	var allow uint32
+	if o.InlineData {
+		allow |= IncompatInlineData
+	}
+	sb, err := parseSuperblock(buf, allow)
 	if err != nil {
 		var fe *FormatError
 		if errors.As(err, &fe) {
@@ -430,7 +445,20 @@ func (fs *FS) ReadDir(in *Inode) ([]DirEntry, error) {
 		return nil, fmt.Errorf("ext3fs: ReadDir on a %s inode", in.Type())
 	}
 	if in.HasInlineData() {
-		return nil, &FormatError{Struct: "directory", Offset: 0, Err: ErrUnsupported, Msg: "inline-data directory"}
+		data, err := fs.ReadInlineData(in)
+		if err != nil {
+			return nil, err
+		}
+		ents, err := InlineDirEntries(data, fs.SB.HasFiletype())
+		if fe, ok := err.(*FormatError); ok {
+			if fe.Offset < InlineSize {
+				fe.Offset += in.Pos + 0x28 // in i_block
+			} else {
+				fe.Struct += fmt.Sprintf(" (byte %d of system.data of the inode at byte %d)", fe.Offset-InlineSize, in.Pos)
+				fe.Offset += in.Pos
+			}
+		}
+		return ents, err
 	}
 	var out []DirEntry
 	buf := make([]byte, fs.bs)
@@ -458,6 +486,23 @@ func (fs *FS) ReadDir(in *Inode) ([]DirEntry, error) {
 	return out, err
 }
 
+// ReadInlineData returns the contents of an INLINE_DATA_FL inode (i_block and its system.data
+// attribute), re-reading the inode record at in.Pos for the attribute area.
+func (fs *FS) ReadInlineData(in *Inode) ([]byte, error) {
+	if in.Pos == 0 {
+		return nil, fmt.Errorf("ext3fs: ReadInlineData on an inode not read through FS (no position)")
+	}
+	raw := make([]byte, fs.SB.InodeSize())
+	if _, err := fs.r.ReadAt(raw, in.Pos); err != nil {
+		return nil, &FormatError{Struct: "inode", Offset: in.Pos, Msg: "read failed", Err: err}
+	}
+	data, err := InlineData(in, raw)
+	if fe, ok := err.(*FormatError); ok {
+		fe.Offset += in.Pos
+	}
+	return data, err
+}
+
 // ReadLink returns a symlink's target: from i_block for fast symlinks, else from data block 0.
 func (fs *FS) ReadLink(in *Inode) (string, error) {
 	if in.Type() != TypeSymlink {
@@ -467,7 +512,8 @@ func (fs *FS) ReadLink(in *Inode) (string, error) {
 		return string(in.BlockBytes[:in.Size]), nil
 	}
 	if in.HasInlineData() {
-		return "", &FormatError{Struct: "symlink", Offset: 0, Err: ErrUnsupported, Msg: "inline-data symlink"}
+		data, err := fs.ReadInlineData(in)
+		return string(data), err
 	}
 	if in.Size > uint64(fs.bs) {
 		return "", formatErr("symlink", 0x04, "size %d exceeds one %d-byte block", in.Size, fs.bs)

@@ -27,7 +27,7 @@ type walked struct {
 // extents, each block list against debugfs stat, symlink targets, and the htree directory.
 func TestAgainstE2fsprogs(t *testing.T) {
 	ext3fstest.Need(t)
-	for _, im := range ext3fstest.Standard {
+	for _, im := range append(ext3fstest.Standard[:len(ext3fstest.Standard):len(ext3fstest.Standard)], ext3fstest.Ext4...) {
 		t.Run(im.Name, func(t *testing.T) {
 			t.Parallel()
 			img, src := ext3fstest.Build(t, im)
@@ -187,6 +187,20 @@ func compareFile(fsys *ext3fs.FS, in *ext3fs.Inode, srcPath string) error {
 		return err
 	}
 	defer want.Close()
+	if in.HasInlineData() {
+		got, err := fsys.ReadInlineData(in)
+		if err != nil {
+			return err
+		}
+		wantData, err := os.ReadFile(srcPath)
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(got, wantData) {
+			return fmt.Errorf("inline data (%d bytes) differs from the source (%d bytes)", len(got), len(wantData))
+		}
+		return nil
+	}
 	bs := uint64(fsys.BlockSize())
 	whole := in.Size <= 1<<20
 	var out []byte
@@ -238,7 +252,14 @@ func checkBlockLists(t *testing.T, fsys *ext3fs.FS, img string, files []walked) 
 	for _, f := range files {
 		seen[f.ino] = f.in
 	}
-	for _, ino := range []uint32{ext3fs.ResizeIno, ext3fs.JournalIno} {
+	special := []uint32{ext3fs.ResizeIno, ext3fs.JournalIno}
+	if fsys.SB.FeatureCompat&ext3fs.CompatOrphanFile != 0 {
+		if fsys.SB.OrphanFileInum == 0 {
+			t.Errorf("orphan_file set but s_orphan_file_inum is 0")
+		}
+		special = append(special, fsys.SB.OrphanFileInum)
+	}
+	for _, ino := range special {
 		if in, err := fsys.ReadInode(ino); err == nil && in.Mode != 0 {
 			seen[ino] = in
 		}
@@ -276,6 +297,9 @@ func checkBlockLists(t *testing.T, fsys *ext3fs.FS, img string, files []walked) 
 	}
 	// The tree must have exercised the map levels this format has.
 	if fsys.SB.HasExtents() {
+		if kinds&(1<<ext3fs.BlockExtent) == 0 {
+			t.Errorf("no extent tree block seen: the test tree does not cover depth >= 1")
+		}
 		return
 	}
 	for _, k := range []ext3fs.BlockKind{ext3fs.BlockInd, ext3fs.BlockDInd, ext3fs.BlockTInd} {

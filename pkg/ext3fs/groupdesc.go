@@ -20,6 +20,9 @@ type GroupDesc struct {
 	Flags        uint16
 	ItableUnused uint32
 	Checksum     uint16
+	// Bitmap checksums (metadata_csum): the low 16 bits, and the high 16 in 64-byte descriptors.
+	BlockBitmapCsum uint32
+	InodeBitmapCsum uint32
 }
 
 // ParseGroupDesc decodes one descriptor of descSize bytes (32, or s_desc_size >= 64 with 64bit).
@@ -42,6 +45,9 @@ func ParseGroupDesc(b []byte, descSize int) (GroupDesc, error) {
 		Flags:        le.Uint16(b[0x12:]),
 		ItableUnused: uint32(le.Uint16(b[0x1C:])),
 		Checksum:     le.Uint16(b[0x1E:]),
+
+		BlockBitmapCsum: uint32(le.Uint16(b[0x18:])),
+		InodeBitmapCsum: uint32(le.Uint16(b[0x1A:])),
 	}
 	if descSize >= 64 {
 		d.BlockBitmap |= uint64(le.Uint32(b[0x20:])) << 32
@@ -51,6 +57,8 @@ func ParseGroupDesc(b []byte, descSize int) (GroupDesc, error) {
 		d.FreeInodes |= uint32(le.Uint16(b[0x2E:])) << 16
 		d.UsedDirs |= uint32(le.Uint16(b[0x30:])) << 16
 		d.ItableUnused |= uint32(le.Uint16(b[0x32:])) << 16
+		d.BlockBitmapCsum |= uint32(le.Uint16(b[0x38:])) << 16
+		d.InodeBitmapCsum |= uint32(le.Uint16(b[0x3A:])) << 16
 	}
 	return d, nil
 }

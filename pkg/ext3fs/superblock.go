@@ -71,6 +71,18 @@ const (
 const SupportedIncompat = IncompatFiletype | IncompatRecover | IncompatMetaBG | IncompatExtents |
 	Incompat64Bit | IncompatMMP | IncompatFlexBG | IncompatCsumSeed | IncompatLargeDir
 
+// UnsupportedRoCompat are the ro_compat features refused at open although a reader could mount
+// them: bigalloc changes what a bit of the block bitmap and an allocation unit mean, and verity
+// stores a Merkle tree past i_size in a file's own blocks, which the replay model would take
+// for file data.
+const UnsupportedRoCompat = RoCompatBigalloc | RoCompatVerity
+
+// DecodableIncompat adds to SupportedIncompat the features the decoders read but ParseSuperblock
+// and Open still refuse, because a caller that follows the file system as it changes must model
+// them too: inline_data (files and directories stored in the inode). OpenWith accepts them on
+// request.
+const DecodableIncompat = SupportedIncompat | IncompatInlineData
+
 var compatNames = []featureName{
 	{CompatDirPrealloc, "dir_prealloc"}, {CompatImagicInodes, "imagic_inodes"}, {CompatHasJournal, "has_journal"},
 	{CompatExtAttr, "ext_attr"}, {CompatResizeInode, "resize_inode"}, {CompatDirIndex, "dir_index"},
@@ -169,13 +181,19 @@ type Superblock struct {
 	LogGroupsPerFlex  uint8
 	ChecksumType      uint8
 	KBytesWritten     uint64
+	ChecksumSeed      uint32 // s_checksum_seed (0x270), used with metadata_csum_seed; see CsumSeed
+	OrphanFileInum    uint32 // s_orphan_file_inum (0x280), with orphan_file
 	Checksum          uint32
 }
 
 // ParseSuperblock decodes the 1024 bytes found at device byte 1024. It checks the magic and the
 // geometry fields that every later computation divides by or shifts with, and refuses unknown
 // incompat features.
-func ParseSuperblock(b []byte) (*Superblock, error) {
+func ParseSuperblock(b []byte) (*Superblock, error) { return parseSuperblock(b, 0) }
+
+// parseSuperblock is ParseSuperblock also accepting the incompat features in allow (only those
+// the decoders read, DecodableIncompat).
+func parseSuperblock(b []byte, allow uint32) (*Superblock, error) {
 	const st = "superblock"
 	if len(b) < SuperblockSize {
 		return nil, formatErr(st, 0, "need %d bytes, have %d", SuperblockSize, len(b))
@@ -231,6 +249,8 @@ func ParseSuperblock(b []byte) (*Superblock, error) {
 		LogGroupsPerFlex:  b[0x174],
 		ChecksumType:      b[0x175],
 		KBytesWritten:     le.Uint64(b[0x178:]),
+		ChecksumSeed:      le.Uint32(b[0x270:]),
+		OrphanFileInum:    le.Uint32(b[0x280:]),
 		Checksum:          le.Uint32(b[0x3FC:]),
 	}
 	copy(sb.UUID[:], b[0x68:0x78])
@@ -257,6 +277,18 @@ func ParseSuperblock(b []byte) (*Superblock, error) {
 		return nil, formatErr(st, 0x38, "bad magic 0x%04x, want 0x%04x", sb.Magic, SuperMagic)
 	case sb.RevLevel > 1:
 		return nil, formatErr(st, 0x4C, "revision %d not supported (want 0 or 1)", sb.RevLevel)
+	}
+	// Features first: an unsupported one (bigalloc, journal_dev) gives geometry the checks
+	// below would reject, and the user should read the feature's name, not a field's.
+	if u := sb.FeatureIncompat &^ (SupportedIncompat | allow&DecodableIncompat); u != 0 {
+		return nil, &FormatError{Struct: st, Offset: 0x60, Err: ErrUnsupported,
+			Msg: fmt.Sprintf("incompat features %s (0x%x) not supported", strings.Join(featureList(u, incompatNames, "incompat"), ","), u)}
+	}
+	if u := sb.FeatureRoCompat & UnsupportedRoCompat; u != 0 {
+		return nil, &FormatError{Struct: st, Offset: 0x64, Err: ErrUnsupported,
+			Msg: fmt.Sprintf("ro_compat features %s (0x%x) not supported", strings.Join(featureList(u, roCompatNames, "ro_compat"), ","), u)}
+	}
+	switch {
 	case sb.LogBlockSize > 6:
 		return nil, formatErr(st, 0x18, "s_log_block_size %d gives a block size over 64 KiB", sb.LogBlockSize)
 	case sb.BlocksPerGroup == 0 || sb.BlocksPerGroup > 8*uint32(sb.BlockSize()):
@@ -285,13 +317,6 @@ func ParseSuperblock(b []byte) (*Superblock, error) {
 	}
 	if uint64(sb.GroupCount())*uint64(sb.InodesPerGroup) < uint64(sb.InodesCount) {
 		return nil, formatErr(st, 0x00, "s_inodes_count %d exceeds %d groups x %d inodes", sb.InodesCount, sb.GroupCount(), sb.InodesPerGroup)
-	}
-	if u := sb.FeatureIncompat &^ SupportedIncompat; u != 0 {
-		return nil, &FormatError{Struct: st, Offset: 0x60, Err: ErrUnsupported,
-			Msg: fmt.Sprintf("incompat features %s (0x%x) not supported", strings.Join(featureList(u, incompatNames, "incompat"), ","), u)}
-	}
-	if sb.RoCompatBigalloc() {
-		return nil, &FormatError{Struct: st, Offset: 0x64, Err: ErrUnsupported, Msg: "ro_compat feature bigalloc not supported"}
 	}
 	return sb, nil
 }

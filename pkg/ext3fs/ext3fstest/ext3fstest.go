@@ -25,7 +25,7 @@ func Open(tb testing.TB, img string) *ext3fs.FS {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { f.Close() })
-	fsys, err := ext3fs.Open(f)
+	fsys, err := ext3fs.OpenWith(f, ext3fs.Options{InlineData: true})
 	if err != nil {
 		tb.Fatalf("Open(%s): %v", img, err)
 	}
@@ -60,6 +60,20 @@ var Standard = []Image{
 	{Name: "ext3-1k-groups", Type: "ext3", BlockSize: 1024, Size: "32M", Extra: []string{"-g", "1024"}},
 }
 
+// Ext4 is the ext4 matrix of the checksum and ext4-layout tests: mkfs.ext4 as Debian 12 makes it
+// (the /etc/mke2fs.conf ext4 features: extent, huge_file, flex_bg, metadata_csum, 64bit,
+// dir_nlink, extra_isize) on 4K and 1K blocks, the same with orphan_file and large_dir, a
+// meta_bg layout, and gdt_csum (uninit_bg, crc16 descriptors) without metadata_csum. It is kept
+// apart from Standard, which other packages' tests iterate.
+var Ext4 = []Image{
+	{Name: "ext4-default-4k", Type: "ext4", BlockSize: 4096, Size: "16M"},
+	{Name: "ext4-default-1k", Type: "ext4", BlockSize: 1024, Size: "16M"},
+	{Name: "ext4-orphan-largedir-4k", Type: "ext4", BlockSize: 4096, Size: "16M", Extra: []string{"-O", "orphan_file,large_dir"}},
+	{Name: "ext4-metabg-flex-1k", Type: "ext4", BlockSize: 1024, Size: "16M", Extra: []string{"-O", "meta_bg,^resize_inode", "-g", "1024", "-G", "4"}},
+	{Name: "ext4-inline-4k", Type: "ext4", BlockSize: 4096, Size: "16M", Extra: []string{"-O", "inline_data"}},
+	{Name: "ext4-gdtcsum-4k", Type: "ext4", BlockSize: 4096, Size: "16M", Extra: []string{"-O", "^metadata_csum,uninit_bg"}},
+}
+
 // Need skips the test if e2fsprogs is not installed.
 func Need(tb testing.TB) {
 	tb.Helper()
@@ -72,6 +86,9 @@ func Need(tb testing.TB) {
 
 // HtreeDir is the directory the tree generator fills with enough entries for e2fsck -D to index.
 const HtreeDir = "/many"
+
+// FragFile is the file of the test tree whose extent tree has depth >= 1 on ext4.
+const FragFile = "frag.bin"
 
 // LongTarget is the slow-symlink target (longer than the 59 bytes a fast symlink can hold).
 var LongTarget = strings.Repeat("long-target-component/", 5) + "end"
@@ -101,6 +118,7 @@ func WriteTree(tb testing.TB, dir string, bs int, rev0 bool) {
 	write("small.txt", []byte("hello, world\n"))
 	write("empty", nil)
 	write("dir1/dir2/dir3/deep.txt", []byte("deep\n"))
+	write("smalldir/blocks.bin", pattern(3*bs, 3)) // a file with blocks in a directory small enough to be inline
 	must(os.MkdirAll(filepath.Join(dir, "emptydir"), 0o755))
 	write("ind.bin", pattern((12+10)*bs+100, 1))     // direct + IND
 	write("dind.bin", pattern(int(12+p+20)*bs+5, 2)) // direct + IND + DIND (dense)
@@ -113,7 +131,10 @@ func WriteTree(tb testing.TB, dir string, bs int, rev0 bool) {
 		}
 		must(f.Close())
 	}
-	sparse("sparse.bin", 3, 300)          // a hole, then a block behind DIND at 1K
+	sparse("sparse.bin", 3, 300) // a hole, then a block behind DIND at 1K
+	// Every other block: 12 extents, more than the 4 of the root in i_block, so on ext4 the tree
+	// has depth 1 (an index root and a leaf block).
+	sparse(FragFile, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22)
 	sparse("sparse-dind.bin", 12+p+2*p+7) // only DIND -> IND -> block
 	if !rev0 || bs == 1024 {
 		sparse("sparse-tind.bin", 0, 12+p+p*p+p+3) // TIND (4 GiB offset at 4K: needs large_file)

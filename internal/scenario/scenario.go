@@ -1,0 +1,52 @@
+// Package scenario reads the metadata of a captured scenario of fixtures/real (its scenario.env, a
+// shell file of VAR=value lines that the capture scripts source) for the Go tests and tools that
+// iterate the corpus.
+package scenario
+
+import (
+	"bufio"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Env returns the VAR=value assignments of dir/scenario.env (quotes around a value removed,
+// comments and other lines ignored). A folder without scenario.env has none.
+func Env(dir string) (map[string]string, error) {
+	f, err := os.Open(filepath.Join(dir, "scenario.env"))
+	if errors.Is(err, os.ErrNotExist) {
+		return map[string]string{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	env := map[string]string{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		k, v, ok := strings.Cut(line, "=")
+		if !ok || strings.HasPrefix(line, "#") || strings.ContainsAny(k, " \t") || k == "" {
+			continue
+		}
+		if len(v) >= 2 && (v[0] == '"' || v[0] == '\'') && v[len(v)-1] == v[0] {
+			v = v[1 : len(v)-1]
+		}
+		env[k] = v
+	}
+	return env, sc.Err()
+}
+
+// Needs returns the scenario's NEEDS value: what the analyzer still lacks to analyse it (for
+// example "ext4-resolver"), or "" when nothing. Tests and tools that judge analyze's output skip
+// such a scenario, naming the reason; those that only check the capture itself (both logs replay
+// alike, the ground truth explains the final disk) still run on it. Whoever adds the missing
+// piece removes the line from scenario.env.
+func Needs(dir string) (string, error) {
+	env, err := Env(dir)
+	if err != nil {
+		return "", err
+	}
+	return env["NEEDS"], nil
+}
