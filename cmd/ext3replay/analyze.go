@@ -85,7 +85,7 @@ the log is large (--quiet silences both).`,
 			}
 			return nil
 		}
-		st, err := runAnalyze(args[0], args[1], resolver.Options{Metadata: f.metadata}, emit, prog)
+		st, err := runAnalyze(args[0], args[1], resolver.Options{Metadata: f.metadata}, emit, prog, nil)
 		if cerr := ow.Close(); err == nil && cerr != nil {
 			err = &exitError{code: exitInternal, err: cerr}
 		}
@@ -118,7 +118,7 @@ func analyzeToOps(imagePath, logPath string, metadata bool) ([]ops.Op, error) {
 	st, err := runAnalyze(imagePath, logPath, resolver.Options{Metadata: metadata}, func(op *ops.Op) error {
 		out = append(out, *op)
 		return nil
-	}, nil)
+	}, nil, nil)
 	if err == nil && st.damage != nil {
 		err = &exitError{code: exitUsage, err: st.damage}
 	}
@@ -133,8 +133,9 @@ type analyzeStats struct {
 	ops     map[ops.Type]int64 // lines printed, by op
 }
 
-// runAnalyze streams the log through a resolver and a coalescer into emit.
-func runAnalyze(imagePath, logPath string, opt resolver.Options, emit func(*ops.Op) error, prog *progress) (*analyzeStats, error) {
+// runAnalyze streams the log through a resolver and a coalescer into emit. tap, when not nil,
+// sees every record before the resolver does (report uses it for flushes and journal commits).
+func runAnalyze(imagePath, logPath string, opt resolver.Options, emit func(*ops.Op) error, prog *progress, tap func(*blklog.Record)) (*analyzeStats, error) {
 	start := time.Now()
 	img, err := openImage(imagePath)
 	if err != nil {
@@ -204,6 +205,9 @@ func runAnalyze(imagePath, logPath string, opt resolver.Options, emit func(*ops.
 		}
 		if err := guard.check(&rec); err != nil {
 			return nil, &exitError{code: exitUsage, err: fmt.Errorf("%w (image %s)", err, imagePath)}
+		}
+		if tap != nil {
+			tap(&rec)
 		}
 		if err := res.Record(&rec); err != nil {
 			return nil, err
