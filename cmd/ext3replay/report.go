@@ -176,3 +176,14 @@ func readLogHeader(path string) (blklog.Header, error) {
 	defer lr.Close()
 	return lr.Header(), nil
 }
+
+// writeDiffHTML draws two runs side by side on the same axes, with diff's
+// table under them.
+func writeDiffHTML(w io.Writer, names []string, runs [2][]ops.Op, rep *ops.DiffReport) error {
+	var text strings.Builder
+	if err := rep.WriteDiff(&text, "table"); err != nil {
+		return err
+	}
+	rs := []report.Run{{Name: "A: " + names[0], Ops: runs[0]}, {Name: "B: " + names[1], Ops: runs[1]}}
+	return report.Write(w, rs, report.Options{Title: "ext3replay diff: " + filepath.Base(names[0]) + " vs " + filepath.Base(names[1]), Text: text.String()})
+}

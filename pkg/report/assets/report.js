@@ -240,8 +240,11 @@
   });
 
   // ---- drawing ----
+  // One width for the three canvases of a run, so their time axes line up.
+  function plotWidth(R) { return Math.max(200, R.el.clientWidth - 2); }
+
   function drawAxis(R) {
-    const w = R.axisC.parentElement.clientWidth;
+    const w = plotWidth(R);
     const ctx = sizeCanvas(R.axisC, w, AXIS_H);
     const x0 = LABEL_W, pw = w - LABEL_W - 16;
     ctx.fillStyle = "#fff";
@@ -265,7 +268,7 @@
   }
 
   function drawLanes(R) {
-    const w = R.lanesBox.clientWidth;
+    const w = plotWidth(R);
     const total = R.rows.length * LANE_H;
     R.spacer.style.height = total + "px";
     const h = Math.max(LANE_H * 3, Math.min(420, total));
@@ -299,6 +302,7 @@
     ctx.fillStyle = "#ccc";
     ctx.fillRect(x0 - 2, 0, 1, h);
     const lmax = Math.log2(R.maxBytes + 1);
+    let bars = 0, marks = 0;
     // I/O first, namespace marks on top.
     for (let pass = 0; pass < 2; pass++) {
       for (let i = 0; i < R.op.length; i++) {
@@ -313,7 +317,9 @@
           const bh = Math.max(2, ((LANE_H - 4) * Math.log2(R.b[i] + 1)) / lmax);
           ctx.fillStyle = R.op[i] === READ ? IOCOL.read : IOCOL.write;
           ctx.fillRect(x, y + LANE_H - 2 - bh, 2, bh);
+          bars++;
         } else {
+          marks++;
           ctx.fillStyle = OPCOL[R.opName[i]];
           const cy = y + LANE_H / 2;
           ctx.beginPath();
@@ -323,10 +329,13 @@
         }
       }
     }
+    // What was drawn, readable from the DOM (tests; the canvas itself is opaque).
+    R.lanesC.dataset.bars = bars;
+    R.lanesC.dataset.marks = marks;
   }
 
   function drawSectors(R) {
-    const w = R.sectC.parentElement.clientWidth;
+    const w = plotWidth(R);
     const ctx = sizeCanvas(R.sectC, w, SECT_H);
     const x0 = SECT_L, pw = w - SECT_L - 16, y0 = 8, ph = SECT_H - 30;
     ctx.fillStyle = "#fff";
@@ -347,6 +356,7 @@
     ctx.fillRect(x0 - 1, y0, 1, ph);
     // cols[px] lists the ops drawn at that pixel column, for hovering.
     const cols = new Array(Math.ceil(pw) + 3);
+    let drawn = 0;
     for (let i = 0; i < R.op.length; i++) {
       if (R.op[i] > WRITE || R.opRow[i] < 0 && filter) continue;
       const x = xOf(R.x[i], x0, pw);
@@ -356,10 +366,12 @@
       ctx.globalAlpha = R.op[i] === READ ? 0.35 : 0.9;
       ctx.fillStyle = KCOL[KCLASS[KINDS[R.k[i]]]];
       ctx.fillRect(x - 1, Math.min(ya, yb - 3), 3, Math.max(3, yb - ya));
+      drawn++;
       const c = Math.round(x - x0);
       (cols[c] || (cols[c] = [])).push(i);
     }
     ctx.globalAlpha = 1;
+    R.sectC.dataset.drawn = drawn;
     R.sectGeom = { x0, pw, y0, ph, cols };
   }
 
@@ -411,7 +423,7 @@
         if (l !== undefined && R.lanes[l].kids) { R.collapsed[l] ^= 1; layout(R); drawLanes(R); drawSectors(R); }
         return;
       }
-      startDrag(ev, LABEL_W, R.lanesBox.clientWidth - LABEL_W - 16);
+      startDrag(ev, LABEL_W, plotWidth(R) - LABEL_W - 16);
     });
     R.scroll.addEventListener("mouseup", endDrag);
     R.scroll.addEventListener("mousemove", (ev) => {
@@ -420,7 +432,7 @@
       const r = Math.floor(y / LANE_H), l = R.rows[r];
       if (l === undefined) return hideTip();
       if (mx < LABEL_W) return showTip(ev, R.lanes[l].path + (R.lanes[l].kids ? "\n(click to " + (R.collapsed[l] ? "expand" : "collapse") + ")" : ""));
-      const pw = R.lanesBox.clientWidth - LABEL_W - 16;
+      const pw = plotWidth(R) - LABEL_W - 16;
       let best = -1, bd = 6;
       for (let i = 0; i < R.op.length; i++) {
         if (R.opRow[i] !== r) continue;
