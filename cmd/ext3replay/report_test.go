@@ -230,4 +230,3 @@ func pngColours(t *testing.T, file string) (colours, saturated int) {
 	}
 	return len(seen), saturated
 }
-
