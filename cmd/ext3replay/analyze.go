@@ -58,7 +58,7 @@ the log is large (--quiet silences both).`,
 			defer fh.Close()
 			w = fh
 		}
-		ow, err := ops.NewWriter(w, f.format)
+		ow, tap, err := newOpWriter(w, f.format, args[1], f.output)
 		if err != nil {
 			return &exitError{code: exitUsage, err: err}
 		}
@@ -85,7 +85,7 @@ the log is large (--quiet silences both).`,
 			}
 			return nil
 		}
-		st, err := runAnalyze(args[0], args[1], resolver.Options{Metadata: f.metadata}, emit, prog, nil)
+		st, err := runAnalyze(args[0], args[1], resolver.Options{Metadata: f.metadata}, emit, prog, tap)
 		if cerr := ow.Close(); err == nil && cerr != nil {
 			err = &exitError{code: exitInternal, err: cerr}
 		}
@@ -103,7 +103,7 @@ the log is large (--quiet silences both).`,
 
 func init() {
 	fl := analyzeCmd.Flags()
-	fl.StringVar(&analyzeFlags.format, "format", "text", "output format: text, jsonl or csv")
+	fl.StringVar(&analyzeFlags.format, "format", "text", "output format: text, jsonl, csv, body (The Sleuth Kit) or parquet")
 	fl.BoolVar(&analyzeFlags.metadata, "metadata", false, "also report I/O on inode tables, bitmaps, superblocks, group descriptors and the journal")
 	fl.StringVarP(&analyzeFlags.output, "output", "o", "-", "write the operations to this file (- for stdout)")
 	fl.BoolVar(&analyzeFlags.quiet, "quiet", false, "no progress and no summary on stderr")

@@ -102,7 +102,7 @@ func sameCounts(t *testing.T, what string, got, want map[string]int) {
 	sort.Strings(keys)
 	for _, k := range keys {
 		if got[k] != want[k] {
-			t.Errorf("%s %q: %d in the page, %d in the run", what, k, got[k], want[k])
+			t.Errorf("%s %q: %d in the output, %d in the run", what, k, got[k], want[k])
 		}
 	}
 }
