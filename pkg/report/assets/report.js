@@ -16,7 +16,8 @@
   const OPCOL = { create: "#2ca02c", mkdir: "#137313", symlink: "#6b8e23", mknod: "#556b2f", delete: "#d62728", rmdir: "#a31515",
     move: "#9467bd", link: "#17becf", unlink: "#e377c2", truncate: "#ff7f0e", anomaly: "#000000" };
   const IOCOL = { read: "#3b7dd8", write: "#e8743b" };
-  const LANE_H = 16, LABEL_W = 240, AXIS_H = 38, SECT_H = 340, SECT_L = 80;
+  // The sector plot has the timeline's left margin, so the two time axes line up.
+  const LANE_H = 16, LABEL_W = 240, AXIS_H = 44, SECT_H = 340, SECT_L = LABEL_W;
 
   const runs = D.runs.map(prepare);
   // One time domain and one sector domain for every run, so that two runs
@@ -34,6 +35,20 @@
   full = [full[0] - pad, full[1] + pad];
   let view = full.slice();
   let filter = "";
+  // The address can carry the view and the filter (#view=4.2,4.7&filter=/var),
+  // so a zoomed view can be shared; zooming and filtering update it.
+  {
+    const h = new URLSearchParams(location.hash.slice(1));
+    const v = (h.get("view") || "").split(",").map(Number);
+    if (v.length === 2 && isFinite(v[0]) && isFinite(v[1]) && v[1] > v[0]) view = v;
+    filter = h.get("filter") || "";
+  }
+  function saveHash() {
+    const h = new URLSearchParams();
+    if (view[0] !== full[0] || view[1] !== full[1]) h.set("view", view[0].toPrecision(8) + "," + view[1].toPrecision(8));
+    if (filter) h.set("filter", filter);
+    try { history.replaceState(null, "", "#" + h.toString()); } catch (e) { /* file:// in some browsers */ }
+  }
 
   function prepare(R) {
     R.opName = R.op.map((c) => OPS[c]);
@@ -259,12 +274,12 @@
     }
     // Flushes (grey) and journal commits (red) as ticks under the scale.
     ctx.fillStyle = "#888";
-    for (const v of R.flush) { const x = xOf(v, x0, pw); if (x >= x0 && x <= x0 + pw) ctx.fillRect(x, 22, 1, 7); }
+    for (const v of R.flush) { const x = xOf(v, x0, pw); if (x >= x0 && x <= x0 + pw) ctx.fillRect(x, 22, 1, 9); }
     ctx.fillStyle = "#c00";
-    for (const v of R.commit) { const x = xOf(v, x0, pw); if (x >= x0 && x <= x0 + pw) ctx.fillRect(x, 29, 1, 8); }
+    for (const v of R.commit) { const x = xOf(v, x0, pw); if (x >= x0 && x <= x0 + pw) ctx.fillRect(x, 33, 1, 9); }
     ctx.fillStyle = "#444";
-    ctx.fillText("flush", 4, 29);
-    ctx.fillText("commit", 4, 37);
+    ctx.fillText(R.fromLog ? "flushes" : "flushes (not in a jsonl)", 4, 30);
+    ctx.fillText(R.fromLog ? "journal commits" : "commits (not in a jsonl)", 4, 41);
   }
 
   function drawLanes(R) {
@@ -342,11 +357,14 @@
     ctx.fillRect(0, 0, w, SECT_H);
     ctx.fillStyle = "#444";
     ctx.font = "11px sans-serif";
+    ctx.fillText("sector (512 bytes)", 4, 14);
+    ctx.textAlign = "right";
     for (const s of ticks(0, maxSector, 6)) {
       const y = y0 + ph - (s / maxSector) * ph;
       ctx.fillRect(x0 - 4, y, 4, 1);
-      ctx.fillText(String(s), 2, y + 4);
+      ctx.fillText(String(s), x0 - 6, y + 4);
     }
+    ctx.textAlign = "left";
     for (const v of ticks(view[0], view[1], Math.max(2, pw / 90))) {
       const x = xOf(v, x0, pw);
       ctx.fillRect(x, y0 + ph, 1, 4);
@@ -391,9 +409,10 @@
       : "<tr><td>none</td></tr>";
   }
 
-  function redraw(full) {
+  function redraw(relayout) {
+    saveHash();
     for (const R of runs) {
-      if (full) { layout(R); drawTables(R); }
+      if (relayout) { layout(R); drawTables(R); }
       drawAxis(R);
       drawLanes(R);
       drawSectors(R);
@@ -481,6 +500,7 @@
     redraw(true);
   });
   let pending = 0;
+  document.getElementById("filter").value = filter;
   document.getElementById("filter").addEventListener("input", (ev) => {
     clearTimeout(pending);
     pending = setTimeout(() => { filter = ev.target.value; redraw(true); }, 120);
