@@ -38,8 +38,9 @@ type Run struct {
 	Name string   // label shown above the run
 	Ops  []ops.Op // in log order, as analyze emits them
 
-	// FromLog says the run was analyzed from its log here, so Flushes and
-	// Commits are known; a saved jsonl has neither.
+	// FromLog says the run was analyzed from its log with the flushes and
+	// commits collected, so Flushes and Commits are known; a saved jsonl has
+	// neither, and diff does not collect them.
 	FromLog bool
 	Flushes []Event
 	Commits []Event

@@ -211,7 +211,7 @@
     if (!R.metadata)
       notes.push("Saved without <code>analyze --metadata</code>: inode-table, bitmap, superblock, group-descriptor and journal I/O is not in this run, so the sector plot shows only file data, directories, indirect blocks and unowned blocks.");
     if (!R.fromLog)
-      notes.push("Made from a saved jsonl: flush requests and journal commits are not in a jsonl, so the time axis does not show them (run <code>ext3replay report IMAGE LOG</code> for those).");
+      notes.push("Flush requests and journal commits are not on the time axis: a saved jsonl does not record them and <code>diff</code> does not collect them (<code>ext3replay report IMAGE LOG</code> shows them).");
     if (R.axis === "seq") notes.push("The log has no timestamps (dm-log-writes has none): the horizontal axis is the log record number.");
     const T = R.totals;
     const vol = (v) => human(v.read_bytes) + " read, " + human(v.write_bytes) + " written";
@@ -278,8 +278,8 @@
     ctx.fillStyle = "#c00";
     for (const v of R.commit) { const x = xOf(v, x0, pw); if (x >= x0 && x <= x0 + pw) ctx.fillRect(x, 33, 1, 9); }
     ctx.fillStyle = "#444";
-    ctx.fillText(R.fromLog ? "flushes" : "flushes (not in a jsonl)", 4, 30);
-    ctx.fillText(R.fromLog ? "journal commits" : "commits (not in a jsonl)", 4, 41);
+    ctx.fillText(R.fromLog ? "flushes" : "flushes (not known)", 4, 30);
+    ctx.fillText(R.fromLog ? "journal commits" : "commits (not known)", 4, 41);
   }
 
   function drawLanes(R) {
