@@ -14,7 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ext3replay/ext3replay/pkg/blklog"
 	"github.com/ext3replay/ext3replay/pkg/ops"
+	"github.com/ext3replay/ext3replay/pkg/resolver"
 )
 
 // chromium runs headless Chromium on page with extra (--screenshot=... or
@@ -229,4 +231,41 @@ func pngColours(t *testing.T, file string) (colours, saturated int) {
 		}
 	}
 	return len(seen), saturated
+}
+
+// The flushes report draws are the log's flush records, and its journal commits
+// are the transactions the resolver applied (none on ext2), on real captures.
+func TestReportFlushesAndCommits(t *testing.T) {
+	for _, name := range []string{"basic-ext3-4k", "journal-wrap-ext3-4k", "basic-ext3-journal", "basic-ext2-4k"} {
+		dir := filepath.Join("../../fixtures/real", name)
+		img, lg := filepath.Join(dir, "image.raw.zst"), filepath.Join(dir, "io.log.zst")
+		if _, err := os.Stat(lg); err != nil {
+			t.Skipf("fixture %s not present", name)
+		}
+		run, err := reportFromLog(img, lg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var flushes int
+		var lastSeq int64 = -1
+		st, err := runAnalyze(img, lg, resolver.Options{}, func(*ops.Op) error { return nil }, nil, func(rec *blklog.Record) {
+			if rec.Type == blklog.TypeFlush {
+				flushes++
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(run.Flushes) != flushes || int64(len(run.Commits)) != st.Transactions {
+			t.Errorf("%s: %d flushes and %d commits drawn; the log has %d flushes and the resolver applied %d transactions",
+				name, len(run.Flushes), len(run.Commits), flushes, st.Transactions)
+		}
+		for _, c := range run.Commits {
+			if c.Seq <= lastSeq || c.T <= 0 {
+				t.Errorf("%s: commit at record %d (t %v) after record %d", name, c.Seq, c.T, lastSeq)
+			}
+			lastSeq = c.Seq
+		}
+		t.Logf("%s: %d flushes, %d commits", name, flushes, len(run.Commits))
+	}
 }
