@@ -21,31 +21,40 @@
 
   const runs = D.runs.map(prepare);
   // One time domain and one sector domain for every run, so that two runs
-  // side by side are on the same axes.
-  let full = [Infinity, -Infinity];
+  // side by side are on the same axes. Runs drawn against record numbers (a
+  // log without time) share a domain of their own.
+  const full = {};
   let maxSector = 1;
   for (const R of runs) {
-    const all = [R.x, R.flush, R.commit];
-    for (const a of all) for (let i = 0; i < a.length; i++) { if (a[i] < full[0]) full[0] = a[i]; if (a[i] > full[1]) full[1] = a[i]; }
+    const d = full[R.axis] || (full[R.axis] = [Infinity, -Infinity]);
+    for (const a of [R.x, R.flush, R.commit]) for (let i = 0; i < a.length; i++) { if (a[i] < d[0]) d[0] = a[i]; if (a[i] > d[1]) d[1] = a[i]; }
     maxSector = Math.max(maxSector, R.maxSector);
   }
-  if (!isFinite(full[0])) full = [0, 1];
-  if (full[1] <= full[0]) full[1] = full[0] + 1;
-  const pad = (full[1] - full[0]) * 0.01;
-  full = [full[0] - pad, full[1] + pad];
-  let view = full.slice();
+  for (const k in full) {
+    let d = full[k];
+    if (!isFinite(d[0])) d = [0, 1];
+    if (d[1] <= d[0]) d[1] = d[0] + 1;
+    const pad = (d[1] - d[0]) * 0.01;
+    full[k] = [d[0] - pad, d[1] + pad];
+  }
+  const view = {};
+  const resetView = () => { for (const k in full) view[k] = full[k].slice(); };
+  resetView();
+  const axis0 = runs.length ? runs[0].axis : "t";
   let filter = "";
-  // The address can carry the view and the filter (#view=4.2,4.7&filter=/var),
-  // so a zoomed view can be shared; zooming and filtering update it.
+  // The address can carry the view of the first run's axis and the filter
+  // (#view=4.2,4.7&filter=/var), so a zoomed view can be shared; zooming and
+  // filtering update it.
   {
     const h = new URLSearchParams(location.hash.slice(1));
     const v = (h.get("view") || "").split(",").map(Number);
-    if (v.length === 2 && isFinite(v[0]) && isFinite(v[1]) && v[1] > v[0]) view = v;
+    if (v.length === 2 && isFinite(v[0]) && isFinite(v[1]) && v[1] > v[0]) view[axis0] = v;
     filter = h.get("filter") || "";
   }
   function saveHash() {
     const h = new URLSearchParams();
-    if (view[0] !== full[0] || view[1] !== full[1]) h.set("view", view[0].toPrecision(8) + "," + view[1].toPrecision(8));
+    const v = view[axis0], f = full[axis0];
+    if (v && (v[0] !== f[0] || v[1] !== f[1])) h.set("view", v[0].toPrecision(8) + "," + v[1].toPrecision(8));
     if (filter) h.set("filter", filter);
     try { history.replaceState(null, "", "#" + h.toString()); } catch (e) { /* file:// in some browsers */ }
   }
@@ -146,8 +155,8 @@
   }
 
   // ---- axes ----
-  function xOf(v, x0, w) { return x0 + ((v - view[0]) / (view[1] - view[0])) * w; }
-  function vOf(px, x0, w) { return view[0] + ((px - x0) / w) * (view[1] - view[0]); }
+  function xOf(R, v, x0, w) { const d = view[R.axis]; return x0 + ((v - d[0]) / (d[1] - d[0])) * w; }
+  function vOf(R, px, x0, w) { const d = view[R.axis]; return d[0] + ((px - x0) / w) * (d[1] - d[0]); }
   function ticks(a, b, n) {
     const span = b - a, raw = span / n, mag = Math.pow(10, Math.floor(Math.log10(raw)));
     const step = [1, 2, 5, 10].map((m) => m * mag).find((s) => span / s <= n) || 10 * mag;
@@ -157,7 +166,7 @@
   }
   function fmtX(R, v) {
     if (R.axis === "seq") return "#" + Math.round(v);
-    const span = view[1] - view[0];
+    const span = view[R.axis][1] - view[R.axis][0];
     return v.toFixed(span < 0.01 ? 5 : span < 1 ? 3 : span < 100 ? 2 : 0) + " s";
   }
   function human(n) {
@@ -267,16 +276,16 @@
     ctx.fillStyle = "#444";
     ctx.font = "11px sans-serif";
     ctx.fillText(R.axis === "seq" ? "log record" : "seconds from the start of the log", 4, 12);
-    for (const v of ticks(view[0], view[1], Math.max(2, pw / 90))) {
-      const x = xOf(v, x0, pw);
+    for (const v of ticks(view[R.axis][0], view[R.axis][1], Math.max(2, pw / 90))) {
+      const x = xOf(R, v, x0, pw);
       ctx.fillRect(x, 14, 1, 5);
       ctx.fillText(fmtX(R, v), x + 2, 12);
     }
     // Flushes (grey) and journal commits (red) as ticks under the scale.
     ctx.fillStyle = "#888";
-    for (const v of R.flush) { const x = xOf(v, x0, pw); if (x >= x0 && x <= x0 + pw) ctx.fillRect(x, 22, 1, 9); }
+    for (const v of R.flush) { const x = xOf(R, v, x0, pw); if (x >= x0 && x <= x0 + pw) ctx.fillRect(x, 22, 1, 9); }
     ctx.fillStyle = "#c00";
-    for (const v of R.commit) { const x = xOf(v, x0, pw); if (x >= x0 && x <= x0 + pw) ctx.fillRect(x, 33, 1, 9); }
+    for (const v of R.commit) { const x = xOf(R, v, x0, pw); if (x >= x0 && x <= x0 + pw) ctx.fillRect(x, 33, 1, 9); }
     ctx.fillStyle = "#444";
     ctx.fillText(R.fromLog ? "flushes" : "flushes (not known)", 4, 30);
     ctx.fillText(R.fromLog ? "journal commits" : "commits (not known)", 4, 41);
@@ -313,7 +322,7 @@
     }
     // Journal commits as faint lines across the lanes.
     ctx.fillStyle = "rgba(204,0,0,0.18)";
-    for (const v of R.commit) { const x = xOf(v, x0, pw); if (x >= x0 && x <= x0 + pw) ctx.fillRect(x, 0, 1, h); }
+    for (const v of R.commit) { const x = xOf(R, v, x0, pw); if (x >= x0 && x <= x0 + pw) ctx.fillRect(x, 0, 1, h); }
     ctx.fillStyle = "#ccc";
     ctx.fillRect(x0 - 2, 0, 1, h);
     const lmax = Math.log2(R.maxBytes + 1);
@@ -325,7 +334,7 @@
         if (r < first || r > last) continue;
         const io = R.op[i] <= WRITE;
         if (io !== (pass === 0)) continue;
-        const x = xOf(R.x[i], x0, pw);
+        const x = xOf(R, R.x[i], x0, pw);
         if (x < x0 || x > x0 + pw) continue;
         const y = r * LANE_H + off;
         if (io) {
@@ -365,8 +374,8 @@
       ctx.fillText(String(s), x0 - 6, y + 4);
     }
     ctx.textAlign = "left";
-    for (const v of ticks(view[0], view[1], Math.max(2, pw / 90))) {
-      const x = xOf(v, x0, pw);
+    for (const v of ticks(view[R.axis][0], view[R.axis][1], Math.max(2, pw / 90))) {
+      const x = xOf(R, v, x0, pw);
       ctx.fillRect(x, y0 + ph, 1, 4);
       ctx.fillText(fmtX(R, v), x + 2, SECT_H - 6);
     }
@@ -377,7 +386,7 @@
     let drawn = 0;
     for (let i = 0; i < R.op.length; i++) {
       if (R.op[i] > WRITE || R.opRow[i] < 0 && filter) continue;
-      const x = xOf(R.x[i], x0, pw);
+      const x = xOf(R, R.x[i], x0, pw);
       if (x < x0 || x > x0 + pw) continue;
       const s0 = R.sec[i], s1 = s0 + R.b[i] / 512;
       const ya = y0 + ph - (s1 / maxSector) * ph, yb = y0 + ph - (s0 / maxSector) * ph;
@@ -427,8 +436,8 @@
       if (!drag) return;
       const a = drag.x - drag.rect.left, b = ev.clientX - drag.rect.left;
       if (Math.abs(a - b) > 4) {
-        const v0 = vOf(Math.min(a, b), drag.x0, drag.pw), v1 = vOf(Math.max(a, b), drag.x0, drag.pw);
-        view = [v0, v1];
+        const v0 = vOf(R, Math.min(a, b), drag.x0, drag.pw), v1 = vOf(R, Math.max(a, b), drag.x0, drag.pw);
+        view[R.axis] = [v0, v1];
         redraw(false);
       }
       drag = null;
@@ -455,7 +464,7 @@
       let best = -1, bd = 6;
       for (let i = 0; i < R.op.length; i++) {
         if (R.opRow[i] !== r) continue;
-        const d = Math.abs(xOf(R.x[i], LABEL_W, pw) - mx);
+        const d = Math.abs(xOf(R, R.x[i], LABEL_W, pw) - mx);
         if (d < bd) { bd = d; best = i; }
       }
       if (best < 0) return showTip(ev, R.lanes[l].path);
@@ -485,15 +494,16 @@
     R.sectC.addEventListener("wheel", (ev) => {
       ev.preventDefault();
       const g = R.sectGeom, rect = R.sectC.getBoundingClientRect();
-      const at = vOf(ev.clientX - rect.left, g.x0, g.pw);
+      const at = vOf(R, ev.clientX - rect.left, g.x0, g.pw);
       const f = ev.deltaY > 0 ? 1.25 : 0.8;
-      view = [at - (at - view[0]) * f, at + (view[1] - at) * f];
+      const d = view[R.axis];
+      view[R.axis] = [at - (at - d[0]) * f, at + (d[1] - at) * f];
       redraw(false);
     }, { passive: false });
-    for (const c of [R.sectC, R.scroll]) c.addEventListener("dblclick", () => { view = full.slice(); redraw(false); });
+    for (const c of [R.sectC, R.scroll]) c.addEventListener("dblclick", () => { resetView(); redraw(false); });
   }
 
-  document.getElementById("reset").addEventListener("click", () => { view = full.slice(); redraw(false); });
+  document.getElementById("reset").addEventListener("click", () => { resetView(); redraw(false); });
   document.getElementById("expand").addEventListener("click", () => { for (const R of runs) R.collapsed.fill(0); redraw(true); });
   document.getElementById("collapse").addEventListener("click", () => {
     for (const R of runs) R.lanes.forEach((L, i) => { R.collapsed[i] = L.kids && L.depth >= 1 ? 1 : 0; });
