@@ -269,3 +269,37 @@ func TestReportFlushesAndCommits(t *testing.T) {
 		t.Logf("%s: %d flushes, %d commits", name, flushes, len(run.Commits))
 	}
 }
+
+// report RUN.jsonl: a run saved without --metadata is drawn, and the page's data
+// says what it lacks (no metadata I/O, no flushes or commits), which the page
+// tells the reader.
+func TestReportFromJSONL(t *testing.T) {
+	needFixture(t)
+	dir := t.TempDir()
+	img, lg := filepath.Join(fixtureDir, "image.raw.zst"), filepath.Join(fixtureDir, "io.log.zst")
+	for _, meta := range []bool{false, true} {
+		jl := filepath.Join(dir, fmt.Sprintf("run-%v.jsonl", meta))
+		args := []string{"analyze", "--quiet", "--format", "jsonl", "-o", jl, img, lg}
+		if meta {
+			args = append(args[:1], append([]string{"--metadata"}, args[1:]...)...)
+		}
+		if err := runFmtCLI(t, args...); err != nil {
+			t.Fatal(err)
+		}
+		page := filepath.Join(dir, "run.html")
+		rootCmd.SetArgs([]string{"report", "-o", page, jl})
+		err := rootCmd.Execute()
+		reportFlags.output = "-"
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := fmt.Sprintf(`"fromLog":false,"metadata":%v,`, meta)
+		if !strings.Contains(string(b), want) {
+			t.Errorf("--metadata %v: the page's data lacks %s", meta, want)
+		}
+	}
+}
