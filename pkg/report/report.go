@@ -17,7 +17,6 @@ import (
 	"io"
 	"path"
 	"sort"
-	"strings"
 	"text/template"
 
 	"github.com/ext3replay/ext3replay/pkg/ops"
@@ -208,7 +207,7 @@ func encodeRun(r *Run) (*runJSON, error) {
 func dirVolumes(st *ops.Stats) []dirJSON {
 	rows, err := st.Rows(ops.StatsOptions{By: "dir", Depth: 1 << 20})
 	if err != nil {
-		return nil // the options above are valid; nothing to show otherwise
+		return []dirJSON{} // the options above are valid; an empty table otherwise
 	}
 	byPath := map[string]*dirJSON{}
 	var out []*dirJSON
@@ -273,25 +272,28 @@ func Write(w io.Writer, runs []Run, opt Options) error {
 	if err != nil {
 		return fmt.Errorf("report: %w", err)
 	}
-	page, err := assets.ReadFile("assets/page.html")
-	if err != nil {
-		return err
+	var page, js, css []byte
+	for _, a := range []struct {
+		name string
+		dst  *[]byte
+	}{{"assets/page.html", &page}, {"assets/report.js", &js}, {"assets/report.css", &css}} {
+		if *a.dst, err = assets.ReadFile(a.name); err != nil {
+			return fmt.Errorf("report: %w", err)
+		}
 	}
-	js, _ := assets.ReadFile("assets/report.js")
-	css, _ := assets.ReadFile("assets/report.css")
+	if bytes.Contains(js, []byte("</script")) || bytes.Contains(css, []byte("</style")) {
+		return fmt.Errorf("report: an embedded asset would end its element early")
+	}
 	// text/template, not html/template: the script, style and JSON are
 	// inserted verbatim (already safe above); the two strings are escaped here.
 	tpl, err := template.New("page").Parse(string(page))
 	if err != nil {
-		return err
+		return fmt.Errorf("report: %w", err)
 	}
 	var buf bytes.Buffer
 	if err := tpl.Execute(&buf, pageData{Title: html.EscapeString(opt.Title), CSS: string(css), JS: string(js),
 		Data: string(data), Text: html.EscapeString(opt.Text)}); err != nil {
-		return err
-	}
-	if strings.Contains(string(js), "</script") {
-		return fmt.Errorf("report: embedded script contains </script")
+		return fmt.Errorf("report: %w", err)
 	}
 	_, err = w.Write(buf.Bytes())
 	return err
