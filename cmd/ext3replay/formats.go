@@ -62,10 +62,10 @@ func newOpWriter(w io.Writer, format, logPath, output string) (ops.Writer, func(
 		}
 		return opsparquet.NewWriter(w, id), nil, nil
 	}
-	ow, err := ops.NewWriter(w, format)
-	if err != nil {
-		err = fmt.Errorf("%w, body, parquet", err)
+	if !contains(ops.Formats, format) {
+		return nil, nil, fmt.Errorf("unknown output format %q (want %s, body, parquet)", format, strings.Join(ops.Formats, ", "))
 	}
+	ow, err := ops.NewWriter(w, format)
 	return ow, nil, err
 }
 
