@@ -159,6 +159,28 @@ func TestReportRendersInChromium(t *testing.T) {
 			t.Errorf("the page lacks %s: the canvases did not draw the whole run\n%s", want, regexp.MustCompile(`<canvas[^>]*>`).FindAll(dom, -1))
 		}
 	}
+	// The filter (here from the address) keeps what names /projects: the
+	// canvases then draw only those ops.
+	fIO, fMarks := 0, 0
+	for _, o := range run {
+		if !strings.Contains(o.Path, "/projects") && !strings.Contains(o.To, "/projects") {
+			continue
+		}
+		if o.IsIO() {
+			fIO++
+		} else {
+			fMarks++
+		}
+	}
+	fdom := scriptRE.ReplaceAll(chromium(t, page+"#filter=/projects", "--dump-dom"), nil)
+	for _, want := range []string{
+		fmt.Sprintf(`data-bars="%d" data-marks="%d"`, fIO, fMarks),
+		fmt.Sprintf(`data-drawn="%d"`, fIO),
+	} {
+		if fIO == 0 || fIO == nIO || !strings.Contains(string(fdom), want) {
+			t.Errorf("filtered by /projects: the page lacks %s\n%s", want, regexp.MustCompile(`<canvas[^>]*>`).FindAll(fdom, -1))
+		}
+	}
 	marks, paths := domMarks(dom)
 	wantMarks, wantPaths := map[string]int{}, map[string]bool{}
 	runMarks(0, run, wantMarks, wantPaths)

@@ -131,13 +131,16 @@
       const p = R.lanes[i].parent;
       show[i] = p >= 0 && (show[p] !== p || R.collapsed[p]) ? show[p] : i;
     }
+    // Kept: lanes whose path matches, lanes of ops that match (a move into the
+    // filtered directory is drawn on its source's lane), and their ancestors,
+    // so a collapsed directory stays when anything below it matches.
     const keep = new Uint8Array(n);
-    for (let i = n - 1; i >= 0; i--) {
+    for (let i = 0; i < n; i++) {
       const L = R.lanes[i];
       if (!filter || (!L.pseudo && L.path.includes(filter))) keep[i] = 1;
-      if (keep[i] && L.parent >= 0) keep[L.parent] = 1;
     }
-    // A collapsed directory is kept when anything below it matches.
+    if (filter) for (let i = 0; i < R.opLane.length; i++) if (matches(R, i)) keep[R.opLane[i]] = 1;
+    for (let i = n - 1; i >= 0; i--) if (keep[i] && R.lanes[i].parent >= 0) keep[R.lanes[i].parent] = 1;
     const rowOf = new Int32Array(n).fill(-1);
     const rows = [];
     for (let i = 0; i < n; i++) if (show[i] === i && keep[i]) { rowOf[i] = rows.length; rows.push(i); }
