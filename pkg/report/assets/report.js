@@ -19,6 +19,7 @@
   // The sector plot has the timeline's left margin, so the two time axes line up.
   const LANE_H = 16, LABEL_W = 240, AXIS_H = 44, SECT_H = 340, SECT_L = LABEL_W;
 
+  const collator = new Intl.Collator("en", { numeric: true }); // before prepare, which sorts with it
   const runs = D.runs.map(prepare);
   // One time domain and one sector domain for every run, so that two runs
   // side by side are on the same axes. Runs drawn against record numbers (a
@@ -100,9 +101,10 @@
         opLane[i] = lane("\u0000" + what, "(" + what + ", no path)", true);
       }
     }
-    // Depth-first order: a directory right above what it holds.
-    const sortKey = (L) => (L.pseudo ? "\u0000" + L.key : "\u0001" + L.path.replace(/\//g, "\u0001"));
-    const order = lanes.map((_, i) => i).sort((a, b) => { const x = sortKey(lanes[a]), y = sortKey(lanes[b]); return x < y ? -1 : x > y ? 1 : 0; });
+    // Depth-first order, a directory right above what it holds, names compared
+    // component by component with numbers as numbers (d2 before d10).
+    for (const L of lanes) L.parts = L.pseudo ? null : L.path.split("/");
+    const order = lanes.map((_, i) => i).sort((x, y) => cmpLane(lanes[x], lanes[y]));
     const rank = new Int32Array(lanes.length);
     order.forEach((l, r) => { rank[l] = r; });
     const sorted = order.map((l) => lanes[l]);
@@ -120,6 +122,16 @@
     R.maxBytes = 1;
     for (let i = 0; i < R.op.length; i++) if (R.op[i] <= WRITE && R.b[i] > R.maxBytes) R.maxBytes = R.b[i];
     return R;
+  }
+
+  function cmpLane(A, B) {
+    if (A.pseudo !== B.pseudo) return A.pseudo ? -1 : 1;
+    if (A.pseudo) return A.key < B.key ? -1 : A.key > B.key ? 1 : 0;
+    const a = A.parts, b = B.parts, n = Math.min(a.length, b.length);
+    for (let i = 0; i < n; i++) {
+      if (a[i] !== b[i]) return collator.compare(a[i], b[i]) || (a[i] < b[i] ? -1 : 1);
+    }
+    return a.length - b.length;
   }
 
   // layout recomputes, for one run, which lanes are shown (collapsing and the
