@@ -59,7 +59,7 @@ the log is large (--quiet silences both).`,
 			defer fh.Close()
 			w = fh
 		}
-		ow, err := ops.NewWriter(w, f.format)
+		ow, tap, err := newOpWriter(w, f.format, args[1], f.output)
 		if err != nil {
 			return &exitError{code: exitUsage, err: err}
 		}
@@ -86,7 +86,7 @@ the log is large (--quiet silences both).`,
 			}
 			return nil
 		}
-		st, err := runAnalyze(args[0], args[1], resolver.Options{Metadata: f.metadata}, emit, prog)
+		st, err := runAnalyze(args[0], args[1], resolver.Options{Metadata: f.metadata}, emit, prog, tap)
 		if cerr := ow.Close(); err == nil && cerr != nil {
 			err = &exitError{code: exitInternal, err: cerr}
 		}
@@ -104,7 +104,7 @@ the log is large (--quiet silences both).`,
 
 func init() {
 	fl := analyzeCmd.Flags()
-	fl.StringVar(&analyzeFlags.format, "format", "text", "output format: text, jsonl or csv")
+	fl.StringVar(&analyzeFlags.format, "format", "text", "output format: text, jsonl, csv, body (The Sleuth Kit) or parquet")
 	fl.BoolVar(&analyzeFlags.metadata, "metadata", false, "also report I/O on inode tables, bitmaps, superblocks, group descriptors and the journal")
 	fl.StringVarP(&analyzeFlags.output, "output", "o", "-", "write the operations to this file (- for stdout)")
 	fl.BoolVar(&analyzeFlags.quiet, "quiet", false, "no progress and no summary on stderr")
@@ -119,7 +119,7 @@ func analyzeToOps(imagePath, logPath string, metadata bool) ([]ops.Op, error) {
 	st, err := runAnalyze(imagePath, logPath, resolver.Options{Metadata: metadata}, func(op *ops.Op) error {
 		out = append(out, *op)
 		return nil
-	}, nil)
+	}, nil, nil)
 	if err == nil && st.Damage != nil {
 		err = &exitError{code: exitUsage, err: st.Damage}
 	}
@@ -132,8 +132,9 @@ type analyzeStats struct {
 	elapsed time.Duration // the whole command, image opening included
 }
 
-// runAnalyze opens the image and the log and runs the analysis pipeline into emit.
-func runAnalyze(imagePath, logPath string, opt resolver.Options, emit func(*ops.Op) error, prog *progress) (*analyzeStats, error) {
+// runAnalyze opens the image and the log and runs the analysis pipeline into emit. tap, when not
+// nil, sees every record before the resolver does (report uses it for flushes and journal commits).
+func runAnalyze(imagePath, logPath string, opt resolver.Options, emit func(*ops.Op) error, prog *progress, tap func(*blklog.Record)) (*analyzeStats, error) {
 	start := time.Now()
 	img, err := openImage(imagePath)
 	if err != nil {
@@ -165,7 +166,7 @@ func runAnalyze(imagePath, logPath string, opt resolver.Options, emit func(*ops.
 	lr = blklog.ReadAhead(lr)
 	defer lr.Close()
 	res, err := analysis.Run(analysis.Input{Image: img, ImageSize: img.Size(), ImageName: imagePath, Log: lr, LogName: logPath},
-		analysis.Options{Resolver: opt, Ready: func() { analysis.SetMemoryBudget(analysis.LogBudget) }}, emit)
+		analysis.Options{Resolver: opt, Tap: tap, Ready: func() { analysis.SetMemoryBudget(analysis.LogBudget) }}, emit)
 	var ie *analysis.InputError
 	if errors.As(err, &ie) {
 		return nil, &exitError{code: exitUsage, err: err}

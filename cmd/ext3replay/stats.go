@@ -45,7 +45,7 @@ func init() {
 	f.IntVar(&statsFlags.opts.Top, "top", 0, "show only the first N rows after sorting (0 = all)")
 	f.StringVar(&statsFlags.opts.Prefix, "prefix", "", "only files at or under this path")
 	f.StringVar(&statsFlags.opts.Glob, "glob", "", "only files whose path (or base name, if the pattern has no /) matches")
-	f.StringVar(&statsFlags.format, "format", "table", "output format: "+strings.Join(ops.ReportFormats, "|"))
+	f.StringVar(&statsFlags.format, "format", "table", "output format: "+strings.Join(ops.ReportFormats, "|")+"|parquet")
 	f.StringVarP(&statsFlags.output, "output", "o", "-", "write the report to this file")
 	rootCmd.AddCommand(statsCmd)
 }
@@ -55,8 +55,8 @@ func runStats(cmd *cobra.Command, args []string) error {
 	if err := opts.Validate(); err != nil {
 		return &exitError{code: exitUsage, err: err}
 	}
-	if !contains(ops.ReportFormats, statsFlags.format) {
-		return &exitError{code: exitUsage, err: fmt.Errorf("--format %q: want %s", statsFlags.format, strings.Join(ops.ReportFormats, ", "))}
+	if !contains(ops.ReportFormats, statsFlags.format) && statsFlags.format != "parquet" {
+		return &exitError{code: exitUsage, err: fmt.Errorf("--format %q: want %s, parquet", statsFlags.format, strings.Join(ops.ReportFormats, ", "))}
 	}
 	var run []ops.Op
 	var err error
@@ -69,6 +69,9 @@ func runStats(cmd *cobra.Command, args []string) error {
 		return &exitError{code: exitUsage, err: err}
 	}
 	err = withOutput(statsFlags.output, cmd.OutOrStdout(), func(w io.Writer) error {
+		if statsFlags.format == "parquet" {
+			return writeStatsParquet(w, run, opts, args)
+		}
 		return ops.BuildStats(run).WriteStats(w, statsFlags.format, opts)
 	})
 	return outputError(err)

@@ -34,6 +34,9 @@ type Options struct {
 	// MaxPending bounds the ops the coalescer holds back behind the oldest open run; 0 means
 	// DefaultMaxPending.
 	MaxPending int
+	// Tap, if set, sees every record (after the identity checks) before the resolver does:
+	// the HTML report takes flushes and journal commits from it.
+	Tap func(*blklog.Record)
 	// Ready, if set, is called once the image is indexed, before the first record: what is
 	// live then grows with the image (the index, the names), what comes after is bounded by
 	// the resolver's caps (see SetMemoryBudget).
@@ -107,6 +110,9 @@ func Run(in Input, opt Options, emit func(*ops.Op) error) (*Result, error) {
 		}
 		if err := guard.Check(&rec); err != nil {
 			return nil, &InputError{fmt.Errorf("%w (image %s)", err, in.ImageName)}
+		}
+		if opt.Tap != nil {
+			opt.Tap(&rec)
 		}
 		if err := rv.Record(&rec); err != nil {
 			return nil, err

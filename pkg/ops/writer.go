@@ -52,12 +52,13 @@ const (
 )
 
 type textWriter struct {
-	w   *bufio.Writer
-	buf []byte
+	w    *bufio.Writer
+	buf  []byte
+	time TextOptions // the optional time column
 }
 
 func (t *textWriter) Write(op *Op) error {
-	_, err := t.w.Write(AppendText(t.buf[:0], op))
+	_, err := t.w.Write(AppendText(appendTime(t.buf[:0], op, t.time), op))
 	return err
 }
 

@@ -14,12 +14,17 @@ import (
 func (r *Resolver) ioOp(typ ops.Type, o Owner, start, end int64) {
 	k := roleTable[o.Role].kind
 	file := roleTable[o.Role].file
-	if file && o.Ino < r.fs.SB.FirstIno && o.Ino != ext3fs.RootIno {
-		// Map blocks of reserved inodes: the journal's, the resize inode's.
+	if file && r.isSystemInode(o.Ino) {
+		// Blocks of inodes that are file-system structure, not files: the journal's, the
+		// resize inode's, ext4's orphan file (the list of inodes to free at mount).
 		file = false
-		k = ops.KindGDT
-		if o.Ino == r.fs.SB.JournalInum {
+		switch o.Ino {
+		case r.fs.SB.JournalInum:
 			k = ops.KindJournal
+		case r.fs.SB.OrphanFileInum:
+			k = ops.KindInode
+		default:
+			k = ops.KindGDT
 		}
 	}
 	if k.IsMetadata() && !file && !r.opt.Metadata {
@@ -192,4 +197,12 @@ func (r *Resolver) pathOrRemoved(ino uint32, depth int) string {
 		return p.rems[len(p.rems)-1].path
 	}
 	return r.ns.orphanPath[ino]
+}
+
+// isSystemInode reports inodes that hold file-system structure and have no name: the reserved
+// inodes (but the root) and, with orphan_file, the orphan file (an ordinary inode number).
+func (r *Resolver) isSystemInode(ino uint32) bool {
+	sb := r.fs.SB
+	return (ino < sb.FirstIno && ino != ext3fs.RootIno) ||
+		(sb.FeatureCompat&ext3fs.CompatOrphanFile != 0 && ino == sb.OrphanFileInum)
 }

@@ -80,7 +80,7 @@ func (r *Resolver) write(sector uint64, length int64, data []byte, zero bool) {
 			switch {
 			case o.Role == RoleFree:
 				r.addPending(w.b, pendWrite{seq: r.now.seq, t: r.now.t, off: w.off, n: w.n})
-			case (o.Role == RoleData || o.Role == RoleSymlink) && o.Ino >= r.fs.SB.FirstIno:
+			case (o.Role == RoleData || o.Role == RoleSymlink) && !r.isSystemInode(o.Ino):
 				// (A slow symlink's block too: freed with the link, a new file may take it.)
 				r.holdWrite(w.b, int64(w.off), int64(w.n), o.Ino)
 			default:

@@ -58,7 +58,7 @@ func (r *Resolver) settleOne(b uint64, o Owner, p pendWrite) {
 		// journal: its I/O was reported as journal, and its checkpoint will be reported.
 		return
 	}
-	if r.mode.claimsHeld() && o.Role == RoleData && o.Ino >= r.fs.SB.FirstIno {
+	if r.mode.claimsHeld() && o.Role == RoleData && !r.isSystemInode(o.Ino) {
 		// Without a journal the claim may be undone in the same interval (an indirect block
 		// rewritten for a new file while still its truncated first owner's): held like a
 		// write to an owned block, it goes to whoever owns the block at the flush.
@@ -270,7 +270,7 @@ func (r *Resolver) judgeSuspects() {
 		case o.Role == RoleFree:
 			r.blocks.m.putUnowned(b, s.data)
 			r.addPending(b, pendWrite{seq: s.seq, t: s.t, off: s.off, n: s.n})
-		case o.Role == RoleData && o.Ino >= r.fs.SB.FirstIno:
+		case o.Role == RoleData && !r.isSystemInode(o.Ino):
 			r.holdWrite(b, int64(s.off), int64(s.n), o.Ino)
 		default:
 			r.ioOp(ops.Write, o, st, st+int64(s.n))

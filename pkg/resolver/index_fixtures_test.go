@@ -1,6 +1,7 @@
 package resolver
 
 import (
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -41,6 +42,9 @@ func TestIndexOnFixtures(t *testing.T) {
 			}
 			f.Close()
 			fsys, err := ext3fs.Open(img)
+			if errors.Is(err, ext3fs.ErrUnsupported) {
+				t.Skipf("the replay model does not read this file system yet: %v", err)
+			}
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -25,9 +25,8 @@ func (r *Resolver) diffInodeBlock(b uint64, old, cur []byte) {
 // inodeChanged turns one inode's change into events: blocks claimed and released, allocation,
 // free, link count and size changes.
 func (r *Resolver) inodeChanged(ino uint32, blk uint64, ob, nb []byte) {
-	sb := r.fs.SB
-	if ino < sb.FirstIno && ino != ext3fs.RootIno {
-		return // reserved inodes (journal, resize, ...) do not change in normal use
+	if r.isSystemInode(ino) {
+		return // the journal's, the resize inode's, the orphan file's: structure, not files
 	}
 	if r.mode.decidedAtFlush() {
 		r.ns.inoWritten[ino] = r.now.flushNo

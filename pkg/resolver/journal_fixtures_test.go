@@ -12,6 +12,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/ext3replay/ext3replay/internal/scenario"
 	"github.com/ext3replay/ext3replay/pkg/blklog"
 	"github.com/ext3replay/ext3replay/pkg/ext3fs"
 )
@@ -168,6 +169,12 @@ func TestTrackerRealFixtures(t *testing.T) {
 		t.Skip("no fixtures")
 	}
 	for _, dir := range dirs {
+		if needs, err := scenario.Needs(dir); err != nil {
+			t.Fatal(err)
+		} else if needs != "" {
+			t.Logf("%s skipped: NEEDS=%s in scenario.env", filepath.Base(dir), needs)
+			continue
+		}
 		// Both captures of a run: the NBD server's log and dm-log-writes inside the guest, which
 		// see the same writes in different completion orders.
 		for _, name := range []string{"io.log.zst", "writes.lwlog.zst"} {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/ext3replay/ext3replay/internal/scenario"
 	"github.com/ext3replay/ext3replay/pkg/blklog"
 	"github.com/ext3replay/ext3replay/pkg/ops"
 )
@@ -43,7 +44,18 @@ func realLogs(t testing.TB) []string {
 	t.Helper()
 	native, _ := filepath.Glob("../../fixtures/real/*/io.log.zst")
 	lw, _ := filepath.Glob("../../fixtures/real/*/writes.lwlog.zst")
-	logs := append(native, lw...)
+	var logs []string
+	for _, l := range append(native, lw...) {
+		needs, err := scenario.Needs(filepath.Dir(l))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if needs != "" {
+			t.Logf("%s skipped: NEEDS=%s in scenario.env", l, needs)
+			continue
+		}
+		logs = append(logs, l)
+	}
 	if len(logs) == 0 {
 		t.Skip("no real fixtures")
 	}

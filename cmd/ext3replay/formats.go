@@ -1,0 +1,104 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+
+	"github.com/ext3replay/ext3replay/pkg/blklog"
+	"github.com/ext3replay/ext3replay/pkg/ops"
+	"github.com/ext3replay/ext3replay/pkg/opsparquet"
+)
+
+// Output formats of analyze beyond ops.NewWriter's: the text time column, The
+// Sleuth Kit body file and Parquet (docs/output-formats.md, docs/parquet.md).
+
+var outFlags struct {
+	time       string
+	runID      string
+	statsRunID string
+}
+
+func init() {
+	analyzeCmd.Flags().StringVar(&outFlags.time, "time", "none", "text format: a time column first, as blkparse has: rel (seconds from the start of the log), abs (UTC wall clock, from the log's start time) or none")
+	analyzeCmd.Flags().StringVar(&outFlags.runID, "run-id", "", "parquet format: the run_id column (default: the output file's name without extension, else the log's)")
+	statsCmd.Flags().StringVar(&outFlags.statsRunID, "run-id", "", "parquet format: the run_id column (default: the output file's name without extension, else the run's)")
+}
+
+// newOpWriter returns analyze's writer for format, and a record tap that tells
+// the time-aware formats whether the log has time (the first record says,
+// before any op is emitted). The log's header is read first for its start time;
+// a log on stdin has none here.
+func newOpWriter(w io.Writer, format, logPath, output string) (ops.Writer, func(*blklog.Record), error) {
+	if outFlags.time != "none" && outFlags.time != "" && format != "text" {
+		return nil, nil, fmt.Errorf("--time is for the text format (jsonl and csv have t, body has times)")
+	}
+	clock := &ops.Clock{}
+	if logPath != "-" && (format == "body" || outFlags.time == "abs") {
+		h, err := readLogHeader(logPath)
+		if err != nil {
+			return nil, nil, err
+		}
+		clock.StartUnixNS = h.StartUnixNS
+	}
+	first := true
+	tap := func(rec *blklog.Record) {
+		if first {
+			first = false
+			clock.NoTime = rec.Flags&blklog.FlagHasTime == 0
+		}
+	}
+	switch format {
+	case "text", "":
+		tw, err := ops.NewTextWriter(w, ops.TextOptions{Time: outFlags.time, Clock: clock})
+		return tw, tap, err
+	case "body":
+		return ops.NewBodyWriter(w, clock), tap, nil
+	case "parquet":
+		id := outFlags.runID
+		if id == "" {
+			id = defaultRunID(output, logPath)
+		}
+		return opsparquet.NewWriter(w, id), nil, nil
+	}
+	if !contains(ops.Formats, format) {
+		return nil, nil, fmt.Errorf("unknown output format %q (want %s, body, parquet)", format, strings.Join(ops.Formats, ", "))
+	}
+	ow, err := ops.NewWriter(w, format)
+	return ow, nil, err
+}
+
+// defaultRunID names a run after the file it is written to ("runs/a1.parquet" is
+// run "a1"), or else after its input; "-" (stdin) gives "stdin".
+func defaultRunID(output, input string) string {
+	p := output
+	if p == "" || p == "-" {
+		p = input
+	}
+	if p == "-" {
+		return "stdin"
+	}
+	base := filepath.Base(p)
+	for _, ext := range []string{".zst", ".parquet", ".jsonl", ".log", ".lwlog", ".raw", ".img"} {
+		base = strings.TrimSuffix(base, ext)
+	}
+	return base
+}
+
+// writeStatsParquet writes stats' per-file rows as Parquet (--by file only: a
+// query engine rolls files up by directory itself).
+func writeStatsParquet(w io.Writer, run []ops.Op, opts ops.StatsOptions, args []string) error {
+	if opts.By != "file" {
+		return &exitError{code: exitUsage, err: fmt.Errorf("--format parquet has one row per file: leave out --by dir and group by directory in the query")}
+	}
+	rows, err := ops.BuildStats(run).Rows(opts)
+	if err != nil {
+		return &exitError{code: exitUsage, err: err}
+	}
+	id := outFlags.statsRunID
+	if id == "" {
+		id = defaultRunID(statsFlags.output, args[len(args)-1])
+	}
+	return opsparquet.WriteStats(w, id, rows)
+}
