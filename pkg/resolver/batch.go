@@ -7,6 +7,7 @@ import (
 	"bytes"
 
 	"github.com/ext3replay/ext3replay/pkg/blklog"
+	"github.com/ext3replay/ext3replay/pkg/ext3fs"
 	"github.com/ext3replay/ext3replay/pkg/ops"
 )
 
@@ -102,6 +103,7 @@ func (r *Resolver) applyTransaction(tx Transaction) {
 	// journaled rules if home writes switched them off (a journal replayed at mount writes
 	// its blocks home before the guest commits anything of its own).
 	r.mode.committed()
+	defer r.mode.applying(journalBatch)()
 	batch := make([]blockWrite, 0, len(tx.Blocks))
 	for _, tb := range tx.Blocks {
 		if tb.FSBlock >= r.nblk {
@@ -202,6 +204,9 @@ func (r *Resolver) applyBatch(batch []blockWrite) {
 		if o.Role != w.role || o.Ino != w.ino {
 			continue // released in this batch, or claimed (and decoded) by a new owner
 		}
+		if !r.checksumOK(w.b, o, w.data) {
+			continue
+		}
 		switch {
 		case o.Role == RoleDir:
 			r.diffDirBlock(w.b, o.Ino, w.old, w.data)
@@ -231,4 +236,46 @@ func (r *Resolver) noteHomeMeta(batch []blockWrite) {
 			return
 		}
 	}
+}
+
+// checksumOK verifies, on a metadata_csum file system, the checksum of a directory or extent
+// block that a committed transaction writes, against its owner o (the checksum is seeded with
+// the owner's inode number and generation). A bad one is an anomaly naming the structure, and
+// the content is not decoded: a torn write or a driver bug, not a change to report. Home
+// writes are not judged: without a transaction, the owner (and so the seed) may still change
+// in the same interval.
+func (r *Resolver) checksumOK(b uint64, o Owner, data []byte) bool {
+	sb := r.fs.SB
+	if !sb.HasMetadataCsum() || r.mode.batch != journalBatch || (o.Role != RoleDir && o.Role != RoleExtent) {
+		return true
+	}
+	in, err := r.fs.ReadInode(o.Ino)
+	if err != nil {
+		return true
+	}
+	var c ext3fs.Checksum
+	if o.Role == RoleDir {
+		c, err = sb.DirBlockChecksum(o.Ino, in.Generation, data)
+	} else {
+		c, err = sb.ExtentBlockChecksum(o.Ino, in.Generation, data)
+	}
+	if err != nil || c.OK() {
+		return true // not a checksummed form (an old-style block); its decoding judges it
+	}
+	r.anomaly(r.bestPath(o.Ino), b, "%s block %d of inode %d: %v; not decoded", o.Role, b, o.Ino, c.Err())
+	return false
+}
+
+// inodeChecksumOK is checksumOK for one inode of an inode-table block (raw is the inode).
+func (r *Resolver) inodeChecksumOK(ino uint32, blk uint64, raw []byte) bool {
+	sb := r.fs.SB
+	if !sb.HasMetadataCsum() || r.mode.batch != journalBatch {
+		return true
+	}
+	c, err := sb.InodeChecksum(ino, raw)
+	if err != nil || c.OK() {
+		return true
+	}
+	r.anomaly(r.bestPath(ino), blk, "inode %d in block %d: %v; not decoded", ino, blk, c.Err())
+	return false
 }

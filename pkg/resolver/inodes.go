@@ -18,6 +18,9 @@ func (r *Resolver) diffInodeBlock(b uint64, old, cur []byte) {
 		if hi > len(cur) || bytes.Equal(old[lo:hi], cur[lo:hi]) {
 			continue
 		}
+		if !r.inodeChecksumOK(first+uint32(i), b, cur[lo:hi]) {
+			continue
+		}
 		r.inodeChanged(first+uint32(i), b, old[lo:hi], cur[lo:hi])
 	}
 }
