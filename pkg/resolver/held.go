@@ -155,8 +155,8 @@ func (r *Resolver) releaseHeld() {
 	r.held.heldW = r.held.heldW[:0]
 }
 
-// reportUnowned reports every held write to a block no file claimed, as unowned, in log order,
-// each with the seq of its own write.
+// reportUnowned reports every held write to a block no file claimed, as unowned, in the order
+// they were written, under the current record (ops come out in log order).
 func (r *Resolver) reportUnowned() {
 	blocks := make([]uint64, 0, len(r.held.pendW))
 	for b := range r.held.pendW {
@@ -177,15 +177,20 @@ func (r *Resolver) reportUnowned() {
 	}
 	sort.SliceStable(items, func(i, j int) bool { return items[i].p.seq < items[j].p.seq })
 	var unowned []ops.Op
+	lastSeq := int64(-1)
 	for _, it := range items {
 		s := (int64(it.b)*int64(r.bs) + int64(it.p.off)) / blklog.SectorSize
 		r.output.stats.UnattributedWriteBytes += int64(it.p.n)
-		op := ops.Op{Seq: it.p.seq, T: it.p.t, Op: ops.Write, Sector: uint64(s), Bytes: int64(it.p.n), Kind: ops.KindUnowned}
-		if n := len(unowned); n > 0 && unowned[n-1].Seq == op.Seq {
+		// Reported now, under the record that makes it certain no file claims the block (as
+		// every held write is): the output stays in log order. Writes of one request are
+		// merged as before.
+		op := ops.Op{Seq: r.now.seq, T: r.now.t, Op: ops.Write, Sector: uint64(s), Bytes: int64(it.p.n), Kind: ops.KindUnowned}
+		if n := len(unowned); n > 0 && lastSeq == it.p.seq {
 			unowned = appendCoalesced(unowned, op)
 		} else {
 			unowned = append(unowned, op)
 		}
+		lastSeq = it.p.seq
 	}
 	r.held.pendW, r.held.pendMore, r.held.npend = map[uint64]pendWrite{}, map[uint64][]pendWrite{}, 0
 	for i := range unowned {
