@@ -196,6 +196,14 @@ func testTrackerFixture(t *testing.T, dir, logName string) {
 	}
 	recs := readLog(t, filepath.Join(dir, logName))
 	run := followFixtureJournal(t, fj, recs)
+	env, err := scenario.Env(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// U-Boot's ext4 driver logs each block's previous content (its journal is an undo log),
+	// commits, then writes home, and stamps no commit time: its transactions are real jbd2 ones,
+	// but the checkpoint and time properties of a Linux journal do not hold.
+	linux := env["WRITER"] != "uboot"
 	wraps := 0
 	for _, tx := range run.txs {
 		if tx.LogEnd < tx.LogStart {
@@ -238,12 +246,12 @@ func testTrackerFixture(t *testing.T, dir, logName string) {
 			t.Errorf("tid %d follows %d", b.Seq, a.Seq)
 		}
 		// The kernel stamps commits with the wall clock: never backwards, never 0.
-		if b.CommitSec == 0 || b.CommitSec*1e9+uint64(b.CommitNsec) < a.CommitSec*1e9+uint64(a.CommitNsec) {
+		if linux && (b.CommitSec == 0 || b.CommitSec*1e9+uint64(b.CommitNsec) < a.CommitSec*1e9+uint64(a.CommitNsec)) {
 			t.Errorf("tid %d committed at %d.%09d, tid %d at %d.%09d", a.Seq, a.CommitSec, a.CommitNsec,
 				b.Seq, b.CommitSec, b.CommitNsec)
 		}
 	}
-	if len(run.stale) != 0 || run.checkpoint == 0 {
+	if linux && (len(run.stale) != 0 || run.checkpoint == 0) {
 		t.Errorf("checkpoint writes: %d match the committed copy, %d differ (%v)", run.checkpoint,
 			len(run.stale), run.stale)
 	}
