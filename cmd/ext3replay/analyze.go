@@ -197,6 +197,9 @@ func printSummary(w io.Writer, st *analyzeStats) {
 	if st.DroppedUnowned > 0 {
 		fmt.Fprintf(w, "  %d unowned blocks that could be metadata were not kept (memory cap)\n", st.DroppedUnowned)
 	}
+	if st.FastCommitBlocks > 0 {
+		fmt.Fprintf(w, "  %d fast-commit blocks were written: changes committed only by fast commits (fsync) are not reported\n", st.FastCommitBlocks)
+	}
 	if st.JournalPending > 0 {
 		fmt.Fprintf(w, "  %d journal blocks belong to transactions never committed (ignored)\n", st.JournalPending)
 	}

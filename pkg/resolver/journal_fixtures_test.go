@@ -15,6 +15,7 @@ import (
 	"github.com/ext3replay/ext3replay/internal/scenario"
 	"github.com/ext3replay/ext3replay/pkg/blklog"
 	"github.com/ext3replay/ext3replay/pkg/ext3fs"
+	"github.com/ext3replay/ext3replay/pkg/ops"
 )
 
 // fixtureJournalRun is what following a real guest's journal produced.
@@ -335,4 +336,21 @@ func overlapping(recs []blklog.Record) bool {
 		spans = append(spans, s)
 	}
 	return false
+}
+
+// Writes to ext4's fast-commit area are not followed yet, and say so: counted in the stats
+// (the summary names them); on a file system without fast_commit nothing is counted, however
+// long its journal.
+func TestFastCommitBlocksCounted(t *testing.T) {
+	for dir, want := range map[string]bool{"fastcommit-ext4-4k": true, "journal-wrap-ext3-4k": false, "basic-ext4-4k": false} {
+		dir = filepath.Join("../../fixtures/real", dir)
+		if _, err := os.Stat(dir); err != nil {
+			t.Skipf("fixture %s missing", dir)
+		}
+		img := readZstd(t, filepath.Join(dir, "image.raw.zst"))
+		r := replay(t, img, readLog(t, filepath.Join(dir, "io.log.zst")), Options{}, func(*ops.Op) error { return nil })
+		if got := r.Stats().FastCommitBlocks > 0; got != want {
+			t.Errorf("%s: %d fast-commit blocks counted, want some: %v", filepath.Base(dir), r.Stats().FastCommitBlocks, want)
+		}
+	}
 }

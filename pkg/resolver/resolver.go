@@ -47,6 +47,7 @@ type Stats struct {
 	Anomalies                                         int64
 	DroppedUnowned                                    int64 // unowned writes whose content was not kept (cap)
 	JournalPending                                    int   // blocks of uncommitted transactions at the end
+	FastCommitBlocks                                  int64 // writes to the fast-commit area (not followed)
 }
 
 // Resolver consumes log records in order and emits ops. It is the coordinator of parts that
