@@ -211,3 +211,24 @@ func (r *Resolver) linkPath(l Link) string {
 	}
 	return dir + "/" + l.Name
 }
+
+// inlineDents decodes the entries of an inline directory (ext4 inline_data: the entries are in
+// i_block and the inode's system.data attribute; raw is the inode record), ".." left out. A
+// directory that is not inline has none.
+func inlineDents(in *ext3fs.Inode, raw []byte, filetype bool) ([]dent, error) {
+	if in == nil || !in.HasInlineData() || in.Type() != ext3fs.TypeDir || !in.Allocated() {
+		return nil, nil
+	}
+	data, err := ext3fs.InlineData(in, raw)
+	if err != nil {
+		return nil, err
+	}
+	es, err := ext3fs.InlineDirEntries(data, filetype)
+	out := make([]dent, 0, len(es))
+	for _, e := range es {
+		if e.Name != ".." && e.Name != "." {
+			out = append(out, dent{e.Name, e.Inode})
+		}
+	}
+	return out, err
+}

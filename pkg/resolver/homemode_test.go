@@ -32,7 +32,7 @@ func TestHomeModeRealLogs(t *testing.T) {
 		dir := filepath.Dir(logPath)
 		t.Run(filepath.Base(dir)+"/"+filepath.Base(logPath), func(t *testing.T) {
 			img := readZstd(t, filepath.Join(dir, "image.raw.zst"))
-			fs, err := ext3fs.Open(bytes.NewReader(img))
+			fs, err := ext3fs.OpenWith(bytes.NewReader(img), openOptions)
 			if err != nil {
 				t.Fatal(err)
 			}

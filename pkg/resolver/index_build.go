@@ -45,6 +45,14 @@ type ixBuilder struct {
 	runs []ixRun
 	// problems: where not nil, decoding problems are collected here instead of failing.
 	problems *[]error
+	// inlineNames: entries of inline directories, named with the directory blocks' ones.
+	inlineNames []ixName
+}
+
+// ixName is one entry of an inline directory.
+type ixName struct {
+	dir  uint32
+	dent dent
 }
 
 // problem records err if the build is tolerant and err is a decoding problem; it returns the
@@ -198,6 +206,18 @@ func ixBuild(fs *ext3fs.FS, wantIndex, wantNames bool, problems *[]error) (*Inde
 				continue
 			}
 			nInodes++
+			if wantNames && in.Type() == ext3fs.TypeDir && in.HasInlineData() {
+				// An inline directory's entries live in the inode itself.
+				ents, err := inlineDents(in, raw, sb.HasFiletype())
+				if err != nil {
+					if err := b.problem(fmt.Errorf("inode %d: %w", ino, err)); err != nil {
+						return nil, nil, err
+					}
+				}
+				for _, d := range ents {
+					b.inlineNames = append(b.inlineNames, ixName{dir: ino, dent: d})
+				}
+			}
 			if err := b.inode(ino, in, wantIndex, wantNames, &dirBlocks); err != nil {
 				if err := b.problem(err); err != nil {
 					return nil, nil, err
@@ -267,6 +287,9 @@ func (b *ixBuilder) readNames(blocks []ixDirBlock, nInodes int) (*Names, error) 
 	fs := b.fs
 	slices.SortFunc(blocks, func(a, b ixDirBlock) int { return cmp.Compare(a.phys, b.phys) })
 	n := newNamesSized(nInodes)
+	for _, in := range b.inlineNames {
+		n.Add(in.dir, in.dent.name, in.dent.ino)
+	}
 	buf := make([]byte, fs.BlockSize())
 	ft := fs.SB.HasFiletype()
 	for _, db := range blocks {

@@ -41,7 +41,7 @@ func TestIndexOnFixtures(t *testing.T) {
 				t.Fatal(err)
 			}
 			f.Close()
-			fsys, err := ext3fs.Open(img)
+			fsys, err := ext3fs.OpenWith(img, openOptions)
 			if errors.Is(err, ext3fs.ErrUnsupported) {
 				t.Skipf("the replay model does not read this file system yet: %v", err)
 			}

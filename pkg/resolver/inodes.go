@@ -50,6 +50,8 @@ func (r *Resolver) inodeChanged(ino uint32, blk uint64, ob, nb []byte) {
 	// Blocks.
 	oMap, nMap := mapOf(oi), mapOf(ni)
 	r.diffBlockMap(ino, blk, oi, ni, oMap, nMap, reuse)
+	r.diffInlineDir(ino, blk, oi, ni, ob, nb)
+	r.inlineWrite(ino, blk, oi, ni, ob, nb)
 	// Namespace evidence.
 	// (Only inodes with such evidence get a pending entry: most inode writes are size and time
 	// updates.)
@@ -125,4 +127,43 @@ func (r *Resolver) diffBlockMap(ino uint32, blk uint64, oi, ni *ext3fs.Inode, oM
 		bm = oMap
 	}
 	bm.diffRoot(r, ino, role, old, cur, blk)
+}
+
+// diffInlineDir turns a change of an inline directory's entries (stored in the inode, ext4
+// inline_data) into name events, as a directory block's change is. A directory growing out of
+// its inode into a block loses its inline entries here and gains them in the block: the same
+// names, so no event survives (see cancelReturns).
+func (r *Resolver) diffInlineDir(ino uint32, blk uint64, oi, ni *ext3fs.Inode, ob, nb []byte) {
+	if (oi == nil || !oi.HasInlineData()) && !ni.HasInlineData() {
+		return
+	}
+	olds, _ := inlineDents(oi, ob, r.ft)
+	news, err := inlineDents(ni, nb, r.ft)
+	if err != nil {
+		// Keep the entries as they were: a broken inline directory says nothing reliable.
+		r.anomaly(r.bestPath(ino), blk, "inline directory inode %d: %v", ino, err)
+		return
+	}
+	r.applyDents(blk, ino, olds, news)
+}
+
+// inlineWrite reports a change of an inline file's data (ext4 inline_data: a small file's bytes
+// live in its inode) as a write of that file: the disk writes them as part of the inode, so the
+// op's sector and bytes are the inode's place in the table and the data's length.
+func (r *Resolver) inlineWrite(ino uint32, blk uint64, oi, ni *ext3fs.Inode, ob, nb []byte) {
+	if !ni.HasInlineData() || ni.Type() != ext3fs.TypeRegular || !ni.Live() {
+		return
+	}
+	cur, err := ext3fs.InlineData(ni, nb)
+	if err != nil || len(cur) == 0 {
+		return
+	}
+	if oi != nil && oi.HasInlineData() && oi.Generation == ni.Generation {
+		if old, err := ext3fs.InlineData(oi, ob); err == nil && bytes.Equal(old, cur) {
+			return
+		}
+	}
+	_, off := r.fs.InodeLocation(ino)
+	start := int64(blk)*int64(r.bs) + int64(off)
+	r.ioOp(ops.Write, Owner{Role: RoleData, Ino: ino}, start, start+int64(len(cur)))
 }

@@ -52,7 +52,7 @@ func loadFixtureJournal(t *testing.T, dir string) *fixtureJournal {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fsys, err := ext3fs.Open(bytes.NewReader(disk))
+	fsys, err := ext3fs.OpenWith(bytes.NewReader(disk), openOptions)
 	if err != nil {
 		t.Fatal(err)
 	}

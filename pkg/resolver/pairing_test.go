@@ -105,8 +105,14 @@ func TestPairingHandBuilt(t *testing.T) {
 	}
 	// ext4: extent files (debugfs writes them as the kernel does: an extent root in i_block),
 	// metadata_csum, flex_bg, 64-bit descriptors.
-	for _, fsType := range []string{"ext2", "ext3", "ext4"} {
-		base := ext3fstest.SeedImage(t, fsType)
+	// ext4-inline: small files and directories stored in their inodes (inline_data).
+	for _, fsType := range []string{"ext2", "ext3", "ext4", "ext4-inline"} {
+		var base []byte
+		if fsType == "ext4-inline" {
+			base = ext3fstest.SeedImageArgs(t, "ext4", "-O", "inline_data")
+		} else {
+			base = ext3fstest.SeedImage(t, fsType)
+		}
 		for _, c := range cases {
 			t.Run(fsType+"/"+c.name, func(t *testing.T) {
 				if c.ext2only && fsType != "ext2" {

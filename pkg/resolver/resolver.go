@@ -30,6 +30,10 @@ type Options struct {
 	UnownedCap int64
 }
 
+// openOptions are the file-system features the replay model follows beyond ext3fs.Open's:
+// inline data (directories and files stored in the inode, see inodes.go).
+var openOptions = ext3fs.Options{InlineData: true}
+
 // DefaultUnownedCap is the default bound on content kept for unowned writes that could be
 // metadata (model.go); with the bound on pending writes (maxPendingWrites) and the rest of
 // the resolver's state it keeps analyze within its memory budget (docs/reliability.md).
@@ -98,7 +102,7 @@ func New(image io.ReaderAt, size int64, opt Options, emit func(*ops.Op) error) (
 	if opt.UnownedCap <= 0 {
 		opt.UnownedCap = DefaultUnownedCap
 	}
-	fs0, err := ext3fs.Open(image)
+	fs0, err := ext3fs.OpenWith(image, openOptions)
 	if err != nil {
 		return nil, fmt.Errorf("resolver: opening the image: %w", err)
 	}
@@ -114,7 +118,7 @@ func New(image io.ReaderAt, size int64, opt Options, emit func(*ops.Op) error) (
 		blocks: newOwnership(), ns: newNamespace(), held: newHeldIO(), output: newOutput(emit),
 	}
 	r.blocks.m = newModel(image, size, bs, sb.BlocksCount, sb.HasFiletype(), opt.UnownedCap)
-	if r.fs, err = ext3fs.Open(r.blocks.m); err != nil {
+	if r.fs, err = ext3fs.OpenWith(r.blocks.m, openOptions); err != nil {
 		return nil, fmt.Errorf("resolver: opening the model: %w", err)
 	}
 	var problems []error
