@@ -222,3 +222,49 @@ func TestInspectCrossLinkedInodes(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// A directory entry naming an inode out of range is left out by inspect with a line on stderr,
+// and the rest of the tree is listed, as blocks and analyze do (inspect refused the whole image).
+func TestInspectLeavesOutBadEntry(t *testing.T) {
+	ext3fstest.Need(t)
+	b := ext3fstest.SeedImage(t, "ext2")
+	fs, err := ext3fs.Open(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var patched bool
+	_ = fs.Walk(func(p string, ino uint32, in *ext3fs.Inode) error {
+		if p != "/d" {
+			return nil
+		}
+		blk := uint64(in.Block[0])
+		ents, _ := ext3fs.ParseDirBlock(b[blk*1024:(blk+1)*1024], true)
+		for _, e := range ents {
+			if e.Name == "f" {
+				binary.LittleEndian.PutUint32(b[int(blk)*1024+e.Offset:], 99999)
+				patched = true
+			}
+		}
+		return nil
+	})
+	if !patched {
+		t.Fatal("no /d/f entry in the seed image")
+	}
+	img := filepath.Join(t.TempDir(), "bad.img")
+	if err := os.WriteFile(img, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	rootCmd.SetErr(&stderr)
+	defer rootCmd.SetErr(nil)
+	out, err := runCLI(t, "inspect", img)
+	if err != nil {
+		t.Fatalf("inspect: %v", err)
+	}
+	if !strings.Contains(stderr.String(), "/d/f") || !strings.Contains(stderr.String(), "99999") {
+		t.Errorf("stderr %q does not name the bad entry", stderr.String())
+	}
+	if !strings.Contains(out, "/x/y/z") || strings.Contains(out, "/d/f\n") {
+		t.Errorf("inspect output does not list the rest of the tree without /d/f:\n%s", out)
+	}
+}

@@ -127,7 +127,13 @@ func runInspect(cmd *cobra.Command, args []string, out io.Writer) error {
 	// huge map would otherwise each be walked in full.
 	counted := map[uint32]uint64{}
 	var owned uint64
-	err = fsys.Walk(func(path string, ino uint32, in *ext3fs.Inode) error {
+	// What cannot be decoded (a directory block, an entry naming an inode out of range) is named
+	// on stderr and left out, as blocks and analyze do; the rest is listed.
+	problem := func(path string, err error) error {
+		fmt.Fprintf(cmd.ErrOrStderr(), "ext3replay inspect: %s: %s: %s (left out)\n", args[0], ops.QuotePath(path), ops.SafeText(err.Error()))
+		return nil
+	}
+	err = fsys.WalkTolerant(func(path string, ino uint32, in *ext3fs.Inode) error {
 		f := inspectFile{Path: path, Ino: ino, Type: in.Type().String(), Mode: fmt.Sprintf("%04o", in.Perm()),
 			Links: in.LinksCount, Size: in.Size, Htree: in.IsHtree()}
 		if n, ok := counted[ino]; ok {
@@ -154,7 +160,7 @@ func runInspect(cmd *cobra.Command, args []string, out io.Writer) error {
 		}
 		files = append(files, f)
 		return nil
-	})
+	}, problem)
 	if err != nil {
 		return &exitError{code: exitUsage, err: fmt.Errorf("%s: %w", args[0], err)}
 	}

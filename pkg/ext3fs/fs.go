@@ -543,6 +543,17 @@ func (fs *FS) ReadLink(in *Inode) (string, error) {
 // of each directory in byte order of their names. A file with several hard links is reported
 // once per name; a directory reachable twice (corruption) is descended only once.
 func (fs *FS) Walk(fn func(path string, ino uint32, in *Inode) error) error {
+	return fs.WalkTolerant(fn, nil)
+}
+
+// WalkTolerant is Walk that goes on past what cannot be decoded: a directory that cannot be
+// read, or an entry whose inode cannot be, is passed to problem with its path (the entries of
+// the directory that could be read are still walked); if problem returns nil the walk goes on
+// without it, else the walk stops with that error. A nil problem makes it Walk.
+func (fs *FS) WalkTolerant(fn func(path string, ino uint32, in *Inode) error, problem func(path string, err error) error) error {
+	if problem == nil {
+		problem = func(_ string, err error) error { return err }
+	}
 	root, err := fs.ReadInode(RootIno)
 	if err != nil {
 		return err
@@ -562,34 +573,40 @@ func (fs *FS) Walk(fn func(path string, ino uint32, in *Inode) error) error {
 		}
 		return err
 	}
-	err = fs.walkDir("/", root, seen, fn)
+	err = fs.walkDir("/", root, seen, fn, problem)
 	if err == ErrStop {
 		return nil
 	}
 	return err
 }
 
-func (fs *FS) walkDir(dir string, din *Inode, seen map[uint32]bool, fn func(string, uint32, *Inode) error) error {
+func (fs *FS) walkDir(dir string, din *Inode, seen map[uint32]bool, fn func(string, uint32, *Inode) error,
+	problem func(string, error) error) error {
 	ents, err := fs.ReadDir(din)
 	if err != nil {
-		return err
+		if err := problem(dir, err); err != nil {
+			return err
+		}
 	}
 	sort.SliceStable(ents, func(a, b int) bool { return ents[a].Name < ents[b].Name })
 	for _, e := range ents {
 		if e.Name == "." || e.Name == ".." {
 			continue
 		}
+		p := dir + e.Name
 		in, err := fs.ReadInode(e.Inode)
 		if err != nil {
-			return err
+			if err := problem(p, err); err != nil {
+				return err
+			}
+			continue
 		}
-		p := dir + e.Name
 		if err := fn(p, e.Inode, in); err != nil {
 			return err
 		}
 		if in.Type() == TypeDir && !seen[e.Inode] {
 			seen[e.Inode] = true
-			if err := fs.walkDir(p+"/", in, seen, fn); err != nil {
+			if err := fs.walkDir(p+"/", in, seen, fn, problem); err != nil {
 				return err
 			}
 		}
