@@ -44,11 +44,11 @@ type Finding struct {
 
 // Checker replays records and checks the file system at its consistency points.
 type Checker struct {
-	img   io.ReaderAt
-	size  int64
-	bs    int
-	nblk  uint64
-	over  map[uint64][]byte // blocks written home since the image
+	img  io.ReaderAt
+	size int64
+	bs   int
+	nblk uint64
+	over map[uint64][]byte // blocks written home since the image
 	// live are the committed transactions recovery would still replay (from the journal
 	// superblock's s_start); jview is their blocks as replay leaves them, jrec the record that
 	// logged each copy.
@@ -226,9 +226,7 @@ func (c *Checker) write(rec *blklog.Record) bool {
 		}
 		pos += n
 	}
-	for _, tx := range txs {
-		c.live = append(c.live, tx)
-	}
+	c.live = append(c.live, txs...)
 	before := len(c.live)
 	if c.jt != nil {
 		c.replay()

@@ -543,7 +543,7 @@ func (s *scanner) checksums() {
 		}
 		b := uint64(c.Start / bs)
 		s.add(problem{key: fmt.Sprintf("csum %s %d", c.Struct, c.Start), kind: "checksum", strct: c.Struct, block: b, group: -1,
-			msg: fmt.Sprintf("%s at block %d fails its checksum (stored %#x, computed %#x): e2fsck: %s", c.Struct, b, c.Stored, c.Computed, e2fsckCsum(c.Struct)),
+			msg:      fmt.Sprintf("%s at block %d fails its checksum (stored %#x, computed %#x): e2fsck: %s", c.Struct, b, c.Stored, c.Computed, e2fsckCsum(c.Struct)),
 			evidence: []uint64{b}})
 		return nil
 	})
