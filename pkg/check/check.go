@@ -161,10 +161,10 @@ func (c *Checker) block(b uint64) []byte {
 // put stores a block's new content; it reports whether the content changed.
 func (c *Checker) put(b uint64, d []byte, rec int64) bool {
 	old := c.block(b)
-	c.last[b] = rec
 	if bytes.Equal(old, d) {
-		return false
+		return false // a rewrite of the same content introduces nothing
 	}
+	c.last[b] = rec
 	c.over[b] = d
 	return true
 }

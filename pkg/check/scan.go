@@ -25,6 +25,7 @@ type scan struct {
 	problems []problem
 	owner    []uint32
 	inoEv    map[uint32][]uint64 // inode -> its inode-table block and map blocks
+	refBlk   map[uint32][]uint64 // inode -> the directory blocks naming it
 }
 
 // entryRef is one directory entry naming an inode.
@@ -54,7 +55,7 @@ type scanner struct {
 }
 
 func runScan(view *Checker, prev *scan) *scan {
-	out := &scan{inoEv: map[uint32][]uint64{}}
+	out := &scan{inoEv: map[uint32][]uint64{}, refBlk: map[uint32][]uint64{}}
 	fs, err := ext3fs.OpenWith(view, ext3fs.Options{InlineData: true})
 	if err != nil {
 		out.problems = append(out.problems, problem{key: "decode superblock", kind: "decode", strct: "superblock",
@@ -410,6 +411,11 @@ func (s *scanner) linkCounts() {
 		refs := s.refs[ino]
 		b, _ := s.fs.InodeLocation(ino)
 		ev := append([]uint64{b}, refBlocks(refs)...)
+		s.out.refBlk[ino] = refBlocks(refs)
+		if s.prev != nil {
+			// A name lost since the last check was lost by a write to the block that held it.
+			ev = append(ev, s.prev.refBlk[ino]...)
+		}
 		counted := len(refs)
 		switch {
 		case counted == 0:
@@ -542,7 +548,11 @@ func (s *scanner) checksums() {
 			return nil
 		}
 		b := uint64(c.Start / bs)
-		s.add(problem{key: fmt.Sprintf("csum %s %d", c.Struct, c.Start), kind: "checksum", strct: c.Struct, block: b, group: -1,
+		var ino uint32
+		if n, err := fmt.Sscanf(c.Struct, "inode %d", &ino); n != 1 || err != nil {
+			ino = 0
+		}
+		s.add(problem{key: fmt.Sprintf("csum %s %d", c.Struct, c.Start), kind: "checksum", strct: c.Struct, block: b, ino: ino, group: -1,
 			msg:      fmt.Sprintf("%s at block %d fails its checksum (stored %#x, computed %#x): e2fsck: %s", c.Struct, b, c.Stored, c.Computed, e2fsckCsum(c.Struct)),
 			evidence: []uint64{b}})
 		return nil
