@@ -56,11 +56,15 @@ func runCheck(cmd *cobra.Command, args []string) error {
 	}
 	defer lr.Close()
 	c, findings, err := check.Run(img, img.Size(), lr)
-	if err != nil {
+	if c == nil {
 		return &exitError{code: exitUsage, err: err}
 	}
 	out := &outWriter{w: cmd.OutOrStdout()}
+	// A damaged log: what was found before the damage, then the error.
 	writeFindings(out, findings, checkFlags.format)
+	if err != nil {
+		return &exitError{code: exitUsage, err: err}
+	}
 	if checkFlags.format == "text" {
 		fmt.Fprintf(out, "ext3replay check: %d consistency points checked, %d findings\n", c.Checks(), len(findings))
 	}
