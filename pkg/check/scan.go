@@ -368,6 +368,9 @@ func (s *scanner) entry(d uint32, blk uint64, name string, ino uint32) {
 }
 
 func (s *scanner) path(ino uint32) string {
+	if ino == 0 {
+		return ""
+	}
 	if ino == ext3fs.RootIno {
 		return "/"
 	}
@@ -440,8 +443,9 @@ func refBlocks(refs []entryRef) []uint64 {
 }
 
 // bitmaps is pass 5: the bitmaps against the owners and the inodes in use, and the group
-// descriptors' counts (kept exactly by every driver; the superblock's totals are not, and
-// e2fsck does not hold them against ext4).
+// descriptors' free counts against the bitmaps as they are on disk (what e2fsck -n counts when
+// it leaves a bitmap difference unfixed, so a wrong bitmap is not also a wrong count unless the
+// driver got both wrong). The superblock's totals are not checked: ext4 keeps them lazily.
 func (s *scanner) bitmaps() {
 	sb := s.sb
 	bigalloc := sb.RoCompatBigalloc()
@@ -468,13 +472,13 @@ func (s *scanner) bitmaps() {
 				b := first + i
 				bit := bm[i/8]&(1<<(i%8)) != 0
 				o := s.out.owner[b]
-				if o == 0 {
+				if !bit {
 					free++
 				}
 				switch {
 				case o != 0 && !bit:
 					s.add(problem{key: fmt.Sprintf("bbm +%d", b), kind: "block-bitmap", strct: fmt.Sprintf("block %d", b), block: b, group: gi,
-						ino: ownerIno(o), msg: fmt.Sprintf("Block bitmap differences: +%d (owned by %s, marked free in group %d's bitmap)", b, ownerName(o), g),
+						ino: ownerIno(o), path: s.path(ownerIno(o)), msg: fmt.Sprintf("Block bitmap differences: +%d (owned by %s, marked free in group %d's bitmap)", b, ownerName(o), g),
 						evidence: append([]uint64{d.BlockBitmap}, s.evidenceOf(o)...)})
 				case o == 0 && bit:
 					ev := []uint64{d.BlockBitmap}
@@ -503,7 +507,7 @@ func (s *scanner) bitmaps() {
 			ino := g*sb.InodesPerGroup + k + 1
 			bit := ibm != nil && ibm[k/8]&(1<<(k%8)) != 0
 			used := s.used[ino]
-			if !used {
+			if !bit {
 				freeI++
 			}
 			if s.isDir[ino] {
