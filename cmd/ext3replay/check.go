@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -81,20 +82,45 @@ func runCheck(cmd *cobra.Command, args []string) error {
 }
 
 func writeFindings(w io.Writer, findings []check.Finding, format string) {
-	for _, f := range findings {
-		if format == "jsonl" {
+	if format == "jsonl" {
+		for _, f := range findings {
 			b, _ := json.Marshal(f)
 			fmt.Fprintf(w, "%s\n", b)
-			continue
+		}
+		return
+	}
+	// Text: a run of bitmap differences on consecutive blocks with the same story is one line,
+	// as e2fsck prints +(a--b).
+	for i := 0; i < len(findings); {
+		f := findings[i]
+		j := i + 1
+		for j < len(findings) && sameRun(&findings[j-1], &findings[j]) {
+			j++
+		}
+		where := f.Struct
+		if j-i > 1 {
+			where = fmt.Sprintf("blocks %d-%d", f.Block, findings[j-1].Block)
+		}
+		if f.Path != "" {
+			where += " " + f.Path
+		}
+		msg := f.Msg
+		if j-i > 1 {
+			msg = strings.Replace(msg, fmt.Sprintf("%d (", f.Block), fmt.Sprintf("(%d--%d) (", f.Block, findings[j-1].Block), 1)
 		}
 		state := "still present at the end"
 		if !f.AtEnd {
 			state = fmt.Sprintf("gone at record %d", f.FixedSeq)
 		}
-		where := f.Struct
-		if f.Path != "" {
-			where += " " + f.Path
-		}
-		fmt.Fprintf(w, "record %d (t=%.6f, checked at record %d) %s [%s]: %s; %s\n", f.Seq, f.Time, f.AtSeq, where, f.Kind, f.Msg, state)
+		fmt.Fprintf(w, "record %d (t=%.6f, checked at record %d) %s [%s]: %s; %s\n", f.Seq, f.Time, f.AtSeq, where, f.Kind, msg, state)
+		i = j
 	}
+}
+
+// sameRun reports b continuing a's run: the next block, the same kind of difference, owner,
+// request, check and end.
+func sameRun(a, b *check.Finding) bool {
+	return a.Kind == "block-bitmap" && b.Kind == a.Kind && b.Block == a.Block+1 && b.Seq == a.Seq &&
+		b.AtSeq == a.AtSeq && b.Inode == a.Inode && b.AtEnd == a.AtEnd && b.FixedSeq == a.FixedSeq &&
+		b.Path == a.Path && strings.Contains(b.Msg, "+") == strings.Contains(a.Msg, "+")
 }
