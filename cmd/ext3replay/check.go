@@ -73,7 +73,7 @@ func runCheck(cmd *cobra.Command, args []string) error {
 		fmt.Fprintln(cmd.ErrOrStderr(), "ext3replay check: warning:", e)
 	}
 	if out.err != nil {
-		return &exitError{code: exitUsage, err: out.err}
+		return &exitError{code: exitInternal, err: out.err}
 	}
 	if len(findings) > 0 {
 		return &exitError{code: exitFindings}
