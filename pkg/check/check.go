@@ -68,6 +68,7 @@ type Checker struct {
 	findings []*Finding
 	prev     *scan
 	errs     []string
+	onTx     func(resolver.Transaction) // tests: every committed transaction
 }
 
 // Stats counts what a run did.
@@ -225,6 +226,11 @@ func (c *Checker) write(rec *blklog.Record) bool {
 			c.dirty = true
 		}
 		pos += n
+	}
+	if c.onTx != nil {
+		for _, tx := range txs {
+			c.onTx(tx)
+		}
 	}
 	c.live = append(c.live, txs...)
 	before := len(c.live)

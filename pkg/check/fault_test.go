@@ -16,6 +16,7 @@ import (
 	"github.com/ext3replay/ext3replay/internal/diskimage"
 	"github.com/ext3replay/ext3replay/pkg/blklog"
 	"github.com/ext3replay/ext3replay/pkg/ext3fs"
+	"github.com/ext3replay/ext3replay/pkg/resolver"
 )
 
 type memDisk []byte
@@ -249,5 +250,108 @@ func TestInjectedFaults(t *testing.T) {
 				find("group", g, func(fd Finding) bool { return fd.Group != nil && uint64(*fd.Group) == g })
 			}
 		})
+	}
+}
+
+// TestInjectedJournalFault alters the copy of a block bitmap logged in a committed jbd2
+// transaction of a real ext3 capture: from the commit until the journal stops replaying that
+// transaction, recovery would give a disk where a free block is marked in use. check names the
+// request that wrote the altered copy into the journal (not the commit), and e2fsck -fn on the
+// disk recovery gives there names the same block.
+func TestInjectedJournalFault(t *testing.T) {
+	if _, err := exec.LookPath("e2fsck"); err != nil {
+		t.Skip("e2fsck not installed")
+	}
+	disk, recs := capture(t, "../../fixtures/real/basic-ext3-4k")
+	fs, err := ext3fs.Open(disk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs := fs.BlockSize()
+	bm := fs.Groups[0].BlockBitmap
+	// The last committed copy of group 0's block bitmap, and the record that logged it.
+	c, err := New(disk, int64(len(disk)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var copyRec int64 = -1
+	var copyData []byte
+	c.onTx = func(tx resolver.Transaction) {
+		for _, tb := range tx.Blocks {
+			if tb.FSBlock == bm {
+				copyRec, copyData = tb.Rec, bytes.Clone(tb.Data)
+			}
+		}
+	}
+	for i := range recs {
+		if err := c.Record(&recs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if copyRec < 0 {
+		t.Fatal("no transaction logs the block bitmap")
+	}
+	var rec *blklog.Record
+	for i := range recs {
+		if recs[i].Index == copyRec {
+			rec = &recs[i]
+		}
+	}
+	at := bytes.Index(rec.Data, copyData)
+	if at < 0 || at%bs != 0 {
+		t.Fatalf("record %d does not hold the logged copy as a whole block", copyRec)
+	}
+	n := fs.SB.GroupBlocks(0) - 1 // the group's last block, free in this capture
+	if copyData[n/8]&(1<<(n%8)) != 0 {
+		t.Fatalf("block %d is in use", n)
+	}
+	rec.Data = bytes.Clone(rec.Data)
+	rec.Data[at+int(n/8)] |= 1 << (n % 8)
+	_, findings, err := Run(disk, int64(len(disk)), &sliceLog{recs: recs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f *Finding
+	for i := range findings {
+		t.Logf("check: record %d (at %d) %s: %s (fixed at %d)", findings[i].Seq, findings[i].AtSeq, findings[i].Struct, findings[i].Msg, findings[i].FixedSeq)
+		if findings[i].Kind == "block-bitmap" && findings[i].Block == fs.SB.GroupFirstBlock(0)+n {
+			f = &findings[i]
+		}
+	}
+	if f == nil {
+		t.Fatalf("check does not report block %d", n)
+	}
+	if f.Seq != copyRec {
+		t.Errorf("check names record %d, the altered journal write is record %d", f.Seq, copyRec)
+	}
+	// The disk recovery gives at the check that found it.
+	c2, err := New(disk, int64(len(disk)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range recs {
+		if recs[i].Index > f.AtSeq {
+			break
+		}
+		if err := c2.Record(&recs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	view := make(memDisk, len(disk))
+	if _, err := c2.ReadAt(view, 0); err != nil {
+		t.Fatal(err)
+	}
+	blocks, inodes, groups, out := e2fsckNames(t, view)
+	if len(blocks) != 1 || blocks[0] != f.Block || len(inodes) != 0 {
+		t.Errorf("e2fsck on the disk recovery gives at record %d names blocks %v inodes %v, check block %d:\n%s", f.AtSeq, blocks, inodes, f.Block, out)
+	}
+	for _, g := range groups {
+		ok := false
+		for _, fd := range findings {
+			ok = ok || (fd.AtSeq == f.AtSeq && fd.Seq == copyRec && fd.Group != nil && uint64(*fd.Group) == g && fd.Kind == "group-counts")
+		}
+		if !ok {
+			t.Errorf("e2fsck reports group %d, check does not name it from record %d", g, copyRec)
+		}
 	}
 }
