@@ -149,7 +149,8 @@ func e2fsckNames(t *testing.T, img memDisk) (blocks, inodes, groups []uint64, ou
 	return
 }
 
-// TestInjectedFaults alters one metadata write of a real log at a time; every problem e2fsck -fn
+// TestInjectedFaults alters one metadata home write of a real log at a time (a links count, a
+// block bitmap bit, a rec_len, an i_blocks, an inode checksum); every problem e2fsck -fn
 // reports on the final image must be reported by check, naming the same block, inode or group,
 // and introduced by the altered request.
 func TestInjectedFaults(t *testing.T) {
@@ -197,6 +198,11 @@ func TestInjectedFaults(t *testing.T) {
 			return blk, func(b []byte) {
 				binary.LittleEndian.PutUint16(b[12+4:], uint16(len(b)))
 			}
+		}},
+		{"i_blocks", "basic-ext3-4k", func(t *testing.T, fs *ext3fs.FS) (uint64, func([]byte)) {
+			// A journaled file system: the altered write is the inode table's checkpoint.
+			blk, off := fs.InodeLocation(fileInode(t, fs))
+			return blk, func(b []byte) { b[off+0x1C] += 8 }
 		}},
 		{"inode checksum", "basic-ext4-4k", func(t *testing.T, fs *ext3fs.FS) (uint64, func([]byte)) {
 			blk, off := fs.InodeLocation(fileInode(t, fs))

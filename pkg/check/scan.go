@@ -220,16 +220,28 @@ func (s *scanner) inodes() {
 				}
 				continue
 			}
+			nblk := uint64(0)
 			err := s.fs.WalkBlocks(&in, func(r ext3fs.BlockRef) error {
 				if r.Kind != ext3fs.BlockData {
 					s.out.inoEv[ino] = append(s.out.inoEv[ino], r.Phys)
 				}
 				s.claim(r.Phys, ino)
+				nblk++
 				return nil
 			})
 			if err != nil {
 				s.add(problem{key: fmt.Sprintf("map inode %d", ino), kind: "decode", strct: fmt.Sprintf("inode %d", ino), ino: ino,
 					group: g, msg: fmt.Sprintf("Inode %d has a block map e2fsck would repair: %v", ino, err), evidence: s.out.inoEv[ino]})
+				continue
+			}
+			if in.FileACL != 0 {
+				nblk++
+			}
+			// i_blocks counts every block the inode owns, map blocks and its xattr block
+			// included, in 512-byte units (e2fsck pass 1).
+			if want := nblk * uint64(s.bs/512); in.Blocks512 != want {
+				s.add(problem{key: fmt.Sprintf("iblocks %d", ino), kind: "inode", strct: fmt.Sprintf("inode %d", ino), ino: ino, group: g,
+					msg: fmt.Sprintf("Inode %d, i_blocks is %d, should be %d", ino, in.Blocks512, want), evidence: s.out.inoEv[ino]})
 			}
 		}
 	}
