@@ -12,6 +12,7 @@ package check
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -56,6 +57,7 @@ type Checker struct {
 	jview map[uint64][]byte
 	jrec  map[uint64]int64
 	jblk  map[uint64]uint64 // fs block -> journal block
+	jphys map[uint64]uint64 // journal block -> fs block
 	jt    *resolver.JournalTracker
 	dirty bool // home writes changed the disk since the last check
 
@@ -85,7 +87,7 @@ func New(img io.ReaderAt, size int64) (*Checker, error) {
 	}
 	c := &Checker{img: img, size: size, bs: fs.BlockSize(), nblk: fs.SB.BlocksCount,
 		over: map[uint64][]byte{}, last: map[uint64]int64{}, times: map[int64]float64{},
-		active: map[string]*Finding{}, jblk: map[uint64]uint64{}, jview: map[uint64][]byte{}, jrec: map[uint64]int64{}}
+		active: map[string]*Finding{}, jblk: map[uint64]uint64{}, jphys: map[uint64]uint64{}, jview: map[uint64][]byte{}, jrec: map[uint64]int64{}}
 	if uint64(size) < c.nblk*uint64(c.bs) {
 		return nil, fmt.Errorf("check: image is %d bytes, the file system needs %d", size, c.nblk*uint64(c.bs))
 	}
@@ -97,6 +99,7 @@ func New(img io.ReaderAt, size int64) (*Checker, error) {
 		err = fs.WalkBlocks(jin, func(br ext3fs.BlockRef) error {
 			if br.Kind == ext3fs.BlockData {
 				c.jblk[br.Phys] = br.Logical
+				c.jphys[br.Logical] = br.Phys
 			}
 			return nil
 		})
@@ -217,9 +220,7 @@ func (c *Checker) write(rec *blklog.Record) bool {
 		}
 		if l, ok := c.jblk[b]; ok && c.jt != nil {
 			ts, err := c.jt.WriteLogBlock(l, d, rec.Index)
-			if err != nil {
-				c.errs = append(c.errs, err.Error())
-			}
+			c.journalBlock(l, err)
 			txs = append(txs, ts...)
 			c.put(b, d, rec.Index)
 		} else if c.put(b, d, rec.Index) {
@@ -282,6 +283,41 @@ func (c *Checker) lastWrite(b uint64) (int64, bool) {
 	return r, ok
 }
 
+// journalBlock records what the tracker said when journal block l was written: a block it
+// cannot decode (a malformed descriptor, revoke or commit block, a bad journal checksum) is a
+// finding of its own, named by the request that wrote that block and present until the block
+// is rewritten. The tracker may repeat an error about an earlier block: it is reported once.
+func (c *Checker) journalBlock(l uint64, err error) {
+	key := fmt.Sprintf("journal %d", l)
+	if f, ok := c.active[key]; ok {
+		f.AtEnd, f.FixedSeq = false, c.seq
+		delete(c.active, key)
+	}
+	var errs []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	} else if err != nil {
+		errs = []error{err}
+	}
+	for _, e := range errs {
+		f := &Finding{Seq: c.seq, Time: c.t, AtSeq: c.seq, Kind: "journal", Struct: "journal", AtEnd: true,
+			Msg: fmt.Sprintf("%v: e2fsck: journal transaction is corrupt", e)}
+		k := "journal " + e.Error()
+		var je *resolver.JournalError
+		if errors.As(e, &je) {
+			k = fmt.Sprintf("journal %d", je.LogBlock)
+			f.Seq, f.Time = je.Rec, c.times[je.Rec]
+			f.Struct = fmt.Sprintf("journal block %d", je.LogBlock)
+			f.Block = c.jphys[je.LogBlock]
+		}
+		if _, ok := c.active[k]; ok {
+			continue
+		}
+		c.active[k] = f
+		c.findings = append(c.findings, f)
+	}
+}
+
 // clean reports the superblock's s_state VALID bit (the file system marked clean).
 func (c *Checker) clean() bool {
 	var b [ext3fs.SuperblockSize]byte
@@ -307,7 +343,7 @@ func (c *Checker) Finish() []Finding {
 // Checks is the number of consistency points checked (the starting image included).
 func (c *Checker) Checks() int { return c.checks }
 
-// Errors are journal blocks the tracker could not decode and image read errors.
+// Errors are image read errors and transactions that log blocks outside the file system.
 func (c *Checker) Errors() []string { return c.errs }
 
 // check scans the file system as it is now, at record at (-1: the starting image).
@@ -339,7 +375,7 @@ func (c *Checker) check(at int64) {
 		}
 	}
 	for _, k := range slices.Sorted(maps.Keys(c.active)) {
-		if !seen[k] {
+		if !seen[k] && c.active[k].Kind != "journal" { // journal findings end when their block is rewritten
 			c.active[k].AtEnd = false
 			c.active[k].FixedSeq = at
 			delete(c.active, k)
