@@ -147,13 +147,13 @@ func Recover(r io.ReaderAt) (*Recovery, error) {
 
 // journal is the state of one recovery (recovery.c's journal_t and recovery_info).
 type journal struct {
-	rc      *Recovery
-	jsb     *JournalSuperblock
-	phys    []uint64 // journal block -> file-system block
-	bs      int
-	first   uint64
-	end     uint64 // one past the last log block (j_last)
-	revoked map[uint64]uint32
+	rc        *Recovery
+	jsb       *JournalSuperblock
+	phys      []uint64 // journal block -> file-system block
+	bs        int
+	first     uint64
+	end       uint64 // one past the last log block (j_last)
+	revoked   map[uint64]uint32
 	inodeSize int
 	errno     int32 // the journal superblock's s_errno before recovery
 
