@@ -197,6 +197,9 @@ func printSummary(w io.Writer, st *analyzeStats) {
 	if st.DroppedUnowned > 0 {
 		fmt.Fprintf(w, "  %d unowned blocks that could be metadata were not kept (memory cap)\n", st.DroppedUnowned)
 	}
+	if st.Recovery != nil && st.Recovery.Needed {
+		fmt.Fprintf(w, "  starting state: the image after journal recovery: %s\n", st.Recovery.Summary())
+	}
 	if st.JournalPending > 0 {
 		fmt.Fprintf(w, "  %d journal blocks belong to transactions never committed (ignored)\n", st.JournalPending)
 	}
