@@ -60,6 +60,21 @@ func TestInspectRecoveredMatchesE2fsck(t *testing.T) {
 			if _, ok := raw["/c/a.txt"]; ok {
 				t.Error("--no-recovery lists /c/a.txt: the journal was replayed anyway")
 			}
+
+			// blocks: the block debugfs maps /c/a.txt's first byte to belongs to it after recovery, and
+			// to nobody in the raw image (run 1 allocated it in the journal only).
+			blk := strings.TrimSpace(ext3fstest.Debugfs(t, fixed, []string{"bmap /c/a.txt 0"})[0])
+			if _, err := strconv.ParseUint(blk, 10, 64); err != nil {
+				t.Fatalf("debugfs bmap: %q", blk)
+			}
+			bout, err := runCLI(t, "blocks", img, blk)
+			if err != nil || !strings.Contains(bout, "/c/a.txt") {
+				t.Errorf("blocks %s: %v\n%s", blk, err, bout)
+			}
+			bout, err = runCLI(t, "blocks", "--no-recovery", img, blk)
+			if err != nil || strings.Contains(bout, "/c/a.txt") || !strings.Contains(bout, "free") {
+				t.Errorf("blocks --no-recovery %s: %v\n%s", blk, err, bout)
+			}
 		})
 	}
 }
