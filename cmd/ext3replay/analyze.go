@@ -200,6 +200,9 @@ func printSummary(w io.Writer, st *analyzeStats) {
 	if st.FastCommitBlocks > 0 {
 		fmt.Fprintf(w, "  %d fast-commit blocks were written: changes committed only by fast commits (fsync) are not reported\n", st.FastCommitBlocks)
 	}
+	if st.Recovery != nil && st.Recovery.Needed {
+		fmt.Fprintf(w, "  starting state: the image after journal recovery: %s\n", st.Recovery.Summary())
+	}
 	if st.JournalPending > 0 {
 		fmt.Fprintf(w, "  %d journal blocks belong to transactions never committed (ignored)\n", st.JournalPending)
 	}

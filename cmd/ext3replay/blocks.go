@@ -17,8 +17,9 @@ import (
 )
 
 var blocksFlags struct {
-	sectors bool
-	format  string
+	sectors    bool
+	format     string
+	noRecovery bool
 }
 
 var blocksCmd = &cobra.Command{
@@ -45,6 +46,7 @@ sector numbers (as in a block-I/O log) and each is mapped to its block.`,
 func init() {
 	blocksCmd.Flags().BoolVar(&blocksFlags.sectors, "sectors", false, "arguments are 512-byte sector numbers")
 	blocksCmd.Flags().StringVar(&blocksFlags.format, "format", "text", "output format: text|json")
+	addNoRecoveryFlag(blocksCmd, &blocksFlags.noRecovery)
 	rootCmd.AddCommand(blocksCmd)
 }
 
@@ -97,7 +99,7 @@ func runBlocks(cmd *cobra.Command, args []string, out io.Writer) error {
 	if err != nil {
 		return &exitError{code: exitUsage, err: err}
 	}
-	img, fsys, err := openFS(args[0])
+	img, fsys, err := openRecoveredFS(args[0], blocksFlags.noRecovery, cmd.ErrOrStderr(), "blocks")
 	if err != nil {
 		return err
 	}

@@ -17,8 +17,9 @@ import (
 )
 
 var inspectFlags struct {
-	format string
-	groups bool
+	format     string
+	groups     bool
+	noRecovery bool
 }
 
 var inspectCmd = &cobra.Command{
@@ -41,6 +42,7 @@ target, device nodes their major,minor.`,
 func init() {
 	inspectCmd.Flags().StringVar(&inspectFlags.format, "format", "text", "output format: text|json")
 	inspectCmd.Flags().BoolVar(&inspectFlags.groups, "groups", false, "also list every block group's layout (like dumpe2fs)")
+	addNoRecoveryFlag(inspectCmd, &inspectFlags.noRecovery)
 	rootCmd.AddCommand(inspectCmd)
 }
 
@@ -115,7 +117,7 @@ func runInspect(cmd *cobra.Command, args []string, out io.Writer) error {
 	if inspectFlags.format != "text" && inspectFlags.format != "json" {
 		return &exitError{code: exitUsage, err: fmt.Errorf("--format %q: want text or json", inspectFlags.format)}
 	}
-	img, fsys, err := openFS(args[0])
+	img, fsys, err := openRecoveredFS(args[0], inspectFlags.noRecovery, cmd.ErrOrStderr(), "inspect")
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ext3replay/ext3replay/pkg/blklog"
+	"github.com/ext3replay/ext3replay/pkg/ext3fs"
 	"github.com/ext3replay/ext3replay/pkg/ops"
 	"github.com/ext3replay/ext3replay/pkg/resolver"
 )
@@ -41,6 +42,11 @@ type Options struct {
 	// live then grows with the image (the index, the names), what comes after is bounded by
 	// the resolver's caps (see SetMemoryBudget).
 	Ready func()
+	// NoRecovery models the image as it is even when its journal needs recovery. By default
+	// such an image is replayed first (ext3fs.Recover) and the state after recovery is the
+	// starting state: the guest's own replay at mount then writes what the model already holds
+	// and reports nothing.
+	NoRecovery bool
 }
 
 // DefaultMaxPending is the coalescer's bound in analyze. It caps memory and how late lines
@@ -57,6 +63,9 @@ type Result struct {
 	Damage  error
 	Elapsed time.Duration
 	Printed map[ops.Type]int64 // ops emitted, by type (after coalescing)
+	// Recovery is the journal recovery the starting state came from (nil with NoRecovery;
+	// Recovery.Needed is false for an image that needed none).
+	Recovery *ext3fs.Recovery
 }
 
 // InputError is a run refused for its input: an image that is no ext2/3/4 file system, a
@@ -88,7 +97,19 @@ func Run(in Input, opt Options, emit func(*ops.Op) error) (*Result, error) {
 	if co.MaxPending <= 0 {
 		co.MaxPending = DefaultMaxPending
 	}
-	rv, err := resolver.New(in.Image, in.ImageSize, opt.Resolver, co.Add)
+	start0 := in.Image
+	if !opt.NoRecovery {
+		rc, err := ext3fs.Recover(in.Image)
+		switch {
+		case err == nil:
+			res.Recovery = rc
+			start0 = rc
+		case isFS(in.Image):
+			return nil, &InputError{fmt.Errorf("%s: journal recovery: %w", in.ImageName, err)}
+		}
+		// An image that is no file system at all is refused by resolver.New, as without recovery.
+	}
+	rv, err := resolver.New(start0, in.ImageSize, opt.Resolver, co.Add)
 	if err != nil {
 		return nil, &InputError{fmt.Errorf("%s: %w", in.ImageName, err)}
 	}
@@ -148,4 +169,10 @@ func SetMemoryBudget(budget int64) {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	debug.SetMemoryLimit(int64(ms.HeapAlloc) + budget)
+}
+
+// isFS reports whether img opens as a file system (whatever its features).
+func isFS(img io.ReaderAt) bool {
+	_, err := ext3fs.OpenWith(img, ext3fs.Options{InlineData: true})
+	return err == nil
 }

@@ -199,7 +199,7 @@ func checkIndex(t *testing.T, fsys *ext3fs.FS, img string, x *Index, coverage, x
 		if !ok {
 			t.Fatalf("icheck gave no answer for block %d", b)
 		}
-		if o.Ino != want {
+		if o.Ino != want && !(want == 0 && unlinked(t, fsys, o.Ino)) {
 			t.Errorf("block %d: index says %v of inode %d, icheck says inode %d", b, o.Role, o.Ino, want)
 			bad++
 		}
@@ -310,4 +310,17 @@ func checkNames(t *testing.T, fsys *ext3fs.FS, img string, names *Names) {
 	if got := names.Paths(multi); len(got) != 1 || got[0] != "/back" {
 		t.Errorf("re-added: %v", got)
 	}
+}
+
+// unlinked reports an inode with no name left (an orphan: deleted while open when a power cut
+// came). It still owns its blocks until the next mount frees them; debugfs icheck skips it.
+func unlinked(t *testing.T, fsys *ext3fs.FS, ino uint32) bool {
+	if ino == 0 {
+		return false
+	}
+	in, err := fsys.ReadInode(ino)
+	if err != nil {
+		t.Fatalf("inode %d: %v", ino, err)
+	}
+	return in.LinksCount == 0
 }

@@ -252,7 +252,8 @@ func testTrackerFixture(t *testing.T, dir, logName string) {
 				b.Seq, b.CommitSec, b.CommitNsec)
 		}
 	}
-	if linux && (len(run.stale) != 0 || run.checkpoint == 0) {
+	// A run cut by a power cut right after its fsyncs (CRASH=1) may end before any checkpoint.
+	if linux && (len(run.stale) != 0 || (run.checkpoint == 0 && env["CRASH"] != "1")) {
 		t.Errorf("checkpoint writes: %d match the committed copy, %d differ (%v)", run.checkpoint,
 			len(run.stale), run.stale)
 	}

@@ -1,0 +1,44 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ext3replay/ext3replay/internal/diskimage"
+	"github.com/ext3replay/ext3replay/pkg/ext3fs"
+)
+
+// Journal recovery for the commands that read an image (inspect, blocks): an image whose journal
+// needs recovery (a snapshot of a running guest, a disk after a power cut) is shown as the next
+// mount, or e2fsck, would see it, unless --no-recovery asks for the raw image.
+
+// addNoRecoveryFlag registers --no-recovery on cmd.
+func addNoRecoveryFlag(cmd *cobra.Command, p *bool) {
+	cmd.Flags().BoolVar(p, "no-recovery", false, "show the image as it is, without replaying a journal that needs recovery")
+}
+
+// openRecoveredFS is openFS over the image after journal recovery (ext3fs.Recover), saying on
+// stderr what recovery did; with noRecovery, or when the image needs none, it is openFS.
+func openRecoveredFS(path string, noRecovery bool, stderr io.Writer, who string) (*diskimage.Image, *ext3fs.FS, error) {
+	img, fsys, err := openFS(path)
+	if err != nil || noRecovery || !fsys.SB.NeedsRecovery() {
+		if err == nil && fsys.SB.NeedsRecovery() {
+			fmt.Fprintf(stderr, "ext3replay %s: %s: needs journal recovery; showing it unrecovered (--no-recovery)\n", who, path)
+		}
+		return img, fsys, err
+	}
+	rc, err := ext3fs.Recover(img)
+	if err != nil {
+		img.Close()
+		return nil, nil, &exitError{code: exitUsage, err: fmt.Errorf("%s: journal recovery: %w (--no-recovery shows the image as it is)", path, err)}
+	}
+	fsys, err = ext3fs.OpenWith(rc, ext3fs.Options{InlineData: true})
+	if err != nil {
+		img.Close()
+		return nil, nil, &exitError{code: exitUsage, err: fmt.Errorf("%s after journal recovery: %w", path, err)}
+	}
+	fmt.Fprintf(stderr, "ext3replay %s: %s: %s (--no-recovery for the image as it is)\n", who, path, rc.Summary())
+	return img, fsys, nil
+}
