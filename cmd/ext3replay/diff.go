@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ext3replay/ext3replay/pkg/ops"
+	"github.com/ext3replay/ext3replay/pkg/ops/render"
 )
 
 var diffFlags struct {
@@ -52,7 +53,7 @@ func init() {
 	f.StringVar(&diffFlags.threshold, "threshold", "20%", "flag I/O volume changes beyond this relative change (20% or 0.2)")
 	f.Int64Var(&diffFlags.minBytes, "min-bytes", 0, "ignore I/O volume changes of at most this many bytes")
 	f.BoolVar(&diffFlags.writes, "writes-only", false, "compare writes only (for a log without reads, e.g. dm-log-writes)")
-	f.StringVar(&diffFlags.format, "format", "table", "output format: "+strings.Join(ops.DiffFormats, "|")+"|html")
+	f.StringVar(&diffFlags.format, "format", "table", "output format: "+strings.Join(render.DiffFormats, "|")+"|html")
 	f.StringVarP(&diffFlags.output, "output", "o", "-", "write the report to this file")
 	rootCmd.AddCommand(diffCmd)
 }
@@ -68,8 +69,8 @@ func runDiff(cmd *cobra.Command, args []string) error {
 	if diffFlags.minBytes < 0 {
 		return &exitError{code: exitUsage, err: fmt.Errorf("--min-bytes %d: must be >= 0", diffFlags.minBytes)}
 	}
-	if !contains(ops.DiffFormats, diffFlags.format) && diffFlags.format != "html" {
-		return &exitError{code: exitUsage, err: fmt.Errorf("--format %q: want %s, html", diffFlags.format, strings.Join(ops.DiffFormats, ", "))}
+	if !contains(render.DiffFormats, diffFlags.format) && diffFlags.format != "html" {
+		return &exitError{code: exitUsage, err: fmt.Errorf("--format %q: want %s, html", diffFlags.format, strings.Join(render.DiffFormats, ", "))}
 	}
 	if args[0] == "-" && args[1] == "-" {
 		return &exitError{code: exitUsage, err: fmt.Errorf("only one of the runs can be read from stdin")}
@@ -93,7 +94,7 @@ func runDiff(cmd *cobra.Command, args []string) error {
 		if diffFlags.format == "html" {
 			return writeDiffHTML(w, args, runs, rep)
 		}
-		return rep.WriteDiff(w, diffFlags.format)
+		return render.Diff(w, rep, diffFlags.format)
 	})
 	if err != nil {
 		return outputError(err)

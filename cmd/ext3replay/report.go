@@ -14,6 +14,7 @@ import (
 	"github.com/ext3replay/ext3replay/pkg/blklog"
 	"github.com/ext3replay/ext3replay/pkg/ext3fs"
 	"github.com/ext3replay/ext3replay/pkg/ops"
+	"github.com/ext3replay/ext3replay/pkg/ops/render"
 	"github.com/ext3replay/ext3replay/pkg/report"
 	"github.com/ext3replay/ext3replay/pkg/resolver"
 )
@@ -181,7 +182,7 @@ func readLogHeader(path string) (blklog.Header, error) {
 // table under them.
 func writeDiffHTML(w io.Writer, names []string, runs [2][]ops.Op, rep *ops.DiffReport) error {
 	var text strings.Builder
-	if err := rep.WriteDiff(&text, "table"); err != nil {
+	if err := render.Diff(&text, rep, "table"); err != nil {
 		return err
 	}
 	rs := []report.Run{{Name: "A: " + names[0], Ops: runs[0]}, {Name: "B: " + names[1], Ops: runs[1]}}

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ext3replay/ext3replay/pkg/ops"
+	"github.com/ext3replay/ext3replay/pkg/ops/render"
 )
 
 var statsFlags struct {
@@ -45,7 +46,7 @@ func init() {
 	f.IntVar(&statsFlags.opts.Top, "top", 0, "show only the first N rows after sorting (0 = all)")
 	f.StringVar(&statsFlags.opts.Prefix, "prefix", "", "only files at or under this path")
 	f.StringVar(&statsFlags.opts.Glob, "glob", "", "only files whose path (or base name, if the pattern has no /) matches")
-	f.StringVar(&statsFlags.format, "format", "table", "output format: "+strings.Join(ops.ReportFormats, "|")+"|parquet")
+	f.StringVar(&statsFlags.format, "format", "table", "output format: "+strings.Join(render.StatsFormats, "|")+"|parquet")
 	f.StringVarP(&statsFlags.output, "output", "o", "-", "write the report to this file")
 	rootCmd.AddCommand(statsCmd)
 }
@@ -55,8 +56,8 @@ func runStats(cmd *cobra.Command, args []string) error {
 	if err := opts.Validate(); err != nil {
 		return &exitError{code: exitUsage, err: err}
 	}
-	if !contains(ops.ReportFormats, statsFlags.format) && statsFlags.format != "parquet" {
-		return &exitError{code: exitUsage, err: fmt.Errorf("--format %q: want %s, parquet", statsFlags.format, strings.Join(ops.ReportFormats, ", "))}
+	if !contains(render.StatsFormats, statsFlags.format) && statsFlags.format != "parquet" {
+		return &exitError{code: exitUsage, err: fmt.Errorf("--format %q: want %s, parquet", statsFlags.format, strings.Join(render.StatsFormats, ", "))}
 	}
 	var run []ops.Op
 	var err error
@@ -72,7 +73,7 @@ func runStats(cmd *cobra.Command, args []string) error {
 		if statsFlags.format == "parquet" {
 			return writeStatsParquet(w, run, opts, args)
 		}
-		return ops.BuildStats(run).WriteStats(w, statsFlags.format, opts)
+		return render.Stats(w, ops.BuildStats(run), statsFlags.format, opts)
 	})
 	return outputError(err)
 }

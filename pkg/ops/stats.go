@@ -167,7 +167,7 @@ func (o *StatsOptions) Validate() error {
 func (o *StatsOptions) Match(f *FileStats) bool {
 	names := append([]string{f.Path}, f.Names...)
 	for _, n := range names {
-		if o.Prefix != "" && !UnderPath(n, o.Prefix) {
+		if o.Prefix != "" && !underPath(n, o.Prefix) {
 			continue
 		}
 		if o.Glob != "" {
@@ -184,9 +184,9 @@ func (o *StatsOptions) Match(f *FileStats) bool {
 	return false
 }
 
-// UnderPath reports whether p is dir or inside it, component-wise:
+// underPath reports whether p is dir or inside it, component-wise:
 // "/home/deb" is not under "/home/d".
-func UnderPath(p, dir string) bool {
+func underPath(p, dir string) bool {
 	if dir == "/" || dir == "" || p == dir {
 		return true
 	}

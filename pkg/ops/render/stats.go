@@ -1,4 +1,7 @@
-package ops
+// Package render draws stats and diff reports as tables (boxed or markdown), csv and json.
+// It is apart from pkg/ops so that the op core, which the resolver and the pipeline import,
+// does not pull in tablewriter.
+package render
 
 import (
 	"encoding/csv"
@@ -8,13 +11,14 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/ext3replay/ext3replay/pkg/ops"
 	"github.com/olekukonko/tablewriter"
 	"github.com/olekukonko/tablewriter/renderer"
 	"github.com/olekukonko/tablewriter/tw"
 )
 
-// ReportFormats lists the formats of stats and diff reports.
-var ReportFormats = []string{"table", "markdown", "csv", "json"}
+// StatsFormats lists the formats of a stats report.
+var StatsFormats = []string{"table", "markdown", "csv", "json"}
 
 func checkReportFormat(f string, allowed ...string) error {
 	for _, a := range allowed {
@@ -34,13 +38,13 @@ type table struct {
 	right  []bool
 }
 
-// safeCells returns the cells as a human table shows them: non-printable text quoted (SafeText),
-// long cells cut (TruncateCell). Callers quote paths themselves (QuotePath); this is the last
+// safeCells returns the cells as a human table shows them: non-printable text quoted (ops.SafeText),
+// long cells cut (ops.TruncateCell). Callers quote paths themselves (ops.QuotePath); this is the last
 // guard for every cell of every table.
 func safeCells(cells []string) []string {
 	out := make([]string, len(cells))
 	for i, c := range cells {
-		out[i] = TruncateCell(SafeText(c))
+		out[i] = ops.TruncateCell(ops.SafeText(c))
 	}
 	return out
 }
@@ -129,7 +133,7 @@ type StatsReport struct {
 	Depth                 int         `json:"depth,omitempty"`
 	FilesTotal            int         `json:"files_total"` // files in the run, before filters
 	Rows                  []any       `json:"rows"`        // FileRow or DirRow
-	Totals                Totals      `json:"totals"`
+	Totals                ops.Totals  `json:"totals"`
 	WriteAmplification    float64     `json:"write_amplification"`
 	MetadataAmplification float64     `json:"metadata_amplification"`
 	JournalAmplification  float64     `json:"journal_amplification"`
@@ -147,7 +151,7 @@ type StatsFilter struct {
 
 // FileRow is a json row of a per-file report.
 type FileRow struct {
-	*FileStats
+	*ops.FileStats
 	WriteAmplification float64 `json:"write_amplification"`
 }
 
@@ -155,8 +159,8 @@ type FileRow struct {
 type DirRow struct {
 	Path               string         `json:"path"`
 	Files              int            `json:"files"`
-	Data               Volume         `json:"data"`
-	Metadata           Volume         `json:"metadata"`
+	Data               ops.Volume     `json:"data"`
+	Metadata           ops.Volume     `json:"metadata"`
 	FirstSeq           int64          `json:"first_seq"`
 	LastSeq            int64          `json:"last_seq"`
 	FirstT             float64        `json:"first_t,omitempty"`
@@ -165,9 +169,9 @@ type DirRow struct {
 	WriteAmplification float64        `json:"write_amplification"`
 }
 
-// WriteStats renders a stats report in format table, markdown, csv or json.
-func (s *Stats) WriteStats(w io.Writer, format string, o StatsOptions) error {
-	if err := checkReportFormat(format, ReportFormats...); err != nil {
+// Stats renders a stats report in format table, markdown, csv or json.
+func Stats(w io.Writer, s *ops.Stats, format string, o ops.StatsOptions) error {
+	if err := checkReportFormat(format, StatsFormats...); err != nil {
 		return err
 	}
 	rows, err := s.Rows(o)
@@ -175,11 +179,11 @@ func (s *Stats) WriteStats(w io.Writer, format string, o StatsOptions) error {
 		return err
 	}
 	if s.Totals.All.Overflow {
-		return fmt.Errorf("stats: %w", ErrOverflow)
+		return fmt.Errorf("stats: %w", ops.ErrOverflow)
 	}
 	for _, r := range rows {
 		if r.Data.Overflow || r.Metadata.Overflow {
-			return fmt.Errorf("stats: %s: %w", QuotePath(r.Path), ErrOverflow)
+			return fmt.Errorf("stats: %s: %w", ops.QuotePath(r.Path), ops.ErrOverflow)
 		}
 	}
 	_ = o.Validate() // defaults, already checked by Rows
@@ -246,13 +250,13 @@ func (s *Stats) WriteStats(w io.Writer, format string, o StatsOptions) error {
 		t.header = []string{"PATH", "TYPE", "READS", "READ", "WRITES", "WRITTEN", "META", "AMP", "FIRST", "LAST", "HISTORY", "STATE"}
 		t.right = []bool{false, false, true, true, true, true, true, true}
 	}
-	var sum Row
+	var sum ops.Row
 	for _, r := range rows {
 		sum.Files += r.Files
 		sum.Data.Merge(r.Data)
 		sum.Metadata.Merge(r.Metadata)
-		cells := []string{QuotePath(r.Path), "", itoa(r.Data.Reads), HumanBytes(r.Data.ReadBytes), itoa(r.Data.Writes),
-			HumanBytes(r.Data.WriteBytes), HumanBytes(r.Metadata.Bytes()), amp(r.WriteAmplification()),
+		cells := []string{ops.QuotePath(r.Path), "", itoa(r.Data.Reads), ops.HumanBytes(r.Data.ReadBytes), itoa(r.Data.Writes),
+			ops.HumanBytes(r.Data.WriteBytes), ops.HumanBytes(r.Metadata.Bytes()), amp(r.WriteAmplification()),
 			when(r.FirstSeq, r.FirstT, s.HasTime), when(r.LastSeq, r.LastT, s.HasTime)}
 		if dir {
 			cells[1] = strconv.Itoa(r.Files)
@@ -264,13 +268,13 @@ func (s *Stats) WriteStats(w io.Writer, format string, o StatsOptions) error {
 		t.rows = append(t.rows, cells)
 	}
 	if sum.Data.Overflow || sum.Metadata.Overflow {
-		return fmt.Errorf("stats: column totals: %w", ErrOverflow)
+		return fmt.Errorf("stats: column totals: %w", ops.ErrOverflow)
 	}
 	t.footer = make([]string, len(t.header))
 	t.footer[0] = fmt.Sprintf("%d of %d files", sum.Files, len(s.Files))
-	t.footer[2], t.footer[3] = itoa(sum.Data.Reads), HumanBytes(sum.Data.ReadBytes)
-	t.footer[4], t.footer[5] = itoa(sum.Data.Writes), HumanBytes(sum.Data.WriteBytes)
-	t.footer[6], t.footer[7] = HumanBytes(sum.Metadata.Bytes()), amp(sum.WriteAmplification())
+	t.footer[2], t.footer[3] = itoa(sum.Data.Reads), ops.HumanBytes(sum.Data.ReadBytes)
+	t.footer[4], t.footer[5] = itoa(sum.Data.Writes), ops.HumanBytes(sum.Data.WriteBytes)
+	t.footer[6], t.footer[7] = ops.HumanBytes(sum.Metadata.Bytes()), amp(sum.WriteAmplification())
 	if err := t.render(w, format); err != nil {
 		return err
 	}
@@ -281,20 +285,20 @@ func (s *Stats) WriteStats(w io.Writer, format string, o StatsOptions) error {
 }
 
 // writeTotals renders the run-level I/O classes and amplification.
-func writeTotals(w io.Writer, format string, tot *Totals, anomalies int64) error {
+func writeTotals(w io.Writer, format string, tot *ops.Totals, anomalies int64) error {
 	t := &table{
 		header: []string{"RUN I/O", "READS", "READ", "WRITES", "WRITTEN"},
 		right:  []bool{false, true, true, true, true},
 	}
-	add := func(name string, v Volume) {
-		t.rows = append(t.rows, []string{name, itoa(v.Reads), HumanBytes(v.ReadBytes), itoa(v.Writes), HumanBytes(v.WriteBytes)})
+	add := func(name string, v ops.Volume) {
+		t.rows = append(t.rows, []string{name, itoa(v.Reads), ops.HumanBytes(v.ReadBytes), itoa(v.Writes), ops.HumanBytes(v.WriteBytes)})
 	}
 	add("file data", tot.FileData)
 	add("metadata", tot.Metadata)
 	add("journal", tot.Journal)
 	add("unattributed", tot.Unattributed)
 	a := tot.All
-	t.footer = []string{"total", itoa(a.Reads), HumanBytes(a.ReadBytes), itoa(a.Writes), HumanBytes(a.WriteBytes)}
+	t.footer = []string{"total", itoa(a.Reads), ops.HumanBytes(a.ReadBytes), itoa(a.Writes), ops.HumanBytes(a.WriteBytes)}
 	if err := t.render(w, format); err != nil {
 		return err
 	}
