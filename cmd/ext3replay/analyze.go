@@ -20,17 +20,21 @@ import (
 	"github.com/ext3replay/ext3replay/pkg/resolver"
 )
 
-var analyzeFlags struct {
+type analyzeOptions struct {
 	format   string
 	metadata bool
 	output   string
 	quiet    bool
+	time     string // text format: the time column
+	runID    string // parquet format: the run_id column
 }
 
-var analyzeCmd = &cobra.Command{
-	Use:   "analyze IMAGE LOG",
-	Short: "Reconstruct the file operations of a block-I/O log",
-	Long: `analyze replays LOG (the requests a guest sent to its disk) against IMAGE (the disk
+func newAnalyzeCmd() *cobra.Command {
+	var o analyzeOptions
+	cmd := &cobra.Command{
+		Use:   "analyze IMAGE LOG",
+		Short: "Reconstruct the file operations of a block-I/O log",
+		Long: `analyze replays LOG (the requests a guest sent to its disk) against IMAGE (the disk
 as it was when the recording started) and prints the file operations they amount to:
 create, mkdir, symlink, mknod, delete, rmdir, move, link, unlink, truncate, and reads
 and writes of file data with the file's path at that moment. The order the guest wrote
@@ -43,72 +47,72 @@ the identity of its starting image is refused with any other image.
 
 A summary goes to stderr at the end; a progress line too when stderr is a terminal and
 the log is large (--quiet silences both).`,
-	Example: `  ext3replay analyze disk.img io.log.zst
+		Example: `  ext3replay analyze disk.img io.log.zst
   ext3replay analyze --format jsonl -o ops.jsonl disk.img.zst io.log.zst
   ext3replay analyze --metadata disk.img writes.lwlog | grep '(dir)'
   zstdcat io.log.zst | ext3replay analyze disk.img -`,
-	Args: cobra.ExactArgs(2),
-	RunE: func(cmd *cobra.Command, args []string) error {
-		f := analyzeFlags
-		var w io.Writer = os.Stdout
-		if f.output != "" && f.output != "-" {
-			fh, err := os.Create(f.output)
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f := o
+			var w io.Writer = os.Stdout
+			if f.output != "" && f.output != "-" {
+				fh, err := os.Create(f.output)
+				if err != nil {
+					return &exitError{code: exitUsage, err: err}
+				}
+				defer fh.Close()
+				w = fh
+			}
+			ow, tap, err := newOpWriter(w, f.format, f.time, f.runID, args[1], f.output)
 			if err != nil {
 				return &exitError{code: exitUsage, err: err}
 			}
-			defer fh.Close()
-			w = fh
-		}
-		ow, tap, err := newOpWriter(w, f.format, args[1], f.output)
-		if err != nil {
-			return &exitError{code: exitUsage, err: err}
-		}
-		var prog *progress
-		if !f.quiet && isTerminal(os.Stderr) {
-			prog = &progress{}
-		}
-		if p := os.Getenv("EXT3REPLAY_CPUPROFILE"); p != "" {
-			// For performance work: a CPU profile of the whole run.
-			pf, err := os.Create(p)
-			if err != nil {
-				return err
+			var prog *progress
+			if !f.quiet && isTerminal(os.Stderr) {
+				prog = &progress{}
 			}
-			defer pf.Close()
-			if err := pprof.StartCPUProfile(pf); err != nil {
-				return err
+			if p := os.Getenv("EXT3REPLAY_CPUPROFILE"); p != "" {
+				// For performance work: a CPU profile of the whole run.
+				pf, err := os.Create(p)
+				if err != nil {
+					return err
+				}
+				defer pf.Close()
+				if err := pprof.StartCPUProfile(pf); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
 			}
-			defer pprof.StopCPUProfile()
-		}
-		// Output failures are exit status 3, whatever layer they surface through.
-		emit := func(op *ops.Op) error {
-			if err := ow.Write(op); err != nil {
-				return &exitError{code: exitInternal, err: err}
+			// Output failures are exit status 3, whatever layer they surface through.
+			emit := func(op *ops.Op) error {
+				if err := ow.Write(op); err != nil {
+					return &exitError{code: exitInternal, err: err}
+				}
+				return nil
 			}
-			return nil
-		}
-		st, err := runAnalyze(args[0], args[1], resolver.Options{Metadata: f.metadata}, emit, prog, tap)
-		if cerr := ow.Close(); err == nil && cerr != nil {
-			err = &exitError{code: exitInternal, err: cerr}
-		}
-		if st != nil && !f.quiet {
-			printSummary(os.Stderr, st)
-		}
-		if err == nil && st != nil && st.Damage != nil {
-			// The operations before the damage were written and are right; the
-			// exit status still says the log did not end where it should have.
-			err = &exitError{code: exitUsage, err: fmt.Errorf("%w; operations up to there were reported", st.Damage)}
-		}
-		return err
-	},
-}
-
-func init() {
-	fl := analyzeCmd.Flags()
-	fl.StringVar(&analyzeFlags.format, "format", "text", "output format: text, jsonl, csv, body (The Sleuth Kit) or parquet")
-	fl.BoolVar(&analyzeFlags.metadata, "metadata", false, "also report I/O on inode tables, bitmaps, superblocks, group descriptors and the journal")
-	fl.StringVarP(&analyzeFlags.output, "output", "o", "-", "write the operations to this file (- for stdout)")
-	fl.BoolVar(&analyzeFlags.quiet, "quiet", false, "no progress and no summary on stderr")
-	rootCmd.AddCommand(analyzeCmd)
+			st, err := runAnalyze(args[0], args[1], resolver.Options{Metadata: f.metadata}, emit, prog, tap)
+			if cerr := ow.Close(); err == nil && cerr != nil {
+				err = &exitError{code: exitInternal, err: cerr}
+			}
+			if st != nil && !f.quiet {
+				printSummary(os.Stderr, st)
+			}
+			if err == nil && st != nil && st.Damage != nil {
+				// The operations before the damage were written and are right; the
+				// exit status still says the log did not end where it should have.
+				err = &exitError{code: exitUsage, err: fmt.Errorf("%w; operations up to there were reported", st.Damage)}
+			}
+			return err
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&o.format, "format", "text", "output format: text, jsonl, csv, body (The Sleuth Kit) or parquet")
+	fl.BoolVar(&o.metadata, "metadata", false, "also report I/O on inode tables, bitmaps, superblocks, group descriptors and the journal")
+	fl.StringVarP(&o.output, "output", "o", "-", "write the operations to this file (- for stdout)")
+	fl.BoolVar(&o.quiet, "quiet", false, "no progress and no summary on stderr")
+	fl.StringVar(&o.time, "time", "none", "text format: a time column first, as blkparse has: rel (seconds from the start of the log), abs (UTC wall clock, from the log's start time) or none")
+	fl.StringVar(&o.runID, "run-id", "", "parquet format: the run_id column (default: the output file's name without extension, else the log's)")
+	return cmd
 }
 
 // analyzeToOps runs analyze and returns the (coalesced) ops; used by stats and diff.

@@ -19,16 +19,10 @@ import (
 	"github.com/ext3replay/ext3replay/pkg/opsparquet"
 )
 
-// runCLI runs one command line and resets the flags it may have set.
+// runFmtCLI runs one command line on a new command tree.
 func runFmtCLI(t *testing.T, args ...string) error {
 	t.Helper()
-	rootCmd.SetArgs(args)
-	err := rootCmd.Execute()
-	rootCmd.SetArgs(nil)
-	analyzeFlags.metadata, analyzeFlags.format, analyzeFlags.output, analyzeFlags.quiet = false, "text", "-", false
-	outFlags.time, outFlags.runID, outFlags.statsRunID = "none", "", ""
-	statsFlags.format, statsFlags.output = "table", "-"
-	return err
+	return runArgs(nil, nil, args...)
 }
 
 func fixtureHeaderStart(t *testing.T) int64 {

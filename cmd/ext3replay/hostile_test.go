@@ -36,10 +36,8 @@ func TestHostileBlockMapLoop(t *testing.T) {
 	}
 	// blocks answers what can be decoded (as analyze does) and names the loop on stderr.
 	var stderr bytes.Buffer
-	rootCmd.SetErr(&stderr)
-	defer rootCmd.SetErr(nil)
 	start = time.Now()
-	out, err := runCLI(t, "blocks", img, "1000")
+	out, err := runCLIStderr(t, &stderr, "blocks", img, "1000")
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("blocks took %v", d)
 	}

@@ -175,9 +175,7 @@ func TestImportRefusesOtherImage(t *testing.T) {
 		t.Skip("fixture basic-ext3-1k not present")
 	}
 	out := filepath.Join(t.TempDir(), "io.log.zst")
-	rootCmd.SetArgs([]string{"import", "--from", "dm-log-writes", filepath.Join(fixtureDir, "writes.lwlog.zst"), "-o", out, "--image", other})
-	err := rootCmd.Execute()
-	importFlags.from, importFlags.out, importFlags.image = "", "", ""
+	err := runArgs(nil, nil, []string{"import", "--from", "dm-log-writes", filepath.Join(fixtureDir, "writes.lwlog.zst"), "-o", out, "--image", other}...)
 	var ee *exitError
 	if !errors.As(err, &ee) || ee.code != exitUsage || !errors.Is(err, blklog.ErrImageMismatch) {
 		t.Fatalf("err = %v, want an image mismatch with exit status %d", err, exitUsage)

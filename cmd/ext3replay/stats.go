@@ -13,16 +13,19 @@ import (
 	"github.com/ext3replay/ext3replay/pkg/ops/render"
 )
 
-var statsFlags struct {
+type statsOptions struct {
 	opts   ops.StatsOptions
 	format string
 	output string
+	runID  string // parquet run_id
 }
 
-var statsCmd = &cobra.Command{
-	Use:   "stats (IMAGE LOG | RUN.jsonl)",
-	Short: "Per-file I/O and history of a run, with totals and write amplification",
-	Long: `stats reports, for every file a run touched, its reads and writes (count
+func newStatsCmd() *cobra.Command {
+	var o statsOptions
+	cmd := &cobra.Command{
+		Use:   "stats (IMAGE LOG | RUN.jsonl)",
+		Short: "Per-file I/O and history of a run, with totals and write amplification",
+		Long: `stats reports, for every file a run touched, its reads and writes (count
 and bytes), its metadata I/O, when it was first and last touched, the
 namespace operations it went through and how it ended (exists, deleted,
 moved to ...). A totals table splits all I/O into file data, metadata,
@@ -30,34 +33,35 @@ journal and unattributed bytes and gives the run's write amplification.
 
 The run is either analyzed from IMAGE and LOG, or read from the jsonl that
 "analyze --format jsonl" saved ("-" reads it from stdin).`,
-	Example: `  ext3replay stats disk.img io.log.zst
+		Example: `  ext3replay stats disk.img io.log.zst
   ext3replay stats run.jsonl --sort writes --top 10
   ext3replay stats run.jsonl --by dir --depth 2 --format markdown
   ext3replay stats run.jsonl --prefix /home/debian --glob '*.txt' --format csv`,
-	Args: cobra.RangeArgs(1, 2),
-	RunE: runStats,
+		Args: cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runStats(cmd, args, &o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.opts.By, "by", "file", "rows per file or per directory: file|dir")
+	f.IntVar(&o.opts.Depth, "depth", 1, "with --by dir: directory levels kept (0 = everything under /)")
+	f.StringVar(&o.opts.Sort, "sort", "path", "order rows by "+strings.Join(ops.SortKeys, "|")+" (bytes: largest first)")
+	f.IntVar(&o.opts.Top, "top", 0, "show only the first N rows after sorting (0 = all)")
+	f.StringVar(&o.opts.Prefix, "prefix", "", "only files at or under this path")
+	f.StringVar(&o.opts.Glob, "glob", "", "only files whose path (or base name, if the pattern has no /) matches")
+	f.StringVar(&o.format, "format", "table", "output format: "+strings.Join(render.StatsFormats, "|")+"|parquet")
+	f.StringVarP(&o.output, "output", "o", "-", "write the report to this file")
+	f.StringVar(&o.runID, "run-id", "", "parquet format: the run_id column (default: the output file's name without extension, else the run's)")
+	return cmd
 }
 
-func init() {
-	f := statsCmd.Flags()
-	f.StringVar(&statsFlags.opts.By, "by", "file", "rows per file or per directory: file|dir")
-	f.IntVar(&statsFlags.opts.Depth, "depth", 1, "with --by dir: directory levels kept (0 = everything under /)")
-	f.StringVar(&statsFlags.opts.Sort, "sort", "path", "order rows by "+strings.Join(ops.SortKeys, "|")+" (bytes: largest first)")
-	f.IntVar(&statsFlags.opts.Top, "top", 0, "show only the first N rows after sorting (0 = all)")
-	f.StringVar(&statsFlags.opts.Prefix, "prefix", "", "only files at or under this path")
-	f.StringVar(&statsFlags.opts.Glob, "glob", "", "only files whose path (or base name, if the pattern has no /) matches")
-	f.StringVar(&statsFlags.format, "format", "table", "output format: "+strings.Join(render.StatsFormats, "|")+"|parquet")
-	f.StringVarP(&statsFlags.output, "output", "o", "-", "write the report to this file")
-	rootCmd.AddCommand(statsCmd)
-}
-
-func runStats(cmd *cobra.Command, args []string) error {
-	opts := statsFlags.opts
+func runStats(cmd *cobra.Command, args []string, o *statsOptions) error {
+	opts := o.opts
 	if err := opts.Validate(); err != nil {
 		return &exitError{code: exitUsage, err: err}
 	}
-	if !contains(render.StatsFormats, statsFlags.format) && statsFlags.format != "parquet" {
-		return &exitError{code: exitUsage, err: fmt.Errorf("--format %q: want %s, parquet", statsFlags.format, strings.Join(render.StatsFormats, ", "))}
+	if !contains(render.StatsFormats, o.format) && o.format != "parquet" {
+		return &exitError{code: exitUsage, err: fmt.Errorf("--format %q: want %s, parquet", o.format, strings.Join(render.StatsFormats, ", "))}
 	}
 	var run []ops.Op
 	var err error
@@ -69,11 +73,11 @@ func runStats(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return &exitError{code: exitUsage, err: err}
 	}
-	err = withOutput(statsFlags.output, cmd.OutOrStdout(), func(w io.Writer) error {
-		if statsFlags.format == "parquet" {
-			return writeStatsParquet(w, run, opts, args)
+	err = withOutput(o.output, cmd.OutOrStdout(), func(w io.Writer) error {
+		if o.format == "parquet" {
+			return writeStatsParquet(w, run, o, args)
 		}
-		return render.Stats(w, ops.BuildStats(run), statsFlags.format, opts)
+		return render.Stats(w, ops.BuildStats(run), o.format, opts)
 	})
 	return outputError(err)
 }
