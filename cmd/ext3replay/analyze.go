@@ -275,9 +275,3 @@ func (p *progress) stop() {
 	}
 }
 
-// isTerminal reports whether f is a character device (a terminal): the
-// progress line is only for people watching.
-func isTerminal(f *os.File) bool {
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
-}

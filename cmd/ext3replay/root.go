@@ -47,12 +47,13 @@ delete, rmdir, move, link, truncate, read and write — with full paths.`,
 		Example: `  ext3replay analyze disk.img io.log.zst
   ext3replay inspect disk.img
   ext3replay blocks disk.img 1234 5678`,
-		Version:       version,
+		Version:       buildVersion(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
 	root.AddCommand(newAnalyzeCmd(), newStatsCmd(), newDiffCmd(), newReportCmd(), newInspectCmd(),
 		newBlocksCmd(), newLogCmd(), newImportCmd(), newRecordCmd())
+	settle(root)
 	return root
 }
 
