@@ -274,4 +274,3 @@ func (p *progress) stop() {
 		<-p.ended
 	}
 }
-
