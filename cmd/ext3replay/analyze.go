@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime/pprof"
 	"sort"
 	"strings"
@@ -27,6 +28,8 @@ type analyzeOptions struct {
 	quiet    bool
 	time     string // text format: the time column
 	runID    string // parquet format: the run_id column
+
+	failOnAnomaly bool
 }
 
 func newAnalyzeCmd() *cobra.Command {
@@ -54,7 +57,7 @@ the log is large (--quiet silences both).`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f := o
-			var w io.Writer = os.Stdout
+			var w io.Writer = cmd.OutOrStdout()
 			if f.output != "" && f.output != "-" {
 				fh, err := os.Create(f.output)
 				if err != nil {
@@ -66,6 +69,12 @@ the log is large (--quiet silences both).`,
 			ow, tap, err := newOpWriter(w, f.format, f.time, f.runID, args[1], f.output)
 			if err != nil {
 				return &exitError{code: exitUsage, err: err}
+			}
+			if f.format == "jsonl" {
+				// The run says what it holds, so stats and diff can tell unlike runs apart.
+				if err := ops.WriteRunHeader(w, runHeader(args[0], args[1], f.metadata)); err != nil {
+					return &exitError{code: exitInternal, err: err}
+				}
 			}
 			var prog *progress
 			if !f.quiet && isTerminal(os.Stderr) {
@@ -84,7 +93,11 @@ the log is large (--quiet silences both).`,
 				defer pprof.StopCPUProfile()
 			}
 			// Output failures are exit status 3, whatever layer they surface through.
+			var anomalies int64
 			emit := func(op *ops.Op) error {
+				if op.Op == ops.Anomaly {
+					anomalies++
+				}
 				if err := ow.Write(op); err != nil {
 					return &exitError{code: exitInternal, err: err}
 				}
@@ -95,12 +108,15 @@ the log is large (--quiet silences both).`,
 				err = &exitError{code: exitInternal, err: cerr}
 			}
 			if st != nil && !f.quiet {
-				printSummary(os.Stderr, st)
+				printSummary(cmd.ErrOrStderr(), st)
 			}
 			if err == nil && st != nil && st.Damage != nil {
 				// The operations before the damage were written and are right; the
 				// exit status still says the log did not end where it should have.
-				err = &exitError{code: exitUsage, err: fmt.Errorf("%w; operations up to there were reported", st.Damage)}
+				err = &exitError{code: exitDamaged, err: fmt.Errorf("%w; operations up to there were reported", st.Damage)}
+			}
+			if err == nil && f.failOnAnomaly && anomalies > 0 {
+				err = &exitError{code: exitAnomaly, err: fmt.Errorf("%d anomalies (--fail-on-anomaly)", anomalies)}
 			}
 			return err
 		},
@@ -110,9 +126,25 @@ the log is large (--quiet silences both).`,
 	fl.BoolVar(&o.metadata, "metadata", false, "also report I/O on inode tables, bitmaps, superblocks, group descriptors and the journal")
 	fl.StringVarP(&o.output, "output", "o", "-", "write the operations to this file (- for stdout)")
 	fl.BoolVar(&o.quiet, "quiet", false, "no progress and no summary on stderr")
+	fl.BoolVar(&o.failOnAnomaly, "fail-on-anomaly", false, "exit with status 5 when the run has anomalies (for CI; the output is complete)")
 	fl.StringVar(&o.time, "time", "none", "text format: a time column first, as blkparse has: rel (seconds from the start of the log), abs (UTC wall clock, from the log's start time) or none")
 	fl.StringVar(&o.runID, "run-id", "", "parquet format: the run_id column (default: the output file's name without extension, else the log's)")
 	return cmd
+}
+
+// runHeader describes a run of analyze for its jsonl header.
+func runHeader(imagePath, logPath string, metadata bool) ops.RunHeader {
+	src := func(p string) ops.Source {
+		if p == "-" {
+			return ops.Source{Name: "-"}
+		}
+		s := ops.Source{Name: filepath.Base(p)}
+		if fi, err := os.Stat(p); err == nil {
+			s.Size = fi.Size()
+		}
+		return s
+	}
+	return ops.RunHeader{Version: buildVersion(), Image: src(imagePath), Log: src(logPath), Metadata: metadata}
 }
 
 // analyzeToOps runs analyze and returns the (coalesced) ops; used by stats and diff.

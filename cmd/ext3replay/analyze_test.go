@@ -187,7 +187,7 @@ func TestAnalyzeCorpusAccuracy(t *testing.T) {
 }
 
 // A log cut short is analysed up to the cut: the operations before it are
-// written, and the command still fails with exit status 2 naming the record
+// written, and the command still fails with exit status 4 naming the record
 // and byte where the log stopped.
 func TestAnalyzeTruncatedLog(t *testing.T) {
 	needFixture(t)
@@ -216,8 +216,8 @@ func TestAnalyzeTruncatedLog(t *testing.T) {
 	err = runArgs(nil, nil, []string{"analyze", "--quiet", "--format", "jsonl", "-o", out,
 		filepath.Join(fixtureDir, "image.raw.zst"), cut}...)
 	var ee *exitError
-	if !errors.As(err, &ee) || ee.code != exitUsage {
-		t.Fatalf("err = %v, want exit status %d", err, exitUsage)
+	if !errors.As(err, &ee) || ee.code != exitDamaged {
+		t.Fatalf("err = %v, want exit status %d", err, exitDamaged)
 	}
 	var de *blklog.DamageError
 	if !errors.As(err, &de) || !strings.Contains(err.Error(), "record") {

@@ -2,8 +2,11 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"runtime/debug"
+	"strconv"
+	"strings"
 
 	"github.com/mattn/go-isatty"
 	"github.com/spf13/cobra"
@@ -103,4 +106,49 @@ func buildVersion() string {
 // isTerminal reports whether f is a terminal (a character device such as /dev/null is not).
 func isTerminal(f *os.File) bool {
 	return isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd())
+}
+
+// sizeValue is a byte count flag that accepts what reports print: 4096, 64K, 64KiB, 1.5M,
+// "64.0 KiB" (powers of 1024; B, K, M, G, T, P, E with an optional iB or B).
+type sizeValue int64
+
+func (v *sizeValue) String() string { return strconv.FormatInt(int64(*v), 10) }
+func (v *sizeValue) Type() string   { return "size" }
+func (v *sizeValue) Set(s string) error {
+	n, err := parseSize(s)
+	if err != nil {
+		return err
+	}
+	*v = sizeValue(n)
+	return nil
+}
+
+func parseSize(s string) (int64, error) {
+	t := strings.ToUpper(strings.ReplaceAll(strings.TrimSpace(s), " ", ""))
+	t = strings.TrimSuffix(strings.TrimSuffix(t, "IB"), "B")
+	shift := 0
+	if i := len(t) - 1; i >= 0 {
+		if k := strings.IndexByte("KMGTPE", t[i]); k >= 0 {
+			shift = 10 * (k + 1)
+			t = t[:i]
+		}
+	}
+	if t == "" {
+		return 0, fmt.Errorf("size %q: want a number of bytes, optionally with K, M, G, T (KiB...)", s)
+	}
+	if n, err := strconv.ParseInt(t, 10, 64); err == nil {
+		if n < 0 || (shift > 0 && n > math.MaxInt64>>shift) {
+			return 0, fmt.Errorf("size %q: out of range", s)
+		}
+		return n << shift, nil
+	}
+	f, err := strconv.ParseFloat(t, 64)
+	if err != nil || f < 0 || math.IsNaN(f) {
+		return 0, fmt.Errorf("size %q: want a number of bytes, optionally with K, M, G, T (KiB...)", s)
+	}
+	f *= float64(int64(1) << shift)
+	if f >= math.MaxInt64 {
+		return 0, fmt.Errorf("size %q: out of range", s)
+	}
+	return int64(f), nil
 }

@@ -43,13 +43,12 @@ func TestArgCountErrorShowsUsage(t *testing.T) {
 
 func TestFormatCompletion(t *testing.T) {
 	for cmd, want := range map[string][]string{
-		"analyze":  {"text", "jsonl", "csv", "body", "parquet"},
-		"stats":    {"table", "markdown", "csv", "json", "parquet"},
-		"diff":     {"table", "markdown", "json", "html"},
-		"inspect":  {"text", "json"},
-		"blocks":   {"text", "json"},
-		"log cat":  {"text", "jsonl"},
-		"log info": nil,
+		"analyze": {"text", "jsonl", "csv", "body", "parquet"},
+		"stats":   {"table", "markdown", "csv", "json", "parquet"},
+		"diff":    {"table", "markdown", "json", "html"},
+		"inspect": {"text", "json"},
+		"blocks":  {"text", "json"},
+		"log cat": {"text", "jsonl"},
 	} {
 		var out bytes.Buffer
 		args := append(append([]string{"__complete"}, strings.Fields(cmd)...), "--format", "")
@@ -86,5 +85,23 @@ func TestBuildVersion(t *testing.T) {
 	version = "v9.9.9"
 	if v := buildVersion(); v != "v9.9.9" {
 		t.Errorf("ldflags version not kept: %q", v)
+	}
+}
+
+// Sizes are accepted as reports print them: --min-bytes 64K was refused though reports say "64.0 KiB".
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]int64{"0": 0, "4096": 4096, "64K": 64 << 10, "64k": 64 << 10, "64KiB": 64 << 10,
+		"64.0 KiB": 64 << 10, "1.5M": 3 << 19, "2G": 2 << 30, "100B": 100, "1E": 1 << 60} {
+		if got, err := parseSize(in); err != nil || got != want {
+			t.Errorf("%q: %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "K", "-1", "12X", "8E", "1e30", "NaN"} {
+		if got, err := parseSize(in); err == nil {
+			t.Errorf("%q: %d accepted", in, got)
+		}
+	}
+	if code, out := run(t, "diff", "--min-bytes", "64K", runA, runA); code != exitOK || !strings.Contains(out, "min 64.0 KiB") {
+		t.Errorf("diff --min-bytes 64K: exit %d\n%s", code, out)
 	}
 }

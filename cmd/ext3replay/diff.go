@@ -14,7 +14,7 @@ import (
 type diffOptions struct {
 	image     string
 	threshold string
-	minBytes  int64
+	minBytes  sizeValue
 	writes    bool
 	format    string
 	output    string
@@ -53,7 +53,7 @@ error.`,
 	f := cmd.Flags()
 	f.StringVar(&o.image, "image", "", "starting image: the two arguments are then logs recorded from it")
 	f.StringVar(&o.threshold, "threshold", "20%", "flag I/O volume changes beyond this relative change (20% or 0.2)")
-	f.Int64Var(&o.minBytes, "min-bytes", 0, "ignore I/O volume changes of at most this many bytes")
+	f.Var(&o.minBytes, "min-bytes", "ignore I/O volume changes of at most this many bytes (4096, 64K, 1.5M)")
 	f.BoolVar(&o.writes, "writes-only", false, "compare writes only (for a log without reads, e.g. dm-log-writes)")
 	f.StringVar(&o.format, "format", "table", "output format: "+strings.Join(render.DiffFormats, "|")+"|html")
 	f.StringVarP(&o.output, "output", "o", "-", "write the report to this file")
@@ -78,20 +78,27 @@ func runDiff(cmd *cobra.Command, args []string, o *diffOptions) error {
 		return &exitError{code: exitUsage, err: fmt.Errorf("only one of the runs can be read from stdin")}
 	}
 	var runs [2][]ops.Op
+	var saved [2]*ops.Run
 	for i, a := range args {
 		if o.image != "" {
-			runs[i], err = analyzeToOps(o.image, a, true)
+			saved[i], err = analyzedRun(o.image, a)
 		} else {
-			runs[i], err = readRun(a)
+			saved[i], err = readRun(a)
 		}
 		if err != nil {
 			return &exitError{code: exitUsage, err: err}
 		}
+		runs[i] = saved[i].Ops
 	}
-	rep, err := ops.Diff(runs[0], runs[1], ops.DiffOptions{Threshold: th, MinBytes: o.minBytes, WritesOnly: o.writes})
+	missing, err := comparable(args, saved, cmd.ErrOrStderr())
 	if err != nil {
 		return &exitError{code: exitUsage, err: err}
 	}
+	rep, err := ops.Diff(runs[0], runs[1], ops.DiffOptions{Threshold: th, MinBytes: int64(o.minBytes), WritesOnly: o.writes})
+	if err != nil {
+		return &exitError{code: exitUsage, err: err}
+	}
+	rep.Missing = missing
 	err = withOutput(o.output, cmd.OutOrStdout(), func(w io.Writer) error {
 		if o.format == "html" {
 			return writeDiffHTML(w, args, runs, rep)
@@ -105,4 +112,23 @@ func runDiff(cmd *cobra.Command, args []string, o *diffOptions) error {
 		return &exitError{code: exitDiffers}
 	}
 	return nil
+}
+
+// comparable refuses two runs that do not hold the same kinds of I/O (one saved with
+// --metadata, one without: every metadata and journal byte would read as a difference, or,
+// both without, as equal zeros), and notes on stderr runs written by different versions. It
+// returns the kinds neither run holds.
+func comparable(names []string, runs [2]*ops.Run, stderr io.Writer) ([]ops.Kind, error) {
+	ma, mb := runs[0].Missing(), runs[1].Missing()
+	if len(ma) != len(mb) {
+		with, without := names[0], names[1]
+		if len(ma) > 0 {
+			with, without = without, with
+		}
+		return nil, fmt.Errorf("%s holds metadata and journal I/O and %s does not (saved without --metadata): they cannot be compared; save both with analyze --format jsonl --metadata, or compare the logs with --image", with, without)
+	}
+	if ha, hb := runs[0].Header, runs[1].Header; ha != nil && hb != nil && ha.Version != hb.Version {
+		fmt.Fprintf(stderr, "ext3replay: note: %s was written by ext3replay %s and %s by %s\n", names[0], ha.Version, names[1], hb.Version)
+	}
+	return ma, nil
 }

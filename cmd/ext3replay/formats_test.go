@@ -225,6 +225,10 @@ func TestParquetEqualsJSONL(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	if !strings.HasPrefix(lines[0], `{"ext3replay":"run"`) {
+		t.Fatalf("jsonl without its run header: %s", lines[0])
+	}
+	lines = lines[1:] // the header is not an op
 	if len(rows) != len(lines) || len(rows) == 0 {
 		t.Fatalf("%d parquet rows, %d jsonl lines", len(rows), len(lines))
 	}

@@ -76,7 +76,7 @@ func TestImportTruncatedDMLog(t *testing.T) {
 	out := filepath.Join(dir, "io.log.zst")
 	cmd := exec.Command(recorderBinary(t), "import", "--from", "dm-log-writes", lw, "-o", out, "--image", img)
 	msg, _ := cmd.CombinedOutput()
-	if cmd.ProcessState.ExitCode() != exitUsage || !bytes.Contains(msg, []byte("marked damaged")) {
+	if cmd.ProcessState.ExitCode() != exitDamaged || !bytes.Contains(msg, []byte("marked damaged")) {
 		t.Fatalf("import: exit %d: %s", cmd.ProcessState.ExitCode(), msg)
 	}
 	r, err := blklog.Open(out)
@@ -102,7 +102,7 @@ func TestImportTruncatedDMLog(t *testing.T) {
 	for _, args := range [][]string{{"log", "info", out}, {"analyze", img, out}} {
 		cmd := exec.Command(recorderBinary(t), args...)
 		o, _ := cmd.CombinedOutput()
-		if cmd.ProcessState.ExitCode() != exitUsage || !bytes.Contains(bytes.ToLower(o), []byte("damaged")) {
+		if cmd.ProcessState.ExitCode() != exitDamaged || !bytes.Contains(bytes.ToLower(o), []byte("damaged")) {
 			t.Errorf("%s: exit %d: %s", args[0], cmd.ProcessState.ExitCode(), o)
 		}
 	}

@@ -39,7 +39,7 @@ With --image the output header records the identity of the starting image so
 analyze can refuse a mismatched image. A damaged input is converted up to the
 damage, followed by a mark record naming the damage and without the end
 record, so that analyze and log info report the output damaged too; the
-command exits with status 2. Any other failure leaves no output (it is
+command exits with status 4. Any other failure leaves no output (it is
 written to a temporary file next to OUT and renamed at the end).`,
 		Example: `  ext3replay import --from dm-log-writes writes.lwlog -o io.log.zst --image disk.img
   ext3replay import --from qemu-trace io.trace --blk 0x564f586a3360 -o io.log.zst`,
@@ -225,7 +225,7 @@ func runImport(cmd *cobra.Command, args []string, o *importOptions) error {
 	if readErr != nil {
 		var de *blklog.DamageError
 		if errors.As(readErr, &de) {
-			return &exitError{code: exitUsage, err: fmt.Errorf("import: input damaged, converted the %d records before it to %s, which is marked damaged (no end record): %w", n, fl.out, readErr)}
+			return &exitError{code: exitDamaged, err: fmt.Errorf("import: input damaged, converted the %d records before it to %s, which is marked damaged (no end record): %w", n, fl.out, readErr)}
 		}
 		return &exitError{code: exitUsage, err: readErr}
 	}

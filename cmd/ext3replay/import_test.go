@@ -156,12 +156,12 @@ func TestLogCommandsDamaged(t *testing.T) {
 	os.WriteFile(p, b[:len(b)-3], 0o644)
 	cmd := exec.Command(recorderBinary(t), "log", "cat", p)
 	out, _ := cmd.Output()
-	if cmd.ProcessState.ExitCode() != exitUsage || strings.Count(string(out), "\twrite\t") < 9 {
+	if cmd.ProcessState.ExitCode() != exitDamaged || strings.Count(string(out), "\twrite\t") < 9 {
 		t.Fatalf("exit %d, out %s", cmd.ProcessState.ExitCode(), out)
 	}
 	cmd = exec.Command(recorderBinary(t), "log", "info", p)
 	out, _ = cmd.Output()
-	if cmd.ProcessState.ExitCode() != exitUsage || !bytes.Contains(out, []byte("status:      DAMAGED")) {
+	if cmd.ProcessState.ExitCode() != exitDamaged || !bytes.Contains(out, []byte("status:      DAMAGED")) {
 		t.Fatalf("exit %d, out %s", cmd.ProcessState.ExitCode(), out)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -35,7 +36,7 @@ func newLogInfoCmd() *cobra.Command {
 		Long: `info reads the whole log and prints its header (format, source, disk size,
 identity of the starting image), the number of records of each type, the
 payload bytes and the time span. A truncated or damaged log is summarised up
-to the damage, which is reported (exit status 2).`,
+to the damage, which is reported (exit status 4).`,
 		Example: `  ext3replay log info io.log.zst
   ext3replay log info writes.lwlog
   zstd -dc io.log.zst | ext3replay log info -`,
@@ -84,6 +85,15 @@ func flagNames(f blklog.Flags) []string {
 
 // logErr gives reader errors (unreadable or damaged log) the input-error status.
 func logErr(err error) error { return &exitError{code: exitUsage, err: err} }
+
+// partialErr is logErr after part of the log was printed: damage has its own status.
+func partialErr(err error) error {
+	var de *blklog.DamageError
+	if errors.As(err, &de) {
+		return &exitError{code: exitDamaged, err: err}
+	}
+	return logErr(err)
+}
 
 func runLogInfo(cmd *cobra.Command, args []string, out io.Writer) error {
 	r, err := openLogArg(args[0])
@@ -181,7 +191,7 @@ func runLogInfo(cmd *cobra.Command, args []string, out io.Writer) error {
 	if readErr != nil {
 		fmt.Fprintf(w, "status:      DAMAGED: %v\n", readErr)
 		w.Flush()
-		return logErr(readErr)
+		return partialErr(readErr)
 	}
 	fmt.Fprintf(w, "status:      complete\n")
 	return nil
@@ -219,7 +229,7 @@ func runLogCat(cmd *cobra.Command, args []string, out io.Writer, o *logCatOption
 		}
 		if err != nil {
 			w.Flush()
-			return logErr(err)
+			return partialErr(err)
 		}
 		if format == "jsonl" {
 			j := jsonRecord{I: rec.Index, Type: rec.Type.String(), Sector: rec.Sector, Length: rec.Length, Flags: flagNames(rec.Flags)}

@@ -61,7 +61,8 @@ SIGINT/SIGTERM, after finishing the log. Attach QEMU with
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.image, "image", "", "starting disk image (raw or .zst); only read")
-	f.StringVar(&o.log, "log", "", "native log to write (zstd)")
+	f.StringVarP(&o.log, "output", "o", "", "native log to write (zstd)")
+	f.StringVar(&o.log, "log", "", "native log to write (zstd); the old spelling of -o")
 	f.StringVar(&o.socket, "socket", "", "listen on this Unix socket path")
 	f.StringVar(&o.listen, "listen", "", "listen on this TCP address (loopback only unless --allow-remote)")
 	f.StringVar(&o.state, "state", "", "state file: the evolving disk (default: next to the log)")

@@ -62,7 +62,10 @@ func runReport(cmd *cobra.Command, args []string, o *reportOptions) error {
 		run, err = reportFromLog(args[0], args[1])
 	} else {
 		run.Name = args[0]
-		run.Ops, err = readRun(args[0])
+		var saved *ops.Run
+		if saved, err = readRun(args[0]); saved != nil {
+			run.Ops = saved.Ops
+		}
 	}
 	if err != nil {
 		return &exitError{code: exitUsage, err: err}

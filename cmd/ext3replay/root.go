@@ -18,6 +18,8 @@ const (
 	exitDiffers  = 1 // diff: differences beyond thresholds
 	exitUsage    = 2 // usage or input error
 	exitInternal = 3
+	exitDamaged  = 4 // a damaged or cut-short log: the partial result before the damage was written
+	exitAnomaly  = 5 // analyze --fail-on-anomaly: the run had anomalies (the output is complete)
 )
 
 // exitError lets a command choose its exit code without printing twice.

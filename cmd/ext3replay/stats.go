@@ -63,21 +63,28 @@ func runStats(cmd *cobra.Command, args []string, o *statsOptions) error {
 	if !contains(render.StatsFormats, o.format) && o.format != "parquet" {
 		return &exitError{code: exitUsage, err: fmt.Errorf("--format %q: want %s, parquet", o.format, strings.Join(render.StatsFormats, ", "))}
 	}
-	var run []ops.Op
+	var saved *ops.Run
 	var err error
 	if len(args) == 2 {
-		run, err = analyzeToOps(args[0], args[1], true)
+		saved, err = analyzedRun(args[0], args[1])
 	} else {
-		run, err = readRun(args[0])
+		saved, err = readRun(args[0])
 	}
 	if err != nil {
 		return &exitError{code: exitUsage, err: err}
+	}
+	run := saved.Ops
+	missing := saved.Missing()
+	if o.format != "table" && o.format != "markdown" {
+		missingNote(cmd.ErrOrStderr(), args[0], missing)
 	}
 	err = withOutput(o.output, cmd.OutOrStdout(), func(w io.Writer) error {
 		if o.format == "parquet" {
 			return writeStatsParquet(w, run, o, args)
 		}
-		return render.Stats(w, ops.BuildStats(run), o.format, opts)
+		s := ops.BuildStats(run)
+		s.Missing = missing
+		return render.Stats(w, s, o.format, opts)
 	})
 	return outputError(err)
 }
@@ -95,17 +102,38 @@ func outputError(err error) error {
 	return &exitError{code: exitInternal, err: err}
 }
 
-// readRun reads a saved jsonl run; "-" is stdin.
-func readRun(path string) ([]ops.Op, error) {
+// readRun reads a saved jsonl run and its header; "-" is stdin.
+func readRun(path string) (*ops.Run, error) {
 	if path == "-" {
-		return ops.ReadJSONLNamed(os.Stdin, "stdin")
+		return ops.ReadRun(os.Stdin, "stdin")
 	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	return ops.ReadJSONLNamed(f, path)
+	return ops.ReadRun(f, path)
+}
+
+// analyzedRun is a run analyzed here from IMAGE and LOG with --metadata: nothing is missing.
+func analyzedRun(imagePath, logPath string) (*ops.Run, error) {
+	o, err := analyzeToOps(imagePath, logPath, true)
+	h := runHeader(imagePath, logPath, true)
+	return &ops.Run{Header: &h, Ops: o}, err
+}
+
+// missingNote says on stderr which kinds a saved run lacks, for the formats that cannot say
+// it in their own output.
+func missingNote(stderr io.Writer, name string, missing []ops.Kind) {
+	if len(missing) == 0 {
+		return
+	}
+	var k []string
+	for _, m := range missing {
+		k = append(k, string(m))
+	}
+	fmt.Fprintf(stderr, "ext3replay: note: %s was saved without --metadata: it has no %s I/O, so its totals count only what was recorded and its amplification is unknown\n",
+		name, strings.Join(k, ", "))
 }
 
 // withOutput runs fn on stdout ("-" or "") or on a new file, which it

@@ -48,6 +48,9 @@ type Stats struct {
 	Ops       int64
 	Anomalies int64
 	HasTime   bool // some op carries a time
+	// Missing lists the kinds the run could not hold (Run.Missing, set by the caller): their
+	// totals are not zero but unknown, and amplification cannot be computed.
+	Missing []Kind
 }
 
 // BuildStats replays ops (in log order) into per-file statistics.

@@ -146,11 +146,20 @@ func Diff(w io.Writer, r *ops.DiffReport, format string) error {
 		t    *ops.RunTotals
 	}{{"A", &r.A}, {"B", &r.B}} {
 		tt := &x.t.Totals
-		t.rows = append(t.rows, []string{x.name, ops.HumanBytes(tt.FileData.WriteBytes), ops.HumanBytes(tt.Metadata.WriteBytes),
+		row := []string{x.name, ops.HumanBytes(tt.FileData.WriteBytes), ops.HumanBytes(tt.Metadata.WriteBytes),
 			ops.HumanBytes(tt.Journal.WriteBytes), ops.HumanBytes(tt.All.WriteBytes),
-			amp(x.t.MetadataAmplification), amp(x.t.JournalAmplification), amp(x.t.WriteAmplification)})
+			amp(x.t.MetadataAmplification), amp(x.t.JournalAmplification), amp(x.t.WriteAmplification)}
+		if len(r.Missing) > 0 {
+			// Unknown, not equal: neither run recorded these kinds.
+			row[2] += " (dir, map)"
+			row[3], row[5], row[6], row[7] = "not recorded", "n/a", "n/a", "n/a"
+		}
+		t.rows = append(t.rows, row)
 	}
 	p.table(t)
+	if len(r.Missing) > 0 && p.err == nil {
+		_, p.err = fmt.Fprintf(p.w, "Both runs were saved without --metadata: %s I/O was not recorded and is not compared.\n", kindList(r.Missing))
+	}
 
 	if p.err != nil {
 		return p.err

@@ -343,3 +343,32 @@ func TestStatsRefusesOverflow(t *testing.T) {
 		t.Errorf("%v\n%s", err, b.String())
 	}
 }
+
+// Kinds a saved run lacks are shown as not recorded and amplification as n/a, never as zeros.
+func TestMissingKindsNotZero(t *testing.T) {
+	run := loadRun(t, "run-a.jsonl")
+	s := ops.BuildStats(run)
+	s.Missing = ops.MetadataOnlyKinds
+	var b bytes.Buffer
+	if err := Stats(&b, s, "table", ops.StatsOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	if !strings.Contains(out, "│ journal                  │ not recorded") || !strings.Contains(out, "write amplification n/a") ||
+		strings.Contains(out, "write amplification 1") {
+		t.Errorf("stats:\n%s", out)
+	}
+	rep := mustDiff(t, run, run, ops.DiffOptions{Threshold: 0.2})
+	rep.Missing = ops.MetadataOnlyKinds
+	b.Reset()
+	if err := Diff(&b, rep, "table"); err != nil {
+		t.Fatal(err)
+	}
+	if out := b.String(); !strings.Contains(out, "not recorded") || !strings.Contains(out, "Both runs were saved without --metadata") {
+		t.Errorf("diff:\n%s", out)
+	}
+	b.Reset()
+	if err := Stats(&b, s, "json", ops.StatsOptions{}); err != nil || !strings.Contains(b.String(), `"missing_kinds": [`) {
+		t.Errorf("json: %v\n%s", err, b.String())
+	}
+}

@@ -139,6 +139,9 @@ type StatsReport struct {
 	JournalAmplification  float64     `json:"journal_amplification"`
 	Anomalies             int64       `json:"anomalies"`
 	Options               StatsFilter `json:"filter,omitzero"`
+	// MissingKinds lists the kinds the run could not hold (saved without --metadata): the
+	// totals and amplifications above then count only what was recorded.
+	MissingKinds []ops.Kind `json:"missing_kinds,omitempty"`
 }
 
 // StatsFilter records the filters of a report.
@@ -196,7 +199,8 @@ func Stats(w io.Writer, s *ops.Stats, format string, o ops.StatsOptions) error {
 			JournalAmplification:  s.Totals.JournalAmplification(),
 			Anomalies:             s.Anomalies,
 			Options:               StatsFilter{Sort: o.Sort, Top: o.Top, Prefix: o.Prefix, Glob: o.Glob},
-			Rows:                  []any{}}
+			Rows:                  []any{},
+			MissingKinds:          s.Missing}
 		if dir {
 			rep.Depth = o.Depth
 		}
@@ -281,11 +285,12 @@ func Stats(w io.Writer, s *ops.Stats, format string, o ops.StatsOptions) error {
 	if _, err := io.WriteString(w, "\n"); err != nil {
 		return err
 	}
-	return writeTotals(w, format, &s.Totals, s.Anomalies)
+	return writeTotals(w, format, &s.Totals, s.Anomalies, s.Missing)
 }
 
 // writeTotals renders the run-level I/O classes and amplification.
-func writeTotals(w io.Writer, format string, tot *ops.Totals, anomalies int64) error {
+// Kinds the run could not hold are shown as not recorded, never as zero.
+func writeTotals(w io.Writer, format string, tot *ops.Totals, anomalies int64, missing []ops.Kind) error {
 	t := &table{
 		header: []string{"RUN I/O", "READS", "READ", "WRITES", "WRITTEN"},
 		right:  []bool{false, true, true, true, true},
@@ -294,15 +299,41 @@ func writeTotals(w io.Writer, format string, tot *ops.Totals, anomalies int64) e
 		t.rows = append(t.rows, []string{name, itoa(v.Reads), ops.HumanBytes(v.ReadBytes), itoa(v.Writes), ops.HumanBytes(v.WriteBytes)})
 	}
 	add("file data", tot.FileData)
-	add("metadata", tot.Metadata)
-	add("journal", tot.Journal)
+	if len(missing) == 0 {
+		add("metadata", tot.Metadata)
+		add("journal", tot.Journal)
+	} else {
+		// Unknown, not zero: the run was saved without these kinds.
+		add("metadata (dir, map only)", tot.Metadata)
+		t.rows = append(t.rows, []string{"journal", "not recorded", "", "", ""})
+	}
 	add("unattributed", tot.Unattributed)
 	a := tot.All
 	t.footer = []string{"total", itoa(a.Reads), ops.HumanBytes(a.ReadBytes), itoa(a.Writes), ops.HumanBytes(a.WriteBytes)}
+	if len(missing) > 0 {
+		t.footer[0] = "total recorded"
+	}
 	if err := t.render(w, format); err != nil {
+		return err
+	}
+	if len(missing) > 0 {
+		_, err := fmt.Fprintf(w, "\nwrite amplification n/a: the run was saved without --metadata, so it has no %s I/O (analyze --metadata, or stats IMAGE LOG, has it); anomalies %d\n",
+			kindList(missing), anomalies)
 		return err
 	}
 	_, err := fmt.Fprintf(w, "\nwrite amplification %s (metadata %s, journal %s per byte of file data written); anomalies %d\n",
 		amp(tot.WriteAmplification()), amp(tot.MetadataAmplification()), amp(tot.JournalAmplification()), anomalies)
 	return err
+}
+
+// kindList is "inode, bitmap and journal".
+func kindList(kinds []ops.Kind) string {
+	s := make([]string, len(kinds))
+	for i, k := range kinds {
+		s[i] = string(k)
+	}
+	if len(s) < 2 {
+		return strings.Join(s, "")
+	}
+	return strings.Join(s[:len(s)-1], ", ") + " and " + s[len(s)-1]
 }
