@@ -45,8 +45,8 @@ blocks in does not matter (see docs/how-it-works.md).
 
 IMAGE is a raw image, optionally zstd-compressed. LOG is a native log (.zst) or a
 dm-log-writes log, raw or zstd-compressed, recognised by its magic; - reads it from
-standard input. A log that records
-the identity of its starting image is refused with any other image.
+standard input. A log that records the identity of its starting image is refused
+with any other image.
 
 A summary goes to stderr at the end; a progress line too when stderr is a terminal and
 the log is large (--quiet silences both).`,
