@@ -149,7 +149,7 @@ func runLogInfo(cmd *cobra.Command, args []string, out io.Writer) error {
 	}
 	fmt.Fprintf(w, "sector size: %d\n", h.SectorSize)
 	if h.DiskSize != 0 {
-		fmt.Fprintf(w, "disk size:   %d bytes (%s)\n", h.DiskSize, mib(int64(h.DiskSize)))
+		fmt.Fprintf(w, "disk size:   %d bytes (%s)\n", h.DiskSize, ops.HumanBytes(int64(h.DiskSize)))
 	} else {
 		fmt.Fprintf(w, "disk size:   unknown\n")
 	}
@@ -172,7 +172,7 @@ func runLogInfo(cmd *cobra.Command, args []string, out io.Writer) error {
 		if t == blklog.TypeFlush || t == blklog.TypeMark {
 			fmt.Fprintf(w, "  %-13s %d\n", t.String()+":", counts[t])
 		} else {
-			fmt.Fprintf(w, "  %-13s %d, %d bytes (%s)\n", t.String()+":", counts[t], bytes[t], mib(bytes[t]))
+			fmt.Fprintf(w, "  %-13s %d, %d bytes (%s)\n", t.String()+":", counts[t], bytes[t], ops.HumanBytes(bytes[t]))
 		}
 	}
 	if fua > 0 {
@@ -181,7 +181,7 @@ func runLogInfo(cmd *cobra.Command, args []string, out io.Writer) error {
 	if nop > 0 {
 		fmt.Fprintf(w, "  %-13s %d (writes whose data was not captured)\n", "no payload:", nop)
 	}
-	fmt.Fprintf(w, "payload:     %d bytes (%s)\n", payload, mib(payload))
+	fmt.Fprintf(w, "payload:     %d bytes (%s)\n", payload, ops.HumanBytes(payload))
 	if first >= 0 {
 		fmt.Fprintf(w, "duration:    %.6fs (record times %.6fs to %.6fs)\n",
 			float64(last-first)/1e9, float64(first)/1e9, float64(last)/1e9)
