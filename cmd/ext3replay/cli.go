@@ -68,6 +68,10 @@ func settle(root *cobra.Command) {
 		}
 	}
 	walk(root)
+	// A bad flag shows the usage line too (children inherit this).
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return fmt.Errorf("%w\nUsage: %s", err, c.UseLine())
+	})
 }
 
 // buildVersion is the version -ldflags set, else the module version or VCS revision the Go
