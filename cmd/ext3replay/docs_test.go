@@ -49,7 +49,7 @@ func TestDocsConsoleBlocks(t *testing.T) {
 						t.Fatal(err)
 					}
 				} else {
-					t.Errorf("%s: a console block's output differs (go test ./cmd/ext3replay -run TestDocs -update rewrites it)", rel)
+					t.Errorf("%s: a console block's output differs (make docs-update rewrites it)\n%s", rel, firstDiff(string(src), out))
 				}
 			}
 		})
@@ -172,4 +172,22 @@ func splitArgs(s string) ([]string, error) {
 		args = append(args, cur.String())
 	}
 	return args, nil
+}
+
+// firstDiff names the first line where the docs (want) and the commands' output (got) part.
+func firstDiff(want, got string) string {
+	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
+	for i := 0; i < len(w) || i < len(g); i++ {
+		var wl, gl string
+		if i < len(w) {
+			wl = w[i]
+		}
+		if i < len(g) {
+			gl = g[i]
+		}
+		if wl != gl {
+			return fmt.Sprintf("line %d:\n  docs:    %q\n  printed: %q", i+1, wl, gl)
+		}
+	}
+	return ""
 }
