@@ -6,7 +6,7 @@ LDFLAGS := -X main.version=$(VERSION)
 DEMO_IMG ?= fixtures/real/basic-ext3-4k/image.raw.zst
 DEMO_LOG ?= fixtures/real/basic-ext3-4k/io.log.zst
 
-.PHONY: all build demo test test-live lint fuzz bench fixtures accuracy clean deps
+.PHONY: all build demo test test-live docs-update lint fuzz bench fixtures accuracy clean deps
 
 all: build
 
@@ -21,12 +21,17 @@ demo: build
 deps:
 	./scripts/deps.sh
 
-# Lint, unit and integration tests, then one live QEMU capture; about a minute on 2 cores once
-# the packages are installed.
+# Lint, unit and integration tests (the docs' ```console blocks are executed by
+# cmd/ext3replay's TestDocsConsoleBlocks: see docs-update), then one live QEMU capture; about a
+# minute on 2 cores once the packages are installed.
 test: deps
 	$(MAKE) --no-print-directory lint
 	$(GO) test -count=1 ./...
 	$(MAKE) --no-print-directory test-live
+
+# Rewrites the output shown in the docs' console blocks from what the commands print now.
+docs-update:
+	$(GO) test -count=1 -run TestDocsConsoleBlocks ./cmd/ext3replay -update
 
 # One real capture end to end: QEMU guest -> ext3replay record -> analyze (about 10 s warm).
 test-live:

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime/pprof"
 	"sort"
 	"strings"
@@ -20,17 +21,23 @@ import (
 	"github.com/ext3replay/ext3replay/pkg/resolver"
 )
 
-var analyzeFlags struct {
+type analyzeOptions struct {
 	format   string
 	metadata bool
 	output   string
 	quiet    bool
+	time     string // text format: the time column
+	runID    string // parquet format: the run_id column
+
+	failOnAnomaly bool
 }
 
-var analyzeCmd = &cobra.Command{
-	Use:   "analyze IMAGE LOG",
-	Short: "Reconstruct the file operations of a block-I/O log",
-	Long: `analyze replays LOG (the requests a guest sent to its disk) against IMAGE (the disk
+func newAnalyzeCmd() *cobra.Command {
+	var o analyzeOptions
+	cmd := &cobra.Command{
+		Use:   "analyze IMAGE LOG",
+		Short: "Reconstruct the file operations of a block-I/O log",
+		Long: `analyze replays LOG (the requests a guest sent to its disk) against IMAGE (the disk
 as it was when the recording started) and prints the file operations they amount to:
 create, mkdir, symlink, mknod, delete, rmdir, move, link, unlink, truncate, and reads
 and writes of file data with the file's path at that moment. The order the guest wrote
@@ -38,77 +45,106 @@ blocks in does not matter (see docs/how-it-works.md).
 
 IMAGE is a raw image, optionally zstd-compressed. LOG is a native log (.zst) or a
 dm-log-writes log, raw or zstd-compressed, recognised by its magic; - reads it from
-standard input. A log that records
-the identity of its starting image is refused with any other image.
+standard input. A log that records the identity of its starting image is refused
+with any other image.
 
 A summary goes to stderr at the end; a progress line too when stderr is a terminal and
 the log is large (--quiet silences both).`,
-	Example: `  ext3replay analyze disk.img io.log.zst
+		Example: `  ext3replay analyze disk.img io.log.zst
   ext3replay analyze --format jsonl -o ops.jsonl disk.img.zst io.log.zst
   ext3replay analyze --metadata disk.img writes.lwlog | grep '(dir)'
   zstdcat io.log.zst | ext3replay analyze disk.img -`,
-	Args: cobra.ExactArgs(2),
-	RunE: func(cmd *cobra.Command, args []string) error {
-		f := analyzeFlags
-		var w io.Writer = os.Stdout
-		if f.output != "" && f.output != "-" {
-			fh, err := os.Create(f.output)
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f := o
+			var w io.Writer = cmd.OutOrStdout()
+			if f.output != "" && f.output != "-" {
+				fh, err := os.Create(f.output)
+				if err != nil {
+					return &exitError{code: exitUsage, err: err}
+				}
+				defer fh.Close()
+				w = fh
+			}
+			ow, tap, err := newOpWriter(w, f.format, f.time, f.runID, args[1], f.output)
 			if err != nil {
 				return &exitError{code: exitUsage, err: err}
 			}
-			defer fh.Close()
-			w = fh
-		}
-		ow, tap, err := newOpWriter(w, f.format, args[1], f.output)
-		if err != nil {
-			return &exitError{code: exitUsage, err: err}
-		}
-		var prog *progress
-		if !f.quiet && isTerminal(os.Stderr) {
-			prog = &progress{}
-		}
-		if p := os.Getenv("EXT3REPLAY_CPUPROFILE"); p != "" {
-			// For performance work: a CPU profile of the whole run.
-			pf, err := os.Create(p)
-			if err != nil {
-				return err
+			if f.format == "jsonl" {
+				// The run says what it holds, so stats and diff can tell unlike runs apart.
+				if err := ops.WriteRunHeader(w, runHeader(args[0], args[1], f.metadata)); err != nil {
+					return &exitError{code: exitInternal, err: err}
+				}
 			}
-			defer pf.Close()
-			if err := pprof.StartCPUProfile(pf); err != nil {
-				return err
+			var prog *progress
+			if !f.quiet && isTerminal(os.Stderr) {
+				prog = &progress{}
 			}
-			defer pprof.StopCPUProfile()
-		}
-		// Output failures are exit status 3, whatever layer they surface through.
-		emit := func(op *ops.Op) error {
-			if err := ow.Write(op); err != nil {
-				return &exitError{code: exitInternal, err: err}
+			if p := os.Getenv("EXT3REPLAY_CPUPROFILE"); p != "" {
+				// For performance work: a CPU profile of the whole run.
+				pf, err := os.Create(p)
+				if err != nil {
+					return err
+				}
+				defer pf.Close()
+				if err := pprof.StartCPUProfile(pf); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
 			}
-			return nil
-		}
-		st, err := runAnalyze(args[0], args[1], resolver.Options{Metadata: f.metadata}, emit, prog, tap)
-		if cerr := ow.Close(); err == nil && cerr != nil {
-			err = &exitError{code: exitInternal, err: cerr}
-		}
-		if st != nil && !f.quiet {
-			printSummary(os.Stderr, st)
-		}
-		if err == nil && st != nil && st.Damage != nil {
-			// The operations before the damage were written and are right; the
-			// exit status still says the log did not end where it should have.
-			err = &exitError{code: exitUsage, err: fmt.Errorf("%w; operations up to there were reported", st.Damage)}
-		}
-		return err
-	},
+			// Output failures are exit status 3, whatever layer they surface through.
+			var anomalies int64
+			emit := func(op *ops.Op) error {
+				if op.Op == ops.Anomaly {
+					anomalies++
+				}
+				if err := ow.Write(op); err != nil {
+					return &exitError{code: exitInternal, err: err}
+				}
+				return nil
+			}
+			st, err := runAnalyze(args[0], args[1], resolver.Options{Metadata: f.metadata}, emit, prog, tap)
+			if cerr := ow.Close(); err == nil && cerr != nil {
+				err = &exitError{code: exitInternal, err: cerr}
+			}
+			if st != nil && !f.quiet {
+				printSummary(cmd.ErrOrStderr(), st)
+			}
+			if err == nil && st != nil && st.Damage != nil {
+				// The operations before the damage were written and are right; the
+				// exit status still says the log did not end where it should have.
+				err = &exitError{code: exitDamaged, err: fmt.Errorf("%w; operations up to there were reported", st.Damage)}
+			}
+			if err == nil && f.failOnAnomaly && anomalies > 0 {
+				err = &exitError{code: exitAnomaly, err: fmt.Errorf("%d anomalies (--fail-on-anomaly)", anomalies)}
+			}
+			return err
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&o.format, "format", "text", "output format: text, jsonl, csv, body (The Sleuth Kit) or parquet")
+	fl.BoolVar(&o.metadata, "metadata", false, "also report I/O on inode tables, bitmaps, superblocks, group descriptors and the journal")
+	fl.StringVarP(&o.output, "output", "o", "-", "write the operations to this file (- for stdout)")
+	fl.BoolVar(&o.quiet, "quiet", false, "no progress and no summary on stderr")
+	fl.BoolVar(&o.failOnAnomaly, "fail-on-anomaly", false, "exit with status 5 when the run has anomalies (for CI; the output is complete)")
+	fl.StringVar(&o.time, "time", "none", "text format: a time column first, as blkparse has: rel (seconds from the start of the log), abs (UTC wall clock, from the log's start time) or none")
+	fl.StringVar(&o.runID, "run-id", "", "parquet format: the run_id column (default: the output file's name without extension, else the log's)")
+	return cmd
 }
 
-func init() {
-	fl := analyzeCmd.Flags()
-	fl.StringVar(&analyzeFlags.format, "format", "text", "output format: text, jsonl, csv, body (The Sleuth Kit) or parquet")
-	fl.BoolVar(&analyzeFlags.metadata, "metadata", false, "also report I/O on inode tables, bitmaps, superblocks, group descriptors and the journal")
-	fl.StringVarP(&analyzeFlags.output, "output", "o", "-", "write the operations to this file (- for stdout)")
-	fl.BoolVar(&analyzeFlags.quiet, "quiet", false, "no progress and no summary on stderr")
-	rootCmd.AddCommand(analyzeCmd)
+// runHeader describes a run of analyze for its jsonl header.
+func runHeader(imagePath, logPath string, metadata bool) ops.RunHeader {
+	src := func(p string) ops.Source {
+		if p == "-" {
+			return ops.Source{Name: "-"}
+		}
+		s := ops.Source{Name: filepath.Base(p)}
+		if fi, err := os.Stat(p); err == nil {
+			s.Size = fi.Size()
+		}
+		return s
+	}
+	return ops.RunHeader{Version: buildVersion(), Image: src(imagePath), Log: src(logPath), Metadata: metadata}
 }
 
 // analyzeToOps runs analyze and returns the (coalesced) ops; used by stats and diff.
@@ -275,11 +311,4 @@ func (p *progress) stop() {
 		close(p.quit)
 		<-p.ended
 	}
-}
-
-// isTerminal reports whether f is a character device (a terminal): the
-// progress line is only for people watching.
-func isTerminal(f *os.File) bool {
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }

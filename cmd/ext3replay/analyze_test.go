@@ -101,9 +101,8 @@ func TestAnalyzeCommandFormats(t *testing.T) {
 	dir := t.TempDir()
 	for _, format := range []string{"jsonl", "csv", "text"} {
 		out := filepath.Join(dir, "ops."+format)
-		rootCmd.SetArgs([]string{"analyze", "--quiet", "--metadata", "--format", format, "-o", out,
-			filepath.Join(fixtureDir, "image.raw.zst"), filepath.Join(fixtureDir, "io.log.zst")})
-		if err := rootCmd.Execute(); err != nil {
+		if err := runArgs(nil, nil, []string{"analyze", "--quiet", "--metadata", "--format", format, "-o", out,
+			filepath.Join(fixtureDir, "image.raw.zst"), filepath.Join(fixtureDir, "io.log.zst")}...); err != nil {
 			t.Fatalf("%s: %v", format, err)
 		}
 		b, err := os.ReadFile(out)
@@ -135,7 +134,6 @@ func TestAnalyzeCommandFormats(t *testing.T) {
 			}
 		}
 	}
-	analyzeFlags.metadata, analyzeFlags.format, analyzeFlags.output, analyzeFlags.quiet = false, "text", "-", false
 }
 
 // TestAnalyzeCorpusAccuracy scores analyze on every real fixture against its ground truth, as
@@ -189,7 +187,7 @@ func TestAnalyzeCorpusAccuracy(t *testing.T) {
 }
 
 // A log cut short is analysed up to the cut: the operations before it are
-// written, and the command still fails with exit status 2 naming the record
+// written, and the command still fails with exit status 4 naming the record
 // and byte where the log stopped.
 func TestAnalyzeTruncatedLog(t *testing.T) {
 	needFixture(t)
@@ -215,13 +213,11 @@ func TestAnalyzeTruncatedLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, "ops.jsonl")
-	rootCmd.SetArgs([]string{"analyze", "--quiet", "--format", "jsonl", "-o", out,
-		filepath.Join(fixtureDir, "image.raw.zst"), cut})
-	err = rootCmd.Execute()
-	analyzeFlags.format, analyzeFlags.output, analyzeFlags.quiet = "text", "-", false
+	err = runArgs(nil, nil, []string{"analyze", "--quiet", "--format", "jsonl", "-o", out,
+		filepath.Join(fixtureDir, "image.raw.zst"), cut}...)
 	var ee *exitError
-	if !errors.As(err, &ee) || ee.code != exitUsage {
-		t.Fatalf("err = %v, want exit status %d", err, exitUsage)
+	if !errors.As(err, &ee) || ee.code != exitDamaged {
+		t.Fatalf("err = %v, want exit status %d", err, exitDamaged)
 	}
 	var de *blklog.DamageError
 	if !errors.As(err, &de) || !strings.Contains(err.Error(), "record") {
@@ -261,10 +257,8 @@ func TestAnalyzeOutputWriteFailure(t *testing.T) {
 	if _, err := os.Stat("/dev/full"); err != nil {
 		t.Skip("no /dev/full")
 	}
-	rootCmd.SetArgs([]string{"analyze", "--quiet", "--format", "jsonl", "-o", "/dev/full",
-		filepath.Join(fixtureDir, "image.raw.zst"), filepath.Join(fixtureDir, "io.log.zst")})
-	err := rootCmd.Execute()
-	analyzeFlags.format, analyzeFlags.output, analyzeFlags.quiet = "text", "-", false
+	err := runArgs(nil, nil, []string{"analyze", "--quiet", "--format", "jsonl", "-o", "/dev/full",
+		filepath.Join(fixtureDir, "image.raw.zst"), filepath.Join(fixtureDir, "io.log.zst")}...)
 	var ee *exitError
 	if !errors.As(err, &ee) || ee.code != exitInternal {
 		t.Fatalf("err = %v, want exit status %d", err, exitInternal)

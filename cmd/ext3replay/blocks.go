@@ -16,16 +16,18 @@ import (
 	"github.com/ext3replay/ext3replay/pkg/resolver"
 )
 
-var blocksFlags struct {
+type blocksOptions struct {
 	sectors    bool
 	format     string
 	noRecovery bool
 }
 
-var blocksCmd = &cobra.Command{
-	Use:   "blocks IMAGE BLOCK...",
-	Short: "Tell what each block (or 512-byte sector) of an image is, and which file owns it",
-	Long: `blocks answers, for each block number, what the block is used for and by
+func newBlocksCmd() *cobra.Command {
+	var o blocksOptions
+	cmd := &cobra.Command{
+		Use:   "blocks IMAGE BLOCK...",
+		Short: "Tell what each block (or 512-byte sector) of an image is, and which file owns it",
+		Long: `blocks answers, for each block number, what the block is used for and by
 whom: superblock or backup, group descriptors, reserved GDT, block or inode
 bitmap, inode table (with the inodes it holds), journal, indirect block of an
 inode, directory or data block N of an inode, extent node, xattr block, or
@@ -35,19 +37,19 @@ found". A free block the block bitmap still marks in use is reported as such.
 
 Arguments are block numbers, or ranges A-B; with --sectors they are 512-byte
 sector numbers (as in a block-I/O log) and each is mapped to its block.`,
-	Example: `  ext3replay blocks disk.img 0 1 2 1234
+		Example: `  ext3replay blocks disk.img 0 1 2 1234
   ext3replay blocks disk.img 1000-1010
   ext3replay blocks --sectors disk.img 2048 8392
   ext3replay blocks disk.img.zst 300 --format json`,
-	Args: cobra.MinimumNArgs(2),
-	RunE: checkedOutput(runBlocks),
-}
-
-func init() {
-	blocksCmd.Flags().BoolVar(&blocksFlags.sectors, "sectors", false, "arguments are 512-byte sector numbers")
-	blocksCmd.Flags().StringVar(&blocksFlags.format, "format", "text", "output format: text|json")
-	addNoRecoveryFlag(blocksCmd, &blocksFlags.noRecovery)
-	rootCmd.AddCommand(blocksCmd)
+		Args: cobra.MinimumNArgs(2),
+		RunE: checkedOutput(func(cmd *cobra.Command, args []string, out io.Writer) error {
+			return runBlocks(cmd, args, out, &o)
+		}),
+	}
+	cmd.Flags().BoolVar(&o.sectors, "sectors", false, "arguments are 512-byte sector numbers")
+	cmd.Flags().StringVar(&o.format, "format", "text", "output format: text|json")
+	addNoRecoveryFlag(cmd, &o.noRecovery)
+	return cmd
 }
 
 // blockInfo is one answer of the blocks command (JSON field names are stable).
@@ -91,15 +93,15 @@ func parseNumbers(args []string) ([]uint64, error) {
 	return out, nil
 }
 
-func runBlocks(cmd *cobra.Command, args []string, out io.Writer) error {
-	if blocksFlags.format != "text" && blocksFlags.format != "json" {
-		return &exitError{code: exitUsage, err: fmt.Errorf("--format %q: want text or json", blocksFlags.format)}
+func runBlocks(cmd *cobra.Command, args []string, out io.Writer, o *blocksOptions) error {
+	if o.format != "text" && o.format != "json" {
+		return &exitError{code: exitUsage, err: fmt.Errorf("--format %q: want text or json", o.format)}
 	}
 	nums, err := parseNumbers(args[1:])
 	if err != nil {
 		return &exitError{code: exitUsage, err: err}
 	}
-	img, fsys, err := openRecoveredFS(args[0], blocksFlags.noRecovery, cmd.ErrOrStderr(), "blocks")
+	img, fsys, err := openRecoveredFS(args[0], o.noRecovery, cmd.ErrOrStderr(), "blocks")
 	if err != nil {
 		return err
 	}
@@ -124,7 +126,7 @@ func runBlocks(cmd *cobra.Command, args []string, out io.Writer) error {
 	var infos []blockInfo
 	for _, n := range nums {
 		var bi blockInfo
-		if blocksFlags.sectors {
+		if o.sectors {
 			s := n
 			bi.Sector = &s
 			bi.Block = n * 512 / bs
@@ -135,13 +137,13 @@ func runBlocks(cmd *cobra.Command, args []string, out io.Writer) error {
 		infos = append(infos, bi)
 	}
 	w := out
-	if blocksFlags.format == "json" {
+	if o.format == "json" {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		return enc.Encode(infos)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	if blocksFlags.sectors {
+	if o.sectors {
 		fmt.Fprint(tw, "SECTOR\t")
 	}
 	fmt.Fprintln(tw, "BLOCK\tROLE\tINODE\tLOGICAL\tPATH")

@@ -2,26 +2,30 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/ext3replay/ext3replay/pkg/blklog"
 	"github.com/ext3replay/ext3replay/pkg/check"
 )
 
 // Exit status 1 of check: the file system broke somewhere in the log (docs/check.md).
 const exitFindings = 1
 
-var checkFlags struct {
+type checkOptions struct {
 	format string
 }
 
-var checkCmd = &cobra.Command{
-	Use:   "check IMAGE LOG",
-	Short: "Find the request at which a driver broke the file system",
-	Long: `check replays LOG against IMAGE as journal recovery would see the disk, and
+func newCheckCmd() *cobra.Command {
+	var o checkOptions
+	cmd := &cobra.Command{
+		Use:   "check IMAGE LOG",
+		Short: "Find the request at which a driver broke the file system",
+		Long: `check replays LOG against IMAGE as journal recovery would see the disk, and
 runs e2fsck's checks (bitmaps against owners, link counts against names,
 directory structure, metadata checksums, group descriptor counts) at every
 point where the guest promises a consistent file system: after each committed
@@ -30,21 +34,20 @@ driver has marked the file system clean. Each problem is reported once, with
 the request that introduced it, the structure, the path where there is one,
 and whether it was still there at the end.
 
-Exit status: 0 clean, 1 findings, 2 error.`,
-	Example: `  ext3replay check disk.img io.log.zst
+Exit status: 0 clean, 1 findings, 2 error, 4 a damaged log (findings before the
+damage were printed).`,
+		Example: `  ext3replay check disk.img io.log.zst
   ext3replay check disk.img io.log.zst --format jsonl`,
-	Args: cobra.ExactArgs(2),
-	RunE: runCheck,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error { return runCheck(cmd, args, &o) },
+	}
+	cmd.Flags().StringVar(&o.format, "format", "text", "output format: text|jsonl")
+	return cmd
 }
 
-func init() {
-	checkCmd.Flags().StringVar(&checkFlags.format, "format", "text", "output format: text|jsonl")
-	rootCmd.AddCommand(checkCmd)
-}
-
-func runCheck(cmd *cobra.Command, args []string) error {
-	if checkFlags.format != "text" && checkFlags.format != "jsonl" {
-		return &exitError{code: exitUsage, err: fmt.Errorf("--format %q: want text or jsonl", checkFlags.format)}
+func runCheck(cmd *cobra.Command, args []string, o *checkOptions) error {
+	if o.format != "text" && o.format != "jsonl" {
+		return &exitError{code: exitUsage, err: fmt.Errorf("--format %q: want text or jsonl", o.format)}
 	}
 	img, err := openImage(args[0])
 	if err != nil {
@@ -62,11 +65,15 @@ func runCheck(cmd *cobra.Command, args []string) error {
 	}
 	out := &outWriter{w: cmd.OutOrStdout()}
 	// A damaged log: what was found before the damage, then the error.
-	writeFindings(out, findings, checkFlags.format)
+	writeFindings(out, findings, o.format)
 	if err != nil {
+		var de *blklog.DamageError
+		if errors.As(err, &de) {
+			return &exitError{code: exitDamaged, err: err}
+		}
 		return &exitError{code: exitUsage, err: err}
 	}
-	if checkFlags.format == "text" {
+	if o.format == "text" {
 		fmt.Fprintf(out, "ext3replay check: %d consistency points checked, %d findings\n", c.Checks(), len(findings))
 	}
 	for _, e := range c.Errors() {

@@ -1,14 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/spf13/pflag"
 
 	"github.com/ext3replay/ext3replay/internal/diskimage"
 	"github.com/ext3replay/ext3replay/pkg/blklog"
@@ -18,11 +17,9 @@ import (
 
 func runCheckCLI(t *testing.T, args ...string) (int, string) {
 	t.Helper()
-	checkCmd.Flags().VisitAll(func(f *pflag.Flag) {
-		_ = f.Value.Set(f.DefValue)
-		f.Changed = false
-	})
-	return run(t, append([]string{"check"}, args...)...)
+	var out bytes.Buffer
+	code := executeArgs(append([]string{"check"}, args...), &out, io.Discard)
+	return code, out.String()
 }
 
 // check exits 0 on a real capture of a correct driver, and 1 with the finding as jsonl when one

@@ -2,29 +2,19 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 )
 
 // run executes the CLI in-process with fresh flag values and returns the
 // exit code and stdout.
 func run(t *testing.T, args ...string) (int, string) {
 	t.Helper()
-	for _, c := range []*cobra.Command{statsCmd, diffCmd} {
-		c.Flags().VisitAll(func(f *pflag.Flag) {
-			_ = f.Value.Set(f.DefValue)
-			f.Changed = false
-		})
-	}
 	var out bytes.Buffer
-	rootCmd.SetOut(&out)
-	rootCmd.SetArgs(args)
-	code := execute()
+	code := executeArgs(args, &out, io.Discard)
 	return code, out.String()
 }
 

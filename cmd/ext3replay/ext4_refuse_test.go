@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -31,11 +32,9 @@ func TestRefuseUnsupportedExt4(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), c.feature) || !strings.Contains(err.Error(), "not supported") {
 				t.Errorf("%s %s: error %v, want one naming %s as not supported", cmd[0], c.feature, err, c.feature)
 			}
-			rootCmd.SetArgs(cmd)
-			if code := execute(); code != exitUsage {
+			if code := executeArgs(cmd, io.Discard, io.Discard); code != exitUsage {
 				t.Errorf("%s %s: exit %d, want %d", cmd[0], c.feature, code, exitUsage)
 			}
-			rootCmd.SetArgs(nil)
 		}
 	}
 }

@@ -14,28 +14,16 @@ import (
 // Output formats of analyze beyond ops.NewWriter's: the text time column, The
 // Sleuth Kit body file and Parquet (docs/output-formats.md, docs/parquet.md).
 
-var outFlags struct {
-	time       string
-	runID      string
-	statsRunID string
-}
-
-func init() {
-	analyzeCmd.Flags().StringVar(&outFlags.time, "time", "none", "text format: a time column first, as blkparse has: rel (seconds from the start of the log), abs (UTC wall clock, from the log's start time) or none")
-	analyzeCmd.Flags().StringVar(&outFlags.runID, "run-id", "", "parquet format: the run_id column (default: the output file's name without extension, else the log's)")
-	statsCmd.Flags().StringVar(&outFlags.statsRunID, "run-id", "", "parquet format: the run_id column (default: the output file's name without extension, else the run's)")
-}
-
 // newOpWriter returns analyze's writer for format, and a record tap that tells
 // the time-aware formats whether the log has time (the first record says,
 // before any op is emitted). The log's header is read first for its start time;
 // a log on stdin has none here.
-func newOpWriter(w io.Writer, format, logPath, output string) (ops.Writer, func(*blklog.Record), error) {
-	if outFlags.time != "none" && outFlags.time != "" && format != "text" {
+func newOpWriter(w io.Writer, format, timeMode, runID, logPath, output string) (ops.Writer, func(*blklog.Record), error) {
+	if timeMode != "none" && timeMode != "" && format != "text" {
 		return nil, nil, fmt.Errorf("--time is for the text format (jsonl and csv have t, body has times)")
 	}
 	clock := &ops.Clock{}
-	if logPath != "-" && (format == "body" || outFlags.time == "abs") {
+	if logPath != "-" && (format == "body" || timeMode == "abs") {
 		h, err := readLogHeader(logPath)
 		if err != nil {
 			return nil, nil, err
@@ -51,12 +39,12 @@ func newOpWriter(w io.Writer, format, logPath, output string) (ops.Writer, func(
 	}
 	switch format {
 	case "text", "":
-		tw, err := ops.NewTextWriter(w, ops.TextOptions{Time: outFlags.time, Clock: clock})
+		tw, err := ops.NewTextWriter(w, ops.TextOptions{Time: timeMode, Clock: clock})
 		return tw, tap, err
 	case "body":
 		return ops.NewBodyWriter(w, clock), tap, nil
 	case "parquet":
-		id := outFlags.runID
+		id := runID
 		if id == "" {
 			id = defaultRunID(output, logPath)
 		}
@@ -88,7 +76,8 @@ func defaultRunID(output, input string) string {
 
 // writeStatsParquet writes stats' per-file rows as Parquet (--by file only: a
 // query engine rolls files up by directory itself).
-func writeStatsParquet(w io.Writer, run []ops.Op, opts ops.StatsOptions, args []string) error {
+func writeStatsParquet(w io.Writer, run []ops.Op, o *statsOptions, args []string) error {
+	opts := o.opts
 	if opts.By != "file" {
 		return &exitError{code: exitUsage, err: fmt.Errorf("--format parquet has one row per file: leave out --by dir and group by directory in the query")}
 	}
@@ -96,9 +85,9 @@ func writeStatsParquet(w io.Writer, run []ops.Op, opts ops.StatsOptions, args []
 	if err != nil {
 		return &exitError{code: exitUsage, err: err}
 	}
-	id := outFlags.statsRunID
+	id := o.runID
 	if id == "" {
-		id = defaultRunID(statsFlags.output, args[len(args)-1])
+		id = defaultRunID(o.output, args[len(args)-1])
 	}
 	return opsparquet.WriteStats(w, id, rows)
 }

@@ -19,16 +19,10 @@ import (
 	"github.com/ext3replay/ext3replay/pkg/opsparquet"
 )
 
-// runCLI runs one command line and resets the flags it may have set.
+// runFmtCLI runs one command line on a new command tree.
 func runFmtCLI(t *testing.T, args ...string) error {
 	t.Helper()
-	rootCmd.SetArgs(args)
-	err := rootCmd.Execute()
-	rootCmd.SetArgs(nil)
-	analyzeFlags.metadata, analyzeFlags.format, analyzeFlags.output, analyzeFlags.quiet = false, "text", "-", false
-	outFlags.time, outFlags.runID, outFlags.statsRunID = "none", "", ""
-	statsFlags.format, statsFlags.output = "table", "-"
-	return err
+	return runArgs(nil, nil, args...)
 }
 
 func fixtureHeaderStart(t *testing.T) int64 {
@@ -231,6 +225,10 @@ func TestParquetEqualsJSONL(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	if !strings.HasPrefix(lines[0], `{"ext3replay":"run"`) {
+		t.Fatalf("jsonl without its run header: %s", lines[0])
+	}
+	lines = lines[1:] // the header is not an op
 	if len(rows) != len(lines) || len(rows) == 0 {
 		t.Fatalf("%d parquet rows, %d jsonl lines", len(rows), len(lines))
 	}

@@ -36,10 +36,8 @@ func TestHostileBlockMapLoop(t *testing.T) {
 	}
 	// blocks answers what can be decoded (as analyze does) and names the loop on stderr.
 	var stderr bytes.Buffer
-	rootCmd.SetErr(&stderr)
-	defer rootCmd.SetErr(nil)
 	start = time.Now()
-	out, err := runCLI(t, "blocks", img, "1000")
+	out, err := runCLIStderr(t, &stderr, "blocks", img, "1000")
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("blocks took %v", d)
 	}
@@ -78,7 +76,7 @@ func TestImportTruncatedDMLog(t *testing.T) {
 	out := filepath.Join(dir, "io.log.zst")
 	cmd := exec.Command(recorderBinary(t), "import", "--from", "dm-log-writes", lw, "-o", out, "--image", img)
 	msg, _ := cmd.CombinedOutput()
-	if cmd.ProcessState.ExitCode() != exitUsage || !bytes.Contains(msg, []byte("marked damaged")) {
+	if cmd.ProcessState.ExitCode() != exitDamaged || !bytes.Contains(msg, []byte("marked damaged")) {
 		t.Fatalf("import: exit %d: %s", cmd.ProcessState.ExitCode(), msg)
 	}
 	r, err := blklog.Open(out)
@@ -104,7 +102,7 @@ func TestImportTruncatedDMLog(t *testing.T) {
 	for _, args := range [][]string{{"log", "info", out}, {"analyze", img, out}} {
 		cmd := exec.Command(recorderBinary(t), args...)
 		o, _ := cmd.CombinedOutput()
-		if cmd.ProcessState.ExitCode() != exitUsage || !bytes.Contains(bytes.ToLower(o), []byte("damaged")) {
+		if cmd.ProcessState.ExitCode() != exitDamaged || !bytes.Contains(bytes.ToLower(o), []byte("damaged")) {
 			t.Errorf("%s: exit %d: %s", args[0], cmd.ProcessState.ExitCode(), o)
 		}
 	}
@@ -255,9 +253,7 @@ func TestInspectLeavesOutBadEntry(t *testing.T) {
 		t.Fatal(err)
 	}
 	var stderr bytes.Buffer
-	rootCmd.SetErr(&stderr)
-	defer rootCmd.SetErr(nil)
-	out, err := runCLI(t, "inspect", img)
+	out, err := runCLIStderr(t, &stderr, "inspect", img)
 	if err != nil {
 		t.Fatalf("inspect: %v", err)
 	}

@@ -14,14 +14,16 @@ import (
 	"github.com/spf13/cobra"
 )
 
-var importFlags struct {
+type importOptions struct {
 	from, out, blk, image string
 }
 
-var importCmd = &cobra.Command{
-	Use:   "import [--from dm-log-writes|qemu-trace] IN -o OUT.zst [--blk PTR] [--image BASE]",
-	Short: "Convert a dm-log-writes log or a QEMU trace into a native log",
-	Long: `import converts logs made by other tools into the native format
+func newImportCmd() *cobra.Command {
+	var o importOptions
+	cmd := &cobra.Command{
+		Use:   "import [--from dm-log-writes|qemu-trace] IN -o OUT.zst [--blk PTR] [--image BASE]",
+		Short: "Convert a dm-log-writes log or a QEMU trace into a native log",
+		Long: `import converts logs made by other tools into the native format
 (docs/log-format.md):
 
   dm-log-writes  Linux dm-log-writes or QEMU blklogwrites log, raw or zstd:
@@ -37,25 +39,25 @@ With --image the output header records the identity of the starting image so
 analyze can refuse a mismatched image. A damaged input is converted up to the
 damage, followed by a mark record naming the damage and without the end
 record, so that analyze and log info report the output damaged too; the
-command exits with status 2. Any other failure leaves no output (it is
+command exits with status 4. Any other failure leaves no output (it is
 written to a temporary file next to OUT and renamed at the end).`,
-	Example: `  ext3replay import --from dm-log-writes writes.lwlog -o io.log.zst --image disk.img
+		Example: `  ext3replay import --from dm-log-writes writes.lwlog -o io.log.zst --image disk.img
   ext3replay import --from qemu-trace io.trace --blk 0x564f586a3360 -o io.log.zst`,
-	Args: cobra.ExactArgs(1),
-	RunE: runImport,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runImport(cmd, args, &o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.from, "from", "", "input kind: dm-log-writes (alias blklogwrites) or qemu-trace; detected when omitted")
+	f.StringVarP(&o.out, "output", "o", "", "native log to write")
+	f.StringVar(&o.blk, "blk", "", "qemu-trace: block backend pointer of the disk to import")
+	f.StringVar(&o.image, "image", "", "starting image the log belongs to (recorded in the header)")
+	return cmd
 }
 
-func init() {
-	f := importCmd.Flags()
-	f.StringVar(&importFlags.from, "from", "", "input kind: dm-log-writes (alias blklogwrites) or qemu-trace; detected when omitted")
-	f.StringVarP(&importFlags.out, "output", "o", "", "native log to write")
-	f.StringVar(&importFlags.blk, "blk", "", "qemu-trace: block backend pointer of the disk to import")
-	f.StringVar(&importFlags.image, "image", "", "starting image the log belongs to (recorded in the header)")
-	rootCmd.AddCommand(importCmd)
-}
-
-func runImport(cmd *cobra.Command, args []string) error {
-	fl := importFlags
+func runImport(cmd *cobra.Command, args []string, o *importOptions) error {
+	fl := *o
 	in := args[0]
 	if fl.out == "" {
 		return usageErr("import: -o OUT.zst is required")
@@ -223,7 +225,7 @@ func runImport(cmd *cobra.Command, args []string) error {
 	if readErr != nil {
 		var de *blklog.DamageError
 		if errors.As(readErr, &de) {
-			return &exitError{code: exitUsage, err: fmt.Errorf("import: input damaged, converted the %d records before it to %s, which is marked damaged (no end record): %w", n, fl.out, readErr)}
+			return &exitError{code: exitDamaged, err: fmt.Errorf("import: input damaged, converted the %d records before it to %s, which is marked damaged (no end record): %w", n, fl.out, readErr)}
 		}
 		return &exitError{code: exitUsage, err: readErr}
 	}

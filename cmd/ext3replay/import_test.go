@@ -156,12 +156,12 @@ func TestLogCommandsDamaged(t *testing.T) {
 	os.WriteFile(p, b[:len(b)-3], 0o644)
 	cmd := exec.Command(recorderBinary(t), "log", "cat", p)
 	out, _ := cmd.Output()
-	if cmd.ProcessState.ExitCode() != exitUsage || strings.Count(string(out), "\twrite\t") < 9 {
+	if cmd.ProcessState.ExitCode() != exitDamaged || strings.Count(string(out), "\twrite\t") < 9 {
 		t.Fatalf("exit %d, out %s", cmd.ProcessState.ExitCode(), out)
 	}
 	cmd = exec.Command(recorderBinary(t), "log", "info", p)
 	out, _ = cmd.Output()
-	if cmd.ProcessState.ExitCode() != exitUsage || !bytes.Contains(out, []byte("status:      DAMAGED")) {
+	if cmd.ProcessState.ExitCode() != exitDamaged || !bytes.Contains(out, []byte("status:      DAMAGED")) {
 		t.Fatalf("exit %d, out %s", cmd.ProcessState.ExitCode(), out)
 	}
 }
@@ -175,9 +175,7 @@ func TestImportRefusesOtherImage(t *testing.T) {
 		t.Skip("fixture basic-ext3-1k not present")
 	}
 	out := filepath.Join(t.TempDir(), "io.log.zst")
-	rootCmd.SetArgs([]string{"import", "--from", "dm-log-writes", filepath.Join(fixtureDir, "writes.lwlog.zst"), "-o", out, "--image", other})
-	err := rootCmd.Execute()
-	importFlags.from, importFlags.out, importFlags.image = "", "", ""
+	err := runArgs(nil, nil, []string{"import", "--from", "dm-log-writes", filepath.Join(fixtureDir, "writes.lwlog.zst"), "-o", out, "--image", other}...)
 	var ee *exitError
 	if !errors.As(err, &ee) || ee.code != exitUsage || !errors.Is(err, blklog.ErrImageMismatch) {
 		t.Fatalf("err = %v, want an image mismatch with exit status %d", err, exitUsage)

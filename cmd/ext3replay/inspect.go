@@ -16,34 +16,36 @@ import (
 	"github.com/ext3replay/ext3replay/pkg/ops"
 )
 
-var inspectFlags struct {
+type inspectOptions struct {
 	format     string
 	groups     bool
 	noRecovery bool
 }
 
-var inspectCmd = &cobra.Command{
-	Use:   "inspect IMAGE",
-	Short: "Show an image's geometry, features and every file with its inode, size and blocks",
-	Long: `inspect reads an ext2/ext3 image (raw, or zstd-compressed) and prints a summary
+func newInspectCmd() *cobra.Command {
+	var o inspectOptions
+	cmd := &cobra.Command{
+		Use:   "inspect IMAGE",
+		Short: "Show an image's geometry, features and every file with its inode, size and blocks",
+		Long: `inspect reads an ext2/ext3 image (raw, or zstd-compressed) and prints a summary
 of its geometry and features, then every file reachable from the root, depth
 first: inode, type, permissions, link count, size, the number of blocks it owns
 (data plus indirect or extent blocks, as debugfs stat counts them) and its path.
 A file with several hard links appears once per name. Symlinks show their
 target, device nodes their major,minor.`,
-	Example: `  ext3replay inspect disk.img
+		Example: `  ext3replay inspect disk.img
   ext3replay inspect fixtures/real/basic-ext3-4k/image.raw.zst
   ext3replay inspect disk.img --groups
   ext3replay inspect disk.img --format json | jq '.files[] | select(.size > 1048576)'`,
-	Args: cobra.ExactArgs(1),
-	RunE: checkedOutput(runInspect),
-}
-
-func init() {
-	inspectCmd.Flags().StringVar(&inspectFlags.format, "format", "text", "output format: text|json")
-	inspectCmd.Flags().BoolVar(&inspectFlags.groups, "groups", false, "also list every block group's layout (like dumpe2fs)")
-	addNoRecoveryFlag(inspectCmd, &inspectFlags.noRecovery)
-	rootCmd.AddCommand(inspectCmd)
+		Args: cobra.ExactArgs(1),
+		RunE: checkedOutput(func(cmd *cobra.Command, args []string, out io.Writer) error {
+			return runInspect(cmd, args, out, &o)
+		}),
+	}
+	cmd.Flags().StringVar(&o.format, "format", "text", "output format: text|json")
+	cmd.Flags().BoolVar(&o.groups, "groups", false, "also list every block group's layout (like dumpe2fs)")
+	addNoRecoveryFlag(cmd, &o.noRecovery)
+	return cmd
 }
 
 // inspectSummary is the geometry part of inspect's output (JSON field names are stable).
@@ -113,11 +115,11 @@ type inspectFile struct {
 	Device string `json:"device,omitempty"`
 }
 
-func runInspect(cmd *cobra.Command, args []string, out io.Writer) error {
-	if inspectFlags.format != "text" && inspectFlags.format != "json" {
-		return &exitError{code: exitUsage, err: fmt.Errorf("--format %q: want text or json", inspectFlags.format)}
+func runInspect(cmd *cobra.Command, args []string, out io.Writer, o *inspectOptions) error {
+	if o.format != "text" && o.format != "json" {
+		return &exitError{code: exitUsage, err: fmt.Errorf("--format %q: want text or json", o.format)}
 	}
-	img, fsys, err := openRecoveredFS(args[0], inspectFlags.noRecovery, cmd.ErrOrStderr(), "inspect")
+	img, fsys, err := openRecoveredFS(args[0], o.noRecovery, cmd.ErrOrStderr(), "inspect")
 	if err != nil {
 		return err
 	}
@@ -167,16 +169,16 @@ func runInspect(cmd *cobra.Command, args []string, out io.Writer) error {
 		return &exitError{code: exitUsage, err: fmt.Errorf("%s: %w", args[0], err)}
 	}
 	var groups []inspectGroup
-	if inspectFlags.groups {
+	if o.groups {
 		groups = groupLayout(fsys)
 	}
 	w := out
-	if inspectFlags.format == "json" {
+	if o.format == "json" {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		// "groups" is the group count, or with --groups the per-group array: one key cannot be
 		// both, and an outer array field hid the count even without --groups.
-		if inspectFlags.groups {
+		if o.groups {
 			return enc.Encode(struct {
 				inspectSummary
 				Groups []inspectGroup `json:"groups"`

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,17 +16,35 @@ import (
 	"github.com/ext3replay/ext3replay/pkg/ext3fs/ext3fstest"
 )
 
-// runCLI runs the root command with args and returns stdout.
+// runCLI runs args on a new command tree and returns stdout; stderr is discarded.
 func runCLI(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	inspectFlags.format, inspectFlags.groups, blocksFlags.format, blocksFlags.sectors = "text", false, "text", false
-	inspectFlags.noRecovery, blocksFlags.noRecovery = false, false
+	return runCLIStderr(t, io.Discard, args...)
+}
+
+// runCLIStderr is runCLI with stderr going to stderr.
+func runCLIStderr(t *testing.T, stderr io.Writer, args ...string) (string, error) {
+	t.Helper()
 	var out bytes.Buffer
-	rootCmd.SetOut(&out)
-	rootCmd.SetArgs(args)
-	defer func() { rootCmd.SetOut(nil); rootCmd.SetArgs(nil) }()
-	err := rootCmd.Execute()
+	root := newRootCmd()
+	root.SetOut(&out)
+	root.SetErr(stderr)
+	root.SetArgs(args)
+	err := root.Execute()
 	return out.String(), err
+}
+
+// runArgs runs args on a new command tree with stdout and stderr as given (nil: the process's).
+func runArgs(stdout, stderr io.Writer, args ...string) error {
+	root := newRootCmd()
+	if stdout != nil {
+		root.SetOut(stdout)
+	}
+	if stderr != nil {
+		root.SetErr(stderr)
+	}
+	root.SetArgs(args)
+	return root.Execute()
 }
 
 func TestInspectAndBlocks(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -17,51 +18,58 @@ import (
 	"github.com/spf13/cobra"
 )
 
-var logCmd = &cobra.Command{
-	Use:   "log",
-	Short: "Inspect block-I/O logs (native, dm-log-writes)",
-	Example: `  ext3replay log info io.log.zst
+func newLogCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "log",
+		Short: "Inspect block-I/O logs (native, dm-log-writes)",
+		Example: `  ext3replay log info io.log.zst
   ext3replay log cat io.log.zst --format jsonl | head`,
+	}
+	cmd.AddCommand(newLogInfoCmd(), newLogCatCmd())
+	return cmd
 }
 
-var logInfoCmd = &cobra.Command{
-	Use:   "info LOG",
-	Short: "Print a log's header, record counts by type, bytes and duration",
-	Long: `info reads the whole log and prints its header (format, source, disk size,
+func newLogInfoCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "info LOG",
+		Short: "Print a log's header, record counts by type, bytes and duration",
+		Long: `info reads the whole log and prints its header (format, source, disk size,
 identity of the starting image), the number of records of each type, the
 payload bytes and the time span. A truncated or damaged log is summarised up
-to the damage, which is reported (exit status 2).`,
-	Example: `  ext3replay log info io.log.zst
+to the damage, which is reported (exit status 4).`,
+		Example: `  ext3replay log info io.log.zst
   ext3replay log info writes.lwlog
   zstd -dc io.log.zst | ext3replay log info -`,
-	Args: cobra.ExactArgs(1),
-	RunE: checkedOutput(runLogInfo),
+		Args: cobra.ExactArgs(1),
+		RunE: checkedOutput(runLogInfo),
+	}
 }
 
-var logCatFlags struct {
+type logCatOptions struct {
 	format string
 	data   bool
 }
 
-var logCatCmd = &cobra.Command{
-	Use:   "cat LOG [--format text|jsonl] [--data]",
-	Short: "Print one line per record",
-	Long: `cat prints every record of the log, one per line, without payloads unless
+func newLogCatCmd() *cobra.Command {
+	var o logCatOptions
+	cmd := &cobra.Command{
+		Use:   "cat LOG [--format text|jsonl] [--data]",
+		Short: "Print one line per record",
+		Long: `cat prints every record of the log, one per line, without payloads unless
 --data is given (hex in text, base64 in jsonl). Text columns: record number,
 time in seconds from the start, type, first 512-byte sector, length in bytes,
 flags. A damaged log prints the records before the damage, then the error.`,
-	Example: `  ext3replay log cat io.log.zst
+		Example: `  ext3replay log cat io.log.zst
   ext3replay log cat io.log.zst --format jsonl --data
   ssh host cat io.log.zst | ext3replay log cat -`,
-	Args: cobra.ExactArgs(1),
-	RunE: checkedOutput(runLogCat),
-}
-
-func init() {
-	logCatCmd.Flags().StringVar(&logCatFlags.format, "format", "text", "output format: text or jsonl")
-	logCatCmd.Flags().BoolVar(&logCatFlags.data, "data", false, "include payloads")
-	logCmd.AddCommand(logInfoCmd, logCatCmd)
-	rootCmd.AddCommand(logCmd)
+		Args: cobra.ExactArgs(1),
+		RunE: checkedOutput(func(cmd *cobra.Command, args []string, out io.Writer) error {
+			return runLogCat(cmd, args, out, &o)
+		}),
+	}
+	cmd.Flags().StringVar(&o.format, "format", "text", "output format: text or jsonl")
+	cmd.Flags().BoolVar(&o.data, "data", false, "include payloads")
+	return cmd
 }
 
 func flagNames(f blklog.Flags) []string {
@@ -77,6 +85,15 @@ func flagNames(f blklog.Flags) []string {
 
 // logErr gives reader errors (unreadable or damaged log) the input-error status.
 func logErr(err error) error { return &exitError{code: exitUsage, err: err} }
+
+// partialErr is logErr after part of the log was printed: damage has its own status.
+func partialErr(err error) error {
+	var de *blklog.DamageError
+	if errors.As(err, &de) {
+		return &exitError{code: exitDamaged, err: err}
+	}
+	return logErr(err)
+}
 
 func runLogInfo(cmd *cobra.Command, args []string, out io.Writer) error {
 	r, err := openLogArg(args[0])
@@ -132,7 +149,7 @@ func runLogInfo(cmd *cobra.Command, args []string, out io.Writer) error {
 	}
 	fmt.Fprintf(w, "sector size: %d\n", h.SectorSize)
 	if h.DiskSize != 0 {
-		fmt.Fprintf(w, "disk size:   %d bytes (%s)\n", h.DiskSize, mib(int64(h.DiskSize)))
+		fmt.Fprintf(w, "disk size:   %d bytes (%s)\n", h.DiskSize, ops.HumanBytes(int64(h.DiskSize)))
 	} else {
 		fmt.Fprintf(w, "disk size:   unknown\n")
 	}
@@ -155,7 +172,7 @@ func runLogInfo(cmd *cobra.Command, args []string, out io.Writer) error {
 		if t == blklog.TypeFlush || t == blklog.TypeMark {
 			fmt.Fprintf(w, "  %-13s %d\n", t.String()+":", counts[t])
 		} else {
-			fmt.Fprintf(w, "  %-13s %d, %d bytes (%s)\n", t.String()+":", counts[t], bytes[t], mib(bytes[t]))
+			fmt.Fprintf(w, "  %-13s %d, %d bytes (%s)\n", t.String()+":", counts[t], bytes[t], ops.HumanBytes(bytes[t]))
 		}
 	}
 	if fua > 0 {
@@ -164,7 +181,7 @@ func runLogInfo(cmd *cobra.Command, args []string, out io.Writer) error {
 	if nop > 0 {
 		fmt.Fprintf(w, "  %-13s %d (writes whose data was not captured)\n", "no payload:", nop)
 	}
-	fmt.Fprintf(w, "payload:     %d bytes (%s)\n", payload, mib(payload))
+	fmt.Fprintf(w, "payload:     %d bytes (%s)\n", payload, ops.HumanBytes(payload))
 	if first >= 0 {
 		fmt.Fprintf(w, "duration:    %.6fs (record times %.6fs to %.6fs)\n",
 			float64(last-first)/1e9, float64(first)/1e9, float64(last)/1e9)
@@ -174,7 +191,7 @@ func runLogInfo(cmd *cobra.Command, args []string, out io.Writer) error {
 	if readErr != nil {
 		fmt.Fprintf(w, "status:      DAMAGED: %v\n", readErr)
 		w.Flush()
-		return logErr(readErr)
+		return partialErr(readErr)
 	}
 	fmt.Fprintf(w, "status:      complete\n")
 	return nil
@@ -191,8 +208,8 @@ type jsonRecord struct {
 	Data   string   `json:"data,omitempty"`
 }
 
-func runLogCat(cmd *cobra.Command, args []string, out io.Writer) error {
-	format := logCatFlags.format
+func runLogCat(cmd *cobra.Command, args []string, out io.Writer, o *logCatOptions) error {
+	format := o.format
 	if format != "text" && format != "jsonl" {
 		return usageErr("log cat: --format %q: want text or jsonl", format)
 	}
@@ -212,7 +229,7 @@ func runLogCat(cmd *cobra.Command, args []string, out io.Writer) error {
 		}
 		if err != nil {
 			w.Flush()
-			return logErr(err)
+			return partialErr(err)
 		}
 		if format == "jsonl" {
 			j := jsonRecord{I: rec.Index, Type: rec.Type.String(), Sector: rec.Sector, Length: rec.Length, Flags: flagNames(rec.Flags)}
@@ -222,7 +239,7 @@ func runLogCat(cmd *cobra.Command, args []string, out io.Writer) error {
 			}
 			if rec.Type == blklog.TypeMark {
 				j.Text = string(rec.Data)
-			} else if logCatFlags.data && len(rec.Data) > 0 {
+			} else if o.data && len(rec.Data) > 0 {
 				j.Data = base64.StdEncoding.EncodeToString(rec.Data)
 			}
 			if err := enc.Encode(&j); err != nil {
@@ -255,7 +272,7 @@ func runLogCat(cmd *cobra.Command, args []string, out io.Writer) error {
 			line = append(line, '\t')
 			line = append(line, strings.Join(f, ",")...)
 		}
-		if logCatFlags.data && rec.Type != blklog.TypeMark && len(rec.Data) > 0 {
+		if o.data && rec.Type != blklog.TypeMark && len(rec.Data) > 0 {
 			line = append(line, "\tdata="...)
 			line = hex.AppendEncode(line, rec.Data)
 		}

@@ -28,12 +28,7 @@ func TestOutputWriteFailure(t *testing.T) {
 		{"log", "info", lg},
 		{"log", "cat", lg},
 	} {
-		inspectFlags.format, inspectFlags.groups, blocksFlags.format, blocksFlags.sectors = "text", false, "text", false
-		rootCmd.SetOut(fullWriter{})
-		rootCmd.SetArgs(args)
-		err := rootCmd.Execute()
-		rootCmd.SetOut(nil)
-		rootCmd.SetArgs(nil)
+		err := runArgs(fullWriter{}, nil, args...)
 		var ee *exitError
 		if !errors.As(err, &ee) || ee.code != exitInternal || !errors.Is(err, syscall.ENOSPC) {
 			t.Errorf("%v: err = %v, want exit status %d with the write error", args, err, exitInternal)

@@ -15,16 +15,18 @@ import (
 	"github.com/spf13/cobra"
 )
 
-var recordFlags struct {
+type recordOptions struct {
 	image, log, socket, listen, state string
 	readData, allowRemote             bool
 	handshakeTimeout                  time.Duration
 }
 
-var recordCmd = &cobra.Command{
-	Use:   "record --image BASE --log OUT.zst (--socket PATH | --listen 127.0.0.1:PORT) [--state RUN.img]",
-	Short: "Serve a disk image over NBD to QEMU and log every block request",
-	Long: `record serves BASE as an NBD export (fixed newstyle, simple replies) to one
+func newRecordCmd() *cobra.Command {
+	var o recordOptions
+	cmd := &cobra.Command{
+		Use:   "record --image BASE --log OUT.zst (--socket PATH | --listen 127.0.0.1:PORT) [--state RUN.img]",
+		Short: "Serve a disk image over NBD to QEMU and log every block request",
+		Long: `record serves BASE as an NBD export (fixed newstyle, simple replies) to one
 client — QEMU's own NBD driver — and writes every request it receives, with
 the payload of writes, to a native log (docs/log-format.md). BASE is never
 modified: the disk the guest sees lives in a sparse copy, the state file
@@ -47,26 +49,27 @@ SIGINT/SIGTERM, after finishing the log. Attach QEMU with
   -blockdev driver=nbd,node-name=d0,server.type=unix,server.path=PATH,export= \
   -device virtio-blk-pci,drive=d0
 (see docs/capture.md).`,
-	Example: `  ext3replay record --image disk.img --log io.log.zst --socket /tmp/d.sock &
+		Example: `  ext3replay record --image disk.img --log io.log.zst --socket /tmp/d.sock &
   qemu-system-x86_64 -accel tcg ... \
     -blockdev driver=nbd,node-name=d0,server.type=unix,server.path=/tmp/d.sock,export= \
     -device virtio-blk-pci,drive=d0
   ext3replay record --image disk.img --log io.log.zst --listen 127.0.0.1:10809 --read-data`,
-	Args: cobra.NoArgs,
-	RunE: runRecord,
-}
-
-func init() {
-	f := recordCmd.Flags()
-	f.StringVar(&recordFlags.image, "image", "", "starting disk image (raw or .zst); only read")
-	f.StringVar(&recordFlags.log, "log", "", "native log to write (zstd)")
-	f.StringVar(&recordFlags.socket, "socket", "", "listen on this Unix socket path")
-	f.StringVar(&recordFlags.listen, "listen", "", "listen on this TCP address (loopback only unless --allow-remote)")
-	f.StringVar(&recordFlags.state, "state", "", "state file: the evolving disk (default: next to the log)")
-	f.BoolVar(&recordFlags.readData, "read-data", false, "also log the payload of reads")
-	f.DurationVar(&recordFlags.handshakeTimeout, "handshake-timeout", blklog.DefaultHandshakeTimeout, "drop a connection that has not finished the NBD negotiation in this time")
-	f.BoolVar(&recordFlags.allowRemote, "allow-remote", false, "allow --listen on a non-loopback address (no authentication!)")
-	rootCmd.AddCommand(recordCmd)
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runRecord(cmd, args, &o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.image, "image", "", "starting disk image (raw or .zst); only read")
+	f.StringVarP(&o.log, "output", "o", "", "native log to write (zstd)")
+	f.StringVar(&o.log, "log", "", "native log to write (zstd); the old spelling of -o")
+	f.StringVar(&o.socket, "socket", "", "listen on this Unix socket path")
+	f.StringVar(&o.listen, "listen", "", "listen on this TCP address (loopback only unless --allow-remote)")
+	f.StringVar(&o.state, "state", "", "state file: the evolving disk (default: next to the log)")
+	f.BoolVar(&o.readData, "read-data", false, "also log the payload of reads")
+	f.DurationVar(&o.handshakeTimeout, "handshake-timeout", blklog.DefaultHandshakeTimeout, "drop a connection that has not finished the NBD negotiation in this time")
+	f.BoolVar(&o.allowRemote, "allow-remote", false, "allow --listen on a non-loopback address (no authentication!)")
+	return cmd
 }
 
 func usageErr(format string, a ...any) error {
@@ -79,8 +82,8 @@ func defaultStatePath(log string) string {
 	return base + ".state.img"
 }
 
-func runRecord(cmd *cobra.Command, _ []string) error {
-	fl := recordFlags
+func runRecord(cmd *cobra.Command, _ []string, o *recordOptions) error {
+	fl := *o
 	if fl.image == "" || fl.log == "" {
 		return usageErr("record: --image and --log are required")
 	}

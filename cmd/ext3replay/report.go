@@ -14,19 +14,22 @@ import (
 	"github.com/ext3replay/ext3replay/pkg/blklog"
 	"github.com/ext3replay/ext3replay/pkg/ext3fs"
 	"github.com/ext3replay/ext3replay/pkg/ops"
+	"github.com/ext3replay/ext3replay/pkg/ops/render"
 	"github.com/ext3replay/ext3replay/pkg/report"
 	"github.com/ext3replay/ext3replay/pkg/resolver"
 )
 
-var reportFlags struct {
+type reportOptions struct {
 	output string
 	title  string
 }
 
-var reportCmd = &cobra.Command{
-	Use:   "report (IMAGE LOG | RUN.jsonl) -o run.html",
-	Short: "Draw a run as one self-contained HTML page (timeline, sector plot, volumes)",
-	Long: `report draws a run as one HTML file that works offline (no network, all of it
+func newReportCmd() *cobra.Command {
+	var o reportOptions
+	cmd := &cobra.Command{
+		Use:   "report (IMAGE LOG | RUN.jsonl) -o run.html",
+		Short: "Draw a run as one self-contained HTML page (timeline, sector plot, volumes)",
+		Long: `report draws a run as one HTML file that works offline (no network, all of it
 inline): a timeline with one lane per file or directory (collapsible by
 directory), namespace operations as marks and reads and writes as bars sized by
 their bytes, flushes and journal commits on the time axis; a sector x time plot
@@ -38,37 +41,40 @@ From IMAGE LOG the run is analyzed here with --metadata, and flushes and
 journal commits are taken from the log. A saved jsonl has no flushes or commits,
 and only one saved with "analyze --format jsonl --metadata" has the inode-table,
 bitmap and journal I/O for a complete sector plot; the page says what is missing.`,
-	Example: `  ext3replay report disk.img io.log.zst -o run.html
+		Example: `  ext3replay report disk.img io.log.zst -o run.html
   ext3replay analyze --format jsonl --metadata -o run.jsonl disk.img io.log.zst
   ext3replay report run.jsonl -o run.html`,
-	Args: cobra.RangeArgs(1, 2),
-	RunE: runReport,
+		Args: cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runReport(cmd, args, &o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&o.output, "output", "o", "-", "write the page to this file (- for stdout)")
+	f.StringVar(&o.title, "title", "", "page title (default: the run's file name)")
+	return cmd
 }
 
-func init() {
-	f := reportCmd.Flags()
-	f.StringVarP(&reportFlags.output, "output", "o", "-", "write the page to this file (- for stdout)")
-	f.StringVar(&reportFlags.title, "title", "", "page title (default: the run's file name)")
-	rootCmd.AddCommand(reportCmd)
-}
-
-func runReport(cmd *cobra.Command, args []string) error {
+func runReport(cmd *cobra.Command, args []string, o *reportOptions) error {
 	var run report.Run
 	var err error
 	if len(args) == 2 {
 		run, err = reportFromLog(args[0], args[1])
 	} else {
 		run.Name = args[0]
-		run.Ops, err = readRun(args[0])
+		var saved *ops.Run
+		if saved, err = readRun(args[0]); saved != nil {
+			run.Ops = saved.Ops
+		}
 	}
 	if err != nil {
 		return &exitError{code: exitUsage, err: err}
 	}
-	title := reportFlags.title
+	title := o.title
 	if title == "" {
 		title = "ext3replay report: " + filepath.Base(run.Name)
 	}
-	err = withOutput(reportFlags.output, cmd.OutOrStdout(), func(w io.Writer) error {
+	err = withOutput(o.output, cmd.OutOrStdout(), func(w io.Writer) error {
 		return report.Write(w, []report.Run{run}, report.Options{Title: title})
 	})
 	return outputError(err)
@@ -181,7 +187,7 @@ func readLogHeader(path string) (blklog.Header, error) {
 // table under them.
 func writeDiffHTML(w io.Writer, names []string, runs [2][]ops.Op, rep *ops.DiffReport) error {
 	var text strings.Builder
-	if err := rep.WriteDiff(&text, "table"); err != nil {
+	if err := render.Diff(&text, rep, "table"); err != nil {
 		return err
 	}
 	rs := []report.Run{{Name: "A: " + names[0], Ops: runs[0]}, {Name: "B: " + names[1], Ops: runs[1]}}

@@ -117,9 +117,7 @@ func TestReportRendersInChromium(t *testing.T) {
 	dir := t.TempDir()
 	img, lg := filepath.Join(fixtureDir, "image.raw.zst"), filepath.Join(fixtureDir, "io.log.zst")
 	page := filepath.Join(dir, "run.html")
-	rootCmd.SetArgs([]string{"report", "-o", page, img, lg})
-	err := rootCmd.Execute()
-	reportFlags.output = "-"
+	err := runArgs(nil, nil, []string{"report", "-o", page, img, lg}...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,9 +202,7 @@ func TestDiffHTMLRendersBothRuns(t *testing.T) {
 	img := filepath.Join(fixtureDir, "image.raw.zst")
 	logs := []string{filepath.Join(fixtureDir, "io.log.zst"), filepath.Join(fixtureDir, "writes.lwlog.zst")}
 	page := filepath.Join(dir, "diff.html")
-	rootCmd.SetArgs([]string{"diff", "--writes-only", "--format", "html", "-o", page, "--image", img, logs[0], logs[1]})
-	err := rootCmd.Execute()
-	diffFlags.image, diffFlags.writes, diffFlags.format, diffFlags.output = "", false, "table", "-"
+	err := runArgs(nil, nil, []string{"diff", "--writes-only", "--format", "html", "-o", page, "--image", img, logs[0], logs[1]}...)
 	if ee, ok := err.(*exitError); err != nil && !(ok && ee.code == exitDiffers) {
 		t.Fatal(err)
 	}
@@ -309,9 +305,7 @@ func TestReportFromJSONL(t *testing.T) {
 			t.Fatal(err)
 		}
 		page := filepath.Join(dir, "run.html")
-		rootCmd.SetArgs([]string{"report", "-o", page, jl})
-		err := rootCmd.Execute()
-		reportFlags.output = "-"
+		err := runArgs(nil, nil, []string{"report", "-o", page, jl}...)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -18,6 +18,8 @@ const (
 	exitDiffers  = 1 // diff: differences beyond thresholds
 	exitUsage    = 2 // usage or input error
 	exitInternal = 3
+	exitDamaged  = 4 // a damaged or cut-short log: the partial result before the damage was written
+	exitAnomaly  = 5 // analyze --fail-on-anomaly: the run had anomalies (the output is complete)
 )
 
 // exitError lets a command choose its exit code without printing twice.
@@ -34,34 +36,56 @@ func (e *exitError) Error() string {
 }
 func (e *exitError) Unwrap() error { return e.err }
 
-var rootCmd = &cobra.Command{
-	Use:   "ext3replay",
-	Short: "Reconstruct file operations on an ext2/ext3 disk from its block-I/O log",
-	Long: `ext3replay takes the starting image of a virtual disk and a log of every
+// newRootCmd builds the command tree afresh: each command's options live in its
+// factory, so a test runs a command line on a new tree and no flag leaks between runs.
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "ext3replay",
+		Short: "Reconstruct file operations on an ext2/ext3 disk from its block-I/O log",
+		Long: `ext3replay takes the starting image of a virtual disk and a log of every
 request the guest sent to it (sector, length, payload of writes), replays the
 requests and reports the file operations they amount to — create, mkdir,
 delete, rmdir, move, link, truncate, read and write — with full paths.`,
-	Example: `  ext3replay analyze disk.img io.log.zst
+		Example: `  ext3replay analyze disk.img io.log.zst
   ext3replay inspect disk.img
   ext3replay blocks disk.img 1234 5678`,
-	Version:       version,
-	SilenceUsage:  true,
-	SilenceErrors: true,
+		Version:       buildVersion(),
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newAnalyzeCmd(), newStatsCmd(), newDiffCmd(), newReportCmd(), newInspectCmd(),
+		newBlocksCmd(), newLogCmd(), newImportCmd(), newRecordCmd(), newCheckCmd())
+	settle(root)
+	return root
 }
 
 func execute() int {
-	err := rootCmd.Execute()
+	return executeArgs(os.Args[1:], os.Stdout, os.Stderr)
+}
+
+// executeArgs runs one command line on a new command tree and returns its exit status;
+// errors go to stderr.
+func executeArgs(args []string, stdout, stderr io.Writer) int {
+	root := newRootCmd()
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	return exitCode(root.Execute(), stderr)
+}
+
+// exitCode prints err (unless it is a bare exit status) and returns the status it stands for.
+func exitCode(err error, stderr io.Writer) int {
 	if err == nil {
 		return exitOK
 	}
 	var ee *exitError
 	if errors.As(err, &ee) {
 		if ee.err != nil {
-			fmt.Fprintln(os.Stderr, "ext3replay:", ee.err)
+			fmt.Fprintln(stderr, "ext3replay:", ee.err)
 		}
 		return ee.code
 	}
-	fmt.Fprintln(os.Stderr, "ext3replay:", err)
+	fmt.Fprintln(stderr, "ext3replay:", err)
 	return exitUsage
 }
 

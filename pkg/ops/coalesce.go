@@ -135,7 +135,7 @@ func (c *Coalescer) close(p *pending) {
 }
 
 // closeUnder ends the runs on files an op naming name concerns: the file
-// itself and, for a directory, everything below it (UnderPath).
+// itself and, for a directory, everything below it (underPath).
 func (c *Coalescer) closeUnder(name string) {
 	switch name {
 	case "":

@@ -131,7 +131,7 @@ func refCoalesce(in []Op, maxPending int) []Op {
 		if !op.IsIO() {
 			for k, p := range open {
 				if (op.Path == "" && op.To == "") || (p.op.Path != "" &&
-					((op.Path != "" && UnderPath(p.op.Path, op.Path)) || (op.To != "" && UnderPath(p.op.Path, op.To)))) {
+					((op.Path != "" && underPath(p.op.Path, op.Path)) || (op.To != "" && underPath(p.op.Path, op.To)))) {
 					p.closed = true
 					delete(open, k)
 				}

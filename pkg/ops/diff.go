@@ -107,6 +107,9 @@ type DiffReport struct {
 	A           RunTotals   `json:"run_a"`
 	B           RunTotals   `json:"run_b"`
 	Differences int         `json:"differences"` // what the exit code is based on
+	// Missing lists the kinds neither run could hold (both saved without --metadata; set by
+	// the caller): their volumes and the amplification are unknown, not equal.
+	Missing []Kind `json:"missing_kinds,omitempty"`
 }
 
 // Same reports whether nothing beyond the thresholds differs.

@@ -48,6 +48,9 @@ type Stats struct {
 	Ops       int64
 	Anomalies int64
 	HasTime   bool // some op carries a time
+	// Missing lists the kinds the run could not hold (Run.Missing, set by the caller): their
+	// totals are not zero but unknown, and amplification cannot be computed.
+	Missing []Kind
 }
 
 // BuildStats replays ops (in log order) into per-file statistics.
@@ -167,7 +170,7 @@ func (o *StatsOptions) Validate() error {
 func (o *StatsOptions) Match(f *FileStats) bool {
 	names := append([]string{f.Path}, f.Names...)
 	for _, n := range names {
-		if o.Prefix != "" && !UnderPath(n, o.Prefix) {
+		if o.Prefix != "" && !underPath(n, o.Prefix) {
 			continue
 		}
 		if o.Glob != "" {
@@ -184,9 +187,9 @@ func (o *StatsOptions) Match(f *FileStats) bool {
 	return false
 }
 
-// UnderPath reports whether p is dir or inside it, component-wise:
+// underPath reports whether p is dir or inside it, component-wise:
 // "/home/deb" is not under "/home/d".
-func UnderPath(p, dir string) bool {
+func underPath(p, dir string) bool {
 	if dir == "/" || dir == "" || p == dir {
 		return true
 	}

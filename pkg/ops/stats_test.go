@@ -1,37 +1,9 @@
 package ops
 
 import (
-	"bytes"
-	"encoding/json"
 	"strings"
 	"testing"
 )
-
-func TestStatsGolden(t *testing.T) {
-	s := BuildStats(loadRun(t, "run-a.jsonl"))
-	cases := []struct {
-		name   string
-		format string
-		o      StatsOptions
-	}{
-		{"stats-a.table", "table", StatsOptions{}},
-		{"stats-a.markdown", "markdown", StatsOptions{}},
-		{"stats-a.json", "json", StatsOptions{}},
-		{"stats-a.csv", "csv", StatsOptions{}},
-		{"stats-a-dir2.table", "table", StatsOptions{By: "dir", Depth: 2}},
-		{"stats-a-dir2.json", "json", StatsOptions{By: "dir", Depth: 2}},
-		{"stats-a-top3-writes.table", "table", StatsOptions{Sort: "writes", Top: 3}},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			var b bytes.Buffer
-			if err := s.WriteStats(&b, c.format, c.o); err != nil {
-				t.Fatal(err)
-			}
-			golden(t, c.name+".golden", b.Bytes())
-		})
-	}
-}
 
 func fileByKey(s *Stats, key string) *FileStats {
 	for _, f := range s.Files {
@@ -152,25 +124,5 @@ func TestStatsRows(t *testing.T) {
 	}
 	if rows[0].Files != len(s.Files) || rows[0].Bytes() != all.Bytes() {
 		t.Errorf("root roll-up %d files %d bytes, want %d and %d", rows[0].Files, rows[0].Bytes(), len(s.Files), all.Bytes())
-	}
-}
-
-func TestStatsJSONParses(t *testing.T) {
-	var b bytes.Buffer
-	if err := BuildStats(loadRun(t, "run-a.jsonl")).WriteStats(&b, "json", StatsOptions{Sort: "writes"}); err != nil {
-		t.Fatal(err)
-	}
-	var rep struct {
-		Rows []struct {
-			Path string `json:"path"`
-			Data Volume `json:"data"`
-		} `json:"rows"`
-		WriteAmplification float64 `json:"write_amplification"`
-	}
-	if err := json.Unmarshal(b.Bytes(), &rep); err != nil {
-		t.Fatal(err)
-	}
-	if rep.Rows[0].Path != "/home/debian/d/a" || rep.Rows[0].Data.WriteBytes != 73728 || rep.WriteAmplification < 1 {
-		t.Fatalf("%+v", rep)
 	}
 }

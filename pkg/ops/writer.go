@@ -224,7 +224,7 @@ func (c *csvWriter) Write(op *Op) error {
 			return err
 		}
 	}
-	c.rec = append(c.rec[:0], CSVRecord(op)...)
+	c.rec = append(c.rec[:0], csvRecord(op)...)
 	return c.w.Write(c.rec)
 }
 
@@ -243,9 +243,9 @@ func (c *csvWriter) Close() error {
 	return c.bw.Flush()
 }
 
-// CSVRecord returns the csv columns of op (see CSVHeader); fields jsonl
+// csvRecord returns the csv columns of op (see CSVHeader); fields jsonl
 // would omit are empty cells.
-func CSVRecord(op *Op) []string {
+func csvRecord(op *Op) []string {
 	r := make([]string, len(CSVHeader))
 	r[0] = strconv.FormatInt(op.Seq, 10)
 	if op.T != 0 {

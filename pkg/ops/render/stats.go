@@ -1,4 +1,7 @@
-package ops
+// Package render draws stats and diff reports as tables (boxed or markdown), csv and json.
+// It is apart from pkg/ops so that the op core, which the resolver and the pipeline import,
+// does not pull in tablewriter.
+package render
 
 import (
 	"encoding/csv"
@@ -8,13 +11,14 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/ext3replay/ext3replay/pkg/ops"
 	"github.com/olekukonko/tablewriter"
 	"github.com/olekukonko/tablewriter/renderer"
 	"github.com/olekukonko/tablewriter/tw"
 )
 
-// ReportFormats lists the formats of stats and diff reports.
-var ReportFormats = []string{"table", "markdown", "csv", "json"}
+// StatsFormats lists the formats of a stats report.
+var StatsFormats = []string{"table", "markdown", "csv", "json"}
 
 func checkReportFormat(f string, allowed ...string) error {
 	for _, a := range allowed {
@@ -34,13 +38,13 @@ type table struct {
 	right  []bool
 }
 
-// safeCells returns the cells as a human table shows them: non-printable text quoted (SafeText),
-// long cells cut (TruncateCell). Callers quote paths themselves (QuotePath); this is the last
+// safeCells returns the cells as a human table shows them: non-printable text quoted (ops.SafeText),
+// long cells cut (ops.TruncateCell). Callers quote paths themselves (ops.QuotePath); this is the last
 // guard for every cell of every table.
 func safeCells(cells []string) []string {
 	out := make([]string, len(cells))
 	for i, c := range cells {
-		out[i] = TruncateCell(SafeText(c))
+		out[i] = ops.TruncateCell(ops.SafeText(c))
 	}
 	return out
 }
@@ -129,12 +133,15 @@ type StatsReport struct {
 	Depth                 int         `json:"depth,omitempty"`
 	FilesTotal            int         `json:"files_total"` // files in the run, before filters
 	Rows                  []any       `json:"rows"`        // FileRow or DirRow
-	Totals                Totals      `json:"totals"`
+	Totals                ops.Totals  `json:"totals"`
 	WriteAmplification    float64     `json:"write_amplification"`
 	MetadataAmplification float64     `json:"metadata_amplification"`
 	JournalAmplification  float64     `json:"journal_amplification"`
 	Anomalies             int64       `json:"anomalies"`
 	Options               StatsFilter `json:"filter,omitzero"`
+	// MissingKinds lists the kinds the run could not hold (saved without --metadata): the
+	// totals and amplifications above then count only what was recorded.
+	MissingKinds []ops.Kind `json:"missing_kinds,omitempty"`
 }
 
 // StatsFilter records the filters of a report.
@@ -147,7 +154,7 @@ type StatsFilter struct {
 
 // FileRow is a json row of a per-file report.
 type FileRow struct {
-	*FileStats
+	*ops.FileStats
 	WriteAmplification float64 `json:"write_amplification"`
 }
 
@@ -155,8 +162,8 @@ type FileRow struct {
 type DirRow struct {
 	Path               string         `json:"path"`
 	Files              int            `json:"files"`
-	Data               Volume         `json:"data"`
-	Metadata           Volume         `json:"metadata"`
+	Data               ops.Volume     `json:"data"`
+	Metadata           ops.Volume     `json:"metadata"`
 	FirstSeq           int64          `json:"first_seq"`
 	LastSeq            int64          `json:"last_seq"`
 	FirstT             float64        `json:"first_t,omitempty"`
@@ -165,9 +172,9 @@ type DirRow struct {
 	WriteAmplification float64        `json:"write_amplification"`
 }
 
-// WriteStats renders a stats report in format table, markdown, csv or json.
-func (s *Stats) WriteStats(w io.Writer, format string, o StatsOptions) error {
-	if err := checkReportFormat(format, ReportFormats...); err != nil {
+// Stats renders a stats report in format table, markdown, csv or json.
+func Stats(w io.Writer, s *ops.Stats, format string, o ops.StatsOptions) error {
+	if err := checkReportFormat(format, StatsFormats...); err != nil {
 		return err
 	}
 	rows, err := s.Rows(o)
@@ -175,11 +182,11 @@ func (s *Stats) WriteStats(w io.Writer, format string, o StatsOptions) error {
 		return err
 	}
 	if s.Totals.All.Overflow {
-		return fmt.Errorf("stats: %w", ErrOverflow)
+		return fmt.Errorf("stats: %w", ops.ErrOverflow)
 	}
 	for _, r := range rows {
 		if r.Data.Overflow || r.Metadata.Overflow {
-			return fmt.Errorf("stats: %s: %w", QuotePath(r.Path), ErrOverflow)
+			return fmt.Errorf("stats: %s: %w", ops.QuotePath(r.Path), ops.ErrOverflow)
 		}
 	}
 	_ = o.Validate() // defaults, already checked by Rows
@@ -192,7 +199,8 @@ func (s *Stats) WriteStats(w io.Writer, format string, o StatsOptions) error {
 			JournalAmplification:  s.Totals.JournalAmplification(),
 			Anomalies:             s.Anomalies,
 			Options:               StatsFilter{Sort: o.Sort, Top: o.Top, Prefix: o.Prefix, Glob: o.Glob},
-			Rows:                  []any{}}
+			Rows:                  []any{},
+			MissingKinds:          s.Missing}
 		if dir {
 			rep.Depth = o.Depth
 		}
@@ -246,13 +254,13 @@ func (s *Stats) WriteStats(w io.Writer, format string, o StatsOptions) error {
 		t.header = []string{"PATH", "TYPE", "READS", "READ", "WRITES", "WRITTEN", "META", "AMP", "FIRST", "LAST", "HISTORY", "STATE"}
 		t.right = []bool{false, false, true, true, true, true, true, true}
 	}
-	var sum Row
+	var sum ops.Row
 	for _, r := range rows {
 		sum.Files += r.Files
 		sum.Data.Merge(r.Data)
 		sum.Metadata.Merge(r.Metadata)
-		cells := []string{QuotePath(r.Path), "", itoa(r.Data.Reads), HumanBytes(r.Data.ReadBytes), itoa(r.Data.Writes),
-			HumanBytes(r.Data.WriteBytes), HumanBytes(r.Metadata.Bytes()), amp(r.WriteAmplification()),
+		cells := []string{ops.QuotePath(r.Path), "", itoa(r.Data.Reads), ops.HumanBytes(r.Data.ReadBytes), itoa(r.Data.Writes),
+			ops.HumanBytes(r.Data.WriteBytes), ops.HumanBytes(r.Metadata.Bytes()), amp(r.WriteAmplification()),
 			when(r.FirstSeq, r.FirstT, s.HasTime), when(r.LastSeq, r.LastT, s.HasTime)}
 		if dir {
 			cells[1] = strconv.Itoa(r.Files)
@@ -264,41 +272,68 @@ func (s *Stats) WriteStats(w io.Writer, format string, o StatsOptions) error {
 		t.rows = append(t.rows, cells)
 	}
 	if sum.Data.Overflow || sum.Metadata.Overflow {
-		return fmt.Errorf("stats: column totals: %w", ErrOverflow)
+		return fmt.Errorf("stats: column totals: %w", ops.ErrOverflow)
 	}
 	t.footer = make([]string, len(t.header))
 	t.footer[0] = fmt.Sprintf("%d of %d files", sum.Files, len(s.Files))
-	t.footer[2], t.footer[3] = itoa(sum.Data.Reads), HumanBytes(sum.Data.ReadBytes)
-	t.footer[4], t.footer[5] = itoa(sum.Data.Writes), HumanBytes(sum.Data.WriteBytes)
-	t.footer[6], t.footer[7] = HumanBytes(sum.Metadata.Bytes()), amp(sum.WriteAmplification())
+	t.footer[2], t.footer[3] = itoa(sum.Data.Reads), ops.HumanBytes(sum.Data.ReadBytes)
+	t.footer[4], t.footer[5] = itoa(sum.Data.Writes), ops.HumanBytes(sum.Data.WriteBytes)
+	t.footer[6], t.footer[7] = ops.HumanBytes(sum.Metadata.Bytes()), amp(sum.WriteAmplification())
 	if err := t.render(w, format); err != nil {
 		return err
 	}
 	if _, err := io.WriteString(w, "\n"); err != nil {
 		return err
 	}
-	return writeTotals(w, format, &s.Totals, s.Anomalies)
+	return writeTotals(w, format, &s.Totals, s.Anomalies, s.Missing)
 }
 
 // writeTotals renders the run-level I/O classes and amplification.
-func writeTotals(w io.Writer, format string, tot *Totals, anomalies int64) error {
+// Kinds the run could not hold are shown as not recorded, never as zero.
+func writeTotals(w io.Writer, format string, tot *ops.Totals, anomalies int64, missing []ops.Kind) error {
 	t := &table{
 		header: []string{"RUN I/O", "READS", "READ", "WRITES", "WRITTEN"},
 		right:  []bool{false, true, true, true, true},
 	}
-	add := func(name string, v Volume) {
-		t.rows = append(t.rows, []string{name, itoa(v.Reads), HumanBytes(v.ReadBytes), itoa(v.Writes), HumanBytes(v.WriteBytes)})
+	add := func(name string, v ops.Volume) {
+		t.rows = append(t.rows, []string{name, itoa(v.Reads), ops.HumanBytes(v.ReadBytes), itoa(v.Writes), ops.HumanBytes(v.WriteBytes)})
 	}
 	add("file data", tot.FileData)
-	add("metadata", tot.Metadata)
-	add("journal", tot.Journal)
+	if len(missing) == 0 {
+		add("metadata", tot.Metadata)
+		add("journal", tot.Journal)
+	} else {
+		// Unknown, not zero: the run was saved without these kinds.
+		add("metadata (dir, map only)", tot.Metadata)
+		t.rows = append(t.rows, []string{"journal", "not recorded", "", "", ""})
+	}
 	add("unattributed", tot.Unattributed)
 	a := tot.All
-	t.footer = []string{"total", itoa(a.Reads), HumanBytes(a.ReadBytes), itoa(a.Writes), HumanBytes(a.WriteBytes)}
+	t.footer = []string{"total", itoa(a.Reads), ops.HumanBytes(a.ReadBytes), itoa(a.Writes), ops.HumanBytes(a.WriteBytes)}
+	if len(missing) > 0 {
+		t.footer[0] = "total recorded"
+	}
 	if err := t.render(w, format); err != nil {
+		return err
+	}
+	if len(missing) > 0 {
+		_, err := fmt.Fprintf(w, "\nwrite amplification n/a: the run was saved without --metadata, so it has no %s I/O (analyze --metadata, or stats IMAGE LOG, has it); anomalies %d\n",
+			kindList(missing), anomalies)
 		return err
 	}
 	_, err := fmt.Fprintf(w, "\nwrite amplification %s (metadata %s, journal %s per byte of file data written); anomalies %d\n",
 		amp(tot.WriteAmplification()), amp(tot.MetadataAmplification()), amp(tot.JournalAmplification()), anomalies)
 	return err
+}
+
+// kindList is "inode, bitmap and journal".
+func kindList(kinds []ops.Kind) string {
+	s := make([]string, len(kinds))
+	for i, k := range kinds {
+		s[i] = string(k)
+	}
+	if len(s) < 2 {
+		return strings.Join(s, "")
+	}
+	return strings.Join(s[:len(s)-1], ", ") + " and " + s[len(s)-1]
 }

@@ -1,7 +1,8 @@
-package ops
+package render
 
 import (
 	"fmt"
+	"github.com/ext3replay/ext3replay/pkg/ops"
 	"io"
 	"strconv"
 	"strings"
@@ -24,7 +25,7 @@ func pct(c *float64, a, b int64) string {
 	return strconv.FormatFloat(*c*100, 'f', 1, 64) + "%"
 }
 
-func flagText(d *IODiff) string {
+func flagText(d *ops.IODiff) string {
 	switch {
 	case d.Flagged:
 		return "!"
@@ -34,8 +35,8 @@ func flagText(d *IODiff) string {
 	return ""
 }
 
-// WriteDiff renders the report in format table, markdown or json.
-func (r *DiffReport) WriteDiff(w io.Writer, format string) error {
+// Diff renders a diff report in format table, markdown or json.
+func Diff(w io.Writer, r *ops.DiffReport, format string) error {
 	if err := checkReportFormat(format, DiffFormats...); err != nil {
 		return err
 	}
@@ -59,7 +60,7 @@ func (r *DiffReport) WriteDiff(w io.Writer, format string) error {
 	if len(r.Order) > 0 {
 		t := &table{header: []string{"FILE", "ORDER IN A", "ORDER IN B"}}
 		for _, d := range r.Order {
-			t.rows = append(t.rows, []string{QuotePath(d.Path), strings.Join(d.A, "; "), strings.Join(d.B, "; ")})
+			t.rows = append(t.rows, []string{ops.QuotePath(d.Path), strings.Join(d.A, "; "), strings.Join(d.B, "; ")})
 		}
 		p.table(t)
 	}
@@ -75,7 +76,7 @@ func (r *DiffReport) WriteDiff(w io.Writer, format string) error {
 	if len(r.Tree) > 0 {
 		t := &table{header: []string{"PATH", "A", "B", "EXPLAINED BY"}}
 		for _, d := range r.Tree {
-			t.rows = append(t.rows, []string{QuotePath(d.Path), d.A, d.B, d.ExplainedBy})
+			t.rows = append(t.rows, []string{ops.QuotePath(d.Path), d.A, d.B, d.ExplainedBy})
 		}
 		p.table(t)
 	}
@@ -91,7 +92,7 @@ func (r *DiffReport) WriteDiff(w io.Writer, format string) error {
 		t := &table{header: []string{"FILE", "READ A", "READ B", "Δ", "WRITTEN A", "WRITTEN B", "Δ", "META A", "META B", "Δ", ""},
 			right: []bool{false, true, true, true, true, true, true, true, true, true}}
 		// Flagged files first; a long tail of small changes is cut (json has all).
-		shown := make([]*IODiff, 0, len(r.Files))
+		shown := make([]*ops.IODiff, 0, len(r.Files))
 		for pass := 0; pass < 2; pass++ {
 			for i := range r.Files {
 				if d := &r.Files[i]; d.Flagged == (pass == 0) {
@@ -106,10 +107,10 @@ func (r *DiffReport) WriteDiff(w io.Writer, format string) error {
 		}
 		for _, d := range shown {
 			ma, mb := d.AMeta.Bytes(), d.BMeta.Bytes()
-			t.rows = append(t.rows, []string{QuotePath(d.Name),
-				HumanBytes(d.A.ReadBytes), HumanBytes(d.B.ReadBytes), pct(d.ReadChange, d.A.ReadBytes, d.B.ReadBytes),
-				HumanBytes(d.A.WriteBytes), HumanBytes(d.B.WriteBytes), pct(d.WriteChange, d.A.WriteBytes, d.B.WriteBytes),
-				HumanBytes(ma), HumanBytes(mb), pct(d.MetaChange, ma, mb), flagText(d)})
+			t.rows = append(t.rows, []string{ops.QuotePath(d.Name),
+				ops.HumanBytes(d.A.ReadBytes), ops.HumanBytes(d.B.ReadBytes), pct(d.ReadChange, d.A.ReadBytes, d.B.ReadBytes),
+				ops.HumanBytes(d.A.WriteBytes), ops.HumanBytes(d.B.WriteBytes), pct(d.WriteChange, d.A.WriteBytes, d.B.WriteBytes),
+				ops.HumanBytes(ma), ops.HumanBytes(mb), pct(d.MetaChange, ma, mb), flagText(d)})
 		}
 		p.table(t)
 		if hidden > 0 && p.err == nil {
@@ -130,8 +131,8 @@ func (r *DiffReport) WriteDiff(w io.Writer, format string) error {
 		for i := range r.Kinds {
 			d := &r.Kinds[i]
 			t.rows = append(t.rows, []string{d.Name,
-				HumanBytes(d.A.ReadBytes), HumanBytes(d.B.ReadBytes), pct(d.ReadChange, d.A.ReadBytes, d.B.ReadBytes),
-				HumanBytes(d.A.WriteBytes), HumanBytes(d.B.WriteBytes), pct(d.WriteChange, d.A.WriteBytes, d.B.WriteBytes),
+				ops.HumanBytes(d.A.ReadBytes), ops.HumanBytes(d.B.ReadBytes), pct(d.ReadChange, d.A.ReadBytes, d.B.ReadBytes),
+				ops.HumanBytes(d.A.WriteBytes), ops.HumanBytes(d.B.WriteBytes), pct(d.WriteChange, d.A.WriteBytes, d.B.WriteBytes),
 				flagText(d)})
 		}
 		p.table(t)
@@ -142,14 +143,23 @@ func (r *DiffReport) WriteDiff(w io.Writer, format string) error {
 		right: []bool{false, true, true, true, true, true, true, true}}
 	for _, x := range []struct {
 		name string
-		t    *RunTotals
+		t    *ops.RunTotals
 	}{{"A", &r.A}, {"B", &r.B}} {
 		tt := &x.t.Totals
-		t.rows = append(t.rows, []string{x.name, HumanBytes(tt.FileData.WriteBytes), HumanBytes(tt.Metadata.WriteBytes),
-			HumanBytes(tt.Journal.WriteBytes), HumanBytes(tt.All.WriteBytes),
-			amp(x.t.MetadataAmplification), amp(x.t.JournalAmplification), amp(x.t.WriteAmplification)})
+		row := []string{x.name, ops.HumanBytes(tt.FileData.WriteBytes), ops.HumanBytes(tt.Metadata.WriteBytes),
+			ops.HumanBytes(tt.Journal.WriteBytes), ops.HumanBytes(tt.All.WriteBytes),
+			amp(x.t.MetadataAmplification), amp(x.t.JournalAmplification), amp(x.t.WriteAmplification)}
+		if len(r.Missing) > 0 {
+			// Unknown, not equal: neither run recorded these kinds.
+			row[2] += " (dir, map)"
+			row[3], row[5], row[6], row[7] = "not recorded", "n/a", "n/a", "n/a"
+		}
+		t.rows = append(t.rows, row)
 	}
 	p.table(t)
+	if len(r.Missing) > 0 && p.err == nil {
+		_, p.err = fmt.Fprintf(p.w, "Both runs were saved without --metadata: %s I/O was not recorded and is not compared.\n", kindList(r.Missing))
+	}
 
 	if p.err != nil {
 		return p.err
@@ -164,10 +174,10 @@ func (r *DiffReport) WriteDiff(w io.Writer, format string) error {
 	return err
 }
 
-func thresholdText(r *DiffReport) string {
+func thresholdText(r *ops.DiffReport) string {
 	s := "threshold " + strconv.FormatFloat(r.Threshold*100, 'f', -1, 64) + "%"
 	if r.MinBytes > 0 {
-		s += ", min " + HumanBytes(r.MinBytes)
+		s += ", min " + ops.HumanBytes(r.MinBytes)
 	}
 	if r.WritesOnly {
 		s += ", writes only"
