@@ -5,14 +5,15 @@
 // mostly zeros, so a 64 MiB fixture keeps a few hundred KiB. The non-zero 4 KiB chunks stay in
 // memory up to MemoryLimit bytes; past that they move to an unlinked sparse temporary file, in
 // which zero chunks are holes, so a mostly empty 6 GiB image costs a few hundred MB of disk and
-// little memory. A file of several zstd frames that each state their decompressed size (as
-// pzstd writes them; `zstd` writes one) is decompressed
-// frame by frame on all cores.
+// little memory. A file of several zstd frames (pzstd writes them; `zstd` writes one) is
+// decompressed frame by frame on all cores.
 package diskimage
 
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -49,7 +50,7 @@ func Open(path string) (*Image, error) {
 		f.Close()
 		return nil, fmt.Errorf("diskimage: %s: %w", path, err)
 	}
-	if n < 4 || !bytes.Equal(head[:], zstdMagic) {
+	if n < 4 || !isZstd(f, head) {
 		st, err := f.Stat()
 		if err != nil {
 			f.Close()
@@ -65,26 +66,60 @@ func Open(path string) (*Image, error) {
 	return img, nil
 }
 
+// isZstd reports whether a file starting with head is zstd: a frame, or skippable frames
+// (pzstd starts with one) followed by a frame.
+func isZstd(f io.ReaderAt, head [4]byte) bool {
+	var off int64
+	for range 16 {
+		if bytes.Equal(head[:], zstdMagic) {
+			return true
+		}
+		if binary.LittleEndian.Uint32(head[:])&0xFFFFFFF0 != skippableMagic {
+			return false
+		}
+		var size [4]byte
+		if _, err := f.ReadAt(size[:], off+4); err != nil {
+			return false
+		}
+		off += 8 + int64(binary.LittleEndian.Uint32(size[:]))
+		if _, err := f.ReadAt(head[:], off); err != nil {
+			return false
+		}
+	}
+	return false
+}
+
 func decompress(f *os.File, path string) (*Image, error) {
 	var fileSize int64
 	if st, err := f.Stat(); err == nil {
 		fileSize = st.Size()
 	}
-	s := &store{limit: MemoryLimit}
-	defer s.abort()
 	// The error of a damaged or cut stream names how far decompression got, and the file size,
 	// so a truncated copy is recognisable as one.
 	zerr := func(n int64, err error) error {
 		return fmt.Errorf("zstd stream (%d bytes on disk) damaged or cut short after %d decompressed bytes: %w", fileSize, n, err)
 	}
-	if frames := scanFrames(f, fileSize); len(frames) > 1 {
-		if err := decodeFrames(f, frames, s); err != nil {
-			if fe, ok := err.(*frameError); ok && !fe.store {
-				return nil, zerr(fe.at, fe.err)
-			}
-			return nil, err
+	s := &store{limit: MemoryLimit}
+	defer func() { s.abort() }()
+	w := &seqWriter{s: s}
+	done := false
+	if frames := scanFrames(f, fileSize); frames != nil {
+		err := decodeFrames(f, frames, w)
+		switch {
+		case w.werr != nil:
+			return nil, w.werr
+		case errors.Is(err, errFrameTooLarge):
+			// Start again as one stream.
+			s.abort()
+			s = &store{limit: MemoryLimit}
+			w = &seqWriter{s: s}
+		case err != nil:
+			return nil, zerr(w.off, err)
+		default:
+			done = true
 		}
-	} else {
+	}
+	if !done {
 		zr, err := zstd.NewReader(bufio.NewReaderSize(f, 1<<20), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(1<<30))
 		if err != nil {
 			return nil, err
@@ -92,7 +127,6 @@ func decompress(f *os.File, path string) (*Image, error) {
 		defer zr.Close()
 		// WriteTo hands over the decoder's own output buffers: nothing is copied but the
 		// non-zero chunks kept.
-		w := &seqWriter{s: s}
 		if _, err := zr.WriteTo(w); err != nil {
 			if w.werr != nil {
 				return nil, w.werr

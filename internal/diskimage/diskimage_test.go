@@ -2,6 +2,7 @@ package diskimage
 
 import (
 	"bytes"
+	"encoding/binary"
 	"math/rand"
 	"os"
 	"path/filepath"
@@ -150,8 +151,8 @@ func TestCorruptZstdSpill(t *testing.T) {
 	}
 }
 
-// writeFrames compresses data as one zstd frame per piece of the given size (as pzstd does),
-// each stating its content size.
+// writeFrames compresses data as one zstd frame per piece of the given size, each after a
+// skippable frame holding its compressed size, as pzstd writes them.
 func writeFrames(t *testing.T, data []byte, piece int) string {
 	t.Helper()
 	enc, err := zstd.NewWriter(nil)
@@ -160,7 +161,11 @@ func writeFrames(t *testing.T, data []byte, piece int) string {
 	}
 	var out []byte
 	for off := 0; off < len(data); off += piece {
-		out = enc.EncodeAll(data[off:min(off+piece, len(data))], out)
+		fr := enc.EncodeAll(data[off:min(off+piece, len(data))], nil)
+		out = binary.LittleEndian.AppendUint32(out, skippableMagic)
+		out = binary.LittleEndian.AppendUint32(out, 4)
+		out = binary.LittleEndian.AppendUint32(out, uint32(len(fr)))
+		out = append(out, fr...)
 	}
 	p := filepath.Join(t.TempDir(), "frames.zst")
 	if err := os.WriteFile(p, out, 0o644); err != nil {
@@ -169,44 +174,44 @@ func writeFrames(t *testing.T, data []byte, piece int) string {
 	return p
 }
 
-// A file of several frames is split into them and decoded frame by frame (in parallel),
-// in memory and spilled; a size that is not a whole number of chunks survives.
+// A file of several frames, even starting with a skippable frame and with frames that do not
+// end on chunk boundaries, is split into them and decoded frame by frame (in parallel), in
+// memory and spilled.
 func TestZstdFrames(t *testing.T) {
 	data := testImage(9<<20 + 1000)
-	p := writeFrames(t, data, 1<<20)
-	f, _ := os.Open(p)
-	st, _ := f.Stat()
-	frames := scanFrames(f, st.Size())
-	f.Close()
-	if len(frames) != 10 || frames[9].out != 9<<20 || frames[9].n != 1000 {
-		t.Fatalf("scanFrames found %d frames (%+v), want 10, the last 1000 bytes at 9 MiB", len(frames), frames)
-	}
-	for _, limit := range []int64{64 << 20, 64 << 10} {
-		old := MemoryLimit
-		MemoryLimit = limit
-		img, err := Open(p)
-		MemoryLimit = old
-		if err != nil {
-			t.Fatal(err)
+	for _, piece := range []int{1 << 20, 1<<20 + 1} {
+		p := writeFrames(t, data, piece)
+		f, _ := os.Open(p)
+		st, _ := f.Stat()
+		frames := scanFrames(f, st.Size())
+		f.Close()
+		if want := (len(data) + piece - 1) / piece; len(frames) != want {
+			t.Fatalf("scanFrames found %d frames, want %d", len(frames), want)
 		}
-		if spilled := img.f != nil; spilled != (limit < 1<<20) {
-			t.Errorf("limit %d: spilled %v", limit, spilled)
+		for _, limit := range []int64{64 << 20, 64 << 10} {
+			old := MemoryLimit
+			MemoryLimit = limit
+			img, err := Open(p)
+			MemoryLimit = old
+			if err != nil {
+				t.Fatal(err)
+			}
+			if spilled := img.f != nil; spilled != (limit < 1<<20) {
+				t.Errorf("limit %d: spilled %v", limit, spilled)
+			}
+			check(t, img, data)
+			img.Close()
 		}
-		check(t, img, data)
-		img.Close()
 	}
 }
 
-// Frames whose content does not start on a chunk boundary are decoded as one stream.
-func TestZstdFramesUnaligned(t *testing.T) {
-	data := testImage(3<<20 + 5)
-	p := writeFrames(t, data, 1<<20+1)
-	f, _ := os.Open(p)
-	st, _ := f.Stat()
-	if fr := scanFrames(f, st.Size()); fr != nil {
-		t.Fatalf("scanFrames = %d frames for unaligned frames, want nil", len(fr))
+// A frame larger than the parallel bound: the file is decoded as one stream instead.
+func TestZstdFramesLarge(t *testing.T) {
+	data := make([]byte, 2*maxFrame+3*chunk)
+	for i := 0; i < len(data); i += 1 << 20 {
+		data[i] = byte(i>>20) | 1
 	}
-	f.Close()
+	p := writeFrames(t, data, maxFrame+chunk)
 	img, err := Open(p)
 	if err != nil {
 		t.Fatal(err)

@@ -2,36 +2,41 @@ package diskimage
 
 import (
 	"encoding/binary"
+	"errors"
 	"io"
 	"runtime"
-	"sort"
+	"slices"
 	"sync"
 
 	"github.com/klauspost/compress/zstd"
 )
 
-// frame is one zstd frame of a file: where it lies and where its content goes.
+// skippableMagic (low 4 bits aside) starts a skippable frame.
+const skippableMagic = 0x184D2A50
+
+// frame is one zstd frame of a file: where its compressed bytes lie.
 type frame struct {
-	off, len int64 // compressed bytes in the file
-	out, n   int64 // decompressed offset and size (the frame header's Frame_Content_Size)
+	off, len int64
 }
 
+// maxFrame bounds the decompressed size of one frame decoded whole in memory for parallel
+// decoding; a file with a larger frame is decoded as one stream.
+const maxFrame = 32 << 20
+
 // scanFrames lists the frames of a zstd file by walking frame and block headers (RFC 8878
-// section 3.1), without decoding. It returns nil (decode as one stream) unless every frame
-// states its content size and every frame's content starts on a chunk boundary: only then can
-// the frames be decoded independently, each to its own place. A damaged file also gives nil:
+// section 3.1), without decoding, skipping skippable frames (pzstd writes one before each
+// frame). It returns nil (decode as one stream) for a single frame, and for a damaged file:
 // the streaming decoder then reports the damage where it is.
 func scanFrames(f io.ReaderAt, size int64) []frame {
 	pr := &peeker{r: f}
 	var frames []frame
-	var out int64
 	for off := int64(0); off < size; {
 		head, err := pr.peek(off, 4)
 		if err != nil {
 			return nil
 		}
 		magic := binary.LittleEndian.Uint32(head)
-		if magic&0xFFFFFFF0 == 0x184D2A50 { // skippable frame
+		if magic&0xFFFFFFF0 == skippableMagic {
 			h, err := pr.peek(off+4, 4)
 			if err != nil {
 				return nil
@@ -47,35 +52,19 @@ func scanFrames(f io.ReaderAt, size int64) []frame {
 			return nil
 		}
 		fhd := h[0]
+		if fhd&0x08 != 0 { // reserved bit
+			return nil
+		}
 		single := fhd&0x20 != 0
-		fcsLen := [4]int{0, 2, 4, 8}[fhd>>6]
+		fcsLen := [4]int64{0, 2, 4, 8}[fhd>>6]
 		if fhd>>6 == 0 && single {
 			fcsLen = 1
-		}
-		if fcsLen == 0 || fhd&0x08 != 0 { // no content size, or the reserved bit set
-			return nil
 		}
 		p := off + 5
 		if !single {
 			p++ // window descriptor
 		}
-		p += int64([4]int{0, 1, 2, 4}[fhd&3]) // dictionary ID
-		fb, err := pr.peek(p, fcsLen)
-		if err != nil {
-			return nil
-		}
-		var n uint64
-		switch fcsLen {
-		case 1:
-			n = uint64(fb[0])
-		case 2:
-			n = uint64(binary.LittleEndian.Uint16(fb)) + 256
-		case 4:
-			n = uint64(binary.LittleEndian.Uint32(fb))
-		case 8:
-			n = binary.LittleEndian.Uint64(fb)
-		}
-		p += int64(fcsLen)
+		p += [4]int64{0, 1, 2, 4}[fhd&3] + fcsLen // dictionary ID, content size
 		for {
 			bh, err := pr.peek(p, 3)
 			if err != nil {
@@ -97,12 +86,14 @@ func scanFrames(f io.ReaderAt, size int64) []frame {
 		if fhd&0x04 != 0 {
 			p += 4 // content checksum
 		}
-		if p > size || out%chunk != 0 || n > 1<<40 {
+		if p > size {
 			return nil
 		}
-		frames = append(frames, frame{off: off, len: p - off, out: out, n: int64(n)})
-		out += int64(n)
+		frames = append(frames, frame{off: off, len: p - off})
 		off = p
+	}
+	if len(frames) < 2 {
+		return nil
 	}
 	return frames
 }
@@ -133,78 +124,98 @@ func (p *peeker) peek(off int64, n int) ([]byte, error) {
 	return p.buf[off-p.at : off-p.at+int64(n)], nil
 }
 
-// frameError is a frame that failed to decode, with the decompressed offset it reached.
-type frameError struct {
-	at    int64
-	err   error
-	store bool // the failure was keeping the content (the spill file), not the stream
-}
+// errFrameTooLarge stops parallel decoding: a frame holds more than maxFrame bytes.
+var errFrameTooLarge = errors.New("frame larger than the parallel decoding bound")
 
-func (e *frameError) Error() string { return e.err.Error() }
-
-// decodeFrames decodes the frames on all cores, each into its place in s.
-func decodeFrames(f io.ReaderAt, frames []frame, s *store) error {
-	last := frames[len(frames)-1]
-	s.grow(last.out + last.n)
-	workers := min(runtime.GOMAXPROCS(0), len(frames))
-	next := make(chan frame)
-	var mu sync.Mutex
-	var errs []*frameError
+// decodeFrames decodes the frames on all cores, each whole into memory, and hands their
+// content to w in file order. The error is w's (its werr set) or the stream's, with w.off
+// where the content stopped.
+func decodeFrames(f io.ReaderAt, frames []frame, w *seqWriter) error {
+	type result struct {
+		data []byte
+		err  error
+	}
+	workers := runtime.GOMAXPROCS(0)
+	done := make([]chan result, len(frames))
+	for i := range done {
+		done[i] = make(chan result, 1)
+	}
+	type job struct {
+		i   int
+		buf []byte
+	}
+	jobs := make(chan job)
+	stop := make(chan struct{})
+	// A frame is decoded at most 2*workers frames ahead of the one being stored, which
+	// bounds memory to about that many frames.
+	slots := make(chan []byte, 2*workers)
+	for range 2 * workers {
+		slots <- nil
+	}
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			zr, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(1<<30))
-			if err != nil {
-				mu.Lock()
-				errs = append(errs, &frameError{err: err})
-				mu.Unlock()
-				for range next {
-				}
-				return
+			zr, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(1<<30),
+				zstd.WithDecoderMaxMemory(maxFrame))
+			if err == nil {
+				defer zr.Close()
 			}
-			defer zr.Close()
-			for fr := range next {
-				if err := decodeFrame(zr, f, fr, s); err != nil {
-					mu.Lock()
-					errs = append(errs, err)
-					mu.Unlock()
+			var comp []byte
+			for j := range jobs {
+				i, buf := j.i, j.buf
+				if err != nil {
+					done[i] <- result{nil, err}
+					continue
 				}
+				fr := frames[i]
+				comp = slices.Grow(comp[:0], int(fr.len))[:fr.len]
+				if _, rerr := f.ReadAt(comp, fr.off); rerr != nil {
+					done[i] <- result{buf, rerr}
+					continue
+				}
+				out, derr := zr.DecodeAll(comp, buf[:0])
+				if errors.Is(derr, zstd.ErrDecoderSizeExceeded) || errors.Is(derr, zstd.ErrWindowSizeExceeded) {
+					derr = errFrameTooLarge
+				}
+				done[i] <- result{out, derr}
 			}
 		}()
 	}
-	for _, fr := range frames {
-		next <- fr
+	// Slots are taken in frame order, here, so the frame the consumer waits for always has one.
+	go func() {
+		defer close(jobs)
+		for i := range frames {
+			var buf []byte
+			select {
+			case buf = <-slots:
+			case <-stop:
+				return
+			}
+			select {
+			case jobs <- job{i, buf}:
+			case <-stop:
+				return
+			}
+		}
+	}()
+	var err error
+	for i := range frames {
+		r := <-done[i]
+		if r.err == nil {
+			_, r.err = w.Write(r.data)
+		}
+		slots <- r.data
+		if r.err != nil {
+			err = r.err
+			break
+		}
 	}
-	close(next)
+	close(stop)
 	wg.Wait()
-	if len(errs) == 0 {
-		return nil
-	}
-	// The first damage in the image is the one to report.
-	sort.Slice(errs, func(i, j int) bool { return errs[i].at < errs[j].at })
-	return errs[0]
-}
-
-// decodeFrame decodes one frame to its place, checking that it holds the size it states.
-func decodeFrame(zr *zstd.Decoder, f io.ReaderAt, fr frame, s *store) *frameError {
-	if err := zr.Reset(io.NewSectionReader(f, fr.off, fr.len)); err != nil {
-		return &frameError{at: fr.out, err: err}
-	}
-	w := &seqWriter{s: s, off: fr.out}
-	_, err := zr.WriteTo(w)
 	if err == nil {
 		err = w.flush()
 	}
-	if err == nil && w.off-fr.out != fr.n {
-		err = io.ErrUnexpectedEOF
-	}
-	if w.werr != nil {
-		return &frameError{at: w.off, err: w.werr, store: true}
-	}
-	if err != nil {
-		return &frameError{at: w.off, err: err}
-	}
-	return nil
+	return err
 }
