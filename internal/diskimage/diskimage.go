@@ -1,26 +1,31 @@
 // Package diskimage opens a disk image, raw or zstd-compressed, as an io.ReaderAt.
 //
-// A compressed image is decompressed once at Open: into memory while it is small, otherwise
-// into an unlinked temporary file in which runs of zero bytes are skipped with seeks rather than
-// written, so a mostly empty 6 GiB image stays a sparse file of a few hundred MB.
+// A compressed image is decompressed once at Open, straight from the decoder's output (no
+// intermediate copy), and only the parts that are not zero are kept: file-system images are
+// mostly zeros, so a 64 MiB fixture keeps a few hundred KiB. The non-zero 4 KiB chunks stay in
+// memory up to MemoryLimit bytes; past that they move to an unlinked sparse temporary file, in
+// which zero chunks are holes, so a mostly empty 6 GiB image costs a few hundred MB of disk and
+// little memory. A file of several zstd frames (pzstd writes them; `zstd` writes one) is
+// decompressed frame by frame on all cores.
 package diskimage
 
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 
-	"github.com/ext3replay/ext3replay/internal/sparse"
 	"github.com/klauspost/compress/zstd"
 )
 
 // zstdMagic starts every zstd frame.
 var zstdMagic = []byte{0x28, 0xB5, 0x2F, 0xFD}
 
-// MemoryLimit is the decompressed size up to which a compressed image is kept in memory.
+// MemoryLimit is how many bytes of non-zero content a decompressed image keeps in memory
+// before it moves them to a temporary file.
 var MemoryLimit int64 = 64 << 20
 
 // Image is an opened disk image.
@@ -45,7 +50,7 @@ func Open(path string) (*Image, error) {
 		f.Close()
 		return nil, fmt.Errorf("diskimage: %s: %w", path, err)
 	}
-	if n < 4 || !bytes.Equal(head[:], zstdMagic) {
+	if n < 4 || !isZstd(f, head) {
 		st, err := f.Stat()
 		if err != nil {
 			f.Close()
@@ -61,63 +66,139 @@ func Open(path string) (*Image, error) {
 	return img, nil
 }
 
-func decompress(f *os.File, path string) (*Image, error) {
-	zr, err := zstd.NewReader(bufio.NewReaderSize(f, 1<<20), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(1<<30))
-	if err != nil {
-		return nil, err
+// isZstd reports whether a file starting with head is zstd: a frame, or skippable frames
+// (pzstd starts with one) followed by a frame.
+func isZstd(f io.ReaderAt, head [4]byte) bool {
+	var off int64
+	for range 16 {
+		if bytes.Equal(head[:], zstdMagic) {
+			return true
+		}
+		if binary.LittleEndian.Uint32(head[:])&0xFFFFFFF0 != skippableMagic {
+			return false
+		}
+		var size [4]byte
+		if _, err := f.ReadAt(size[:], off+4); err != nil {
+			return false
+		}
+		off += 8 + int64(binary.LittleEndian.Uint32(size[:]))
+		if _, err := f.ReadAt(head[:], off); err != nil {
+			return false
+		}
 	}
-	defer zr.Close()
-	// The error of a damaged or cut stream names how far decompression got, and the file size,
-	// so a truncated copy is recognisable as one.
+	return false
+}
+
+func decompress(f *os.File, path string) (*Image, error) {
 	var fileSize int64
 	if st, err := f.Stat(); err == nil {
 		fileSize = st.Size()
 	}
-	cr := &countReader{r: zr}
-	zerr := func(err error) error {
-		return fmt.Errorf("zstd stream (%d bytes on disk) damaged or cut short after %d decompressed bytes: %w", fileSize, cr.n, err)
+	// The error of a damaged or cut stream names how far decompression got, and the file size,
+	// so a truncated copy is recognisable as one.
+	zerr := func(n int64, err error) error {
+		return fmt.Errorf("zstd stream (%d bytes on disk) damaged or cut short after %d decompressed bytes: %w", fileSize, n, err)
 	}
-	// Small images: memory.
-	var mem bytes.Buffer
-	n, err := io.CopyN(&mem, cr, MemoryLimit+1)
-	if err != nil && err != io.EOF {
-		return nil, zerr(err)
-	}
-	if n <= MemoryLimit {
-		b := mem.Bytes()
-		return &Image{r: bytes.NewReader(b), size: int64(len(b)), path: path, Compressed: true}, nil
-	}
-	// Large images: a sparse, already unlinked temporary file.
-	tmp, err := os.CreateTemp("", "ext3replay-image-*.raw")
-	if err != nil {
-		return nil, err
-	}
-	os.Remove(tmp.Name())
-	size, err := sparse.Copy(tmp, io.MultiReader(&mem, cr), nil)
-	if err == nil {
-		err = tmp.Truncate(size) // materialise a trailing zero run
-	}
-	if err != nil {
-		tmp.Close()
-		var re *sparse.ReadError
-		if errors.As(err, &re) {
-			return nil, zerr(re.Err)
+	s := &store{limit: MemoryLimit}
+	defer func() { s.abort() }()
+	w := &seqWriter{s: s}
+	done := false
+	if frames := scanFrames(f, fileSize); frames != nil {
+		err := decodeFrames(f, frames, w)
+		switch {
+		case w.werr != nil:
+			return nil, w.werr
+		case errors.Is(err, errFrameTooLarge):
+			// Start again as one stream.
+			s.abort()
+			s = &store{limit: MemoryLimit}
+			w = &seqWriter{s: s}
+		case err != nil:
+			return nil, zerr(w.off, err)
+		default:
+			done = true
 		}
-		return nil, fmt.Errorf("decompressing to %s: %w", os.TempDir(), err)
 	}
-	return &Image{r: tmp, size: size, f: tmp, path: path, Compressed: true}, nil
+	if !done {
+		zr, err := zstd.NewReader(bufio.NewReaderSize(f, 1<<20), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(1<<30))
+		if err != nil {
+			return nil, err
+		}
+		defer zr.Close()
+		// WriteTo hands over the decoder's own output buffers: nothing is copied but the
+		// non-zero chunks kept.
+		if _, err := zr.WriteTo(w); err != nil {
+			if w.werr != nil {
+				return nil, w.werr
+			}
+			return nil, zerr(w.off, err)
+		}
+		if err := w.flush(); err != nil {
+			return nil, err
+		}
+	}
+	img := &Image{r: s, size: s.size, f: s.file, path: path, Compressed: true}
+	if s.file != nil {
+		if err := s.file.Truncate(s.size); err != nil { // materialise a trailing zero run
+			return nil, fmt.Errorf("decompressing to %s: %w", os.TempDir(), err)
+		}
+		img.r = s.file
+	}
+	s.file = nil // now owned by img
+	return img, nil
 }
 
-// countReader counts the bytes read through it.
-type countReader struct {
-	r io.Reader
-	n int64
+// seqWriter receives a stream in order and hands the store whole chunks.
+type seqWriter struct {
+	s    *store
+	off  int64 // bytes received
+	part []byte
+	werr error // a failure of the store (the spill file), as opposed to the stream
 }
 
-func (c *countReader) Read(p []byte) (int, error) {
-	k, err := c.r.Read(p)
-	c.n += int64(k)
-	return k, err
+func (w *seqWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	if len(w.part) > 0 {
+		k := min(chunk-len(w.part), len(p))
+		w.part = append(w.part, p[:k]...)
+		p = p[k:]
+		if len(w.part) == chunk {
+			if err := w.s.put(w.off-int64(len(w.part))+int64(k), w.part); err != nil {
+				w.werr = err
+				return 0, err
+			}
+			w.part = w.part[:0]
+		}
+		w.off += int64(k)
+	}
+	whole := len(p) &^ (chunk - 1)
+	if whole > 0 {
+		if err := w.s.put(w.off, p[:whole]); err != nil {
+			w.werr = err
+			return 0, err
+		}
+		w.off += int64(whole)
+	}
+	if rest := p[whole:]; len(rest) > 0 {
+		if w.part == nil {
+			w.part = make([]byte, 0, chunk)
+		}
+		w.part = append(w.part, rest...)
+		w.off += int64(len(rest))
+	}
+	return n, nil
+}
+
+// flush stores the last, partial chunk and sets the image size.
+func (w *seqWriter) flush() error {
+	w.s.grow(w.off)
+	if len(w.part) > 0 {
+		if err := w.s.put(w.off-int64(len(w.part)), w.part); err != nil {
+			w.werr = err
+			return err
+		}
+	}
+	return nil
 }
 
 // ReadAt reads from the (decompressed) image.

@@ -54,6 +54,9 @@ type dmLogReader struct {
 	discSector, discLeft uint64
 	err                  error
 	compressed           bool
+	// alloc, when set (by ReadAhead), gives the buffer a payload of n bytes
+	// is read into, or nil to use the reader's own.
+	alloc func(n int) []byte
 }
 
 func newDMLogReader(r io.Reader, name string) (*dmLogReader, error) {
@@ -215,6 +218,12 @@ func (dr *dmLogReader) readEntry() error {
 
 // readData reads n bytes, growing the buffer only as data arrives.
 func (dr *dmLogReader) readData(n int) ([]byte, error) {
+	if dr.alloc != nil {
+		if p := dr.alloc(n); p != nil {
+			_, err := io.ReadFull(dr.r, p)
+			return p, err
+		}
+	}
 	if n <= cap(dr.buf) {
 		dr.buf = dr.buf[:n]
 		_, err := io.ReadFull(dr.r, dr.buf)

@@ -78,7 +78,8 @@ func ReadAhead(r Reader) Reader {
 	if nr, ok := inner.(*nativeReader); ok && nr.err == nil {
 		go ra.native(nr)
 	} else {
-		go ra.copying()
+		dr, _ := inner.(*dmLogReader)
+		go ra.copying(dr)
 	}
 	return ra
 }
@@ -220,12 +221,37 @@ func (ra *readAhead) native(nr *nativeReader) {
 }
 
 // copying fills batches from any Reader, copying each payload into the
-// batch's buffer (Data is only valid until the reader's next call).
-func (ra *readAhead) copying() {
+// batch's buffer (Data is only valid until the reader's next call). A
+// dm-log-writes reader, dr if not nil, reads payloads straight into the
+// batch's buffer instead, so they are not copied again.
+func (ra *readAhead) copying(dr *dmLogReader) {
 	defer close(ra.done)
 	defer close(ra.out)
 	cur := ra.newBatch()
-	var buf []byte // cur's payload buffer, filled up to len
+	var buf []byte    // cur's payload buffer, filled up to len
+	var placed []byte // the payload dr last read into buf, until its record comes out
+	// room returns n bytes at the end of buf, starting a new buffer if needed.
+	room := func(n int) []byte {
+		if len(buf)+n > cap(buf) {
+			if len(buf) > 0 {
+				cur.bufs = append(cur.bufs, buf)
+			}
+			ra.grow(n)
+			buf = ra.buffer(n)[:0]
+		}
+		k := len(buf)
+		buf = buf[:k+n]
+		return buf[k : k+n : k+n]
+	}
+	if dr != nil {
+		dr.alloc = func(n int) []byte {
+			if n > readAheadBuf/4 {
+				return nil // a buffer of its own: the reader's, and copied
+			}
+			placed = room(n)
+			return placed
+		}
+	}
 	for {
 		rec, err := ra.r.Next()
 		if err != nil {
@@ -235,19 +261,18 @@ func (ra *readAhead) copying() {
 			return
 		}
 		if len(rec.Data) > 0 {
-			if len(buf)+len(rec.Data) > cap(buf) {
-				if len(buf) > 0 {
-					cur.bufs = append(cur.bufs, buf)
-				}
-				ra.grow(len(rec.Data))
-				buf = ra.buffer(len(rec.Data))[:0]
+			if len(placed) > 0 && &rec.Data[0] == &placed[0] {
+				placed = nil
+			} else {
+				p := room(len(rec.Data))
+				copy(p, rec.Data)
+				rec.Data = p
 			}
-			n := len(buf)
-			buf = append(buf, rec.Data...)
-			rec.Data = buf[n:len(buf):len(buf)]
 		}
 		cur.recs = append(cur.recs, rec)
-		if len(cur.recs) == readAheadRecords || len(buf) >= ra.size/2 {
+		// Not while a payload read into buf awaits its record (a write after
+		// its preflush): buf must stay with the batch that record goes to.
+		if placed == nil && (len(cur.recs) == readAheadRecords || len(buf) >= ra.size/2) {
 			cur.bufs = append(cur.bufs, buf)
 			buf = nil
 			if !ra.send(cur) {

@@ -160,6 +160,7 @@ func NewReader(r io.Reader, name string) (Reader, error) {
 		nr.compressed = dec != nil
 		return nr, nil
 	case FormatDMLogWrites:
+		win.direct = true
 		dr, err := newDMLogReader(win, name)
 		if err != nil {
 			return fail(err)
@@ -199,6 +200,10 @@ type window struct {
 	// n is the size wanted; the new buffer must be longer than the pending
 	// bytes (fill swaps again if it is still shorter than n).
 	swap func(old []byte, n int) []byte
+	// direct, once the buffered bytes are consumed, passes reads straight to
+	// src: a reader that reads whole payloads (dm-log-writes) then gets them
+	// from the decoder without a copy through buf.
+	direct bool
 }
 
 // windowSize is the initial window; it grows to hold the largest record.
@@ -253,8 +258,8 @@ func (b *window) Read(p []byte) (int, error) {
 		if b.err != nil {
 			return 0, b.err
 		}
-		if len(p) >= len(b.buf) {
-			return b.src.Read(p) // large read: skip the copy
+		if b.direct || len(p) >= len(b.buf) {
+			return b.src.Read(p) // skip the copy
 		}
 		if err := b.fill(1); err != nil {
 			return 0, err

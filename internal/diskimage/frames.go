@@ -1,0 +1,221 @@
+package diskimage
+
+import (
+	"encoding/binary"
+	"errors"
+	"io"
+	"runtime"
+	"slices"
+	"sync"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// skippableMagic (low 4 bits aside) starts a skippable frame.
+const skippableMagic = 0x184D2A50
+
+// frame is one zstd frame of a file: where its compressed bytes lie.
+type frame struct {
+	off, len int64
+}
+
+// maxFrame bounds the decompressed size of one frame decoded whole in memory for parallel
+// decoding; a file with a larger frame is decoded as one stream.
+const maxFrame = 32 << 20
+
+// scanFrames lists the frames of a zstd file by walking frame and block headers (RFC 8878
+// section 3.1), without decoding, skipping skippable frames (pzstd writes one before each
+// frame). It returns nil (decode as one stream) for a single frame, and for a damaged file:
+// the streaming decoder then reports the damage where it is.
+func scanFrames(f io.ReaderAt, size int64) []frame {
+	pr := &peeker{r: f}
+	var frames []frame
+	for off := int64(0); off < size; {
+		head, err := pr.peek(off, 4)
+		if err != nil {
+			return nil
+		}
+		magic := binary.LittleEndian.Uint32(head)
+		if magic&0xFFFFFFF0 == skippableMagic {
+			h, err := pr.peek(off+4, 4)
+			if err != nil {
+				return nil
+			}
+			off += 8 + int64(binary.LittleEndian.Uint32(h))
+			continue
+		}
+		if magic != 0xFD2FB528 {
+			return nil
+		}
+		h, err := pr.peek(off+4, 1)
+		if err != nil {
+			return nil
+		}
+		fhd := h[0]
+		if fhd&0x08 != 0 { // reserved bit
+			return nil
+		}
+		single := fhd&0x20 != 0
+		fcsLen := [4]int64{0, 2, 4, 8}[fhd>>6]
+		if fhd>>6 == 0 && single {
+			fcsLen = 1
+		}
+		p := off + 5
+		if !single {
+			p++ // window descriptor
+		}
+		p += [4]int64{0, 1, 2, 4}[fhd&3] + fcsLen // dictionary ID, content size
+		for {
+			bh, err := pr.peek(p, 3)
+			if err != nil {
+				return nil
+			}
+			v := uint32(bh[0]) | uint32(bh[1])<<8 | uint32(bh[2])<<16
+			last, typ, bsize := v&1 != 0, (v>>1)&3, int64(v>>3)
+			switch typ {
+			case 1: // RLE: one byte stands for bsize
+				bsize = 1
+			case 3:
+				return nil
+			}
+			p += 3 + bsize
+			if last {
+				break
+			}
+		}
+		if fhd&0x04 != 0 {
+			p += 4 // content checksum
+		}
+		if p > size {
+			return nil
+		}
+		frames = append(frames, frame{off: off, len: p - off})
+		off = p
+	}
+	if len(frames) < 2 {
+		return nil
+	}
+	return frames
+}
+
+// peeker serves small reads at increasing offsets from 64 KiB reads of the file, so walking
+// the block headers of a well-compressed image costs few system calls.
+type peeker struct {
+	r   io.ReaderAt
+	buf []byte
+	at  int64
+}
+
+func (p *peeker) peek(off int64, n int) ([]byte, error) {
+	if off < p.at || off+int64(n) > p.at+int64(len(p.buf)) {
+		if p.buf == nil {
+			p.buf = make([]byte, 64<<10)
+		}
+		p.buf = p.buf[:cap(p.buf)]
+		k, err := p.r.ReadAt(p.buf, off)
+		p.buf, p.at = p.buf[:k], off
+		if k < n {
+			if err == nil || err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+	}
+	return p.buf[off-p.at : off-p.at+int64(n)], nil
+}
+
+// errFrameTooLarge stops parallel decoding: a frame holds more than maxFrame bytes.
+var errFrameTooLarge = errors.New("frame larger than the parallel decoding bound")
+
+// decodeFrames decodes the frames on all cores, each whole into memory, and hands their
+// content to w in file order. The error is w's (its werr set) or the stream's, with w.off
+// where the content stopped.
+func decodeFrames(f io.ReaderAt, frames []frame, w *seqWriter) error {
+	type result struct {
+		data []byte
+		err  error
+	}
+	workers := runtime.GOMAXPROCS(0)
+	done := make([]chan result, len(frames))
+	for i := range done {
+		done[i] = make(chan result, 1)
+	}
+	type job struct {
+		i   int
+		buf []byte
+	}
+	jobs := make(chan job)
+	stop := make(chan struct{})
+	// A frame is decoded at most 2*workers frames ahead of the one being stored, which
+	// bounds memory to about that many frames.
+	slots := make(chan []byte, 2*workers)
+	for range 2 * workers {
+		slots <- nil
+	}
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			zr, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(1<<30),
+				zstd.WithDecoderMaxMemory(maxFrame))
+			if err == nil {
+				defer zr.Close()
+			}
+			var comp []byte
+			for j := range jobs {
+				i, buf := j.i, j.buf
+				if err != nil {
+					done[i] <- result{nil, err}
+					continue
+				}
+				fr := frames[i]
+				comp = slices.Grow(comp[:0], int(fr.len))[:fr.len]
+				if _, rerr := f.ReadAt(comp, fr.off); rerr != nil {
+					done[i] <- result{buf, rerr}
+					continue
+				}
+				out, derr := zr.DecodeAll(comp, buf[:0])
+				if errors.Is(derr, zstd.ErrDecoderSizeExceeded) || errors.Is(derr, zstd.ErrWindowSizeExceeded) {
+					derr = errFrameTooLarge
+				}
+				done[i] <- result{out, derr}
+			}
+		}()
+	}
+	// Slots are taken in frame order, here, so the frame the consumer waits for always has one.
+	go func() {
+		defer close(jobs)
+		for i := range frames {
+			var buf []byte
+			select {
+			case buf = <-slots:
+			case <-stop:
+				return
+			}
+			select {
+			case jobs <- job{i, buf}:
+			case <-stop:
+				return
+			}
+		}
+	}()
+	var err error
+	for i := range frames {
+		r := <-done[i]
+		if r.err == nil {
+			_, r.err = w.Write(r.data)
+		}
+		slots <- r.data
+		if r.err != nil {
+			err = r.err
+			break
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if err == nil {
+		err = w.flush()
+	}
+	return err
+}

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Opening a zstd-compressed image: `ext3replay blocks IMAGE.zst 0` (open, decompress, read the
+# superblock, build the block index) against the same command on the raw image and against
+# `zstd -dc IMAGE.zst >/dev/null` (the C decoder alone), in alternating rounds of the same run;
+# medians, their ratios, and peak RSS. Images: a committed fixture (64 MiB, one frame) and, when
+# scripts/bench-index.sh has made it, the 6 GiB / 100,000-file image compressed with zstd (one
+# frame) and with pzstd (several frames: decoded in parallel).
+# Usage: scripts/bench-image.sh [ROUNDS]   (default 7)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds="${1:-7}"
+cache="${EXT3REPLAY_BENCH_DIR:-/tmp/ext3replay-bench}"
+mkdir -p "$cache" bin
+BIN="${EXT3REPLAY_BIN:-$PWD/bin/ext3replay}"
+[ -x "$BIN" ] || go build -o "$BIN" ./cmd/ext3replay
+command -v zstd >/dev/null || { echo "bench-image: zstd not installed; skipped"; exit 0; }
+
+fixture=fixtures/real/basic-ext3-4k/image.raw.zst
+zstd -q -d -f -c "$fixture" >"$cache/fixture.raw"
+big="$cache/index-6g-ext3.img"
+if [ -s "$big" ]; then
+	[ -s "$big.zst" ] || zstd -q -1 -T0 -f "$big" -o "$big.zst"
+	if command -v pzstd >/dev/null && [ ! -s "$big.pzst" ]; then pzstd -q -1 -f "$big" -o "$big.pzst"; fi
+fi
+
+# run CMD...: "<wall s> <peak RSS KiB>" of one run, output discarded.
+run() {
+	local t0 t1
+	t0=$(date +%s%N)
+	/usr/bin/time -f '%M' -o "$cache/time.out" "$@" >/dev/null 2>"$cache/err.out" || { cat "$cache/err.out" >&2; exit 1; }
+	t1=$(date +%s%N)
+	echo "$(( (t1 - t0) / 1000 ))e-6 $(tail -1 "$cache/time.out")"
+}
+median() { sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+
+# case NAME ZST RAW: alternating rounds of zstd -dc, blocks on ZST, blocks on RAW.
+bench_case() {
+	local name="$1" zst="$2" raw="$3" out="$cache/image-$1.times"
+	: >"$out"
+	cat "$zst" >/dev/null
+	for _ in $(seq "$rounds"); do
+		echo "zstd $(run zstd -q -d -c "$zst")" >>"$out"
+		echo "zst $(run "$BIN" blocks "$zst" 0)" >>"$out"
+		echo "raw $(run "$BIN" blocks "$raw" 0)" >>"$out"
+	done
+	local z c r zm cm rm
+	z=$(awk '$1 == "zstd" {print $2}' "$out" | median)
+	c=$(awk '$1 == "zst" {print $2}' "$out" | median)
+	r=$(awk '$1 == "raw" {print $2}' "$out" | median)
+	zm=$(awk '$1 == "zstd" {print $3}' "$out" | median)
+	cm=$(awk '$1 == "zst" {print $3}' "$out" | median)
+	rm=$(awk '$1 == "raw" {print $3}' "$out" | median)
+	awk -v n="$name" -v z="$z" -v c="$c" -v r="$r" -v zm="$zm" -v cm="$cm" -v rm="$rm" -v k="$rounds" 'BEGIN {
+		printf "image %s (median of %d alternating rounds)\n", n, k
+		printf "  zstd -dc:            %7.3f s  %6.1f MiB\n", z, zm / 1024
+		printf "  blocks IMAGE.zst 0:  %7.3f s  %6.1f MiB\n", c, cm / 1024
+		printf "  blocks IMAGE 0:      %7.3f s  %6.1f MiB\n", r, rm / 1024
+		printf "  .zst / zstd -dc = %.2fx   .zst / raw = %.2fx\n", c / z, c / r
+	}'
+}
+
+echo "# bench-image $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) cores"
+bench_case "fixture 64 MiB (basic-ext3-4k)" "$fixture" "$cache/fixture.raw"
+if [ -s "$big.zst" ]; then
+	bench_case "6 GiB, 100,000 files, zstd (1 frame)" "$big.zst" "$big"
+fi
+if [ -s "$big.pzst" ]; then
+	bench_case "6 GiB, 100,000 files, pzstd ($(zstd -lv "$big.pzst" 2>/dev/null | awk '/Number of frames|Frames:/ {print $NF; exit}') frames)" "$big.pzst" "$big"
+fi
