@@ -18,9 +18,6 @@ type Names struct {
 	more  map[uint32][]Link
 }
 
-// NewNames returns an empty name table.
-func NewNames() *Names { return newNamesSized(0) }
-
 func newNamesSized(n int) *Names {
 	return &Names{first: make(map[uint32]Link, n), more: make(map[uint32][]Link)}
 }
