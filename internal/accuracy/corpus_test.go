@@ -2,19 +2,16 @@ package accuracy
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
 
-	"github.com/ext3replay/ext3replay/pkg/blklog"
+	"github.com/ext3replay/ext3replay/internal/scenario"
 	"github.com/ext3replay/ext3replay/pkg/ext3fs"
 	"github.com/ext3replay/ext3replay/pkg/ops"
-	"github.com/klauspost/compress/zstd"
 )
 
 // The committed corpus is checked against itself, independently of the analyzer:
@@ -31,71 +28,18 @@ func corpusDir() string {
 	return "../../fixtures/real"
 }
 
-type memDisk []byte
-
-func (m memDisk) WriteAt(p []byte, off int64) (int, error) {
-	if off < 0 || off+int64(len(p)) > int64(len(m)) {
-		return 0, fmt.Errorf("write of %d bytes at %d beyond the %d-byte disk", len(p), off, len(m))
-	}
-	return copy(m[off:], p), nil
-}
-
-func (m memDisk) ReadAt(p []byte, off int64) (int, error) {
-	if off < 0 || off >= int64(len(m)) {
-		return 0, io.EOF
-	}
-	n := copy(p, m[off:])
-	if n < len(p) {
-		return n, io.EOF
-	}
-	return n, nil
-}
-
-func loadImage(t *testing.T, path string) memDisk {
+func replay(t *testing.T, base scenario.Disk, logPath string) (scenario.Disk, int) {
 	t.Helper()
-	f, err := os.Open(path)
+	disk := append(scenario.Disk(nil), base...)
+	n, err := scenario.Apply(disk, logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	zr, err := zstd.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer zr.Close()
-	b, err := io.ReadAll(zr)
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	return b
-}
-
-func replay(t *testing.T, base memDisk, logPath string) (memDisk, int) {
-	t.Helper()
-	disk := append(memDisk(nil), base...)
-	r, err := blklog.Open(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	n := 0
-	for {
-		rec, err := r.Next()
-		if errors.Is(err, io.EOF) {
-			return disk, n
-		}
-		if err != nil {
-			t.Fatalf("%s: %v", logPath, err)
-		}
-		if err := blklog.Apply(&rec, disk); err != nil {
-			t.Fatalf("%s: %v", logPath, err)
-		}
-		n++
-	}
+	return disk, n
 }
 
 // tree lists every name of the file system with its type ("d", "f", "l", ...).
-func tree(t *testing.T, disk memDisk, what string) map[string]string {
+func tree(t *testing.T, disk scenario.Disk, what string) map[string]string {
 	t.Helper()
 	// The tree after journal recovery, as the next mount sees it (a disk left by a power cut, or
 	// the starting image of the boot after one).
@@ -215,8 +159,11 @@ func TestCorpus(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			base := loadImage(t, filepath.Join(dir, "image.raw.zst"))
-			var finals []memDisk
+			base, err := scenario.StartImage(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var finals []scenario.Disk
 			for _, ln := range []string{"io.log.zst", "writes.lwlog.zst"} {
 				p := filepath.Join(dir, ln)
 				if _, err := os.Stat(p); err != nil {

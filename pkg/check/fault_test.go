@@ -13,21 +13,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ext3replay/ext3replay/internal/diskimage"
+	"github.com/ext3replay/ext3replay/internal/scenario"
 	"github.com/ext3replay/ext3replay/pkg/blklog"
 	"github.com/ext3replay/ext3replay/pkg/ext3fs"
 	"github.com/ext3replay/ext3replay/pkg/resolver"
 )
-
-type memDisk []byte
-
-func (d memDisk) WriteAt(p []byte, off int64) (int, error) { return copy(d[off:], p), nil }
-func (d memDisk) ReadAt(p []byte, off int64) (int, error) {
-	if off >= int64(len(d)) {
-		return 0, io.EOF
-	}
-	return copy(p, d[off:]), nil
-}
 
 type sliceLog struct {
 	recs []blklog.Record
@@ -45,15 +35,10 @@ func (s *sliceLog) Next() (blklog.Record, error) {
 }
 
 // capture is a real capture in memory: its image and its records.
-func capture(t *testing.T, dir string) (memDisk, []blklog.Record) {
+func capture(t *testing.T, dir string) (scenario.Disk, []blklog.Record) {
 	t.Helper()
-	img, err := diskimage.Open(filepath.Join(dir, "image.raw.zst"))
+	disk, err := scenario.StartImage(dir)
 	if err != nil {
-		t.Fatal(err)
-	}
-	defer img.Close()
-	disk := make(memDisk, img.Size())
-	if _, err := img.ReadAt(disk, 0); err != nil && err != io.EOF {
 		t.Fatal(err)
 	}
 	lr, err := blklog.Open(filepath.Join(dir, "writes.lwlog.zst"))
@@ -76,9 +61,9 @@ func capture(t *testing.T, dir string) (memDisk, []blklog.Record) {
 	return disk, recs
 }
 
-func final(t *testing.T, disk memDisk, recs []blklog.Record) memDisk {
+func final(t *testing.T, disk scenario.Disk, recs []blklog.Record) scenario.Disk {
 	t.Helper()
-	d := memDisk(bytes.Clone(disk))
+	d := scenario.Disk(bytes.Clone(disk))
 	for i := range recs {
 		if err := blklog.Apply(&recs[i], d); err != nil {
 			t.Fatal(err)
@@ -109,7 +94,7 @@ var (
 // e2fsckNames runs e2fsck -fn on the image and returns what each problem names: blocks of
 // bitmap differences, inodes, groups (the superblock's totals, which check leaves to e2fsck,
 // are left out).
-func e2fsckNames(t *testing.T, img memDisk) (blocks, inodes, groups []uint64, out string) {
+func e2fsckNames(t *testing.T, img scenario.Disk) (blocks, inodes, groups []uint64, out string) {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "final.img")
 	if err := os.WriteFile(p, img, 0o644); err != nil {
@@ -343,7 +328,7 @@ func TestInjectedJournalFault(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	view := make(memDisk, len(disk))
+	view := make(scenario.Disk, len(disk))
 	if _, err := c2.ReadAt(view, 0); err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,8 @@ package check
 import (
 	"os/exec"
 	"testing"
+
+	"github.com/ext3replay/ext3replay/internal/scenario"
 )
 
 // TestUBootReplace: U-Boot 2023.01 replacing a file leaves a window in which recovery gives a
@@ -44,7 +46,7 @@ func TestUBootReplace(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	view := make(memDisk, len(disk))
+	view := make(scenario.Disk, len(disk))
 	if _, err := c.ReadAt(view, 0); err != nil {
 		t.Fatal(err)
 	}

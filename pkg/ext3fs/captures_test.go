@@ -1,17 +1,13 @@
 package ext3fs_test
 
 import (
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
 	"testing"
 
-	"github.com/ext3replay/ext3replay/internal/diskimage"
 	"github.com/ext3replay/ext3replay/internal/scenario"
-	"github.com/ext3replay/ext3replay/pkg/blklog"
 	"github.com/ext3replay/ext3replay/pkg/ext3fs"
 	"github.com/ext3replay/ext3replay/pkg/ext3fs/ext3fstest"
 )
@@ -20,31 +16,9 @@ import (
 // its starting image) to a temporary file.
 func replayCapture(t *testing.T, dir string) string {
 	t.Helper()
-	img, err := diskimage.Open(filepath.Join(dir, "image.raw.zst"))
+	disk, err := scenario.FinalDisk(dir, "writes.lwlog.zst")
 	if err != nil {
 		t.Fatal(err)
-	}
-	defer img.Close()
-	disk := make(memDisk, img.Size())
-	if _, err := img.ReadAt(disk, 0); err != nil && err != io.EOF {
-		t.Fatal(err)
-	}
-	lr, err := blklog.Open(filepath.Join(dir, "writes.lwlog.zst"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lr.Close()
-	for {
-		rec, err := lr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := blklog.Apply(&rec, disk); err != nil {
-			t.Fatal(err)
-		}
 	}
 	final := filepath.Join(t.TempDir(), "final.img")
 	if err := os.WriteFile(final, disk, 0o644); err != nil {

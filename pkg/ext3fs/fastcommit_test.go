@@ -2,17 +2,13 @@ package ext3fs_test
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
-	"github.com/ext3replay/ext3replay/internal/diskimage"
-	"github.com/ext3replay/ext3replay/pkg/blklog"
 	"github.com/ext3replay/ext3replay/pkg/ext3fs"
 	"github.com/ext3replay/ext3replay/pkg/ext3fs/ext3fstest"
 )
@@ -206,36 +202,7 @@ func fcCapture(t *testing.T, name string) (string, *ext3fs.FS, *ext3fs.JournalSu
 	if _, err := os.Stat(filepath.Join(dir, "writes.lwlog.zst")); err != nil {
 		t.Skipf("fixture %s not present", name)
 	}
-	img, err := diskimage.Open(filepath.Join(dir, "image.raw.zst"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer img.Close()
-	disk := make(memDisk, img.Size())
-	if _, err := img.ReadAt(disk, 0); err != nil && err != io.EOF {
-		t.Fatal(err)
-	}
-	lr, err := blklog.Open(filepath.Join(dir, "writes.lwlog.zst"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lr.Close()
-	for {
-		rec, err := lr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := blklog.Apply(&rec, disk); err != nil {
-			t.Fatal(err)
-		}
-	}
-	final := filepath.Join(t.TempDir(), "final.img")
-	if err := os.WriteFile(final, disk, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	final := replayCapture(t, dir)
 	fsys := ext3fstest.Open(t, final)
 	if fsys.SB.FeatureCompat&ext3fs.CompatFastCommit == 0 {
 		t.Fatal("fixture without fast_commit")
@@ -339,15 +306,6 @@ func fcLine(r ext3fs.FCRecord) string {
 		return fmt.Sprintf("tag %s, features 0x%x, tid %d", r.Tag, r.Features, r.TID)
 	}
 	return "tag " + r.Tag.String()
-}
-
-type memDisk []byte
-
-func (m memDisk) WriteAt(p []byte, off int64) (int, error) {
-	if off < 0 || off+int64(len(p)) > int64(len(m)) {
-		return 0, fmt.Errorf("write of %d bytes at %d beyond the %d-byte disk", len(p), off, len(m))
-	}
-	return copy(m[off:], p), nil
 }
 
 // TestFastCommitCrashCapture: the power-cut capture ends right after fsyncs that reached only the

@@ -7,14 +7,10 @@
 package main
 
 import (
-	"errors"
 	"fmt"
-	"io"
 	"os"
-	"path/filepath"
 
-	"github.com/ext3replay/ext3replay/pkg/blklog"
-	"github.com/klauspost/compress/zstd"
+	"github.com/ext3replay/ext3replay/internal/scenario"
 )
 
 func main() {
@@ -29,43 +25,9 @@ func main() {
 }
 
 func run(dir, out string) error {
-	in, err := os.Open(filepath.Join(dir, "image.raw.zst"))
+	d, err := scenario.FinalDisk(dir, "io.log.zst")
 	if err != nil {
 		return err
 	}
-	defer in.Close()
-	zr, err := zstd.NewReader(in)
-	if err != nil {
-		return err
-	}
-	defer zr.Close()
-	f, err := os.Create(out)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, zr); err != nil {
-		f.Close()
-		return fmt.Errorf("%s: %w", in.Name(), err)
-	}
-	r, err := blklog.Open(filepath.Join(dir, "io.log.zst"))
-	if err != nil {
-		f.Close()
-		return err
-	}
-	defer r.Close()
-	for {
-		rec, err := r.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			f.Close()
-			return err
-		}
-		if err := blklog.Apply(&rec, f); err != nil {
-			f.Close()
-			return err
-		}
-	}
-	return f.Close()
+	return os.WriteFile(out, d, 0o644)
 }
