@@ -59,6 +59,11 @@ func (r *Resolver) write(sector uint64, length int64, data []byte, zero bool) {
 		if o.Role == RoleJournal && r.jt != nil && content != nil && r.inFastCommitArea(o.Logical) {
 			// Fast commits are not followed yet: counted, so the summary can say that what
 			// was committed only there is missing, rather than be silent about it.
+			if r.output.stats.FastCommitBlocks == 0 {
+				// Once, in the op stream too: a jsonl consumer (or --quiet) must not take the
+				// run for complete.
+				r.anomaly("", b, "fast commit written (journal block %d): fast commits are not followed; changes committed only by them are not reported", o.Logical)
+			}
 			r.output.stats.FastCommitBlocks++
 			r.ioOp(ops.Write, o, pos, pos+n)
 		} else if o.Role == RoleJournal && r.jt != nil && content != nil {

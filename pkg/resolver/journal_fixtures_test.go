@@ -340,8 +340,8 @@ func overlapping(recs []blklog.Record) bool {
 }
 
 // Writes to ext4's fast-commit area are not followed yet, and say so: counted in the stats
-// (the summary names them); on a file system without fast_commit nothing is counted, however
-// long its journal.
+// (the summary names them) and one anomaly in the op stream; on a file system without
+// fast_commit nothing is counted, however long its journal.
 func TestFastCommitBlocksCounted(t *testing.T) {
 	for dir, want := range map[string]bool{"fastcommit-ext4-4k": true, "journal-wrap-ext3-4k": false, "basic-ext4-4k": false} {
 		dir = filepath.Join("../../fixtures/real", dir)
@@ -349,9 +349,18 @@ func TestFastCommitBlocksCounted(t *testing.T) {
 			t.Skipf("fixture %s missing", dir)
 		}
 		img := readZstd(t, filepath.Join(dir, "image.raw.zst"))
-		r := replay(t, img, readLog(t, filepath.Join(dir, "io.log.zst")), Options{}, func(*ops.Op) error { return nil })
+		anomalies := 0
+		r := replay(t, img, readLog(t, filepath.Join(dir, "io.log.zst")), Options{}, func(op *ops.Op) error {
+			if op.Op == ops.Anomaly && strings.Contains(op.Reason, "fast commits are not followed") {
+				anomalies++
+			}
+			return nil
+		})
 		if got := r.Stats().FastCommitBlocks > 0; got != want {
 			t.Errorf("%s: %d fast-commit blocks counted, want some: %v", filepath.Base(dir), r.Stats().FastCommitBlocks, want)
+		}
+		if wantN := map[bool]int{true: 1, false: 0}[want]; anomalies != wantN {
+			t.Errorf("%s: %d anomalies about fast commits, want %d", filepath.Base(dir), anomalies, wantN)
 		}
 	}
 }
