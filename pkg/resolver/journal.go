@@ -118,6 +118,9 @@ func anchorFrom(jsb *ext3fs.JournalSuperblock) logAnchor {
 // Superblock is the journal superblock currently in force (the last valid one written).
 func (t *JournalTracker) Superblock() *ext3fs.JournalSuperblock { return t.jsb }
 
+// LastCommitted is the tid of the last transaction returned; ok is false before the first.
+func (t *JournalTracker) LastCommitted() (tid uint32, ok bool) { return t.lastSeq, t.returned }
+
 // Pending is the number of log blocks held for transactions not yet returned (uncommitted, or
 // waiting for some of their blocks).
 func (t *JournalTracker) Pending() int { return len(t.slots) }
@@ -212,7 +215,7 @@ func (t *JournalTracker) writeSuperblock(data []byte, rec int64) ([]Transaction,
 	old := t.jsb
 	t.jsb = jsb
 	if jsb.BlockSize != old.BlockSize || jsb.First != old.First || jsb.MaxLen != old.MaxLen ||
-		jsb.LogEnd() != old.LogEnd() || jsb.UUID != old.UUID {
+		jsb.NumFCBlocks != old.NumFCBlocks || jsb.UUID != old.UUID {
 		// A new ring (tune2fs, re-created journal): everything logged so far is moot.
 		t.slots = make(map[uint64]*logSlot)
 		t.anchor, t.walk = anchorFrom(jsb), nil
@@ -237,6 +240,17 @@ func (t *JournalTracker) writeSuperblock(data []byte, rec int64) ([]Transaction,
 			t.slots[pos] = ns
 		}
 		rewalk = true
+	}
+	if end := uint64(jsb.LogEnd()); end < uint64(old.LogEnd()) {
+		// The ring got shorter without being re-created: ext4 mounting with fast_commit sets
+		// INCOMPAT_FAST_COMMIT, which gives the ring's tail to the fast-commit area. The log is
+		// empty then, but the first transaction's blocks may be written before this superblock:
+		// they stay; blocks now in the fast-commit area were never part of the log.
+		for pos := range t.slots {
+			if pos >= end {
+				delete(t.slots, pos)
+			}
+		}
 	}
 	if jsb.Start != 0 && !(t.returned && !tidAfter(jsb.Sequence, t.lastSeq)) &&
 		(t.anchor.anySeq || t.anchor.seq != jsb.Sequence || t.anchor.pos != uint64(jsb.Start)) {

@@ -663,3 +663,37 @@ func TestTrackerFeaturesAfterBlocks(t *testing.T) {
 	}
 	sameTxs(t, got, l.want)
 }
+
+// TestTrackerFastCommitAfterBlocks: ext4 mounting with fast_commit sets INCOMPAT_FAST_COMMIT,
+// which shortens the ring by the fast-commit area; the superblock saying so may complete after
+// the first transaction's blocks (the fastcommit fixtures, permuted). The ring is not new: the
+// held blocks stay and the transaction comes out; a block written past the new end (in what is
+// now the fast-commit area) is no part of it.
+func TestTrackerFastCommitAfterBlocks(t *testing.T) {
+	old := newTestJSB(1024, 300, ext3fs.JournalIncompatCsumV3)
+	old.ChecksumType, old.Sequence = 4, 7
+	jsb := *old
+	jsb.FeatureIncompat |= ext3fs.JournalIncompatFastCommit
+	jsb.Start, jsb.Sequence = 1, 8
+	l := newJlog(t, &jsb, 1)
+	l.tx(8, []uint64{20, 21, 22}, nil, true, 100)
+	l.tx(9, []uint64{23}, nil, true, 100)
+	fcBlock := logWrite{pos: uint64(jsb.LogEnd()) + 1, data: blockData(1024, 1, 1, false), tx: -1}
+	ws := append([]logWrite{l.writes[0], l.writes[1], fcBlock, {pos: 0, data: jsb.Marshal(), tx: -1}}, l.writes[2:]...)
+	tr := NewJournalTracker(old)
+	var got []Transaction
+	for i, w := range ws {
+		txs, err := tr.WriteLogBlock(w.pos, w.data, int64(i))
+		if err != nil {
+			t.Errorf("write %d (log block %d): %v", i, w.pos, err)
+		}
+		got = append(got, txs...)
+	}
+	sameTxs(t, got, l.want)
+	if n := tr.Pending(); n != 0 {
+		t.Errorf("%d blocks still held, want 0", n)
+	}
+	if last, ok := tr.LastCommitted(); !ok || last != 9 {
+		t.Errorf("LastCommitted = %d, %v; want 9, true", last, ok)
+	}
+}
