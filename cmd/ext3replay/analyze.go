@@ -234,7 +234,7 @@ func printSummary(w io.Writer, st *analyzeStats) {
 		fmt.Fprintf(w, "  %d unowned blocks that could be metadata were not kept (memory cap)\n", st.DroppedUnowned)
 	}
 	if st.FastCommitBlocks > 0 {
-		fmt.Fprintf(w, "  %d fast-commit blocks were written: changes committed only by fast commits (fsync) are not reported\n", st.FastCommitBlocks)
+		fmt.Fprintf(w, "  fast commits: %d applied (%d blocks written to the fast-commit area)\n", st.FastCommits, st.FastCommitBlocks)
 	}
 	if st.Recovery != nil && st.Recovery.Needed {
 		fmt.Fprintf(w, "  starting state: the image after journal recovery: %s\n", st.Recovery.Summary())

@@ -56,15 +56,8 @@ func (r *Resolver) write(sector uint64, length int64, data []byte, zero bool) {
 			}
 		}
 		o := r.blocks.idx.Lookup(b)
-		if o.Role == RoleJournal && r.jt != nil && content != nil && r.inFastCommitArea(o.Logical) {
-			// Fast commits are not followed yet: counted, so the summary can say that what
-			// was committed only there is missing, rather than be silent about it.
-			if r.output.stats.FastCommitBlocks == 0 {
-				// Once, in the op stream too: a jsonl consumer (or --quiet) must not take the
-				// run for complete.
-				r.anomaly("", b, "fast commit written (journal block %d): fast commits are not followed; changes committed only by them are not reported", o.Logical)
-			}
-			r.output.stats.FastCommitBlocks++
+		if o.Role == RoleJournal && r.jt != nil && content != nil && r.fc.holds(o.Logical) && n == bs {
+			r.writeFastCommitBlock(o.Logical, content)
 			r.ioOp(ops.Write, o, pos, pos+n)
 		} else if o.Role == RoleJournal && r.jt != nil && content != nil {
 			ts, err := r.jt.WriteLogBlock(o.Logical, content, r.now.seq)
@@ -102,6 +95,7 @@ func (r *Resolver) write(sector uint64, length int64, data []byte, zero bool) {
 	for _, tx := range txs {
 		r.applyTransaction(tx)
 	}
+	r.applyFastCommits()
 	r.flushRecord(false)
 }
 
@@ -124,6 +118,7 @@ func (r *Resolver) applyTransaction(tx Transaction) {
 		batch = append(batch, blockWrite{b: tb.FSBlock, data: tb.Data, n: int32(r.bs), role: o.Role, ino: o.Ino, journaled: true})
 	}
 	r.applyBatch(batch)
+	r.settleFastCommitNames(tx.Seq)
 	r.judgeSuspects()
 	// A committed transaction is atomic: decide at once.
 	r.resolveTouched()
@@ -288,13 +283,4 @@ func (r *Resolver) inodeChecksumOK(ino uint32, blk uint64, raw []byte) bool {
 	}
 	r.anomaly(r.bestPath(ino), blk, "inode %d in block %d: %v; not decoded", ino, blk, c.Err())
 	return false
-}
-
-// inFastCommitArea reports journal blocks of ext4's fast-commit area (after the regular log).
-func (r *Resolver) inFastCommitArea(logical uint64) bool {
-	if r.fs.SB.FeatureCompat&ext3fs.CompatFastCommit == 0 {
-		return false
-	}
-	first, end, ok := r.jt.Superblock().FastCommitArea()
-	return ok && logical >= uint64(first) && logical < uint64(end)
 }

@@ -153,6 +153,9 @@ func (r *Resolver) linkName(dir uint32, name string, ino uint32, displaced uint3
 		return
 	}
 	k := linkKey{dir, name, ino}
+	if r.fcConfirmed(k, fcAdded) {
+		return // a fast commit reported it already
+	}
 	c := r.cnt(k) + 1
 	r.setCnt(k, c)
 	if c != 1 {
@@ -174,6 +177,9 @@ func (r *Resolver) unlinkName(dir uint32, name string, ino uint32, replacedBy ui
 		return
 	}
 	k := linkKey{dir, name, ino}
+	if r.fcConfirmed(k, fcRemoved) {
+		return // a fast commit reported it already
+	}
 	c := r.cnt(k) - 1
 	if c < 0 {
 		c = 0

@@ -18,9 +18,10 @@ const (
 type batchSource uint8
 
 const (
-	noBatch      batchSource = iota
-	homeBatch                // writes to home locations (a request's blocks)
-	journalBatch             // a committed transaction, or a held write judged later
+	noBatch         batchSource = iota
+	homeBatch                   // writes to home locations (a request's blocks)
+	journalBatch                // a committed transaction, or a held write judged later
+	fastCommitBatch             // the inodes of an ext4 fast commit (fastcommit.go)
 )
 
 // mode is the resolver's state machine for ordering: the rules in force and the batch being

@@ -15,6 +15,8 @@ type namespace struct {
 	// orphanPath: the last path of files deleted while still allocated (unlinked while
 	// open): their I/O until the last close is reported under it.
 	orphanPath map[uint32]string
+	// fcLinks: names a fast commit changed that no directory block shows yet (fastcommit.go).
+	fcLinks map[linkKey]fcLink
 
 	namesGen uint64 // bumped on every change of the names table
 	pcIno    uint32 // ioPath cache
@@ -25,5 +27,6 @@ type namespace struct {
 func newNamespace() namespace {
 	return namespace{linkCnt: make(map[linkKey]int), pend: make(map[uint32]*inoPend),
 		touched: make(map[uint32]bool), waitParent: make(map[uint32]bool), waitMove: make(map[uint32]bool),
-		inoWritten: make(map[uint32]int64), orphanPath: make(map[uint32]string)}
+		inoWritten: make(map[uint32]int64), orphanPath: make(map[uint32]string),
+		fcLinks: make(map[linkKey]fcLink)}
 }

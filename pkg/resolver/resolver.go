@@ -51,7 +51,8 @@ type Stats struct {
 	Anomalies                                         int64
 	DroppedUnowned                                    int64 // unowned writes whose content was not kept (cap)
 	JournalPending                                    int   // blocks of uncommitted transactions at the end
-	FastCommitBlocks                                  int64 // writes to the fast-commit area (not followed)
+	FastCommits                                       int64 // ext4 fast commits applied
+	FastCommitBlocks                                  int64 // blocks written to the fast-commit area
 }
 
 // Resolver consumes log records in order and emits ops. It is the coordinator of parts that
@@ -80,6 +81,7 @@ type Resolver struct {
 	ft      bool // directory entries carry a file type
 
 	jt   *JournalTracker // nil without a journal
+	fc   *fastCommits    // nil without ext4's fast-commit area
 	mode mode
 
 	blocks ownership
@@ -168,6 +170,7 @@ func (r *Resolver) openJournal() error {
 		return fmt.Errorf("resolver: journal superblock at block %d: %w", first, err)
 	}
 	r.jt = NewJournalTracker(jsb)
+	r.fc = newFastCommits(jsb, r.fs.SB)
 	return nil
 }
 
