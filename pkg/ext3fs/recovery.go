@@ -52,11 +52,17 @@ type Recovery struct {
 	// a corrupt revoke block, a bad descriptor checksum in a live transaction). What could be
 	// replayed was; the file system is then marked not clean, as e2fsck leaves it.
 	Err error
-	// Fast commits after the last full commit. They are NOT replayed: FastCommits counts the
-	// complete fast commits (a TAIL with a good checksum, tid NextSequence-1) found in the
-	// area, FastCommitRecords their records. Their changes are missing from the view.
+	// Fast commits after the last full commit, replayed after it (fcreplay.go): FastCommits
+	// counts the complete fast commits (a TAIL with a good checksum, the tid after the last full
+	// commit) found in the area, FastCommitRecords their records. FastCommitErr says what of
+	// them could not be replayed (the rest was).
 	FastCommits       int
 	FastCommitRecords int
+	FastCommitErr     error
+	// FastCommitBlocks are the file-system blocks the fast-commit replay wrote, sorted. The
+	// kernel's replay writes each of them home in intermediate states, flushed one record at a
+	// time, before the mount is done (see resolver.Options.MountReplayBlocks).
+	FastCommitBlocks []uint64
 
 	base io.ReaderAt
 	bs   int64
@@ -99,7 +105,10 @@ func (rc *Recovery) Summary() string {
 		s += fmt.Sprintf("; recovery error: %v", rc.Err)
 	}
 	if rc.FastCommits > 0 {
-		s += fmt.Sprintf("; %d fast commits (%d records) NOT replayed", rc.FastCommits, rc.FastCommitRecords)
+		s += fmt.Sprintf("; %d fast commits replayed (%d records)", rc.FastCommits, rc.FastCommitRecords)
+	}
+	if rc.FastCommitErr != nil {
+		s += fmt.Sprintf("; fast-commit replay incomplete: %v", rc.FastCommitErr)
 	}
 	return s
 }
@@ -442,9 +451,8 @@ loop:
 	return result
 }
 
-// scanFastCommits counts the complete fast commits as the kernel's replay scan finds them
-// (ext4_fc_replay_scan expects the tid after the last full commit: endTID).
-// They are not replayed: see Recovery.FastCommits.
+// scanFastCommits finds the complete fast commits as the kernel's replay scan does
+// (ext4_fc_replay_scan expects the tid after the last full commit: endTID) and replays them.
 func (j *journal) scanFastCommits() {
 	first, end, ok := j.jsb.FastCommitArea()
 	if !ok {
@@ -462,6 +470,9 @@ func (j *journal) scanFastCommits() {
 	j.rc.FastCommits = len(s.Commits)
 	for _, c := range s.Commits {
 		j.rc.FastCommitRecords += len(c.Records)
+	}
+	if len(s.Commits) > 0 {
+		j.rc.FastCommitErr = j.rc.replayFastCommits(s.Commits)
 	}
 }
 
