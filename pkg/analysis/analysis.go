@@ -104,6 +104,7 @@ func Run(in Input, opt Options, emit func(*ops.Op) error) (*Result, error) {
 		case err == nil:
 			res.Recovery = rc
 			start0 = rc
+			opt.Resolver.MountReplayBlocks = rc.FastCommitBlocks
 		case isFS(in.Image):
 			return nil, &InputError{fmt.Errorf("%s: journal recovery: %w", in.ImageName, err)}
 		}

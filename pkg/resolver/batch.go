@@ -66,6 +66,9 @@ func (r *Resolver) write(sector uint64, length int64, data []byte, zero bool) {
 			}
 			txs = append(txs, ts...)
 			r.ioOp(ops.Write, o, pos, pos+n)
+		} else if r.mountReplay[b] {
+			// An intermediate state of the mount's fast-commit replay: the model holds its end.
+			r.ioOp(ops.Write, o, pos, pos+n)
 		} else {
 			batch = append(batch, blockWrite{b: b, data: content, off: int32(in), n: int32(n), role: o.Role, ino: o.Ino})
 		}
@@ -103,6 +106,7 @@ func (r *Resolver) write(sector uint64, length int64, data []byte, zero bool) {
 // blocks cannot matter.
 func (r *Resolver) applyTransaction(tx Transaction) {
 	r.output.stats.Transactions++
+	r.mountReplay = nil // the mount is over: the guest commits its own changes
 	// A guest that commits transactions orders its metadata through the journal: back to the
 	// journaled rules if home writes switched them off (a journal replayed at mount writes
 	// its blocks home before the guest commits anything of its own).

@@ -28,6 +28,12 @@ type Options struct {
 	// UnownedCap bounds the bytes kept for writes to blocks nobody owned yet
 	// that could be metadata (see model); 0 means DefaultUnownedCap.
 	UnownedCap int64
+	// MountReplayBlocks are blocks the guest's mount rewrites in intermediate states while it
+	// replays fast commits (ext3fs.Recovery.FastCommitBlocks, when the starting state is the
+	// image after recovery). Home writes to them are I/O only, with no change to the model,
+	// until the guest commits its first transaction: the starting state already holds where
+	// that replay ends.
+	MountReplayBlocks []uint64
 }
 
 // openOptions are the file-system features the replay model follows beyond ext3fs.Open's:
@@ -80,9 +86,12 @@ type Resolver struct {
 	isz     int
 	ft      bool // directory entries carry a file type
 
-	jt   *JournalTracker // nil without a journal
-	fc   *fastCommits    // nil without ext4's fast-commit area
-	mode mode
+	jt *JournalTracker // nil without a journal
+	fc *fastCommits    // nil without ext4's fast-commit area
+	// mountReplay: blocks the mount's fast-commit replay rewrites, until the first commit
+	// (Options.MountReplayBlocks); nil after it.
+	mountReplay map[uint64]bool
+	mode        mode
 
 	blocks ownership
 	ns     namespace
@@ -138,6 +147,12 @@ func New(image io.ReaderAt, size int64, opt Options, emit func(*ops.Op) error) (
 		}
 	}
 	r.mode = startMode(r.jt != nil)
+	if len(opt.MountReplayBlocks) > 0 && r.jt != nil {
+		r.mountReplay = make(map[uint64]bool, len(opt.MountReplayBlocks))
+		for _, b := range opt.MountReplayBlocks {
+			r.mountReplay[b] = true
+		}
+	}
 	r.flushRecord(false)
 	if r.output.err != nil {
 		return nil, r.output.err
