@@ -5,10 +5,11 @@
 #            untar of many small files: analyze time vs plain zstd decoding of the same log (`zstd -dc >/dev/null`,
 #            and `ext3replay log info`, which decodes and parses every record), ratio goal <= 1.5x; peak RSS.
 #      real: the same with the 1 GiB taken from real files (/usr/lib...), which compress like real data do.
+#      big4: the same on Debian's default ext4: the same ratio as big is the goal.
 #   2. many: a real capture of a guest creating thousands of small files (metadata heavy): requests per second.
 #
 # The captures are made once with the fixture capture scripts (QEMU/TCG, a few minutes) and cached in
-# $BENCH_CACHE (default ${XDG_CACHE_HOME:-$HOME/.cache}/ext3replay-bench). Usage: scripts/bench-analyze.sh
+# $BENCH_CACHE (default ${XDG_CACHE_HOME:-$HOME/.cache}/ext3replay-bench). Usage: scripts/bench-analyze.sh [NAME...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO="$PWD"
@@ -68,6 +69,13 @@ sync
 EOF
 }
 
+# The same on Debian's default ext4 (extents, flex_bg, metadata_csum, 64bit, delalloc): the ratio to zstd
+# decoding must be ext3's.
+scenario_big4() {
+	scenario_big "$1"
+	sed -i -e 's/^FS_TYPE=ext3/FS_TYPE=ext4/' -e 's/ext3 ordered, 4 KiB blocks/ext4 defaults, 4 KiB blocks/' "$1/scenario.env"
+}
+
 scenario_real() {
 	scenario_big "$1"
 	sed -i 's/^# 1 GiB copied/# 1 GiB of real files (binaries, libraries) copied/' "$1/scenario.env"
@@ -103,12 +111,11 @@ timed() {
 	cat "$CACHE/time.out"
 }
 
-capture big
-capture real
-capture many
+names="${*:-big big4 real many}"
+for name in $names; do capture "$name"; done
 
 echo "# bench-analyze $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) cores"
-for name in big real many; do
+for name in $names; do
 	d="$CACHE/$name"
 	[ -f "$d/io.log.zst" ] || continue
 	recs=$("$BIN" log info "$d/io.log.zst" 2>/dev/null | awk '/^records/ {print $2; exit}' || true)
