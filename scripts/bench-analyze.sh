@@ -6,6 +6,7 @@
 #            and `ext3replay log info`, which decodes and parses every record), ratio goal <= 1.5x; peak RSS.
 #      real: the same with the 1 GiB taken from real files (/usr/lib...), which compress like real data do.
 #      big4: the same on Debian's default ext4: the same ratio as big is the goal.
+#      rand: the same with 1 GiB of random bytes (incompressible: zstd stores them raw), the worst case.
 #   2. many: a real capture of a guest creating thousands of small files (metadata heavy): requests per second.
 #
 # The captures are made once with the fixture capture scripts (QEMU/TCG, a few minutes) and cached in
@@ -37,7 +38,8 @@ s = open(p).read()
 anchor = '\t[ "$(stat -c %s "$work/bulk.img")" = $((BULK_MIB * 1048576)) ]'
 assert anchor in s, "capture.sh changed: update bench-analyze.sh"
 s = s.replace(anchor, '\tif [ -n "${BULK_FROM:-}" ]; then find $BULK_FROM -type f -size +8k 2>/dev/null | sort | '
-              'xargs cat 2>/dev/null | head -c $((BULK_MIB * 1048576)) >"$work/bulk.img" || true; fi\n' + anchor, 1)
+              'xargs cat 2>/dev/null | head -c $((BULK_MIB * 1048576)) >"$work/bulk.img" || true; fi\n'
+              '\tif [ -n "${BULK_RANDOM:-}" ]; then head -c $((BULK_MIB * 1048576)) /dev/urandom >"$work/bulk.img"; fi\n' + anchor, 1)
 open(p, "w").write(s)
 PY
 	scenario_"$name" "$scratch/fixtures/real/$name"
@@ -82,6 +84,14 @@ scenario_real() {
 	echo 'BULK_FROM="/usr/lib /usr/bin /usr/share"' >>"$1/scenario.env"
 }
 
+# The worst case for the log reader: 1 GiB of random bytes, which zstd stores raw (it decodes them at copy
+# speed, so every copy of ours shows).
+scenario_rand() {
+	scenario_big "$1"
+	sed -i 's/^# 1 GiB copied/# 1 GiB of random (incompressible) bytes copied/' "$1/scenario.env"
+	echo 'BULK_RANDOM=1' >>"$1/scenario.env"
+}
+
 scenario_many() {
 	cat >"$1/scenario.env" <<'EOF'
 # 20000 small files created, a third renamed, half deleted: a metadata-heavy log. ext3 ordered, 1 KiB blocks.
@@ -111,7 +121,7 @@ timed() {
 	cat "$CACHE/time.out"
 }
 
-names="${*:-big big4 real many}"
+names="${*:-big big4 real rand many}"
 for name in $names; do capture "$name"; done
 
 echo "# bench-analyze $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) cores"
