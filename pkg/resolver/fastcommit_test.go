@@ -12,54 +12,6 @@ import (
 	"github.com/ext3replay/ext3replay/pkg/ops"
 )
 
-// fcBuilder encodes fast-commit records as ext4_fc_perform_commit lays them out: tag-length-value
-// records in one block, a TAIL whose value runs to the end of the block and whose crc32c covers
-// every record of the fast commit up to its own tid.
-type fcBuilder struct {
-	buf []byte
-	crc uint32
-}
-
-func (b *fcBuilder) rec(tag ext3fs.FCTag, val []byte) {
-	r := binary.LittleEndian.AppendUint16(nil, uint16(tag))
-	r = binary.LittleEndian.AppendUint16(r, uint16(len(val)))
-	r = append(r, val...)
-	b.crc = ext3fs.Crc32c(b.crc, r)
-	b.buf = append(b.buf, r...)
-}
-
-func (b *fcBuilder) head(tid uint32) {
-	b.rec(ext3fs.FCTagHead, binary.LittleEndian.AppendUint32(binary.LittleEndian.AppendUint32(nil, 0), tid))
-}
-
-func (b *fcBuilder) inode(ino uint32, raw []byte) {
-	b.rec(ext3fs.FCTagInode, append(binary.LittleEndian.AppendUint32(nil, ino), raw...))
-}
-
-func (b *fcBuilder) dentry(tag ext3fs.FCTag, parent, ino uint32, name string) {
-	v := binary.LittleEndian.AppendUint32(nil, parent)
-	v = binary.LittleEndian.AppendUint32(v, ino)
-	b.rec(tag, append(v, name...))
-}
-
-// block ends the fast commit with its TAIL and returns the block (bs bytes); corrupt spoils the
-// stored crc, as a torn write would.
-func (b *fcBuilder) block(tid uint32, bs int, corrupt bool) []byte {
-	off := len(b.buf)
-	hdr := binary.LittleEndian.AppendUint16(nil, uint16(ext3fs.FCTagTail))
-	hdr = binary.LittleEndian.AppendUint16(hdr, uint16(bs-off-ext3fs.FCTagHeaderSize))
-	hdr = binary.LittleEndian.AppendUint32(hdr, tid)
-	crc := ext3fs.Crc32c(b.crc, hdr)
-	if corrupt {
-		crc ^= 1
-	}
-	out := make([]byte, bs)
-	copy(out, b.buf)
-	copy(out[off:], hdr)
-	binary.LittleEndian.PutUint32(out[off+len(hdr):], crc)
-	return out
-}
-
 // fcFixture is a hand-built fast commit: debugfs creates /d/new on an ext4 fast_commit image, and
 // the fsync that made it durable is written as the kernel would: its data home, one fast-commit
 // block (the new inode and its CREAT_DENTRY), and later the full commit of the same tid.
@@ -92,47 +44,23 @@ func newFCFixture(t *testing.T) *fcFixture {
 	if newIno == 0 || dIno == 0 {
 		t.Fatalf("debugfs made no /d/new: %v", inos)
 	}
-	// The raw inode as ext4_fc_write_inode copies it: 128 bytes and the extra fields.
-	blk, off := fs.InodeLocation(newIno)
-	raw := f.after[int(blk)*fs.BlockSize()+off:][:fs.SB.InodeSize()]
-	raw = raw[:128+int(binary.LittleEndian.Uint16(raw[128:]))]
+	raw := ext3fstest.FCInodeRecord(fs, f.after, newIno)
 	// The fast commit carries the tid of the transaction running then: the one the full commit
 	// closes. (jbd2 headers are big-endian: magic, block type, sequence.)
 	tid := binary.BigEndian.Uint32(journal[len(journal)-1].Data[8:])
-	var b fcBuilder
-	b.head(tid)
-	b.inode(newIno, raw)
-	b.dentry(ext3fs.FCTagCreat, dIno, newIno, "new")
-	// Where the area starts: journal block s_maxlen - s_num_fc_blks + 1.
-	jin, err := fs.ReadInode(fs.SB.JournalInum)
-	if err != nil {
-		t.Fatal(err)
+	var b ext3fstest.FCBuilder
+	b.Head(tid)
+	b.Inode(newIno, raw)
+	b.Dentry(ext3fs.FCTagCreat, dIno, newIno, "new")
+	area, _, _, err := ext3fstest.FastCommitArea(fs, f.base)
+	if err != nil || len(area) == 0 {
+		t.Fatalf("fast-commit area: %v (%d blocks)", err, len(area))
 	}
-	var j0, fcPhys uint64
-	_ = fs.WalkBlocks(jin, func(br ext3fs.BlockRef) error {
-		if br.Kind == ext3fs.BlockData && br.Logical == 0 {
-			j0 = br.Phys
-		}
-		return nil
-	})
-	jsb, err := ext3fs.ParseJournalSuperblock(f.base[int(j0)*fs.BlockSize():][:fs.BlockSize()])
-	if err != nil {
-		t.Fatal(err)
-	}
-	first, _, ok := jsb.FastCommitArea()
-	if !ok {
-		t.Fatal("no fast-commit area")
-	}
-	_ = fs.WalkBlocks(jin, func(br ext3fs.BlockRef) error {
-		if br.Kind == ext3fs.BlockData && br.Logical == uint64(first) {
-			fcPhys = br.Phys
-		}
-		return nil
-	})
+	fcPhys := area[0]
 	sector := fcPhys * uint64(fs.BlockSize()) / blklog.SectorSize
-	f.fc = blklog.Record{Type: blklog.TypeWrite, Sector: sector, Length: uint32(fs.BlockSize()), Data: b.block(tid, fs.BlockSize(), false)}
+	f.fc = blklog.Record{Type: blklog.TypeWrite, Sector: sector, Length: uint32(fs.BlockSize()), Data: b.Block(tid, fs.BlockSize(), false)}
 	f.fcTorn = f.fc
-	f.fcTorn.Data = b.block(tid, fs.BlockSize(), true)
+	f.fcTorn.Data = b.Block(tid, fs.BlockSize(), true)
 	return f
 }
 
