@@ -53,7 +53,8 @@ type inspectSummary struct {
 	Image           string   `json:"image"`
 	ImageBytes      int64    `json:"image_bytes"`
 	Compressed      bool     `json:"compressed"`
-	Kind            string   `json:"kind"` // ext2, ext3, ext4
+	ImageFormat     string   `json:"image_format,omitempty"` // qcow2, vmdk, ...: converted by qemu-img
+	Kind            string   `json:"kind"`                   // ext2, ext3, ext4
 	Revision        uint32   `json:"revision"`
 	BlockSize       int      `json:"block_size"`
 	Blocks          uint64   `json:"blocks"`
@@ -333,7 +334,7 @@ func unixTime(t uint32) string {
 func summarize(img *diskimage.Image, fsys *ext3fs.FS) inspectSummary {
 	sb := fsys.SB
 	s := inspectSummary{
-		Image: img.Path(), ImageBytes: img.Size(), Compressed: img.Compressed, Kind: fsKind(sb),
+		Image: img.Path(), ImageBytes: img.Size(), Compressed: img.Compressed, ImageFormat: img.Format, Kind: fsKind(sb),
 		Revision: sb.RevLevel, BlockSize: sb.BlockSize(), Blocks: sb.BlocksCount, FreeBlocks: sb.FreeBlocksCount,
 		FirstDataBlock: sb.FirstDataBlock, Inodes: sb.InodesCount, FreeInodes: sb.FreeInodesCount,
 		InodeSize: sb.InodeSize(), FirstIno: sb.FirstIno, Groups: sb.GroupCount(), BlocksPerGroup: sb.BlocksPerGroup,
@@ -378,6 +379,9 @@ func writeSummary(w io.Writer, s inspectSummary) {
 	comp := ""
 	if s.Compressed {
 		comp = ", zstd-compressed"
+	}
+	if s.ImageFormat != "" {
+		comp = ", " + s.ImageFormat + " read through qemu-img"
 	}
 	fmt.Fprintf(w, "Image:        %s (%d bytes%s)\n", s.Image, s.ImageBytes, comp)
 	fmt.Fprintf(w, "File system:  %s, revision %d, state %s, UUID %s", s.Kind, s.Revision, s.State, s.UUID)
