@@ -1,0 +1,329 @@
+package analysis
+
+import (
+	"fmt"
+	"io"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/ext3replay/ext3replay/pkg/blklog"
+	"github.com/ext3replay/ext3replay/pkg/ext3fs"
+	"github.com/ext3replay/ext3replay/pkg/ops"
+	"github.com/ext3replay/ext3replay/pkg/partition"
+	"github.com/ext3replay/ext3replay/pkg/resolver"
+)
+
+// Volume is one ext2/3/4 partition of a partitioned disk, as a run analysed it.
+type Volume struct {
+	Partition partition.Partition
+	// Prefix is what its paths are reported under: the --mount point, "N:" by default when the
+	// disk has several ext partitions, "" (plain paths) when it has one.
+	Prefix string
+	// Recovery is the journal recovery its starting state came from (nil with NoRecovery).
+	Recovery *ext3fs.Recovery
+}
+
+// ParseMount parses a --mount value "N=DIR" (DIR absolute; "/" for the root).
+func ParseMount(s string) (int, string, error) {
+	n, dir, ok := strings.Cut(s, "=")
+	num, err := strconv.Atoi(n)
+	if !ok || err != nil || num < 1 {
+		return 0, "", fmt.Errorf("--mount %q: want PARTITION=DIR, e.g. 1=/ or 2=/boot", s)
+	}
+	if !strings.HasPrefix(dir, "/") {
+		return 0, "", fmt.Errorf("--mount %q: the mount point must be an absolute path", s)
+	}
+	return num, path.Clean(dir), nil
+}
+
+// prefixPath puts p (a path from the root of a file system) under prefix.
+func prefixPath(prefix, p string) string {
+	switch {
+	case p == "" || prefix == "" || prefix == "/":
+		return p
+	case strings.HasSuffix(prefix, ":"):
+		return prefix + p
+	case p == "/":
+		return prefix
+	}
+	return prefix + p
+}
+
+// region is a byte range of a partitioned disk and who answers for it: a volume's resolver,
+// or a kind reported as it is.
+type region struct {
+	start, end int64
+	vol        *volState
+	kind       ops.Kind
+	part       int // partition number (0 for table areas and unpartitioned space)
+}
+
+type volState struct {
+	Volume
+	rv    *resolver.Resolver
+	guard *SuperblockGuard
+	shift uint64 // the partition's first sector on the disk
+}
+
+// diskLayout cuts [0, size) into regions from the table: each ext partition a volume, swap and
+// other partitions, the table's own sectors, and the rest unpartitioned.
+func diskLayout(tab *partition.Table, size int64, vols map[int]*volState, img io.ReaderAt) []region {
+	var rs []region
+	for _, p := range tab.Partitions {
+		r := region{start: p.Start, end: p.End(), part: p.Number, kind: ops.KindPartition}
+		switch {
+		case vols[p.Number] != nil:
+			r.vol = vols[p.Number]
+		case p.Kind == partition.KindSwap || isSwap(img, p):
+			r.kind = ops.KindSwap
+		}
+		rs = append(rs, r)
+	}
+	for _, a := range tab.Areas {
+		rs = append(rs, region{start: a.Start, end: a.Start + a.Size, kind: ops.KindPartitionTable})
+	}
+	sort.Slice(rs, func(i, j int) bool { return rs[i].start < rs[j].start })
+	// Fill the gaps; areas and partitions do not overlap in a table Read accepted, but an area
+	// inside the extended partition's span is fine too: only gaps are filled.
+	var out []region
+	at := int64(0)
+	for _, r := range rs {
+		if r.start > at {
+			out = append(out, region{start: at, end: r.start, kind: ops.KindUnpartitioned})
+		}
+		if r.end > at {
+			if r.start < at {
+				r.start = at
+			}
+			out = append(out, r)
+			at = r.end
+		}
+	}
+	if at < size {
+		out = append(out, region{start: at, end: size, kind: ops.KindUnpartitioned})
+	}
+	return out
+}
+
+// isSwap reports a Linux swap signature ("SWAPSPACE2" at the end of the first 4 KiB page).
+func isSwap(img io.ReaderAt, p partition.Partition) bool {
+	if p.Size < 4096 {
+		return false
+	}
+	var b [10]byte
+	_, err := img.ReadAt(b[:], p.Start+4096-10)
+	return err == nil && (string(b[:]) == "SWAPSPACE2" || string(b[:]) == "SWAP-SPACE")
+}
+
+// find returns the region holding off (regions cover the disk, in order).
+func find(rs []region, off int64) *region {
+	i := sort.Search(len(rs), func(i int) bool { return rs[i].end > off })
+	if i == len(rs) {
+		return nil
+	}
+	return &rs[i]
+}
+
+// runPartitioned is Run for a disk with a partition table: one resolver per ext partition,
+// each fed the requests inside its partition with sectors shifted to the partition's start;
+// requests elsewhere become reads and writes of kind partition-table, swap, partition or
+// unpartitioned. Ops come out with disk sectors, the partition number and prefixed paths.
+func runPartitioned(in Input, opt Options, tab *partition.Table, res *Result, co *ops.Coalescer) error {
+	h := in.Log.Header()
+	mounts := opt.Mounts
+	var exts []partition.Partition
+	for _, p := range tab.Partitions {
+		if isFS(io.NewSectionReader(in.Image, p.Start, p.Size)) {
+			exts = append(exts, p)
+		}
+	}
+	if len(exts) == 0 {
+		return &InputError{fmt.Errorf("%s: a %s-partitioned disk with no ext2/3/4 file system in any of its %d partitions", in.ImageName, tab.Scheme, len(tab.Partitions))}
+	}
+	for n := range mounts {
+		if _, ok := tab.Partition(n); !ok {
+			return &InputError{fmt.Errorf("--mount %d=%s: %s has no partition %d", n, mounts[n], in.ImageName, n)}
+		}
+		found := false
+		for _, p := range exts {
+			found = found || p.Number == n
+		}
+		if !found {
+			return &InputError{fmt.Errorf("--mount %d=%s: partition %d of %s holds no ext2/3/4 file system", n, mounts[n], n, in.ImageName)}
+		}
+	}
+	vols := map[int]*volState{}
+	for _, p := range exts {
+		v := &volState{Volume: Volume{Partition: p}, shift: uint64(p.Start / blklog.SectorSize)}
+		switch m, ok := mounts[p.Number]; {
+		case ok:
+			v.Prefix = m
+		case len(exts) > 1:
+			v.Prefix = strconv.Itoa(p.Number) + ":"
+		}
+		sec := io.NewSectionReader(in.Image, p.Start, p.Size)
+		var err error
+		if v.guard, err = NewSuperblockGuard(h, sec, in.LogName); err != nil {
+			return &InputError{fmt.Errorf("%s partition %d: %w", in.ImageName, p.Number, err)}
+		}
+		var start0 io.ReaderAt = sec
+		if !opt.NoRecovery {
+			rc, err := ext3fs.Recover(sec)
+			if err != nil {
+				return &InputError{fmt.Errorf("%s partition %d: journal recovery: %w", in.ImageName, p.Number, err)}
+			}
+			v.Recovery, start0 = rc, rc
+		}
+		num, prefix, shift := p.Number, v.Prefix, v.shift
+		v.rv, err = resolver.New(start0, p.Size, opt.Resolver, func(op *ops.Op) error {
+			o := *op
+			o.Partition = num
+			o.Path, o.To = prefixPath(prefix, o.Path), prefixPath(prefix, o.To)
+			if o.IsIO() {
+				o.Sector += shift
+			}
+			return co.Add(&o)
+		})
+		if err != nil {
+			return &InputError{fmt.Errorf("%s partition %d: %w", in.ImageName, p.Number, err)}
+		}
+		vols[p.Number] = v
+	}
+	for _, p := range exts {
+		res.Volumes = append(res.Volumes, vols[p.Number].Volume)
+	}
+	if len(res.Volumes) > 0 {
+		res.Recovery = res.Volumes[0].Recovery
+	}
+	layout := diskLayout(tab, in.ImageSize, vols, in.Image)
+	if opt.Partitioned != nil {
+		opt.Partitioned(tab)
+	}
+	if opt.Ready != nil {
+		opt.Ready()
+	}
+	st := &res.Stats
+	for {
+		rec, err := in.Log.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			if !isDamage(err) {
+				return err
+			}
+			res.Damage = err
+			break
+		}
+		if opt.Tap != nil {
+			opt.Tap(&rec)
+		}
+		if err := routeRecord(&rec, in, opt, layout, vols, st, co); err != nil {
+			return err
+		}
+	}
+	for _, p := range exts {
+		if err := vols[p.Number].rv.Finish(); err != nil {
+			return err
+		}
+	}
+	for _, p := range exts {
+		s := vols[p.Number].rv.Stats()
+		st.Transactions += s.Transactions
+		st.UnattributedWriteBytes += s.UnattributedWriteBytes
+		st.UnattributedReadBytes += s.UnattributedReadBytes
+		st.Anomalies += s.Anomalies
+		st.DroppedUnowned += s.DroppedUnowned
+		st.JournalPending += s.JournalPending
+		st.FastCommitBlocks += s.FastCommitBlocks
+		for t, n := range s.Ops {
+			st.Ops[t] += n
+		}
+	}
+	return nil
+}
+
+// routeRecord counts rec and hands each piece of it to the region that holds it.
+func routeRecord(rec *blklog.Record, in Input, opt Options, layout []region, vols map[int]*volState, st *resolver.Stats, co *ops.Coalescer) error {
+	st.Records++
+	t := 0.0
+	if rec.Flags&blklog.FlagHasTime != 0 {
+		t = float64(rec.TimeNS) / 1e9
+	}
+	full := len(rec.Data) >= int(rec.Length) && rec.Flags&blklog.FlagNoPayload == 0
+	switch rec.Type {
+	case blklog.TypeRead:
+		st.Reads++
+		st.BytesRead += int64(rec.Length)
+	case blklog.TypeWrite, blklog.TypeWriteZeroes:
+		st.Writes++
+		st.BytesWritten += int64(rec.Length)
+		if rec.Type == blklog.TypeWrite && !full {
+			st.NoPayloadWrites++
+		}
+	case blklog.TypeFlush, blklog.TypeMark:
+		if rec.Type == blklog.TypeFlush {
+			st.Flushes++
+		} else {
+			st.Others++
+		}
+		// Every file system sees the flush: it is an ordering point for each.
+		for _, r := range layout {
+			if r.vol != nil {
+				if err := r.vol.rv.Record(rec); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	case blklog.TypeDiscard:
+		st.Discards++
+	default:
+		st.Others++
+		return nil
+	}
+	if err := blklog.CheckDeviceRange(rec, uint64(in.ImageSize)); err != nil {
+		st.Anomalies++
+		st.Ops[ops.Anomaly]++
+		return co.Add(&ops.Op{Seq: rec.Index, T: t, Op: ops.Anomaly, Reason: err.Error()})
+	}
+	off0, end0, _ := rec.ByteRange()
+	for off, end := int64(off0), int64(end0); off < end; {
+		r := find(layout, off)
+		if r == nil {
+			break // unreachable: the range check above keeps off inside the disk
+		}
+		pend := min(end, r.end)
+		if r.vol != nil {
+			sub := *rec
+			sub.Sector = uint64(off-r.start) / blklog.SectorSize
+			sub.Length = uint32(pend - off)
+			sub.Data = nil
+			if full {
+				sub.Data = rec.Data[off-int64(off0) : pend-int64(off0)]
+			} else if rec.Type == blklog.TypeWrite {
+				sub.Flags |= blklog.FlagNoPayload
+			}
+			if err := r.vol.guard.Check(&sub); err != nil {
+				return &InputError{fmt.Errorf("%w (image %s, partition %d)", err, in.ImageName, r.part)}
+			}
+			if err := r.vol.rv.Record(&sub); err != nil {
+				return err
+			}
+		} else if rec.Type != blklog.TypeDiscard && (r.kind != ops.KindPartitionTable || opt.Resolver.Metadata) {
+			typ := ops.Read
+			if rec.Type != blklog.TypeRead {
+				typ = ops.Write
+			}
+			st.Ops[typ]++
+			if err := co.Add(&ops.Op{Seq: rec.Index, T: t, Op: typ, Sector: uint64(off) / blklog.SectorSize,
+				Bytes: pend - off, Kind: r.kind, Partition: r.part}); err != nil {
+				return err
+			}
+		}
+		off = pend
+	}
+	return nil
+}

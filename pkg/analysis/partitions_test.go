@@ -1,0 +1,254 @@
+package analysis
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/ext3replay/ext3replay/internal/scenario"
+	"github.com/ext3replay/ext3replay/pkg/blklog"
+	"github.com/ext3replay/ext3replay/pkg/ops"
+	"github.com/ext3replay/ext3replay/pkg/partition"
+	"github.com/ext3replay/ext3replay/pkg/resolver"
+)
+
+// The test disk: two real captures' starting images as partitions 1 and 2 of a GPT disk, a
+// swap partition 3, the gap before partition 1 unpartitioned.
+const (
+	p1Start, p2Start, p3Start = 2048, 133120, 264192 // sectors
+	partSectors, swapSectors  = 131072, 16384
+	diskSectors               = p3Start + swapSectors + 2048
+)
+
+var (
+	sceneA = "basic-ext4-4k" // partition 1
+	sceneB = "basic-ext2-1k" // partition 2
+)
+
+// gptDisk writes the disk to a sparse file: the table by sfdisk, each image into its partition.
+func gptDisk(t *testing.T) *os.File {
+	t.Helper()
+	sf, err := exec.LookPath("sfdisk")
+	if err != nil {
+		t.Skip("sfdisk missing (package fdisk)")
+	}
+	for _, s := range []string{sceneA, sceneB} {
+		if _, err := os.Stat(filepath.Join(fixtures, s, "writes.lwlog.zst")); err != nil {
+			t.Skipf("fixture %s not present", s)
+		}
+	}
+	p := filepath.Join(t.TempDir(), "disk.img")
+	must(t, os.WriteFile(p, nil, 0o644))
+	must(t, os.Truncate(p, diskSectors*512))
+	cmd := exec.Command(sf, "-q", p)
+	cmd.Stdin = strings.NewReader(fmt.Sprintf("label: gpt\nstart=%d, size=%d, type=linux\nstart=%d, size=%d, type=linux\nstart=%d, size=%d, type=swap\n",
+		p1Start, partSectors, p2Start, partSectors, p3Start, swapSectors))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("sfdisk: %v\n%s", err, out)
+	}
+	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	must(t, err)
+	t.Cleanup(func() { f.Close() })
+	for i, s := range []string{sceneA, sceneB} {
+		d, err := scenario.StartImage(filepath.Join(fixtures, s))
+		must(t, err)
+		if len(d) != partSectors*512 {
+			t.Fatalf("%s: image of %d bytes, the partition has %d", s, len(d), partSectors*512)
+		}
+		at := int64([]int{p1Start, p2Start}[i]) * 512
+		for off := 0; off < len(d); off += 1 << 16 {
+			c := d[off : off+1<<16]
+			if strings.Trim(string(c), "\x00") != "" {
+				_, err := f.WriteAt(c, at+int64(off))
+				must(t, err)
+			}
+		}
+	}
+	return f
+}
+
+// shifted is a log read as if its disk were a partition starting at sector shift.
+type shifted struct {
+	blklog.Reader
+	shift uint64
+}
+
+func (s *shifted) Next() (blklog.Record, error) {
+	r, err := s.Reader.Next()
+	if err == nil && r.Type != blklog.TypeFlush && r.Type != blklog.TypeMark {
+		r.Sector += s.shift
+	}
+	return r, err
+}
+
+// interleaved alternates the records of two logs (renumbered), remembering where each came from.
+type interleaved struct {
+	logs   [2]blklog.Reader
+	done   [2]bool
+	turn   int
+	n      int64
+	origin []int // origin[i]: which log record i came from
+}
+
+func (l *interleaved) Header() blklog.Header { return l.logs[0].Header() }
+func (l *interleaved) Close() error          { return nil }
+func (l *interleaved) Next() (blklog.Record, error) {
+	for range 2 {
+		w := l.turn
+		l.turn = 1 - l.turn
+		if l.done[w] {
+			continue
+		}
+		r, err := l.logs[w].Next()
+		if err == io.EOF {
+			l.done[w] = true
+			continue
+		}
+		if err != nil {
+			return r, err
+		}
+		r.Index = l.n
+		l.n++
+		l.origin = append(l.origin, w)
+		return r, nil
+	}
+	return blklog.Record{}, io.EOF
+}
+
+func runOn(t *testing.T, img io.ReaderAt, size int64, lr blklog.Reader, opt Options) ([]ops.Op, *Result) {
+	t.Helper()
+	var out []ops.Op
+	res, err := Run(Input{Image: img, ImageSize: size, ImageName: "disk", Log: lr, LogName: "log"}, opt,
+		func(op *ops.Op) error { out = append(out, *op); return nil })
+	must(t, err)
+	return out, res
+}
+
+// TestPartitionOneLog: the log of partition 1's capture, shifted to where the partition is,
+// gives the very ops the bare image gives, with disk sectors and the partition number; the
+// paths are plain (mounted at /).
+func TestPartitionOneLog(t *testing.T) {
+	f := gptDisk(t)
+	bare, _, err := run(t, openImage(t, sceneA), filepath.Join(fixtures, sceneA, "writes.lwlog.zst"))
+	must(t, err)
+	got, res := runOn(t, f, diskSectors*512, &shifted{openLog(t, filepath.Join(fixtures, sceneA, "writes.lwlog.zst")), p1Start},
+		Options{Mounts: map[int]string{1: "/"}})
+	check(t, res.Table != nil && res.Table.Scheme == partition.GPT && len(res.Volumes) == 2, "table %+v, volumes %+v", res.Table, res.Volumes)
+	check(t, len(got) == len(bare) && len(bare) > 10, "%d ops, the bare image gives %d", len(got), len(bare))
+	for i := range bare {
+		w := bare[i]
+		w.Partition = 1
+		if w.IsIO() {
+			w.Sector += p1Start
+		}
+		if fmt.Sprint(got[i]) != fmt.Sprint(w) {
+			t.Fatalf("op %d: %v, want %v", i, got[i], w)
+		}
+	}
+}
+
+// TestPartitionTwoLogs: both captures interleaved in one log, partition 2 mounted at /boot:
+// each partition's namespace ops and data volumes are those of its own capture, under its
+// mount point; I/O to the table and swap is reported as such, not as an error.
+func TestPartitionTwoLogs(t *testing.T) {
+	f := gptDisk(t)
+	want := map[string]int{}
+	wantData := map[string]int64{}
+	for i, s := range []string{sceneA, sceneB} {
+		bare, _, err := run(t, openImage(t, s), filepath.Join(fixtures, s, "writes.lwlog.zst"))
+		must(t, err)
+		for _, o := range bare {
+			p, to := o.Path, o.To
+			if i == 1 {
+				p, to = prefixPath("/boot", p), prefixPath("/boot", to)
+			}
+			if o.IsNamespace() {
+				want[fmt.Sprintf("%d %s %s %s", i+1, o.Op, p, to)]++
+			} else if o.IsIO() && o.Path != "" {
+				wantData[fmt.Sprintf("%d %s %s %s", i+1, o.Op, p, o.Kind)] += o.Bytes
+			}
+		}
+	}
+	il := &interleaved{logs: [2]blklog.Reader{
+		&shifted{openLog(t, filepath.Join(fixtures, sceneA, "writes.lwlog.zst")), p1Start},
+		&shifted{openLog(t, filepath.Join(fixtures, sceneB, "writes.lwlog.zst")), p2Start}}}
+	lr := &extra{Reader: il}
+	got, res := runOn(t, f, diskSectors*512, lr, Options{Mounts: map[int]string{1: "/", 2: "/boot"}, Resolver: resolver.Options{Metadata: true}})
+	gotNS := map[string]int{}
+	gotData := map[string]int64{}
+	kinds := map[ops.Kind]int{}
+	for _, o := range got {
+		if o.IsNamespace() {
+			gotNS[fmt.Sprintf("%d %s %s %s", o.Partition, o.Op, o.Path, o.To)]++
+		} else if o.IsIO() && o.Path != "" {
+			gotData[fmt.Sprintf("%d %s %s %s", o.Partition, o.Op, o.Path, o.Kind)] += o.Bytes
+		}
+		if o.Op == ops.Anomaly {
+			t.Errorf("anomaly: %v", o)
+		}
+		kinds[o.Kind]++
+	}
+	if fmt.Sprint(sortedKeys(gotNS, want)) != fmt.Sprint(sortedKeys(want, nil)) {
+		t.Errorf("namespace:\n got %v\nwant %v", sortedKeys(gotNS, want), sortedKeys(want, nil))
+	}
+	for k, n := range wantData {
+		if gotData[k] != n {
+			t.Errorf("%s: %d bytes, the bare run %d", k, gotData[k], n)
+		}
+	}
+	check(t, len(want) > 10, "only %d namespace ops expected", len(want))
+	for _, k := range []ops.Kind{ops.KindPartitionTable, ops.KindSwap, ops.KindUnpartitioned} {
+		check(t, kinds[k] > 0, "no I/O of kind %s: %v", k, kinds)
+	}
+	check(t, res.Records == il.n+int64(len(lr.recs)) && res.Anomalies == 0, "records %d (want %d), anomalies %d", res.Records, il.n+int64(len(lr.recs)), res.Anomalies)
+}
+
+// sortedKeys lists m's keys with their counts (and, with also, the keys of also m lacks).
+func sortedKeys(m, also map[string]int) []string {
+	var ks []string
+	for k, n := range m {
+		ks = append(ks, fmt.Sprintf("%s x%d", k, n))
+	}
+	for k := range also {
+		if _, ok := m[k]; !ok {
+			ks = append(ks, k+" x0")
+		}
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+// extra appends reads and writes outside the file systems, as a guest's partition scan and
+// swap do: the protective MBR and GPT header, the gap before partition 1, the swap partition.
+type extra struct {
+	blklog.Reader
+	recs []blklog.Record
+	i    int
+}
+
+func (e *extra) Next() (blklog.Record, error) {
+	if e.recs == nil {
+		e.recs = []blklog.Record{
+			{Type: blklog.TypeRead, Sector: 0, Length: 4096},   // MBR + header + entries
+			{Type: blklog.TypeRead, Sector: 100, Length: 1024}, // the gap
+			{Type: blklog.TypeWrite, Sector: p3Start, Length: 4096, Data: make([]byte, 4096)},
+			{Type: blklog.TypeRead, Sector: p2Start - 2, Length: 2048}, // straddles the end of p1... the start of p2
+		}
+	}
+	r, err := e.Reader.Next()
+	if err != io.EOF {
+		return r, err
+	}
+	if e.i == len(e.recs) {
+		return r, io.EOF
+	}
+	r = e.recs[e.i]
+	r.Index = e.Reader.(*interleaved).n + int64(e.i)
+	e.i++
+	return r, nil
+}
