@@ -86,6 +86,7 @@ type partitionTableInfo struct {
 	DiskID     string          `json:"disk_id"`
 	BackupUsed bool            `json:"backup_used,omitempty"` // GPT: the primary was damaged
 	Partitions []partitionInfo `json:"partitions"`
+	Extended   *partitionInfo  `json:"extended,omitempty"` // MBR: the container of the logical partitions
 }
 
 // content says what a partition holds by looking at it: ext2/3/4, swap, or "-".
@@ -110,6 +111,9 @@ func listPartitions(w io.Writer, pd *partitionedDisk, format string) error {
 	for _, p := range pd.tab.Partitions {
 		t.Partitions = append(t.Partitions, partitionInfo{Number: p.Number, StartSector: p.Start / 512, Sectors: p.Size / 512,
 			Type: p.Type, Kind: string(p.Kind), Content: content(pd.img, p), Name: p.Name, UUID: p.UUID, Bootable: p.Bootable})
+	}
+	if x := pd.tab.Extended; x != nil {
+		t.Extended = &partitionInfo{Number: x.Number, StartSector: x.Start / 512, Sectors: x.Size / 512, Type: x.Type, Kind: string(x.Kind), Content: "-"}
 	}
 	if format == "json" {
 		enc := json.NewEncoder(w)
@@ -136,6 +140,9 @@ func listPartitions(w io.Writer, pd *partitionedDisk, format string) error {
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	if x := t.Extended; x != nil {
+		fmt.Fprintf(w, "\nExtended partition %d (sectors %d-%d) holds the logical partitions and their EBRs.\n", x.Number, x.StartSector, x.StartSector+x.Sectors-1)
 	}
 	fmt.Fprintf(w, "\nSTART and END are 512-byte sectors of the disk; inspect --partition N shows a file system.\n")
 	return nil
