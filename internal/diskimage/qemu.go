@@ -57,23 +57,11 @@ var ErrNoQemuImg = errors.New("qemu-img not found")
 // temporary file (zeros stay holes: the disk space used is what the guest allocated). qemu-img
 // opens the source read-only, so the image (and any backing file) is never modified.
 func convertQemu(path, format string) (*Image, error) {
-	exe, err := exec.LookPath(QemuImg)
+	name, err := ConvertToRaw(path, format)
 	if err != nil {
-		return nil, fmt.Errorf("a %s image is read through qemu-img (package qemu-utils): %w", format, ErrNoQemuImg)
+		return nil, err
 	}
-	tmp, err := os.CreateTemp("", "ext3replay-image-*.raw")
-	if err != nil {
-		return nil, fmt.Errorf("converting %s to raw in %s: %w", format, os.TempDir(), err)
-	}
-	name := tmp.Name()
-	tmp.Close()
-	defer os.Remove(name)
-	var stderr bytes.Buffer
-	cmd := exec.Command(exe, "convert", "-q", "-f", format, "-O", "raw", "-S", "4k", path, name)
-	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("qemu-img convert -f %s: %w: %s", format, err, strings.TrimSpace(stderr.String()))
-	}
+	defer os.Remove(name) // unlinked once open: the file lives as long as the Image
 	f, err := os.Open(name)
 	if err != nil {
 		return nil, err
@@ -84,4 +72,42 @@ func convertQemu(path, format string) (*Image, error) {
 		return nil, err
 	}
 	return &Image{r: f, size: st.Size(), f: f, path: path, Format: format}, nil
+}
+
+// QemuFormatOf names the qemu-img format of the file at path ("" for raw or zstd images and for
+// anything else Open reads as it is).
+func QemuFormatOf(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return "", err
+	}
+	return qemuFormat(f, st.Size()), nil
+}
+
+// ConvertToRaw writes the raw content of the qemu-img format image at path to a new sparse
+// temporary file and returns its name (the caller removes it). path is only read.
+func ConvertToRaw(path, format string) (string, error) {
+	exe, err := exec.LookPath(QemuImg)
+	if err != nil {
+		return "", fmt.Errorf("a %s image is read through qemu-img (package qemu-utils): %w", format, ErrNoQemuImg)
+	}
+	tmp, err := os.CreateTemp("", "ext3replay-image-*.raw")
+	if err != nil {
+		return "", fmt.Errorf("converting %s to raw in %s: %w", format, os.TempDir(), err)
+	}
+	name := tmp.Name()
+	tmp.Close()
+	var stderr bytes.Buffer
+	cmd := exec.Command(exe, "convert", "-q", "-f", format, "-O", "raw", "-S", "4k", path, name)
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		os.Remove(name)
+		return "", fmt.Errorf("qemu-img convert -f %s: %w: %s", format, err, strings.TrimSpace(stderr.String()))
+	}
+	return name, nil
 }
