@@ -205,6 +205,7 @@ func runPartitioned(in Input, opt Options, tab *partition.Table, res *Result, co
 		opt.Ready()
 	}
 	st := &res.Stats
+	rt := &router{in: in, opt: opt, layout: layout, st: st, co: co, table: map[uint64][]byte{}}
 	for {
 		rec, err := in.Log.Next()
 		if err == io.EOF {
@@ -220,7 +221,7 @@ func runPartitioned(in Input, opt Options, tab *partition.Table, res *Result, co
 		if opt.Tap != nil {
 			opt.Tap(&rec)
 		}
-		if err := routeRecord(&rec, in, opt, layout, vols, st, co); err != nil {
+		if err := rt.route(&rec); err != nil {
 			return err
 		}
 	}
@@ -245,8 +246,21 @@ func runPartitioned(in Input, opt Options, tab *partition.Table, res *Result, co
 	return nil
 }
 
-// routeRecord counts rec and hands each piece of it to the region that holds it.
-func routeRecord(rec *blklog.Record, in Input, opt Options, layout []region, vols map[int]*volState, st *resolver.Stats, co *ops.Coalescer) error {
+// router hands the pieces of each record to the regions of a partitioned disk.
+type router struct {
+	in     Input
+	opt    Options
+	layout []region
+	st     *resolver.Stats
+	co     *ops.Coalescer
+	// table holds the sectors of the partition table as the log has left them (those written
+	// so far), to tell a rewrite that changes the table from one that writes it again.
+	table map[uint64][]byte
+}
+
+// route counts rec and hands each piece of it to the region that holds it.
+func (rt *router) route(rec *blklog.Record) error {
+	in, opt, layout, st, co := rt.in, rt.opt, rt.layout, rt.st, rt.co
 	st.Records++
 	t := 0.0
 	if rec.Flags&blklog.FlagHasTime != 0 {
@@ -290,6 +304,7 @@ func routeRecord(rec *blklog.Record, in Input, opt Options, layout []region, vol
 		return co.Add(&ops.Op{Seq: rec.Index, T: t, Op: ops.Anomaly, Reason: err.Error()})
 	}
 	off0, end0, _ := rec.ByteRange()
+	changed := ""
 	for off, end := int64(off0), int64(end0); off < end; {
 		r := find(layout, off)
 		if r == nil {
@@ -312,7 +327,13 @@ func routeRecord(rec *blklog.Record, in Input, opt Options, layout []region, vol
 			if err := r.vol.rv.Record(&sub); err != nil {
 				return err
 			}
-		} else if rec.Type != blklog.TypeDiscard && (r.kind != ops.KindPartitionTable || opt.Resolver.Metadata) {
+		} else if (rec.Type == blklog.TypeWrite || rec.Type == blklog.TypeWriteZeroes) && r.kind == ops.KindPartitionTable {
+			// Every piece updates the table's sectors; the first change is the one reported.
+			if c := rt.tableChange(rec, off, pend, int64(off0), full); changed == "" {
+				changed = c
+			}
+		}
+		if r.vol == nil && rec.Type != blklog.TypeDiscard && (r.kind != ops.KindPartitionTable || opt.Resolver.Metadata) {
 			typ := ops.Read
 			if rec.Type != blklog.TypeRead {
 				typ = ops.Write
@@ -325,5 +346,48 @@ func routeRecord(rec *blklog.Record, in Input, opt Options, layout []region, vol
 		}
 		off = pend
 	}
+	if changed != "" {
+		// The table is read once, from the starting image: say so where the guest changed it.
+		st.Anomalies++
+		st.Ops[ops.Anomaly]++
+		return co.Add(&ops.Op{Seq: rec.Index, T: t, Op: ops.Anomaly, Sector: uint64(off0) / blklog.SectorSize, Kind: ops.KindPartitionTable,
+			Reason: changed + ": partitions are read once, from the starting image; one added, moved or resized during the run is not followed"})
+	}
 	return nil
+}
+
+// tableChange compares what rec writes to the table bytes [off, end) with what they held and
+// returns a description if it changes them ("" if it writes them again as they were).
+func (rt *router) tableChange(rec *blklog.Record, off, end, off0 int64, full bool) string {
+	what := fmt.Sprintf("record %d rewrites the partition table (sectors %d-%d)", rec.Index, off/blklog.SectorSize, (end-1)/blklog.SectorSize)
+	if rec.Type == blklog.TypeWrite && !full {
+		return what + " with content the log does not have"
+	}
+	diff := false
+	for s := off / blklog.SectorSize; s*blklog.SectorSize < end; s++ {
+		cur := rt.table[uint64(s)]
+		if cur == nil {
+			cur = make([]byte, blklog.SectorSize)
+			if _, err := rt.in.Image.ReadAt(cur, s*blklog.SectorSize); err != nil && err != io.EOF {
+				return what
+			}
+			rt.table[uint64(s)] = cur
+		}
+		lo, hi := max(off, s*blklog.SectorSize), min(end, (s+1)*blklog.SectorSize)
+		dst := cur[lo-s*blklog.SectorSize : hi-s*blklog.SectorSize]
+		var src []byte
+		if rec.Type == blklog.TypeWrite {
+			src = rec.Data[lo-off0 : hi-off0]
+		} else {
+			src = make([]byte, len(dst)) // write-zeroes
+		}
+		if string(src) != string(dst) {
+			diff = true
+			copy(dst, src)
+		}
+	}
+	if !diff {
+		return ""
+	}
+	return what
 }
