@@ -271,3 +271,20 @@ func asPartitioned(err error) (*partitionedDisk, bool) {
 	ok := errors.As(err, &pd)
 	return pd, ok
 }
+
+// partitionOf returns partition n of img's table (partitionDevice has checked it exists).
+func partitionOf(img io.ReaderAt, n int) (partition.Partition, error) {
+	size := int64(0)
+	if s, ok := img.(interface{ Size() int64 }); ok {
+		size = s.Size()
+	}
+	tab, err := partition.Read(img, size)
+	if err != nil {
+		return partition.Partition{}, err
+	}
+	p, ok := tab.Partition(n)
+	if !ok {
+		return p, fmt.Errorf("no partition %d", n)
+	}
+	return p, nil
+}

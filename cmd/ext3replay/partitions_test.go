@@ -106,3 +106,19 @@ func TestAnalyzeMount(t *testing.T) {
 		t.Errorf("--mount on a bare image: exit %d", code)
 	}
 }
+
+// TestCheckPartition: check takes one partition's file system and the log's requests inside it;
+// a partitioned disk without --partition, or a partition with no ext file system, is a usage error.
+func TestCheckPartition(t *testing.T) {
+	img, log := needGPT(t)
+	for _, p := range []string{"1", "2"} {
+		if code, out := run(t, "check", "--partition", p, img, log); code != exitOK || !strings.Contains(out, "consistency points checked, 0 findings") {
+			t.Errorf("check --partition %s: exit %d\n%s", p, code, out)
+		}
+	}
+	for _, args := range [][]string{{"check", img, log}, {"check", "--partition", "3", img, log}, {"check", "--partition", "7", img, log}} {
+		if code, _ := run(t, args...); code != exitUsage {
+			t.Errorf("%v: exit %d, want %d", args, code, exitUsage)
+		}
+	}
+}

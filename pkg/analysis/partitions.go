@@ -391,3 +391,55 @@ func (rt *router) tableChange(rec *blklog.Record, off, end, off0 int64, full boo
 	}
 	return what
 }
+
+// PartitionLog is log as partition p's file system sees it: the requests inside p (cut at its
+// boundaries) with sectors counted from p's start; flushes and marks as they are; requests
+// elsewhere left out. Record indexes stay the log's, so what a consumer reports names the
+// log's own records. For tools that take one file system (check); analyze routes every
+// partition at once instead.
+func PartitionLog(log blklog.Reader, p partition.Partition) blklog.Reader {
+	return &partitionLog{Reader: log, p: p}
+}
+
+type partitionLog struct {
+	blklog.Reader
+	p partition.Partition
+}
+
+// Header has no image identity: the log's, if any, is the whole disk's, not the partition's.
+func (l *partitionLog) Header() blklog.Header {
+	h := l.Reader.Header()
+	h.Image = blklog.ImageID{}
+	h.DiskSize = uint64(l.p.Size)
+	return h
+}
+
+func (l *partitionLog) Next() (blklog.Record, error) {
+	for {
+		rec, err := l.Reader.Next()
+		if err != nil || rec.Type == blklog.TypeFlush || rec.Type == blklog.TypeMark {
+			return rec, err
+		}
+		off, end, ok := rec.ByteRange()
+		if !ok {
+			return rec, nil // the consumer's range check reports it
+		}
+		lo, hi := max(int64(off), l.p.Start), min(int64(end), l.p.End())
+		if lo >= hi {
+			continue
+		}
+		full := len(rec.Data) >= int(rec.Length)
+		sub := rec
+		sub.Sector = uint64(lo-l.p.Start) / blklog.SectorSize
+		sub.Length = uint32(hi - lo)
+		if full {
+			sub.Data = rec.Data[lo-int64(off) : hi-int64(off)]
+		} else {
+			sub.Data = nil
+			if rec.Type == blklog.TypeWrite {
+				sub.Flags |= blklog.FlagNoPayload
+			}
+		}
+		return sub, nil
+	}
+}

@@ -308,3 +308,43 @@ func TestPartitionTableRewrite(t *testing.T) {
 	}
 	check(t, writes >= 3, "%d partition-table writes reported, want the 4 requests", writes)
 }
+
+// TestPartitionLog: partition 2's view of the interleaved log is its own capture's log again,
+// sectors and payloads, with the interleaved log's record numbers.
+func TestPartitionLog(t *testing.T) {
+	f := gptDisk(t)
+	tab, err := partition.Read(f, diskSectors*512)
+	must(t, err)
+	p2, ok := tab.Partition(2)
+	check(t, ok, "no partition 2")
+	il := &interleaved{logs: [2]blklog.Reader{
+		&shifted{openLog(t, filepath.Join(fixtures, sceneA, "writes.lwlog.zst")), p1Start},
+		&shifted{openLog(t, filepath.Join(fixtures, sceneB, "writes.lwlog.zst")), p2Start}}}
+	view := PartitionLog(il, p2)
+	check(t, !view.Header().Image.Known && view.Header().DiskSize == uint64(p2.Size), "header %+v", view.Header())
+	own := openLog(t, filepath.Join(fixtures, sceneB, "writes.lwlog.zst"))
+	n, flushes := 0, 0
+	for {
+		got, err := view.Next()
+		if err == io.EOF {
+			break
+		}
+		must(t, err)
+		if got.Type == blklog.TypeFlush {
+			if il.origin[got.Index] == 0 {
+				flushes++ // partition 1's flushes come through too
+				continue
+			}
+		}
+		want, err := own.Next()
+		must(t, err)
+		if got.Type != want.Type || got.Sector != want.Sector || got.Length != want.Length || string(got.Data) != string(want.Data) || il.origin[got.Index] != 1 {
+			t.Fatalf("record %d: %v %d+%d, want %v %d+%d (from log %d)", got.Index, got.Type, got.Sector, got.Length, want.Type, want.Sector, want.Length, il.origin[got.Index])
+		}
+		n++
+	}
+	if _, err := own.Next(); err != io.EOF {
+		t.Errorf("the view ended before partition 2's own log (%d records)", n)
+	}
+	check(t, n > 10 && flushes > 0, "%d records, %d flushes of the other partition", n, flushes)
+}
