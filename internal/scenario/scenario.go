@@ -90,3 +90,11 @@ func Mounts(dir string) (map[int]string, error) {
 	}
 	return m, nil
 }
+
+// Partitioned reports a scenario whose starting image is a partitioned disk (PART_TABLE in
+// scenario.env): its file systems are not at byte 0, so tests that open the image as one file
+// system skip it (pkg/analysis, pkg/check and internal/accuracy take its partitions).
+func Partitioned(dir string) bool {
+	env, err := Env(dir)
+	return err == nil && env["PART_TABLE"] != ""
+}

@@ -13,7 +13,6 @@
 package partition
 
 import (
-	"errors"
 	"fmt"
 	"io"
 )
@@ -215,6 +214,3 @@ func readFull(r io.ReaderAt, b []byte, off int64, st string) error {
 	}
 	return &FormatError{Struct: st, Offset: off, Msg: fmt.Sprintf("reading %d bytes", len(b)), Err: err}
 }
-
-// ErrNoPartition is wrapped by lookups of a partition number the table does not have.
-var ErrNoPartition = errors.New("no such partition")
