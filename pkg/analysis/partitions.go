@@ -205,7 +205,7 @@ func runPartitioned(in Input, opt Options, tab *partition.Table, res *Result, co
 		opt.Ready()
 	}
 	st := &res.Stats
-	rt := &router{in: in, opt: opt, layout: layout, st: st, co: co, table: map[uint64][]byte{}}
+	rt := &router{in: in, opt: opt, layout: layout, st: st, co: co, table: map[uint64][]byte{}, madeFS: map[int]bool{}}
 	for {
 		rec, err := in.Log.Next()
 		if err == io.EOF {
@@ -256,6 +256,8 @@ type router struct {
 	// table holds the sectors of the partition table as the log has left them (those written
 	// so far), to tell a rewrite that changes the table from one that writes it again.
 	table map[uint64][]byte
+	// madeFS: partitions reported as given a file system during the run.
+	madeFS map[int]bool
 }
 
 // route counts rec and hands each piece of it to the region that holds it.
@@ -333,6 +335,11 @@ func (rt *router) route(rec *blklog.Record) error {
 				changed = c
 			}
 		}
+		if r.vol == nil && r.part != 0 && rec.Type == blklog.TypeWrite && full && changed == "" && !rt.madeFS[r.part] {
+			if changed = newFS(rec, off, pend, int64(off0), r); changed != "" {
+				rt.madeFS[r.part] = true // once: mkfs writes the superblock more than once
+			}
+		}
 		if r.vol == nil && rec.Type != blklog.TypeDiscard && (r.kind != ops.KindPartitionTable || opt.Resolver.Metadata) {
 			typ := ops.Read
 			if rec.Type != blklog.TypeRead {
@@ -350,8 +357,7 @@ func (rt *router) route(rec *blklog.Record) error {
 		// The table is read once, from the starting image: say so where the guest changed it.
 		st.Anomalies++
 		st.Ops[ops.Anomaly]++
-		return co.Add(&ops.Op{Seq: rec.Index, T: t, Op: ops.Anomaly, Sector: uint64(off0) / blklog.SectorSize, Kind: ops.KindPartitionTable,
-			Reason: changed + ": partitions are read once, from the starting image; one added, moved or resized during the run is not followed"})
+		return co.Add(&ops.Op{Seq: rec.Index, T: t, Op: ops.Anomaly, Sector: uint64(off0) / blklog.SectorSize, Reason: changed})
 	}
 	return nil
 }
@@ -361,7 +367,7 @@ func (rt *router) route(rec *blklog.Record) error {
 func (rt *router) tableChange(rec *blklog.Record, off, end, off0 int64, full bool) string {
 	what := fmt.Sprintf("record %d rewrites the partition table (sectors %d-%d)", rec.Index, off/blklog.SectorSize, (end-1)/blklog.SectorSize)
 	if rec.Type == blklog.TypeWrite && !full {
-		return what + " with content the log does not have"
+		return what + " with content the log does not have: partitions are read once, from the starting image"
 	}
 	diff := false
 	for s := off / blklog.SectorSize; s*blklog.SectorSize < end; s++ {
@@ -389,7 +395,21 @@ func (rt *router) tableChange(rec *blklog.Record, off, end, off0 int64, full boo
 	if !diff {
 		return ""
 	}
-	return what
+	return what + ": partitions are read once, from the starting image; one added, moved or resized during the run is not followed"
+}
+
+// newFS reports a write of an ext2/3/4 superblock (its magic at byte 56) into a partition that
+// held no ext file system at the start (mkfs in the guest): it is not followed.
+func newFS(rec *blklog.Record, off, end, off0 int64, r *region) string {
+	at := r.start + ext3fs.SuperblockOffset + 56
+	if at < off || at+2 > end {
+		return ""
+	}
+	b := rec.Data[at-off0:]
+	if b[0] != 0x53 || b[1] != 0xEF {
+		return ""
+	}
+	return fmt.Sprintf("record %d writes an ext2/3/4 superblock into partition %d, which held no ext file system at the start (mkfs during the run): its file operations are not followed", rec.Index, r.part)
 }
 
 // PartitionLog is log as partition p's file system sees it: the requests inside p (cut at its

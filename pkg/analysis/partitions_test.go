@@ -348,3 +348,31 @@ func TestPartitionLog(t *testing.T) {
 	}
 	check(t, n > 10 && flushes > 0, "%d records, %d flushes of the other partition", n, flushes)
 }
+
+// TestPartitionMkfs: a guest making an ext file system in a partition that had none (here the
+// swap partition, blanked first: its type still says swap) is reported once, as not followed.
+func TestPartitionMkfs(t *testing.T) {
+	f := gptDisk(t)
+	_, err := f.WriteAt(make([]byte, 8192), p3Start*512) // partition 3 holds nothing now
+	must(t, err)
+	sb := make([]byte, 4096)
+	sb[1024+56], sb[1024+57] = 0x53, 0xEF
+	lr := &sliceLog{recs: []blklog.Record{
+		{Type: blklog.TypeWrite, Sector: p3Start + 8, Length: 4096, Data: make([]byte, 4096)},
+		{Type: blklog.TypeWrite, Sector: p3Start, Length: 4096, Data: sb},
+		{Type: blklog.TypeWrite, Sector: p3Start, Length: 4096, Data: sb},
+	}}
+	got, _ := runOn(t, f, diskSectors*512, lr, Options{})
+	var anomalies []string
+	for _, o := range got {
+		if o.Op == ops.Anomaly {
+			anomalies = append(anomalies, fmt.Sprintf("%d %s", o.Seq, o.Reason))
+		} else if o.Kind != ops.KindSwap || o.Partition != 3 {
+			t.Errorf("op %v: want writes of kind swap in partition 3", o)
+		}
+	}
+	want := "[1 record 1 writes an ext2/3/4 superblock into partition 3, which held no ext file system at the start (mkfs during the run): its file operations are not followed]"
+	if fmt.Sprint(anomalies) != want {
+		t.Errorf("anomalies %v, want %s", anomalies, want)
+	}
+}
