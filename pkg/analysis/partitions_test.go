@@ -31,7 +31,10 @@ var (
 )
 
 // gptDisk writes the disk to a sparse file: the table by sfdisk, each image into its partition.
-func gptDisk(t *testing.T) *os.File {
+func gptDisk(t testing.TB) *os.File { return gptDiskOf(t, sceneA, sceneB) }
+
+// gptDiskOf is gptDisk with the scenes given for partitions 1 and 2 ("" leaves one empty).
+func gptDiskOf(t testing.TB, scenes ...string) *os.File {
 	t.Helper()
 	sf, err := exec.LookPath("sfdisk")
 	if err != nil {
@@ -54,7 +57,10 @@ func gptDisk(t *testing.T) *os.File {
 	f, err := os.OpenFile(p, os.O_RDWR, 0)
 	must(t, err)
 	t.Cleanup(func() { f.Close() })
-	for i, s := range []string{sceneA, sceneB} {
+	for i, s := range scenes {
+		if s == "" {
+			continue
+		}
 		d, err := scenario.StartImage(filepath.Join(fixtures, s))
 		must(t, err)
 		if len(d) != partSectors*512 {
