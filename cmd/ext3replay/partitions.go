@@ -219,8 +219,12 @@ func blocksPartitioned(pd *partitionedDisk, targets []blockArg, o *blocksOptions
 			bi.Sector = &s
 			off := int64(t.n) * 512
 			p, ok, area := pd.tab.Locate(off)
+			c := ""
+			if ok {
+				c = content(pd.img, p)
+			}
 			switch {
-			case ok && content(pd.img, p) != "-" && content(pd.img, p) != "swap":
+			case ok && c != "-" && c != "swap":
 				d, err := open(p.Number)
 				if err != nil {
 					return nil, err
@@ -231,7 +235,7 @@ func blocksPartitioned(pd *partitionedDisk, targets []blockArg, o *blocksOptions
 			case ok:
 				bi.Partition = p.Number
 				bi.Role = string(ops.KindPartition)
-				if c := content(pd.img, p); c == "swap" || p.Kind == partition.KindSwap {
+				if c == "swap" || p.Kind == partition.KindSwap {
 					bi.Role = string(ops.KindSwap)
 				}
 				bi.Block = uint64(off - p.Start)

@@ -97,7 +97,7 @@ func TestAnalyzeMount(t *testing.T) {
 	if code != exitOK || !strings.HasPrefix(out, "seq,t,op,path,to,ino,sector,bytes,kind,overwrite,size,reason\n") {
 		t.Errorf("bare csv: exit %d\n%.200s", code, out)
 	}
-	for _, bad := range [][]string{{"--mount", "3=/swap"}, {"--mount", "9=/x"}, {"--mount", "1=boot"}, {"--mount", "x"}, {"--mount", "1=/", "--mount", "1=/a"}} {
+	for _, bad := range [][]string{{"--mount", "3=/swap"}, {"--mount", "9=/x"}, {"--mount", "1=boot"}, {"--mount", "x"}, {"--mount", "1=/", "--mount", "1=/a"}, {"--mount", "1=/", "--mount", "2=/"}} {
 		if code, _ := run(t, append(append([]string{"analyze"}, bad...), img, log)...); code != exitUsage {
 			t.Errorf("analyze %v: exit %d, want %d", bad, code, exitUsage)
 		}

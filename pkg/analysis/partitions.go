@@ -142,6 +142,13 @@ func runPartitioned(in Input, opt Options, tab *partition.Table, res *Result, co
 	if len(exts) == 0 {
 		return &InputError{fmt.Errorf("%s: a %s-partitioned disk with no ext2/3/4 file system in any of its %d partitions", in.ImageName, tab.Scheme, len(tab.Partitions))}
 	}
+	byDir := map[string]int{}
+	for n, dir := range mounts {
+		if m, ok := byDir[dir]; ok {
+			return &InputError{fmt.Errorf("--mount %d=%s and --mount %d=%s: two file systems on one mount point would mix their paths", min(m, n), dir, max(m, n), dir)}
+		}
+		byDir[dir] = n
+	}
 	for n := range mounts {
 		if _, ok := tab.Partition(n); !ok {
 			return &InputError{fmt.Errorf("--mount %d=%s: %s has no partition %d", n, mounts[n], in.ImageName, n)}
