@@ -3,6 +3,7 @@ package analysis
 import (
 	"fmt"
 	"io"
+	"math/rand"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -380,5 +381,70 @@ func TestPartitionMkfs(t *testing.T) {
 	want := "[1 record 1 writes an ext2/3/4 superblock into partition 3, which held no ext file system at the start (mkfs during the run): its file operations are not followed]"
 	if fmt.Sprint(anomalies) != want {
 		t.Errorf("anomalies %v, want %s", anomalies, want)
+	}
+}
+
+// TestPartitionedOrderIndependence: the partitioned captures give the same namespace ops and
+// data volumes per path whatever order the requests between two flushes come in (as
+// pkg/resolver's test asserts for the bare captures): the routing adds no dependence on order.
+func TestPartitionedOrderIndependence(t *testing.T) {
+	for _, name := range []string{"gpt-ext4-boot-swap", "mbr-ext3-boot-swap"} {
+		dir := filepath.Join(fixtures, name)
+		if _, err := os.Stat(filepath.Join(dir, "writes.lwlog.zst")); err != nil {
+			t.Skipf("fixture %s not present", name)
+		}
+		mounts, err := scenario.Mounts(dir)
+		must(t, err)
+		img, err := scenario.StartImage(dir)
+		must(t, err)
+		for _, logName := range []string{"io.log.zst", "writes.lwlog.zst"} {
+			lr := openLog(t, filepath.Join(dir, logName))
+			var recs []blklog.Record
+			for {
+				r, err := lr.Next()
+				if err == io.EOF {
+					break
+				}
+				must(t, err)
+				r.Data = append([]byte(nil), r.Data...)
+				recs = append(recs, r)
+			}
+			summary := func(recs []blklog.Record) string {
+				got, res := runOn(t, img, int64(len(img)), &sliceLog{recs: recs}, Options{Mounts: mounts})
+				check(t, res.Anomalies == 0, "%s/%s: %d anomalies", name, logName, res.Anomalies)
+				var lines []string
+				data := map[string]int64{}
+				for _, o := range got {
+					if o.IsNamespace() {
+						lines = append(lines, fmt.Sprintf("%s %s %s %d", o.Op, o.Path, o.To, o.Partition))
+					} else if o.IsIO() && o.Path != "" && o.Kind == ops.KindData {
+						data[fmt.Sprintf("%s %s", o.Op, o.Path)] += o.Bytes
+					}
+				}
+				sort.Strings(lines)
+				for k, v := range data {
+					lines = append(lines, fmt.Sprintf("%s %d", k, v))
+				}
+				sort.Strings(lines[len(lines)-len(data):])
+				return strings.Join(lines, "\n")
+			}
+			want := summary(recs)
+			check(t, strings.Count(want, "\n") > 15, "%s/%s: only\n%s", name, logName, want)
+			for seed := int64(1); seed <= 10; seed++ {
+				rng := rand.New(rand.NewSource(seed))
+				sh := append([]blklog.Record(nil), recs...)
+				for i := 0; i < len(sh); {
+					j := i
+					for j < len(sh) && sh[j].Type != blklog.TypeFlush {
+						j++
+					}
+					rng.Shuffle(j-i, func(a, b int) { sh[i+a], sh[i+b] = sh[i+b], sh[i+a] })
+					i = j + 1
+				}
+				if got := summary(sh); got != want {
+					t.Errorf("%s/%s seed %d:\n%s\nwant\n%s", name, logName, seed, got, want)
+				}
+			}
+		}
 	}
 }
