@@ -213,6 +213,7 @@ func runPartitioned(in Input, opt Options, tab *partition.Table, res *Result, co
 	}
 	st := &res.Stats
 	rt := &router{in: in, opt: opt, layout: layout, st: st, co: co, table: map[uint64][]byte{}, madeFS: map[int]bool{}}
+	var last blklog.Record // the log's last record, as a mark
 	for {
 		rec, err := in.Log.Next()
 		if err == io.EOF {
@@ -231,8 +232,16 @@ func runPartitioned(in Input, opt Options, tab *partition.Table, res *Result, co
 		if err := rt.route(&rec); err != nil {
 			return err
 		}
+		last = blklog.Record{Index: rec.Index, Type: blklog.TypeMark, Flags: rec.Flags & blklog.FlagHasTime, TimeNS: rec.TimeNS}
 	}
 	for _, p := range exts {
+		// What a file system reports only at the end carries the record it was made certain
+		// by: the log's last, which this partition may not have seen (a mark moves it there).
+		if last.Type == blklog.TypeMark {
+			if err := vols[p.Number].rv.Record(&last); err != nil {
+				return err
+			}
+		}
 		if err := vols[p.Number].rv.Finish(); err != nil {
 			return err
 		}
