@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Installs what building and testing need, only what is missing: the Debian packages the tests and the
-# live capture use (mke2fs/debugfs/e2fsck, QEMU, busybox, zstd, cpio; chromium renders the HTML report and
+# live capture use (mke2fs/debugfs/e2fsck, sfdisk, QEMU, busybox, zstd, cpio; chromium renders the HTML report and
 # sleuthkit's mactime reads the body file in the tests), the Go modules, and staticcheck.
 # Run by `make test` and by .ci/run; needs root (or sudo) only when a package is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for p in e2fsprogs qemu-system-x86 qemu-utils busybox-static zstd cpio chromium sleuthkit; do
+for p in e2fsprogs fdisk qemu-system-x86 qemu-utils busybox-static zstd cpio chromium sleuthkit; do
 	dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -18,6 +18,7 @@ import (
 	"github.com/ext3replay/ext3replay/pkg/analysis"
 	"github.com/ext3replay/ext3replay/pkg/blklog"
 	"github.com/ext3replay/ext3replay/pkg/ops"
+	"github.com/ext3replay/ext3replay/pkg/partition"
 	"github.com/ext3replay/ext3replay/pkg/resolver"
 )
 
@@ -30,6 +31,7 @@ type analyzeOptions struct {
 	runID    string // parquet format: the run_id column
 
 	failOnAnomaly bool
+	mounts        []string // PART=DIR, partitioned disks
 }
 
 func newAnalyzeCmd() *cobra.Command {
@@ -103,7 +105,14 @@ the log is large (--quiet silences both).`,
 				}
 				return nil
 			}
-			st, err := runAnalyze(args[0], args[1], resolver.Options{Metadata: f.metadata}, emit, prog, tap)
+			mounts, err := parseMounts(f.mounts)
+			if err != nil {
+				return &exitError{code: exitUsage, err: err}
+			}
+			st, err := runAnalyze(args[0], args[1], resolver.Options{Metadata: f.metadata}, emit, prog, tap, func(o *analysis.Options) {
+				o.Mounts = mounts
+				o.Partitioned = func(*partition.Table) { ops.SetPartitioned(ow) }
+			})
 			if cerr := ow.Close(); err == nil && cerr != nil {
 				err = &exitError{code: exitInternal, err: cerr}
 			}
@@ -128,6 +137,7 @@ the log is large (--quiet silences both).`,
 	fl.BoolVar(&o.quiet, "quiet", false, "no progress and no summary on stderr")
 	fl.BoolVar(&o.failOnAnomaly, "fail-on-anomaly", false, "exit with status 5 when the run has anomalies (for CI; the output is complete)")
 	fl.StringVar(&o.time, "time", "none", "text format: a time column first, as blkparse has: rel (seconds from the start of the log), abs (UTC wall clock, from the log's start time) or none")
+	fl.StringArrayVar(&o.mounts, "mount", nil, "partitioned disk: report partition N's paths under DIR, as the guest mounted it (N=DIR, repeatable: --mount 1=/ --mount 2=/boot)")
 	fl.StringVar(&o.runID, "run-id", "", "parquet format: the run_id column (default: the output file's name without extension, else the log's)")
 	return cmd
 }
@@ -150,12 +160,12 @@ func runHeader(imagePath, logPath string, metadata bool) ops.RunHeader {
 // analyzeToOps runs analyze and returns the (coalesced) ops; used by stats and diff.
 // A damaged log is an error here: statistics or a comparison of a run cut
 // short would be silently wrong.
-func analyzeToOps(imagePath, logPath string, metadata bool) ([]ops.Op, error) {
+func analyzeToOps(imagePath, logPath string, metadata bool, more ...func(*analysis.Options)) ([]ops.Op, error) {
 	var out []ops.Op
 	st, err := runAnalyze(imagePath, logPath, resolver.Options{Metadata: metadata}, func(op *ops.Op) error {
 		out = append(out, *op)
 		return nil
-	}, nil, nil)
+	}, nil, nil, more...)
 	if err == nil && st.Damage != nil {
 		err = &exitError{code: exitUsage, err: st.Damage}
 	}
@@ -170,7 +180,8 @@ type analyzeStats struct {
 
 // runAnalyze opens the image and the log and runs the analysis pipeline into emit. tap, when not
 // nil, sees every record before the resolver does (report uses it for flushes and journal commits).
-func runAnalyze(imagePath, logPath string, opt resolver.Options, emit func(*ops.Op) error, prog *progress, tap func(*blklog.Record)) (*analyzeStats, error) {
+// more adjusts the pipeline's options (analyze's --mount).
+func runAnalyze(imagePath, logPath string, opt resolver.Options, emit func(*ops.Op) error, prog *progress, tap func(*blklog.Record), more ...func(*analysis.Options)) (*analyzeStats, error) {
 	start := time.Now()
 	img, err := openImage(imagePath)
 	if err != nil {
@@ -201,8 +212,11 @@ func runAnalyze(imagePath, logPath string, opt resolver.Options, emit func(*ops.
 	// the resolver's work mostly hides behind decoding.
 	lr = blklog.ReadAhead(lr)
 	defer lr.Close()
-	res, err := analysis.Run(analysis.Input{Image: img, ImageSize: img.Size(), ImageName: imagePath, Log: lr, LogName: logPath},
-		analysis.Options{Resolver: opt, Tap: tap, Ready: func() { analysis.SetMemoryBudget(analysis.LogBudget) }}, emit)
+	aopt := analysis.Options{Resolver: opt, Tap: tap, Ready: func() { analysis.SetMemoryBudget(analysis.LogBudget) }}
+	for _, f := range more {
+		f(&aopt)
+	}
+	res, err := analysis.Run(analysis.Input{Image: img, ImageSize: img.Size(), ImageName: imagePath, Log: lr, LogName: logPath}, aopt, emit)
 	var ie *analysis.InputError
 	if errors.As(err, &ie) {
 		return nil, &exitError{code: exitUsage, err: err}
@@ -236,12 +250,42 @@ func printSummary(w io.Writer, st *analyzeStats) {
 	if st.FastCommitBlocks > 0 {
 		fmt.Fprintf(w, "  fast commits: %d applied (%d blocks written to the fast-commit area)\n", st.FastCommits, st.FastCommitBlocks)
 	}
-	if st.Recovery != nil && st.Recovery.Needed {
+	if st.Table != nil {
+		for _, v := range st.Volumes {
+			where := "paths plain"
+			if v.Prefix != "" {
+				where = "paths under " + v.Prefix
+			}
+			fmt.Fprintf(w, "  partition %d (%s, %s): ext file system, %s\n", v.Partition.Number, st.Table.Scheme, ops.HumanBytes(v.Partition.Size), where)
+			if v.Recovery != nil && v.Recovery.Needed {
+				fmt.Fprintf(w, "    starting state: after journal recovery: %s\n", v.Recovery.Summary())
+			}
+		}
+	} else if st.Recovery != nil && st.Recovery.Needed {
 		fmt.Fprintf(w, "  starting state: the image after journal recovery: %s\n", st.Recovery.Summary())
 	}
 	if st.JournalPending > 0 {
 		fmt.Fprintf(w, "  %d journal blocks belong to transactions never committed (ignored)\n", st.JournalPending)
 	}
+}
+
+// parseMounts parses analyze's --mount values into partition number -> mount point.
+func parseMounts(vals []string) (map[int]string, error) {
+	if len(vals) == 0 {
+		return nil, nil
+	}
+	m := map[int]string{}
+	for _, v := range vals {
+		n, dir, err := analysis.ParseMount(v)
+		if err != nil {
+			return nil, err
+		}
+		if old, ok := m[n]; ok {
+			return nil, fmt.Errorf("--mount: partition %d given twice (%s and %s)", n, old, dir)
+		}
+		m[n] = dir
+	}
+	return m, nil
 }
 
 // openImage opens a raw or zstd-compressed image, refusing a log given in its place.

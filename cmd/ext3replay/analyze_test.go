@@ -14,6 +14,7 @@ import (
 
 	"github.com/ext3replay/ext3replay/internal/accuracy"
 	"github.com/ext3replay/ext3replay/internal/scenario"
+	"github.com/ext3replay/ext3replay/pkg/analysis"
 	"github.com/ext3replay/ext3replay/pkg/blklog"
 	"github.com/ext3replay/ext3replay/pkg/ops"
 )
@@ -165,7 +166,11 @@ func TestAnalyzeCorpusAccuracy(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := analyzeToOps(filepath.Join(dir, "image.raw.zst"), logPath, false)
+			mounts, err := scenario.Mounts(dir) // a partitioned disk's mount points
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := analyzeToOps(filepath.Join(dir, "image.raw.zst"), logPath, false, func(o *analysis.Options) { o.Mounts = mounts })
 			if err != nil {
 				t.Fatal(err)
 			}

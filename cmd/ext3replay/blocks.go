@@ -17,6 +17,7 @@ import (
 )
 
 type blocksOptions struct {
+	partition  int
 	sectors    bool
 	format     string
 	noRecovery bool
@@ -36,17 +37,25 @@ ncheck in one step, including the metadata blocks icheck reports as "not
 found". A free block the block bitmap still marks in use is reported as such.
 
 Arguments are block numbers, or ranges A-B; with --sectors they are 512-byte
-sector numbers (as in a block-I/O log) and each is mapped to its block.`,
+sector numbers (as in a block-I/O log) and each is mapped to its block.
+
+On a partitioned disk a number names a block of one partition's file system:
+P:BLOCK (or P:A-B), or --partition P for every number; with --sectors and no
+partition the numbers are the disk's sectors, located in the partition table
+first (the table's own sectors, swap and unpartitioned space are named).`,
 		Example: `  ext3replay blocks disk.img 0 1 2 1234
   ext3replay blocks disk.img 1000-1010
   ext3replay blocks --sectors disk.img 2048 8392
-  ext3replay blocks disk.img.zst 300 --format json`,
+  ext3replay blocks disk.img.zst 300 --format json
+  ext3replay blocks gpt-disk.qcow2 2:1234 1:0-3
+  ext3replay blocks --sectors gpt-disk.img 0 2048 100400`,
 		Args: cobra.MinimumNArgs(2),
 		RunE: checkedOutput(func(cmd *cobra.Command, args []string, out io.Writer) error {
 			return runBlocks(cmd, args, out, &o)
 		}),
 	}
 	cmd.Flags().BoolVar(&o.sectors, "sectors", false, "arguments are 512-byte sector numbers")
+	cmd.Flags().IntVar(&o.partition, "partition", 0, "partitioned disk: the partition whose blocks the numbers are")
 	cmd.Flags().StringVar(&o.format, "format", "text", "output format: text|json")
 	addNoRecoveryFlag(cmd, &o.noRecovery)
 	return cmd
@@ -54,15 +63,16 @@ sector numbers (as in a block-I/O log) and each is mapped to its block.`,
 
 // blockInfo is one answer of the blocks command (JSON field names are stable).
 type blockInfo struct {
-	Sector  *uint64  `json:"sector,omitempty"`
-	Block   uint64   `json:"block"`
-	Role    string   `json:"role"`
-	Group   *uint32  `json:"group,omitempty"`
-	Ino     uint32   `json:"ino,omitempty"`
-	Logical *uint64  `json:"logical,omitempty"`
-	Inodes  string   `json:"inodes,omitempty"` // inode-table blocks: "first-last"
-	Paths   []string `json:"paths,omitempty"`
-	Note    string   `json:"note,omitempty"`
+	Partition int      `json:"partition,omitempty"` // partitioned disk: the partition the block is in
+	Sector    *uint64  `json:"sector,omitempty"`
+	Block     uint64   `json:"block"`
+	Role      string   `json:"role"`
+	Group     *uint32  `json:"group,omitempty"`
+	Ino       uint32   `json:"ino,omitempty"`
+	Logical   *uint64  `json:"logical,omitempty"`
+	Inodes    string   `json:"inodes,omitempty"` // inode-table blocks: "first-last"
+	Paths     []string `json:"paths,omitempty"`
+	Note      string   `json:"note,omitempty"`
 }
 
 // parseNumbers expands "N" and "A-B" arguments.
@@ -97,44 +107,40 @@ func runBlocks(cmd *cobra.Command, args []string, out io.Writer, o *blocksOption
 	if o.format != "text" && o.format != "json" {
 		return &exitError{code: exitUsage, err: fmt.Errorf("--format %q: want text or json", o.format)}
 	}
-	nums, err := parseNumbers(args[1:])
+	targets, err := parseBlockArgs(args[1:], o.partition)
 	if err != nil {
 		return &exitError{code: exitUsage, err: err}
 	}
-	img, fsys, err := openRecoveredFS(args[0], o.noRecovery, cmd.ErrOrStderr(), "blocks")
-	if err != nil {
-		return err
-	}
-	defer img.Close()
-	idx, names, problems, err := resolver.BuildTolerant(fsys)
-	if err != nil {
-		return &exitError{code: exitUsage, err: fmt.Errorf("%s: %w", args[0], err)}
-	}
-	for _, p := range problems {
-		// As analyze reports them (anomalies): what can be decoded is answered.
-		fmt.Fprintf(cmd.ErrOrStderr(), "ext3replay blocks: %s: %s (left out)\n", args[0], ops.SafeText(p.Error()))
-	}
-	pathsOf := names.Paths
-	if fsys.SB.FeatureIncompat&ext3fs.IncompatInlineData != 0 {
-		// The replay model's names come from directory blocks; inline directories have none.
-		if pathsOf, err = walkPaths(fsys); err != nil {
-			return &exitError{code: exitUsage, err: fmt.Errorf("%s: %w", args[0], err)}
-		}
-	}
-	bs := uint64(fsys.BlockSize())
-	bitmaps := map[uint32][]byte{}
 	var infos []blockInfo
-	for _, n := range nums {
-		var bi blockInfo
-		if o.sectors {
-			s := n
-			bi.Sector = &s
-			bi.Block = n * 512 / bs
-		} else {
-			bi.Block = n
+	img, fsys, err := openRecoveredFS(args[0], o.partition, o.noRecovery, cmd.ErrOrStderr(), "blocks")
+	if pd, ok := asPartitioned(err); ok {
+		defer pd.img.Close()
+		if infos, err = blocksPartitioned(pd, targets, o, cmd.ErrOrStderr()); err != nil {
+			return err
 		}
-		describeBlock(fsys, idx, pathsOf, bitmaps, &bi)
-		infos = append(infos, bi)
+	} else if err != nil {
+		return err
+	} else {
+		defer img.Close()
+		d, err := newDescriber(fsys, args[0], cmd.ErrOrStderr())
+		if err != nil {
+			return err
+		}
+		for _, t := range targets {
+			if t.part != 0 && o.partition == 0 {
+				return &exitError{code: exitUsage, err: fmt.Errorf("%d:%d: %s has no partition table (a bare file system): give the block alone", t.part, t.n, args[0])}
+			}
+			bi := blockInfo{Partition: o.partition}
+			if o.sectors {
+				s := t.n
+				bi.Sector = &s
+				bi.Block = t.n * 512 / uint64(fsys.BlockSize())
+			} else {
+				bi.Block = t.n
+			}
+			d.describe(&bi)
+			infos = append(infos, bi)
+		}
 	}
 	w := out
 	if o.format == "json" {
@@ -143,11 +149,25 @@ func runBlocks(cmd *cobra.Command, args []string, out io.Writer, o *blocksOption
 		return enc.Encode(infos)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	parts := false
+	for _, bi := range infos {
+		parts = parts || bi.Partition != 0
+	}
+	if parts {
+		fmt.Fprint(tw, "PART\t")
+	}
 	if o.sectors {
 		fmt.Fprint(tw, "SECTOR\t")
 	}
 	fmt.Fprintln(tw, "BLOCK\tROLE\tINODE\tLOGICAL\tPATH")
 	for _, bi := range infos {
+		if parts {
+			part := "-"
+			if bi.Partition != 0 {
+				part = strconv.Itoa(bi.Partition)
+			}
+			fmt.Fprintf(tw, "%s\t", part)
+		}
 		if bi.Sector != nil {
 			fmt.Fprintf(tw, "%d\t", *bi.Sector)
 		}
@@ -176,6 +196,35 @@ func runBlocks(cmd *cobra.Command, args []string, out io.Writer, o *blocksOption
 	}
 	return tw.Flush()
 }
+
+// describer answers for the blocks of one file system.
+type describer struct {
+	fsys    *ext3fs.FS
+	idx     *resolver.Index
+	pathsOf func(uint32) []string
+	bitmaps map[uint32][]byte
+}
+
+func newDescriber(fsys *ext3fs.FS, name string, stderr io.Writer) (*describer, error) {
+	idx, names, problems, err := resolver.BuildTolerant(fsys)
+	if err != nil {
+		return nil, &exitError{code: exitUsage, err: fmt.Errorf("%s: %w", name, err)}
+	}
+	for _, p := range problems {
+		// As analyze reports them (anomalies): what can be decoded is answered.
+		fmt.Fprintf(stderr, "ext3replay blocks: %s: %s (left out)\n", name, ops.SafeText(p.Error()))
+	}
+	pathsOf := names.Paths
+	if fsys.SB.FeatureIncompat&ext3fs.IncompatInlineData != 0 {
+		// The replay model's names come from directory blocks; inline directories have none.
+		if pathsOf, err = walkPaths(fsys); err != nil {
+			return nil, &exitError{code: exitUsage, err: fmt.Errorf("%s: %w", name, err)}
+		}
+	}
+	return &describer{fsys: fsys, idx: idx, pathsOf: pathsOf, bitmaps: map[uint32][]byte{}}, nil
+}
+
+func (d *describer) describe(bi *blockInfo) { describeBlock(d.fsys, d.idx, d.pathsOf, d.bitmaps, bi) }
 
 func describeBlock(fsys *ext3fs.FS, idx *resolver.Index, pathsOf func(uint32) []string, bitmaps map[uint32][]byte, bi *blockInfo) {
 	sb := fsys.SB

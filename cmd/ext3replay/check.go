@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ext3replay/ext3replay/pkg/analysis"
 	"github.com/ext3replay/ext3replay/pkg/blklog"
 	"github.com/ext3replay/ext3replay/pkg/check"
 )
@@ -17,7 +18,8 @@ import (
 const exitFindings = 1
 
 type checkOptions struct {
-	format string
+	format    string
+	partition int
 }
 
 func newCheckCmd() *cobra.Command {
@@ -37,11 +39,13 @@ and whether it was still there at the end.
 Exit status: 0 clean, 1 findings, 2 error, 4 a damaged log (findings before the
 damage were printed).`,
 		Example: `  ext3replay check disk.img io.log.zst
-  ext3replay check disk.img io.log.zst --format jsonl`,
+  ext3replay check disk.img io.log.zst --format jsonl
+  ext3replay check --partition 2 gpt-disk.img io.log.zst`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error { return runCheck(cmd, args, &o) },
 	}
 	cmd.Flags().StringVar(&o.format, "format", "text", "output format: text|jsonl")
+	cmd.Flags().IntVar(&o.partition, "partition", 0, "partitioned disk: check partition N's file system (the log's requests inside it)")
 	return cmd
 }
 
@@ -59,7 +63,25 @@ func runCheck(cmd *cobra.Command, args []string, o *checkOptions) error {
 		return &exitError{code: exitUsage, err: err}
 	}
 	defer lr.Close()
-	c, findings, err := check.Run(img, img.Size(), lr)
+	dev, size, name, err := partitionDevice(img, args[0], o.partition)
+	if err != nil {
+		if pd, ok := asPartitioned(err); ok {
+			return &exitError{code: exitUsage, err: fmt.Errorf("check: %w", pd)}
+		}
+		return err
+	}
+	var log blklog.Reader = lr
+	if o.partition != 0 {
+		p, err := partitionOf(img, o.partition)
+		if err != nil {
+			return &exitError{code: exitUsage, err: err}
+		}
+		log = analysis.PartitionLog(lr, p)
+	}
+	c, findings, err := check.Run(dev, size, log)
+	if c == nil && name != args[0] {
+		err = fmt.Errorf("%s: %w", name, err)
+	}
 	if c == nil {
 		return &exitError{code: exitUsage, err: err}
 	}

@@ -17,6 +17,7 @@ import (
 )
 
 type inspectOptions struct {
+	partition  int
 	format     string
 	groups     bool
 	noRecovery bool
@@ -27,22 +28,28 @@ func newInspectCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "inspect IMAGE",
 		Short: "Show an image's geometry, features and every file with its inode, size and blocks",
-		Long: `inspect reads an ext2/ext3 image (raw, or zstd-compressed) and prints a summary
+		Long: `inspect reads an ext2/3/4 image (raw, zstd-compressed, or qcow2 and the other formats
+qemu-img reads) and prints a summary
 of its geometry and features, then every file reachable from the root, depth
 first: inode, type, permissions, link count, size, the number of blocks it owns
 (data plus indirect or extent blocks, as debugfs stat counts them) and its path.
 A file with several hard links appears once per name. Symlinks show their
-target, device nodes their major,minor.`,
+target, device nodes their major,minor.
+
+On a partitioned disk (MBR or GPT) inspect lists the partitions and what each
+holds; --partition N shows the file system of partition N.`,
 		Example: `  ext3replay inspect disk.img
   ext3replay inspect fixtures/real/basic-ext3-4k/image.raw.zst
   ext3replay inspect disk.img --groups
-  ext3replay inspect disk.img --format json | jq '.files[] | select(.size > 1048576)'`,
+  ext3replay inspect disk.img --format json | jq '.files[] | select(.size > 1048576)'
+  ext3replay inspect vm.qcow2 --partition 2`,
 		Args: cobra.ExactArgs(1),
 		RunE: checkedOutput(func(cmd *cobra.Command, args []string, out io.Writer) error {
 			return runInspect(cmd, args, out, &o)
 		}),
 	}
 	cmd.Flags().StringVar(&o.format, "format", "text", "output format: text|json")
+	cmd.Flags().IntVar(&o.partition, "partition", 0, "partitioned disk: the partition whose file system to show (without it, the partition table is listed)")
 	cmd.Flags().BoolVar(&o.groups, "groups", false, "also list every block group's layout (like dumpe2fs)")
 	addNoRecoveryFlag(cmd, &o.noRecovery)
 	return cmd
@@ -53,7 +60,9 @@ type inspectSummary struct {
 	Image           string   `json:"image"`
 	ImageBytes      int64    `json:"image_bytes"`
 	Compressed      bool     `json:"compressed"`
-	Kind            string   `json:"kind"` // ext2, ext3, ext4
+	ImageFormat     string   `json:"image_format,omitempty"` // qcow2, vmdk, ...: converted by qemu-img
+	Partition       int      `json:"partition,omitempty"`    // partitioned disk: the partition shown
+	Kind            string   `json:"kind"`                   // ext2, ext3, ext4
 	Revision        uint32   `json:"revision"`
 	BlockSize       int      `json:"block_size"`
 	Blocks          uint64   `json:"blocks"`
@@ -119,12 +128,17 @@ func runInspect(cmd *cobra.Command, args []string, out io.Writer, o *inspectOpti
 	if o.format != "text" && o.format != "json" {
 		return &exitError{code: exitUsage, err: fmt.Errorf("--format %q: want text or json", o.format)}
 	}
-	img, fsys, err := openRecoveredFS(args[0], o.noRecovery, cmd.ErrOrStderr(), "inspect")
+	img, fsys, err := openRecoveredFS(args[0], o.partition, o.noRecovery, cmd.ErrOrStderr(), "inspect")
+	if pd, ok := asPartitioned(err); ok {
+		defer pd.img.Close()
+		return listPartitions(out, pd, o.format)
+	}
 	if err != nil {
 		return err
 	}
 	defer img.Close()
 	sum := summarize(img, fsys)
+	sum.Partition = o.partition
 	var files []inspectFile
 	// Each inode's blocks are counted once (hard links reuse the count), and distinct inodes
 	// cannot own more blocks together than the file system has: inodes cross-linked to one
@@ -293,24 +307,18 @@ func groupLayout(fsys *ext3fs.FS) []inspectGroup {
 }
 
 // openFS opens an image (raw or .zst) and its file system; errors are usage errors (exit 2).
-func openFS(path string) (*diskimage.Image, *ext3fs.FS, error) {
-	img, err := openImage(path)
-	if err != nil {
-		return nil, nil, &exitError{code: exitUsage, err: err}
-	}
+func openFS(dev io.ReaderAt, size int64, name string) (*ext3fs.FS, error) {
 	// inspect and blocks only read: inline_data is decoded (analyze's replay model refuses it).
-	fsys, err := ext3fs.OpenWith(img, ext3fs.Options{InlineData: true})
+	fsys, err := ext3fs.OpenWith(dev, ext3fs.Options{InlineData: true})
 	if err != nil {
-		img.Close()
-		return nil, nil, &exitError{code: exitUsage, err: fmt.Errorf("%s: %w", path, err)}
+		return nil, &exitError{code: exitUsage, err: fmt.Errorf("%s: %w", name, err)}
 	}
 	// A cut image would otherwise fail somewhere in the walk with a bare EOF, or not at all.
-	if need := fsys.SB.BlocksCount * uint64(fsys.BlockSize()); uint64(img.Size()) < need {
-		img.Close()
-		return nil, nil, &exitError{code: exitUsage, err: fmt.Errorf("%s: image is %d bytes, the file system needs %d (%d blocks of %d): truncated?",
-			path, img.Size(), need, fsys.SB.BlocksCount, fsys.BlockSize())}
+	if need := fsys.SB.BlocksCount * uint64(fsys.BlockSize()); uint64(size) < need {
+		return nil, &exitError{code: exitUsage, err: fmt.Errorf("%s: image is %d bytes, the file system needs %d (%d blocks of %d): truncated?",
+			name, size, need, fsys.SB.BlocksCount, fsys.BlockSize())}
 	}
-	return img, fsys, nil
+	return fsys, nil
 }
 
 func fsKind(sb *ext3fs.Superblock) string {
@@ -333,7 +341,7 @@ func unixTime(t uint32) string {
 func summarize(img *diskimage.Image, fsys *ext3fs.FS) inspectSummary {
 	sb := fsys.SB
 	s := inspectSummary{
-		Image: img.Path(), ImageBytes: img.Size(), Compressed: img.Compressed, Kind: fsKind(sb),
+		Image: img.Path(), ImageBytes: img.Size(), Compressed: img.Compressed, ImageFormat: img.Format, Kind: fsKind(sb),
 		Revision: sb.RevLevel, BlockSize: sb.BlockSize(), Blocks: sb.BlocksCount, FreeBlocks: sb.FreeBlocksCount,
 		FirstDataBlock: sb.FirstDataBlock, Inodes: sb.InodesCount, FreeInodes: sb.FreeInodesCount,
 		InodeSize: sb.InodeSize(), FirstIno: sb.FirstIno, Groups: sb.GroupCount(), BlocksPerGroup: sb.BlocksPerGroup,
@@ -379,7 +387,13 @@ func writeSummary(w io.Writer, s inspectSummary) {
 	if s.Compressed {
 		comp = ", zstd-compressed"
 	}
+	if s.ImageFormat != "" {
+		comp = ", " + s.ImageFormat + " read through qemu-img"
+	}
 	fmt.Fprintf(w, "Image:        %s (%d bytes%s)\n", s.Image, s.ImageBytes, comp)
+	if s.Partition != 0 {
+		fmt.Fprintf(w, "Partition:    %d\n", s.Partition)
+	}
 	fmt.Fprintf(w, "File system:  %s, revision %d, state %s, UUID %s", s.Kind, s.Revision, s.State, s.UUID)
 	if s.VolumeName != "" {
 		fmt.Fprintf(w, ", label %q", s.VolumeName)

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ext3replay/ext3replay/internal/diskimage"
 	"github.com/ext3replay/ext3replay/pkg/blklog"
 	"github.com/spf13/cobra"
 )
@@ -60,7 +61,7 @@ SIGINT/SIGTERM, after finishing the log. Attach QEMU with
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.image, "image", "", "starting disk image (raw or .zst); only read")
+	f.StringVar(&o.image, "image", "", "starting disk image (raw, .zst, or qcow2 and the other formats qemu-img reads); only read")
 	f.StringVarP(&o.log, "output", "o", "", "native log to write (zstd)")
 	f.StringVar(&o.log, "log", "", "native log to write (zstd); the old spelling of -o")
 	f.StringVar(&o.socket, "socket", "", "listen on this Unix socket path")
@@ -126,7 +127,17 @@ func runRecord(cmd *cobra.Command, _ []string, o *recordOptions) error {
 	}
 	// Listen before the slow state copy fails late on a busy address? No:
 	// the ready line must mean "connect now", so prepare everything first.
-	state, id, err := blklog.PrepareState(fl.image, statePath)
+	// A qcow2 (or other qemu-img format) BASE is served as its raw content: converted to a
+	// temporary file first (BASE only read), whose content the log's identity then describes, as
+	// analyze computes it from the same BASE.
+	base := fl.image
+	if format, err := diskimage.QemuFormatOf(fl.image); err == nil && format != "" {
+		if base, err = diskimage.ConvertToRaw(fl.image, format); err != nil {
+			return &exitError{code: exitUsage, err: fmt.Errorf("record: %s: %w", fl.image, err)}
+		}
+		defer os.Remove(base)
+	}
+	state, id, err := blklog.PrepareState(base, statePath)
 	if err != nil {
 		return &exitError{code: exitUsage, err: err}
 	}

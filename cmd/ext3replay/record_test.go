@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ext3replay/ext3replay/internal/diskimage"
 	"github.com/ext3replay/ext3replay/pkg/blklog"
 )
 
@@ -358,5 +359,58 @@ func TestRecordRefusesLiveSocket(t *testing.T) {
 	}
 	if _, n, err := applyLog(t, logPath, base); n != 1 || err != nil {
 		t.Fatalf("%d records, %v", n, err)
+	}
+}
+
+// TestRecordQcow2Base: a qcow2 BASE is served as its raw content, left untouched, and the log's
+// identity is that content's, so the log is accepted against the qcow2 image as against the raw one.
+func TestRecordQcow2Base(t *testing.T) {
+	if _, err := exec.LookPath("qemu-io"); err != nil {
+		t.Skip("qemu-io not installed (apt-get install qemu-utils)")
+	}
+	dir := t.TempDir()
+	base := writeBase(t, filepath.Join(dir, "base.img"), 4<<20)
+	qcow := filepath.Join(dir, "base.qcow2")
+	if out, err := exec.Command("qemu-img", "convert", "-f", "raw", "-O", "qcow2", filepath.Join(dir, "base.img"), qcow).CombinedOutput(); err != nil {
+		t.Fatalf("qemu-img: %v\n%s", err, out)
+	}
+	before, err := os.ReadFile(qcow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, "s.sock")
+	logPath := filepath.Join(dir, "io.log.zst")
+	p := startRecord(t, "--image", qcow, "--log", logPath, "--socket", sock)
+	out, err := exec.Command("qemu-io", "-f", "raw", "nbd+unix:///?socket="+sock,
+		"-c", "read -v 3M 32", "-c", "write -P 0xab 0 64k", "-c", "flush").CombinedOutput()
+	// The guest reads BASE's content through the converted copy.
+	if err != nil || bytes.Contains(out, []byte("failed")) || !bytes.Contains(out, []byte("some.base.conten")) {
+		t.Fatalf("qemu-io: %v\n%s", err, out)
+	}
+	if code, rest := p.finish(t); code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, rest)
+	}
+	if after, _ := os.ReadFile(qcow); !bytes.Equal(before, after) {
+		t.Error("the qcow2 BASE changed")
+	}
+	state, err := os.ReadFile(filepath.Join(dir, "io.log.state.img"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img, _, err := applyLog(t, logPath, base); err != nil || !bytes.Equal(img, state) {
+		t.Fatalf("state file differs from base + log (%v)", err)
+	}
+	r, err := blklog.Open(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	img, err := diskimage.Open(qcow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer img.Close()
+	if err := blklog.CheckImage(r.Header(), img, img.Size()); err != nil || !r.Header().Image.Known {
+		t.Errorf("the log against its qcow2 BASE: %v (identity known %v)", err, r.Header().Image.Known)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/ext3replay/ext3replay/internal/scenario"
 	"github.com/ext3replay/ext3replay/pkg/ext3fs"
 	"github.com/ext3replay/ext3replay/pkg/ops"
+	"github.com/ext3replay/ext3replay/pkg/partition"
 )
 
 // The committed corpus is checked against itself, independently of the analyzer:
@@ -38,8 +39,33 @@ func replay(t *testing.T, base scenario.Disk, logPath string) (scenario.Disk, in
 	return disk, n
 }
 
-// tree lists every name of the file system with its type ("d", "f", "l", ...).
-func tree(t *testing.T, disk scenario.Disk, what string) map[string]string {
+// tree lists every name of the file system with its type ("d", "f", "l", ...). A partitioned
+// disk's tree is its ext partitions' trees under their mount points (the scenario's --mount).
+func tree(t *testing.T, disk scenario.Disk, what string, mounts map[int]string) map[string]string {
+	t.Helper()
+	if len(mounts) == 0 {
+		return fsTree(t, disk, what, "")
+	}
+	tab, err := partition.Read(disk, int64(len(disk)))
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	out := map[string]string{}
+	for n, dir := range mounts {
+		p, ok := tab.Partition(n)
+		if !ok {
+			t.Fatalf("%s: no partition %d", what, n)
+		}
+		prefix := strings.TrimSuffix(dir, "/")
+		for k, v := range fsTree(t, disk[p.Start:p.End()], fmt.Sprintf("%s partition %d", what, n), prefix) {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// fsTree is tree for one file system, its paths under prefix.
+func fsTree(t *testing.T, disk scenario.Disk, what, prefix string) map[string]string {
 	t.Helper()
 	// The tree after journal recovery, as the next mount sees it (a disk left by a power cut, or
 	// the starting image of the boot after one).
@@ -60,6 +86,7 @@ func tree(t *testing.T, disk scenario.Disk, what string) map[string]string {
 		if path == "/" || path == "/lost+found" {
 			return nil
 		}
+		path = prefix + path
 		switch in.Type() {
 		case ext3fs.TypeDir:
 			out[path] = "d"
@@ -191,11 +218,15 @@ func TestCorpus(t *testing.T) {
 				t.Log("CRASH=1 with optional lines: final tree not compared")
 				return
 			}
-			want := tree(t, base, "starting image")
+			mounts, err := scenario.Mounts(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := tree(t, base, "starting image", mounts)
 			if err := applyExpected(want, exp); err != nil {
 				t.Fatalf("expected.jsonl does not apply to the starting image: %v", err)
 			}
-			if d := diffTrees(want, tree(t, finals[0], "final disk")); d != "" {
+			if d := diffTrees(want, tree(t, finals[0], "final disk", mounts)); d != "" {
 				t.Errorf("expected.jsonl does not explain the final disk:\n%s", d)
 			}
 		})

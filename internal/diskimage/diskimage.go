@@ -1,4 +1,9 @@
-// Package diskimage opens a disk image, raw or zstd-compressed, as an io.ReaderAt.
+// Package diskimage opens a disk image, raw, zstd-compressed or in a format qemu-img reads
+// (qcow2, qcow, QED, VMDK, VDI, VHDX, VHD), as an io.ReaderAt.
+//
+// The qemu-img formats are recognised by their magic and converted by `qemu-img convert -O raw`
+// into an unlinked sparse temporary file (qemu.go): no Go reader of qcow2 is both well kept and
+// available here, and qemu-img also follows backing files and compressed clusters.
 //
 // A compressed image is decompressed once at Open, straight from the decoder's output (no
 // intermediate copy), and only the parts that are not zero are kept: file-system images are
@@ -36,9 +41,13 @@ type Image struct {
 	path string
 	// Compressed reports whether the image was zstd-compressed on disk.
 	Compressed bool
+	// Format is the qemu-img format the image was converted from ("qcow2", "vmdk", ...); empty
+	// for a raw or zstd-compressed image.
+	Format string
 }
 
-// Open opens path. Files starting with the zstd magic are decompressed (whatever their name).
+// Open opens path. Files starting with the zstd magic are decompressed, files in a qemu-img
+// format converted (whatever their name).
 func Open(path string) (*Image, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -55,6 +64,14 @@ func Open(path string) (*Image, error) {
 		if err != nil {
 			f.Close()
 			return nil, err
+		}
+		if format := qemuFormat(f, st.Size()); format != "" {
+			f.Close()
+			img, err := convertQemu(path, format)
+			if err != nil {
+				return nil, fmt.Errorf("diskimage: %s: %w", path, err)
+			}
+			return img, nil
 		}
 		return &Image{r: f, size: st.Size(), f: f, path: path}, nil
 	}

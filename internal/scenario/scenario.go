@@ -6,8 +6,10 @@ package scenario
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 )
 
@@ -49,4 +51,50 @@ func Needs(dir string) (string, error) {
 		return "", err
 	}
 	return env["NEEDS"], nil
+}
+
+// AnalyzeArgs returns the scenario's ANALYZE_ARGS, split on blanks: the flags analyze needs for
+// it, such as a partitioned disk's mount points ("--mount 1=/ --mount 2=/boot"), so that its
+// paths read as the guest's, as the ground truth has them.
+func AnalyzeArgs(dir string) ([]string, error) {
+	env, err := Env(dir)
+	if err != nil {
+		return nil, err
+	}
+	return strings.Fields(env["ANALYZE_ARGS"]), nil
+}
+
+// Mounts returns the partition -> mount point pairs of the scenario's ANALYZE_ARGS (none for a
+// bare file system).
+func Mounts(dir string) (map[int]string, error) {
+	args, err := AnalyzeArgs(dir)
+	if err != nil {
+		return nil, err
+	}
+	m := map[int]string{}
+	for i := 0; i < len(args); i++ {
+		v, ok := strings.CutPrefix(args[i], "--mount=")
+		if !ok && args[i] == "--mount" && i+1 < len(args) {
+			i++
+			v, ok = args[i], true
+		}
+		if !ok {
+			continue
+		}
+		n, dir, found := strings.Cut(v, "=")
+		num, err := strconv.Atoi(n)
+		if !found || err != nil {
+			return nil, fmt.Errorf("ANALYZE_ARGS: --mount %q: want N=DIR", v)
+		}
+		m[num] = dir
+	}
+	return m, nil
+}
+
+// Partitioned reports a scenario whose starting image is a partitioned disk (PART_TABLE in
+// scenario.env): its file systems are not at byte 0, so tests that open the image as one file
+// system skip it (pkg/analysis, pkg/check and internal/accuracy take its partitions).
+func Partitioned(dir string) bool {
+	env, err := Env(dir)
+	return err == nil && env["PART_TABLE"] != ""
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/ext3replay/ext3replay/pkg/blklog"
 	"github.com/ext3replay/ext3replay/pkg/ext3fs"
 	"github.com/ext3replay/ext3replay/pkg/ops"
+	"github.com/ext3replay/ext3replay/pkg/partition"
 	"github.com/ext3replay/ext3replay/pkg/resolver"
 )
 
@@ -47,6 +48,12 @@ type Options struct {
 	// starting state: the guest's own replay at mount then writes what the model already holds
 	// and reports nothing.
 	NoRecovery bool
+	// Mounts puts the paths of a partitioned disk's ext partitions under their mount points
+	// (partition number -> "/boot"); see Volume.Prefix for the default.
+	Mounts map[int]string
+	// Partitioned, if set, is called once the image is found to have a partition table, before
+	// the first op (the csv writer adds its partition column then).
+	Partitioned func(*partition.Table)
 }
 
 // DefaultMaxPending is the coalescer's bound in analyze. It caps memory and how late lines
@@ -66,6 +73,10 @@ type Result struct {
 	// Recovery is the journal recovery the starting state came from (nil with NoRecovery;
 	// Recovery.Needed is false for an image that needed none).
 	Recovery *ext3fs.Recovery
+	// Table is the image's partition table (nil for a bare file system); Volumes its ext2/3/4
+	// partitions, in table order (Recovery is then the first one's).
+	Table   *partition.Table
+	Volumes []Volume
 }
 
 // InputError is a run refused for its input: an image that is no ext2/3/4 file system, a
@@ -84,10 +95,6 @@ func Run(in Input, opt Options, emit func(*ops.Op) error) (*Result, error) {
 	if err := blklog.CheckImage(h, in.Image, in.ImageSize); err != nil {
 		return nil, &InputError{fmt.Errorf("%s: %w (image %s)", in.LogName, err, in.ImageName)}
 	}
-	guard, err := NewSuperblockGuard(h, in.Image, in.LogName)
-	if err != nil {
-		return nil, &InputError{fmt.Errorf("%s: %w", in.ImageName, err)}
-	}
 	res := &Result{Printed: map[ops.Type]int64{}}
 	co := ops.NewCoalescer(func(op *ops.Op) error {
 		res.Printed[op.Op]++
@@ -96,6 +103,29 @@ func Run(in Input, opt Options, emit func(*ops.Op) error) (*Result, error) {
 	co.MaxPending = opt.MaxPending
 	if co.MaxPending <= 0 {
 		co.MaxPending = DefaultMaxPending
+	}
+	tab, err := partition.Read(in.Image, in.ImageSize)
+	if err != nil {
+		return nil, &InputError{fmt.Errorf("%s: %w", in.ImageName, err)}
+	}
+	if tab.Scheme != partition.None {
+		res.Table = tab
+		res.Stats.Ops = map[ops.Type]int64{}
+		if err := runPartitioned(in, opt, tab, res, co); err != nil {
+			return nil, err
+		}
+		if err := co.Flush(); err != nil {
+			return nil, err
+		}
+		res.Elapsed = time.Since(start)
+		return res, nil
+	}
+	if len(opt.Mounts) > 0 {
+		return nil, &InputError{fmt.Errorf("%s: --mount is for a partitioned disk; this one is a bare file system (its paths are the file system's own)", in.ImageName)}
+	}
+	guard, err := NewSuperblockGuard(h, in.Image, in.LogName)
+	if err != nil {
+		return nil, &InputError{fmt.Errorf("%s: %w", in.ImageName, err)}
 	}
 	start0 := in.Image
 	if !opt.NoRecovery {
@@ -123,8 +153,7 @@ func Run(in Input, opt Options, emit func(*ops.Op) error) (*Result, error) {
 			break
 		}
 		if err != nil {
-			var de *blklog.DamageError
-			if !errors.As(err, &de) {
+			if !isDamage(err) {
 				return nil, err
 			}
 			res.Damage = err
@@ -170,6 +199,12 @@ func SetMemoryBudget(budget int64) {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	debug.SetMemoryLimit(int64(ms.HeapAlloc) + budget)
+}
+
+// isDamage reports a damaged log (the run ends there with what it has), as opposed to a failure.
+func isDamage(err error) bool {
+	var de *blklog.DamageError
+	return errors.As(err, &de)
 }
 
 // isFS reports whether img opens as a file system (whatever its features).

@@ -17,7 +17,7 @@ import (
 
 const fixtures = "../../fixtures/real"
 
-func must(t *testing.T, err error, ctx ...any) {
+func must(t testing.TB, err error, ctx ...any) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(append(ctx, err)...)

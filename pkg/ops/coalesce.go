@@ -1,6 +1,9 @@
 package ops
 
-import "strings"
+import (
+	"strconv"
+	"strings"
+)
 
 // Coalescer merges consecutive reads or writes of one file into one op, so
 // that a 1 MiB sequential write sent as 256 requests prints as one line.
@@ -58,7 +61,7 @@ func NewCoalescer(emit func(*Op) error) *Coalescer {
 
 func runKey(op *Op) string {
 	if op.Path == "" {
-		return "\x00" + string(op.Kind)
+		return "\x00" + string(op.Kind) + "\x00" + strconv.Itoa(op.Partition)
 	}
 	return op.Path
 }
@@ -158,7 +161,7 @@ func (c *Coalescer) closeUnder(name string) {
 
 // extends reports whether next continues the run r.
 func extends(r, next *Op) bool {
-	return r.Op == next.Op && r.Path == next.Path && r.Kind == next.Kind && r.Ino == next.Ino &&
+	return r.Op == next.Op && r.Path == next.Path && r.Kind == next.Kind && r.Ino == next.Ino && r.Partition == next.Partition &&
 		r.Bytes%512 == 0 && r.Sector+uint64(r.Bytes/512) == next.Sector
 }
 

@@ -43,13 +43,20 @@ const (
 	KindGDT      Kind = "gdt"
 	KindJournal  Kind = "journal"
 	KindUnowned  Kind = "unowned"
+	// The kinds of I/O outside any ext2/3/4 file system of a partitioned disk: the partition
+	// table's own sectors (MBR, EBRs, GPT headers and entries; metadata), a swap partition, a
+	// partition with no ext file system, and sectors outside every partition.
+	KindPartitionTable Kind = "partition-table"
+	KindSwap           Kind = "swap"
+	KindPartition      Kind = "partition"
+	KindUnpartitioned  Kind = "unpartitioned"
 )
 
 // IsMetadata reports whether I/O of this kind is file-system bookkeeping
 // rather than a file's own bytes (dir and indirect blocks count as metadata).
 func (k Kind) IsMetadata() bool {
 	switch k {
-	case KindData, KindUnowned, "":
+	case KindData, KindUnowned, KindSwap, KindPartition, KindUnpartitioned, "":
 		return false
 	}
 	return true
@@ -71,6 +78,7 @@ type Op struct {
 	Overwrite bool    `json:"overwrite,omitempty"` // move: replaced an existing file
 	Size      *uint64 `json:"size,omitempty"`      // truncate: the new size
 	Reason    string  `json:"reason,omitempty"`    // anomaly: what is wrong
+	Partition int     `json:"partition,omitempty"` // partitioned disk: the partition number (/dev/vdaN)
 }
 
 // opJSON is Op as encoded: the same fields in the same order, with the
@@ -88,12 +96,13 @@ type opJSON struct {
 	Overwrite bool    `json:"overwrite,omitempty"`
 	Size      *uint64 `json:"size,omitempty"`
 	Reason    string  `json:"reason,omitempty"`
+	Partition int     `json:"partition,omitempty"`
 }
 
 // jsonView is o as the jsonl schema has it: sector and bytes kept on I/O.
 func (o *Op) jsonView() *opJSON {
 	j := &opJSON{Seq: o.Seq, T: o.T, Op: o.Op, Path: o.Path, To: o.To, Ino: o.Ino,
-		Kind: o.Kind, Overwrite: o.Overwrite, Size: o.Size, Reason: o.Reason}
+		Kind: o.Kind, Overwrite: o.Overwrite, Size: o.Size, Reason: o.Reason, Partition: o.Partition}
 	if o.Sector != 0 || o.IsIO() {
 		j.Sector = &o.Sector
 	}

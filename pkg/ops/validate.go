@@ -9,7 +9,8 @@ import (
 var Types = []Type{Create, Mkdir, Symlink, Mknod, Move, Link, Unlink, Delete, Rmdir, Truncate, Read, Write, Anomaly}
 
 // Kinds lists every I/O kind in the order documented in docs/output-formats.md.
-var Kinds = []Kind{KindData, KindDir, KindIndirect, KindExtent, KindInode, KindBitmap, KindSuper, KindGDT, KindJournal, KindUnowned}
+var Kinds = []Kind{KindData, KindDir, KindIndirect, KindExtent, KindInode, KindBitmap, KindSuper, KindGDT, KindJournal, KindUnowned,
+	KindPartitionTable, KindSwap, KindPartition, KindUnpartitioned}
 
 // Known reports whether t is part of the op vocabulary.
 func (t Type) Known() bool {

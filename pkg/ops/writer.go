@@ -128,6 +128,11 @@ func appendTarget(b []byte, op *Op) []byte {
 	if op.Kind != "" && op.Kind != KindData {
 		b = append(b, " ("...)
 		b = append(b, op.Kind...)
+		if op.Path == "" && op.Partition != 0 {
+			// Without a path, only this says which partition of the disk it was.
+			b = append(b, ", partition "...)
+			b = strconv.AppendInt(b, int64(op.Partition), 10)
+		}
 		b = append(b, ')')
 	}
 	return b
@@ -211,20 +216,44 @@ func (j *jsonlWriter) Write(op *Op) error {
 func (j *jsonlWriter) Close() error { return j.w.Flush() }
 
 type csvWriter struct {
-	bw     *bufio.Writer
-	w      *csv.Writer
-	header bool
-	rec    []string
+	bw          *bufio.Writer
+	w           *csv.Writer
+	header      bool
+	rec         []string
+	partitioned bool // a last column, partition
+}
+
+// SetPartitioned adds the partition column (after every other) to a csv writer that has
+// written nothing yet: runs of a partitioned disk have it, runs of a bare file system do not,
+// so that their csv stays as it was. Other writers ignore it.
+func SetPartitioned(w Writer) {
+	if c, ok := w.(*csvWriter); ok && !c.header {
+		c.partitioned = true
+	}
+}
+
+func (c *csvWriter) headerRow() []string {
+	if c.partitioned {
+		return append(append([]string(nil), CSVHeader...), "partition")
+	}
+	return CSVHeader
 }
 
 func (c *csvWriter) Write(op *Op) error {
 	if !c.header {
 		c.header = true
-		if err := c.w.Write(CSVHeader); err != nil {
+		if err := c.w.Write(c.headerRow()); err != nil {
 			return err
 		}
 	}
 	c.rec = append(c.rec[:0], csvRecord(op)...)
+	if c.partitioned {
+		p := ""
+		if op.Partition != 0 {
+			p = strconv.Itoa(op.Partition)
+		}
+		c.rec = append(c.rec, p)
+	}
 	return c.w.Write(c.rec)
 }
 
@@ -232,7 +261,7 @@ func (c *csvWriter) Close() error {
 	if !c.header {
 		// An empty run still gets its header, so that the file parses.
 		c.header = true
-		if err := c.w.Write(CSVHeader); err != nil {
+		if err := c.w.Write(c.headerRow()); err != nil {
 			return err
 		}
 	}

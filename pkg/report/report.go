@@ -60,7 +60,8 @@ type Options struct {
 // Op codes and kind codes in the embedded JSON (the script has the same tables).
 var (
 	opCodes   = []ops.Type{ops.Read, ops.Write, ops.Create, ops.Mkdir, ops.Symlink, ops.Mknod, ops.Delete, ops.Rmdir, ops.Move, ops.Link, ops.Unlink, ops.Truncate, ops.Anomaly}
-	kindCodes = []ops.Kind{"", ops.KindData, ops.KindDir, ops.KindIndirect, ops.KindInode, ops.KindBitmap, ops.KindSuper, ops.KindGDT, ops.KindJournal, ops.KindUnowned}
+	kindCodes = []ops.Kind{"", ops.KindData, ops.KindDir, ops.KindIndirect, ops.KindInode, ops.KindBitmap, ops.KindSuper, ops.KindGDT, ops.KindJournal, ops.KindUnowned,
+		ops.KindExtent, ops.KindPartitionTable, ops.KindSwap, ops.KindPartition, ops.KindUnpartitioned}
 )
 
 // runJSON is a run as the script reads it: one array per field, so that

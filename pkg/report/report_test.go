@@ -3,6 +3,7 @@ package report
 import (
 	"bytes"
 	"encoding/json"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -106,5 +107,35 @@ func TestSeqAxis(t *testing.T) {
 	}
 	if _, err := encodeRun(&Run{Ops: []ops.Op{{Op: "frob"}}}); err == nil {
 		t.Error("unknown op: no error")
+	}
+}
+
+// TestKindTables: every kind of the vocabulary has a code, and the script's table is the same
+// as kindCodes, in the same order (a kind missing made report refuse ext4 runs with extent I/O).
+func TestKindTables(t *testing.T) {
+	for _, k := range ops.Kinds {
+		found := false
+		for _, c := range kindCodes {
+			found = found || c == k
+		}
+		if !found {
+			t.Errorf("kind %q has no code", k)
+		}
+	}
+	js, err := os.ReadFile("assets/report.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?s)const KINDS = \[(.*?)\];`).FindSubmatch(js)
+	if m == nil {
+		t.Fatal("no KINDS table in report.js")
+	}
+	var want []string
+	for _, k := range kindCodes {
+		want = append(want, `"`+string(k)+`"`)
+	}
+	got := strings.Join(strings.Fields(strings.ReplaceAll(string(m[1]), ",", " ")), ",")
+	if got != strings.Join(want, ",") {
+		t.Errorf("report.js KINDS %s, kindCodes %s", got, strings.Join(want, ","))
 	}
 }

@@ -6,13 +6,15 @@
   const D = JSON.parse(document.getElementById("data").textContent);
   // The same tables as pkg/report/report.go (opCodes, kindCodes).
   const OPS = ["read", "write", "create", "mkdir", "symlink", "mknod", "delete", "rmdir", "move", "link", "unlink", "truncate", "anomaly"];
-  const KINDS = ["", "data", "dir", "indirect", "inode", "bitmap", "super", "gdt", "journal", "unowned"];
+  const KINDS = ["", "data", "dir", "indirect", "inode", "bitmap", "super", "gdt", "journal", "unowned",
+    "extent", "partition-table", "swap", "partition", "unpartitioned"];
   const READ = 0, WRITE = 1, ANOMALY = 12;
   // Colour classes of the sector plot, seekwatcher-like.
   const KCLASS = { "": "data", data: "data", dir: "directory", indirect: "indirect", inode: "inode table", bitmap: "bitmaps",
-    super: "super/gdt", gdt: "super/gdt", journal: "journal", unowned: "unowned" };
+    super: "super/gdt", gdt: "super/gdt", journal: "journal", unowned: "unowned", extent: "indirect",
+    "partition-table": "partition table", swap: "swap", partition: "unowned", unpartitioned: "unowned" };
   const KCOL = { data: "#1f77b4", directory: "#2ca02c", indirect: "#17becf", "inode table": "#ff7f0e", bitmaps: "#9467bd",
-    "super/gdt": "#8c564b", journal: "#d62728", unowned: "#7f7f7f" };
+    "super/gdt": "#8c564b", journal: "#d62728", unowned: "#7f7f7f", "partition table": "#bcbd22", swap: "#e7ba52" };
   const OPCOL = { create: "#2ca02c", mkdir: "#137313", symlink: "#6b8e23", mknod: "#556b2f", delete: "#d62728", rmdir: "#a31515",
     move: "#9467bd", link: "#17becf", unlink: "#e377c2", truncate: "#ff7f0e", anomaly: "#000000" };
   const IOCOL = { read: "#3b7dd8", write: "#e8743b" };

@@ -59,7 +59,11 @@ func run(bin, realDir, out, command string, timeout time.Duration, strict bool, 
 				continue
 			}
 			row := accuracy.Row{Scenario: name, Log: ln, NoReads: strings.Contains(ln, "lwlog")}
-			reported, err := analyze(bin, filepath.Join(dir, "image.raw.zst"), logPath, timeout)
+			extra, err := fixture.AnalyzeArgs(dir)
+			if err != nil {
+				return err
+			}
+			reported, err := analyze(bin, filepath.Join(dir, "image.raw.zst"), logPath, timeout, extra...)
 			if err != nil {
 				row.Err = err
 			} else {
@@ -167,10 +171,11 @@ func readExpected(path string) ([]accuracy.Expected, error) {
 	return accuracy.ReadExpected(f, path)
 }
 
-func analyze(bin, image, logPath string, timeout time.Duration) ([]ops.Op, error) {
+// extra are the scenario's ANALYZE_ARGS (a partitioned disk's --mount points).
+func analyze(bin, image, logPath string, timeout time.Duration, extra ...string) ([]ops.Op, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "analyze", image, logPath, "--format", "jsonl")
+	cmd := exec.CommandContext(ctx, bin, append([]string{"analyze", image, logPath, "--format", "jsonl"}, extra...)...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
