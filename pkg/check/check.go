@@ -60,6 +60,10 @@ type Checker struct {
 	jphys map[uint64]uint64 // journal block -> fs block
 	jt    *resolver.JournalTracker
 	dirty bool // home writes changed the disk since the last check
+	// mountReplay: the blocks the mount's fast-commit replay rewrites in intermediate states
+	// (ext3fs.Recovery.FastCommitBlocks), ignored until the guest's first commit; nil after.
+	mountReplay map[uint64]bool
+	recovery    *ext3fs.Recovery
 
 	last     map[uint64]int64 // fs block -> record that last wrote it (a journal copy: the record that logged it)
 	times    map[int64]float64
@@ -79,13 +83,31 @@ type Stats struct {
 	JournalErrors                 []string
 }
 
-// New starts a checker on the image (size bytes).
-func New(img io.ReaderAt, size int64) (*Checker, error) {
+// Options change what New does.
+type Options struct {
+	// NoRecovery starts from the image as it is, not as journal recovery leaves it.
+	NoRecovery bool
+}
+
+// New starts a checker on the image (size bytes), from the state journal recovery leaves it in
+// (what the guest's mount starts from, and what analyze starts from).
+func New(img io.ReaderAt, size int64) (*Checker, error) { return NewWith(img, size, Options{}) }
+
+// NewWith is New with options.
+func NewWith(img io.ReaderAt, size int64, opt Options) (*Checker, error) {
+	var rc *ext3fs.Recovery
+	if !opt.NoRecovery {
+		var err error
+		if rc, err = ext3fs.Recover(img); err != nil {
+			return nil, fmt.Errorf("check: journal recovery of the image: %w", err)
+		}
+		img = rc
+	}
 	fs, err := ext3fs.OpenWith(img, ext3fs.Options{InlineData: true})
 	if err != nil {
 		return nil, fmt.Errorf("check: opening the image: %w", err)
 	}
-	c := &Checker{img: img, size: size, bs: fs.BlockSize(), nblk: fs.SB.BlocksCount,
+	c := &Checker{img: img, size: size, recovery: rc, bs: fs.BlockSize(), nblk: fs.SB.BlocksCount,
 		over: map[uint64][]byte{}, last: map[uint64]int64{}, times: map[int64]float64{},
 		active: map[string]*Finding{}, jblk: map[uint64]uint64{}, jphys: map[uint64]uint64{}, jview: map[uint64][]byte{}, jrec: map[uint64]int64{}}
 	if uint64(size) < c.nblk*uint64(c.bs) {
@@ -114,6 +136,15 @@ func New(img io.ReaderAt, size int64) (*Checker, error) {
 				}
 				c.jt = resolver.NewJournalTracker(jsb)
 			}
+		}
+	}
+	// The mount replays the fast commits recovery replayed here, writing each block home in
+	// the intermediate state of every record (flushed one at a time): those writes end where
+	// the recovered starting state already is, and are no promise until the guest commits.
+	if rc != nil && len(rc.FastCommitBlocks) > 0 && c.jt != nil {
+		c.mountReplay = map[uint64]bool{}
+		for _, b := range rc.FastCommitBlocks {
+			c.mountReplay[b] = true
 		}
 	}
 	// The starting image: its problems are the driver's starting point, not its doing.
@@ -218,6 +249,10 @@ func (c *Checker) write(rec *blklog.Record) bool {
 		} else {
 			clear(d[in : in+n])
 		}
+		if c.mountReplay[b] {
+			pos += n
+			continue
+		}
 		if l, ok := c.jblk[b]; ok && c.jt != nil {
 			ts, err := c.jt.WriteLogBlock(l, d, rec.Index)
 			c.journalBlock(l, err)
@@ -232,6 +267,9 @@ func (c *Checker) write(rec *blklog.Record) bool {
 		for _, tx := range txs {
 			c.onTx(tx)
 		}
+	}
+	if len(txs) > 0 {
+		c.mountReplay = nil
 	}
 	c.live = append(c.live, txs...)
 	before := len(c.live)
@@ -339,6 +377,9 @@ func (c *Checker) Finish() []Finding {
 	}
 	return out
 }
+
+// Recovery is what journal recovery did to the starting image (nil with Options.NoRecovery).
+func (c *Checker) Recovery() *ext3fs.Recovery { return c.recovery }
 
 // Checks is the number of consistency points checked (the starting image included).
 func (c *Checker) Checks() int { return c.checks }
