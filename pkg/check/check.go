@@ -78,8 +78,8 @@ type Checker struct {
 	cache   cache
 	changed map[uint64]bool
 	full    bool // Options.Full: every check reads everything (the reference the cache is measured against)
-	errs     []string
-	onTx     func(resolver.Transaction) // tests: every committed transaction
+	errs    []string
+	onTx    func(resolver.Transaction) // tests: every committed transaction
 }
 
 // Stats counts what a run did.
@@ -473,7 +473,12 @@ func (c *Checker) introducedBy(evidence []uint64, at int64) int64 {
 
 // Run checks a whole log.
 func Run(img io.ReaderAt, size int64, log blklog.Reader) (*Checker, []Finding, error) {
-	c, err := New(img, size)
+	return RunWith(img, size, log, Options{})
+}
+
+// RunWith is Run with options.
+func RunWith(img io.ReaderAt, size int64, log blklog.Reader, opt Options) (*Checker, []Finding, error) {
+	c, err := NewWith(img, size, opt)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -1,0 +1,76 @@
+package check
+
+import (
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/ext3replay/ext3replay/pkg/blklog"
+)
+
+// TestIncrementalSameAsFull: on every real capture, and on each injected fault, the incremental
+// checks find exactly what checks reading the whole file system every time find, and read
+// fewer structures.
+func TestIncrementalSameAsFull(t *testing.T) {
+	if testing.Short() {
+		t.Skip("replays every real capture twice")
+	}
+	dirs, _ := filepath.Glob("../../fixtures/real/*")
+	var fullT, incT time.Duration
+	var fullR, incR int
+	for _, dir := range dirs {
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			disk, recs := capture(t, dir)
+			run := func(full bool) (*Checker, []Finding, time.Duration) {
+				start := time.Now()
+				c, fs, err := RunWith(disk, int64(len(disk)), &sliceLog{recs: recs}, Options{Full: full})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return c, fs, time.Since(start)
+			}
+			cf, ff, df := run(true)
+			ci, fi, di := run(false)
+			fullT, incT, fullR, incR = fullT+df, incT+di, fullR+cf.Reads(), incR+ci.Reads()
+			if fmt.Sprint(ff) != fmt.Sprint(fi) {
+				t.Errorf("full checks found %v, incremental %v", ff, fi)
+			}
+			if cf.Checks() != ci.Checks() {
+				t.Errorf("%d checks against %d", cf.Checks(), ci.Checks())
+			}
+			if cf.Checks() > 1 && ci.Reads() >= cf.Reads() {
+				t.Errorf("incremental checks read %d structures, full ones %d", ci.Reads(), cf.Reads())
+			}
+		})
+	}
+	t.Logf("all captures: full checks %v, %d structures read; incremental %v, %d read (time ratio %.2f)",
+		fullT, fullR, incT, incR, float64(incT)/float64(fullT))
+}
+
+// BenchmarkCheck compares full and incremental checks on the capture with the most
+// consistency points (random-ext4-4k) and the biggest directory (htree-ext4-4k).
+func BenchmarkCheck(b *testing.B) {
+	for _, name := range []string{"random-ext4-4k", "htree-ext4-4k"} {
+		t := &testing.T{}
+		disk, recs := capture(t, filepath.Join("../../fixtures/real", name))
+		for _, full := range []bool{true, false} {
+			mode := "incremental"
+			if full {
+				mode = "full"
+			}
+			b.Run(name+"/"+mode, func(b *testing.B) {
+				for i := 0; i < b.N; i++ {
+					c, _, err := RunWith(disk, int64(len(disk)), &sliceLog{recs: recs}, Options{Full: full})
+					if err != nil {
+						b.Fatal(err)
+					}
+					b.ReportMetric(float64(c.Reads()), "reads/op")
+					b.ReportMetric(float64(c.Checks()), "checks/op")
+				}
+			})
+		}
+	}
+}
+
+var _ blklog.Reader = (*sliceLog)(nil)
