@@ -72,6 +72,7 @@ type Checker struct {
 	checks   int
 	active   map[string]*Finding
 	findings []*Finding
+	reported int // findings already returned by Pending
 	prev     *scan
 	// cache is what the last scans read; changed the blocks whose content (as recovery would
 	// see it) changed since the last check: a check reads again only the structures on them.
@@ -401,6 +402,18 @@ func (c *Checker) Finish() []Finding {
 	for i, f := range c.findings {
 		out[i] = *f
 	}
+	return out
+}
+
+// Pending returns the findings found since the last call, in the order found (for a caller that
+// reports them as the log goes, as analyze --check does). They are copies: a finding's AtEnd
+// and FixedSeq are those of the moment it was found.
+func (c *Checker) Pending() []Finding {
+	out := make([]Finding, 0, len(c.findings)-c.reported)
+	for _, f := range c.findings[c.reported:] {
+		out = append(out, *f)
+	}
+	c.reported = len(c.findings)
 	return out
 }
 

@@ -3,6 +3,7 @@ package check
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/ext3replay/ext3replay/pkg/ext3fs"
@@ -59,6 +60,8 @@ type scanner struct {
 	preDir uint32              // s_prealloc_dir_blocks
 	// xattrSeen: the xattr blocks checked in this scan (shared blocks once)
 	xattrSeen map[uint64]bool
+	// skipped: blocks of extents skipped as out of order, and whose they were
+	skipped map[uint64]uint32
 }
 
 func runScan(view *Checker, prev *scan, c *cache, changed func(uint64) bool) *scan {
@@ -73,6 +76,7 @@ func runScan(view *Checker, prev *scan, c *cache, changed func(uint64) bool) *sc
 		// A new geometry (or the first scan): nothing read before can be trusted.
 		c.reset(g)
 	}
+	c.scans++
 	s := &scanner{fs: fs, sb: fs.SB, bs: fs.BlockSize(), prev: prev, out: out, cache: c, chg: changed, xattr: map[uint64]bool{},
 		refs: map[uint32][]entryRef{}, dotdot: map[uint32]uint32{}, parent: map[uint32]entryRef{}, ibm: map[uint32][]byte{}}
 	var pd [1]byte
@@ -207,7 +211,7 @@ func (s *scanner) inodes() {
 					}
 					bufBlk = blk
 				}
-				r = s.readInode(g, ino, buf, bit, orphans)
+				r = s.readInode(g, ino, buf, bit, orphans, r)
 				s.cache.inodes[ino] = r
 				s.cache.reads++
 			}
@@ -265,6 +269,12 @@ func (s *scanner) addInode(ino uint32, r *inodeRes) {
 			s.claim(b, ino)
 		}
 	}
+	for _, b := range r.dropped {
+		if s.skipped == nil {
+			s.skipped = map[uint64]uint32{}
+		}
+		s.skipped[b] = ino
+	}
 }
 
 // inodeRes is what pass 1 learnt from one inode, valid while none of deps changes.
@@ -285,6 +295,12 @@ type inodeRes struct {
 	inline    bool
 	dirBlocks []ext3fs.BlockRef // a directory's blocks within i_size
 	problems  []problem
+	// idxKeys: for each extent node below the root, its index entry's key and its own first
+	// key, to tell which of the two a mismatch came from when one of them changes.
+	idxKeys map[uint64][2]int64
+	// dropped: blocks of extents e2fsck would skip (out of order), and the nodes holding them
+	dropped []uint64
+	dropEv  []uint64
 }
 
 // run is n consecutive blocks from start.
@@ -295,7 +311,7 @@ type run struct {
 
 // readInode decodes inode ino from its table block buf and checks what is its own: the inode
 // checksum, its map (block pointers, extent tree order), i_blocks, i_size.
-func (s *scanner) readInode(g int, ino uint32, buf []byte, bit bool, orphans map[uint32]bool) *inodeRes {
+func (s *scanner) readInode(g int, ino uint32, buf []byte, bit bool, orphans map[uint32]bool, old *inodeRes) *inodeRes {
 	sb := s.sb
 	blk, off := s.fs.InodeLocation(ino)
 	raw := buf[off : off+sb.InodeSize()]
@@ -367,18 +383,46 @@ func (s *scanner) readInode(g int, ino uint32, buf []byte, bit bool, orphans map
 			group: g, msg: fmt.Sprintf("Inode %d has a block map e2fsck would repair: %v", ino, err), evidence: r.ev})
 		return r
 	}
+	lastInit := last
+	if in.UsesExtents() {
+		var dropped map[uint64]bool
+		last, lastInit, dropped = s.extentTree(ino, &in, r, old)
+		if len(dropped) > 0 {
+			for b := range dropped {
+				r.dropped = append(r.dropped, b)
+			}
+			slices.Sort(r.dropped)
+			// e2fsck -n skips the extents it finds out of order: their blocks are
+			// nobody's, and not counted in i_blocks.
+			var owned []run
+			for _, rn := range r.owned {
+				for b := rn.start; b < rn.start+uint64(rn.n); b++ {
+					if dropped[b] {
+						nblk--
+						continue
+					}
+					if k := len(owned) - 1; k >= 0 && owned[k].start+uint64(owned[k].n) == b {
+						owned[k].n++
+					} else {
+						owned = append(owned, run{b, 1})
+					}
+				}
+			}
+			r.owned = owned
+		}
+	}
 	if in.FileACL != 0 {
 		nblk++
 	}
 	// i_blocks counts every block the inode owns, map blocks and its xattr block
 	// included, in 512-byte units (e2fsck pass 1).
 	if want := nblk * uint64(s.bs/512); in.Blocks512 != want {
+		ev := r.ev
+		if len(r.dropped) > 0 {
+			ev = r.dropEv // counted short by the extents skipped
+		}
 		r.problems = append(r.problems, problem{key: fmt.Sprintf("iblocks %d", ino), kind: "inode", strct: fmt.Sprintf("inode %d", ino), ino: ino, group: g,
-			msg: fmt.Sprintf("Inode %d, i_blocks is %d, should be %d", ino, in.Blocks512, want), evidence: r.ev})
-	}
-	lastInit := last
-	if in.UsesExtents() {
-		lastInit = s.extentTree(ino, &in, r)
+			msg: fmt.Sprintf("Inode %d, i_blocks is %d, should be %d", ino, in.Blocks512, want), evidence: ev})
 	}
 	if links > 0 && sb.HasMetadataCsum() && orphanFile {
 		bb := make([]byte, s.bs)
@@ -448,23 +492,24 @@ func maxMappedSize(bits uint) uint64 {
 // extentTree checks an extent tree's order as e2fsck's scan_extent_node does: in each node the
 // logical starts increase, no extent overlaps one before it (in the whole file), each extent
 // lies within its index entry's range, no leaf extent is empty, and each index entry's key is
-// the first key of the node it points to. It also checks extent blocks' checksums and returns
-// the last initialised (not unwritten) logical block, -1 if none. The map was walked without
-// error first, so the tree has no loops.
-func (s *scanner) extentTree(ino uint32, in *ext3fs.Inode, r *inodeRes) int64 {
-	lastInit, prevLast := int64(-1), int64(-1)
+// the first key of the node it points to. It also checks extent blocks' checksums. It returns
+// the last mapped and the last initialised (not unwritten) logical block of the extents e2fsck
+// keeps (-1 if none), and the blocks of those it skips. The map was walked without error
+// first, so the tree has no loops. A problem is named by the node holding the entries (the
+// inode's table block for the root); a key mismatch by whichever of the two keys changed since
+// the inode was last read (old), both if that cannot tell.
+func (s *scanner) extentTree(ino uint32, in *ext3fs.Inode, r *inodeRes, old *inodeRes) (int64, int64, map[uint64]bool) {
+	last, lastInit, prevLast := int64(-1), int64(-1), int64(-1)
 	bs := uint64(s.bs)
 	eof := int64((in.Size+bs-1)/bs) - 1
+	table := r.ev[0]
+	var dropped map[uint64]bool
 	reported := map[string]bool{}
-	bad := func(key, msg string, blk uint64) {
+	bad := func(key, msg string, blk uint64, ev ...uint64) {
 		if reported[key] {
 			return
 		}
 		reported[key] = true
-		ev := r.ev
-		if blk != 0 {
-			ev = append([]uint64{blk}, r.ev...)
-		}
 		r.problems = append(r.problems, problem{key: fmt.Sprintf("%s %d", key, ino), kind: "extents", strct: fmt.Sprintf("inode %d", ino),
 			ino: ino, block: blk, group: -1, msg: msg, evidence: ev})
 	}
@@ -474,19 +519,37 @@ func (s *scanner) extentTree(ino uint32, in *ext3fs.Inode, r *inodeRes) int64 {
 		if err != nil {
 			return // WalkBlocks read the same node without error: cannot happen
 		}
+		here := phys
+		if here == 0 {
+			here = table
+		}
 		for _, e := range exts {
 			if e.Len == 0 {
-				bad("extent-zero", fmt.Sprintf("Inode %d has zero length extent (logical block %d, physical block %d)", ino, e.Block, e.Start), phys)
+				bad("extent-zero", fmt.Sprintf("Inode %d has zero length extent (logical block %d, physical block %d)", ino, e.Block, e.Start), here, here)
 				continue
 			}
 			lastL := int64(e.Block) + int64(e.Len) - 1
+			skip := true
 			switch {
 			case int64(e.Block) <= prevLast || uint64(e.Block) < lo:
-				bad("extent-order", fmt.Sprintf("Inode %d has out of order extents (invalid logical block %d, physical block %d, len %d)", ino, e.Block, e.Start, e.Len), phys)
+				bad("extent-order", fmt.Sprintf("Inode %d has out of order extents (invalid logical block %d, physical block %d, len %d)", ino, e.Block, e.Start, e.Len), here, here)
 			case hi != 0 && uint64(lastL) > hi && !(e.Unwritten && lastL > eof):
-				bad("extent-end", fmt.Sprintf("Inode %d, end of extent exceeds allowed value (logical block %d, physical block %d, len %d)", ino, e.Block, e.Start, e.Len), phys)
+				bad("extent-end", fmt.Sprintf("Inode %d, end of extent exceeds allowed value (logical block %d, physical block %d, len %d)", ino, e.Block, e.Start, e.Len), here, here)
+			default:
+				skip = false
+			}
+			if skip {
+				r.dropEv = append(r.dropEv, here)
+				if dropped == nil {
+					dropped = map[uint64]bool{}
+				}
+				for k := uint64(0); k < uint64(e.Len); k++ {
+					dropped[e.Start+k] = true
+				}
+				continue
 			}
 			prevLast = max(prevLast, lastL)
+			last = max(last, lastL)
 			if !e.Unwritten {
 				lastInit = max(lastInit, lastL)
 			}
@@ -494,7 +557,7 @@ func (s *scanner) extentTree(ino uint32, in *ext3fs.Inode, r *inodeRes) int64 {
 		child := make([]byte, s.bs)
 		for i, x := range idx {
 			if i > 0 && x.Block < idx[i-1].Block {
-				bad("extent-order", fmt.Sprintf("Inode %d has out of order extents (invalid logical block %d, physical block %d)", ino, x.Block, x.Leaf), phys)
+				bad("extent-order", fmt.Sprintf("Inode %d has out of order extents (invalid logical block %d, physical block %d)", ino, x.Block, x.Leaf), here, here)
 			}
 			end := hi
 			if i+1 < len(idx) {
@@ -505,7 +568,10 @@ func (s *scanner) extentTree(ino uint32, in *ext3fs.Inode, r *inodeRes) int64 {
 			}
 			if s.sb.HasMetadataCsum() && r.links > 0 {
 				if c, err := s.sb.ExtentBlockChecksum(ino, in.Generation, child); err == nil && !c.OK() {
-					r.problems = append(r.problems, csumProblem(c, int64(x.Leaf)*int64(s.bs), int64(s.bs)))
+					p := csumProblem(c, int64(x.Leaf)*int64(s.bs), int64(s.bs))
+					p.ino = ino
+					p.strct = fmt.Sprintf("extent block %d of inode %d", x.Leaf, ino)
+					r.problems = append(r.problems, p)
 				}
 			}
 			h, ce, ci, err := ext3fs.ParseExtentNode(child)
@@ -518,14 +584,36 @@ func (s *scanner) extentTree(ino uint32, in *ext3fs.Inode, r *inodeRes) int64 {
 			} else if len(ci) > 0 {
 				first = int64(ci[0].Block)
 			}
+			if r.idxKeys == nil {
+				r.idxKeys = map[uint64][2]int64{}
+			}
+			r.idxKeys[x.Leaf] = [2]int64{int64(x.Block), first}
 			if first >= 0 && first != int64(x.Block) {
-				bad(fmt.Sprintf("extent-index %d", x.Leaf), fmt.Sprintf("Interior extent node level %d of inode %d: logical start %d does not match logical start %d at next level (block %d)", level, ino, x.Block, first, x.Leaf), x.Leaf)
+				ev := []uint64{here, x.Leaf}
+				if k, ok := old.keys(x.Leaf); ok {
+					switch {
+					case k[0] == int64(x.Block) && k[1] != first:
+						ev = ev[1:] // the node's first key moved, its index entry did not
+					case k[1] == first && k[0] != int64(x.Block):
+						ev = ev[:1]
+					}
+				}
+				bad(fmt.Sprintf("extent-index %d", x.Leaf), fmt.Sprintf("Interior extent node level %d of inode %d: logical start %d does not match logical start %d at next level (block %d)", level, ino, x.Block, first, x.Leaf), x.Leaf, ev...)
 			}
 			node(child, x.Leaf, uint64(x.Block), end, level+1)
 		}
 	}
 	node(in.BlockBytes[:], 0, 0, 0, 0)
-	return lastInit
+	return last, lastInit, dropped
+}
+
+// keys is what the inode's last read found for the extent node at leaf (see idxKeys).
+func (r *inodeRes) keys(leaf uint64) ([2]int64, bool) {
+	if r == nil {
+		return [2]int64{}, false
+	}
+	k, ok := r.idxKeys[leaf]
+	return k, ok
 }
 
 // csumProblem is a checksum that does not match, for the structure whose device offset is start.
@@ -690,6 +778,31 @@ type dirBlockRes struct {
 	node       []ext3fs.DxEntry // an interior index block's entries
 	isNode     bool
 	minH, maxH uint32 // hash range of the names of a leaf (minH > maxH: none)
+	scan       int          // the scan that read it
+	was        *dirBlockRes // what the same block of the same directory held before it was read again
+}
+
+// htreeSame reports an htree block read in this scan holding the same index entries (or a
+// leaf the same hash range) as before, or one not read again at all.
+func (s *scanner) htreeSame(db *dirBlockRes) bool {
+	if db.scan != s.cache.scans {
+		return true
+	}
+	w := db.was
+	if w == nil {
+		return false
+	}
+	if db.root != nil || db.isNode {
+		a, b := db.node, w.node
+		if db.root != nil {
+			if w.root == nil {
+				return false
+			}
+			a, b = db.root.Entries, w.root.Entries
+		}
+		return slices.Equal(a, b)
+	}
+	return db.minH == w.minH && db.maxH == w.maxH
 }
 
 type dirEnt struct {
@@ -699,11 +812,16 @@ type dirEnt struct {
 }
 
 func (s *scanner) dirBlock(d uint32, r *inodeRes, br ext3fs.BlockRef, htree bool, hv int) *dirBlockRes {
-	if c := s.cache.dirBlk[br.Phys]; c != nil && !s.chg(br.Phys) && c.ino == d && c.logical == br.Logical && c.gen == r.gen && c.hv == hv {
+	c := s.cache.dirBlk[br.Phys]
+	if c != nil && !s.chg(br.Phys) && c.ino == d && c.logical == br.Logical && c.gen == r.gen && c.hv == hv {
 		return c
 	}
 	s.cache.reads++
-	db := &dirBlockRes{ino: d, logical: br.Logical, gen: r.gen, hv: hv, minH: ^uint32(0)}
+	db := &dirBlockRes{ino: d, logical: br.Logical, gen: r.gen, hv: hv, minH: ^uint32(0), scan: s.cache.scans}
+	if c != nil && c.ino == d && c.logical == br.Logical {
+		c.was = nil
+		db.was = c
+	}
 	s.cache.dirBlk[br.Phys] = db
 	buf := make([]byte, s.bs)
 	if s.fs.ReadBlock(br.Phys, buf) != nil {
@@ -719,7 +837,9 @@ func (s *scanner) dirBlock(d uint32, r *inodeRes, br ext3fs.BlockRef, htree bool
 				evidence: []uint64{br.Phys}})
 		case !c.OK():
 			c.Struct = fmt.Sprintf("directory block of inode %d (logical %d)", d, br.Logical)
-			db.problems = append(db.problems, csumProblem(c, int64(br.Phys)*int64(s.bs), int64(s.bs)))
+			p := csumProblem(c, int64(br.Phys)*int64(s.bs), int64(s.bs))
+			p.ino = d
+			db.problems = append(db.problems, p)
 		}
 	}
 	if htree && br.Logical == 0 {
@@ -853,11 +973,20 @@ func (s *scanner) htree(d uint32, r *inodeRes, blocks map[uint64]*dirBlockRes, h
 			if !hashOK || cmin > cmax {
 				continue
 			}
+			// Names out of their range: the keys are to blame if the names' hashes did
+			// not change and the keys did, the names if the keys did not.
+			ev := []uint64{phys[l], phys[c]}
+			switch ps, cs := s.htreeSame(blocks[l]), s.htreeSame(cb); {
+			case cs && !ps:
+				ev = ev[:1]
+			case ps && !cs:
+				ev = ev[1:]
+			}
 			if i > 0 && cmin < nodeMin {
-				report("min", c, fmt.Sprintf("has bad min hash (%#x < %#x)", cmin, nodeMin), phys[l], phys[c])
+				report("min", c, fmt.Sprintf("has bad min hash (%#x < %#x)", cmin, nodeMin), ev...)
 			}
 			if cmax > nodeMax {
-				report("max", c, fmt.Sprintf("has bad max hash (%#x > %#x)", cmax, nodeMax), phys[l], phys[c])
+				report("max", c, fmt.Sprintf("has bad max hash (%#x > %#x)", cmax, nodeMax), ev...)
 			}
 		}
 		return lo, hi
@@ -1011,7 +1140,12 @@ func (s *scanner) bitmaps() {
 					ev := []uint64{d.BlockBitmap}
 					msg := fmt.Sprintf("Block bitmap differences: -%d (marked in use in group %d's bitmap, owned by nothing)", b, g)
 					var ino uint32
-					if s.prev != nil && b < uint64(len(s.prev.owner)) {
+					if si, ok := s.skipped[b]; ok {
+						// Its extent is there, out of order: what put it out of order made it.
+						ino = si
+						ev = append(ev[:0], s.cache.inodes[si].dropEv...)
+						msg += fmt.Sprintf("; inode %d maps it in an extent out of order", si)
+					} else if s.prev != nil && b < uint64(len(s.prev.owner)) {
 						if po := s.prev.owner[b]; po != 0 && po < metaOwner-1 {
 							ino = po
 							ev = append(ev, s.prev.inoEv[po]...)
@@ -1127,6 +1261,7 @@ type cache struct {
 	dirBlk map[uint64]*dirBlockRes
 	xattr  map[uint64][]problem
 	reads  int // structures read (inodes, directory blocks, xattr blocks), all scans
+	scans  int
 }
 
 // geometry is what every cached result depends on: the superblock fields that say where
