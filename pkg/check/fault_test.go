@@ -195,7 +195,9 @@ func TestInjectedFaults(t *testing.T) {
 		}},
 		{"i_size", "basic-ext2-4k", func(t *testing.T, fs *ext3fs.FS, recs []blklog.Record) (uint64, func([]byte)) {
 			// A file of several blocks made 100 bytes long: blocks wholly past its end.
-			ino := findInode(t, fs, func(in *ext3fs.Inode) bool { return in.Type() == ext3fs.TypeRegular && in.Size > 2*uint64(fs.BlockSize()) })
+			ino := findInode(t, fs, func(in *ext3fs.Inode) bool {
+				return in.Type() == ext3fs.TypeRegular && in.Size > 2*uint64(fs.BlockSize())
+			})
 			blk, off := fs.InodeLocation(ino)
 			return blk, func(b []byte) { binary.LittleEndian.PutUint32(b[off+4:], 100) }
 		}},

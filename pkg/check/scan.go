@@ -777,7 +777,7 @@ type dirBlockRes struct {
 	root       *ext3fs.DxRoot   // htree root (logical 0 of an htree directory)
 	node       []ext3fs.DxEntry // an interior index block's entries
 	isNode     bool
-	minH, maxH uint32 // hash range of the names of a leaf (minH > maxH: none)
+	minH, maxH uint32       // hash range of the names of a leaf (minH > maxH: none)
 	scan       int          // the scan that read it
 	was        *dirBlockRes // what the same block of the same directory held before it was read again
 }
