@@ -2,10 +2,12 @@ package check
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/ext3replay/ext3replay/internal/diskimage"
 	"github.com/ext3replay/ext3replay/pkg/blklog"
 )
 
@@ -74,3 +76,43 @@ func BenchmarkCheck(b *testing.B) {
 }
 
 var _ blklog.Reader = (*sliceLog)(nil)
+
+// TestCheckCostBig measures full against incremental checks on a big capture outside the
+// corpus (EXT3REPLAY_CHECK_BIG=dir holding image.raw[.zst] and io.log.zst, e.g. the big4
+// capture of scripts/bench-analyze.sh): same findings, time and structures read, in one run.
+func TestCheckCostBig(t *testing.T) {
+	dir := os.Getenv("EXT3REPLAY_CHECK_BIG")
+	if dir == "" {
+		t.Skip("EXT3REPLAY_CHECK_BIG not set")
+	}
+	imgPath := filepath.Join(dir, "image.raw")
+	if _, err := os.Stat(imgPath); err != nil {
+		imgPath += ".zst"
+	}
+	var res [2]string
+	var dur [2]time.Duration
+	for i, full := range []bool{true, false} {
+		img, err := diskimage.Open(imgPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lr, err := blklog.Open(filepath.Join(dir, "io.log.zst"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		c, fs, err := RunWith(img, img.Size(), lr, Options{Full: full})
+		dur[i] = time.Since(start)
+		lr.Close()
+		img.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		res[i] = fmt.Sprint(fs)
+		t.Logf("full=%v: %v, %d checks, %d structures read, %d findings", full, dur[i], c.Checks(), c.Reads(), len(fs))
+	}
+	if res[0] != res[1] {
+		t.Errorf("full and incremental checks differ:\n%s\n%s", res[0], res[1])
+	}
+	t.Logf("incremental/full time ratio %.3f", float64(dur[1])/float64(dur[0]))
+}
