@@ -17,6 +17,7 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/ext3replay/ext3replay/pkg/blklog"
 	"github.com/ext3replay/ext3replay/pkg/ext3fs"
@@ -76,11 +77,12 @@ type Checker struct {
 	prev     *scan
 	// cache is what the last scans read; changed the blocks whose content (as recovery would
 	// see it) changed since the last check: a check reads again only the structures on them.
-	cache   cache
-	changed map[uint64]bool
-	full    bool // Options.Full: every check reads everything (the reference the cache is measured against)
-	errs    []string
-	onTx    func(resolver.Transaction) // tests: every committed transaction
+	cache    cache
+	changed  map[uint64]bool
+	scanTime time.Duration
+	full     bool // Options.Full: every check reads everything (the reference the cache is measured against)
+	errs     []string
+	onTx     func(resolver.Transaction) // tests: every committed transaction
 }
 
 // Stats counts what a run did.
@@ -202,9 +204,8 @@ func (c *Checker) block(b uint64) []byte {
 	return d
 }
 
-// put stores a block's new content; it reports whether the content changed.
-func (c *Checker) put(b uint64, d []byte, rec int64) bool {
-	old := c.block(b)
+// put stores a block's new content over old; it reports whether the content changed.
+func (c *Checker) put(b uint64, old, d []byte, rec int64) bool {
 	if bytes.Equal(old, d) {
 		return false // a rewrite of the same content introduces nothing
 	}
@@ -253,11 +254,17 @@ func (c *Checker) write(rec *blklog.Record) bool {
 		b := uint64(pos / bs)
 		in := pos - int64(b)*bs
 		n := min(end-pos, bs-in)
-		d := bytes.Clone(c.block(b))
-		if rec.Type == blklog.TypeWrite {
-			copy(d[in:in+n], rec.Data[pos-start:pos-start+n])
+		old := c.block(b)
+		var d []byte
+		if int(n) == c.bs && rec.Type == blklog.TypeWrite {
+			d = bytes.Clone(rec.Data[pos-start : pos-start+n])
 		} else {
-			clear(d[in : in+n])
+			d = bytes.Clone(old)
+			if rec.Type == blklog.TypeWrite {
+				copy(d[in:in+n], rec.Data[pos-start:pos-start+n])
+			} else {
+				clear(d[in : in+n])
+			}
 		}
 		if c.mountReplay[b] {
 			pos += n
@@ -267,8 +274,8 @@ func (c *Checker) write(rec *blklog.Record) bool {
 			ts, err := c.jt.WriteLogBlock(l, d, rec.Index)
 			c.journalBlock(l, err)
 			txs = append(txs, ts...)
-			c.put(b, d, rec.Index)
-		} else if c.put(b, d, rec.Index) {
+			c.put(b, old, d, rec.Index)
+		} else if c.put(b, old, d, rec.Index) {
 			c.dirty = true
 		}
 		pos += n
@@ -424,6 +431,9 @@ func (c *Checker) Recovery() *ext3fs.Recovery { return c.recovery }
 // from the disk model, all checks together: what the incremental checks save.
 func (c *Checker) Reads() int { return c.cache.reads }
 
+// ScanTime is the time spent checking, all checks together (the rest of a run is replaying).
+func (c *Checker) ScanTime() time.Duration { return c.scanTime }
+
 // Checks is the number of consistency points checked (the starting image included).
 func (c *Checker) Checks() int { return c.checks }
 
@@ -435,7 +445,9 @@ func (c *Checker) check(at int64) {
 	c.checks++
 	c.dirty = false
 	all := c.full || c.prev == nil
+	t0 := time.Now()
 	s := runScan(c, c.prev, &c.cache, func(b uint64) bool { return all || c.changed[b] })
+	c.scanTime += time.Since(t0)
 	clear(c.changed)
 	c.prev = s
 	seen := map[string]bool{}
