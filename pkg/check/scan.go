@@ -1174,6 +1174,9 @@ func (s *scanner) bitmaps() {
 			if s.isDir[ino] {
 				dirs++
 			}
+			if used == bit {
+				continue
+			}
 			ib, _ := s.fs.InodeLocation(ino)
 			switch {
 			case used && !bit:
