@@ -203,7 +203,7 @@ func (s *scanner) inodes() {
 			blk, _ := s.fs.InodeLocation(ino)
 			bit := s.ibm[uint32(g)] != nil && s.ibm[uint32(g)][k/8]&(1<<(k%8)) != 0
 			r := s.cache.inodes[ino]
-			if r == nil || !s.valid(r.deps, blk) || r.orphan != (r.candidate && bit && orphans[ino]) {
+			if r == nil || !s.valid(r.deps, blk) || r.orphan != (r.candidate && bit && orphans[ino]) || r.listed != orphans[ino] {
 				if bufBlk != blk {
 					bufBlk = ^uint64(0)
 					if err := s.fs.ReadBlock(blk, buf); err != nil {
@@ -241,9 +241,7 @@ func (s *scanner) valid(deps []uint64, blk uint64) bool {
 
 // addInode takes one inode's pass-1 result into this scan.
 func (s *scanner) addInode(ino uint32, r *inodeRes) {
-	for _, p := range r.problems {
-		s.late = append(s.late, p)
-	}
+	s.late = append(s.late, r.problems...)
 	if !r.used {
 		return
 	}
@@ -282,6 +280,7 @@ type inodeRes struct {
 	deps      []uint64 // its inode-table block, then its map blocks (and the orphan file's blocks)
 	candidate bool     // links 0, not reserved, mode set: in use only as an orphan
 	orphan    bool     // decided an orphan (with the bitmap and orphan list of the scan that read it)
+	listed    bool     // on the orphan list or in the orphan file then (its size is not checked)
 	used      bool
 	decoded   bool
 	isDir     bool
@@ -326,6 +325,7 @@ func (s *scanner) readInode(g int, ino uint32, buf []byte, bit bool, orphans map
 	reserved := ino < sb.FirstIno
 	r.candidate = links == 0 && !reserved && mode != 0
 	r.orphan = r.candidate && bit && orphans[ino]
+	r.listed = orphans[ino]
 	if links == 0 && !reserved && !r.orphan {
 		return r
 	}
@@ -702,7 +702,7 @@ func (s *scanner) directories() {
 		for _, br := range r.dirBlocks {
 			db := s.dirBlock(d, r, br, htree, hv)
 			blocks[br.Logical] = db
-			if br.Logical == 0 && db.root != nil {
+			if htree && br.Logical == 0 && db.root != nil {
 				hv = int(db.root.HashVersion)
 				if hv <= hashTEA && s.sb.Flags&sbFlagUnsignedHash != 0 {
 					hv += 3
@@ -772,6 +772,7 @@ type dirBlockRes struct {
 	logical    uint64
 	gen        uint32
 	hv         int
+	htree      bool
 	ents       []dirEnt // live entries in order, and the first two of block 0 in any case
 	problems   []problem
 	root       *ext3fs.DxRoot   // htree root (logical 0 of an htree directory)
@@ -813,11 +814,11 @@ type dirEnt struct {
 
 func (s *scanner) dirBlock(d uint32, r *inodeRes, br ext3fs.BlockRef, htree bool, hv int) *dirBlockRes {
 	c := s.cache.dirBlk[br.Phys]
-	if c != nil && !s.chg(br.Phys) && c.ino == d && c.logical == br.Logical && c.gen == r.gen && c.hv == hv {
+	if c != nil && !s.chg(br.Phys) && c.ino == d && c.logical == br.Logical && c.gen == r.gen && c.hv == hv && c.htree == htree {
 		return c
 	}
 	s.cache.reads++
-	db := &dirBlockRes{ino: d, logical: br.Logical, gen: r.gen, hv: hv, minH: ^uint32(0), scan: s.cache.scans}
+	db := &dirBlockRes{ino: d, logical: br.Logical, gen: r.gen, hv: hv, htree: htree, minH: ^uint32(0), scan: s.cache.scans}
 	if c != nil && c.ino == d && c.logical == br.Logical {
 		c.was = nil
 		db.was = c
