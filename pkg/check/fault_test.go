@@ -238,6 +238,13 @@ func TestInjectedFaults(t *testing.T) {
 				copy(e[12:24], tmp[:])
 			}
 		}},
+		{"descriptor", "basic-ext2-4k", func(t *testing.T, fs *ext3fs.FS, recs []blklog.Record) (uint64, func([]byte)) {
+			// Group 0's descriptor points its inode bitmap at a free block of the group
+			// (the last one).
+			ds := fs.SB.DescSize()
+			free := uint32(fs.SB.GroupFirstBlock(0) + fs.SB.GroupBlocks(0) - 1)
+			return fs.DescBlock(0), func(b []byte) { binary.LittleEndian.PutUint32(b[0*ds+4:], free) }
+		}},
 		{"htree hash order", "htree-ext3-4k", func(t *testing.T, fs *ext3fs.FS, recs []blklog.Record) (uint64, func([]byte)) {
 			// The hashes of the root's entries 1 and 2 swapped.
 			blk := htreeRoot(t, fs, 3)

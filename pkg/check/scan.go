@@ -27,6 +27,37 @@ type scan struct {
 	owner    []uint32
 	inoEv    map[uint32][]uint64 // inode -> its inode-table block and map blocks
 	refBlk   map[uint32][]uint64 // inode -> the directory blocks naming it
+	locs     [][3]uint64         // group -> where its descriptor puts its block bitmap, inode bitmap, inode table
+}
+
+// Group structures a descriptor places (the index into scan.locs), or any of them.
+const (
+	locBlockBitmap = 0
+	locInodeBitmap = 1
+	locAny         = -1
+)
+
+// moved is the descriptor block of group g when the descriptor moved the group's structure k
+// (locAny: any of them) since the previous check: then the descriptor, not the structure's
+// content, made what the structure now says.
+func (s *scanner) moved(g, k int) []uint64 {
+	if s.prev == nil || g >= len(s.prev.locs) || g >= len(s.out.locs) {
+		return nil
+	}
+	a, b := s.prev.locs[g], s.out.locs[g]
+	if (k == locAny && a == b) || (k != locAny && a[k] == b[k]) {
+		return nil
+	}
+	return []uint64{s.gdtBlock(g)}
+}
+
+// movedAny is the descriptor blocks of every group moved since the previous check.
+func (s *scanner) movedAny() []uint64 {
+	var out []uint64
+	for g := range s.out.locs {
+		out = append(out, s.moved(g, locAny)...)
+	}
+	return out
 }
 
 // entryRef is one directory entry naming an inode.
@@ -86,6 +117,10 @@ func runScan(view *Checker, prev *scan, c *cache, changed func(uint64) bool) *sc
 	n := s.sb.InodesCount + 1
 	s.used, s.linked, s.isDir, s.links = make([]bool, n), make([]bool, n), make([]bool, n), make([]uint16, n)
 	out.owner = make([]uint32, s.sb.BlocksCount)
+	for g := range fs.Groups {
+		d := &fs.Groups[g]
+		out.locs = append(out.locs, [3]uint64{d.BlockBitmap, d.InodeBitmap, d.InodeTable})
+	}
 	s.markMetadata()
 	s.inodes()
 	s.directories()
@@ -1134,9 +1169,15 @@ func (s *scanner) bitmaps() {
 				}
 				switch {
 				case o != 0 && !bit:
+					ev := append([]uint64{d.BlockBitmap}, s.evidenceOf(o)...)
+					if mv := s.moved(gi, locBlockBitmap); mv != nil {
+						ev = mv
+					} else if mv := s.movedAny(); o == metaOwner && mv != nil {
+						ev = mv // a structure moved onto it
+					}
 					s.add(problem{key: fmt.Sprintf("bbm +%d", b), kind: "block-bitmap", strct: fmt.Sprintf("block %d", b), block: b, group: gi,
 						ino: ownerIno(o), path: s.path(ownerIno(o)), msg: fmt.Sprintf("Block bitmap differences: +%d (owned by %s, marked free in group %d's bitmap)", b, ownerName(o), g),
-						evidence: append([]uint64{d.BlockBitmap}, s.evidenceOf(o)...)})
+						evidence: ev})
 				case o == 0 && bit:
 					ev := []uint64{d.BlockBitmap}
 					msg := fmt.Sprintf("Block bitmap differences: -%d (marked in use in group %d's bitmap, owned by nothing)", b, g)
@@ -1146,6 +1187,9 @@ func (s *scanner) bitmaps() {
 						ino = si
 						ev = append(ev[:0], s.cache.inodes[si].dropEv...)
 						msg += fmt.Sprintf("; inode %d maps it in an extent out of order", si)
+					} else if mv := s.movedAny(); mv != nil && s.prev != nil && b < uint64(len(s.prev.owner)) && s.prev.owner[b] == metaOwner {
+						ev = mv // a structure moved off it
+						msg += "; the file system's own structures had it at the previous check"
 					} else if s.prev != nil && b < uint64(len(s.prev.owner)) {
 						if po := s.prev.owner[b]; po != 0 && po < metaOwner-1 {
 							ino = po
@@ -1158,8 +1202,12 @@ func (s *scanner) bitmaps() {
 				}
 			}
 			if d.FreeBlocks != free {
+				ev := []uint64{s.gdtBlock(gi), d.BlockBitmap}
+				if mv := s.moved(gi, locBlockBitmap); mv != nil {
+					ev = mv
+				}
 				s.add(problem{key: fmt.Sprintf("gfree %d", g), kind: "group-counts", strct: fmt.Sprintf("group %d", g), group: gi,
-					msg: fmt.Sprintf("Free blocks count wrong for group #%d (%d, counted=%d)", g, d.FreeBlocks, free), evidence: []uint64{s.gdtBlock(gi), d.BlockBitmap}})
+					msg: fmt.Sprintf("Free blocks count wrong for group #%d (%d, counted=%d)", g, d.FreeBlocks, free), evidence: ev})
 			}
 		}
 		// Inodes.
@@ -1179,18 +1227,26 @@ func (s *scanner) bitmaps() {
 				continue
 			}
 			ib, _ := s.fs.InodeLocation(ino)
+			ev := []uint64{d.InodeBitmap, ib}
+			if mv := s.moved(gi, locInodeBitmap); mv != nil {
+				ev = mv
+			}
 			switch {
 			case used && !bit:
 				s.add(problem{key: fmt.Sprintf("ibm +%d", ino), kind: "inode-bitmap", strct: fmt.Sprintf("inode %d", ino), ino: ino, group: gi, path: s.path(ino),
-					msg: fmt.Sprintf("Inode bitmap differences: +%d (in use, marked free in group %d's bitmap)", ino, g), evidence: []uint64{d.InodeBitmap, ib}})
+					msg: fmt.Sprintf("Inode bitmap differences: +%d (in use, marked free in group %d's bitmap)", ino, g), evidence: ev})
 			case !used && bit:
 				s.add(problem{key: fmt.Sprintf("ibm -%d", ino), kind: "inode-bitmap", strct: fmt.Sprintf("inode %d", ino), ino: ino, group: gi,
-					msg: fmt.Sprintf("Inode bitmap differences: -%d (marked in use in group %d's bitmap, the inode is not)", ino, g), evidence: []uint64{d.InodeBitmap, ib}})
+					msg: fmt.Sprintf("Inode bitmap differences: -%d (marked in use in group %d's bitmap, the inode is not)", ino, g), evidence: ev})
 			}
 		}
 		if d.FreeInodes != freeI {
+			ev := []uint64{s.gdtBlock(gi), d.InodeBitmap}
+			if mv := s.moved(gi, locInodeBitmap); mv != nil {
+				ev = mv
+			}
 			s.add(problem{key: fmt.Sprintf("gifree %d", g), kind: "group-counts", strct: fmt.Sprintf("group %d", g), group: gi,
-				msg: fmt.Sprintf("Free inodes count wrong for group #%d (%d, counted=%d)", g, d.FreeInodes, freeI), evidence: []uint64{s.gdtBlock(gi), d.InodeBitmap}})
+				msg: fmt.Sprintf("Free inodes count wrong for group #%d (%d, counted=%d)", g, d.FreeInodes, freeI), evidence: ev})
 		}
 		if d.UsedDirs != dirs {
 			s.add(problem{key: fmt.Sprintf("gdirs %d", g), kind: "group-counts", strct: fmt.Sprintf("group %d", g), group: gi,
