@@ -32,6 +32,7 @@ type analyzeOptions struct {
 
 	failOnAnomaly bool
 	mounts        []string // PART=DIR, partitioned disks
+	check         bool
 }
 
 func newAnalyzeCmd() *cobra.Command {
@@ -109,15 +110,28 @@ the log is large (--quiet silences both).`,
 			if err != nil {
 				return &exitError{code: exitUsage, err: err}
 			}
+			var ck *analyzeCheck
+			if f.check {
+				if ck, err = withCheck(args[0], emit, tap); err != nil {
+					return &exitError{code: exitUsage, err: err}
+				}
+				emit, tap = ck.Emit, ck.Tap
+			}
 			st, err := runAnalyze(args[0], args[1], resolver.Options{Metadata: f.metadata}, emit, prog, tap, func(o *analysis.Options) {
 				o.Mounts = mounts
 				o.Partitioned = func(*partition.Table) { ops.SetPartitioned(ow) }
 			})
+			if ck != nil && err == nil {
+				err = ck.Finish(cmd.ErrOrStderr())
+			}
 			if cerr := ow.Close(); err == nil && cerr != nil {
 				err = &exitError{code: exitInternal, err: cerr}
 			}
 			if st != nil && !f.quiet {
 				printSummary(cmd.ErrOrStderr(), st)
+				if ck != nil {
+					ck.Summary(cmd.ErrOrStderr())
+				}
 			}
 			if err == nil && st != nil && st.Damage != nil {
 				// The operations before the damage were written and are right; the
@@ -136,6 +150,7 @@ the log is large (--quiet silences both).`,
 	fl.StringVarP(&o.output, "output", "o", "-", "write the operations to this file (- for stdout)")
 	fl.BoolVar(&o.quiet, "quiet", false, "no progress and no summary on stderr")
 	fl.BoolVar(&o.failOnAnomaly, "fail-on-anomaly", false, "exit with status 5 when the run has anomalies (for CI; the output is complete)")
+	fl.BoolVar(&o.check, "check", false, "also check the file system's consistency as check does, each finding an anomaly line (docs/check.md)")
 	fl.StringVar(&o.time, "time", "none", "text format: a time column first, as blkparse has: rel (seconds from the start of the log), abs (UTC wall clock, from the log's start time) or none")
 	fl.StringArrayVar(&o.mounts, "mount", nil, "partitioned disk: report partition N's paths under DIR, as the guest mounted it (N=DIR, repeatable: --mount 1=/ --mount 2=/boot)")
 	fl.StringVar(&o.runID, "run-id", "", "parquet format: the run_id column (default: the output file's name without extension, else the log's)")

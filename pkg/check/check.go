@@ -17,6 +17,7 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/ext3replay/ext3replay/pkg/blklog"
 	"github.com/ext3replay/ext3replay/pkg/ext3fs"
@@ -60,6 +61,10 @@ type Checker struct {
 	jphys map[uint64]uint64 // journal block -> fs block
 	jt    *resolver.JournalTracker
 	dirty bool // home writes changed the disk since the last check
+	// mountReplay: the blocks the mount's fast-commit replay rewrites in intermediate states
+	// (ext3fs.Recovery.FastCommitBlocks), ignored until the guest's first commit; nil after.
+	mountReplay map[uint64]bool
+	recovery    *ext3fs.Recovery
 
 	last     map[uint64]int64 // fs block -> record that last wrote it (a journal copy: the record that logged it)
 	times    map[int64]float64
@@ -68,7 +73,14 @@ type Checker struct {
 	checks   int
 	active   map[string]*Finding
 	findings []*Finding
+	reported int // findings already returned by Pending
 	prev     *scan
+	// cache is what the last scans read; changed the blocks whose content (as recovery would
+	// see it) changed since the last check: a check reads again only the structures on them.
+	cache    cache
+	changed  map[uint64]bool
+	scanTime time.Duration
+	full     bool // Options.Full: every check reads everything (the reference the cache is measured against)
 	errs     []string
 	onTx     func(resolver.Transaction) // tests: every committed transaction
 }
@@ -79,13 +91,34 @@ type Stats struct {
 	JournalErrors                 []string
 }
 
-// New starts a checker on the image (size bytes).
-func New(img io.ReaderAt, size int64) (*Checker, error) {
+// Options change what New does.
+type Options struct {
+	// NoRecovery starts from the image as it is, not as journal recovery leaves it.
+	NoRecovery bool
+	// Full makes every check read the whole file system again instead of only what changed
+	// since the last check (same findings, slower: the reference for tests and benchmarks).
+	Full bool
+}
+
+// New starts a checker on the image (size bytes), from the state journal recovery leaves it in
+// (what the guest's mount starts from, and what analyze starts from).
+func New(img io.ReaderAt, size int64) (*Checker, error) { return NewWith(img, size, Options{}) }
+
+// NewWith is New with options.
+func NewWith(img io.ReaderAt, size int64, opt Options) (*Checker, error) {
+	var rc *ext3fs.Recovery
+	if !opt.NoRecovery {
+		var err error
+		if rc, err = ext3fs.Recover(img); err != nil {
+			return nil, fmt.Errorf("check: journal recovery of the image: %w", err)
+		}
+		img = rc
+	}
 	fs, err := ext3fs.OpenWith(img, ext3fs.Options{InlineData: true})
 	if err != nil {
 		return nil, fmt.Errorf("check: opening the image: %w", err)
 	}
-	c := &Checker{img: img, size: size, bs: fs.BlockSize(), nblk: fs.SB.BlocksCount,
+	c := &Checker{img: img, size: size, recovery: rc, full: opt.Full, changed: map[uint64]bool{}, bs: fs.BlockSize(), nblk: fs.SB.BlocksCount,
 		over: map[uint64][]byte{}, last: map[uint64]int64{}, times: map[int64]float64{},
 		active: map[string]*Finding{}, jblk: map[uint64]uint64{}, jphys: map[uint64]uint64{}, jview: map[uint64][]byte{}, jrec: map[uint64]int64{}}
 	if uint64(size) < c.nblk*uint64(c.bs) {
@@ -114,6 +147,15 @@ func New(img io.ReaderAt, size int64) (*Checker, error) {
 				}
 				c.jt = resolver.NewJournalTracker(jsb)
 			}
+		}
+	}
+	// The mount replays the fast commits recovery replayed here, writing each block home in
+	// the intermediate state of every record (flushed one at a time): those writes end where
+	// the recovered starting state already is, and are no promise until the guest commits.
+	if rc != nil && len(rc.FastCommitBlocks) > 0 && c.jt != nil {
+		c.mountReplay = map[uint64]bool{}
+		for _, b := range rc.FastCommitBlocks {
+			c.mountReplay[b] = true
 		}
 	}
 	// The starting image: its problems are the driver's starting point, not its doing.
@@ -162,14 +204,14 @@ func (c *Checker) block(b uint64) []byte {
 	return d
 }
 
-// put stores a block's new content; it reports whether the content changed.
-func (c *Checker) put(b uint64, d []byte, rec int64) bool {
-	old := c.block(b)
+// put stores a block's new content over old; it reports whether the content changed.
+func (c *Checker) put(b uint64, old, d []byte, rec int64) bool {
 	if bytes.Equal(old, d) {
 		return false // a rewrite of the same content introduces nothing
 	}
 	c.last[b] = rec
 	c.over[b] = d
+	c.changed[b] = true
 	return true
 }
 
@@ -212,18 +254,28 @@ func (c *Checker) write(rec *blklog.Record) bool {
 		b := uint64(pos / bs)
 		in := pos - int64(b)*bs
 		n := min(end-pos, bs-in)
-		d := bytes.Clone(c.block(b))
-		if rec.Type == blklog.TypeWrite {
-			copy(d[in:in+n], rec.Data[pos-start:pos-start+n])
+		old := c.block(b)
+		var d []byte
+		if int(n) == c.bs && rec.Type == blklog.TypeWrite {
+			d = bytes.Clone(rec.Data[pos-start : pos-start+n])
 		} else {
-			clear(d[in : in+n])
+			d = bytes.Clone(old)
+			if rec.Type == blklog.TypeWrite {
+				copy(d[in:in+n], rec.Data[pos-start:pos-start+n])
+			} else {
+				clear(d[in : in+n])
+			}
+		}
+		if c.mountReplay[b] {
+			pos += n
+			continue
 		}
 		if l, ok := c.jblk[b]; ok && c.jt != nil {
 			ts, err := c.jt.WriteLogBlock(l, d, rec.Index)
 			c.journalBlock(l, err)
 			txs = append(txs, ts...)
-			c.put(b, d, rec.Index)
-		} else if c.put(b, d, rec.Index) {
+			c.put(b, old, d, rec.Index)
+		} else if c.put(b, old, d, rec.Index) {
 			c.dirty = true
 		}
 		pos += n
@@ -232,6 +284,9 @@ func (c *Checker) write(rec *blklog.Record) bool {
 		for _, tx := range txs {
 			c.onTx(tx)
 		}
+	}
+	if len(txs) > 0 {
+		c.mountReplay = nil
 	}
 	c.live = append(c.live, txs...)
 	before := len(c.live)
@@ -256,7 +311,8 @@ func (c *Checker) replay() {
 		}
 	}
 	c.live = keep
-	clear(c.jview)
+	old := c.jview
+	c.jview = make(map[uint64][]byte, len(old))
 	clear(c.jrec)
 	for _, tx := range c.live {
 		for _, b := range tx.Revoked {
@@ -272,6 +328,22 @@ func (c *Checker) replay() {
 			c.jrec[tb.FSBlock] = tb.Rec
 		}
 	}
+	// What recovery would replay changed where a block's replayed copy did.
+	for b, d := range c.jview {
+		if o, ok := old[b]; !ok || !sameSlice(o, d) {
+			c.changed[b] = true
+		}
+	}
+	for b := range old {
+		if _, ok := c.jview[b]; !ok {
+			c.changed[b] = true
+		}
+	}
+}
+
+// sameSlice reports a and b being the same bytes in memory (a logged copy is never modified).
+func sameSlice(a, b []byte) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
 // lastWrite is the record that wrote the content of block b recovery would see.
@@ -340,6 +412,28 @@ func (c *Checker) Finish() []Finding {
 	return out
 }
 
+// Pending returns the findings found since the last call, in the order found (for a caller that
+// reports them as the log goes, as analyze --check does). They are copies: a finding's AtEnd
+// and FixedSeq are those of the moment it was found.
+func (c *Checker) Pending() []Finding {
+	out := make([]Finding, 0, len(c.findings)-c.reported)
+	for _, f := range c.findings[c.reported:] {
+		out = append(out, *f)
+	}
+	c.reported = len(c.findings)
+	return out
+}
+
+// Recovery is what journal recovery did to the starting image (nil with Options.NoRecovery).
+func (c *Checker) Recovery() *ext3fs.Recovery { return c.recovery }
+
+// Reads is the number of structures (inodes, directory blocks, xattr blocks) the checks read
+// from the disk model, all checks together: what the incremental checks save.
+func (c *Checker) Reads() int { return c.cache.reads }
+
+// ScanTime is the time spent checking, all checks together (the rest of a run is replaying).
+func (c *Checker) ScanTime() time.Duration { return c.scanTime }
+
 // Checks is the number of consistency points checked (the starting image included).
 func (c *Checker) Checks() int { return c.checks }
 
@@ -350,7 +444,11 @@ func (c *Checker) Errors() []string { return c.errs }
 func (c *Checker) check(at int64) {
 	c.checks++
 	c.dirty = false
-	s := runScan(c, c.prev)
+	all := c.full || c.prev == nil
+	t0 := time.Now()
+	s := runScan(c, c.prev, &c.cache, func(b uint64) bool { return all || c.changed[b] })
+	c.scanTime += time.Since(t0)
+	clear(c.changed)
 	c.prev = s
 	seen := map[string]bool{}
 	for _, p := range s.problems {
@@ -400,7 +498,12 @@ func (c *Checker) introducedBy(evidence []uint64, at int64) int64 {
 
 // Run checks a whole log.
 func Run(img io.ReaderAt, size int64, log blklog.Reader) (*Checker, []Finding, error) {
-	c, err := New(img, size)
+	return RunWith(img, size, log, Options{})
+}
+
+// RunWith is Run with options.
+func RunWith(img io.ReaderAt, size int64, log blklog.Reader, opt Options) (*Checker, []Finding, error) {
+	c, err := NewWith(img, size, opt)
 	if err != nil {
 		return nil, nil, err
 	}

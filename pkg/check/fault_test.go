@@ -145,7 +145,7 @@ func TestInjectedFaults(t *testing.T) {
 	type fault struct {
 		name, dir string
 		// alter picks a block of the final file system and changes its bytes in place.
-		alter func(t *testing.T, fs *ext3fs.FS) (block uint64, edit func(b []byte))
+		alter func(t *testing.T, fs *ext3fs.FS, recs []blklog.Record) (block uint64, edit func(b []byte))
 	}
 	fileInode := func(t *testing.T, fs *ext3fs.FS) uint32 {
 		var ino uint32
@@ -161,16 +161,16 @@ func TestInjectedFaults(t *testing.T) {
 		return ino
 	}
 	faults := []fault{
-		{"links count", "basic-ext2-4k", func(t *testing.T, fs *ext3fs.FS) (uint64, func([]byte)) {
+		{"links count", "basic-ext2-4k", func(t *testing.T, fs *ext3fs.FS, recs []blklog.Record) (uint64, func([]byte)) {
 			blk, off := fs.InodeLocation(fileInode(t, fs))
 			return blk, func(b []byte) { b[off+0x1A]++ }
 		}},
-		{"block bitmap bit", "basic-ext2-4k", func(t *testing.T, fs *ext3fs.FS) (uint64, func([]byte)) {
+		{"block bitmap bit", "basic-ext2-4k", func(t *testing.T, fs *ext3fs.FS, recs []blklog.Record) (uint64, func([]byte)) {
 			// Set the bit of the last block of group 0 if free.
 			n := fs.SB.GroupBlocks(0) - 1
 			return fs.Groups[0].BlockBitmap, func(b []byte) { b[n/8] |= 1 << (n % 8) }
 		}},
-		{"rec_len", "basic-ext2-1k", func(t *testing.T, fs *ext3fs.FS) (uint64, func([]byte)) {
+		{"rec_len", "basic-ext2-1k", func(t *testing.T, fs *ext3fs.FS, recs []blklog.Record) (uint64, func([]byte)) {
 			root, _ := fs.ReadInode(ext3fs.RootIno)
 			var blk uint64
 			_ = fs.WalkBlocks(root, func(r ext3fs.BlockRef) error {
@@ -184,14 +184,86 @@ func TestInjectedFaults(t *testing.T) {
 				binary.LittleEndian.PutUint16(b[12+4:], uint16(len(b)))
 			}
 		}},
-		{"i_blocks", "basic-ext3-4k", func(t *testing.T, fs *ext3fs.FS) (uint64, func([]byte)) {
+		{"i_blocks", "basic-ext3-4k", func(t *testing.T, fs *ext3fs.FS, recs []blklog.Record) (uint64, func([]byte)) {
 			// A journaled file system: the altered write is the inode table's checkpoint.
 			blk, off := fs.InodeLocation(fileInode(t, fs))
 			return blk, func(b []byte) { b[off+0x1C] += 8 }
 		}},
-		{"inode checksum", "basic-ext4-4k", func(t *testing.T, fs *ext3fs.FS) (uint64, func([]byte)) {
+		{"inode checksum", "basic-ext4-4k", func(t *testing.T, fs *ext3fs.FS, recs []blklog.Record) (uint64, func([]byte)) {
 			blk, off := fs.InodeLocation(fileInode(t, fs))
 			return blk, func(b []byte) { b[off+0x7C] ^= 0x55 }
+		}},
+		{"i_size", "basic-ext2-4k", func(t *testing.T, fs *ext3fs.FS, recs []blklog.Record) (uint64, func([]byte)) {
+			// A file of several blocks made 100 bytes long: blocks wholly past its end.
+			ino := findInode(t, fs, func(in *ext3fs.Inode) bool {
+				return in.Type() == ext3fs.TypeRegular && in.Size > 2*uint64(fs.BlockSize())
+			})
+			blk, off := fs.InodeLocation(ino)
+			return blk, func(b []byte) { binary.LittleEndian.PutUint32(b[off+4:], 100) }
+		}},
+		{"extent order", "extents-ext4-1k", func(t *testing.T, fs *ext3fs.FS, recs []blklog.Record) (uint64, func([]byte)) {
+			// The first two extents of a leaf swapped (in the inode's root, or in the
+			// first leaf block of a one-level tree).
+			buf := make([]byte, fs.BlockSize())
+			var blk uint64
+			off := 0
+			_ = fs.Walk(func(p string, i uint32, in *ext3fs.Inode) error {
+				h, ext, idx, err := ext3fs.ParseExtentNode(in.BlockBytes[:])
+				switch {
+				case blk != 0 || !in.UsesExtents() || err != nil:
+				case h.Depth == 0 && len(ext) >= 2:
+					var o int
+					blk, o = fs.InodeLocation(i)
+					off = o + 0x28
+				case h.Depth == 1:
+					for _, x := range idx {
+						if w, _ := lastWriteOf(recs, x.Leaf, fs.BlockSize()); w < 0 || fs.ReadBlock(x.Leaf, buf) != nil {
+							continue
+						}
+						if _, ext, _, err := ext3fs.ParseExtentNode(buf); err == nil && len(ext) >= 2 && blk == 0 {
+							blk = x.Leaf
+						}
+					}
+				}
+				return nil
+			})
+			if blk == 0 {
+				t.Fatal("no extent leaf with two extents")
+			}
+			return blk, func(b []byte) {
+				e := b[off+12:]
+				var tmp [12]byte
+				copy(tmp[:], e[:12])
+				copy(e[:12], e[12:24])
+				copy(e[12:24], tmp[:])
+			}
+		}},
+		{"descriptor", "basic-ext2-4k", func(t *testing.T, fs *ext3fs.FS, recs []blklog.Record) (uint64, func([]byte)) {
+			// Group 0's descriptor points its inode bitmap at a free block of the group
+			// (the last one).
+			ds := fs.SB.DescSize()
+			free := uint32(fs.SB.GroupFirstBlock(0) + fs.SB.GroupBlocks(0) - 1)
+			return fs.DescBlock(0), func(b []byte) { binary.LittleEndian.PutUint32(b[0*ds+4:], free) }
+		}},
+		{"htree hash order", "htree-ext3-4k", func(t *testing.T, fs *ext3fs.FS, recs []blklog.Record) (uint64, func([]byte)) {
+			// The hashes of the root's entries 1 and 2 swapped.
+			blk := htreeRoot(t, fs, 3)
+			return blk, func(b []byte) {
+				h1, h2 := b[0x20+8:0x20+12], b[0x20+16:0x20+20]
+				var tmp [4]byte
+				copy(tmp[:], h1)
+				copy(h1, h2)
+				copy(h2, tmp[:])
+			}
+		}},
+		{"htree hash range", "htree-ext3-4k", func(t *testing.T, fs *ext3fs.FS, recs []blklog.Record) (uint64, func([]byte)) {
+			// The root's entry 1 keyed just below entry 2: names of its block now hash below
+			// its range.
+			blk := htreeRoot(t, fs, 3)
+			return blk, func(b []byte) {
+				h2 := binary.LittleEndian.Uint32(b[0x20+16:])
+				binary.LittleEndian.PutUint32(b[0x20+8:], (h2-4)&^1)
+			}
 		}},
 	}
 	for _, f := range faults {
@@ -201,7 +273,7 @@ func TestInjectedFaults(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			blk, edit := f.alter(t, fs)
+			blk, edit := f.alter(t, fs, recs)
 			i, off := lastWriteOf(recs, blk, fs.BlockSize())
 			if i < 0 {
 				t.Fatalf("no write of block %d in the log", blk)
@@ -242,6 +314,46 @@ func TestInjectedFaults(t *testing.T) {
 			}
 		})
 	}
+}
+
+// findInode is the first inode in path order that pred accepts.
+func findInode(t *testing.T, fs *ext3fs.FS, pred func(*ext3fs.Inode) bool) uint32 {
+	t.Helper()
+	var ino uint32
+	_ = fs.Walk(func(p string, i uint32, in *ext3fs.Inode) error {
+		if ino == 0 && pred(in) {
+			ino = i
+		}
+		return nil
+	})
+	if ino == 0 {
+		t.Fatal("no such inode")
+	}
+	return ino
+}
+
+// htreeRoot is the root block of an htree directory whose root has at least n entries.
+func htreeRoot(t *testing.T, fs *ext3fs.FS, n int) uint64 {
+	t.Helper()
+	var root uint64
+	buf := make([]byte, fs.BlockSize())
+	_ = fs.Walk(func(p string, i uint32, in *ext3fs.Inode) error {
+		if root != 0 || in.Type() != ext3fs.TypeDir || !in.IsHtree() {
+			return nil
+		}
+		return fs.WalkBlocks(in, func(r ext3fs.BlockRef) error {
+			if r.Kind == ext3fs.BlockData && r.Logical == 0 && fs.ReadBlock(r.Phys, buf) == nil {
+				if dx, err := ext3fs.ParseDxRoot(buf); err == nil && len(dx.Entries) >= n {
+					root = r.Phys
+				}
+			}
+			return ext3fs.ErrStop
+		})
+	})
+	if root == 0 {
+		t.Fatalf("no htree directory with %d root entries", n)
+	}
+	return root
 }
 
 // TestInjectedJournalFault alters the copy of a block bitmap logged in a committed jbd2

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/ext3replay/ext3replay/pkg/blklog"
+	"github.com/ext3replay/ext3replay/pkg/check"
+	"github.com/ext3replay/ext3replay/pkg/ops"
+)
+
+// analyzeCheck runs check alongside analyze (analyze --check): each record goes to a
+// check.Checker as well, and each finding becomes an anomaly op whose seq is the record whose
+// check found it and whose reason starts with "check " (docs/output-formats.md). Findings are
+// held until the resolver's ops reach their seq, so seq never decreases in the stream.
+type analyzeCheck struct {
+	c       *check.Checker
+	img     io.Closer
+	emit    func(*ops.Op) error
+	tap     func(*blklog.Record)
+	pending []check.Finding
+	err     error // the first record check could not take; checking stopped there
+	n       int
+}
+
+// withCheck wraps analyze's emit and tap for --check. The image is opened a second time: the
+// checker keeps its own model of the disk.
+func withCheck(imagePath string, emit func(*ops.Op) error, tap func(*blklog.Record)) (*analyzeCheck, error) {
+	img, err := openImage(imagePath)
+	if err != nil {
+		return nil, err
+	}
+	c, err := check.New(img, img.Size())
+	if err != nil {
+		img.Close()
+		return nil, err
+	}
+	return &analyzeCheck{c: c, img: img, emit: emit, tap: tap}, nil
+}
+
+// Tap sees every record before the resolver does.
+func (a *analyzeCheck) Tap(rec *blklog.Record) {
+	if a.tap != nil {
+		a.tap(rec)
+	}
+	if a.err != nil {
+		return
+	}
+	if err := a.c.Record(rec); err != nil {
+		a.err = err
+		return
+	}
+	a.pending = append(a.pending, a.c.Pending()...)
+}
+
+// Emit writes the findings whose seq the stream has reached, then op.
+func (a *analyzeCheck) Emit(op *ops.Op) error {
+	if err := a.release(op.Seq); err != nil {
+		return err
+	}
+	return a.emit(op)
+}
+
+func (a *analyzeCheck) release(upTo int64) error {
+	k := 0
+	for ; k < len(a.pending) && a.pending[k].AtSeq <= upTo; k++ {
+		if err := a.emit(findingOp(&a.pending[k])); err != nil {
+			return err
+		}
+		a.n++
+	}
+	a.pending = a.pending[k:]
+	return nil
+}
+
+// Finish checks the end of the log and writes what is left; a record check could not take is
+// a warning on w.
+func (a *analyzeCheck) Finish(w io.Writer) error {
+	defer a.img.Close()
+	if a.err == nil {
+		a.c.Finish()
+		a.pending = append(a.pending, a.c.Pending()...)
+	}
+	if err := a.release(1<<63 - 1); err != nil {
+		return err
+	}
+	if a.err != nil {
+		fmt.Fprintf(w, "ext3replay analyze: warning: --check stopped: %v\n", a.err)
+	}
+	return nil
+}
+
+// Summary is the line added to analyze's summary.
+func (a *analyzeCheck) Summary(w io.Writer) {
+	fmt.Fprintf(w, "  check: %d consistency points checked, %d findings (anomalies starting \"check \")\n", a.c.Checks(), a.n)
+}
+
+// findingOp is a finding as an op: an anomaly at the record whose check found it, on the path
+// and inode the finding names.
+func findingOp(f *check.Finding) *ops.Op {
+	return &ops.Op{Seq: max(f.AtSeq, 0), T: f.Time, Op: ops.Anomaly, Path: f.Path, Ino: f.Inode,
+		Reason: fmt.Sprintf("check %s: %s [%s]; introduced by record %d", f.Kind, f.Msg, f.Struct, f.Seq)}
+}

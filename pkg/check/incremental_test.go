@@ -1,0 +1,120 @@
+package check
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/ext3replay/ext3replay/internal/diskimage"
+	"github.com/ext3replay/ext3replay/pkg/blklog"
+)
+
+// TestIncrementalSameAsFull: on every real capture, and on each injected fault, the incremental
+// checks find exactly what checks reading the whole file system every time find, and read
+// fewer structures.
+func TestIncrementalSameAsFull(t *testing.T) {
+	if testing.Short() {
+		t.Skip("replays every real capture twice")
+	}
+	dirs, _ := filepath.Glob("../../fixtures/real/*")
+	var fullT, incT, fullS, incS time.Duration
+	var fullR, incR int
+	for _, dir := range dirs {
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			disk, recs := capture(t, dir)
+			run := func(full bool) (*Checker, []Finding, time.Duration) {
+				start := time.Now()
+				c, fs, err := RunWith(disk, int64(len(disk)), &sliceLog{recs: recs}, Options{Full: full})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return c, fs, time.Since(start)
+			}
+			cf, ff, df := run(true)
+			ci, fi, di := run(false)
+			fullT, incT, fullR, incR = fullT+df, incT+di, fullR+cf.Reads(), incR+ci.Reads()
+			fullS, incS = fullS+cf.ScanTime(), incS+ci.ScanTime()
+			if fmt.Sprint(ff) != fmt.Sprint(fi) {
+				t.Errorf("full checks found %v, incremental %v", ff, fi)
+			}
+			if cf.Checks() != ci.Checks() {
+				t.Errorf("%d checks against %d", cf.Checks(), ci.Checks())
+			}
+			if cf.Checks() > 1 && ci.Reads() >= cf.Reads() {
+				t.Errorf("incremental checks read %d structures, full ones %d", ci.Reads(), cf.Reads())
+			}
+		})
+	}
+	t.Logf("all captures: full checks %v (checking %v), %d structures read; incremental %v (checking %v), %d read; time ratio %.2f, checking alone %.2f",
+		fullT, fullS, fullR, incT, incS, incR, float64(incT)/float64(fullT), float64(incS)/float64(fullS))
+}
+
+// BenchmarkCheck compares full and incremental checks on the capture with the most
+// consistency points (random-ext4-4k) and the biggest directory (htree-ext4-4k).
+func BenchmarkCheck(b *testing.B) {
+	for _, name := range []string{"random-ext4-4k", "htree-ext4-4k"} {
+		t := &testing.T{}
+		disk, recs := capture(t, filepath.Join("../../fixtures/real", name))
+		for _, full := range []bool{true, false} {
+			mode := "incremental"
+			if full {
+				mode = "full"
+			}
+			b.Run(name+"/"+mode, func(b *testing.B) {
+				for i := 0; i < b.N; i++ {
+					c, _, err := RunWith(disk, int64(len(disk)), &sliceLog{recs: recs}, Options{Full: full})
+					if err != nil {
+						b.Fatal(err)
+					}
+					b.ReportMetric(float64(c.Reads()), "reads/op")
+					b.ReportMetric(float64(c.Checks()), "checks/op")
+				}
+			})
+		}
+	}
+}
+
+var _ blklog.Reader = (*sliceLog)(nil)
+
+// TestCheckCostBig measures full against incremental checks on a big capture outside the
+// corpus (EXT3REPLAY_CHECK_BIG=dir holding image.raw[.zst] and io.log.zst, e.g. the big4
+// capture of scripts/bench-analyze.sh): same findings, time and structures read, in one run.
+func TestCheckCostBig(t *testing.T) {
+	dir := os.Getenv("EXT3REPLAY_CHECK_BIG")
+	if dir == "" {
+		t.Skip("EXT3REPLAY_CHECK_BIG not set")
+	}
+	imgPath := filepath.Join(dir, "image.raw")
+	if _, err := os.Stat(imgPath); err != nil {
+		imgPath += ".zst"
+	}
+	var res [2]string
+	var dur, scan [2]time.Duration
+	for i, full := range []bool{true, false} {
+		img, err := diskimage.Open(imgPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lr, err := blklog.Open(filepath.Join(dir, "io.log.zst"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		c, fs, err := RunWith(img, img.Size(), lr, Options{Full: full})
+		dur[i] = time.Since(start)
+		lr.Close()
+		img.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		res[i] = fmt.Sprint(fs)
+		t.Logf("full=%v: %v, of which checking %v; %d checks, %d structures read, %d findings", full, dur[i], c.ScanTime(), c.Checks(), c.Reads(), len(fs))
+		scan[i] = c.ScanTime()
+	}
+	if res[0] != res[1] {
+		t.Errorf("full and incremental checks differ:\n%s\n%s", res[0], res[1])
+	}
+	t.Logf("incremental/full: whole run %.3f, checking alone %.3f", float64(dur[1])/float64(dur[0]), float64(scan[1])/float64(scan[0]))
+}
