@@ -5,6 +5,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/spf13/cobra"
 )
 
 // Unknown subcommands used to print help and exit 0, so a typo in a script passed silently.
@@ -44,15 +46,21 @@ func TestArgCountErrorShowsUsage(t *testing.T) {
 
 func TestFormatCompletion(t *testing.T) {
 	for cmd, want := range map[string][]string{
-		"analyze": {"text", "jsonl", "csv", "body", "parquet"},
-		"stats":   {"table", "markdown", "csv", "json", "parquet"},
-		"diff":    {"table", "markdown", "json", "html"},
-		"inspect": {"text", "json"},
-		"blocks":  {"text", "json"},
-		"log cat": {"text", "jsonl"},
+		"analyze --format":  {"text", "jsonl", "csv", "body", "parquet"},
+		"stats --format":    {"table", "markdown", "csv", "json", "parquet"},
+		"diff --format":     {"table", "markdown", "json", "html"},
+		"inspect --format":  {"text", "json"},
+		"blocks --format":   {"text", "json"},
+		"check --format":    {"text", "jsonl"},
+		"log cat --format":  {"text", "jsonl"},
+		"log info --format": {"text", "json"},
+		"analyze --time":    {"none", "rel", "abs"},
+		"stats --sort":      {"path", "writes", "reads", "bytes"},
+		"stats --by":        {"file", "dir"},
+		"import --from":     {"dm-log-writes", "qemu-trace"},
 	} {
 		var out bytes.Buffer
-		args := append(append([]string{"__complete"}, strings.Fields(cmd)...), "--format", "")
+		args := append(append([]string{"__complete"}, strings.Fields(cmd)...), "")
 		executeArgs(args, &out, &bytes.Buffer{})
 		var got []string
 		for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
@@ -61,9 +69,26 @@ func TestFormatCompletion(t *testing.T) {
 			}
 		}
 		if strings.Join(got, " ") != strings.Join(want, " ") {
-			t.Errorf("%s --format <TAB>: %q, want %q", cmd, got, want)
+			t.Errorf("%s <TAB>: %q, want %q", cmd, got, want)
 		}
 	}
+}
+
+// Every command with a --format flag completes its values: a new command without an entry in
+// formatValues fails here rather than completing file names.
+func TestEveryFormatFlagCompletes(t *testing.T) {
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		if c.Flags().Lookup("format") != nil {
+			if _, ok := c.GetFlagCompletionFunc("format"); !ok {
+				t.Errorf("%s --format has no completion (add it to formatValues in cli.go)", c.CommandPath())
+			}
+		}
+		for _, s := range c.Commands() {
+			walk(s)
+		}
+	}
+	walk(newRootCmd())
 }
 
 func TestIsTerminal(t *testing.T) {
