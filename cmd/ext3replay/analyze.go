@@ -9,7 +9,6 @@ import (
 	"runtime/pprof"
 	"sort"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -48,8 +47,9 @@ dm-log-writes log, raw or zstd-compressed, recognised by its magic; - reads it f
 standard input. A log that records the identity of its starting image is refused
 with any other image.
 
-A summary goes to stderr at the end; a progress line too when stderr is a terminal and
-the log is large (--quiet silences both).`,
+A summary goes to stderr at the end, and while a run takes more than a second a
+progress bar with the rate and the time left, when stderr is a terminal (--quiet
+silences both).`,
 		Example: `  ext3replay analyze disk.img io.log.zst
   ext3replay analyze --format jsonl -o ops.jsonl disk.img.zst io.log.zst
   ext3replay analyze --metadata disk.img writes.lwlog | grep '(dir)'
@@ -76,10 +76,7 @@ the log is large (--quiet silences both).`,
 					return &exitError{code: exitInternal, err: err}
 				}
 			}
-			var prog *progress
-			if !f.quiet && isTerminal(os.Stderr) {
-				prog = &progress{}
-			}
+			prog := newProgress(cmd.ErrOrStderr(), f.quiet, "analyzing", -1, true)
 			if p := os.Getenv("EXT3REPLAY_CPUPROFILE"); p != "" {
 				// For performance work: a CPU profile of the whole run.
 				pf, err := os.Create(p)
@@ -149,13 +146,13 @@ func runHeader(imagePath, logPath string, metadata bool) ops.RunHeader {
 
 // analyzeToOps runs analyze and returns the (coalesced) ops; used by stats and diff.
 // A damaged log is an error here: statistics or a comparison of a run cut
-// short would be silently wrong.
-func analyzeToOps(imagePath, logPath string, metadata bool) ([]ops.Op, error) {
+// short would be silently wrong. prog (nil: none) shows the log read.
+func analyzeToOps(imagePath, logPath string, metadata bool, prog *progress) ([]ops.Op, error) {
 	var out []ops.Op
 	st, err := runAnalyze(imagePath, logPath, resolver.Options{Metadata: metadata}, func(op *ops.Op) error {
 		out = append(out, *op)
 		return nil
-	}, nil, nil)
+	}, prog, nil)
 	if err == nil && st.Damage != nil {
 		err = &exitError{code: exitUsage, err: st.Damage}
 	}
@@ -184,16 +181,11 @@ func runAnalyze(imagePath, logPath string, opt resolver.Options, emit func(*ops.
 		}
 		defer lf.Close()
 	}
-	var src io.Reader = lf
-	if prog != nil {
-		if fi, err := lf.Stat(); err == nil && fi.Size() >= 64<<20 {
-			prog.total = fi.Size()
-			src = &countingReader{r: lf, n: &prog.done}
-			prog.start()
-			defer prog.stop()
-		}
+	if fi, err := lf.Stat(); err == nil && fi.Mode().IsRegular() {
+		prog.SetTotal(fi.Size()) // the log's bytes as stored: compressed or not, they are read once
 	}
-	lr, err := blklog.NewReader(src, logPath)
+	defer prog.Done()
+	lr, err := blklog.NewReader(prog.Reader(lf), logPath)
 	if err != nil {
 		return nil, &exitError{code: exitUsage, err: err}
 	}
@@ -266,49 +258,4 @@ func notALog(img io.ReaderAt, path string) error {
 		return fmt.Errorf("%s is a block-I/O log, not a disk image (the arguments are IMAGE LOG; it is a %s log)", path, f)
 	}
 	return nil
-}
-
-type countingReader struct {
-	r io.Reader
-	n *atomic.Int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n.Add(int64(n))
-	return n, err
-}
-
-// progress draws a one-line progress indicator on stderr from a ticker goroutine.
-type progress struct {
-	total int64
-	done  atomic.Int64
-	quit  chan struct{}
-	ended chan struct{}
-}
-
-func (p *progress) start() {
-	p.quit, p.ended = make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(p.ended)
-		t := time.NewTicker(200 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-p.quit:
-				fmt.Fprint(os.Stderr, "\r\033[K")
-				return
-			case <-t.C:
-				d := p.done.Load()
-				fmt.Fprintf(os.Stderr, "\ranalyzing: %5.1f%% of %s", 100*float64(d)/float64(max(p.total, 1)), ops.HumanBytes(p.total))
-			}
-		}
-	}()
-}
-
-func (p *progress) stop() {
-	if p.quit != nil {
-		close(p.quit)
-		<-p.ended
-	}
 }

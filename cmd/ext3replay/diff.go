@@ -81,7 +81,7 @@ func runDiff(cmd *cobra.Command, args []string, o *diffOptions) error {
 	var saved [2]*ops.Run
 	for i, a := range args {
 		if o.image != "" {
-			saved[i], err = analyzedRun(o.image, a)
+			saved[i], err = analyzedRun(o.image, a, cmd.ErrOrStderr())
 		} else {
 			saved[i], err = readRun(a)
 		}

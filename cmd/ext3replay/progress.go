@@ -1,0 +1,111 @@
+package main
+
+import (
+	"io"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+)
+
+// progressDelay is how long a command runs before its progress bar appears: a run that ends
+// sooner never draws one (and a test sets it to 0).
+var progressDelay = time.Second
+
+// progress is a progress bar on stderr with the rate and the time left, drawn by
+// schollz/progressbar. It exists only where stderr is a terminal (not a pipe, a file or
+// /dev/null) and --quiet was not given; its methods do nothing on a nil *progress, so callers
+// need not check.
+type progress struct {
+	bar  *progressbar.ProgressBar
+	w    *delayedWriter
+	done bool
+}
+
+// newProgress returns a bar titled desc for total units (bytes if bytes is set; total < 0:
+// unknown, a spinner), or nil when stderr is not a terminal or quiet is set.
+func newProgress(stderr io.Writer, quiet bool, desc string, total int64, bytes bool) *progress {
+	f, ok := stderr.(*os.File)
+	if quiet || !ok || !isTerminal(f) {
+		return nil
+	}
+	dw := &delayedWriter{w: f, after: time.Now().Add(progressDelay)}
+	opts := []progressbar.Option{
+		progressbar.OptionSetWriter(dw),
+		progressbar.OptionSetDescription(desc),
+		progressbar.OptionSetWidth(30),
+		progressbar.OptionThrottle(100 * time.Millisecond),
+		progressbar.OptionSetPredictTime(true),
+		progressbar.OptionUseANSICodes(true),
+		progressbar.OptionSpinnerType(14),
+	}
+	if bytes {
+		opts = append(opts, progressbar.OptionShowBytes(true), progressbar.OptionShowTotalBytes(true), progressbar.OptionUseIECUnits(true))
+	} else {
+		opts = append(opts, progressbar.OptionShowCount(), progressbar.OptionShowIts())
+	}
+	return &progress{bar: progressbar.NewOptions64(total, opts...), w: dw}
+}
+
+// SetTotal sets the amount of work once it is known.
+func (p *progress) SetTotal(n int64) {
+	if p != nil && n > 0 {
+		p.bar.ChangeMax64(n)
+	}
+}
+
+// Add counts n units done.
+func (p *progress) Add(n int64) {
+	if p != nil {
+		_ = p.bar.Add64(n)
+	}
+}
+
+// Reader counts the bytes read through r.
+func (p *progress) Reader(r io.Reader) io.Reader {
+	if p == nil {
+		return r
+	}
+	return &progressReader{r: r, p: p}
+}
+
+// Done removes the bar (if it was ever drawn), leaving the line for what follows; once.
+func (p *progress) Done() {
+	if p == nil || p.done {
+		return
+	}
+	p.done = true
+	_ = p.bar.Exit()
+	if p.w.shown.Load() {
+		_, _ = io.WriteString(p.w.w, "\033[2K\r")
+	}
+}
+
+type progressReader struct {
+	r io.Reader
+	p *progress
+}
+
+func (c *progressReader) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.p.Add(int64(n))
+	return n, err
+}
+
+// delayedWriter drops what the bar draws until after, so a quick command leaves no trace.
+type delayedWriter struct {
+	w     io.Writer
+	after time.Time
+	shown atomic.Bool
+}
+
+func (d *delayedWriter) Write(b []byte) (int, error) {
+	if !d.shown.Load() {
+		if time.Now().Before(d.after) {
+			return len(b), nil
+		}
+		d.shown.Store(true)
+	}
+	return d.w.Write(b)
+}

@@ -1,0 +1,136 @@
+//go:build linux
+
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// openPTY returns the two ends of a new pseudo-terminal: what is written to tty is read from
+// master, as a terminal emulator would.
+func openPTY(t *testing.T) (master, tty *os.File) {
+	t.Helper()
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminals here: %v", err)
+	}
+	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		m.Close()
+		t.Skipf("unlockpt: %v", err)
+	}
+	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		m.Close()
+		t.Skipf("ptsname: %v", err)
+	}
+	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		m.Close()
+		t.Skipf("open pts: %v", err)
+	}
+	t.Cleanup(func() { s.Close(); m.Close() })
+	return m, s
+}
+
+// The bar is made only for a terminal: not for a pipe, a file, /dev/null, a buffer, nor with
+// --quiet.
+func TestProgressOnlyOnATerminal(t *testing.T) {
+	_, tty := openPTY(t)
+	if newProgress(tty, false, "x", 100, true) == nil {
+		t.Error("no bar on a terminal")
+	}
+	if newProgress(tty, true, "x", 100, true) != nil {
+		t.Error("a bar with quiet set")
+	}
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer null.Close()
+	file, err := os.Create(filepath.Join(t.TempDir(), "stderr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer file.Close()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	for name, stderr := range map[string]io.Writer{"/dev/null": null, "a file": file, "a pipe": w, "a buffer": &bytes.Buffer{}} {
+		if p := newProgress(stderr, false, "x", 100, true); p != nil {
+			t.Errorf("a bar on %s", name)
+		}
+	}
+	// A nil bar is a no-op.
+	var p *progress
+	p.SetTotal(5)
+	p.Add(1)
+	p.Done()
+	if got := p.Reader(strings.NewReader("abc")); got == nil {
+		t.Error("nil bar's Reader")
+	}
+}
+
+// analyze on a terminal draws the bar (rate and time left) and clears it before the summary;
+// with stderr in a file, the file holds the summary and no trace of a bar.
+func TestAnalyzeProgressBar(t *testing.T) {
+	needFixture(t)
+	old := progressDelay
+	progressDelay = 0
+	defer func() { progressDelay = old }()
+	args := []string{"analyze", filepath.Join(fixtureDir, "image.raw.zst"), filepath.Join(fixtureDir, "io.log.zst")}
+
+	master, tty := openPTY(t)
+	got := make(chan string)
+	go func() {
+		var b bytes.Buffer
+		buf := make([]byte, 4096)
+		for {
+			n, err := master.Read(buf)
+			b.Write(buf[:n])
+			if err != nil || strings.Contains(b.String(), "anomalies:") {
+				break
+			}
+		}
+		got <- b.String()
+	}()
+	if code := executeArgs(args, io.Discard, tty); code != exitOK {
+		t.Fatalf("exit %d", code)
+	}
+	var term string
+	select {
+	case term = <-got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("nothing read from the terminal")
+	}
+	bar := strings.Index(term, "analyzing")
+	clear := strings.LastIndex(term, "\033[2K\r")
+	summary := strings.Index(term, "ext3replay analyze:")
+	if bar < 0 || !strings.Contains(term, "%") || clear < bar || summary < clear {
+		t.Errorf("terminal: want the bar, then a line clear, then the summary:\n%q", term)
+	}
+
+	f, err := os.Create(filepath.Join(t.TempDir(), "stderr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := executeArgs(args, io.Discard, f); code != exitOK {
+		t.Fatalf("exit %d", code)
+	}
+	f.Close()
+	b, _ := os.ReadFile(f.Name())
+	if !bytes.Contains(b, []byte("ext3replay analyze:")) || bytes.Contains(b, []byte("analyzing")) || bytes.ContainsAny(b, "\r\033") {
+		t.Errorf("stderr in a file:\n%q", b)
+	}
+}
