@@ -20,6 +20,7 @@ type inspectOptions struct {
 	format     string
 	groups     bool
 	noRecovery bool
+	keepGoing  bool
 }
 
 func newInspectCmd() *cobra.Command {
@@ -32,10 +33,16 @@ of its geometry and features, then every file reachable from the root, depth
 first: inode, type, permissions, link count, size, the number of blocks it owns
 (data plus indirect or extent blocks, as debugfs stat counts them) and its path.
 A file with several hard links appears once per name. Symlinks show their
-target, device nodes their major,minor.`,
+target, device nodes their major,minor.
+
+A directory block, entry or file that cannot be decoded stops inspect (exit
+status 2, the error names it and its byte offset). With --keep-going it is
+named on stderr and left out, everything else is listed, and the exit status
+is 4 (a partial result).`,
 		Example: `  ext3replay inspect disk.img
   ext3replay inspect fixtures/real/basic-ext3-4k/image.raw.zst
   ext3replay inspect disk.img --groups
+  ext3replay inspect damaged.img --keep-going
   ext3replay inspect disk.img --format json | jq '.files[] | select(.size > 1048576)'`,
 		Args: cobra.ExactArgs(1),
 		RunE: checkedOutput(func(cmd *cobra.Command, args []string, out io.Writer) error {
@@ -44,6 +51,7 @@ target, device nodes their major,minor.`,
 	}
 	cmd.Flags().StringVar(&o.format, "format", "text", "output format: text|json")
 	cmd.Flags().BoolVar(&o.groups, "groups", false, "also list every block group's layout (like dumpe2fs)")
+	cmd.Flags().BoolVar(&o.keepGoing, "keep-going", false, "list what can be decoded around a bad directory block, entry or file (named on stderr; exit status 4)")
 	addNoRecoveryFlag(cmd, &o.noRecovery)
 	return cmd
 }
@@ -131,20 +139,27 @@ func runInspect(cmd *cobra.Command, args []string, out io.Writer, o *inspectOpti
 	// huge map would otherwise each be walked in full.
 	counted := map[uint32]uint64{}
 	var owned uint64
-	// What cannot be decoded (a directory block, an entry naming an inode out of range) is named
-	// on stderr and left out, as blocks and analyze do; the rest is listed.
+	// What cannot be decoded (a directory block, an entry naming an inode out of range, a file's
+	// block map) stops the walk, or with --keep-going is named on stderr and left out.
+	var problems int
 	problem := func(path string, err error) error {
+		if !o.keepGoing {
+			return fmt.Errorf("%s: %w (--keep-going lists the rest)", ops.QuotePath(path), err)
+		}
+		problems++
 		fmt.Fprintf(cmd.ErrOrStderr(), "ext3replay inspect: %s: %s: %s (left out)\n", args[0], ops.QuotePath(path), ops.SafeText(err.Error()))
 		return nil
 	}
-	err = fsys.WalkTolerant(func(path string, ino uint32, in *ext3fs.Inode) error {
+	prog := newProgress(cmd.ErrOrStderr(), false, "inspecting", int64(fsys.SB.InodesCount)-int64(fsys.SB.FreeInodesCount), false)
+	err = walkAround(fsys, func(path string, ino uint32, in *ext3fs.Inode) error {
+		prog.Add(1)
 		f := inspectFile{Path: path, Ino: ino, Type: in.Type().String(), Mode: fmt.Sprintf("%04o", in.Perm()),
 			Links: in.LinksCount, Size: in.Size, Htree: in.IsHtree()}
 		if n, ok := counted[ino]; ok {
 			f.Blocks = n
 		} else {
 			if err := fsys.WalkBlocks(in, func(ext3fs.BlockRef) error { f.Blocks++; return nil }); err != nil {
-				return fmt.Errorf("%s (inode %d): %w", path, ino, err)
+				return problem(path, fmt.Errorf("inode %d: %w", ino, err))
 			}
 			counted[ino] = f.Blocks
 			if owned += f.Blocks; owned > fsys.SB.BlocksCount {
@@ -155,7 +170,7 @@ func runInspect(cmd *cobra.Command, args []string, out io.Writer, o *inspectOpti
 		case ext3fs.TypeSymlink:
 			t, err := fsys.ReadLink(in)
 			if err != nil {
-				return fmt.Errorf("%s (inode %d): %w", path, ino, err)
+				return problem(path, fmt.Errorf("inode %d: %w", ino, err))
 			}
 			f.Target = t
 		case ext3fs.TypeChar, ext3fs.TypeBlock:
@@ -165,6 +180,7 @@ func runInspect(cmd *cobra.Command, args []string, out io.Writer, o *inspectOpti
 		files = append(files, f)
 		return nil
 	}, problem)
+	prog.Done()
 	if err != nil {
 		return &exitError{code: exitUsage, err: fmt.Errorf("%s: %w", args[0], err)}
 	}
@@ -178,17 +194,23 @@ func runInspect(cmd *cobra.Command, args []string, out io.Writer, o *inspectOpti
 		enc.SetIndent("", "  ")
 		// "groups" is the group count, or with --groups the per-group array: one key cannot be
 		// both, and an outer array field hid the count even without --groups.
+		var err error
 		if o.groups {
-			return enc.Encode(struct {
+			err = enc.Encode(struct {
 				inspectSummary
 				Groups []inspectGroup `json:"groups"`
 				Files  []inspectFile  `json:"files"`
 			}{sum, groups, files})
+		} else {
+			err = enc.Encode(struct {
+				inspectSummary
+				Files []inspectFile `json:"files"`
+			}{sum, files})
 		}
-		return enc.Encode(struct {
-			inspectSummary
-			Files []inspectFile `json:"files"`
-		}{sum, files})
+		if err != nil {
+			return err
+		}
+		return leftOut(args[0], problems)
 	}
 	writeSummary(w, sum)
 	fmt.Fprintln(w)
@@ -224,7 +246,16 @@ func runInspect(cmd *cobra.Command, args []string, out io.Writer, o *inspectOpti
 		return err
 	}
 	fmt.Fprintf(w, "\n%d names\n", len(files))
-	return nil
+	return leftOut(args[0], problems)
+}
+
+// leftOut is inspect --keep-going's status: a partial listing is exit status 4, as a damaged
+// log's partial result is.
+func leftOut(image string, problems int) error {
+	if problems == 0 {
+		return nil
+	}
+	return &exitError{code: exitDamaged, err: fmt.Errorf("%s: %d directory blocks, entries or files could not be decoded and were left out (named above)", image, problems)}
 }
 
 func dash(s string) string {
