@@ -7,12 +7,12 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ext3replay/ext3replay/pkg/ext3fs"
 	"github.com/ext3replay/ext3replay/pkg/ops"
+	"github.com/ext3replay/ext3replay/pkg/ops/render"
 	"github.com/ext3replay/ext3replay/pkg/resolver"
 )
 
@@ -20,13 +20,14 @@ type blocksOptions struct {
 	sectors    bool
 	format     string
 	noRecovery bool
+	inodes     []uint
 }
 
 func newBlocksCmd() *cobra.Command {
 	var o blocksOptions
 	cmd := &cobra.Command{
-		Use:   "blocks IMAGE BLOCK...",
-		Short: "Tell what each block (or 512-byte sector) of an image is, and which file owns it",
+		Use:   "blocks IMAGE (BLOCK... | PATH... | --inode N)",
+		Short: "Tell what each block (or 512-byte sector) of an image is and which file owns it, or which blocks a file owns",
 		Long: `blocks answers, for each block number, what the block is used for and by
 whom: superblock or backup, group descriptors, reserved GDT, block or inode
 bitmap, inode table (with the inodes it holds), journal, indirect block of an
@@ -36,18 +37,32 @@ ncheck in one step, including the metadata blocks icheck reports as "not
 found". A free block the block bitmap still marks in use is reported as such.
 
 Arguments are block numbers, or ranges A-B; with --sectors they are 512-byte
-sector numbers (as in a block-I/O log) and each is mapped to its block.`,
+sector numbers (as in a block-I/O log) and each is mapped to its block.
+
+The other way round, as debugfs blocks and stat answer it: for each absolute
+PATH (not following symlinks), or inode given with --inode, blocks lists the
+blocks the file owns in logical order, runs of consecutive blocks on one
+line: data (directory, symlink or journal blocks for those inodes), and the
+indirect and extent-tree blocks that map them.`,
 		Example: `  ext3replay blocks disk.img 0 1 2 1234
   ext3replay blocks disk.img 1000-1010
   ext3replay blocks --sectors disk.img 2048 8392
-  ext3replay blocks disk.img.zst 300 --format json`,
-		Args: cobra.MinimumNArgs(2),
+  ext3replay blocks disk.img.zst 300 --format json
+  ext3replay blocks disk.img /home/user/notes.txt /etc
+  ext3replay blocks disk.img --inode 12 --inode 8`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 && cmd.Flags().Changed("inode") {
+				return nil
+			}
+			return cobra.MinimumNArgs(2)(cmd, args)
+		},
 		RunE: checkedOutput(func(cmd *cobra.Command, args []string, out io.Writer) error {
 			return runBlocks(cmd, args, out, &o)
 		}),
 	}
 	cmd.Flags().BoolVar(&o.sectors, "sectors", false, "arguments are 512-byte sector numbers")
 	cmd.Flags().StringVar(&o.format, "format", "text", "output format: text|json")
+	cmd.Flags().UintSliceVar(&o.inodes, "inode", nil, "list the blocks this inode owns (repeatable)")
 	addNoRecoveryFlag(cmd, &o.noRecovery)
 	return cmd
 }
@@ -97,7 +112,21 @@ func runBlocks(cmd *cobra.Command, args []string, out io.Writer, o *blocksOption
 	if o.format != "text" && o.format != "json" {
 		return &exitError{code: exitUsage, err: fmt.Errorf("--format %q: want text or json", o.format)}
 	}
-	nums, err := parseNumbers(args[1:])
+	var paths, numbers []string
+	for _, a := range args[1:] {
+		if strings.HasPrefix(a, "/") {
+			paths = append(paths, a)
+		} else {
+			numbers = append(numbers, a)
+		}
+	}
+	if len(numbers) > 0 && (len(paths) > 0 || len(o.inodes) > 0) {
+		return &exitError{code: exitUsage, err: fmt.Errorf("blocks: give block numbers, or files (PATH, --inode), not both")}
+	}
+	if len(numbers) == 0 && o.sectors {
+		return &exitError{code: exitUsage, err: fmt.Errorf("blocks: --sectors applies to block numbers, not to files")}
+	}
+	nums, err := parseNumbers(numbers)
 	if err != nil {
 		return &exitError{code: exitUsage, err: err}
 	}
@@ -106,6 +135,31 @@ func runBlocks(cmd *cobra.Command, args []string, out io.Writer, o *blocksOption
 		return err
 	}
 	defer img.Close()
+	if len(numbers) == 0 {
+		var files []*fileBlocks
+		for _, p := range paths {
+			ino, err := lookupPath(fsys, p)
+			if err != nil {
+				return &exitError{code: exitUsage, err: fmt.Errorf("%s: %w", args[0], err)}
+			}
+			fb, err := blocksOf(fsys, p, ino)
+			if err != nil {
+				return &exitError{code: exitUsage, err: fmt.Errorf("%s: %s: %w", args[0], ops.QuotePath(p), err)}
+			}
+			files = append(files, fb)
+		}
+		for _, n := range o.inodes {
+			if uint64(n) > uint64(^uint32(0)) {
+				return &exitError{code: exitUsage, err: fmt.Errorf("--inode %d: out of range", n)}
+			}
+			fb, err := blocksOf(fsys, "", uint32(n))
+			if err != nil {
+				return &exitError{code: exitUsage, err: fmt.Errorf("%s: %w", args[0], err)}
+			}
+			files = append(files, fb)
+		}
+		return writeFileBlocks(out, o.format, files)
+	}
 	idx, names, problems, err := resolver.BuildTolerant(fsys)
 	if err != nil {
 		return &exitError{code: exitUsage, err: fmt.Errorf("%s: %w", args[0], err)}
@@ -142,14 +196,17 @@ func runBlocks(cmd *cobra.Command, args []string, out io.Writer, o *blocksOption
 		enc.SetIndent("", "  ")
 		return enc.Encode(infos)
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	header := []string{"BLOCK", "ROLE", "INODE", "LOGICAL", "PATH"}
+	right := []bool{true, false, true, true, false}
 	if o.sectors {
-		fmt.Fprint(tw, "SECTOR\t")
+		header = append([]string{"SECTOR"}, header...)
+		right = append([]bool{true}, right...)
 	}
-	fmt.Fprintln(tw, "BLOCK\tROLE\tINODE\tLOGICAL\tPATH")
+	rows := make([][]string, 0, len(infos))
 	for _, bi := range infos {
+		var row []string
 		if bi.Sector != nil {
-			fmt.Fprintf(tw, "%d\t", *bi.Sector)
+			row = append(row, strconv.FormatUint(*bi.Sector, 10))
 		}
 		ino, logical := "-", "-"
 		if bi.Ino != 0 {
@@ -172,9 +229,9 @@ func runBlocks(cmd *cobra.Command, args []string, out io.Writer, o *blocksOption
 		if bi.Note != "" {
 			what = append(what, "("+bi.Note+")")
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", bi.Block, role, ino, logical, strings.Join(what, " "))
+		rows = append(rows, append(row, strconv.FormatUint(bi.Block, 10), role, ino, logical, strings.Join(what, " ")))
 	}
-	return tw.Flush()
+	return render.Table(w, header, rows, right)
 }
 
 func describeBlock(fsys *ext3fs.FS, idx *resolver.Index, pathsOf func(uint32) []string, bitmaps map[uint32][]byte, bi *blockInfo) {

@@ -30,7 +30,7 @@ func TestArgCountErrorShowsUsage(t *testing.T) {
 	for args, want := range map[string]string{
 		"inspect":        "Usage: ext3replay inspect IMAGE",
 		"analyze x":      "Usage: ext3replay analyze IMAGE LOG",
-		"blocks img":     "Usage: ext3replay blocks IMAGE BLOCK...",
+		"blocks img":     "Usage: ext3replay blocks IMAGE (BLOCK... | PATH... | --inode N)",
 		"log info a b":   "Usage: ext3replay log info LOG",
 		"stats a b c":    "Usage: ext3replay stats (IMAGE LOG | RUN.jsonl)",
 		"record extra1":  "Usage: ext3replay record",

@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -14,6 +14,7 @@ import (
 	"github.com/ext3replay/ext3replay/internal/diskimage"
 	"github.com/ext3replay/ext3replay/pkg/ext3fs"
 	"github.com/ext3replay/ext3replay/pkg/ops"
+	"github.com/ext3replay/ext3replay/pkg/ops/render"
 )
 
 type inspectOptions struct {
@@ -215,19 +216,19 @@ func runInspect(cmd *cobra.Command, args []string, out io.Writer, o *inspectOpti
 	writeSummary(w, sum)
 	fmt.Fprintln(w)
 	if len(groups) > 0 {
-		gw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(gw, "GROUP\tBLOCKS\tSUPER\tGDT\tRESERVED GDT\tBLOCK BITMAP\tINODE BITMAP\tINODE TABLE\tFREE BLOCKS\tFREE INODES\tDIRS\tFLAGS")
+		rows := make([][]string, 0, len(groups))
 		for _, g := range groups {
-			fmt.Fprintf(gw, "%d\t%d-%d\t%s\t%s\t%s\t%d\t%d\t%s\t%d\t%d\t%d\t%s\n", g.Group, g.First, g.Last, dash(g.Super), dash(g.GDT),
-				dash(g.ReservedGDT), g.BlockBitmap, g.InodeBitmap, g.InodeTable, g.FreeBlocks, g.FreeInodes, g.UsedDirs, dash(g.Flags))
+			rows = append(rows, []string{itoaU(uint64(g.Group)), fmt.Sprintf("%d-%d", g.First, g.Last), dash(g.Super), dash(g.GDT),
+				dash(g.ReservedGDT), itoaU(g.BlockBitmap), itoaU(g.InodeBitmap), g.InodeTable, itoaU(uint64(g.FreeBlocks)),
+				itoaU(uint64(g.FreeInodes)), itoaU(uint64(g.UsedDirs)), dash(g.Flags)})
 		}
-		if err := gw.Flush(); err != nil {
+		if err := render.Table(w, []string{"GROUP", "BLOCKS", "SUPER", "GDT", "RESERVED GDT", "BLOCK BITMAP", "INODE BITMAP", "INODE TABLE", "FREE BLOCKS", "FREE INODES", "DIRS", "FLAGS"},
+			rows, []bool{true, false, false, false, false, true, true, false, true, true, true, false}); err != nil {
 			return err
 		}
 		fmt.Fprintln(w)
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "INODE\tTYPE\tMODE\tLINKS\tSIZE\tBLOCKS\t\tPATH")
+	rows := make([][]string, 0, len(files))
 	for _, f := range files {
 		name := ops.QuotePath(f.Path) // guest names are arbitrary bytes: no escapes reach the terminal
 		if f.Target != "" {
@@ -240,9 +241,10 @@ func runInspect(cmd *cobra.Command, args []string, out io.Writer, o *inspectOpti
 		if f.Htree {
 			typ += "(htree)"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%d\t\t%s\n", f.Ino, typ, f.Mode, f.Links, f.Size, f.Blocks, name)
+		rows = append(rows, []string{itoaU(uint64(f.Ino)), typ, f.Mode, itoaU(uint64(f.Links)), itoaU(f.Size), itoaU(f.Blocks), name})
 	}
-	if err := tw.Flush(); err != nil {
+	if err := render.Table(w, []string{"INODE", "TYPE", "MODE", "LINKS", "SIZE", "BLOCKS", "PATH"}, rows,
+		[]bool{true, false, false, true, true, true, false}); err != nil {
 		return err
 	}
 	fmt.Fprintf(w, "\n%d names\n", len(files))
@@ -257,6 +259,8 @@ func leftOut(image string, problems int) error {
 	}
 	return &exitError{code: exitDamaged, err: fmt.Errorf("%s: %d directory blocks, entries or files could not be decoded and were left out (named above)", image, problems)}
 }
+
+func itoaU(n uint64) string { return strconv.FormatUint(n, 10) }
 
 func dash(s string) string {
 	if s == "" {
