@@ -37,8 +37,11 @@ func TestDocsConsoleBlocks(t *testing.T) {
 		rel, _ := filepath.Rel(root, file)
 		t.Run(rel, func(t *testing.T) {
 			work := t.TempDir()
-			if err := os.Symlink(filepath.Join(root, "fixtures"), filepath.Join(work, "fixtures")); err != nil {
-				t.Fatal(err)
+			// fixtures/, the test data under pkg/ and docs/examples/ are read by the examples.
+			for _, d := range []string{"fixtures", "pkg", "docs"} {
+				if err := os.Symlink(filepath.Join(root, d), filepath.Join(work, d)); err != nil {
+					t.Fatal(err)
+				}
 			}
 			t.Chdir(work)
 			out, n := runConsoleBlocks(t, rel, string(src))
@@ -56,6 +59,82 @@ func TestDocsConsoleBlocks(t *testing.T) {
 	}
 	if blocks == 0 {
 		t.Fatal("no console block found: the test would prove nothing")
+	}
+}
+
+// A block that shows an ext3replay command with its output ("$ ext3replay" lines) is executed
+// only as a ```console block: any other fence holding such a line is refused, so no example
+// escapes the test above. (Transcripts of benchmark scripts, whose figures vary, are not meant.)
+func TestDocsNoUnexecutedOutput(t *testing.T) {
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(filepath.Join(root, "docs", "*.md"))
+	files = append([]string{filepath.Join(root, "README.md")}, files...)
+	for _, file := range files {
+		src, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rel, _ := filepath.Rel(root, file)
+		for _, bad := range unexecutedBlocks(string(src)) {
+			t.Errorf("%s:%d: a ``` block shows a command with its output but is not a ```console block (the docs test runs only those)", rel, bad)
+		}
+	}
+}
+
+// unexecutedBlocks returns the first lines of the fenced blocks of md that are not console
+// blocks but hold a "$ ext3replay" prompt line.
+func unexecutedBlocks(md string) []int {
+	var bad []int
+	lines := strings.Split(md, "\n")
+	for i := 0; i < len(lines); i++ {
+		if !strings.HasPrefix(lines[i], "```") {
+			continue
+		}
+		console := lines[i] == "```console"
+		start := i
+		for i++; i < len(lines) && !strings.HasPrefix(lines[i], "```"); i++ {
+			if !console && strings.HasPrefix(strings.TrimSpace(lines[i]), "$ ext3replay ") {
+				bad = append(bad, start+1)
+				for i < len(lines) && !strings.HasPrefix(lines[i], "```") {
+					i++
+				}
+				break
+			}
+		}
+	}
+	return bad
+}
+
+// The docs test itself: a block whose shown output differs from what the command prints is
+// rewritten (so the comparison fails), a cut block ("...") compares only its first lines, and
+// a block that is not a console block but shows a prompt is found.
+func TestDocsTestCatchesDrift(t *testing.T) {
+	needFixture(t)
+	log := filepath.Join(fixtureDir, "io.log.zst")
+	_, info := run(t, "log", "info", log)
+	first := strings.SplitAfter(info, "\n")[0]
+	good := "text\n```console\n$ ext3replay log info " + log + "\n" + info + "```\n"
+	if out, n := runConsoleBlocks(t, "good.md", good); out != good || n != 1 {
+		t.Errorf("an up-to-date block was rewritten (%d blocks):\n%s", n, firstDiff(good, out))
+	}
+	cut := "```console\n$ ext3replay log info " + log + "\n" + first + "...\n```\n"
+	if out, _ := runConsoleBlocks(t, "cut.md", cut); out != cut {
+		t.Errorf("a cut block was rewritten:\n%s", firstDiff(cut, out))
+	}
+	stale := strings.Replace(good, "records:     151", "records:     150", 1)
+	if stale == good {
+		t.Fatalf("log info output has no 'records:     151' line:\n%s", info)
+	}
+	out, _ := runConsoleBlocks(t, "stale.md", stale)
+	if out == stale || !strings.Contains(firstDiff(stale, out), "records:     150") {
+		t.Errorf("a stale block was not caught: %s", firstDiff(stale, out))
+	}
+	md := "a\n```\n$ ext3replay log info x\nout\n```\n```sh\next3replay analyze a b\n```\n```console\n$ ext3replay x\n```\n"
+	if got := unexecutedBlocks(md); len(got) != 1 || got[0] != 2 {
+		t.Errorf("unexecuted blocks at lines %v, want [2]", got)
 	}
 }
 
