@@ -36,16 +36,17 @@ func newAnalyzeCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "analyze IMAGE LOG",
 		Short: "Reconstruct the file operations of a block-I/O log",
-		Long: `analyze replays LOG (the requests a guest sent to its disk) against IMAGE (the disk
-as it was when the recording started) and prints the file operations they amount to:
-create, mkdir, symlink, mknod, delete, rmdir, move, link, unlink, truncate, and reads
-and writes of file data with the file's path at that moment. The order the guest wrote
-blocks in does not matter (see docs/how-it-works.md).
+		Long: `analyze replays LOG (the requests a guest sent to its disk) against IMAGE
+(the disk as it was when the recording started) and prints the file operations
+they amount to: create, mkdir, symlink, mknod, delete, rmdir, move, link,
+unlink, truncate, and reads and writes of file data with the file's path at
+that moment. The order the guest wrote blocks in does not matter (see
+docs/how-it-works.md).
 
-IMAGE is a raw image, optionally zstd-compressed. LOG is a native log (.zst) or a
-dm-log-writes log, raw or zstd-compressed, recognised by its magic; - reads it from
-standard input. A log that records the identity of its starting image is refused
-with any other image.
+IMAGE is a raw image, optionally zstd-compressed. LOG is a native log (.zst) or
+a dm-log-writes log, raw or zstd-compressed, recognised by its magic; - reads
+it from standard input. A log that records the identity of its starting image
+is refused with any other image.
 
 A summary goes to stderr at the end, and while a run takes more than a second a
 progress bar with the rate and the time left, when stderr is a terminal (--quiet
@@ -119,7 +120,7 @@ silences both).`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&o.format, "format", "text", "output format: text, jsonl, csv, body (The Sleuth Kit) or parquet")
+	fl.StringVar(&o.format, "format", "text", "output format: text|jsonl|csv|body|parquet (body: The Sleuth Kit's mactime input)")
 	fl.BoolVar(&o.metadata, "metadata", false, "also report I/O on inode tables, bitmaps, superblocks, group descriptors and the journal")
 	fl.StringVarP(&o.output, "output", "o", "-", "write the operations to this file (- for stdout)")
 	fl.BoolVar(&o.quiet, "quiet", false, "no progress and no summary on stderr")

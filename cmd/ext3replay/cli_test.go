@@ -131,3 +131,20 @@ func TestParseSize(t *testing.T) {
 		t.Errorf("diff --min-bytes 64K: exit %d\n%s", code, out)
 	}
 }
+
+// Help texts are wrapped for an 80-column terminal (analyze --help had lines of 86 that the
+// terminal broke mid-word).
+func TestHelpFitsEightyColumns(t *testing.T) {
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		for i, l := range strings.Split(c.Long, "\n") {
+			if n := len([]rune(l)); n > 80 {
+				t.Errorf("%s: line %d of the help is %d columns: %q", c.CommandPath(), i+1, n, l)
+			}
+		}
+		for _, s := range c.Commands() {
+			walk(s)
+		}
+	}
+	walk(newRootCmd())
+}

@@ -47,7 +47,7 @@ same as one JSON document (docs/log-format.md).`,
 			return runLogInfo(cmd, args, out, format)
 		}),
 	}
-	cmd.Flags().StringVar(&format, "format", "text", "output format: text or json")
+	cmd.Flags().StringVar(&format, "format", "text", "output format: text|json")
 	return cmd
 }
 
@@ -73,7 +73,7 @@ flags. A damaged log prints the records before the damage, then the error.`,
 			return runLogCat(cmd, args, out, &o)
 		}),
 	}
-	cmd.Flags().StringVar(&o.format, "format", "text", "output format: text or jsonl")
+	cmd.Flags().StringVar(&o.format, "format", "text", "output format: text|jsonl")
 	cmd.Flags().BoolVar(&o.data, "data", false, "include payloads")
 	return cmd
 }

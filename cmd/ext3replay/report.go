@@ -38,9 +38,10 @@ unowned) with the path under the pointer; bytes read and written per directory;
 the run's summary and anomalies; and a filter by path.
 
 From IMAGE LOG the run is analyzed here with --metadata, and flushes and
-journal commits are taken from the log. A saved jsonl has no flushes or commits,
-and only one saved with "analyze --format jsonl --metadata" has the inode-table,
-bitmap and journal I/O for a complete sector plot; the page says what is missing.`,
+journal commits are taken from the log. A saved jsonl has no flushes or
+commits, and only one saved with "analyze --format jsonl --metadata" has the
+inode-table, bitmap and journal I/O for a complete sector plot; the page says
+what is missing.`,
 		Example: `  ext3replay report disk.img io.log.zst -o run.html
   ext3replay analyze --format jsonl --metadata -o run.jsonl disk.img io.log.zst
   ext3replay report run.jsonl -o run.html`,
