@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -18,6 +19,7 @@ const exitFindings = 1
 
 type checkOptions struct {
 	format string
+	output string
 }
 
 func newCheckCmd() *cobra.Command {
@@ -42,10 +44,11 @@ damage were printed).`,
 		RunE: func(cmd *cobra.Command, args []string) error { return runCheck(cmd, args, &o) },
 	}
 	cmd.Flags().StringVar(&o.format, "format", "text", "output format: text|jsonl")
+	cmd.Flags().StringVarP(&o.output, "output", "o", "-", "write the findings to this file (- for stdout)")
 	return cmd
 }
 
-func runCheck(cmd *cobra.Command, args []string, o *checkOptions) error {
+func runCheck(cmd *cobra.Command, args []string, o *checkOptions) (err error) {
 	if o.format != "text" && o.format != "jsonl" {
 		return &exitError{code: exitUsage, err: fmt.Errorf("--format %q: want text or jsonl", o.format)}
 	}
@@ -63,7 +66,24 @@ func runCheck(cmd *cobra.Command, args []string, o *checkOptions) error {
 	if c == nil {
 		return &exitError{code: exitUsage, err: err}
 	}
-	out := &outWriter{w: cmd.OutOrStdout()}
+	dst := cmd.OutOrStdout()
+	if o.output != "" && o.output != "-" {
+		f, err := os.Create(o.output)
+		if err != nil {
+			return &exitError{code: exitUsage, err: err}
+		}
+		defer func() {
+			// A close that fails (a full disk, NFS) loses findings: exit 3 unless already worse.
+			if cerr := f.Close(); cerr != nil {
+				var ee *exitError
+				if err == nil || errors.As(err, &ee) && ee.code == exitFindings {
+					err = &exitError{code: exitInternal, err: cerr}
+				}
+			}
+		}()
+		dst = f
+	}
+	out := &outWriter{w: dst}
 	// A damaged log: what was found before the damage, then the error.
 	writeFindings(out, findings, o.format)
 	if err != nil {
@@ -90,8 +110,13 @@ func runCheck(cmd *cobra.Command, args []string, o *checkOptions) error {
 
 func writeFindings(w io.Writer, findings []check.Finding, format string) {
 	if format == "jsonl" {
-		for _, f := range findings {
-			b, _ := json.Marshal(f)
+		for i := range findings {
+			// t and ino are analyze's names for time and inode (docs/cli.md), added after them.
+			b, _ := json.Marshal(struct {
+				*check.Finding
+				T   float64 `json:"t"`
+				Ino uint32  `json:"ino,omitempty"`
+			}{&findings[i], findings[i].Time, findings[i].Inode})
 			fmt.Fprintf(w, "%s\n", b)
 		}
 		return

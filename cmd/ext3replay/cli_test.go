@@ -148,3 +148,29 @@ func TestHelpFitsEightyColumns(t *testing.T) {
 	}
 	walk(newRootCmd())
 }
+
+// -o FILE writes what stdout would have had, in every command that writes a report (check had
+// no -o).
+func TestOutputFlagEverywhere(t *testing.T) {
+	needFixture(t)
+	img, lg := fixtureDir+"/image.raw.zst", fixtureDir+"/io.log.zst"
+	chkImg, chkLog := "../../pkg/check/testdata/uboot-replace/image.raw.zst", "../../pkg/check/testdata/uboot-replace/writes.lwlog.zst"
+	for _, args := range [][]string{
+		{"analyze", "--quiet", img, lg},
+		{"stats", img, lg},
+		{"diff", "--image", img, lg, lg},
+		{"check", chkImg, chkLog},
+		{"check", "--format", "jsonl", chkImg, chkLog},
+	} {
+		var stdout bytes.Buffer
+		want := executeArgs(args, &stdout, &bytes.Buffer{})
+		file := t.TempDir() + "/out"
+		var empty bytes.Buffer
+		got := executeArgs(append(append([]string(nil), args...), "-o", file), &empty, &bytes.Buffer{})
+		b, err := os.ReadFile(file)
+		if err != nil || got != want || !bytes.Equal(b, stdout.Bytes()) || empty.Len() != 0 || stdout.Len() == 0 {
+			t.Errorf("%v -o: exit %d (stdout: %d), file %d bytes (stdout %d), %v, stdout with -o %d bytes",
+				args, got, want, len(b), stdout.Len(), err, empty.Len())
+		}
+	}
+}
