@@ -49,8 +49,8 @@ it from standard input. A log that records the identity of its starting image
 is refused with any other image.
 
 A summary goes to stderr at the end, and while a run takes more than a second a
-progress bar with the rate and the time left, when stderr is a terminal (--quiet
-silences both).`,
+progress bar with the rate and the time left, when stderr is a terminal and the
+operations go elsewhere (-o, a pipe); --quiet silences both.`,
 		Example: `  ext3replay analyze disk.img io.log.zst
   ext3replay analyze --format jsonl -o ops.jsonl disk.img.zst io.log.zst
   ext3replay analyze --metadata disk.img writes.lwlog | grep '(dir)'
@@ -77,7 +77,9 @@ silences both).`,
 					return &exitError{code: exitInternal, err: err}
 				}
 			}
-			prog := newProgress(cmd.ErrOrStderr(), f.quiet, "analyzing", -1, true)
+			// Ops streamed to the terminal the bar would be drawn on show the progress themselves.
+			toTerminal := (f.output == "" || f.output == "-") && isTerminalWriter(cmd.OutOrStdout())
+			prog := newProgress(cmd.ErrOrStderr(), f.quiet || toTerminal, "analyzing", -1, true)
 			if p := os.Getenv("EXT3REPLAY_CPUPROFILE"); p != "" {
 				// For performance work: a CPU profile of the whole run.
 				pf, err := os.Create(p)

@@ -57,12 +57,14 @@ func runCheck(cmd *cobra.Command, args []string, o *checkOptions) (err error) {
 		return &exitError{code: exitUsage, err: err}
 	}
 	defer img.Close()
-	lr, err := openLogArg(args[1])
+	prog := newProgress(cmd.ErrOrStderr(), false, "checking", -1, true)
+	lr, err := openLogProgress(args[1], prog)
 	if err != nil {
 		return &exitError{code: exitUsage, err: err}
 	}
 	defer lr.Close()
 	c, findings, err := check.Run(img, img.Size(), lr)
+	prog.Done() // before the findings reach a terminal the bar is drawn on
 	if c == nil {
 		return &exitError{code: exitUsage, err: err}
 	}

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"os"
 	"sync/atomic"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
+
+	"github.com/ext3replay/ext3replay/pkg/blklog"
 )
 
 // progressDelay is how long a command runs before its progress bar appears: a run that ends
@@ -26,10 +29,10 @@ type progress struct {
 // newProgress returns a bar titled desc for total units (bytes if bytes is set; total < 0:
 // unknown, a spinner), or nil when stderr is not a terminal or quiet is set.
 func newProgress(stderr io.Writer, quiet bool, desc string, total int64, bytes bool) *progress {
-	f, ok := stderr.(*os.File)
-	if quiet || !ok || !isTerminal(f) {
+	if quiet || !isTerminalWriter(stderr) {
 		return nil
 	}
+	f := stderr.(*os.File)
 	dw := &delayedWriter{w: f, after: time.Now().Add(progressDelay)}
 	opts := []progressbar.Option{
 		progressbar.OptionSetWriter(dw),
@@ -46,6 +49,12 @@ func newProgress(stderr io.Writer, quiet bool, desc string, total int64, bytes b
 		opts = append(opts, progressbar.OptionShowCount(), progressbar.OptionShowIts())
 	}
 	return &progress{bar: progressbar.NewOptions64(total, opts...), w: dw}
+}
+
+// isTerminalWriter reports whether w is a terminal.
+func isTerminalWriter(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && isTerminal(f)
 }
 
 // SetTotal sets the amount of work once it is known.
@@ -108,4 +117,43 @@ func (d *delayedWriter) Write(b []byte) (int, error) {
 		d.shown.Store(true)
 	}
 	return d.w.Write(b)
+}
+
+// openLogProgress is openLogArg with the log's bytes counted by prog (nil: none).
+func openLogProgress(path string, prog *progress) (blklog.Reader, error) {
+	if prog == nil {
+		return openLogArg(path)
+	}
+	if path == "-" {
+		return blklog.NewReader(prog.Reader(os.Stdin), "stdin")
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("blklog: %w", err)
+	}
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+		prog.SetTotal(fi.Size())
+	}
+	r, err := blklog.NewReader(prog.Reader(f), path)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &closingReader{Reader: r, f: f, p: prog}, nil
+}
+
+// closingReader closes the file under a log reader, and ends its progress bar.
+type closingReader struct {
+	blklog.Reader
+	f *os.File
+	p *progress
+}
+
+func (r *closingReader) Close() error {
+	r.p.Done()
+	err := r.Reader.Close()
+	if e := r.f.Close(); e != nil && err == nil {
+		err = e
+	}
+	return err
 }

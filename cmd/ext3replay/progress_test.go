@@ -121,6 +121,33 @@ func TestAnalyzeProgressBar(t *testing.T) {
 		t.Errorf("terminal: want the bar, then a line clear, then the summary:\n%q", term)
 	}
 
+	// Ops printed on the terminal: no bar among them.
+	master2, tty2 := openPTY(t)
+	got2 := make(chan string)
+	go func() {
+		var b bytes.Buffer
+		buf := make([]byte, 4096)
+		for {
+			n, err := master2.Read(buf)
+			b.Write(buf[:n])
+			if err != nil || strings.Contains(b.String(), "anomalies:") {
+				break
+			}
+		}
+		got2 <- b.String()
+	}()
+	if code := executeArgs(args, tty2, tty2); code != exitOK {
+		t.Fatalf("exit %d", code)
+	}
+	select {
+	case term = <-got2:
+	case <-time.After(10 * time.Second):
+		t.Fatal("nothing read from the terminal")
+	}
+	if strings.Contains(term, "analyzing") || !strings.Contains(term, "mkdir") {
+		t.Errorf("ops on the terminal: want them without a bar:\n%q", term)
+	}
+
 	f, err := os.Create(filepath.Join(t.TempDir(), "stderr"))
 	if err != nil {
 		t.Fatal(err)
@@ -132,5 +159,21 @@ func TestAnalyzeProgressBar(t *testing.T) {
 	b, _ := os.ReadFile(f.Name())
 	if !bytes.Contains(b, []byte("ext3replay analyze:")) || bytes.Contains(b, []byte("analyzing")) || bytes.ContainsAny(b, "\r\033") {
 		t.Errorf("stderr in a file:\n%q", b)
+	}
+}
+
+// A bar is drawn only once the command has run past progressDelay: before, nothing reaches the
+// terminal, not even the clearing sequence.
+func TestProgressDelay(t *testing.T) {
+	var out bytes.Buffer
+	d := &delayedWriter{w: &out, after: time.Now().Add(time.Hour)}
+	d.Write([]byte("\rbar 10%"))
+	if out.Len() != 0 || d.shown.Load() {
+		t.Fatalf("drawn before the delay: %q", out.String())
+	}
+	d.after = time.Now().Add(-time.Second)
+	d.Write([]byte("\rbar 20%"))
+	if out.String() != "\rbar 20%" || !d.shown.Load() {
+		t.Fatalf("not drawn after the delay: %q", out.String())
 	}
 }

@@ -60,7 +60,7 @@ func runReport(cmd *cobra.Command, args []string, o *reportOptions) error {
 	var run report.Run
 	var err error
 	if len(args) == 2 {
-		run, err = reportFromLog(args[0], args[1])
+		run, err = reportFromLog(args[0], args[1], newProgress(cmd.ErrOrStderr(), false, "analyzing", -1, true))
 	} else {
 		run.Name = args[0]
 		var saved *ops.Run
@@ -83,7 +83,7 @@ func runReport(cmd *cobra.Command, args []string, o *reportOptions) error {
 
 // reportFromLog analyzes a log with --metadata (the sector plot wants every kind of
 // block) and collects its flushes and journal commits on the way.
-func reportFromLog(imagePath, logPath string) (report.Run, error) {
+func reportFromLog(imagePath, logPath string, prog *progress) (report.Run, error) {
 	run := report.Run{Name: logPath, FromLog: true}
 	if logPath != "-" {
 		if h, err := readLogHeader(logPath); err == nil {
@@ -110,7 +110,7 @@ func reportFromLog(imagePath, logPath string) (report.Run, error) {
 	st, err := runAnalyze(imagePath, logPath, resolver.Options{Metadata: true}, func(op *ops.Op) error {
 		run.Ops = append(run.Ops, *op)
 		return nil
-	}, nil, tap)
+	}, prog, tap)
 	if err == nil && st.Damage != nil {
 		err = st.Damage
 	}

@@ -260,7 +260,7 @@ func TestReportFlushesAndCommits(t *testing.T) {
 		if _, err := os.Stat(lg); err != nil {
 			t.Skipf("fixture %s not present", name)
 		}
-		run, err := reportFromLog(img, lg)
+		run, err := reportFromLog(img, lg, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
