@@ -109,6 +109,7 @@ func parseNumbers(args []string) ([]uint64, error) {
 }
 
 func runBlocks(cmd *cobra.Command, args []string, out io.Writer, o *blocksOptions) error {
+	o.format = humanFormat(o.format, "text")
 	if o.format != "text" && o.format != "json" {
 		return &exitError{code: exitUsage, err: fmt.Errorf("--format %q: want text or json", o.format)}
 	}

@@ -98,6 +98,15 @@ func settle(root *cobra.Command) {
 	})
 }
 
+// humanFormat maps "text" and "table" to the name a command that draws tables for people uses
+// for that format (its canonical): both spellings work wherever tables are drawn (docs/cli.md).
+func humanFormat(format, canonical string) string {
+	if format == "text" || format == "table" {
+		return canonical
+	}
+	return format
+}
+
 // buildVersion is the version -ldflags set, else the module version or VCS revision the Go
 // toolchain recorded (a plain go build or go install), else "dev".
 func buildVersion() string {

@@ -174,3 +174,18 @@ func TestOutputFlagEverywhere(t *testing.T) {
 		}
 	}
 }
+
+// Where tables are drawn, --format text and --format table are one format: stats and diff said
+// table, inspect and blocks text, for the same boxed tables.
+func TestTextAndTableAreOne(t *testing.T) {
+	needFixture(t)
+	img := fixtureDir + "/image.raw.zst"
+	for _, args := range [][]string{{"stats", runA}, {"diff", runA, runB}, {"inspect", img}, {"blocks", img, "0-3"}} {
+		var a, b bytes.Buffer
+		ca := executeArgs(append(append([]string(nil), args...), "--format", "text"), &a, &bytes.Buffer{})
+		cb := executeArgs(append(append([]string(nil), args...), "--format", "table"), &b, &bytes.Buffer{})
+		if ca != cb || ca >= exitUsage || a.String() != b.String() || !strings.Contains(a.String(), "│") {
+			t.Errorf("%v: text exit %d, table exit %d, same output %v", args, ca, cb, a.String() == b.String())
+		}
+	}
+}

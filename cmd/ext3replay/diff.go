@@ -61,6 +61,7 @@ error.`,
 }
 
 func runDiff(cmd *cobra.Command, args []string, o *diffOptions) error {
+	o.format = humanFormat(o.format, "table")
 	if len(args) != 2 {
 		return &exitError{code: exitUsage, err: fmt.Errorf("diff wants two runs, got %d argument(s); see --help", len(args))}
 	}

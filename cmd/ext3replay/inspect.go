@@ -125,6 +125,7 @@ type inspectFile struct {
 }
 
 func runInspect(cmd *cobra.Command, args []string, out io.Writer, o *inspectOptions) error {
+	o.format = humanFormat(o.format, "text")
 	if o.format != "text" && o.format != "json" {
 		return &exitError{code: exitUsage, err: fmt.Errorf("--format %q: want text or json", o.format)}
 	}

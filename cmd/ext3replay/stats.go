@@ -57,6 +57,7 @@ The run is either analyzed from IMAGE and LOG, or read from the jsonl that
 }
 
 func runStats(cmd *cobra.Command, args []string, o *statsOptions) error {
+	o.format = humanFormat(o.format, "table")
 	opts := o.opts
 	if err := opts.Validate(); err != nil {
 		return &exitError{code: exitUsage, err: err}
