@@ -172,7 +172,7 @@ type analyzeStats struct {
 // nil, sees every record before the resolver does (report uses it for flushes and journal commits).
 func runAnalyze(imagePath, logPath string, opt resolver.Options, emit func(*ops.Op) error, prog *progress, tap func(*blklog.Record)) (*analyzeStats, error) {
 	start := time.Now()
-	img, err := openImage(imagePath)
+	img, err := openImageProgress(imagePath, prog.Phase("decompressing "+filepath.Base(imagePath)))
 	if err != nil {
 		return nil, &exitError{code: exitUsage, err: err}
 	}
@@ -239,9 +239,14 @@ func printSummary(w io.Writer, st *analyzeStats) {
 	}
 }
 
-// openImage opens a raw or zstd-compressed image, refusing a log given in its place.
-func openImage(path string) (*diskimage.Image, error) {
-	img, err := diskimage.Open(path)
+// openImageProgress opens a raw or zstd-compressed image, refusing a log given in its place;
+// prog (nil: none) follows the decompression of a .zst image.
+func openImageProgress(path string, prog *progress) (*diskimage.Image, error) {
+	if fi, err := os.Stat(path); err == nil {
+		prog.SetTotal(fi.Size())
+	}
+	img, err := diskimage.OpenProgress(path, prog.AddFunc())
+	prog.Done()
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -52,7 +53,7 @@ func runCheck(cmd *cobra.Command, args []string, o *checkOptions) (err error) {
 	if o.format != "text" && o.format != "jsonl" {
 		return &exitError{code: exitUsage, err: fmt.Errorf("--format %q: want text or jsonl", o.format)}
 	}
-	img, err := openImage(args[0])
+	img, err := openImageProgress(args[0], newProgress(cmd.ErrOrStderr(), false, "decompressing "+filepath.Base(args[0]), -1, true))
 	if err != nil {
 		return &exitError{code: exitUsage, err: err}
 	}

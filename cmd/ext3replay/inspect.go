@@ -329,8 +329,8 @@ func groupLayout(fsys *ext3fs.FS) []inspectGroup {
 }
 
 // openFS opens an image (raw or .zst) and its file system; errors are usage errors (exit 2).
-func openFS(path string) (*diskimage.Image, *ext3fs.FS, error) {
-	img, err := openImage(path)
+func openFS(path string, prog *progress) (*diskimage.Image, *ext3fs.FS, error) {
+	img, err := openImageProgress(path, prog)
 	if err != nil {
 		return nil, nil, &exitError{code: exitUsage, err: err}
 	}

@@ -57,6 +57,22 @@ func isTerminalWriter(w io.Writer) bool {
 	return ok && isTerminal(f)
 }
 
+// Phase is a new bar on the same terminal, for the next step of a command (nil if p is).
+func (p *progress) Phase(desc string) *progress {
+	if p == nil {
+		return nil
+	}
+	return newProgress(p.w.w, false, desc, -1, true)
+}
+
+// AddFunc returns Add as a func, or nil for a nil bar (callees skip a nil func).
+func (p *progress) AddFunc() func(int64) {
+	if p == nil {
+		return nil
+	}
+	return p.Add
+}
+
 // SetTotal sets the amount of work once it is known.
 func (p *progress) SetTotal(n int64) {
 	if p != nil && n > 0 {

@@ -177,3 +177,58 @@ func TestProgressDelay(t *testing.T) {
 		t.Fatalf("not drawn after the delay: %q", out.String())
 	}
 }
+
+// runOnPTY runs args with stderr on a new pseudo-terminal (stdout too if both) and returns what
+// the terminal received, up to the line containing until.
+func runOnPTY(t *testing.T, args []string, both bool, until string) (int, string) {
+	t.Helper()
+	master, tty := openPTY(t)
+	got := make(chan string)
+	go func() {
+		var b bytes.Buffer
+		buf := make([]byte, 4096)
+		for {
+			n, err := master.Read(buf)
+			b.Write(buf[:n])
+			if err != nil || strings.Contains(b.String(), until) {
+				break
+			}
+		}
+		got <- b.String()
+	}()
+	var stdout io.Writer = io.Discard
+	if both {
+		stdout = tty
+	}
+	code := executeArgs(args, stdout, tty)
+	fmt.Fprint(tty, until) // ends the reader whatever the command printed
+	select {
+	case s := <-got:
+		return code, s
+	case <-time.After(10 * time.Second):
+		t.Fatal("nothing read from the terminal")
+	}
+	return code, ""
+}
+
+// Opening a .zst image (inspect, blocks, analyze, check) shows its decompression, and inspect's
+// walk its own bar; each is cleared before what follows.
+func TestImageProgressBars(t *testing.T) {
+	needFixture(t)
+	old := progressDelay
+	progressDelay = 0
+	defer func() { progressDelay = old }()
+	img := filepath.Join(fixtureDir, "image.raw.zst")
+	code, term := runOnPTY(t, []string{"inspect", img}, false, "@END@")
+	if code != exitOK {
+		t.Fatalf("inspect: exit %d", code)
+	}
+	dec, walk := strings.Index(term, "decompressing image.raw.zst"), strings.Index(term, "inspecting")
+	if dec < 0 || walk < dec || strings.Count(term, "\033[2K\r") < 2 {
+		t.Errorf("inspect on a terminal: want the decompression bar, then the walk's, each cleared:\n%q", term)
+	}
+	code, term = runOnPTY(t, []string{"analyze", "-o", filepath.Join(t.TempDir(), "ops"), img, filepath.Join(fixtureDir, "io.log.zst")}, false, "anomalies:")
+	if code != exitOK || !strings.Contains(term, "decompressing image.raw.zst") || !strings.Contains(term, "analyzing") {
+		t.Errorf("analyze -o on a terminal: exit %d\n%q", code, term)
+	}
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -22,7 +23,7 @@ func addNoRecoveryFlag(cmd *cobra.Command, p *bool) {
 // openRecoveredFS is openFS over the image after journal recovery (ext3fs.Recover), saying on
 // stderr what recovery did; with noRecovery, or when the image needs none, it is openFS.
 func openRecoveredFS(path string, noRecovery bool, stderr io.Writer, who string) (*diskimage.Image, *ext3fs.FS, error) {
-	img, fsys, err := openFS(path)
+	img, fsys, err := openFS(path, newProgress(stderr, false, "decompressing "+filepath.Base(path), -1, true))
 	if err != nil || noRecovery || !fsys.SB.NeedsRecovery() {
 		if err == nil && fsys.SB.NeedsRecovery() {
 			fmt.Fprintf(stderr, "ext3replay %s: %s: needs journal recovery; showing it unrecovered (--no-recovery)\n", who, path)
