@@ -26,8 +26,8 @@ type progress struct {
 	done bool
 }
 
-// newProgress returns a bar titled desc for total units (bytes if bytes is set; total < 0:
-// unknown, a spinner), or nil when stderr is not a terminal or quiet is set.
+// newProgress returns a bar titled desc for total units (bytes if bytes is set, else names
+// walked; total < 0: unknown, a spinner), or nil when stderr is not a terminal or quiet is set.
 func newProgress(stderr io.Writer, quiet bool, desc string, total int64, bytes bool) *progress {
 	if quiet || !isTerminalWriter(stderr) {
 		return nil
@@ -46,7 +46,7 @@ func newProgress(stderr io.Writer, quiet bool, desc string, total int64, bytes b
 	if bytes {
 		opts = append(opts, progressbar.OptionShowBytes(true), progressbar.OptionShowTotalBytes(true), progressbar.OptionUseIECUnits(true))
 	} else {
-		opts = append(opts, progressbar.OptionShowCount(), progressbar.OptionShowIts())
+		opts = append(opts, progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString("names"))
 	}
 	return &progress{bar: progressbar.NewOptions64(total, opts...), w: dw}
 }
