@@ -41,6 +41,7 @@ func newProgress(stderr io.Writer, quiet bool, desc string, total int64, bytes b
 		progressbar.OptionThrottle(100 * time.Millisecond),
 		progressbar.OptionSetPredictTime(true),
 		progressbar.OptionUseANSICodes(true),
+		progressbar.OptionClearOnFinish(),
 		progressbar.OptionSpinnerType(14),
 	}
 	if bytes {
@@ -101,10 +102,10 @@ func (p *progress) Done() {
 		return
 	}
 	p.done = true
-	_ = p.bar.Exit()
-	if p.w.shown.Load() {
-		_, _ = io.WriteString(p.w.w, "\033[2K\r")
-	}
+	// Finish, not Exit alone: a bar of unknown total is redrawn by the library's own goroutine
+	// until it is finished. With OptionClearOnFinish, finishing clears the line if it was drawn.
+	_ = p.bar.Finish()
+	_ = p.bar.Exit() // counts still arriving (a reader draining) draw nothing
 }
 
 type progressReader struct {

@@ -6,13 +6,18 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sys/unix"
+
+	"github.com/ext3replay/ext3replay/internal/diskimage"
+	"github.com/ext3replay/ext3replay/pkg/blklog"
 )
 
 // openPTY returns the two ends of a new pseudo-terminal: what is written to tty is read from
@@ -89,7 +94,8 @@ func TestAnalyzeProgressBar(t *testing.T) {
 	old := progressDelay
 	progressDelay = 0
 	defer func() { progressDelay = old }()
-	args := []string{"analyze", filepath.Join(fixtureDir, "image.raw.zst"), filepath.Join(fixtureDir, "io.log.zst")}
+	img, lg := bigInputs(t)
+	args := []string{"analyze", img, lg}
 
 	master, tty := openPTY(t)
 	got := make(chan string)
@@ -144,7 +150,7 @@ func TestAnalyzeProgressBar(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("nothing read from the terminal")
 	}
-	if strings.Contains(term, "analyzing") || !strings.Contains(term, "mkdir") {
+	if strings.Contains(term, "analyzing") || strings.Contains(term, "decompressing") || !strings.Contains(term, "(unowned)") {
 		t.Errorf("ops on the terminal: want them without a bar:\n%q", term)
 	}
 
@@ -218,17 +224,105 @@ func TestImageProgressBars(t *testing.T) {
 	old := progressDelay
 	progressDelay = 0
 	defer func() { progressDelay = old }()
-	img := filepath.Join(fixtureDir, "image.raw.zst")
+	img, lg := bigInputs(t)
 	code, term := runOnPTY(t, []string{"inspect", img}, false, "@END@")
 	if code != exitOK {
 		t.Fatalf("inspect: exit %d", code)
 	}
-	dec, walk := strings.Index(term, "decompressing image.raw.zst"), strings.Index(term, "inspecting")
+	dec, walk := strings.Index(term, "decompressing big.img.zst"), strings.Index(term, "inspecting")
 	if dec < 0 || walk < dec || strings.Count(term, "\033[2K\r") < 2 {
 		t.Errorf("inspect on a terminal: want the decompression bar, then the walk's, each cleared:\n%q", term)
 	}
-	code, term = runOnPTY(t, []string{"analyze", "-o", filepath.Join(t.TempDir(), "ops"), img, filepath.Join(fixtureDir, "io.log.zst")}, false, "anomalies:")
-	if code != exitOK || !strings.Contains(term, "decompressing image.raw.zst") || !strings.Contains(term, "analyzing") {
+	code, term = runOnPTY(t, []string{"analyze", "-o", filepath.Join(t.TempDir(), "ops"), img, lg}, false, "anomalies:")
+	if code != exitOK || !strings.Contains(term, "decompressing big.img.zst") || !strings.Contains(term, "analyzing") {
 		t.Errorf("analyze -o on a terminal: exit %d\n%q", code, term)
 	}
+}
+
+// After Done the bar draws nothing more: a spinner (unknown total) is redrawn by a goroutine of
+// the library every 100 ms until it is finished, which Exit alone did not do.
+func TestProgressSilentAfterDone(t *testing.T) {
+	old := progressDelay
+	progressDelay = 0
+	defer func() { progressDelay = old }()
+	master, tty := openPTY(t)
+	got := make(chan string)
+	go func() {
+		var b bytes.Buffer
+		buf := make([]byte, 4096)
+		for {
+			n, err := master.Read(buf)
+			b.Write(buf[:n])
+			if err != nil || strings.Contains(b.String(), "@END@") {
+				break
+			}
+		}
+		got <- b.String()
+	}()
+	p := newProgress(tty, false, "spinning", -1, true)
+	for i := 0; i < 5; i++ {
+		p.Add(1000)
+		time.Sleep(150 * time.Millisecond)
+	}
+	p.Done()
+	fmt.Fprint(tty, "@DONE@")
+	time.Sleep(400 * time.Millisecond) // four of the spinner's ticks
+	fmt.Fprint(tty, "@END@")
+	term := <-got
+	if !strings.Contains(term, "spinning") {
+		t.Fatalf("the spinner was not drawn:\n%q", term)
+	}
+	if after := term[strings.Index(term, "@DONE@")+len("@DONE@"):]; after != "@END@" {
+		t.Errorf("drawn after Done: %q", after)
+	}
+}
+
+// bigInputs makes inputs large enough to be read in many pieces, so that a bar is drawn before
+// it ends (a bar that ends at its first count is never drawn): the basic-ext3-4k image followed
+// by 8 MiB of random bytes, zstd-compressed, and a log of 4 MiB of random writes to free blocks
+// of it.
+func bigInputs(t *testing.T) (img, log string) {
+	t.Helper()
+	needFixture(t)
+	src, err := diskimage.Open(filepath.Join(fixtureDir, "image.raw.zst"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := make([]byte, src.Size(), src.Size()+8<<20)
+	if _, err := src.ReadAt(raw, 0); err != nil {
+		t.Fatal(err)
+	}
+	src.Close()
+	rng := rand.New(rand.NewPCG(1, 2))
+	tail := make([]byte, 8<<20)
+	for i := range tail {
+		tail[i] = byte(rng.Uint32())
+	}
+	raw = append(raw, tail...)
+	dir := t.TempDir()
+	img = filepath.Join(dir, "big.img.zst")
+	enc, err := zstd.NewWriter(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(img, enc.EncodeAll(raw, nil), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	log = filepath.Join(dir, "big.log.zst")
+	w, err := blklog.Create(log, blklog.Header{DiskSize: uint64(len(raw)), Source: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 64; i++ {
+		data := tail[i*64<<10 : (i+1)*64<<10] // random: the log does not compress
+		rec := blklog.Record{Type: blklog.TypeWrite, Sector: uint64(12000+16*i) * 8, Length: uint32(len(data)), Data: data,
+			Flags: blklog.FlagHasTime, TimeNS: int64(i) * 1e6}
+		if err := w.Write(&rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return img, log
 }
