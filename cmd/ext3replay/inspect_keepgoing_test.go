@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -115,5 +116,13 @@ func TestInspectKeepGoingAroundBadDirBlock(t *testing.T) {
 		if paths["/big/"+e.Name] {
 			t.Errorf("%s, in the bad block, listed", e.Name)
 		}
+	}
+	// JSON too: the same files, exit 4.
+	js, err := runCLI(t, "inspect", "--keep-going", "--format", "json", img)
+	var doc struct {
+		Files []inspectFile `json:"files"`
+	}
+	if !errors.As(err, &ee) || ee.code != exitDamaged || json.Unmarshal([]byte(js), &doc) != nil || len(doc.Files) != len(tableRows(out))-1 {
+		t.Errorf("--keep-going --format json: %v, %d files (text: %d)", err, len(doc.Files), len(tableRows(out))-1)
 	}
 }
