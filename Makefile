@@ -31,7 +31,7 @@ test: deps
 
 # Rewrites the output shown in the docs' console blocks from what the commands print now.
 docs-update:
-	$(GO) test -count=1 -run TestDocsConsoleBlocks ./cmd/ext3replay -update
+	$(GO) test -count=1 -run 'TestDocs(ExampleVariant|ConsoleBlocks)' ./cmd/ext3replay -update
 
 # One real capture end to end: QEMU guest -> ext3replay record -> analyze (about 10 s warm).
 test-live:

@@ -9,7 +9,6 @@ import (
 	"runtime/pprof"
 	"sort"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -40,19 +39,21 @@ func newAnalyzeCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "analyze IMAGE LOG",
 		Short: "Reconstruct the file operations of a block-I/O log",
-		Long: `analyze replays LOG (the requests a guest sent to its disk) against IMAGE (the disk
-as it was when the recording started) and prints the file operations they amount to:
-create, mkdir, symlink, mknod, delete, rmdir, move, link, unlink, truncate, and reads
-and writes of file data with the file's path at that moment. The order the guest wrote
-blocks in does not matter (see docs/how-it-works.md).
+		Long: `analyze replays LOG (the requests a guest sent to its disk) against IMAGE
+(the disk as it was when the recording started) and prints the file operations
+they amount to: create, mkdir, symlink, mknod, delete, rmdir, move, link,
+unlink, truncate, and reads and writes of file data with the file's path at
+that moment. The order the guest wrote blocks in does not matter (see
+docs/how-it-works.md).
 
-IMAGE is a raw image, optionally zstd-compressed. LOG is a native log (.zst) or a
-dm-log-writes log, raw or zstd-compressed, recognised by its magic; - reads it from
-standard input. A log that records the identity of its starting image is refused
-with any other image.
+IMAGE is a raw image, optionally zstd-compressed. LOG is a native log (.zst) or
+a dm-log-writes log, raw or zstd-compressed, recognised by its magic; - reads
+it from standard input. A log that records the identity of its starting image
+is refused with any other image.
 
-A summary goes to stderr at the end; a progress line too when stderr is a terminal and
-the log is large (--quiet silences both).`,
+A summary goes to stderr at the end, and while a run takes more than a second a
+progress bar with the rate and the time left, when stderr is a terminal and the
+operations go elsewhere (-o, a pipe); --quiet silences both.`,
 		Example: `  ext3replay analyze disk.img io.log.zst
   ext3replay analyze --format jsonl -o ops.jsonl disk.img.zst io.log.zst
   ext3replay analyze --metadata disk.img writes.lwlog | grep '(dir)'
@@ -79,10 +80,9 @@ the log is large (--quiet silences both).`,
 					return &exitError{code: exitInternal, err: err}
 				}
 			}
-			var prog *progress
-			if !f.quiet && isTerminal(os.Stderr) {
-				prog = &progress{}
-			}
+			// Ops streamed to the terminal the bar would be drawn on show the progress themselves.
+			toTerminal := (f.output == "" || f.output == "-") && isTerminalWriter(cmd.OutOrStdout())
+			prog := newProgress(cmd.ErrOrStderr(), f.quiet || toTerminal, "analyzing", -1, true)
 			if p := os.Getenv("EXT3REPLAY_CPUPROFILE"); p != "" {
 				// For performance work: a CPU profile of the whole run.
 				pf, err := os.Create(p)
@@ -145,7 +145,7 @@ the log is large (--quiet silences both).`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&o.format, "format", "text", "output format: text, jsonl, csv, body (The Sleuth Kit) or parquet")
+	fl.StringVar(&o.format, "format", "text", "output format: text|jsonl|csv|body|parquet (body: The Sleuth Kit's mactime input)")
 	fl.BoolVar(&o.metadata, "metadata", false, "also report I/O on inode tables, bitmaps, superblocks, group descriptors and the journal")
 	fl.StringVarP(&o.output, "output", "o", "-", "write the operations to this file (- for stdout)")
 	fl.BoolVar(&o.quiet, "quiet", false, "no progress and no summary on stderr")
@@ -174,13 +174,14 @@ func runHeader(imagePath, logPath string, metadata bool) ops.RunHeader {
 
 // analyzeToOps runs analyze and returns the (coalesced) ops; used by stats and diff.
 // A damaged log is an error here: statistics or a comparison of a run cut
-// short would be silently wrong.
-func analyzeToOps(imagePath, logPath string, metadata bool, more ...func(*analysis.Options)) ([]ops.Op, error) {
+// short would be silently wrong. prog (nil: none) shows the log read; more adjusts the analysis
+// options (a partitioned disk's mounts).
+func analyzeToOps(imagePath, logPath string, metadata bool, prog *progress, more ...func(*analysis.Options)) ([]ops.Op, error) {
 	var out []ops.Op
 	st, err := runAnalyze(imagePath, logPath, resolver.Options{Metadata: metadata}, func(op *ops.Op) error {
 		out = append(out, *op)
 		return nil
-	}, nil, nil, more...)
+	}, prog, nil, more...)
 	if err == nil && st.Damage != nil {
 		err = &exitError{code: exitUsage, err: st.Damage}
 	}
@@ -198,7 +199,7 @@ type analyzeStats struct {
 // more adjusts the pipeline's options (analyze's --mount).
 func runAnalyze(imagePath, logPath string, opt resolver.Options, emit func(*ops.Op) error, prog *progress, tap func(*blklog.Record), more ...func(*analysis.Options)) (*analyzeStats, error) {
 	start := time.Now()
-	img, err := openImage(imagePath)
+	img, err := openImageProgress(imagePath, prog.Phase("decompressing "+filepath.Base(imagePath)))
 	if err != nil {
 		return nil, &exitError{code: exitUsage, err: err}
 	}
@@ -210,16 +211,11 @@ func runAnalyze(imagePath, logPath string, opt resolver.Options, emit func(*ops.
 		}
 		defer lf.Close()
 	}
-	var src io.Reader = lf
-	if prog != nil {
-		if fi, err := lf.Stat(); err == nil && fi.Size() >= 64<<20 {
-			prog.total = fi.Size()
-			src = &countingReader{r: lf, n: &prog.done}
-			prog.start()
-			defer prog.stop()
-		}
+	if fi, err := lf.Stat(); err == nil && fi.Mode().IsRegular() {
+		prog.SetTotal(fi.Size()) // the log's bytes as stored: compressed or not, they are read once
 	}
-	lr, err := blklog.NewReader(src, logPath)
+	defer prog.Done()
+	lr, err := blklog.NewReader(prog.Reader(lf), logPath)
 	if err != nil {
 		return nil, &exitError{code: exitUsage, err: err}
 	}
@@ -303,9 +299,17 @@ func parseMounts(vals []string) (map[int]string, error) {
 	return m, nil
 }
 
-// openImage opens a raw or zstd-compressed image, refusing a log given in its place.
-func openImage(path string) (*diskimage.Image, error) {
-	img, err := diskimage.Open(path)
+// openImage opens a raw, zstd-compressed or qemu-img image, refusing a log given in its place.
+func openImage(path string) (*diskimage.Image, error) { return openImageProgress(path, nil) }
+
+// openImageProgress is openImage with prog (nil: none) following the decompression of a .zst
+// image.
+func openImageProgress(path string, prog *progress) (*diskimage.Image, error) {
+	if fi, err := os.Stat(path); err == nil {
+		prog.SetTotal(fi.Size())
+	}
+	img, err := diskimage.OpenProgress(path, prog.AddFunc())
+	prog.Done()
 	if err != nil {
 		return nil, err
 	}
@@ -325,49 +329,4 @@ func notALog(img io.ReaderAt, path string) error {
 		return fmt.Errorf("%s is a block-I/O log, not a disk image (the arguments are IMAGE LOG; it is a %s log)", path, f)
 	}
 	return nil
-}
-
-type countingReader struct {
-	r io.Reader
-	n *atomic.Int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n.Add(int64(n))
-	return n, err
-}
-
-// progress draws a one-line progress indicator on stderr from a ticker goroutine.
-type progress struct {
-	total int64
-	done  atomic.Int64
-	quit  chan struct{}
-	ended chan struct{}
-}
-
-func (p *progress) start() {
-	p.quit, p.ended = make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(p.ended)
-		t := time.NewTicker(200 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-p.quit:
-				fmt.Fprint(os.Stderr, "\r\033[K")
-				return
-			case <-t.C:
-				d := p.done.Load()
-				fmt.Fprintf(os.Stderr, "\ranalyzing: %5.1f%% of %s", 100*float64(d)/float64(max(p.total, 1)), ops.HumanBytes(p.total))
-			}
-		}
-	}()
-}
-
-func (p *progress) stop() {
-	if p.quit != nil {
-		close(p.quit)
-		<-p.ended
-	}
 }

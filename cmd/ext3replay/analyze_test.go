@@ -58,7 +58,7 @@ func expectedNS(t *testing.T, path string) map[string]int {
 func TestAnalyzeToOpsFixture(t *testing.T) {
 	needFixture(t)
 	for _, log := range []string{"io.log.zst", "writes.lwlog.zst"} {
-		got, err := analyzeToOps(filepath.Join(fixtureDir, "image.raw.zst"), filepath.Join(fixtureDir, log), false)
+		got, err := analyzeToOps(filepath.Join(fixtureDir, "image.raw.zst"), filepath.Join(fixtureDir, log), false, nil)
 		if err != nil {
 			t.Fatalf("%s: %v", log, err)
 		}
@@ -91,7 +91,7 @@ func TestAnalyzeRefusesOtherImage(t *testing.T) {
 	if _, err := os.Stat(other); err != nil {
 		t.Skip("fixture basic-ext3-1k not present")
 	}
-	_, err := analyzeToOps(other, filepath.Join(fixtureDir, "io.log.zst"), false)
+	_, err := analyzeToOps(other, filepath.Join(fixtureDir, "io.log.zst"), false, nil)
 	if !errors.Is(err, blklog.ErrImageMismatch) || !strings.Contains(err.Error(), other) {
 		t.Fatalf("err = %v, want an image mismatch naming the image", err)
 	}
@@ -170,7 +170,7 @@ func TestAnalyzeCorpusAccuracy(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := analyzeToOps(filepath.Join(dir, "image.raw.zst"), logPath, false, func(o *analysis.Options) { o.Mounts = mounts })
+			got, err := analyzeToOps(filepath.Join(dir, "image.raw.zst"), logPath, false, nil, func(o *analysis.Options) { o.Mounts = mounts })
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -235,7 +235,7 @@ func TestAnalyzeTruncatedLog(t *testing.T) {
 	if l, perr := ops.ReadJSONL(strings.NewReader(string(got))); perr != nil || len(l) == 0 {
 		t.Fatalf("want the operations before the damage, got %d (%v)", len(l), perr)
 	}
-	if _, err := analyzeToOps(filepath.Join(fixtureDir, "image.raw.zst"), cut, false); !errors.As(err, &de) {
+	if _, err := analyzeToOps(filepath.Join(fixtureDir, "image.raw.zst"), cut, false, nil); !errors.As(err, &de) {
 		t.Fatalf("analyzeToOps on a damaged log: err = %v, want the damage", err)
 	}
 }
@@ -249,7 +249,7 @@ func TestAnalyzeRefusesOtherImageDmLogWrites(t *testing.T) {
 		if _, err := os.Stat(img); err != nil {
 			t.Skipf("fixture %s not present", other)
 		}
-		_, err := analyzeToOps(img, filepath.Join(fixtureDir, "writes.lwlog.zst"), false)
+		_, err := analyzeToOps(img, filepath.Join(fixtureDir, "writes.lwlog.zst"), false, nil)
 		if !errors.Is(err, blklog.ErrImageMismatch) || !strings.Contains(err.Error(), "record ") || !strings.Contains(err.Error(), img) {
 			t.Errorf("%s: err = %v, want an image mismatch naming the record and the image", other, err)
 		}

@@ -7,12 +7,12 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ext3replay/ext3replay/pkg/ext3fs"
 	"github.com/ext3replay/ext3replay/pkg/ops"
+	"github.com/ext3replay/ext3replay/pkg/ops/render"
 	"github.com/ext3replay/ext3replay/pkg/resolver"
 )
 
@@ -21,13 +21,14 @@ type blocksOptions struct {
 	sectors    bool
 	format     string
 	noRecovery bool
+	inodes     []uint
 }
 
 func newBlocksCmd() *cobra.Command {
 	var o blocksOptions
 	cmd := &cobra.Command{
-		Use:   "blocks IMAGE BLOCK...",
-		Short: "Tell what each block (or 512-byte sector) of an image is, and which file owns it",
+		Use:   "blocks IMAGE (BLOCK... | PATH... | --inode N)",
+		Short: "Tell what each block (or 512-byte sector) of an image is and which file owns it, or which blocks a file owns",
 		Long: `blocks answers, for each block number, what the block is used for and by
 whom: superblock or backup, group descriptors, reserved GDT, block or inode
 bitmap, inode table (with the inodes it holds), journal, indirect block of an
@@ -42,14 +43,27 @@ sector numbers (as in a block-I/O log) and each is mapped to its block.
 On a partitioned disk a number names a block of one partition's file system:
 P:BLOCK (or P:A-B), or --partition P for every number; with --sectors and no
 partition the numbers are the disk's sectors, located in the partition table
-first (the table's own sectors, swap and unpartitioned space are named).`,
+first (the table's own sectors, swap and unpartitioned space are named).
+
+The other way round, as debugfs blocks and stat answer it: for each absolute
+PATH (not following symlinks), or inode given with --inode, blocks lists the
+blocks the file owns in logical order, runs of consecutive blocks on one
+line: data (directory, symlink or journal blocks for those inodes), and the
+indirect and extent-tree blocks that map them.`,
 		Example: `  ext3replay blocks disk.img 0 1 2 1234
   ext3replay blocks disk.img 1000-1010
   ext3replay blocks --sectors disk.img 2048 8392
   ext3replay blocks disk.img.zst 300 --format json
   ext3replay blocks gpt-disk.qcow2 2:1234 1:0-3
-  ext3replay blocks --sectors gpt-disk.img 0 2048 100400`,
-		Args: cobra.MinimumNArgs(2),
+  ext3replay blocks --sectors gpt-disk.img 0 2048 100400
+  ext3replay blocks disk.img /home/user/notes.txt /etc
+  ext3replay blocks disk.img --inode 12 --inode 8`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 && cmd.Flags().Changed("inode") {
+				return nil
+			}
+			return cobra.MinimumNArgs(2)(cmd, args)
+		},
 		RunE: checkedOutput(func(cmd *cobra.Command, args []string, out io.Writer) error {
 			return runBlocks(cmd, args, out, &o)
 		}),
@@ -57,6 +71,7 @@ first (the table's own sectors, swap and unpartitioned space are named).`,
 	cmd.Flags().BoolVar(&o.sectors, "sectors", false, "arguments are 512-byte sector numbers")
 	cmd.Flags().IntVar(&o.partition, "partition", 0, "partitioned disk: the partition whose blocks the numbers are")
 	cmd.Flags().StringVar(&o.format, "format", "text", "output format: text|json")
+	cmd.Flags().UintSliceVar(&o.inodes, "inode", nil, "list the blocks this inode owns (repeatable)")
 	addNoRecoveryFlag(cmd, &o.noRecovery)
 	return cmd
 }
@@ -104,10 +119,28 @@ func parseNumbers(args []string) ([]uint64, error) {
 }
 
 func runBlocks(cmd *cobra.Command, args []string, out io.Writer, o *blocksOptions) error {
+	o.format = humanFormat(o.format, "text")
 	if o.format != "text" && o.format != "json" {
 		return &exitError{code: exitUsage, err: fmt.Errorf("--format %q: want text or json", o.format)}
 	}
-	targets, err := parseBlockArgs(args[1:], o.partition)
+	var paths, numbers []string
+	for _, a := range args[1:] {
+		if strings.HasPrefix(a, "/") {
+			paths = append(paths, a)
+		} else {
+			numbers = append(numbers, a)
+		}
+	}
+	if len(numbers) > 0 && (len(paths) > 0 || len(o.inodes) > 0) {
+		return &exitError{code: exitUsage, err: fmt.Errorf("blocks: give block numbers, or files (PATH, --inode), not both")}
+	}
+	if len(numbers) == 0 && o.sectors {
+		return &exitError{code: exitUsage, err: fmt.Errorf("blocks: --sectors applies to block numbers, not to files")}
+	}
+	if len(numbers) == 0 {
+		return runFileBlocks(cmd, args[0], paths, out, o)
+	}
+	targets, err := parseBlockArgs(numbers, o.partition)
 	if err != nil {
 		return &exitError{code: exitUsage, err: err}
 	}
@@ -148,28 +181,32 @@ func runBlocks(cmd *cobra.Command, args []string, out io.Writer, o *blocksOption
 		enc.SetIndent("", "  ")
 		return enc.Encode(infos)
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	header := []string{"BLOCK", "ROLE", "INODE", "LOGICAL", "PATH"}
+	right := []bool{true, false, true, true, false}
 	parts := false
 	for _, bi := range infos {
 		parts = parts || bi.Partition != 0
 	}
-	if parts {
-		fmt.Fprint(tw, "PART\t")
-	}
 	if o.sectors {
-		fmt.Fprint(tw, "SECTOR\t")
+		header = append([]string{"SECTOR"}, header...)
+		right = append([]bool{true}, right...)
 	}
-	fmt.Fprintln(tw, "BLOCK\tROLE\tINODE\tLOGICAL\tPATH")
+	if parts {
+		header = append([]string{"PART"}, header...)
+		right = append([]bool{true}, right...)
+	}
+	rows := make([][]string, 0, len(infos))
 	for _, bi := range infos {
+		var row []string
 		if parts {
 			part := "-"
 			if bi.Partition != 0 {
 				part = strconv.Itoa(bi.Partition)
 			}
-			fmt.Fprintf(tw, "%s\t", part)
+			row = append(row, part)
 		}
 		if bi.Sector != nil {
-			fmt.Fprintf(tw, "%d\t", *bi.Sector)
+			row = append(row, strconv.FormatUint(*bi.Sector, 10))
 		}
 		ino, logical := "-", "-"
 		if bi.Ino != 0 {
@@ -192,9 +229,9 @@ func runBlocks(cmd *cobra.Command, args []string, out io.Writer, o *blocksOption
 		if bi.Note != "" {
 			what = append(what, "("+bi.Note+")")
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", bi.Block, role, ino, logical, strings.Join(what, " "))
+		rows = append(rows, append(row, strconv.FormatUint(bi.Block, 10), role, ino, logical, strings.Join(what, " ")))
 	}
-	return tw.Flush()
+	return render.Table(w, header, rows, right)
 }
 
 // describer answers for the blocks of one file system.
@@ -312,4 +349,40 @@ func walkPaths(fsys *ext3fs.FS) (func(uint32) []string, error) {
 		sort.Strings(ps)
 	}
 	return func(ino uint32) []string { return m[ino] }, nil
+}
+
+// runFileBlocks is blocks the other way round: the blocks each file (PATH, or --inode) owns.
+func runFileBlocks(cmd *cobra.Command, image string, paths []string, out io.Writer, o *blocksOptions) error {
+	img, fsys, err := openRecoveredFS(image, o.partition, o.noRecovery, cmd.ErrOrStderr(), "blocks")
+	if pd, ok := asPartitioned(err); ok {
+		pd.img.Close()
+		return &exitError{code: exitUsage, err: fmt.Errorf("%s is a partitioned disk: give --partition N for the file system the files are in", image)}
+	}
+	if err != nil {
+		return err
+	}
+	defer img.Close()
+	var files []*fileBlocks
+	for _, p := range paths {
+		ino, err := lookupPath(fsys, p)
+		if err != nil {
+			return &exitError{code: exitUsage, err: fmt.Errorf("%s: %w", image, err)}
+		}
+		fb, err := blocksOf(fsys, p, ino)
+		if err != nil {
+			return &exitError{code: exitUsage, err: fmt.Errorf("%s: %s: %w", image, ops.QuotePath(p), err)}
+		}
+		files = append(files, fb)
+	}
+	for _, n := range o.inodes {
+		if uint64(n) > uint64(^uint32(0)) {
+			return &exitError{code: exitUsage, err: fmt.Errorf("--inode %d: out of range", n)}
+		}
+		fb, err := blocksOf(fsys, "", uint32(n))
+		if err != nil {
+			return &exitError{code: exitUsage, err: fmt.Errorf("%s: %w", image, err)}
+		}
+		files = append(files, fb)
+	}
+	return writeFileBlocks(out, o.format, files)
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -20,6 +22,7 @@ const exitFindings = 1
 type checkOptions struct {
 	format    string
 	partition int
+	output    string
 }
 
 func newCheckCmd() *cobra.Command {
@@ -46,19 +49,21 @@ damage were printed).`,
 	}
 	cmd.Flags().StringVar(&o.format, "format", "text", "output format: text|jsonl")
 	cmd.Flags().IntVar(&o.partition, "partition", 0, "partitioned disk: check partition N's file system (the log's requests inside it)")
+	cmd.Flags().StringVarP(&o.output, "output", "o", "-", "write the findings to this file (- for stdout)")
 	return cmd
 }
 
-func runCheck(cmd *cobra.Command, args []string, o *checkOptions) error {
+func runCheck(cmd *cobra.Command, args []string, o *checkOptions) (err error) {
 	if o.format != "text" && o.format != "jsonl" {
 		return &exitError{code: exitUsage, err: fmt.Errorf("--format %q: want text or jsonl", o.format)}
 	}
-	img, err := openImage(args[0])
+	img, err := openImageProgress(args[0], newProgress(cmd.ErrOrStderr(), false, "decompressing "+filepath.Base(args[0]), -1, true))
 	if err != nil {
 		return &exitError{code: exitUsage, err: err}
 	}
 	defer img.Close()
-	lr, err := openLogArg(args[1])
+	prog := newProgress(cmd.ErrOrStderr(), false, "checking", -1, true)
+	lr, err := openLogProgress(args[1], prog)
 	if err != nil {
 		return &exitError{code: exitUsage, err: err}
 	}
@@ -82,10 +87,28 @@ func runCheck(cmd *cobra.Command, args []string, o *checkOptions) error {
 	if c == nil && name != args[0] {
 		err = fmt.Errorf("%s: %w", name, err)
 	}
+	prog.Done() // before the findings reach a terminal the bar is drawn on
 	if c == nil {
 		return &exitError{code: exitUsage, err: err}
 	}
-	out := &outWriter{w: cmd.OutOrStdout()}
+	dst := cmd.OutOrStdout()
+	if o.output != "" && o.output != "-" {
+		f, err := os.Create(o.output)
+		if err != nil {
+			return &exitError{code: exitUsage, err: err}
+		}
+		defer func() {
+			// A close that fails (a full disk, NFS) loses findings: exit 3 unless already worse.
+			if cerr := f.Close(); cerr != nil {
+				var ee *exitError
+				if err == nil || errors.As(err, &ee) && ee.code == exitFindings {
+					err = &exitError{code: exitInternal, err: cerr}
+				}
+			}
+		}()
+		dst = f
+	}
+	out := &outWriter{w: dst}
 	// A damaged log: what was found before the damage, then the error.
 	writeFindings(out, findings, o.format)
 	if err != nil {
@@ -112,8 +135,13 @@ func runCheck(cmd *cobra.Command, args []string, o *checkOptions) error {
 
 func writeFindings(w io.Writer, findings []check.Finding, format string) {
 	if format == "jsonl" {
-		for _, f := range findings {
-			b, _ := json.Marshal(f)
+		for i := range findings {
+			// t and ino are analyze's names for time and inode (docs/cli.md), added after them.
+			b, _ := json.Marshal(struct {
+				*check.Finding
+				T   float64 `json:"t"`
+				Ino uint32  `json:"ino,omitempty"`
+			}{&findings[i], findings[i].Time, findings[i].Inode})
 			fmt.Fprintf(w, "%s\n", b)
 		}
 		return

@@ -95,8 +95,16 @@ func TestCheckCommand(t *testing.T) {
 	found := false
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 		var f check.Finding
+		var alias struct {
+			T   *float64 `json:"t"`
+			Ino uint32   `json:"ino"`
+		}
 		if err := json.Unmarshal([]byte(line), &f); err != nil {
 			t.Fatalf("%q: %v", line, err)
+		}
+		// analyze's names for time and inode carry the same values.
+		if err := json.Unmarshal([]byte(line), &alias); err != nil || alias.T == nil || *alias.T != f.Time || alias.Ino != f.Inode {
+			t.Errorf("%q: t/ino %+v, want time %v inode %d", line, alias, f.Time, f.Inode)
 		}
 		if f.Kind == "block-bitmap" && f.Block == fsys.SB.GroupFirstBlock(0)+last {
 			found = true

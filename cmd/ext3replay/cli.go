@@ -17,14 +17,33 @@ import (
 
 // The settled CLI vocabulary (docs/cli.md) applied to the whole command tree in one place.
 
-// formatValues lists each command's --format values, for completion.
+// formatValues lists each command's --format values, for completion (keyed by command path
+// without the root's name).
 var formatValues = map[string][]string{
-	"analyze": append(append([]string{"text"}, without(ops.Formats, "text")...), "body", "parquet"),
-	"stats":   append(append([]string(nil), render.StatsFormats...), "parquet"),
-	"diff":    append(append([]string(nil), render.DiffFormats...), "html"),
-	"inspect": {"text", "json"},
-	"blocks":  {"text", "json"},
-	"cat":     {"text", "jsonl"},
+	"analyze":  append(append([]string{"text"}, without(ops.Formats, "text")...), "body", "parquet"),
+	"stats":    append(append([]string(nil), render.StatsFormats...), "parquet"),
+	"diff":     append(append([]string(nil), render.DiffFormats...), "html"),
+	"inspect":  {"text", "json"},
+	"blocks":   {"text", "json"},
+	"check":    {"text", "jsonl"},
+	"log cat":  {"text", "jsonl"},
+	"log info": {"text", "json"},
+}
+
+// enumValues lists the values of the other flags that take one of a fixed set, for completion.
+var enumValues = map[string]map[string][]string{
+	"analyze": {"time": {"none", "rel", "abs"}},
+	"stats":   {"by": {"file", "dir"}, "sort": ops.SortKeys},
+	"import":  {"from": {"dm-log-writes", "qemu-trace"}},
+}
+
+// subPath is a command's path without the root's name: "log cat".
+func subPath(c *cobra.Command) string {
+	p := c.CommandPath()
+	if i := strings.IndexByte(p, ' '); i >= 0 {
+		return p[i+1:]
+	}
+	return ""
 }
 
 func without(list []string, s string) []string {
@@ -60,8 +79,13 @@ func settle(root *cobra.Command) {
 				return nil
 			}
 		}
-		if vals, ok := formatValues[c.Name()]; ok && c.Flags().Lookup("format") != nil {
+		if vals, ok := formatValues[subPath(c)]; ok && c.Flags().Lookup("format") != nil {
 			_ = c.RegisterFlagCompletionFunc("format", cobra.FixedCompletions(vals, cobra.ShellCompDirectiveNoFileComp))
+		}
+		for flag, vals := range enumValues[subPath(c)] {
+			if c.Flags().Lookup(flag) != nil {
+				_ = c.RegisterFlagCompletionFunc(flag, cobra.FixedCompletions(vals, cobra.ShellCompDirectiveNoFileComp))
+			}
 		}
 		for _, s := range c.Commands() {
 			walk(s)
@@ -72,6 +96,15 @@ func settle(root *cobra.Command) {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return fmt.Errorf("%w\nUsage: %s", err, c.UseLine())
 	})
+}
+
+// humanFormat maps "text" and "table" to the name a command that draws tables for people uses
+// for that format (its canonical): both spellings work wherever tables are drawn (docs/cli.md).
+func humanFormat(format, canonical string) string {
+	if format == "text" || format == "table" {
+		return canonical
+	}
+	return format
 }
 
 // buildVersion is the version -ldflags set, else the module version or VCS revision the Go

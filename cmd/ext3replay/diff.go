@@ -61,6 +61,7 @@ error.`,
 }
 
 func runDiff(cmd *cobra.Command, args []string, o *diffOptions) error {
+	o.format = humanFormat(o.format, "table")
 	if len(args) != 2 {
 		return &exitError{code: exitUsage, err: fmt.Errorf("diff wants two runs, got %d argument(s); see --help", len(args))}
 	}
@@ -81,7 +82,7 @@ func runDiff(cmd *cobra.Command, args []string, o *diffOptions) error {
 	var saved [2]*ops.Run
 	for i, a := range args {
 		if o.image != "" {
-			saved[i], err = analyzedRun(o.image, a)
+			saved[i], err = analyzedRun(o.image, a, cmd.ErrOrStderr())
 		} else {
 			saved[i], err = readRun(a)
 		}

@@ -17,7 +17,7 @@ func analyzeFixture(t *testing.T, scenario string) []ops.Op {
 	if _, err := os.Stat(filepath.Join(dir, "io.log.zst")); err != nil {
 		t.Skipf("fixture %s not present: %v", scenario, err)
 	}
-	run, err := analyzeToOps(filepath.Join(dir, "image.raw.zst"), filepath.Join(dir, "io.log.zst"), true)
+	run, err := analyzeToOps(filepath.Join(dir, "image.raw.zst"), filepath.Join(dir, "io.log.zst"), true, nil)
 	if err != nil {
 		t.Fatalf("%s: %v", scenario, err)
 	}
@@ -60,19 +60,16 @@ func TestDiffRealJournalModes(t *testing.T) {
 	}
 }
 
-// A variant of a real run with one rename missing (later ops name the file
-// by its old name) and one extra file written is exactly two differences.
-func TestDiffRealVariant(t *testing.T) {
-	a := analyzeFixture(t, "basic-ext3-4k")
-	var b []ops.Op
-	var moved *ops.Op
+// variantOps is run a with its first rename missing (later ops name the file by its old name)
+// and a 4 KiB file /projects/extra.bin created and written where the rename was; moved is the
+// rename left out (nil: a has none). docs/examples/variant.jsonl is made by it.
+func variantOps(a []ops.Op) (b []ops.Op, moved *ops.Op) {
 	for i := range a {
 		op := a[i]
 		if moved == nil && op.Op == ops.Move {
 			moved = &a[i]
-			// The extra file, written where the rename was.
-			b = append(b, ops.Op{Seq: op.Seq, Op: ops.Create, Path: "/projects/extra.bin", Ino: 99},
-				ops.Op{Seq: op.Seq, Op: ops.Write, Path: "/projects/extra.bin", Ino: 99, Sector: 123456, Bytes: 4096, Kind: ops.KindData})
+			b = append(b, ops.Op{Seq: op.Seq, T: op.T, Op: ops.Create, Path: "/projects/extra.bin", Ino: 99},
+				ops.Op{Seq: op.Seq, T: op.T, Op: ops.Write, Path: "/projects/extra.bin", Ino: 99, Sector: 123456, Bytes: 4096, Kind: ops.KindData})
 			continue
 		}
 		if moved != nil {
@@ -85,6 +82,14 @@ func TestDiffRealVariant(t *testing.T) {
 		}
 		b = append(b, op)
 	}
+	return b, moved
+}
+
+// A variant of a real run with one rename missing (later ops name the file
+// by its old name) and one extra file written is exactly two differences.
+func TestDiffRealVariant(t *testing.T) {
+	a := analyzeFixture(t, "basic-ext3-4k")
+	b, moved := variantOps(a)
 	if moved == nil {
 		t.Skip("basic-ext3-4k has no move")
 	}

@@ -50,7 +50,7 @@ func TestBodyFileMactime(t *testing.T) {
 	if err := runFmtCLI(t, "analyze", "--quiet", "--format", "body", "-o", body, img, lg); err != nil {
 		t.Fatal(err)
 	}
-	run, err := analyzeToOps(img, lg, false)
+	run, err := analyzeToOps(img, lg, false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +105,7 @@ func TestBodyFileTimes(t *testing.T) {
 		if err := runFmtCLI(t, "analyze", "--quiet", "--format", "body", "-o", body, img, lg); err != nil {
 			t.Fatal(err)
 		}
-		run, err := analyzeToOps(img, lg, false)
+		run, err := analyzeToOps(img, lg, false, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -158,7 +158,7 @@ func TestTextTimeColumn(t *testing.T) {
 		return strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
 	}
 	plain, rel, abs := read("plain"), read("rel", "--time", "rel"), read("abs", "--time", "abs")
-	run, err := analyzeToOps(img, lg, false)
+	run, err := analyzeToOps(img, lg, false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -161,7 +161,7 @@ func TestInspectQuotesNames(t *testing.T) {
 	if strings.ContainsAny(out, "\x1b") {
 		t.Errorf("raw escape in inspect output:\n%q", out)
 	}
-	for _, want := range []string{`"/evil\x1b[31mred"`, `"/two\nlines"`, " /plain\n", `/link -> "target\x1b[0m"`} {
+	for _, want := range []string{`"/evil\x1b[31mred"`, `"/two\nlines"`, " /plain ", `/link -> "target\x1b[0m"`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("inspect output lacks %s:\n%s", want, out)
 		}
@@ -221,8 +221,9 @@ func TestInspectCrossLinkedInodes(t *testing.T) {
 	}
 }
 
-// A directory entry naming an inode out of range is left out by inspect with a line on stderr,
-// and the rest of the tree is listed, as blocks and analyze do (inspect refused the whole image).
+// A directory entry naming an inode out of range stops inspect (exit 2, naming it); with
+// --keep-going it is left out with a line on stderr, the rest of the tree is listed and the
+// status is 4, a partial result.
 func TestInspectLeavesOutBadEntry(t *testing.T) {
 	ext3fstest.Need(t)
 	b := ext3fstest.SeedImage(t, "ext2")
@@ -252,15 +253,20 @@ func TestInspectLeavesOutBadEntry(t *testing.T) {
 	if err := os.WriteFile(img, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	out, err := runCLI(t, "inspect", img)
+	var ee *exitError
+	if !errors.As(err, &ee) || ee.code != exitUsage || !strings.Contains(err.Error(), "/d/f") || !strings.Contains(err.Error(), "99999") || out != "" {
+		t.Errorf("without --keep-going: err %v, out %q; want exit %d naming /d/f", err, out, exitUsage)
+	}
 	var stderr bytes.Buffer
-	out, err := runCLIStderr(t, &stderr, "inspect", img)
-	if err != nil {
-		t.Fatalf("inspect: %v", err)
+	out, err = runCLIStderr(t, &stderr, "inspect", "--keep-going", img)
+	if !errors.As(err, &ee) || ee.code != exitDamaged {
+		t.Fatalf("inspect --keep-going: %v, want exit %d", err, exitDamaged)
 	}
 	if !strings.Contains(stderr.String(), "/d/f") || !strings.Contains(stderr.String(), "99999") {
 		t.Errorf("stderr %q does not name the bad entry", stderr.String())
 	}
-	if !strings.Contains(out, "/x/y/z") || strings.Contains(out, "/d/f\n") {
+	if !strings.Contains(out, "/x/y/z") || strings.Contains(out, "/d/f ") {
 		t.Errorf("inspect output does not list the rest of the tree without /d/f:\n%s", out)
 	}
 }

@@ -21,10 +21,11 @@ type importOptions struct {
 func newImportCmd() *cobra.Command {
 	var o importOptions
 	cmd := &cobra.Command{
-		Use:   "import [--from dm-log-writes|qemu-trace] IN -o OUT.zst [--blk PTR] [--image BASE]",
+		Use:   "import IN -o OUT.zst [--image BASE] [--blk PTR] [--from dm-log-writes|qemu-trace]",
 		Short: "Convert a dm-log-writes log or a QEMU trace into a native log",
 		Long: `import converts logs made by other tools into the native format
-(docs/log-format.md):
+(docs/log-format.md); the input kind is recognised by its contents (--from
+names it, for an input that is not):
 
   dm-log-writes  Linux dm-log-writes or QEMU blklogwrites log, raw or zstd:
                  writes with payload, flushes, FUA, discards, marks (no reads).
@@ -41,8 +42,8 @@ damage, followed by a mark record naming the damage and without the end
 record, so that analyze and log info report the output damaged too; the
 command exits with status 4. Any other failure leaves no output (it is
 written to a temporary file next to OUT and renamed at the end).`,
-		Example: `  ext3replay import --from dm-log-writes writes.lwlog -o io.log.zst --image disk.img
-  ext3replay import --from qemu-trace io.trace --blk 0x564f586a3360 -o io.log.zst`,
+		Example: `  ext3replay import writes.lwlog -o io.log.zst --image disk.img
+  ext3replay import io.trace --blk 0x564f586a3360 -o io.log.zst`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runImport(cmd, args, &o)
@@ -82,14 +83,34 @@ func runImport(cmd *cobra.Command, args []string, o *importOptions) error {
 		}
 		from = f
 	}
+	// The bar follows the input's bytes: read once for dm-log-writes, twice for a trace (the
+	// scan for its disks, then the conversion).
+	var size int64
+	if fi, err := os.Stat(in); err == nil && fi.Mode().IsRegular() {
+		size = fi.Size()
+	}
+	passes := int64(1)
+	if from == blklog.FormatQEMUTrace {
+		passes = 2
+	}
+	total := int64(-1) // unknown: a spinner
+	if size > 0 {
+		total = size * passes
+	}
+	prog := newProgress(cmd.ErrOrStderr(), false, "importing", total, true)
+	defer prog.Done()
 	var r blklog.Reader
 	switch from {
 	case blklog.FormatDMLogWrites:
 		if fl.blk != "" {
 			return usageErr("import: --blk applies to --from qemu-trace only")
 		}
-		var err error
-		r, err = blklog.Open(in)
+		f, err := os.Open(in)
+		if err != nil {
+			return &exitError{code: exitUsage, err: fmt.Errorf("blklog: %w", err)}
+		}
+		defer f.Close()
+		r, err = blklog.NewReader(prog.Reader(f), in)
 		if err != nil {
 			return &exitError{code: exitUsage, err: err}
 		}
@@ -104,7 +125,7 @@ func runImport(cmd *cobra.Command, args []string, o *importOptions) error {
 		}
 		defer f.Close()
 		blk := fl.blk
-		counts, err := blklog.ScanQEMUTrace(f)
+		counts, err := blklog.ScanQEMUTrace(prog.Reader(f))
 		if err != nil {
 			return &exitError{code: exitUsage, err: fmt.Errorf("import: %s: %w", in, err)}
 		}
@@ -126,7 +147,7 @@ func runImport(cmd *cobra.Command, args []string, o *importOptions) error {
 		if _, err := f.Seek(0, io.SeekStart); err != nil {
 			return err
 		}
-		r = blklog.NewQEMUTraceReader(f, in, blk)
+		r = blklog.NewQEMUTraceReader(prog.Reader(f), in, blk)
 	default:
 		return usageErr("import: --from %q: want dm-log-writes or qemu-trace (a native log needs no import)", fl.from)
 	}
@@ -221,7 +242,8 @@ func runImport(cmd *cobra.Command, args []string, o *importOptions) error {
 		os.Remove(tmp.Name())
 		return &exitError{code: exitInternal, err: err}
 	}
-	fmt.Fprintf(os.Stderr, "ext3replay import: %d records from %s (%s) to %s\n", n, in, ih.Format, fl.out)
+	prog.Done()
+	fmt.Fprintf(cmd.ErrOrStderr(), "ext3replay import: %d records from %s (%s) to %s\n", n, in, ih.Format, fl.out)
 	if readErr != nil {
 		var de *blklog.DamageError
 		if errors.As(readErr, &de) {

@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -14,6 +14,7 @@ import (
 	"github.com/ext3replay/ext3replay/internal/diskimage"
 	"github.com/ext3replay/ext3replay/pkg/ext3fs"
 	"github.com/ext3replay/ext3replay/pkg/ops"
+	"github.com/ext3replay/ext3replay/pkg/ops/render"
 )
 
 type inspectOptions struct {
@@ -21,6 +22,7 @@ type inspectOptions struct {
 	format     string
 	groups     bool
 	noRecovery bool
+	keepGoing  bool
 }
 
 func newInspectCmd() *cobra.Command {
@@ -37,10 +39,16 @@ A file with several hard links appears once per name. Symlinks show their
 target, device nodes their major,minor.
 
 On a partitioned disk (MBR or GPT) inspect lists the partitions and what each
-holds; --partition N shows the file system of partition N.`,
+holds; --partition N shows the file system of partition N.
+
+A directory block, entry or file that cannot be decoded stops inspect (exit
+status 2, the error names it and its byte offset). With --keep-going it is
+named on stderr and left out, everything else is listed, and the exit status
+is 4 (a partial result).`,
 		Example: `  ext3replay inspect disk.img
   ext3replay inspect fixtures/real/basic-ext3-4k/image.raw.zst
   ext3replay inspect disk.img --groups
+  ext3replay inspect damaged.img --keep-going
   ext3replay inspect disk.img --format json | jq '.files[] | select(.size > 1048576)'
   ext3replay inspect vm.qcow2 --partition 2`,
 		Args: cobra.ExactArgs(1),
@@ -51,6 +59,7 @@ holds; --partition N shows the file system of partition N.`,
 	cmd.Flags().StringVar(&o.format, "format", "text", "output format: text|json")
 	cmd.Flags().IntVar(&o.partition, "partition", 0, "partitioned disk: the partition whose file system to show (without it, the partition table is listed)")
 	cmd.Flags().BoolVar(&o.groups, "groups", false, "also list every block group's layout (like dumpe2fs)")
+	cmd.Flags().BoolVar(&o.keepGoing, "keep-going", false, "list what can be decoded around a bad directory block, entry or file (named on stderr; exit status 4)")
 	addNoRecoveryFlag(cmd, &o.noRecovery)
 	return cmd
 }
@@ -125,6 +134,7 @@ type inspectFile struct {
 }
 
 func runInspect(cmd *cobra.Command, args []string, out io.Writer, o *inspectOptions) error {
+	o.format = humanFormat(o.format, "text")
 	if o.format != "text" && o.format != "json" {
 		return &exitError{code: exitUsage, err: fmt.Errorf("--format %q: want text or json", o.format)}
 	}
@@ -145,20 +155,27 @@ func runInspect(cmd *cobra.Command, args []string, out io.Writer, o *inspectOpti
 	// huge map would otherwise each be walked in full.
 	counted := map[uint32]uint64{}
 	var owned uint64
-	// What cannot be decoded (a directory block, an entry naming an inode out of range) is named
-	// on stderr and left out, as blocks and analyze do; the rest is listed.
+	// What cannot be decoded (a directory block, an entry naming an inode out of range, a file's
+	// block map) stops the walk, or with --keep-going is named on stderr and left out.
+	var problems int
 	problem := func(path string, err error) error {
+		if !o.keepGoing {
+			return fmt.Errorf("%s: %w (--keep-going lists the rest)", ops.QuotePath(path), err)
+		}
+		problems++
 		fmt.Fprintf(cmd.ErrOrStderr(), "ext3replay inspect: %s: %s: %s (left out)\n", args[0], ops.QuotePath(path), ops.SafeText(err.Error()))
 		return nil
 	}
-	err = fsys.WalkTolerant(func(path string, ino uint32, in *ext3fs.Inode) error {
+	prog := newProgress(cmd.ErrOrStderr(), false, "inspecting", int64(fsys.SB.InodesCount)-int64(fsys.SB.FreeInodesCount), false)
+	err = walkAround(fsys, func(path string, ino uint32, in *ext3fs.Inode) error {
+		prog.Add(1)
 		f := inspectFile{Path: path, Ino: ino, Type: in.Type().String(), Mode: fmt.Sprintf("%04o", in.Perm()),
 			Links: in.LinksCount, Size: in.Size, Htree: in.IsHtree()}
 		if n, ok := counted[ino]; ok {
 			f.Blocks = n
 		} else {
 			if err := fsys.WalkBlocks(in, func(ext3fs.BlockRef) error { f.Blocks++; return nil }); err != nil {
-				return fmt.Errorf("%s (inode %d): %w", path, ino, err)
+				return problem(path, fmt.Errorf("inode %d: %w", ino, err))
 			}
 			counted[ino] = f.Blocks
 			if owned += f.Blocks; owned > fsys.SB.BlocksCount {
@@ -169,7 +186,7 @@ func runInspect(cmd *cobra.Command, args []string, out io.Writer, o *inspectOpti
 		case ext3fs.TypeSymlink:
 			t, err := fsys.ReadLink(in)
 			if err != nil {
-				return fmt.Errorf("%s (inode %d): %w", path, ino, err)
+				return problem(path, fmt.Errorf("inode %d: %w", ino, err))
 			}
 			f.Target = t
 		case ext3fs.TypeChar, ext3fs.TypeBlock:
@@ -179,6 +196,7 @@ func runInspect(cmd *cobra.Command, args []string, out io.Writer, o *inspectOpti
 		files = append(files, f)
 		return nil
 	}, problem)
+	prog.Done()
 	if err != nil {
 		return &exitError{code: exitUsage, err: fmt.Errorf("%s: %w", args[0], err)}
 	}
@@ -192,34 +210,40 @@ func runInspect(cmd *cobra.Command, args []string, out io.Writer, o *inspectOpti
 		enc.SetIndent("", "  ")
 		// "groups" is the group count, or with --groups the per-group array: one key cannot be
 		// both, and an outer array field hid the count even without --groups.
+		var err error
 		if o.groups {
-			return enc.Encode(struct {
+			err = enc.Encode(struct {
 				inspectSummary
 				Groups []inspectGroup `json:"groups"`
 				Files  []inspectFile  `json:"files"`
 			}{sum, groups, files})
+		} else {
+			err = enc.Encode(struct {
+				inspectSummary
+				Files []inspectFile `json:"files"`
+			}{sum, files})
 		}
-		return enc.Encode(struct {
-			inspectSummary
-			Files []inspectFile `json:"files"`
-		}{sum, files})
+		if err != nil {
+			return err
+		}
+		return leftOut(args[0], problems)
 	}
 	writeSummary(w, sum)
 	fmt.Fprintln(w)
 	if len(groups) > 0 {
-		gw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(gw, "GROUP\tBLOCKS\tSUPER\tGDT\tRESERVED GDT\tBLOCK BITMAP\tINODE BITMAP\tINODE TABLE\tFREE BLOCKS\tFREE INODES\tDIRS\tFLAGS")
+		rows := make([][]string, 0, len(groups))
 		for _, g := range groups {
-			fmt.Fprintf(gw, "%d\t%d-%d\t%s\t%s\t%s\t%d\t%d\t%s\t%d\t%d\t%d\t%s\n", g.Group, g.First, g.Last, dash(g.Super), dash(g.GDT),
-				dash(g.ReservedGDT), g.BlockBitmap, g.InodeBitmap, g.InodeTable, g.FreeBlocks, g.FreeInodes, g.UsedDirs, dash(g.Flags))
+			rows = append(rows, []string{itoaU(uint64(g.Group)), fmt.Sprintf("%d-%d", g.First, g.Last), dash(g.Super), dash(g.GDT),
+				dash(g.ReservedGDT), itoaU(g.BlockBitmap), itoaU(g.InodeBitmap), g.InodeTable, itoaU(uint64(g.FreeBlocks)),
+				itoaU(uint64(g.FreeInodes)), itoaU(uint64(g.UsedDirs)), dash(g.Flags)})
 		}
-		if err := gw.Flush(); err != nil {
+		if err := render.Table(w, []string{"GROUP", "BLOCKS", "SUPER", "GDT", "RESERVED GDT", "BLOCK BITMAP", "INODE BITMAP", "INODE TABLE", "FREE BLOCKS", "FREE INODES", "DIRS", "FLAGS"},
+			rows, []bool{true, false, false, false, false, true, true, false, true, true, true, false}); err != nil {
 			return err
 		}
 		fmt.Fprintln(w)
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "INODE\tTYPE\tMODE\tLINKS\tSIZE\tBLOCKS\t\tPATH")
+	rows := make([][]string, 0, len(files))
 	for _, f := range files {
 		name := ops.QuotePath(f.Path) // guest names are arbitrary bytes: no escapes reach the terminal
 		if f.Target != "" {
@@ -232,14 +256,26 @@ func runInspect(cmd *cobra.Command, args []string, out io.Writer, o *inspectOpti
 		if f.Htree {
 			typ += "(htree)"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%d\t\t%s\n", f.Ino, typ, f.Mode, f.Links, f.Size, f.Blocks, name)
+		rows = append(rows, []string{itoaU(uint64(f.Ino)), typ, f.Mode, itoaU(uint64(f.Links)), itoaU(f.Size), itoaU(f.Blocks), name})
 	}
-	if err := tw.Flush(); err != nil {
+	if err := render.Table(w, []string{"INODE", "TYPE", "MODE", "LINKS", "SIZE", "BLOCKS", "PATH"}, rows,
+		[]bool{true, false, false, true, true, true, false}); err != nil {
 		return err
 	}
 	fmt.Fprintf(w, "\n%d names\n", len(files))
-	return nil
+	return leftOut(args[0], problems)
 }
+
+// leftOut is inspect --keep-going's status: a partial listing is exit status 4, as a damaged
+// log's partial result is.
+func leftOut(image string, problems int) error {
+	if problems == 0 {
+		return nil
+	}
+	return &exitError{code: exitDamaged, err: fmt.Errorf("%s: %d directory blocks, entries or files could not be decoded and were left out (named above)", image, problems)}
+}
+
+func itoaU(n uint64) string { return strconv.FormatUint(n, 10) }
 
 func dash(s string) string {
 	if s == "" {

@@ -16,6 +16,23 @@ import (
 	"github.com/ext3replay/ext3replay/pkg/ext3fs/ext3fstest"
 )
 
+// tableRows returns the cells of every row of the boxed tables in out (header rows included):
+// the lines between │ borders, split on │ and trimmed.
+func tableRows(out string) [][]string {
+	var rows [][]string
+	for _, l := range strings.Split(out, "\n") {
+		if !strings.HasPrefix(l, "│") {
+			continue
+		}
+		cells := strings.Split(strings.Trim(l, "│"), "│")
+		for i := range cells {
+			cells[i] = strings.TrimSpace(cells[i])
+		}
+		rows = append(rows, cells)
+	}
+	return rows
+}
+
 // runCLI runs args on a new command tree and returns stdout; stderr is discarded.
 func runCLI(t *testing.T, args ...string) (string, error) {
 	t.Helper()
@@ -76,22 +93,22 @@ func TestInspectAndBlocks(t *testing.T) {
 	if !strings.Contains(out, "ext3, revision 1") || !strings.Contains(out, "has_journal") {
 		t.Errorf("summary missing:\n%s", out[:min(len(out), 800)])
 	}
-	lines := map[string]string{}
-	for _, l := range strings.Split(out, "\n") {
-		if i := strings.LastIndex(l, "  /"); i >= 0 {
-			p := strings.SplitN(l[i+2:], " -> ", 2)[0]
+	lines := map[string][]string{}
+	for _, row := range tableRows(out) {
+		if len(row) == 7 && strings.HasPrefix(row[6], "/") {
+			p := strings.SplitN(row[6], " -> ", 2)[0]
 			p = strings.SplitN(p, " [", 2)[0]
-			lines[p] = l
+			lines[p] = row
 		}
 	}
 	for p, fl := range files {
-		l, ok := lines[p]
+		row, ok := lines[p]
 		if !ok {
 			t.Errorf("inspect does not list %s", p)
 			continue
 		}
-		if fields := strings.Fields(l); fields[0] != fmt.Sprint(fl.ino) || fields[4] != fmt.Sprint(fl.in.Size) {
-			t.Errorf("%s: line %q, want inode %d size %d", p, l, fl.ino, fl.in.Size)
+		if row[0] != fmt.Sprint(fl.ino) || row[4] != fmt.Sprint(fl.in.Size) {
+			t.Errorf("%s: row %q, want inode %d size %d", p, row, fl.ino, fl.in.Size)
 		}
 	}
 
@@ -168,17 +185,17 @@ func TestInspectAndBlocks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ls := strings.Split(strings.TrimSpace(out), "\n")
-	if len(ls) != 5 {
-		t.Fatalf("blocks: %d lines:\n%s", len(ls), out)
+	ls := tableRows(out)
+	if len(ls) != 5 || ls[0][0] != "BLOCK" {
+		t.Fatalf("blocks: %d rows:\n%s", len(ls), out)
 	}
 	for i, want := range []string{"data", "superblock", "free", "outside"} {
-		if !strings.Contains(ls[i+1], want) {
-			t.Errorf("blocks line %q, want %q", ls[i+1], want)
+		if !strings.HasPrefix(ls[i+1][1], want) {
+			t.Errorf("blocks row %q, want %q", ls[i+1], want)
 		}
 	}
-	if f := strings.Fields(ls[1]); f[2] != fmt.Sprint(ind.ino) || f[3] != "0" || f[4] != "/ind.bin" {
-		t.Errorf("data block line %q, want inode %d logical 0 /ind.bin", ls[1], ind.ino)
+	if f := ls[1]; f[2] != fmt.Sprint(ind.ino) || f[3] != "0" || f[4] != "/ind.bin" {
+		t.Errorf("data block row %q, want inode %d logical 0 /ind.bin", ls[1], ind.ino)
 	}
 	out, err = runCLI(t, "blocks", "--sectors", "--format", "json", img, fmt.Sprint(ind.first*2+1))
 	if err != nil {

@@ -83,10 +83,10 @@ func TestLogGivenAsImage(t *testing.T) {
 			t.Errorf("%v: err = %v", args, err)
 		}
 	}
-	if _, err := analyzeToOps(lg, filepath.Join(fixtureDir, "image.raw.zst"), false); err == nil || !strings.Contains(err.Error(), "is a block-I/O log, not a disk image") {
+	if _, err := analyzeToOps(lg, filepath.Join(fixtureDir, "image.raw.zst"), false, nil); err == nil || !strings.Contains(err.Error(), "is a block-I/O log, not a disk image") {
 		t.Errorf("analyze LOG IMAGE: err = %v", err)
 	}
-	if _, err := analyzeToOps(filepath.Join(fixtureDir, "writes.lwlog.zst"), lg, false); err == nil || !strings.Contains(err.Error(), "is a block-I/O log, not a disk image") {
+	if _, err := analyzeToOps(filepath.Join(fixtureDir, "writes.lwlog.zst"), lg, false, nil); err == nil || !strings.Contains(err.Error(), "is a block-I/O log, not a disk image") {
 		t.Errorf("analyze with a dm-log-writes log as image: err = %v", err)
 	}
 }

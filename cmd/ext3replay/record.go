@@ -13,6 +13,7 @@ import (
 
 	"github.com/ext3replay/ext3replay/internal/diskimage"
 	"github.com/ext3replay/ext3replay/pkg/blklog"
+	"github.com/ext3replay/ext3replay/pkg/ops"
 	"github.com/spf13/cobra"
 )
 
@@ -230,7 +231,7 @@ func runRecord(cmd *cobra.Command, _ []string, o *recordOptions) error {
 		how = "failed"
 	}
 	fmt.Fprintf(os.Stderr, "ext3replay record: %s after %.1fs: %d requests: %d reads (%s), %d writes (%s), %d flushes, %d trims, %d write-zeroes, %d FUA, %d errors; log %s (%d records, %d bytes), state %s\n",
-		how, time.Since(start).Seconds(), st.Requests, st.Reads, mib(st.ReadBytes), st.Writes, mib(st.WriteBytes),
+		how, time.Since(start).Seconds(), st.Requests, st.Reads, ops.HumanBytes(st.ReadBytes), st.Writes, ops.HumanBytes(st.WriteBytes),
 		st.Flushes, st.Trims, st.WriteZeroes, st.FUA, st.Errors, fl.log, lw.Records(), logSize, statePath)
 	if serveErr != nil {
 		return &exitError{code: exitInternal, err: fmt.Errorf("record: %w", serveErr)}
@@ -240,8 +241,6 @@ func runRecord(cmd *cobra.Command, _ []string, o *recordOptions) error {
 	}
 	return nil
 }
-
-func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
 
 func abs(p string) string {
 	a, err := filepath.Abs(p)

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -23,7 +24,7 @@ func addNoRecoveryFlag(cmd *cobra.Command, p *bool) {
 // stderr what recovery did; with noRecovery, or when the image needs none, it is openFS.
 // part is the partition of a partitioned disk to open (0: the disk must be a bare file system).
 func openRecoveredFS(path string, part int, noRecovery bool, stderr io.Writer, who string) (*diskimage.Image, *ext3fs.FS, error) {
-	img, err := openImage(path)
+	img, err := openImageProgress(path, newProgress(stderr, false, "decompressing "+filepath.Base(path), -1, true))
 	if err != nil {
 		return nil, nil, &exitError{code: exitUsage, err: err}
 	}

@@ -38,9 +38,10 @@ unowned) with the path under the pointer; bytes read and written per directory;
 the run's summary and anomalies; and a filter by path.
 
 From IMAGE LOG the run is analyzed here with --metadata, and flushes and
-journal commits are taken from the log. A saved jsonl has no flushes or commits,
-and only one saved with "analyze --format jsonl --metadata" has the inode-table,
-bitmap and journal I/O for a complete sector plot; the page says what is missing.`,
+journal commits are taken from the log. A saved jsonl has no flushes or
+commits, and only one saved with "analyze --format jsonl --metadata" has the
+inode-table, bitmap and journal I/O for a complete sector plot; the page says
+what is missing.`,
 		Example: `  ext3replay report disk.img io.log.zst -o run.html
   ext3replay analyze --format jsonl --metadata -o run.jsonl disk.img io.log.zst
   ext3replay report run.jsonl -o run.html`,
@@ -59,7 +60,7 @@ func runReport(cmd *cobra.Command, args []string, o *reportOptions) error {
 	var run report.Run
 	var err error
 	if len(args) == 2 {
-		run, err = reportFromLog(args[0], args[1])
+		run, err = reportFromLog(args[0], args[1], newProgress(cmd.ErrOrStderr(), false, "analyzing", -1, true))
 	} else {
 		run.Name = args[0]
 		var saved *ops.Run
@@ -82,7 +83,7 @@ func runReport(cmd *cobra.Command, args []string, o *reportOptions) error {
 
 // reportFromLog analyzes a log with --metadata (the sector plot wants every kind of
 // block) and collects its flushes and journal commits on the way.
-func reportFromLog(imagePath, logPath string) (report.Run, error) {
+func reportFromLog(imagePath, logPath string, prog *progress) (report.Run, error) {
 	run := report.Run{Name: logPath, FromLog: true}
 	if logPath != "-" {
 		if h, err := readLogHeader(logPath); err == nil {
@@ -109,7 +110,7 @@ func reportFromLog(imagePath, logPath string) (report.Run, error) {
 	st, err := runAnalyze(imagePath, logPath, resolver.Options{Metadata: true}, func(op *ops.Op) error {
 		run.Ops = append(run.Ops, *op)
 		return nil
-	}, nil, tap)
+	}, prog, tap)
 	if err == nil && st.Damage != nil {
 		err = st.Damage
 	}

@@ -121,7 +121,7 @@ func TestReportRendersInChromium(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	run, err := analyzeToOps(img, lg, true)
+	run, err := analyzeToOps(img, lg, true, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +208,7 @@ func TestDiffHTMLRendersBothRuns(t *testing.T) {
 	}
 	wantMarks, wantPaths := map[string]int{}, map[string]bool{}
 	for i, lg := range logs {
-		run, err := analyzeToOps(img, lg, true)
+		run, err := analyzeToOps(img, lg, true, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -260,7 +260,7 @@ func TestReportFlushesAndCommits(t *testing.T) {
 		if _, err := os.Stat(lg); err != nil {
 			t.Skipf("fixture %s not present", name)
 		}
-		run, err := reportFromLog(img, lg)
+		run, err := reportFromLog(img, lg, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -56,6 +57,7 @@ The run is either analyzed from IMAGE and LOG, or read from the jsonl that
 }
 
 func runStats(cmd *cobra.Command, args []string, o *statsOptions) error {
+	o.format = humanFormat(o.format, "table")
 	opts := o.opts
 	if err := opts.Validate(); err != nil {
 		return &exitError{code: exitUsage, err: err}
@@ -66,7 +68,7 @@ func runStats(cmd *cobra.Command, args []string, o *statsOptions) error {
 	var saved *ops.Run
 	var err error
 	if len(args) == 2 {
-		saved, err = analyzedRun(args[0], args[1])
+		saved, err = analyzedRun(args[0], args[1], cmd.ErrOrStderr())
 	} else {
 		saved, err = readRun(args[0])
 	}
@@ -115,9 +117,10 @@ func readRun(path string) (*ops.Run, error) {
 	return ops.ReadRun(f, path)
 }
 
-// analyzedRun is a run analyzed here from IMAGE and LOG with --metadata: nothing is missing.
-func analyzedRun(imagePath, logPath string) (*ops.Run, error) {
-	o, err := analyzeToOps(imagePath, logPath, true)
+// analyzedRun is a run analyzed here from IMAGE and LOG with --metadata: nothing is missing. A
+// progress bar shows on stderr when it is a terminal and the analysis takes a while.
+func analyzedRun(imagePath, logPath string, stderr io.Writer) (*ops.Run, error) {
+	o, err := analyzeToOps(imagePath, logPath, true, newProgress(stderr, false, "analyzing "+filepath.Base(logPath), -1, true))
 	h := runHeader(imagePath, logPath, true)
 	return &ops.Run{Header: &h, Ops: o}, err
 }

@@ -48,7 +48,12 @@ type Image struct {
 
 // Open opens path. Files starting with the zstd magic are decompressed, files in a qemu-img
 // format converted (whatever their name).
-func Open(path string) (*Image, error) {
+func Open(path string) (*Image, error) { return OpenProgress(path, nil) }
+
+// OpenProgress is Open that, while a compressed image is decompressed, calls progress with the
+// number of compressed bytes read each time some are (from several goroutines at once; the
+// total is the file's size), for a progress bar. A raw image is opened without a call.
+func OpenProgress(path string, progress func(n int64)) (*Image, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -76,7 +81,7 @@ func Open(path string) (*Image, error) {
 		return &Image{r: f, size: st.Size(), f: f, path: path}, nil
 	}
 	defer f.Close()
-	img, err := decompress(f, path)
+	img, err := decompress(f, path, progress)
 	if err != nil {
 		return nil, fmt.Errorf("diskimage: %s: %w", path, err)
 	}
@@ -106,7 +111,30 @@ func isZstd(f io.ReaderAt, head [4]byte) bool {
 	return false
 }
 
-func decompress(f *os.File, path string) (*Image, error) {
+// countingFile reports the bytes read from f to progress (nil: no one).
+type countingFile struct {
+	f        *os.File
+	progress func(int64)
+}
+
+func (c countingFile) ReadAt(p []byte, off int64) (int, error) {
+	n, err := c.f.ReadAt(p, off)
+	if c.progress != nil && n > 0 {
+		c.progress(int64(n))
+	}
+	return n, err
+}
+
+func (c countingFile) Read(p []byte) (int, error) {
+	n, err := c.f.Read(p)
+	if c.progress != nil && n > 0 {
+		c.progress(int64(n))
+	}
+	return n, err
+}
+
+func decompress(f *os.File, path string, progress func(int64)) (*Image, error) {
+	cf := countingFile{f: f, progress: progress}
 	var fileSize int64
 	if st, err := f.Stat(); err == nil {
 		fileSize = st.Size()
@@ -121,7 +149,7 @@ func decompress(f *os.File, path string) (*Image, error) {
 	w := &seqWriter{s: s}
 	done := false
 	if frames := scanFrames(f, fileSize); frames != nil {
-		err := decodeFrames(f, frames, w)
+		err := decodeFrames(cf, frames, w)
 		switch {
 		case w.werr != nil:
 			return nil, w.werr
@@ -137,7 +165,7 @@ func decompress(f *os.File, path string) (*Image, error) {
 		}
 	}
 	if !done {
-		zr, err := zstd.NewReader(bufio.NewReaderSize(f, 1<<20), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(1<<30))
+		zr, err := zstd.NewReader(bufio.NewReaderSize(cf, 1<<20), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(1<<30))
 		if err != nil {
 			return nil, err
 		}

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 
@@ -278,5 +280,47 @@ func TestStoreReadAt(t *testing.T) {
 	}
 	if _, err := img.ReadAt(make([]byte, 1), -1); err == nil {
 		t.Error("negative offset: no error")
+	}
+}
+
+// OpenProgress counts the compressed bytes read: all of a one-frame file, all the frames of a
+// pzstd-style file (their skippable headers are read by the scan, not counted), none of a raw
+// image; the image is the same as Open's.
+func TestOpenProgress(t *testing.T) {
+	data := testImage(3<<20 + 100)
+	one := writeZst(t, data)
+	frames := writeFrames(t, data, 1<<20)
+	raw := filepath.Join(t.TempDir(), "img")
+	if err := os.WriteFile(raw, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		path       string
+		minPercent int64 // of the file size
+	}{{one, 100}, {frames, 95}, {raw, 0}} {
+		var n atomic.Int64
+		calls := 0
+		var mu sync.Mutex
+		img, err := OpenProgress(c.path, func(k int64) {
+			n.Add(k)
+			mu.Lock()
+			calls++
+			mu.Unlock()
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(t, img, data)
+		img.Close()
+		st, _ := os.Stat(c.path)
+		if c.minPercent == 0 {
+			if calls != 0 {
+				t.Errorf("raw image: %d progress calls", calls)
+			}
+			continue
+		}
+		if got := n.Load(); got > st.Size() || got*100 < st.Size()*c.minPercent || calls == 0 {
+			t.Errorf("%s: %d bytes counted in %d calls, file %d bytes", filepath.Base(c.path), got, calls, st.Size())
+		}
 	}
 }

@@ -337,3 +337,11 @@ func kindList(kinds []ops.Kind) string {
 	}
 	return strings.Join(s[:len(s)-1], ", ") + " and " + s[len(s)-1]
 }
+
+// Table draws one boxed table the way the stats and diff reports do: the one table style of
+// every command (docs/cli.md). right marks the columns to align right (numbers); cells pass
+// through the same guards (SafeText, TruncateCell).
+func Table(w io.Writer, header []string, rows [][]string, right []bool) error {
+	t := table{header: header, rows: rows, right: right}
+	return t.render(w, "table")
+}
