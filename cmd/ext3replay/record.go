@@ -18,6 +18,7 @@ import (
 type recordOptions struct {
 	image, log, socket, listen, state string
 	readData, allowRemote             bool
+	force, persistent                 bool
 	handshakeTimeout                  time.Duration
 }
 
@@ -36,10 +37,13 @@ BASE with more than 1 GiB of holes is copied extent by extent
 (SEEK_DATA/SEEK_HOLE) and identified by its size and the hash of its first
 64 KiB only: hashing a 1 TiB hole would delay "ready" by many minutes.
 
-One client is served. A connection that does not finish the NBD negotiation
-within --handshake-timeout is dropped and the recorder waits for the next;
-connections arriving during the session get an NBD error saying busy. A
-socket path on which a live server answers is never taken over. If the
+One client is served; with --persistent (qemu-nbd's -t) one client after
+another, into the same log and state, until SIGINT/SIGTERM: a "qemu-img info"
+probe before QEMU then does not use the session up. A connection that does
+not finish the NBD negotiation within --handshake-timeout is dropped and the
+recorder waits for the next; connections arriving while a client is served
+get an NBD error saying busy. A socket path on which a live server answers is
+never taken over, and an existing log is never overwritten without --force. If the
 session fails (e.g. the disk fills), the log ends with a mark naming the
 failure and without its end record, so it reads as damaged.
 
@@ -69,6 +73,8 @@ SIGINT/SIGTERM, after finishing the log. Attach QEMU with
 	f.BoolVar(&o.readData, "read-data", false, "also log the payload of reads")
 	f.DurationVar(&o.handshakeTimeout, "handshake-timeout", blklog.DefaultHandshakeTimeout, "drop a connection that has not finished the NBD negotiation in this time")
 	f.BoolVar(&o.allowRemote, "allow-remote", false, "allow --listen on a non-loopback address (no authentication!)")
+	f.BoolVar(&o.force, "force", false, "overwrite an existing log")
+	f.BoolVar(&o.persistent, "persistent", false, "serve one client after another into the same log and state until SIGINT/SIGTERM (like qemu-nbd -t)")
 	return cmd
 }
 
@@ -124,6 +130,10 @@ func runRecord(cmd *cobra.Command, _ []string, o *recordOptions) error {
 			}
 		}
 	}
+	// A log is the record of a run: never lose one to a repeated command line.
+	if _, err := os.Lstat(fl.log); err == nil && !fl.force {
+		return usageErr("record: %s exists (the log of an earlier run?); choose another -o or pass --force to overwrite it", fl.log)
+	}
 	// Listen before the slow state copy fails late on a busy address? No:
 	// the ready line must mean "connect now", so prepare everything first.
 	state, id, err := blklog.PrepareState(fl.image, statePath)
@@ -172,7 +182,7 @@ func runRecord(cmd *cobra.Command, _ []string, o *recordOptions) error {
 	}
 
 	rec := &blklog.Recorder{State: state, Size: int64(id.Size), Log: lw, ReadData: fl.readData}
-	sess := &blklog.Session{Rec: rec, HandshakeTimeout: fl.handshakeTimeout,
+	sess := &blklog.Session{Rec: rec, HandshakeTimeout: fl.handshakeTimeout, Persistent: fl.persistent,
 		Logf: func(format string, a ...any) { fmt.Fprintf(os.Stderr, format+"\n", a...) }}
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
@@ -215,6 +225,9 @@ func runRecord(cmd *cobra.Command, _ []string, o *recordOptions) error {
 	how := "client disconnected"
 	if sig != "" {
 		how = "stopped by " + sig
+		if fl.persistent {
+			how += fmt.Sprintf(" (%d clients served)", sess.Clients())
+		}
 	} else if serveErr != nil {
 		how = "failed"
 	}
