@@ -30,6 +30,9 @@ type analyzeOptions struct {
 	runID    string // parquet format: the run_id column
 
 	failOnAnomaly bool
+
+	follow bool          // --follow: LOG is still being written
+	idle   time.Duration // --follow: end after this long without growth
 }
 
 func newAnalyzeCmd() *cobra.Command {
@@ -72,7 +75,11 @@ the log is large (--quiet silences both).`,
 			}
 			if f.format == "jsonl" {
 				// The run says what it holds, so stats and diff can tell unlike runs apart.
-				if err := ops.WriteRunHeader(w, runHeader(args[0], args[1], f.metadata)); err != nil {
+				h := runHeader(args[0], args[1], f.metadata)
+				if f.follow {
+					h.Log.Size = 0 // still growing: unknown, as for stdin
+				}
+				if err := ops.WriteRunHeader(w, h); err != nil {
 					return &exitError{code: exitInternal, err: err}
 				}
 			}
@@ -103,7 +110,12 @@ the log is large (--quiet silences both).`,
 				}
 				return nil
 			}
-			st, err := runAnalyze(args[0], args[1], resolver.Options{Metadata: f.metadata}, emit, prog, tap)
+			var st *analyzeStats
+			if f.follow {
+				st, err = runFollow(args[0], args[1], f.idle, resolver.Options{Metadata: f.metadata}, emit, ow, tap)
+			} else {
+				st, err = runAnalyze(args[0], args[1], resolver.Options{Metadata: f.metadata}, emit, prog, tap)
+			}
 			if cerr := ow.Close(); err == nil && cerr != nil {
 				err = &exitError{code: exitInternal, err: cerr}
 			}
@@ -128,6 +140,8 @@ the log is large (--quiet silences both).`,
 	fl.BoolVar(&o.quiet, "quiet", false, "no progress and no summary on stderr")
 	fl.BoolVar(&o.failOnAnomaly, "fail-on-anomaly", false, "exit with status 5 when the run has anomalies (for CI; the output is complete)")
 	fl.StringVar(&o.time, "time", "none", "text format: a time column first, as blkparse has: rel (seconds from the start of the log), abs (UTC wall clock, from the log's start time) or none")
+	fl.BoolVar(&o.follow, "follow", false, "LOG is still being written (by record, or QEMU's blklogwrites): wait for more at its end; stop at its end record, on SIGINT or after --idle")
+	fl.DurationVar(&o.idle, "idle", 0, "with --follow: stop after the log has not grown for this long (e.g. 30s; 0: never)")
 	fl.StringVar(&o.runID, "run-id", "", "parquet format: the run_id column (default: the output file's name without extension, else the log's)")
 	return cmd
 }
