@@ -148,4 +148,3 @@ func TestTeeFailedLog(t *testing.T) {
 		t.Fatalf("last record %v, want the failure mark", last.Type)
 	}
 }
-
