@@ -12,7 +12,7 @@ import (
 // nil, ends the log as a failed session does. It returns the live records and end, and the
 // file's records and end as an offline read gives them. openAt > 0 opens the gate after that
 // many records, the rest written slowly: the reader then catches up while the log grows.
-func teeRun(t *testing.T, recs []Record, maxRecords int, gate chan struct{}, openAt int, finishErr error) (live, file []Record, liveErr, fileErr error, behind int) {
+func teeRun(t *testing.T, recs []Record, maxRecords int, gate chan struct{}, openAt int, finishErr error) (live, file []Record, behind int, liveErr, fileErr error) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "io.log.zst")
 	h := Header{DiskSize: 1 << 30, Source: "tee test", StartUnixNS: 42}
@@ -82,7 +82,7 @@ func teeRun(t *testing.T, recs []Record, maxRecords int, gate chan struct{}, ope
 	}
 	defer off.Close()
 	_, file, fileErr = drain(off, nil)
-	return got.recs, file, got.err, fileErr, behind
+	return got.recs, file, behind, got.err, fileErr
 }
 
 func sameRecords(t *testing.T, got, want []Record) {
@@ -119,7 +119,7 @@ func TestTeeLive(t *testing.T) {
 				gate = make(chan struct{})
 				close(gate)
 			}
-			live, file, liveErr, fileErr, behind := teeRun(t, recs, tc.maxRecords, gate, tc.openAt, nil)
+			live, file, behind, liveErr, fileErr := teeRun(t, recs, tc.maxRecords, gate, tc.openAt, nil)
 			if liveErr != nil || fileErr != nil {
 				t.Fatalf("live end %v, file end %v", liveErr, fileErr)
 			}
@@ -138,7 +138,7 @@ func TestTeeLive(t *testing.T) {
 // way as a reader of the file, with the mark and then the same damage.
 func TestTeeFailedLog(t *testing.T) {
 	gate := make(chan struct{})
-	live, file, liveErr, fileErr, _ := teeRun(t, sampleRecords(100, 12), 1<<12, gate, 0, errors.New("disk full"))
+	live, file, _, liveErr, fileErr := teeRun(t, sampleRecords(100, 12), 1<<12, gate, 0, errors.New("disk full"))
 	var de *DamageError
 	if !errors.As(fileErr, &de) || liveErr == nil || liveErr.Error() != fileErr.Error() {
 		t.Fatalf("live end %v, file end %v", liveErr, fileErr)
