@@ -263,7 +263,8 @@ func runRecord(cmd *cobra.Command, _ []string, o *recordOptions) error {
 	if sig != "" {
 		how = "stopped by " + sig
 		if fl.persistent {
-			how += fmt.Sprintf(" (%d clients served)", sess.Clients())
+			n := sess.Clients()
+			how += fmt.Sprintf(" (%d client%s served)", n, map[bool]string{true: "s"}[n != 1])
 		}
 	} else if serveErr != nil {
 		how = "failed"
