@@ -25,6 +25,7 @@ var formatValues = map[string][]string{
 	"inspect": {"text", "json"},
 	"blocks":  {"text", "json"},
 	"cat":     {"text", "jsonl"},
+	"record":  {"text", "jsonl", "csv"}, // with --analyze
 }
 
 func without(list []string, s string) []string {

@@ -50,6 +50,7 @@ func TestFormatCompletion(t *testing.T) {
 		"inspect": {"text", "json"},
 		"blocks":  {"text", "json"},
 		"log cat": {"text", "jsonl"},
+		"record":  {"text", "jsonl", "csv"},
 	} {
 		var out bytes.Buffer
 		args := append(append([]string{"__complete"}, strings.Fields(cmd)...), "--format", "")
