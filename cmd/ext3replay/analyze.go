@@ -32,6 +32,7 @@ type analyzeOptions struct {
 	failOnAnomaly bool
 
 	follow bool          // --follow: LOG is still being written
+	split  bool          // --split-at-flush
 	idle   time.Duration // --follow: end after this long without growth
 }
 
@@ -112,9 +113,9 @@ the log is large (--quiet silences both).`,
 			}
 			var st *analyzeStats
 			if f.follow {
-				st, err = runFollow(args[0], args[1], f.idle, resolver.Options{Metadata: f.metadata}, emit, ow, tap)
+				st, err = runFollow(args[0], args[1], f.idle, resolver.Options{Metadata: f.metadata}, emit, ow, tap, f.split)
 			} else {
-				st, err = runAnalyze(args[0], args[1], resolver.Options{Metadata: f.metadata}, emit, prog, tap)
+				st, err = runAnalyze(args[0], args[1], resolver.Options{Metadata: f.metadata}, emit, prog, tap, splitAtFlush(f.split))
 			}
 			if cerr := ow.Close(); err == nil && cerr != nil {
 				err = &exitError{code: exitInternal, err: cerr}
@@ -141,6 +142,7 @@ the log is large (--quiet silences both).`,
 	fl.BoolVar(&o.failOnAnomaly, "fail-on-anomaly", false, "exit with status 5 when the run has anomalies (for CI; the output is complete)")
 	fl.StringVar(&o.time, "time", "none", "text format: a time column first, as blkparse has: rel (seconds from the start of the log), abs (UTC wall clock, from the log's start time) or none")
 	fl.BoolVar(&o.follow, "follow", false, "LOG is still being written (by record, or QEMU's blklogwrites): wait for more at its end; stop at its end record, on SIGINT or after --idle")
+	fl.BoolVar(&o.split, "split-at-flush", false, "end every merged run of I/O at each device flush: no line waits past the next flush (live output), runs spanning a flush print as several lines")
 	fl.DurationVar(&o.idle, "idle", 0, "with --follow: stop after the log has not grown for this long (e.g. 30s; 0: never)")
 	fl.StringVar(&o.runID, "run-id", "", "parquet format: the run_id column (default: the output file's name without extension, else the log's)")
 	return cmd
@@ -184,7 +186,7 @@ type analyzeStats struct {
 
 // runAnalyze opens the image and the log and runs the analysis pipeline into emit. tap, when not
 // nil, sees every record before the resolver does (report uses it for flushes and journal commits).
-func runAnalyze(imagePath, logPath string, opt resolver.Options, emit func(*ops.Op) error, prog *progress, tap func(*blklog.Record)) (*analyzeStats, error) {
+func runAnalyze(imagePath, logPath string, opt resolver.Options, emit func(*ops.Op) error, prog *progress, tap func(*blklog.Record), tune ...func(*analysis.Options)) (*analyzeStats, error) {
 	start := time.Now()
 	img, err := openImage(imagePath)
 	if err != nil {
@@ -215,8 +217,11 @@ func runAnalyze(imagePath, logPath string, opt resolver.Options, emit func(*ops.
 	// the resolver's work mostly hides behind decoding.
 	lr = blklog.ReadAhead(lr)
 	defer lr.Close()
-	res, err := analysis.Run(analysis.Input{Image: img, ImageSize: img.Size(), ImageName: imagePath, Log: lr, LogName: logPath},
-		analysis.Options{Resolver: opt, Tap: tap, Ready: func() { analysis.SetMemoryBudget(analysis.LogBudget) }}, emit)
+	ao := analysis.Options{Resolver: opt, Tap: tap, Ready: func() { analysis.SetMemoryBudget(analysis.LogBudget) }}
+	for _, f := range tune {
+		f(&ao)
+	}
+	res, err := analysis.Run(analysis.Input{Image: img, ImageSize: img.Size(), ImageName: imagePath, Log: lr, LogName: logPath}, ao, emit)
 	var ie *analysis.InputError
 	if errors.As(err, &ie) {
 		return nil, &exitError{code: exitUsage, err: err}
@@ -225,6 +230,11 @@ func runAnalyze(imagePath, logPath string, opt resolver.Options, emit func(*ops.
 		return nil, err
 	}
 	return &analyzeStats{Result: res, elapsed: time.Since(start)}, nil
+}
+
+// splitAtFlush sets analysis.Options.SplitAtFlush (analyze --split-at-flush).
+func splitAtFlush(on bool) func(*analysis.Options) {
+	return func(o *analysis.Options) { o.SplitAtFlush = on }
 }
 
 func printSummary(w io.Writer, st *analyzeStats) {

@@ -21,7 +21,7 @@ import (
 // runFollow is runAnalyze for a growing log. It ends at the log's end record, on SIGINT or
 // SIGTERM, or after idle without growth (0: never); what the log then holds is judged as
 // analyze of the file as it is would judge it (no end record: damaged, exit status 4).
-func runFollow(imagePath, logPath string, idle time.Duration, opt resolver.Options, emit func(*ops.Op) error, ow ops.Writer, tap func(*blklog.Record)) (*analyzeStats, error) {
+func runFollow(imagePath, logPath string, idle time.Duration, opt resolver.Options, emit func(*ops.Op) error, ow ops.Writer, tap func(*blklog.Record), split bool) (*analyzeStats, error) {
 	start := time.Now()
 	if logPath == "-" {
 		return nil, &exitError{code: exitUsage, err: errors.New("analyze --follow needs a log file, not standard input")}
@@ -58,7 +58,7 @@ func runFollow(imagePath, logPath string, idle time.Duration, opt resolver.Optio
 	}
 	defer lr.Close()
 	res, err := analysis.Run(analysis.Input{Image: img, ImageSize: img.Size(), ImageName: imagePath, Log: lr, LogName: logPath},
-		analysis.Options{Resolver: opt, Tap: tap, Ready: func() { analysis.SetMemoryBudget(analysis.LogBudget) }}, emit)
+		analysis.Options{Resolver: opt, Tap: tap, SplitAtFlush: split, Ready: func() { analysis.SetMemoryBudget(analysis.LogBudget) }}, emit)
 	var ie *analysis.InputError
 	if errors.As(err, &ie) {
 		return nil, &exitError{code: exitUsage, err: err}

@@ -19,7 +19,7 @@ type recordOptions struct {
 	image, log, socket, listen, state string
 	readData, allowRemote             bool
 	force, persistent                 bool
-	analyze, metadata                 bool   // --analyze: print operations live (record_analyze.go)
+	analyze, metadata, split          bool   // --analyze: print operations live (record_analyze.go)
 	format, analyzeOutput             string // --analyze's output
 	handshakeTimeout                  time.Duration
 }
@@ -88,6 +88,7 @@ SIGINT/SIGTERM, after finishing the log. Attach QEMU with
 	f.StringVar(&o.format, "format", "text", "with --analyze: output format: text, jsonl or csv")
 	f.StringVar(&o.analyzeOutput, "analyze-output", "", "with --analyze: write the operations to this file (default: stdout; -o names the log)")
 	f.BoolVar(&o.metadata, "metadata", false, "with --analyze: as analyze --metadata")
+	f.BoolVar(&o.split, "split-at-flush", false, "with --analyze: as analyze --split-at-flush (no line waits past the next flush)")
 	f.BoolVar(&o.persistent, "persistent", false, "serve one client after another into the same log and state until SIGINT/SIGTERM (like qemu-nbd -t)")
 	return cmd
 }

@@ -37,8 +37,8 @@ type liveAnalysis struct {
 // checkLiveOptions refuses bad --analyze flags before anything is created.
 func checkLiveOptions(o *recordOptions) error {
 	if !o.analyze {
-		if o.format != "text" || o.analyzeOutput != "" || o.metadata {
-			return usageErr("record: --format, --analyze-output and --metadata are for --analyze")
+		if o.format != "text" || o.analyzeOutput != "" || o.metadata || o.split {
+			return usageErr("record: --format, --analyze-output, --metadata and --split-at-flush are for --analyze")
 		}
 		return nil
 	}
@@ -96,7 +96,7 @@ func startLiveAnalysis(o *recordOptions, stdout, stderr io.Writer, lw *blklog.Wr
 		defer close(la.done)
 		defer lr.Close()
 		res, err := analysis.Run(analysis.Input{Image: img, ImageSize: img.Size(), ImageName: o.image, Log: lr, LogName: o.log},
-			analysis.Options{Resolver: resolver.Options{Metadata: o.metadata}, Ready: func() { close(la.ready) }},
+			analysis.Options{Resolver: resolver.Options{Metadata: o.metadata}, SplitAtFlush: o.split, Ready: func() { close(la.ready) }},
 			func(op *ops.Op) error {
 				if op.Op == ops.Anomaly {
 					la.anomalies++

@@ -90,13 +90,14 @@ func TestRecordAnalyzeLive(t *testing.T) {
 	const sc = "../../fixtures/real/random-ext3-4k/"
 	for _, tc := range []struct {
 		name, queue string
-	}{{"keeps up", ""}, {"falls behind", "1"}} {
+		flags       []string // given to record --analyze and to analyze alike
+	}{{"keeps up", "", nil}, {"falls behind", "1", nil}, {"split at flush", "", []string{"--split-at-flush"}}} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			sock, logPath, live := filepath.Join(dir, "s.sock"), filepath.Join(dir, "io.log.zst"), filepath.Join(dir, "live.jsonl")
 			t.Setenv("EXT3REPLAY_LIVE_QUEUE", tc.queue)
-			p := startRecord(t, "--image", sc+"image.raw.zst", "-o", logPath, "--socket", sock,
-				"--analyze", "--format", "jsonl", "--analyze-output", live)
+			p := startRecord(t, append([]string{"--image", sc + "image.raw.zst", "-o", logPath, "--socket", sock,
+				"--analyze", "--format", "jsonl", "--analyze-output", live}, tc.flags...)...)
 			src, err := blklog.Open(sc + "io.log.zst")
 			if err != nil {
 				t.Fatal(err)
@@ -145,7 +146,7 @@ func TestRecordAnalyzeLive(t *testing.T) {
 				t.Errorf("stderr: the analysis summary, then the recorder's line last:\n%s", rest)
 			}
 			var want bytes.Buffer
-			if code := executeArgs([]string{"analyze", "--quiet", "--format", "jsonl", sc + "image.raw.zst", logPath}, &want, io.Discard); code != 0 {
+			if code := executeArgs(append([]string{"analyze", "--quiet", "--format", "jsonl", sc + "image.raw.zst", logPath}, tc.flags...), &want, io.Discard); code != 0 {
 				t.Fatalf("offline analyze: exit %d", code)
 			}
 			got, _ := os.ReadFile(live)
