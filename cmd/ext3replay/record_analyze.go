@@ -23,15 +23,14 @@ import (
 
 // liveAnalysis is a running record --analyze.
 type liveAnalysis struct {
-	tee       *blklog.Tee
-	img       *diskimage.Image
-	ow        ops.Writer
-	out       *os.File // the --analyze-output file, nil for stdout
-	ready     chan struct{}
-	done      chan struct{}
-	res       *analysis.Result
-	err       error
-	anomalies int64
+	tee   *blklog.Tee
+	img   *diskimage.Image
+	ow    ops.Writer
+	out   *os.File // the --analyze-output file, nil for stdout
+	ready chan struct{}
+	done  chan struct{}
+	res   *analysis.Result
+	err   error
 }
 
 // checkLiveOptions refuses bad --analyze flags before anything is created.
@@ -98,9 +97,6 @@ func startLiveAnalysis(o *recordOptions, stdout, stderr io.Writer, lw *blklog.Wr
 		res, err := analysis.Run(analysis.Input{Image: img, ImageSize: img.Size(), ImageName: o.image, Log: lr, LogName: o.log},
 			analysis.Options{Resolver: resolver.Options{Metadata: o.metadata}, SplitAtFlush: o.split, Ready: func() { close(la.ready) }},
 			func(op *ops.Op) error {
-				if op.Op == ops.Anomaly {
-					la.anomalies++
-				}
 				if err := la.ow.Write(op); err != nil {
 					return &exitError{code: exitInternal, err: err}
 				}

@@ -156,6 +156,13 @@ func (s *Session) Run(ln net.Listener) error {
 		if s.isStopped() {
 			return nil
 		}
+		var pe *ProtocolError
+		if s.Persistent && errors.As(err, &pe) {
+			// One client broke the protocol: what it sent before is logged and answered; the
+			// next client continues the same log (a log or state failure still ends the run).
+			s.logf("ext3replay record: client %d dropped: %v; waiting for the next (--persistent)", n, err)
+			continue
+		}
 		if err != nil || !s.Persistent {
 			return err
 		}
