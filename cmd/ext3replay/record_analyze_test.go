@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -162,4 +163,23 @@ func TestRecordAnalyzeLive(t *testing.T) {
 func lastLine(s string) string {
 	l := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	return l[len(l)-1]
+}
+
+// An image the analysis cannot read is refused before the recorder says ready (exit 2), and the
+// log and state file it had made are gone: the same command line works once corrected.
+func TestRecordAnalyzeRefusesNonFS(t *testing.T) {
+	dir := t.TempDir()
+	base := filepath.Join(dir, "base.img")
+	writeBase(t, base, 1<<20)
+	logPath := filepath.Join(dir, "io.log.zst")
+	cmd := exec.Command(recorderBinary(t), "record", "--image", base, "-o", logPath, "--socket", filepath.Join(dir, "s.sock"), "--analyze")
+	out, _ := cmd.CombinedOutput()
+	if cmd.ProcessState.ExitCode() != exitUsage || !bytes.Contains(out, []byte("superblock")) || bytes.Contains(out, []byte("ready on")) {
+		t.Fatalf("exit %d: %s", cmd.ProcessState.ExitCode(), out)
+	}
+	for _, p := range []string{logPath, filepath.Join(dir, "io.log.state.img")} {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("%s left behind: %v", p, err)
+		}
+	}
 }
