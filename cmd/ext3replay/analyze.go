@@ -32,6 +32,10 @@ type analyzeOptions struct {
 	failOnAnomaly bool
 	mounts        []string // PART=DIR, partitioned disks
 	check         bool
+
+	follow bool          // --follow: LOG is still being written
+	split  bool          // --split-at-flush
+	idle   time.Duration // --follow: end after this long without growth
 }
 
 func newAnalyzeCmd() *cobra.Command {
@@ -76,7 +80,11 @@ operations go elsewhere (-o, a pipe); --quiet silences both.`,
 			}
 			if f.format == "jsonl" {
 				// The run says what it holds, so stats and diff can tell unlike runs apart.
-				if err := ops.WriteRunHeader(w, runHeader(args[0], args[1], f.metadata)); err != nil {
+				h := runHeader(args[0], args[1], f.metadata)
+				if f.follow {
+					h.Log.Size = 0 // still growing: unknown, as for stdin
+				}
+				if err := ops.WriteRunHeader(w, h); err != nil {
 					return &exitError{code: exitInternal, err: err}
 				}
 			}
@@ -117,10 +125,16 @@ operations go elsewhere (-o, a pipe); --quiet silences both.`,
 				}
 				emit, tap = ck.Emit, ck.Tap
 			}
-			st, err := runAnalyze(args[0], args[1], resolver.Options{Metadata: f.metadata}, emit, prog, tap, func(o *analysis.Options) {
+			parts := func(o *analysis.Options) {
 				o.Mounts = mounts
 				o.Partitioned = func(*partition.Table) { ops.SetPartitioned(ow) }
-			})
+			}
+			var st *analyzeStats
+			if f.follow {
+				st, err = runFollow(args[0], args[1], f.idle, resolver.Options{Metadata: f.metadata}, emit, ow, tap, f.split, parts)
+			} else {
+				st, err = runAnalyze(args[0], args[1], resolver.Options{Metadata: f.metadata}, emit, prog, tap, parts, splitAtFlush(f.split))
+			}
 			if ck != nil && err == nil {
 				err = ck.Finish(cmd.ErrOrStderr())
 			}
@@ -153,6 +167,9 @@ operations go elsewhere (-o, a pipe); --quiet silences both.`,
 	fl.BoolVar(&o.check, "check", false, "also check the file system's consistency as check does, each finding an anomaly line (docs/check.md)")
 	fl.StringVar(&o.time, "time", "none", "text format: a time column first, as blkparse has: rel (seconds from the start of the log), abs (UTC wall clock, from the log's start time) or none")
 	fl.StringArrayVar(&o.mounts, "mount", nil, "partitioned disk: report partition N's paths under DIR, as the guest mounted it (N=DIR, repeatable: --mount 1=/ --mount 2=/boot)")
+	fl.BoolVar(&o.follow, "follow", false, "LOG is still being written (by record, or QEMU's blklogwrites): wait for more at its end; stop at its end record, on SIGINT or after --idle")
+	fl.BoolVar(&o.split, "split-at-flush", false, "end every merged run of I/O at each device flush: no line waits past the next flush (live output), runs spanning a flush print as several lines")
+	fl.DurationVar(&o.idle, "idle", 0, "with --follow: stop after the log has not grown for this long (e.g. 30s; 0: never)")
 	fl.StringVar(&o.runID, "run-id", "", "parquet format: the run_id column (default: the output file's name without extension, else the log's)")
 	return cmd
 }
@@ -196,8 +213,8 @@ type analyzeStats struct {
 
 // runAnalyze opens the image and the log and runs the analysis pipeline into emit. tap, when not
 // nil, sees every record before the resolver does (report uses it for flushes and journal commits).
-// more adjusts the pipeline's options (analyze's --mount).
-func runAnalyze(imagePath, logPath string, opt resolver.Options, emit func(*ops.Op) error, prog *progress, tap func(*blklog.Record), more ...func(*analysis.Options)) (*analyzeStats, error) {
+// tune adjusts the pipeline's options (analyze's --mount, --split-at-flush).
+func runAnalyze(imagePath, logPath string, opt resolver.Options, emit func(*ops.Op) error, prog *progress, tap func(*blklog.Record), tune ...func(*analysis.Options)) (*analyzeStats, error) {
 	start := time.Now()
 	img, err := openImageProgress(imagePath, prog.Phase("decompressing "+filepath.Base(imagePath)))
 	if err != nil {
@@ -223,11 +240,11 @@ func runAnalyze(imagePath, logPath string, opt resolver.Options, emit func(*ops.
 	// the resolver's work mostly hides behind decoding.
 	lr = blklog.ReadAhead(lr)
 	defer lr.Close()
-	aopt := analysis.Options{Resolver: opt, Tap: tap, Ready: func() { analysis.SetMemoryBudget(analysis.LogBudget) }}
-	for _, f := range more {
-		f(&aopt)
+	ao := analysis.Options{Resolver: opt, Tap: tap, Ready: func() { analysis.SetMemoryBudget(analysis.LogBudget) }}
+	for _, f := range tune {
+		f(&ao)
 	}
-	res, err := analysis.Run(analysis.Input{Image: img, ImageSize: img.Size(), ImageName: imagePath, Log: lr, LogName: logPath}, aopt, emit)
+	res, err := analysis.Run(analysis.Input{Image: img, ImageSize: img.Size(), ImageName: imagePath, Log: lr, LogName: logPath}, ao, emit)
 	var ie *analysis.InputError
 	if errors.As(err, &ie) {
 		return nil, &exitError{code: exitUsage, err: err}
@@ -236,6 +253,11 @@ func runAnalyze(imagePath, logPath string, opt resolver.Options, emit func(*ops.
 		return nil, err
 	}
 	return &analyzeStats{Result: res, elapsed: time.Since(start)}, nil
+}
+
+// splitAtFlush sets analysis.Options.SplitAtFlush (analyze --split-at-flush).
+func splitAtFlush(on bool) func(*analysis.Options) {
+	return func(o *analysis.Options) { o.SplitAtFlush = on }
 }
 
 func printSummary(w io.Writer, st *analyzeStats) {

@@ -28,6 +28,7 @@ var formatValues = map[string][]string{
 	"check":    {"text", "jsonl"},
 	"log cat":  {"text", "jsonl"},
 	"log info": {"text", "json"},
+	"record":   {"text", "jsonl", "csv"}, // with --analyze
 }
 
 // enumValues lists the values of the other flags that take one of a fixed set, for completion.

@@ -54,6 +54,7 @@ func TestFormatCompletion(t *testing.T) {
 		"check --format":    {"text", "jsonl"},
 		"log cat --format":  {"text", "jsonl"},
 		"log info --format": {"text", "json"},
+		"record --format":   {"text", "jsonl", "csv"},
 		"analyze --time":    {"none", "rel", "abs"},
 		"stats --sort":      {"path", "writes", "reads", "bytes"},
 		"stats --by":        {"file", "dir"},

@@ -20,6 +20,9 @@ import (
 type recordOptions struct {
 	image, log, socket, listen, state string
 	readData, allowRemote             bool
+	force, persistent                 bool
+	analyze, metadata, split          bool   // --analyze: print operations live (record_analyze.go)
+	format, analyzeOutput             string // --analyze's output
 	handshakeTimeout                  time.Duration
 }
 
@@ -38,12 +41,22 @@ BASE with more than 1 GiB of holes is copied extent by extent
 (SEEK_DATA/SEEK_HOLE) and identified by its size and the hash of its first
 64 KiB only: hashing a 1 TiB hole would delay "ready" by many minutes.
 
-One client is served. A connection that does not finish the NBD negotiation
-within --handshake-timeout is dropped and the recorder waits for the next;
-connections arriving during the session get an NBD error saying busy. A
-socket path on which a live server answers is never taken over. If the
-session fails (e.g. the disk fills), the log ends with a mark naming the
-failure and without its end record, so it reads as damaged.
+One client is served; with --persistent (qemu-nbd's -t) one client after
+another, into the same log and state, until SIGINT/SIGTERM: a "qemu-img info"
+probe before QEMU then does not use the session up. A connection that does
+not finish the NBD negotiation within --handshake-timeout is dropped and the
+recorder waits for the next; connections arriving while a client is served
+get an NBD error saying busy. A socket path on which a live server answers is
+never taken over, and an existing log is never overwritten without --force.
+If the session fails (e.g. the disk fills), the log ends with a mark naming
+the failure and without its end record, so it reads as damaged.
+
+With --analyze it also prints the file operations as the guest runs, each as
+soon as it is certain (the commit block written, or the flush on ext2), to
+stdout or --analyze-output, in --format text, jsonl or csv: the output of
+analyze on the log written, line for line. The analysis never slows the
+guest: if it falls behind, recording goes on and it continues from the log
+(said on stderr). The image must then be one analyze reads (ext2/3/4).
 
 It prints one line when ready, "ext3replay record: ready on unix:PATH" (or
 tcp:ADDR), and one summary line when the client disconnects or on
@@ -55,7 +68,8 @@ SIGINT/SIGTERM, after finishing the log. Attach QEMU with
   qemu-system-x86_64 -accel tcg ... \
     -blockdev driver=nbd,node-name=d0,server.type=unix,server.path=/tmp/d.sock,export= \
     -device virtio-blk-pci,drive=d0
-  ext3replay record --image disk.img --log io.log.zst --listen 127.0.0.1:10809 --read-data`,
+  ext3replay record --image disk.img --log io.log.zst --listen 127.0.0.1:10809 --read-data
+  ext3replay record --image disk.img -o io.log.zst --socket /tmp/d.sock --persistent --analyze --format jsonl`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runRecord(cmd, args, &o)
@@ -71,6 +85,13 @@ SIGINT/SIGTERM, after finishing the log. Attach QEMU with
 	f.BoolVar(&o.readData, "read-data", false, "also log the payload of reads")
 	f.DurationVar(&o.handshakeTimeout, "handshake-timeout", blklog.DefaultHandshakeTimeout, "drop a connection that has not finished the NBD negotiation in this time")
 	f.BoolVar(&o.allowRemote, "allow-remote", false, "allow --listen on a non-loopback address (no authentication!)")
+	f.BoolVar(&o.force, "force", false, "overwrite an existing log")
+	f.BoolVar(&o.analyze, "analyze", false, "also analyse the requests as they are logged and print the operations as they become certain (the output of analyze on the log)")
+	f.StringVar(&o.format, "format", "text", "with --analyze: output format: text, jsonl or csv")
+	f.StringVar(&o.analyzeOutput, "analyze-output", "", "with --analyze: write the operations to this file (default: stdout; -o names the log)")
+	f.BoolVar(&o.metadata, "metadata", false, "with --analyze: as analyze --metadata")
+	f.BoolVar(&o.split, "split-at-flush", false, "with --analyze: as analyze --split-at-flush (no line waits past the next flush)")
+	f.BoolVar(&o.persistent, "persistent", false, "serve one client after another into the same log and state until SIGINT/SIGTERM (like qemu-nbd -t)")
 	return cmd
 }
 
@@ -88,6 +109,9 @@ func runRecord(cmd *cobra.Command, _ []string, o *recordOptions) error {
 	fl := *o
 	if fl.image == "" || fl.log == "" {
 		return usageErr("record: --image and --log are required")
+	}
+	if err := checkLiveOptions(&fl); err != nil {
+		return err
 	}
 	if (fl.socket == "") == (fl.listen == "") {
 		return usageErr("record: give exactly one of --socket and --listen")
@@ -126,6 +150,10 @@ func runRecord(cmd *cobra.Command, _ []string, o *recordOptions) error {
 			}
 		}
 	}
+	// A log is the record of a run: never lose one to a repeated command line.
+	if _, err := os.Lstat(fl.log); err == nil && !fl.force {
+		return usageErr("record: %s exists (the log of an earlier run?); choose another -o or pass --force to overwrite it", fl.log)
+	}
 	// Listen before the slow state copy fails late on a busy address? No:
 	// the ready line must mean "connect now", so prepare everything first.
 	// A qcow2 (or other qemu-img format) BASE is served as its raw content: converted to a
@@ -150,12 +178,13 @@ func runRecord(cmd *cobra.Command, _ []string, o *recordOptions) error {
 	}
 	// Create checks again on the opened file, before truncating it: the checks
 	// above compare paths that could have changed since.
-	lw, err := blklog.Create(fl.log, blklog.Header{
+	hdr := blklog.Header{
 		DiskSize:    id.Size,
 		Image:       id,
 		StartUnixNS: start.UnixNano(),
 		Source:      "ext3replay record " + version + " (NBD)",
-	}, baseInfo, stateInfo)
+	}
+	lw, err := blklog.Create(fl.log, hdr, baseInfo, stateInfo)
 	if err != nil {
 		return &exitError{code: exitUsage, err: err}
 	}
@@ -183,8 +212,22 @@ func runRecord(cmd *cobra.Command, _ []string, o *recordOptions) error {
 		return &exitError{code: exitUsage, err: fmt.Errorf("record: %w", err)}
 	}
 
-	rec := &blklog.Recorder{State: state, Size: int64(id.Size), Log: lw, ReadData: fl.readData}
-	sess := &blklog.Session{Rec: rec, HandshakeTimeout: fl.handshakeTimeout,
+	var sink blklog.Sink = lw
+	var la *liveAnalysis
+	if fl.analyze {
+		// Ready only once the image is indexed: an image the analysis refuses is refused now,
+		// and what this run created goes (the log holds nothing yet).
+		if la, err = startLiveAnalysis(&fl, cmd.OutOrStdout(), os.Stderr, lw, hdr); err != nil {
+			ln.Close()
+			lw.CloseDamaged()
+			os.Remove(fl.log)
+			os.Remove(statePath)
+			return err
+		}
+		sink = la.tee
+	}
+	rec := &blklog.Recorder{State: state, Size: int64(id.Size), Log: sink, ReadData: fl.readData}
+	sess := &blklog.Session{Rec: rec, HandshakeTimeout: fl.handshakeTimeout, Persistent: fl.persistent,
 		Logf: func(format string, a ...any) { fmt.Fprintf(os.Stderr, format+"\n", a...) }}
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
@@ -219,6 +262,11 @@ func runRecord(cmd *cobra.Command, _ []string, o *recordOptions) error {
 	if err := state.Sync(); err != nil && closeErr == nil {
 		closeErr = fmt.Errorf("fsync state file: %w", err)
 	}
+	var liveErr error
+	if la != nil {
+		// Its last operations and summary before the recorder's summary line, which stays last.
+		liveErr = la.finish(serveErr == nil && closeErr == nil, os.Stderr, false)
+	}
 	st := rec.Stats()
 	var logSize int64
 	if fi, err := os.Stat(fl.log); err == nil {
@@ -227,6 +275,10 @@ func runRecord(cmd *cobra.Command, _ []string, o *recordOptions) error {
 	how := "client disconnected"
 	if sig != "" {
 		how = "stopped by " + sig
+		if fl.persistent {
+			n := sess.Clients()
+			how += fmt.Sprintf(" (%d client%s served)", n, map[bool]string{true: "s"}[n != 1])
+		}
 	} else if serveErr != nil {
 		how = "failed"
 	}
@@ -239,7 +291,7 @@ func runRecord(cmd *cobra.Command, _ []string, o *recordOptions) error {
 	if closeErr != nil {
 		return &exitError{code: exitInternal, err: fmt.Errorf("record: %w", closeErr)}
 	}
-	return nil
+	return liveErr
 }
 
 func abs(p string) string {

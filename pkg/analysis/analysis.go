@@ -54,6 +54,11 @@ type Options struct {
 	// Partitioned, if set, is called once the image is found to have a partition table, before
 	// the first op (the csv writer adds its partition column then).
 	Partitioned func(*partition.Table)
+	// SplitAtFlush ends every run of I/O the coalescer holds at each device flush, so that no
+	// line waits for more than the next flush (a live run: record --analyze, analyze --follow).
+	// Runs that span a flush then print as several lines: a run with it is compared with a run
+	// with it.
+	SplitAtFlush bool
 }
 
 // DefaultMaxPending is the coalescer's bound in analyze. It caps memory and how late lines
@@ -167,6 +172,11 @@ func Run(in Input, opt Options, emit func(*ops.Op) error) (*Result, error) {
 		}
 		if err := rv.Record(&rec); err != nil {
 			return nil, err
+		}
+		if opt.SplitAtFlush && rec.Type == blklog.TypeFlush {
+			if err := co.Flush(); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if err := rv.Finish(); err != nil {

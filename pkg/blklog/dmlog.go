@@ -57,6 +57,9 @@ type dmLogReader struct {
 	// alloc, when set (by ReadAhead), gives the buffer a payload of n bytes
 	// is read into, or nil to use the reader's own.
 	alloc func(n int) []byte
+	// beforeEntry, when set, is called before each entry is read: a follower waits there until
+	// the entry is whole in the file.
+	beforeEntry func()
 }
 
 func newDMLogReader(r io.Reader, name string) (*dmLogReader, error) {
@@ -138,6 +141,9 @@ func (dr *dmLogReader) Next() (Record, error) {
 
 // readEntry decodes one entry into dr.pending, or sets dr.err.
 func (dr *dmLogReader) readEntry() error {
+	if dr.beforeEntry != nil {
+		dr.beforeEntry()
+	}
 	n, err := io.ReadFull(dr.r, dr.sec)
 	if err == io.EOF {
 		if dr.entry < dr.nrEntries {

@@ -111,6 +111,13 @@ func (r *fileReader) Close() error {
 // NewReader detects the kind of log on r (see Open); name is used in errors.
 // Close does not close r.
 func NewReader(r io.Reader, name string) (Reader, error) {
+	return newReader(r, name, nil)
+}
+
+// newReader is NewReader; fw, when not nil, is the follower r waits through (OpenFollow): the
+// stream is then looked at only as far as it has arrived, and a native log's end record ends
+// the waiting.
+func newReader(r io.Reader, name string, fw *follower) (Reader, error) {
 	if name == "" {
 		name = "log"
 	}
@@ -119,7 +126,11 @@ func NewReader(r io.Reader, name string) (Reader, error) {
 	var dec *zstd.Decoder
 	if p, _ := br.Peek(4); bytes.Equal(p, zstdMagic) {
 		var opts []zstd.DOption
-		if p, _ := br.Peek(br.Size()); nativeInside(p) {
+		peek := br.Size()
+		if fw != nil {
+			peek = br.Buffered() // a growing file: Peek(Size) would wait for 256 KiB
+		}
+		if p, _ := br.Peek(peek); nativeInside(p) {
 			// Every native record carries a CRC-32C of all its bytes, so the
 			// frames' XXH64 checksums add nothing: skipping them saves a
 			// fifth of decoding time on a log that compresses well.
@@ -158,6 +169,9 @@ func NewReader(r io.Reader, name string) (Reader, error) {
 		}
 		nr.dec = dec
 		nr.compressed = dec != nil
+		if fw != nil {
+			nr.atEnd = fw.finish
+		}
 		return nr, nil
 	case FormatDMLogWrites:
 		win.direct = true
@@ -184,6 +198,9 @@ type nativeReader struct {
 	n          int64 // records returned
 	compressed bool
 	err        error // sticky: io.EOF or *DamageError
+	// atEnd, when set, is called at the end record, before the check that nothing follows it:
+	// a follower stops waiting for more there.
+	atEnd func()
 }
 
 // window buffers a stream so that up to a whole record can be looked at in
@@ -361,6 +378,9 @@ func (nr *nativeReader) Next() (Record, error) {
 	if typ == typeEnd {
 		if r.Sector != uint64(nr.n) || dlen != 0 {
 			return Record{}, nr.damage(fmt.Errorf("end record counts %d records, %d were read", r.Sector, nr.n))
+		}
+		if nr.atEnd != nil {
+			nr.atEnd()
 		}
 		if err := nr.win.fill(1); err != io.EOF {
 			nr.off += recHeaderSize

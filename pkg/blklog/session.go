@@ -28,12 +28,19 @@ type Session struct {
 	Rec              *Recorder
 	HandshakeTimeout time.Duration        // 0: DefaultHandshakeTimeout
 	Logf             func(string, ...any) // diagnostics (the recorder's stderr); nil: none
+	// Persistent serves one client after another (qemu-nbd's -t): when a client disconnects,
+	// the next one continues the same log and state, until Stop. A probe such as
+	// `qemu-img info` before QEMU then no longer uses the session up.
+	Persistent bool
 
 	mu      sync.Mutex
 	ln      net.Listener
 	active  net.Conn
+	serving bool          // a client is in transmission: new connections are told busy
+	idle    chan struct{} // closed when the client in transmission leaves
 	others  map[net.Conn]struct{}
 	stopped bool
+	clients int // clients that reached transmission
 	wg      sync.WaitGroup
 }
 
@@ -43,18 +50,39 @@ func (s *Session) logf(format string, a ...any) {
 	}
 }
 
-// Run accepts connections on ln until one client has negotiated and its session has ended, then
-// closes ln. A connection that fails or times out during the negotiation is dropped and Run
-// waits for the next one (nothing was logged for it). Connections arriving while a client is
-// served get an NBD error reply saying busy and are closed. Run returns nil when the client
-// disconnected or Stop was called, else the error that ended the session.
+// Clients returns how many clients have reached transmission so far.
+func (s *Session) Clients() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.clients
+}
+
+// Run accepts connections on ln until one client has negotiated and its session has ended (with
+// Persistent: until Stop), then closes ln. A connection that fails or times out during the
+// negotiation is dropped and Run waits for the next one (nothing was logged for it). Connections
+// arriving while a client is in transmission get an NBD error reply saying busy and are closed;
+// those arriving while another connection negotiates wait their turn. Run returns nil when the
+// client disconnected or Stop was called, else the error that ended the session.
 func (s *Session) Run(ln net.Listener) error {
 	s.mu.Lock()
 	s.ln = ln
 	s.others = map[net.Conn]struct{}{}
 	stopped := s.stopped
 	s.mu.Unlock()
-	defer s.closeAll()
+	// One goroutine accepts for the whole run: a connection is queued for the loop below while
+	// nobody is in transmission, and told busy while somebody is.
+	queue := make(chan net.Conn, 16)
+	defer func() {
+		s.closeAll() // the accepting goroutine has returned: nothing more is queued
+		for {
+			select {
+			case c := <-queue:
+				c.Close()
+			default:
+				return
+			}
+		}
+	}()
 	if stopped {
 		return nil
 	}
@@ -62,9 +90,14 @@ func (s *Session) Run(ln net.Listener) error {
 	if timeout <= 0 {
 		timeout = DefaultHandshakeTimeout
 	}
+	acceptErr := make(chan error, 1)
+	s.wg.Add(1)
+	go s.accept(ln, queue, acceptErr, timeout)
 	for {
-		c, err := ln.Accept()
-		if err != nil {
+		var c net.Conn
+		select {
+		case c = <-queue:
+		case err := <-acceptErr:
 			if s.isStopped() {
 				return nil
 			}
@@ -97,46 +130,129 @@ func (s *Session) Run(ln net.Listener) error {
 			continue
 		}
 		c.SetDeadline(time.Time{})
-		// From here on this is the one client: others are told busy.
-		s.wg.Add(1)
-		go s.refuseOthers(ln, timeout)
+		// From here on this is the client: others are told busy, those queued meanwhile too.
+		s.mu.Lock()
+		s.serving = true
+		s.idle = make(chan struct{})
+		s.clients++
+		n := s.clients
+		s.mu.Unlock()
+		for drained := false; !drained; {
+			select {
+			case q := <-queue:
+				s.refuse(q, queue, timeout)
+			default:
+				drained = true
+			}
+		}
+		before := s.Rec.Stats().Requests
 		err = s.Rec.transmission(br, bw)
 		c.Close()
+		s.mu.Lock()
+		s.serving = false
+		close(s.idle)
+		s.active = nil
+		s.mu.Unlock()
 		if s.isStopped() {
 			return nil
 		}
-		return err
+		var pe *ProtocolError
+		if s.Persistent && errors.As(err, &pe) {
+			// One client broke the protocol: what it sent before is logged and answered; the
+			// next client continues the same log (a log or state failure still ends the run).
+			s.logf("ext3replay record: client %d dropped: %v; waiting for the next (--persistent)", n, err)
+			continue
+		}
+		if err != nil || !s.Persistent {
+			return err
+		}
+		s.logf("ext3replay record: client %d disconnected after %d requests; waiting for the next (--persistent)", n, s.Rec.Stats().Requests-before)
 	}
 }
 
-// refuseOthers answers every further connection with a busy error until ln is closed.
-func (s *Session) refuseOthers(ln net.Listener, timeout time.Duration) {
+// accept hands every connection on ln to queue while no client is in transmission, and tells
+// it busy otherwise, until ln is closed (its error goes to errc).
+func (s *Session) accept(ln net.Listener, queue chan<- net.Conn, errc chan<- error, timeout time.Duration) {
 	defer s.wg.Done()
 	for {
 		c, err := ln.Accept()
 		if err != nil {
+			errc <- err
 			return
 		}
+		// Under the lock: Run sets serving and then drains the queue, so a connection is
+		// either queued before that (and refused by the drain) or sees serving.
 		s.mu.Lock()
+		queued := false
 		if s.others == nil {
 			s.mu.Unlock()
 			c.Close()
-			return
+			continue
 		}
-		s.others[c] = struct{}{}
+		if !s.serving {
+			select {
+			case queue <- c:
+				queued = true
+			default: // a flood of connections: the excess is told busy
+			}
+		}
 		s.mu.Unlock()
-		s.logf("ext3replay record: refused a second connection (%s)", busyMessage)
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			c.SetDeadline(time.Now().Add(timeout))
-			refuseBusy(c)
-			c.Close()
-			s.mu.Lock()
-			delete(s.others, c)
-			s.mu.Unlock()
-		}()
+		if !queued {
+			s.refuse(c, queue, timeout)
+		}
 	}
+}
+
+// busyGrace is how long a connection arriving during a client's session waits for that session
+// to end before it is told busy: a client that disconnects and reconnects at once (a probe, then
+// QEMU, with --persistent) must not race the recorder noticing the disconnection.
+const busyGrace = time.Second
+
+// refuse tells c busy, on its own goroutine, and closes it, unless the client being served
+// leaves within busyGrace: then c is queued for Run instead.
+func (s *Session) refuse(c net.Conn, queue chan<- net.Conn, timeout time.Duration) {
+	s.mu.Lock()
+	if s.others == nil {
+		s.mu.Unlock()
+		c.Close()
+		return
+	}
+	s.others[c] = struct{}{}
+	idle := s.idle
+	s.mu.Unlock()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if idle != nil && s.Persistent { // a single-client session ends anyway
+			t := time.NewTimer(busyGrace)
+			select {
+			case <-idle:
+				t.Stop()
+				s.mu.Lock()
+				queued := false
+				if !s.serving && s.others != nil {
+					select {
+					case queue <- c:
+						queued = true
+						delete(s.others, c)
+					default:
+					}
+				}
+				s.mu.Unlock()
+				if queued {
+					return
+				}
+			case <-t.C:
+			}
+		}
+		s.logf("ext3replay record: refused a second connection (%s)", busyMessage)
+		c.SetDeadline(time.Now().Add(timeout))
+		refuseBusy(c)
+		c.Close()
+		s.mu.Lock()
+		delete(s.others, c)
+		s.mu.Unlock()
+	}()
 }
 
 // refuseBusy greets a client as a fixed-newstyle server and answers each of its options with

@@ -40,7 +40,7 @@ type sessionRig struct {
 	lines   []string
 }
 
-func startSession(t *testing.T, state *os.File, size int64) *sessionRig {
+func startSession(t *testing.T, state *os.File, size int64, opts ...func(*Session)) *sessionRig {
 	t.Helper()
 	dir := t.TempDir()
 	r := &sessionRig{sock: filepath.Join(dir, "s.sock"), logPath: filepath.Join(dir, "l.zst"), done: make(chan error, 1)}
@@ -55,6 +55,9 @@ func startSession(t *testing.T, state *os.File, size int64) *sessionRig {
 	}
 	r.sess = &Session{Rec: &Recorder{State: state, Size: size, Log: r.lw}, HandshakeTimeout: 300 * time.Millisecond,
 		Logf: func(f string, a ...any) { r.mu.Lock(); r.lines = append(r.lines, f); r.mu.Unlock() }}
+	for _, o := range opts {
+		o(r.sess)
+	}
 	go func() {
 		err := r.sess.Run(ln)
 		if e := FinishLog(r.lw, err); err == nil {
@@ -200,4 +203,53 @@ func readAllFile(t *testing.T, path string) (Header, []Record, error) {
 		t.Fatal(err)
 	}
 	return readAll(t, b)
+}
+
+// With Persistent, a client that breaks the protocol (or vanishes mid-request: QEMU killed) is
+// dropped and the next one continues the same log; Stop ends the run with a complete log.
+func TestSessionPersistentDropsBrokenClient(t *testing.T) {
+	r := startSession(t, stateFile(t, 1<<20, os.O_RDWR), 1<<20, func(s *Session) { s.Persistent = true })
+	data := bytes.Repeat([]byte{0x5a}, 4096)
+	for i, bad := range [][]byte{make([]byte, 28), nil} {
+		conn, err := net.Dial("unix", r.sock)
+		if err != nil {
+			t.Fatalf("client %d: %v", i+1, err)
+		}
+		c := goClient(t, conn)
+		if e := c.request(nbdCmdWrite, 0, uint64(8192*(i+1)), 4096, data); e != 0 {
+			t.Fatalf("client %d: write errno %d", i+1, e)
+		}
+		if bad != nil {
+			c.send(bad) // a request with magic 0
+		} else {
+			c.send(discRequest())
+		}
+		conn.Close()
+	}
+	// Both clients served: the second one's disconnection is logged before Stop.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		r.mu.Lock()
+		n := len(r.lines)
+		r.mu.Unlock()
+		if n >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the second client was not served")
+		}
+	}
+	r.sess.Stop()
+	if err := r.wait(t); err != nil {
+		t.Fatal(err)
+	}
+	_, recs, err := readAllFile(t, r.logPath)
+	if err != nil || len(recs) != 2 || recs[0].Sector != 16 || recs[1].Sector != 32 {
+		t.Fatalf("log: %d records, %v", len(recs), err)
+	}
+	r.mu.Lock()
+	got := strings.Join(r.lines, "\n")
+	r.mu.Unlock()
+	if !strings.Contains(got, "dropped") {
+		t.Errorf("diagnostics: %q", got)
+	}
 }
