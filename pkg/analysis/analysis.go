@@ -9,9 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"runtime"
-	"runtime/debug"
 	"time"
 
 	"github.com/ext3replay/ext3replay/pkg/blklog"
@@ -173,6 +170,7 @@ func Run(in Input, opt Options, emit func(*ops.Op) error) (*Result, error) {
 		if err := rv.Record(&rec); err != nil {
 			return nil, err
 		}
+		memoryTick()
 		if opt.SplitAtFlush && rec.Type == blklog.TypeFlush {
 			if err := co.Flush(); err != nil {
 				return nil, err
@@ -195,21 +193,6 @@ func Run(in Input, opt Options, emit func(*ops.Op) error) (*Result, error) {
 // pkg/resolver), the log reader's read-ahead and the collector's slack. docs/reliability.md
 // gives the measurement.
 const LogBudget = 192 << 20
-
-// SetMemoryBudget sets the Go runtime's soft memory limit to what is live now (the indexed
-// image) plus budget, unless the user set GOMEMLIMIT. The resolver's state is capped, so the
-// live heap stays below the limit; the limit only keeps the collector from letting garbage
-// grow to twice the live heap, as it does by default (measured: 299 MiB peak RSS for 20 GiB
-// of writes to free space without it, 225 MiB with it, same speed).
-func SetMemoryBudget(budget int64) {
-	if os.Getenv("GOMEMLIMIT") != "" {
-		return
-	}
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	debug.SetMemoryLimit(int64(ms.HeapAlloc) + budget)
-}
 
 // isDamage reports a damaged log (the run ends there with what it has), as opposed to a failure.
 func isDamage(err error) bool {

@@ -234,6 +234,7 @@ func runPartitioned(in Input, opt Options, tab *partition.Table, res *Result, co
 		if err := rt.route(&rec); err != nil {
 			return err
 		}
+		memoryTick()
 		last = blklog.Record{Index: rec.Index, Type: blklog.TypeMark, Flags: rec.Flags & blklog.FlagHasTime, TimeNS: rec.TimeNS}
 	}
 	for _, p := range exts {
