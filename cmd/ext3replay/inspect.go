@@ -30,10 +30,10 @@ func newInspectCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "inspect IMAGE",
 		Short: "Show an image's geometry, features and every file with its inode, size and blocks",
-		Long: `inspect reads an ext2/3/4 image (raw, zstd-compressed, or qcow2 and the other formats
-qemu-img reads) and prints a summary
-of its geometry and features, then every file reachable from the root, depth
-first: inode, type, permissions, link count, size, the number of blocks it owns
+		Long: `inspect reads an ext2/3/4 image (raw, zstd-compressed, or qcow2 and the
+other formats qemu-img reads) and prints a summary of its geometry and
+features, then every file reachable from the root, depth first: inode, type,
+permissions, link count, size, the number of blocks it owns
 (data plus indirect or extent blocks, as debugfs stat counts them) and its path.
 A file with several hard links appears once per name. Symlinks show their
 target, device nodes their major,minor.
