@@ -129,6 +129,10 @@ operations go elsewhere (-o, a pipe); --quiet silences both.`,
 				o.Mounts = mounts
 				o.Partitioned = func(*partition.Table) { ops.SetPartitioned(ow) }
 			}
+			if f.follow && !cmd.Flags().Changed("split-at-flush") {
+				// Live output: no line waits past the next flush (docs/capture.md).
+				f.split = true
+			}
 			var st *analyzeStats
 			if f.follow {
 				st, err = runFollow(args[0], args[1], f.idle, resolver.Options{Metadata: f.metadata}, emit, ow, tap, f.split, parts)
@@ -168,7 +172,7 @@ operations go elsewhere (-o, a pipe); --quiet silences both.`,
 	fl.StringVar(&o.time, "time", "none", "text format: a time column first, as blkparse has: rel (seconds from the start of the log), abs (UTC wall clock, from the log's start time) or none")
 	fl.StringArrayVar(&o.mounts, "mount", nil, "partitioned disk: report partition N's paths under DIR, as the guest mounted it (N=DIR, repeatable: --mount 1=/ --mount 2=/boot)")
 	fl.BoolVar(&o.follow, "follow", false, "LOG is still being written (by record, or QEMU's blklogwrites): wait for more at its end; stop at its end record, on SIGINT or after --idle")
-	fl.BoolVar(&o.split, "split-at-flush", false, "end every merged run of I/O at each device flush: no line waits past the next flush (live output), runs spanning a flush print as several lines")
+	fl.BoolVar(&o.split, "split-at-flush", false, "end every merged run of I/O at each device flush: no line waits past the next flush, runs spanning a flush print as several lines (the default with --follow)")
 	fl.DurationVar(&o.idle, "idle", 0, "with --follow: stop after the log has not grown for this long (e.g. 30s; 0: never)")
 	fl.StringVar(&o.runID, "run-id", "", "parquet format: the run_id column (default: the output file's name without extension, else the log's)")
 	return cmd

@@ -112,7 +112,8 @@ func TestAnalyzeFollow(t *testing.T) {
 				t.Fatal(err)
 			}
 			var want bytes.Buffer
-			if code := executeArgs([]string{"analyze", "--quiet", "--format", "jsonl", sc + "image.raw.zst", full}, &want, io.Discard); code != 0 {
+			// --follow splits runs at flushes by default: offline analyze with the same.
+			if code := executeArgs([]string{"analyze", "--quiet", "--format", "jsonl", "--split-at-flush", sc + "image.raw.zst", full}, &want, io.Discard); code != 0 {
 				t.Fatalf("offline analyze: exit %d", code)
 			}
 			growing := filepath.Join(dir, "growing", tc.name+".log")

@@ -22,6 +22,7 @@ type recordOptions struct {
 	readData, allowRemote             bool
 	force, persistent                 bool
 	analyze, metadata, split          bool   // --analyze: print operations live (record_analyze.go)
+	splitSet                          bool   // --split-at-flush given on the command line
 	format, analyzeOutput             string // --analyze's output
 	handshakeTimeout                  time.Duration
 }
@@ -90,7 +91,7 @@ SIGINT/SIGTERM, after finishing the log. Attach QEMU with
 	f.StringVar(&o.format, "format", "text", "with --analyze: output format: text, jsonl or csv")
 	f.StringVar(&o.analyzeOutput, "analyze-output", "", "with --analyze: write the operations to this file (default: stdout; -o names the log)")
 	f.BoolVar(&o.metadata, "metadata", false, "with --analyze: as analyze --metadata")
-	f.BoolVar(&o.split, "split-at-flush", false, "with --analyze: as analyze --split-at-flush (no line waits past the next flush)")
+	f.BoolVar(&o.split, "split-at-flush", true, "with --analyze: as analyze --split-at-flush, so no line waits past the next flush (=false: analyze's default order, lines in bursts)")
 	f.BoolVar(&o.persistent, "persistent", false, "serve one client after another into the same log and state until SIGINT/SIGTERM (like qemu-nbd -t)")
 	return cmd
 }
@@ -107,6 +108,7 @@ func defaultStatePath(log string) string {
 
 func runRecord(cmd *cobra.Command, _ []string, o *recordOptions) error {
 	fl := *o
+	fl.splitSet = cmd.Flags().Changed("split-at-flush")
 	if fl.image == "" || fl.log == "" {
 		return usageErr("record: --image and --log are required")
 	}

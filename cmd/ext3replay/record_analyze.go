@@ -36,7 +36,7 @@ type liveAnalysis struct {
 // checkLiveOptions refuses bad --analyze flags before anything is created.
 func checkLiveOptions(o *recordOptions) error {
 	if !o.analyze {
-		if o.format != "text" || o.analyzeOutput != "" || o.metadata || o.split {
+		if o.format != "text" || o.analyzeOutput != "" || o.metadata || o.splitSet {
 			return usageErr("record: --format, --analyze-output, --metadata and --split-at-flush are for --analyze")
 		}
 		return nil
