@@ -32,7 +32,7 @@ type Finding struct {
 	// AtSeq is the record at which the problem became a promise of the guest (the commit or
 	// the flush where it was checked).
 	AtSeq  int64  `json:"at_seq"`
-	Kind   string `json:"kind"`   // block-bitmap, inode-bitmap, links, directory, checksum, group-counts, orphan, decode
+	Kind   string `json:"kind"`   // block-bitmap, inode-bitmap, links, directory, checksum, group-counts, superblock-counts, orphan, decode, ...
 	Struct string `json:"struct"` // "block 2143", "inode 12", "directory inode 2 block 1234", "group 0"
 	Block  uint64 `json:"block,omitempty"`
 	Inode  uint32 `json:"inode,omitempty"`

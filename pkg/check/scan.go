@@ -1137,11 +1137,21 @@ func refBlocks(refs []entryRef) []uint64 {
 // bitmaps is pass 5: the bitmaps against the owners and the inodes in use, and the group
 // descriptors' free counts against the bitmaps as they are on disk (what e2fsck -n counts when
 // it leaves a bitmap difference unfixed, so a wrong bitmap is not also a wrong count unless the
-// driver got both wrong). The superblock's totals are not checked: ext4 keeps them lazily.
+// driver got both wrong). The superblock's totals are checked only on an unmounted file system
+// (sbTotals): ext3 and ext4 keep them lazily while mounted.
 func (s *scanner) bitmaps() {
 	sb := s.sb
 	bigalloc := sb.RoCompatBigalloc()
 	bm := make([]byte, s.bs)
+	// The totals the superblock should hold; counted stays true while every group was counted.
+	var totalFree uint64
+	var totalFreeI uint32
+	counted := !bigalloc
+	defer func() {
+		if counted {
+			s.sbTotals(totalFree, totalFreeI)
+		}
+	}()
 	for gi := range s.fs.Groups {
 		g := uint32(gi)
 		d := &s.fs.Groups[g]
@@ -1156,6 +1166,7 @@ func (s *scanner) bitmaps() {
 				}
 			})
 		} else if s.fs.ReadBlock(d.BlockBitmap, bm) != nil {
+			counted = false
 			continue
 		}
 		free := uint32(0)
@@ -1201,6 +1212,7 @@ func (s *scanner) bitmaps() {
 						ino: ino, msg: msg, evidence: ev})
 				}
 			}
+			totalFree += uint64(free)
 			if d.FreeBlocks != free {
 				ev := []uint64{s.gdtBlock(gi), d.BlockBitmap}
 				if mv := s.moved(gi, locBlockBitmap); mv != nil {
@@ -1240,6 +1252,7 @@ func (s *scanner) bitmaps() {
 					msg: fmt.Sprintf("Inode bitmap differences: -%d (marked in use in group %d's bitmap, the inode is not)", ino, g), evidence: ev})
 			}
 		}
+		totalFreeI += freeI
 		if d.FreeInodes != freeI {
 			ev := []uint64{s.gdtBlock(gi), d.InodeBitmap}
 			if mv := s.moved(gi, locInodeBitmap); mv != nil {
@@ -1252,6 +1265,27 @@ func (s *scanner) bitmaps() {
 			s.add(problem{key: fmt.Sprintf("gdirs %d", g), kind: "group-counts", strct: fmt.Sprintf("group %d", g), group: gi,
 				msg: fmt.Sprintf("Directories count wrong for group #%d (%d, counted=%d)", g, d.UsedDirs, dirs), evidence: []uint64{s.gdtBlock(gi)}})
 		}
+	}
+}
+
+// sbTotals compares the superblock's free block and inode counts with the bitmaps' (e2fsck pass 5:
+// "Free blocks count wrong", "Free inodes count wrong") where the driver promises them: on an
+// unmounted file system, s_state VALID and no needs_recovery. While mounted, ext3 and ext4 keep
+// them in per-CPU counters and write them back at unmount (a journaled file system stays VALID
+// while mounted, with needs_recovery set), so comparing them then would only find that.
+func (s *scanner) sbTotals(free uint64, freeI uint32) {
+	sb := s.sb
+	if sb.State&1 == 0 || sb.NeedsRecovery() {
+		return
+	}
+	blk := uint64(ext3fs.SuperblockOffset / s.bs)
+	if sb.FreeBlocksCount != free {
+		s.add(problem{key: "sbfree", kind: "superblock-counts", strct: "superblock", block: blk, group: -1,
+			msg: fmt.Sprintf("Free blocks count wrong (%d, counted=%d)", sb.FreeBlocksCount, free), evidence: []uint64{blk}})
+	}
+	if sb.FreeInodesCount != freeI {
+		s.add(problem{key: "sbifree", kind: "superblock-counts", strct: "superblock", block: blk, group: -1,
+			msg: fmt.Sprintf("Free inodes count wrong (%d, counted=%d)", sb.FreeInodesCount, freeI), evidence: []uint64{blk}})
 	}
 }
 
