@@ -1146,10 +1146,11 @@ func (s *scanner) bitmaps() {
 	// The totals the superblock should hold; counted stays true while every group was counted.
 	var totalFree uint64
 	var totalFreeI uint32
+	var bbms, ibms []uint64 // the bitmaps counted: with the superblock, what a wrong total came from
 	counted := !bigalloc
 	defer func() {
 		if counted {
-			s.sbTotals(totalFree, totalFreeI)
+			s.sbTotals(totalFree, totalFreeI, bbms, ibms)
 		}
 	}()
 	for gi := range s.fs.Groups {
@@ -1213,6 +1214,7 @@ func (s *scanner) bitmaps() {
 				}
 			}
 			totalFree += uint64(free)
+			bbms = append(bbms, d.BlockBitmap)
 			if d.FreeBlocks != free {
 				ev := []uint64{s.gdtBlock(gi), d.BlockBitmap}
 				if mv := s.moved(gi, locBlockBitmap); mv != nil {
@@ -1253,6 +1255,7 @@ func (s *scanner) bitmaps() {
 			}
 		}
 		totalFreeI += freeI
+		ibms = append(ibms, d.InodeBitmap)
 		if d.FreeInodes != freeI {
 			ev := []uint64{s.gdtBlock(gi), d.InodeBitmap}
 			if mv := s.moved(gi, locInodeBitmap); mv != nil {
@@ -1273,7 +1276,7 @@ func (s *scanner) bitmaps() {
 // unmounted file system, s_state VALID and no needs_recovery. While mounted, ext3 and ext4 keep
 // them in per-CPU counters and write them back at unmount (a journaled file system stays VALID
 // while mounted, with needs_recovery set), so comparing them then would only find that.
-func (s *scanner) sbTotals(free uint64, freeI uint32) {
+func (s *scanner) sbTotals(free uint64, freeI uint32, bbms, ibms []uint64) {
 	sb := s.sb
 	if sb.State&1 == 0 || sb.NeedsRecovery() {
 		return
@@ -1281,11 +1284,11 @@ func (s *scanner) sbTotals(free uint64, freeI uint32) {
 	blk := uint64(ext3fs.SuperblockOffset / s.bs)
 	if sb.FreeBlocksCount != free {
 		s.add(problem{key: "sbfree", kind: "superblock-counts", strct: "superblock", block: blk, group: -1,
-			msg: fmt.Sprintf("Free blocks count wrong (%d, counted=%d)", sb.FreeBlocksCount, free), evidence: []uint64{blk}})
+			msg: fmt.Sprintf("Free blocks count wrong (%d, counted=%d)", sb.FreeBlocksCount, free), evidence: append([]uint64{blk}, bbms...)})
 	}
 	if sb.FreeInodesCount != freeI {
 		s.add(problem{key: "sbifree", kind: "superblock-counts", strct: "superblock", block: blk, group: -1,
-			msg: fmt.Sprintf("Free inodes count wrong (%d, counted=%d)", sb.FreeInodesCount, freeI), evidence: []uint64{blk}})
+			msg: fmt.Sprintf("Free inodes count wrong (%d, counted=%d)", sb.FreeInodesCount, freeI), evidence: append([]uint64{blk}, ibms...)})
 	}
 }
 
