@@ -76,7 +76,7 @@ func fsTree(t *testing.T, disk scenario.Disk, what, prefix string) map[string]st
 	if rc.FastCommits > 0 {
 		t.Logf("%s: %s", what, rc.Summary())
 	}
-	// Reading the tree only: inline_data is decoded (analyze's Open still refuses it).
+	// Reading the tree only: inline_data is accepted (ext3fs.Open refuses it by default).
 	fs, err := ext3fs.OpenWith(rc, ext3fs.Options{InlineData: true})
 	if err != nil {
 		t.Fatalf("%s: %v", what, err)
