@@ -167,7 +167,7 @@ func runInspect(cmd *cobra.Command, args []string, out io.Writer, o *inspectOpti
 		return nil
 	}
 	prog := newProgress(cmd.ErrOrStderr(), false, "inspecting", int64(fsys.SB.InodesCount)-int64(fsys.SB.FreeInodesCount), false)
-	err = walkAround(fsys, func(path string, ino uint32, in *ext3fs.Inode) error {
+	err = fsys.WalkTolerant(func(path string, ino uint32, in *ext3fs.Inode) error {
 		prog.Add(1)
 		f := inspectFile{Path: path, Ino: ino, Type: in.Type().String(), Mode: fmt.Sprintf("%04o", in.Perm()),
 			Links: in.LinksCount, Size: in.Size, Htree: in.IsHtree()}

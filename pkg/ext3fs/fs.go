@@ -460,7 +460,20 @@ func (fs *FS) ReadDir(in *Inode) ([]DirEntry, error) {
 		}
 		return ents, err
 	}
+	out, errs := fs.readDirBlocks(in, true)
+	if len(errs) > 0 {
+		return out, errs[0]
+	}
+	return out, nil
+}
+
+// readDirBlocks reads a block-mapped directory's entries block by block. A block that cannot
+// be read or decoded gives an error naming the block and the byte offset (and the entries
+// before the bad one in it); with stop the reading ends there, else the other blocks are read
+// all the same (WalkTolerant). A block map that cannot be walked ends the directory.
+func (fs *FS) readDirBlocks(in *Inode, stop bool) ([]DirEntry, []error) {
 	var out []DirEntry
+	var errs []error
 	buf := make([]byte, fs.bs)
 	nblocks := (in.Size + uint64(fs.bs) - 1) / uint64(fs.bs)
 	ft := fs.SB.HasFiletype()
@@ -469,7 +482,11 @@ func (fs *FS) ReadDir(in *Inode) ([]DirEntry, error) {
 			return nil
 		}
 		if err := fs.ReadBlock(r.Phys, buf); err != nil {
-			return err
+			errs = append(errs, err)
+			if stop {
+				return ErrStop
+			}
+			return nil
 		}
 		ents, err := ParseDirBlock(buf, ft)
 		out = append(out, ents...)
@@ -479,11 +496,17 @@ func (fs *FS) ReadDir(in *Inode) ([]DirEntry, error) {
 				fe.Offset += int64(r.Phys) * int64(fs.bs)
 				fe.Struct = fmt.Sprintf("directory entry (block %d, logical %d)", r.Phys, r.Logical)
 			}
-			return err
+			errs = append(errs, err)
+			if stop {
+				return ErrStop
+			}
 		}
 		return nil
 	})
-	return out, err
+	if err != nil && err != ErrStop {
+		errs = append(errs, err)
+	}
+	return out, errs
 }
 
 // ReadInlineData returns the contents of an INLINE_DATA_FL inode (i_block and its system.data
@@ -546,10 +569,11 @@ func (fs *FS) Walk(fn func(path string, ino uint32, in *Inode) error) error {
 	return fs.WalkTolerant(fn, nil)
 }
 
-// WalkTolerant is Walk that goes on past what cannot be decoded: a directory that cannot be
-// read, or an entry whose inode cannot be, is passed to problem with its path (the entries of
-// the directory that could be read are still walked); if problem returns nil the walk goes on
-// without it, else the walk stops with that error. A nil problem makes it Walk.
+// WalkTolerant is Walk that goes on past what cannot be decoded: a directory block that cannot
+// be read or decoded, or an entry whose inode cannot be, is passed to problem with its path (the
+// entries of the directory's other blocks, and those before the bad one in its block, are still
+// walked); if problem returns nil the walk goes on without it, else the walk stops with that
+// error. A nil problem makes it Walk.
 func (fs *FS) WalkTolerant(fn func(path string, ino uint32, in *Inode) error, problem func(path string, err error) error) error {
 	if problem == nil {
 		problem = func(_ string, err error) error { return err }
@@ -582,8 +606,17 @@ func (fs *FS) WalkTolerant(fn func(path string, ino uint32, in *Inode) error, pr
 
 func (fs *FS) walkDir(dir string, din *Inode, seen map[uint32]bool, fn func(string, uint32, *Inode) error,
 	problem func(string, error) error) error {
-	ents, err := fs.ReadDir(din)
-	if err != nil {
+	var ents []DirEntry
+	var errs []error
+	if din.HasInlineData() {
+		var err error
+		if ents, err = fs.ReadDir(din); err != nil {
+			errs = []error{err}
+		}
+	} else {
+		ents, errs = fs.readDirBlocks(din, false)
+	}
+	for _, err := range errs {
 		if err := problem(dir, err); err != nil {
 			return err
 		}
