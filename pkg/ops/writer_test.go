@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/ext3replay/ext3replay/internal/golden"
 )
 
 func writeAll(t *testing.T, format string, run []Op) []byte {
@@ -31,7 +33,7 @@ func writeAll(t *testing.T, format string, run []Op) []byte {
 func TestWriterGolden(t *testing.T) {
 	run := loadRun(t, "run-a.jsonl")
 	for _, f := range Formats {
-		t.Run(f, func(t *testing.T) { golden(t, "run-a."+f+".golden", writeAll(t, f, run)) })
+		t.Run(f, func(t *testing.T) { golden.Check(t, "run-a."+f+".golden", writeAll(t, f, run)) })
 	}
 }
 

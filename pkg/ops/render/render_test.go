@@ -5,36 +5,15 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"errors"
-	"flag"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/ext3replay/ext3replay/internal/golden"
 	"github.com/ext3replay/ext3replay/pkg/ops"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
-
-// golden compares got with testdata/name, or rewrites it with -update.
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	p := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(p, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatalf("%v (run go test ./pkg/ops/render -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("output differs from %s (go test ./pkg/ops/render -update rewrites it)\n--- got ---\n%s\n--- want ---\n%s", p, got, want)
-	}
-}
 
 // loadRun reads a run of pkg/ops's testdata, the input of its own tests too.
 func loadRun(t *testing.T, name string) []ops.Op {
@@ -86,7 +65,7 @@ func TestStatsGolden(t *testing.T) {
 			if err := Stats(&b, s, c.format, c.o); err != nil {
 				t.Fatal(err)
 			}
-			golden(t, c.name+".golden", b.Bytes())
+			golden.Check(t, c.name+".golden", b.Bytes())
 		})
 	}
 }
@@ -119,14 +98,14 @@ func TestDiffGolden(t *testing.T) {
 			if err := Diff(&b, r, f); err != nil {
 				t.Fatal(err)
 			}
-			golden(t, "diff-a-b."+f+".golden", b.Bytes())
+			golden.Check(t, "diff-a-b."+f+".golden", b.Bytes())
 		})
 	}
 	var b bytes.Buffer
 	if err := Diff(&b, mustDiff(t, loadRun(t, "run-a.jsonl"), loadRun(t, "run-a.jsonl"), ops.DiffOptions{Threshold: 0.2}), "table"); err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "diff-a-a.table.golden", b.Bytes())
+	golden.Check(t, "diff-a-a.table.golden", b.Bytes())
 }
 
 func TestDiffJSONIsValid(t *testing.T) {
