@@ -4,13 +4,10 @@ import (
 	"bufio"
 	"encoding/json"
 	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/klauspost/compress/zstd"
 
 	"github.com/ext3replay/ext3replay/internal/accuracy"
 	"github.com/ext3replay/ext3replay/internal/scenario"
@@ -198,27 +195,14 @@ func TestAnalyzeTruncatedLog(t *testing.T) {
 	needFixture(t)
 	// The fixture's log, decompressed (the reader takes raw native logs too)
 	// and cut 100 bytes before its end, inside the last records.
-	zf, err := os.Open(filepath.Join(fixtureDir, "io.log.zst"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer zf.Close()
-	zr, err := zstd.NewReader(zf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer zr.Close()
-	b, err := io.ReadAll(zr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := unzstd(t, filepath.Join(fixtureDir, "io.log.zst"))
 	dir := t.TempDir()
 	cut := filepath.Join(dir, "cut.log")
 	if err := os.WriteFile(cut, b[:len(b)-100], 0o644); err != nil {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, "ops.jsonl")
-	err = runArgs(nil, nil, []string{"analyze", "--quiet", "--format", "jsonl", "-o", out,
+	err := runArgs(nil, nil, []string{"analyze", "--quiet", "--format", "jsonl", "-o", out,
 		filepath.Join(fixtureDir, "image.raw.zst"), cut}...)
 	var ee *exitError
 	if !errors.As(err, &ee) || ee.code != exitDamaged {

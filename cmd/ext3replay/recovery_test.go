@@ -3,15 +3,12 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
-
-	"github.com/klauspost/compress/zstd"
 
 	"github.com/ext3replay/ext3replay/pkg/ext3fs/ext3fstest"
 )
@@ -81,25 +78,8 @@ func TestInspectRecoveredMatchesE2fsck(t *testing.T) {
 
 func unzstdTo(t *testing.T, src string) string {
 	t.Helper()
-	f, err := os.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := zstd.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer zr.Close()
 	dst := filepath.Join(t.TempDir(), "img")
-	o, err := os.Create(dst)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(o, zr); err != nil {
-		t.Fatal(err)
-	}
-	if err := o.Close(); err != nil {
+	if err := os.WriteFile(dst, unzstd(t, src), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return dst
