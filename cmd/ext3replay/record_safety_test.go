@@ -57,17 +57,8 @@ func TestRecordRefusesExistingLog(t *testing.T) {
 // the first reply: what QEMU sees of a busy recorder.
 func nbdGoOption(t *testing.T, c net.Conn) (uint32, string) {
 	t.Helper()
+	nbdSendGo(t, c)
 	be := binary.BigEndian
-	g := make([]byte, 18)
-	if _, err := io.ReadFull(c, g); err != nil {
-		t.Fatal(err)
-	}
-	c.Write([]byte{0, 0, 0, 3})
-	opt := make([]byte, 16+6)
-	be.PutUint64(opt, 0x49484156454F5054)
-	be.PutUint32(opt[8:], 7)
-	be.PutUint32(opt[12:], 6)
-	c.Write(opt)
 	h := make([]byte, 20)
 	if _, err := io.ReadFull(c, h); err != nil {
 		t.Fatal(err)

@@ -167,20 +167,27 @@ func TestRecordCommandQemuIO(t *testing.T) {
 	}
 }
 
-// handshake performs a minimal fixed-newstyle NBD_OPT_GO.
-func nbdHandshake(t *testing.T, c net.Conn) {
+// nbdSendGo reads the server's fixed-newstyle greeting and sends the client flags and an
+// NBD_OPT_GO for the default export (no info requests).
+func nbdSendGo(t *testing.T, c net.Conn) {
 	t.Helper()
-	be := binary.BigEndian
 	g := make([]byte, 18)
 	if _, err := io.ReadFull(c, g); err != nil {
 		t.Fatal(err)
 	}
 	c.Write([]byte{0, 0, 0, 3})
 	opt := make([]byte, 16+6)
-	be.PutUint64(opt, 0x49484156454F5054)
-	be.PutUint32(opt[8:], 7)
-	be.PutUint32(opt[12:], 6)
+	binary.BigEndian.PutUint64(opt, 0x49484156454F5054)
+	binary.BigEndian.PutUint32(opt[8:], 7)
+	binary.BigEndian.PutUint32(opt[12:], 6)
 	c.Write(opt)
+}
+
+// nbdHandshake performs a minimal fixed-newstyle NBD_OPT_GO.
+func nbdHandshake(t *testing.T, c net.Conn) {
+	t.Helper()
+	nbdSendGo(t, c)
+	be := binary.BigEndian
 	for {
 		h := make([]byte, 20)
 		if _, err := io.ReadFull(c, h); err != nil {
