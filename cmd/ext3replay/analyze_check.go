@@ -7,6 +7,7 @@ import (
 	"github.com/ext3replay/ext3replay/pkg/blklog"
 	"github.com/ext3replay/ext3replay/pkg/check"
 	"github.com/ext3replay/ext3replay/pkg/ops"
+	"github.com/ext3replay/ext3replay/pkg/partition"
 )
 
 // analyzeCheck runs check alongside analyze (analyze --check): each record goes to a
@@ -29,6 +30,10 @@ func withCheck(imagePath string, emit func(*ops.Op) error, tap func(*blklog.Reco
 	img, err := openImage(imagePath)
 	if err != nil {
 		return nil, err
+	}
+	if tab, err := partition.Read(img, img.Size()); err == nil && tab.Scheme != partition.None {
+		img.Close()
+		return nil, fmt.Errorf("%s: --check is for a bare file system; this disk has a %s partition table (check --partition N IMAGE LOG checks one partition)", imagePath, tab.Scheme)
 	}
 	c, err := check.New(img, img.Size())
 	if err != nil {

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -67,5 +69,19 @@ func TestAnalyzeCheck(t *testing.T) {
 	var out bytes.Buffer
 	if code := executeArgs([]string{"analyze", "--quiet", "--check", "--fail-on-anomaly", filepath.Join(clean, "image.raw.zst"), filepath.Join(clean, "writes.lwlog.zst")}, &out, &stderr); code != exitOK {
 		t.Errorf("clean capture: exit %d: %s", code, stderr.String())
+	}
+}
+
+// analyze --check on a partitioned disk is refused with the way out (check --partition), not
+// with the bare-file-system reader's "bad magic" at byte 1080.
+func TestAnalyzeCheckPartitionedRefused(t *testing.T) {
+	dir := "../../fixtures/real/gpt-ext4-boot-swap/"
+	if _, err := os.Stat(dir); err != nil {
+		t.Skip("fixture missing")
+	}
+	_, err := runCLI(t, "analyze", "--check", "--quiet", dir+"image.raw.zst", dir+"io.log.zst")
+	var ee *exitError
+	if !errors.As(err, &ee) || ee.code != exitUsage || !strings.Contains(err.Error(), "check --partition N") {
+		t.Fatalf("err = %v; want exit %d naming check --partition N", err, exitUsage)
 	}
 }
