@@ -137,6 +137,7 @@ func Run(in Input, opt Options, emit func(*ops.Op) error) (*Result, error) {
 			res.Recovery = rc
 			start0 = rc
 			opt.Resolver.MountReplayBlocks = rc.FastCommitBlocks
+			opt.Resolver.RecoveryProblem = errors.Join(rc.Err, rc.FastCommitErr)
 		case isFS(in.Image):
 			return nil, &InputError{fmt.Errorf("%s: journal recovery: %w", in.ImageName, err)}
 		}

@@ -1,6 +1,7 @@
 package analysis
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"path"
@@ -184,6 +185,7 @@ func runPartitioned(in Input, opt Options, tab *partition.Table, res *Result, co
 			}
 			v.Recovery, start0 = rc, rc
 			ropt.MountReplayBlocks = rc.FastCommitBlocks
+			ropt.RecoveryProblem = errors.Join(rc.Err, rc.FastCommitErr)
 		}
 		num, prefix, shift := p.Number, v.Prefix, v.shift
 		v.rv, err = resolver.New(start0, p.Size, ropt, func(op *ops.Op) error {

@@ -3,6 +3,7 @@ package resolver
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"os/exec"
 	"strings"
 	"testing"
@@ -336,5 +337,21 @@ func TestPendingWritesBounded(t *testing.T) {
 	}
 	if bytes != 10*1024 {
 		t.Errorf("%d bytes reported as unowned, want the 10 writes' %d", bytes, 10*1024)
+	}
+}
+
+// What journal recovery of the starting image could not do (Options.RecoveryProblem) is an
+// anomaly before the first request: the op stream says the starting state may be incomplete.
+func TestRecoveryProblemIsAnomaly(t *testing.T) {
+	img := readZstd(t, "../../fixtures/real/basic-ext3-4k/image.raw.zst")
+	var got []string
+	r := replay(t, img, nil, Options{RecoveryProblem: errors.New("fast commit of tid 5: not replayed")}, func(op *ops.Op) error {
+		if op.Op == ops.Anomaly {
+			got = append(got, op.Reason)
+		}
+		return nil
+	})
+	if len(got) != 1 || !strings.Contains(got[0], "journal recovery of the image: fast commit of tid 5") || r.Stats().Anomalies != 1 {
+		t.Errorf("anomalies %q (%d counted), want the recovery problem once", got, r.Stats().Anomalies)
 	}
 }

@@ -34,6 +34,11 @@ type Options struct {
 	// until the guest commits its first transaction: the starting state already holds where
 	// that replay ends.
 	MountReplayBlocks []uint64
+	// RecoveryProblem, when the starting state is the image after journal recovery, is what
+	// that recovery could not do (ext3fs.Recovery.Err, FastCommitErr): reported as an anomaly
+	// before the first request, as problems of the image itself are, so the op stream says the
+	// starting state may be incomplete.
+	RecoveryProblem error
 }
 
 // openOptions are the file-system features the replay model follows beyond ext3fs.Open's:
@@ -140,6 +145,9 @@ func New(image io.ReaderAt, size int64, opt Options, emit func(*ops.Op) error) (
 		// What the starting image itself gets wrong: reported before the first request, and
 		// left out of the model as far as it is broken.
 		r.anomaly("", 0, "in the image: %v", p)
+	}
+	if opt.RecoveryProblem != nil {
+		r.anomaly("", 0, "journal recovery of the image: %v", opt.RecoveryProblem)
 	}
 	if sb.HasJournal() && sb.JournalInum != 0 {
 		if err := r.openJournal(); err != nil {
