@@ -98,3 +98,12 @@ func Partitioned(dir string) bool {
 	env, err := Env(dir)
 	return err == nil && env["PART_TABLE"] != ""
 }
+
+// FinalDamaged reports the capture of a driver bug (FINAL_FSCK=damaged in scenario.env): its
+// writer leaves a final disk e2fsck -fn does not accept, and final-fsck.txt beside the log holds
+// what e2fsck said of it at capture. Tests that expect a clean file system at the end skip it;
+// pkg/check's TestRealDriverBugs checks that `check` finds what e2fsck found.
+func FinalDamaged(dir string) bool {
+	env, err := Env(dir)
+	return err == nil && env["FINAL_FSCK"] == "damaged"
+}
