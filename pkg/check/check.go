@@ -17,6 +17,7 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/ext3replay/ext3replay/pkg/blklog"
@@ -454,7 +455,11 @@ func (c *Checker) check(at int64) {
 	for _, p := range s.problems {
 		seen[p.key] = true
 		if f, ok := c.active[p.key]; ok {
-			f.Msg = p.msg // the same problem, in its latest words
+			// The same problem, in its latest words, unless they only drop a detail an earlier
+			// check could give (which inode owned a block before it leaked).
+			if !strings.HasPrefix(f.Msg, p.msg) {
+				f.Msg = p.msg
+			}
 			continue
 		}
 		f := &Finding{Seq: at, AtSeq: at, Kind: p.kind, Struct: p.strct, Block: p.block, Inode: p.ino,
