@@ -102,6 +102,12 @@ func e2fsckNames(t *testing.T, img scenario.Disk) (blocks, inodes, groups []uint
 	}
 	b, _ := exec.Command("e2fsck", "-fn", p).CombinedOutput()
 	out = string(b)
+	blocks, inodes, groups = parseE2fsck(out)
+	return
+}
+
+// parseE2fsck returns what each problem of e2fsck's output names (see e2fsckNames).
+func parseE2fsck(out string) (blocks, inodes, groups []uint64) {
 	for _, line := range strings.Split(out, "\n") {
 		line = strings.TrimSpace(line)
 		switch {
