@@ -71,6 +71,7 @@ type Checker struct {
 	fc        *fcArea
 	fcview    map[uint64][]byte
 	fcrec     map[uint64]int64
+	fcLive    bool // the view has a round of fast commits replayed (fcview may be empty)
 	isz       int
 	noFC      bool // tests: fast commits ignored (the checker before they were followed)
 	fcChecks  int  // consistency points made by a fast commit, checked

@@ -35,10 +35,12 @@ import (
 type fcArea struct {
 	first, end uint32 // the area, in journal blocks: [first, end)
 	dirty      bool   // written since the last scan
+	// What the last scan was made with: recovery would run (ok) expecting tid.
+	scanned, ok bool
+	tid         uint32
 	// The round recovery would replay now: live is false when it would replay none (no
 	// recovery, or no complete fast commit of the tid it expects).
 	live    bool
-	tid     uint32
 	commits []ext3fs.FCCommit
 	// steps are the commits' records split by the area block holding them, in order, each
 	// with the request that last wrote that block.
@@ -94,13 +96,14 @@ func (c *Checker) scanFastCommits() int {
 		return 0
 	}
 	tid, ok := c.expectedTID()
-	if !a.dirty && ok == a.live && (!ok || tid == a.tid) {
-		return 0
+	if !a.dirty && a.scanned && ok == a.ok && (!ok || tid == a.tid) {
+		return 0 // the area reads the same and recovery expects the same
 	}
 	wrote := a.dirty
 	a.dirty = false
 	prevLive, prevTID := a.live, a.tid
-	a.live, a.tid, a.commits, a.steps = false, tid, nil, nil
+	a.scanned, a.ok, a.tid = true, ok, tid
+	a.live, a.commits, a.steps = false, nil, nil
 	if !ok {
 		a.seen = 0
 		return 0
@@ -161,8 +164,9 @@ func (c *Checker) scanFastCommits() int {
 func (c *Checker) fastCommitView() string {
 	old := c.fcview
 	c.fcview, c.fcrec = nil, nil
+	c.fcLive = c.fc != nil && c.fc.live
 	var why []string
-	if c.fc != nil && c.fc.live {
+	if c.fcLive {
 		view := map[uint64][]byte{}
 		rec := map[uint64]int64{}
 		base := &fcBase{c: c, over: view}

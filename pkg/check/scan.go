@@ -99,7 +99,7 @@ type scanner struct {
 }
 
 func runScan(view *Checker, prev *scan, c *cache, changed func(uint64) bool) *scan {
-	out := &scan{inoEv: map[uint32][]uint64{}, refBlk: map[uint32][]uint64{}, noCounts: len(view.fcview) > 0}
+	out := &scan{inoEv: map[uint32][]uint64{}, refBlk: map[uint32][]uint64{}, noCounts: view.fcLive}
 	fs, err := ext3fs.OpenWith(view, ext3fs.Options{InlineData: true})
 	if err != nil {
 		out.problems = append(out.problems, problem{key: "decode superblock", kind: "decode", strct: "superblock",
