@@ -98,6 +98,12 @@ func (a *analyzeCheck) Finish(w io.Writer) error {
 // Summary is the line added to analyze's summary.
 func (a *analyzeCheck) Summary(w io.Writer) {
 	fmt.Fprintf(w, "  check: %d consistency points checked, %d findings (anomalies starting \"check \")\n", a.c.Checks(), a.n)
+	if n, skipped := a.c.FastCommits(); n+skipped > 0 {
+		fmt.Fprintf(w, "  check: %d of them at fast commits; %d not checked (fast commits that cannot be replayed)\n", n, skipped)
+	}
+	for _, e := range a.c.Errors() {
+		fmt.Fprintf(w, "  check: warning: %s\n", e)
+	}
 }
 
 // findingOp is a finding as an op: an anomaly at the record whose check found it, on the path

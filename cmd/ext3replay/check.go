@@ -120,6 +120,9 @@ func runCheck(cmd *cobra.Command, args []string, o *checkOptions) (err error) {
 	}
 	if o.format == "text" {
 		fmt.Fprintf(out, "ext3replay check: %d consistency points checked, %d findings\n", c.Checks(), len(findings))
+		if n, skipped := c.FastCommits(); n+skipped > 0 {
+			fmt.Fprintf(out, "ext3replay check: %d of them at fast commits; %d not checked (fast commits that cannot be replayed: warnings)\n", n, skipped)
+		}
 	}
 	for _, e := range c.Errors() {
 		fmt.Fprintln(cmd.ErrOrStderr(), "ext3replay check: warning:", e)

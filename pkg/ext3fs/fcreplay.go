@@ -25,8 +25,32 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
+	"maps"
 	"slices"
 )
+
+// ReplayFastCommits applies complete fast commits (from ScanFastCommits) over r, a file system
+// in the state jbd2 recovery leaves it, as the mount's fast-commit replay does (above), and
+// returns the view after it; r is only read. FastCommits, FastCommitRecords, FastCommitErr (what
+// could not be replayed; the rest was) and FastCommitBlocks (the blocks written) say what it did;
+// Blocks lists the same blocks. For a caller that keeps its own recovered view of a disk (the
+// checker's, at a fast commit seen in a log); the error is an r it cannot open as a file system.
+func ReplayFastCommits(r io.ReaderAt, commits []FCCommit) (*Recovery, error) {
+	fs, err := OpenWith(r, Options{InlineData: true})
+	if err != nil {
+		return nil, err
+	}
+	rc := &Recovery{base: r, bs: int64(fs.BlockSize()), over: map[uint64][]byte{}, FastCommits: len(commits)}
+	for _, c := range commits {
+		rc.FastCommitRecords += len(c.Records)
+	}
+	if len(commits) > 0 {
+		rc.FastCommitErr = rc.replayFastCommits(commits)
+	}
+	rc.Blocks = slices.Sorted(maps.Keys(rc.over))
+	return rc, nil
+}
 
 // fcReplay applies fast commits to the recovery overlay.
 type fcReplay struct {
