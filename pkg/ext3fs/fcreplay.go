@@ -96,7 +96,7 @@ func (rc *Recovery) replayFastCommits(commits []FCCommit) error {
 				err = fr.removeEntry(rec)
 			}
 			if err != nil {
-				errs = append(errs, fmt.Errorf("fast commit of tid %d, %s record at area offset %d: %w", c.TID, rec.Tag, c.Block, err))
+				errs = append(errs, fmt.Errorf("fast commit of tid %d, %s record in the fast commit starting at area block %d: %w", c.TID, rec.Tag, c.Block, err))
 			}
 		}
 	}
