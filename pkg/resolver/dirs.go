@@ -80,35 +80,47 @@ func (r *Resolver) applyDents(b uint64, dir uint32, olds, news []dent) {
 	if len(olds) == 0 && len(news) == 0 {
 		return
 	}
-	count := make(map[dent]int, len(olds)+len(news))
-	for _, d := range olds {
-		count[d]--
+	// Entries equal at the same place in both versions cancel out: when a name is added to or
+	// removed from a block of hundreds, only the differing middle is counted, without a map.
+	for len(olds) > 0 && len(news) > 0 && olds[0] == news[0] {
+		olds, news = olds[1:], news[1:]
 	}
-	for _, d := range news {
-		count[d]++
+	for len(olds) > 0 && len(news) > 0 && olds[len(olds)-1] == news[len(news)-1] {
+		olds, news = olds[:len(olds)-1], news[:len(news)-1]
 	}
-	var removed, added []dent
-	for _, d := range olds {
-		if count[d] < 0 {
-			removed = append(removed, d)
-			count[d]++
-		}
-	}
-	for _, d := range news {
-		if count[d] > 0 {
-			added = append(added, d)
+	removed, added := olds, news
+	var repl, with map[string]uint32
+	if len(olds) > 0 && len(news) > 0 {
+		count := make(map[dent]int, len(olds)+len(news))
+		for _, d := range olds {
 			count[d]--
 		}
-	}
-	// Replacements: same name, another inode.
-	repl := map[string]uint32{} // name -> inode it had before
-	for _, d := range removed {
-		repl[d.name] = d.ino
-	}
-	with := map[string]uint32{} // name -> inode it has now
-	for _, d := range added {
-		if j, ok := repl[d.name]; ok && j != d.ino {
-			with[d.name] = d.ino
+		for _, d := range news {
+			count[d]++
+		}
+		removed, added = nil, nil
+		for _, d := range olds {
+			if count[d] < 0 {
+				removed = append(removed, d)
+				count[d]++
+			}
+		}
+		for _, d := range news {
+			if count[d] > 0 {
+				added = append(added, d)
+				count[d]--
+			}
+		}
+		// Replacements: same name, another inode.
+		repl = map[string]uint32{} // name -> inode it had before
+		for _, d := range removed {
+			repl[d.name] = d.ino
+		}
+		with = map[string]uint32{} // name -> inode it has now
+		for _, d := range added {
+			if j, ok := repl[d.name]; ok && j != d.ino {
+				with[d.name] = d.ino
+			}
 		}
 	}
 	// Removals first: their paths are taken before the names change.
