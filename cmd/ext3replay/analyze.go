@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"runtime/trace"
 	"sort"
 	"strings"
 	"time"
@@ -102,6 +103,29 @@ operations go elsewhere (-o, a pipe); --quiet silences both.`,
 					return err
 				}
 				defer pprof.StopCPUProfile()
+			}
+			if p := os.Getenv("EXT3REPLAY_MEMPROFILE"); p != "" {
+				// For memory work: a heap profile at the end of the run (live objects then, and
+				// everything allocated during it).
+				defer func() {
+					if hf, err := os.Create(p); err == nil {
+						_ = pprof.Lookup("heap").WriteTo(hf, 0)
+						hf.Close()
+					}
+				}()
+			}
+			if p := os.Getenv("EXT3REPLAY_TRACE"); p != "" {
+				// For performance work: an execution trace (go tool trace), to see how decoding and
+				// the replay overlap on the cores.
+				tf, err := os.Create(p)
+				if err != nil {
+					return err
+				}
+				defer tf.Close()
+				if err := trace.Start(tf); err != nil {
+					return err
+				}
+				defer trace.Stop()
 			}
 			// Output failures are exit status 3, whatever layer they surface through.
 			var anomalies int64
