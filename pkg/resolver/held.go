@@ -20,6 +20,67 @@ type pendWrite struct {
 	journaled bool  // seen as a journal copy only (data=journal): report only if it proves to be file data
 }
 
+// pendStamp is what the pending writes of one request share: a 1 MiB write to free blocks is
+// 256 of them.
+type pendStamp struct {
+	seq       int64
+	t         float64
+	journaled bool
+}
+
+// pendRef is a pending write as the map holds it: its request's stamp (an index into
+// heldIO.stamps) and its byte range. 12 bytes where pendWrite takes 32: at the cap (512 Ki
+// writes) the map takes about half the memory, and inserting into it costs less.
+type pendRef struct {
+	stamp  uint32
+	off, n int32
+}
+
+// stamp returns the index of p's stamp, appending it unless it is the last one. Stamps no pending
+// write refers to any more are dropped when they outnumber the pending writes twice over.
+func (h *heldIO) stamp(p pendWrite) uint32 {
+	st := pendStamp{seq: p.seq, t: p.t, journaled: p.journaled}
+	if n := len(h.stamps); n > 0 && h.stamps[n-1] == st {
+		return uint32(n - 1)
+	}
+	if len(h.stamps) >= 2*len(h.pendW)+1024 {
+		h.compactStamps()
+	}
+	h.stamps = append(h.stamps, st)
+	return uint32(len(h.stamps) - 1)
+}
+
+// compactStamps keeps only the stamps pending writes refer to, in their order.
+func (h *heldIO) compactStamps() {
+	used := make([]bool, len(h.stamps))
+	for _, ref := range h.pendW {
+		used[ref.stamp] = true
+	}
+	renum := make([]uint32, len(h.stamps))
+	kept := h.stamps[:0]
+	for i, st := range h.stamps {
+		if used[i] {
+			renum[i] = uint32(len(kept))
+			kept = append(kept, st)
+		}
+	}
+	h.stamps = kept
+	for b, ref := range h.pendW {
+		ref.stamp = renum[ref.stamp]
+		h.pendW[b] = ref
+	}
+}
+
+// pend returns block b's first pending write, if it has one.
+func (h *heldIO) pend(b uint64) (pendWrite, bool) {
+	ref, ok := h.pendW[b]
+	if !ok {
+		return pendWrite{}, false
+	}
+	st := h.stamps[ref.stamp]
+	return pendWrite{seq: st.seq, t: st.t, off: ref.off, n: ref.n, journaled: st.journaled}, true
+}
+
 // addPending holds a write to a block nobody owns until a claim or the end of the log.
 func (r *Resolver) addPending(b uint64, p pendWrite) {
 	if r.held.npend >= r.held.pendCap {
@@ -31,12 +92,12 @@ func (r *Resolver) addPending(b uint64, p pendWrite) {
 		r.held.pendMore[b] = append(r.held.pendMore[b], p)
 		return
 	}
-	r.held.pendW[b] = p
+	r.held.pendW[b] = pendRef{stamp: r.held.stamp(p), off: p.off, n: p.n}
 }
 
 // settlePending reports the held writes of block b, now owned by o.
 func (r *Resolver) settlePending(b uint64, o Owner) {
-	p0, ok := r.held.pendW[b]
+	p0, ok := r.held.pend(b)
 	if !ok {
 		return
 	}
@@ -169,7 +230,8 @@ func (r *Resolver) reportUnowned() {
 	}
 	var items []item
 	for _, b := range blocks {
-		for _, p := range append([]pendWrite{r.held.pendW[b]}, r.held.pendMore[b]...) {
+		p0, _ := r.held.pend(b)
+		for _, p := range append([]pendWrite{p0}, r.held.pendMore[b]...) {
 			if !p.journaled {
 				items = append(items, item{b, p})
 			}
@@ -192,7 +254,8 @@ func (r *Resolver) reportUnowned() {
 		}
 		lastSeq = it.p.seq
 	}
-	r.held.pendW, r.held.pendMore, r.held.npend = map[uint64]pendWrite{}, map[uint64][]pendWrite{}, 0
+	r.held.pendW, r.held.pendMore, r.held.npend = map[uint64]pendRef{}, map[uint64][]pendWrite{}, 0
+	r.held.stamps = r.held.stamps[:0]
 	for i := range unowned {
 		r.output.put(&unowned[i])
 	}
@@ -285,7 +348,8 @@ func (r *Resolver) judgeSuspects() {
 
 // heldIO is the writes that cannot be attributed yet.
 type heldIO struct {
-	pendW    map[uint64]pendWrite   // writes to blocks nobody owns yet (the first per block)
+	pendW    map[uint64]pendRef     // writes to blocks nobody owns yet (the first per block)
+	stamps   []pendStamp            // their requests (pendRef.stamp)
 	pendMore map[uint64][]pendWrite // further writes to such blocks (rare)
 	npend    int                    // writes in pendW and pendMore
 	pendCap  int                    // bound on npend (maxPendingWrites; tests lower it)
@@ -298,6 +362,6 @@ type heldIO struct {
 }
 
 func newHeldIO() heldIO {
-	return heldIO{pendW: make(map[uint64]pendWrite), pendMore: make(map[uint64][]pendWrite), pendCap: maxPendingWrites,
+	return heldIO{pendW: make(map[uint64]pendRef), pendMore: make(map[uint64][]pendWrite), pendCap: maxPendingWrites,
 		suspect: make(map[uint64]suspectWrite), nameless: make(map[uint32][]ops.Op)}
 }

@@ -305,7 +305,7 @@ func (r *Resolver) Finish() error {
 }
 
 // maxPendingWrites bounds the writes held for blocks nobody owns (pendW and pendMore, about
-// 80 bytes each with their map entry: 40 MiB in all). Past it, they are reported as unowned at
+// 35 bytes each with their map entry, their request's stamp shared: under 20 MiB in all). Past it, they are reported as unowned at
 // once: a log that writes 2 GiB (of 4 KiB blocks) outside any file before the metadata that
 // claims them is not writing files (a guest filling its free space, or a file system the
 // resolver cannot follow). A journaled guest claims its data at the next commit, seconds later.
