@@ -3,6 +3,8 @@ package blklog
 import (
 	"errors"
 	"sync"
+
+	"github.com/ext3replay/ext3replay/internal/hugebuf"
 )
 
 // Read-ahead: decoding (zstd, record parsing, CRC-32C) runs on its own
@@ -21,10 +23,21 @@ const readAheadQueue = 2
 // to 8 MiB; on a 1 GiB one, 8 MiB buffers decoded as fast as the plain reader,
 // 4 MiB 4% slower and 1 MiB 20% slower; a log of small writes keeps small
 // buffers (they are live heap, which the GC lets grow twice as large). A
-// record larger than readAheadBuf gets a buffer of its own, not recycled.
+// record larger than readAheadBuf gets a larger buffer, recycled too (readAheadBig).
 const (
 	readAheadMinBuf = 1 << 20
 	readAheadBuf    = 8 << 20
+)
+
+// Buffers for records larger than readAheadBuf (a guest's merged writes reach 8-14 MiB) are
+// recycled too, readAheadBig of them at most, their sizes rounded up to readAheadBigStep so that
+// the next slightly larger record fits; before, each such record had a new buffer. All of them
+// come from hugebuf (fresh memory is dear: see there). On the 1 GiB bench capture
+// (scripts/bench-analyze.sh big), one pass of ReadAhead went from 23,100-26,600 page faults and
+// 0.75-1.1 s to 6,000-6,500 faults and 0.36-0.59 s (3 alternating single-pass runs each).
+const (
+	readAheadBig     = 3
+	readAheadBigStep = 4 << 20
 )
 
 // readAheadRecords caps the records of a batch built by copying (non-native
@@ -44,6 +57,7 @@ type readAhead struct {
 	out  chan *batch
 	free chan *batch // recycled batches: their record slices and buffers
 	bufs chan []byte // recycled buffers of readAheadMinBuf to readAheadBuf bytes
+	big  chan []byte // recycled buffers larger than readAheadBuf (readAheadBig at most)
 	size int         // the producer's current buffer size
 	stop chan struct{}
 	done chan struct{}
@@ -67,6 +81,7 @@ func ReadAhead(r Reader) Reader {
 		out:  make(chan *batch, readAheadQueue),
 		free: make(chan *batch, readAheadQueue+2),
 		bufs: make(chan []byte, 2*(readAheadQueue+2)),
+		big:  make(chan []byte, readAheadBig),
 		stop: make(chan struct{}),
 		done: make(chan struct{}),
 		size: readAheadMinBuf,
@@ -120,9 +135,15 @@ func (ra *readAhead) Close() error {
 // release gives a consumed batch back to the producer.
 func (ra *readAhead) release(b *batch) {
 	for _, p := range b.bufs {
-		if cap(p) >= readAheadMinBuf && cap(p) <= readAheadBuf {
+		switch {
+		case cap(p) >= readAheadMinBuf && cap(p) <= readAheadBuf:
 			select {
 			case ra.bufs <- p[:cap(p)]:
+			default:
+			}
+		case cap(p) > readAheadBuf && cap(p) <= MaxRecordData+readAheadBigStep:
+			select {
+			case ra.big <- p[:cap(p)]:
 			default:
 			}
 		}
@@ -150,7 +171,18 @@ func (ra *readAhead) newBatch() *batch {
 func (ra *readAhead) buffer(n int) []byte {
 	n = max(n, ra.size)
 	if n > readAheadBuf {
-		return make([]byte, n)
+		for range readAheadBig {
+			select {
+			case p := <-ra.big:
+				if len(p) >= n {
+					return p
+				}
+				// Too small for this record: let it go (a larger one replaces it).
+			default:
+				return hugebuf.Make((n + readAheadBigStep - 1) / readAheadBigStep * readAheadBigStep)
+			}
+		}
+		return hugebuf.Make((n + readAheadBigStep - 1) / readAheadBigStep * readAheadBigStep)
 	}
 	for {
 		select {
@@ -160,7 +192,7 @@ func (ra *readAhead) buffer(n int) []byte {
 			}
 			// Smaller than the buffers now used: let it go.
 		default:
-			return make([]byte, n)
+			return hugebuf.Make(n)
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/ext3replay/ext3replay/internal/hugebuf"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -244,7 +245,7 @@ func (b *window) fill(n int) error {
 				b.w = copy(nb, b.buf[b.r:b.w])
 				b.buf = nb
 			} else if b.w-b.r == len(b.buf) || len(b.buf) < n {
-				nb := make([]byte, max(min(2*len(b.buf), n+windowSize), windowSize))
+				nb := hugebuf.Make(max(min(2*len(b.buf), n+windowSize), windowSize))
 				b.w = copy(nb, b.buf[b.r:b.w])
 				b.buf = nb
 			} else {

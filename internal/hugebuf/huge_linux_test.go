@@ -1,0 +1,70 @@
+package hugebuf
+
+import (
+	"bufio"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"unsafe"
+)
+
+// TestAdvised: the kernel has the advice on the memory of a large buffer (VmFlags "hg" in
+// /proc/self/smaps for the mapping holding its first whole 2 MiB page). Whether it then backs it
+// with huge pages depends on free memory; that is logged, not asserted.
+func TestAdvised(t *testing.T) {
+	if b, err := os.ReadFile("/sys/kernel/mm/transparent_hugepage/enabled"); err != nil || strings.Contains(string(b), "[never]") {
+		t.Skip("no transparent huge pages on this kernel")
+	}
+	b := Make(16 << 20)
+	for i := 0; i < len(b); i += 4096 {
+		b[i] = 1
+	}
+	start := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	addr := (start + hugePage - 1) &^ (hugePage - 1)
+	f, err := os.Open("/proc/self/smaps")
+	if err != nil {
+		t.Skip(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	in, found := false, false
+	for sc.Scan() {
+		line := sc.Text()
+		if lo, hi, ok := vmaRange(line); ok {
+			in = lo <= addr && addr < hi
+			continue
+		}
+		if !in {
+			continue
+		}
+		if strings.HasPrefix(line, "AnonHugePages:") {
+			t.Logf("mapping of the buffer: %s", line)
+		}
+		if strings.HasPrefix(line, "VmFlags:") {
+			found = true
+			if !strings.Contains(" "+line[len("VmFlags:"):]+" ", " hg ") {
+				t.Errorf("the buffer's mapping is not advised MADV_HUGEPAGE: %s", line)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("no mapping holds address %#x in /proc/self/smaps", addr)
+	}
+	b[0] = 2 // keep b alive to here
+}
+
+// vmaRange parses a mapping's header line of smaps ("lo-hi perms ...").
+func vmaRange(line string) (lo, hi uintptr, ok bool) {
+	f := strings.Fields(line)
+	if len(f) < 2 || !strings.Contains(f[0], "-") || strings.HasSuffix(f[0], ":") {
+		return 0, 0, false
+	}
+	a, z, _ := strings.Cut(f[0], "-")
+	l, err1 := strconv.ParseUint(a, 16, 64)
+	h, err2 := strconv.ParseUint(z, 16, 64)
+	if err1 != nil || err2 != nil {
+		return 0, 0, false
+	}
+	return uintptr(l), uintptr(h), true
+}
