@@ -83,3 +83,38 @@ func BenchmarkReadAt(b *testing.B) {
 		i += 7
 	}
 }
+
+// BenchmarkOpenFile is BenchmarkOpen's zstd-floor and zst cases on the image named by
+// $EXT3REPLAY_BENCH_IMAGE (a .zst file; skipped when unset), e.g. the 6 GiB image
+// scripts/bench-image.sh compresses: the profile of a large open.
+func BenchmarkOpenFile(b *testing.B) {
+	path := os.Getenv("EXT3REPLAY_BENCH_IMAGE")
+	if path == "" {
+		b.Skip("EXT3REPLAY_BENCH_IMAGE not set")
+	}
+	b.Run("zstd-floor", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			f, err := os.Open(path)
+			if err != nil {
+				b.Fatal(err)
+			}
+			zr, _ := zstd.NewReader(f, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(1<<30))
+			if _, err := zr.WriteTo(io.Discard); err != nil {
+				b.Fatal(err)
+			}
+			zr.Close()
+			f.Close()
+		}
+	})
+	b.Run("zst", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			img, err := Open(path)
+			if err != nil {
+				b.Fatal(err)
+			}
+			img.Close()
+		}
+	})
+}
