@@ -301,7 +301,7 @@ func TestOpenProgress(t *testing.T) {
 	}
 	for _, c := range []struct {
 		path       string
-		minPercent int64 // of the file size
+		minPercent int64  // of the file size
 		prog       string // ZstdEnv: the Go decoder, or the zstd program when on PATH
 	}{{one, 100, "go"}, {frames, 95, "go"}, {raw, 0, "go"}, {one, 100, ""}, {frames, 100, ""}} {
 		t.Setenv(ZstdEnv, c.prog)
