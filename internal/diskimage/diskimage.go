@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -154,6 +155,8 @@ func decompress(f *os.File, path string, progress func(int64)) (*Image, error) {
 	s := &store{limit: MemoryLimit}
 	defer func() { s.abort() }()
 	w := &seqWriter{s: s}
+	// The storing goroutine stops (and stops writing to s) before s is released.
+	defer func() { w.close() }()
 	done := false
 	if frames := scanFrames(f, fileSize); frames != nil {
 		err := decodeFrames(cf, frames, w)
@@ -162,6 +165,7 @@ func decompress(f *os.File, path string, progress func(int64)) (*Image, error) {
 			return nil, w.werr
 		case errors.Is(err, errFrameTooLarge):
 			// Start again as one stream.
+			w.close()
 			s.abort()
 			s = &store{limit: MemoryLimit}
 			w = &seqWriter{s: s}
@@ -201,37 +205,85 @@ func decompress(f *os.File, path string, progress func(int64)) (*Image, error) {
 	return img, nil
 }
 
-// seqWriter receives a stream in order and hands the store whole chunks.
+// zeroChunk is what an all-zero chunk is compared with: bytes.Equal is the runtime's vector
+// compare, several times faster than a loop over words.
+var zeroChunk [chunk]byte
+
+// Batches of non-zero content between the decoder and the storing goroutine: batchSize bytes
+// each, at most batches of them, so the content on its way is bounded.
+const (
+	batchSize = 4 << 20
+	batches   = 3
+)
+
+// batch is non-zero content copied out of the decoder's buffers: runs of chunks, in order.
+type batch struct {
+	data []byte
+	runs []span
+}
+
+// span is a run of non-zero content: n bytes at image offset off, at data[at:] of its batch.
+type span struct {
+	off   int64
+	at, n int
+}
+
+// seqWriter receives a stream in order, picks out its non-zero chunks (the decoder's goroutine
+// does that, in Write) and hands them in batches to a storing goroutine (a copy to memory, or
+// pwrite to the spill file), so that storing overlaps decoding. Chunks adjacent in the image go
+// out as one run: one pwrite.
 type seqWriter struct {
 	s    *store
 	off  int64 // bytes received
 	part []byte
 	werr error // a failure of the store (the spill file), as opposed to the stream
+
+	cur     *batch
+	free    chan *batch
+	full    chan *batch
+	done    chan error // the storing goroutine's result
+	made    int        // batches allocated
+	started bool
+	mu      sync.Mutex
+	serr    error // the storing goroutine's first failure, seen by Write before done
 }
 
 func (w *seqWriter) Write(p []byte) (int, error) {
+	if w.werr != nil {
+		return 0, w.werr
+	}
 	n := len(p)
 	if len(w.part) > 0 {
 		k := min(chunk-len(w.part), len(p))
 		w.part = append(w.part, p[:k]...)
 		p = p[k:]
+		w.off += int64(k)
 		if len(w.part) == chunk {
-			if err := w.s.put(w.off-int64(len(w.part))+int64(k), w.part); err != nil {
-				w.werr = err
-				return 0, err
+			if !bytes.Equal(w.part, zeroChunk[:]) {
+				if err := w.add(w.off-chunk, w.part); err != nil {
+					return 0, err
+				}
 			}
 			w.part = w.part[:0]
 		}
-		w.off += int64(k)
 	}
 	whole := len(p) &^ (chunk - 1)
-	if whole > 0 {
-		if err := w.s.put(w.off, p[:whole]); err != nil {
-			w.werr = err
-			return 0, err
+	for i := 0; i < whole; {
+		for i < whole && bytes.Equal(p[i:i+chunk], zeroChunk[:]) {
+			i += chunk
 		}
-		w.off += int64(whole)
+		j := i
+		for j < whole && !bytes.Equal(p[j:j+chunk], zeroChunk[:]) {
+			j += chunk
+		}
+		if j > i {
+			if err := w.add(w.off+int64(i), p[i:j]); err != nil {
+				return 0, err
+			}
+		}
+		i = j
 	}
+	w.off += int64(whole)
 	if rest := p[whole:]; len(rest) > 0 {
 		if w.part == nil {
 			w.part = make([]byte, 0, chunk)
@@ -242,16 +294,111 @@ func (w *seqWriter) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// flush stores the last, partial chunk and sets the image size.
+// add copies the non-zero content b, at image offset off, into the current batch, sending
+// batches to the storing goroutine as they fill.
+func (w *seqWriter) add(off int64, b []byte) error {
+	for len(b) > 0 {
+		if w.cur == nil {
+			if err := w.next(); err != nil {
+				w.werr = err
+				return err
+			}
+		}
+		c := w.cur
+		k := min(len(b), cap(c.data)-len(c.data))
+		if k == 0 {
+			w.send()
+			continue
+		}
+		if r := len(c.runs) - 1; r >= 0 && c.runs[r].off+int64(c.runs[r].n) == off {
+			c.runs[r].n += k
+		} else {
+			c.runs = append(c.runs, span{off: off, at: len(c.data), n: k})
+		}
+		c.data = append(c.data, b[:k]...)
+		b, off = b[k:], off+int64(k)
+	}
+	return nil
+}
+
+// next makes w.cur an empty batch: a new one while fewer than batches exist, else one the
+// storing goroutine has finished with. It fails once that goroutine has.
+func (w *seqWriter) next() error {
+	if !w.started {
+		w.started = true
+		w.free = make(chan *batch, batches)
+		w.full = make(chan *batch, batches)
+		w.done = make(chan error, 1)
+		go w.storeBatches()
+	}
+	w.mu.Lock()
+	err := w.serr
+	w.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if w.made < batches {
+		w.made++
+		w.cur = &batch{data: make([]byte, 0, batchSize)}
+		return nil
+	}
+	w.cur = <-w.free
+	return nil
+}
+
+func (w *seqWriter) send() {
+	w.full <- w.cur
+	w.cur = nil
+}
+
+// storeBatches stores the batches sent to it until full is closed. After a failure it only
+// returns them, so that the writer never waits for a batch in vain.
+func (w *seqWriter) storeBatches() {
+	var err error
+	for b := range w.full {
+		for _, r := range b.runs {
+			if err != nil {
+				break
+			}
+			if err = w.s.keep(r.off, b.data[r.at:r.at+r.n]); err != nil {
+				w.mu.Lock()
+				w.serr = err
+				w.mu.Unlock()
+			}
+		}
+		b.data, b.runs = b.data[:0], b.runs[:0]
+		w.free <- b
+	}
+	w.done <- err
+}
+
+// close waits for the storing goroutine to store what it was sent; its failure, if any,
+// becomes w.werr. It may be called more than once.
+func (w *seqWriter) close() error {
+	if w.started {
+		close(w.full)
+		if err := <-w.done; err != nil && w.werr == nil {
+			w.werr = err
+		}
+		w.started = false
+	}
+	return w.werr
+}
+
+// flush stores the last, partial chunk, waits for everything to be stored and sets the image
+// size.
 func (w *seqWriter) flush() error {
 	w.s.grow(w.off)
-	if len(w.part) > 0 {
-		if err := w.s.put(w.off-int64(len(w.part)), w.part); err != nil {
-			w.werr = err
+	if len(w.part) > 0 && !bytes.Equal(w.part, zeroChunk[:len(w.part)]) {
+		if err := w.add(w.off-int64(len(w.part)), w.part); err != nil {
+			w.close()
 			return err
 		}
 	}
-	return nil
+	if w.cur != nil && len(w.cur.runs) > 0 && w.werr == nil {
+		w.send()
+	}
+	return w.close()
 }
 
 // ReadAt reads from the (decompressed) image.
