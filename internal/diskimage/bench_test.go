@@ -15,7 +15,7 @@ import (
 const benchImage = "../../fixtures/real/basic-ext3-4k/image.raw.zst"
 
 // BenchmarkOpen opens the fixture image compressed (zst-go: by the Go decoder; zst-program: by
-// the zstd program, when on PATH) and decompressed (raw); as the floors, the same file is
+// the zstd program, when on PATH; zst-default: as Open chooses) and decompressed (raw); as the floors, the same file is
 // decoded to io.Discard by the same Go decoder (zstd-floor) and by `zstd -dc` to /dev/null
 // (zstd-cli). zst-go/zstd-floor is the cost of keeping the content; zst-program/zstd-cli that
 // of the program's way of keeping it; zst/raw that of the image being compressed.
@@ -75,12 +75,13 @@ func benchOpen(b *testing.B, zst, raw string) {
 			}
 		})
 	}
-	cases := []struct{ name, path, env string }{{"zst-go", zst, "go"}}
+	type bcase struct{ name, path, env string }
+	cases := []bcase{{"zst-go", zst, "go"}}
 	if prog != "" {
-		cases = append(cases, struct{ name, path, env string }{"zst-program", zst, ""})
+		cases = append(cases, bcase{"zst-program", zst, prog}, bcase{"zst-default", zst, ""})
 	}
 	if raw != "" {
-		cases = append(cases, struct{ name, path, env string }{"raw", raw, ""})
+		cases = append(cases, bcase{"raw", raw, ""})
 	}
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {

@@ -142,7 +142,7 @@ func decompress(f *os.File, path string, progress func(int64)) (*Image, error) {
 	zerr := func(n int64, err error) error {
 		return fmt.Errorf("zstd stream (%d bytes on disk) damaged or cut short after %d decompressed bytes: %w", fileSize, n, err)
 	}
-	if prog := zstdProgram(); prog != "" {
+	if prog, named := zstdProgram(); prog != "" && (named || !goIsFaster(f, fileSize)) {
 		img, reported, err := decompressProgram(prog, f, fileSize, path, progress)
 		if err == nil {
 			return img, nil

@@ -302,8 +302,8 @@ func TestOpenProgress(t *testing.T) {
 	for _, c := range []struct {
 		path       string
 		minPercent int64  // of the file size
-		prog       string // ZstdEnv: the Go decoder, or the zstd program when on PATH
-	}{{one, 100, "go"}, {frames, 95, "go"}, {raw, 0, "go"}, {one, 100, ""}, {frames, 100, ""}} {
+		prog       string // ZstdEnv: the Go decoder, or the zstd program
+	}{{one, 100, "go"}, {frames, 95, "go"}, {raw, 0, "go"}, {one, 100, "zstd"}, {frames, 100, "zstd"}} {
 		t.Setenv(ZstdEnv, c.prog)
 		var n atomic.Int64
 		calls := 0

@@ -11,12 +11,14 @@ import (
 	"testing"
 )
 
-// needZstd skips a test of the zstd program path where the program is not installed.
+// needZstd skips a test of the zstd program path where the program is not installed, and
+// names it in the environment: it then decompresses images of every size.
 func needZstd(t *testing.T) {
 	t.Helper()
 	if _, err := exec.LookPath("zstd"); err != nil {
 		t.Skip("zstd not on PATH")
 	}
+	t.Setenv(ZstdEnv, "zstd")
 }
 
 // The zstd program and the Go decoder give the same image, one frame or several; the program's
@@ -25,7 +27,6 @@ func TestZstdProgram(t *testing.T) {
 	needZstd(t)
 	data := testImage(32<<20 + 100)
 	for _, p := range []string{writeZst(t, data), writeFrames(t, data, 1<<20)} {
-		t.Setenv(ZstdEnv, "")
 		img, err := Open(p)
 		if err != nil {
 			t.Fatal(err)
@@ -94,7 +95,6 @@ func TestZstdProgramFallback(t *testing.T) {
 // the file and how far decompression got, whatever the damage.
 func TestZstdProgramCorrupt(t *testing.T) {
 	needZstd(t)
-	t.Setenv(ZstdEnv, "")
 	data := testImage(4 << 20)
 	for i := range data {
 		data[i] ^= byte(i % 251)
@@ -143,5 +143,60 @@ func TestSkipFirst(t *testing.T) {
 	}
 	if len(got) != 2 || got[0] != 2 || got[1] != 4 {
 		t.Fatalf("reported %v, want [2 4]", got)
+	}
+}
+
+// The frame headers' content sizes: a file of frames that give theirs, one that does not (a
+// streaming encoder's), a damaged one.
+func TestContentSize(t *testing.T) {
+	data := testImage(3<<20 + 100<<10) // (klauspost leaves the size out of a frame of a few bytes)
+	for _, c := range []struct {
+		name string
+		path string
+		want int64
+	}{
+		{"frames", writeFrames(t, data, 1<<20), int64(len(data))},
+		{"fixture", benchImage, 64 << 20},
+		{"stream", writeZst(t, data), -1},
+	} {
+		f, err := os.Open(c.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, _ := f.Stat()
+		got := contentSize(f, st.Size())
+		if got != c.want {
+			t.Errorf("%s: contentSize %d, want %d", c.name, got, c.want)
+		}
+		if c.name == "frames" {
+			if got := contentSize(f, st.Size()-3); got != -1 {
+				t.Errorf("cut file: contentSize %d, want -1", got)
+			}
+		}
+		f.Close()
+	}
+}
+
+// By default a small image (its size in its header) goes to the Go decoder, into memory, and
+// one whose size is unknown to the program.
+func TestProgramChoice(t *testing.T) {
+	if _, err := exec.LookPath("zstd"); err != nil {
+		t.Skip("zstd not on PATH")
+	}
+	t.Setenv(ZstdEnv, "")
+	data := testImage(3<<20 + 100<<10)
+	for _, c := range []struct {
+		path    string
+		program bool
+	}{{writeFrames(t, data, 1<<20), false}, {writeZst(t, data), true}} {
+		img, err := Open(c.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, isFile := img.r.(*os.File); isFile != c.program {
+			t.Errorf("%s: decompressed by the program %v, want %v", filepath.Base(c.path), isFile, c.program)
+		}
+		check(t, img, data)
+		img.Close()
 	}
 }
