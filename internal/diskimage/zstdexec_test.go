@@ -2,13 +2,14 @@ package diskimage
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // needZstd skips a test of the zstd program path where the program is not installed, and
@@ -46,24 +47,47 @@ func TestZstdProgram(t *testing.T) {
 	}
 }
 
-// A committed fixture decompresses to the same bytes by either path.
-func TestZstdProgramFixture(t *testing.T) {
+// Every committed fixture image decompresses to the same bytes by either path (-short: one).
+func TestZstdProgramFixtures(t *testing.T) {
 	needZstd(t)
-	sum := func(prog string) [32]byte {
+	paths, _ := filepath.Glob("../../fixtures/real/*/image.raw.zst")
+	if len(paths) == 0 {
+		t.Skip("no fixtures")
+	}
+	if testing.Short() {
+		paths = []string{benchImage}
+	}
+	open := func(path, prog string) *Image {
 		t.Setenv(ZstdEnv, prog)
-		img, err := Open(benchImage)
+		img, err := Open(path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer img.Close()
-		buf := make([]byte, img.Size())
-		if _, err := img.ReadAt(buf, 0); err != nil {
-			t.Fatal(err)
-		}
-		return sha256.Sum256(buf)
+		return img
 	}
-	if a, b := sum("zstd"), sum("go"); a != b {
-		t.Fatalf("%s: the zstd program and the Go decoder differ", benchImage)
+	a, b := make([]byte, 1<<20), make([]byte, 1<<20)
+	for _, p := range paths {
+		prog, gd := open(p, "zstd"), open(p, "go")
+		if _, ok := prog.r.(*os.File); !ok {
+			t.Fatalf("%s: not decompressed by the program", p)
+		}
+		if prog.Size() != gd.Size() {
+			t.Fatalf("%s: size %d by the program, %d by the Go decoder", p, prog.Size(), gd.Size())
+		}
+		for off := int64(0); off < prog.Size(); off += int64(len(a)) {
+			n := min(int64(len(a)), prog.Size()-off)
+			if _, err := prog.ReadAt(a[:n], off); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := gd.ReadAt(b[:n], off); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(a[:n], b[:n]) {
+				t.Fatalf("%s: the zstd program and the Go decoder differ in the MiB at %d", p, off)
+			}
+		}
+		prog.Close()
+		gd.Close()
 	}
 }
 
@@ -199,4 +223,70 @@ func TestProgramChoice(t *testing.T) {
 		check(t, img, data)
 		img.Close()
 	}
+}
+
+// FuzzOpenZstd: whatever the file holds, the Go decoder returns an image or an error naming
+// the file, never panics; where the zstd program is installed it is run too (named, so
+// whatever the size) and they agree on success and on the content. The seeds are small: a
+// 64 MiB image takes seconds in the fuzzer's instrumented decoder.
+func FuzzOpenZstd(f *testing.F) {
+	good := func(data []byte) []byte {
+		var buf bytes.Buffer
+		zw, _ := zstd.NewWriter(&buf)
+		zw.Write(data)
+		zw.Close()
+		return buf.Bytes()
+	}
+	one := good(testImage(64 << 10))
+	f.Add(one)
+	f.Add(one[:len(one)/2])
+	f.Add(append(bytes.Clone(one), one...))
+	f.Add(zstdMagic)
+	_, noProgram := exec.LookPath("zstd")
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if len(b) > 64<<10 {
+			return
+		}
+		p := filepath.Join(dir, "fuzz.zst")
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		old := MemoryLimit
+		MemoryLimit = 1 << 20 // spill too
+		defer func() { MemoryLimit = old }()
+		t.Setenv(ZstdEnv, "go")
+		gd, gerr := Open(p)
+		if gerr != nil {
+			if !strings.Contains(gerr.Error(), p) {
+				t.Fatalf("error without the file: %v", gerr)
+			}
+		} else {
+			defer gd.Close()
+		}
+		if noProgram != nil {
+			return
+		}
+		t.Setenv(ZstdEnv, "zstd")
+		prog, perr := Open(p)
+		if (perr == nil) != (gerr == nil) {
+			t.Fatalf("program: %v; Go decoder: %v", perr, gerr)
+		}
+		if perr != nil {
+			return
+		}
+		defer prog.Close()
+		if prog.Size() != gd.Size() {
+			t.Fatalf("size %d by the program, %d by the Go decoder", prog.Size(), gd.Size())
+		}
+		if gd.Size() > 256<<20 {
+			return
+		}
+		a, c := make([]byte, gd.Size()), make([]byte, gd.Size())
+		prog.ReadAt(a, 0)
+		gd.ReadAt(c, 0)
+		if !bytes.Equal(a, c) {
+			t.Fatal("the program and the Go decoder differ")
+		}
+	})
 }
