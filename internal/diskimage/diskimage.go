@@ -212,8 +212,8 @@ var zeroChunk [chunk]byte
 // Batches of non-zero content between the decoder and the storing goroutine: batchSize bytes
 // each, at most batches of them, so the content on its way is bounded.
 const (
-	batchSize = 4 << 20
-	batches   = 3
+	batchSize = 1 << 20
+	batches   = 4
 )
 
 // batch is non-zero content copied out of the decoder's buffers: runs of chunks, in order.
