@@ -30,7 +30,7 @@ const maxFrame = 32 << 20
 // frame). It returns nil (decode as one stream) for a single frame, and for a damaged file:
 // the streaming decoder then reports the damage where it is.
 func scanFrames(f io.ReaderAt, size int64) []frame {
-	frames := walkFrames(f, size)
+	frames := walkFrames(f, size, nil)
 	if len(frames) < 2 {
 		return nil
 	}
@@ -38,24 +38,28 @@ func scanFrames(f io.ReaderAt, size int64) []frame {
 }
 
 // contentSize is the decompressed size of a zstd file as its frame headers give it, or -1
-// when a frame does not say or the file is damaged.
-func contentSize(f io.ReaderAt, size int64) int64 {
-	frames := walkFrames(f, size)
-	if frames == nil {
-		return -1
-	}
+// when a frame does not say or the file is damaged; a size of limit or more as soon as the
+// frames so far reach it, so that a large file is not walked to its end.
+func contentSize(f io.ReaderAt, size, limit int64) int64 {
 	var n int64
-	for _, fr := range frames {
+	unknown := false
+	frames := walkFrames(f, size, func(fr frame) bool {
 		if fr.size < 0 {
-			return -1
+			unknown = true
+			return true
 		}
 		n += fr.size
+		return n >= limit
+	})
+	if frames == nil || unknown {
+		return -1
 	}
 	return n
 }
 
-// walkFrames is scanFrames' walk: every frame, nil for a damaged file.
-func walkFrames(f io.ReaderAt, size int64) []frame {
+// walkFrames is scanFrames' walk: every frame, nil for a damaged file. stop, when set, sees
+// each frame's header (its len not yet known) and ends the walk early by returning true.
+func walkFrames(f io.ReaderAt, size int64, stop func(frame) bool) []frame {
 	pr := &peeker{r: f}
 	var frames []frame
 	for off := int64(0); off < size; {
@@ -110,6 +114,9 @@ func walkFrames(f io.ReaderAt, size int64) []frame {
 			}
 		}
 		p += fcsLen
+		if stop != nil && stop(frame{off: off, size: fcs}) {
+			return append(frames, frame{off: off, size: fcs})
+		}
 		for {
 			bh, err := pr.peek(p, 3)
 			if err != nil {

@@ -49,7 +49,7 @@ const programMinSize = 256 << 20
 // when its frame headers say its content is under programMinSize (zstd writes the size when it
 // compresses a file; pzstd and a compressing pipe do not).
 func goIsFaster(f io.ReaderAt, fileSize int64) bool {
-	n := contentSize(f, fileSize)
+	n := contentSize(f, fileSize, programMinSize)
 	return n >= 0 && n < programMinSize
 }
 

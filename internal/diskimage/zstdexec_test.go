@@ -188,13 +188,18 @@ func TestContentSize(t *testing.T) {
 			t.Fatal(err)
 		}
 		st, _ := f.Stat()
-		got := contentSize(f, st.Size())
+		got := contentSize(f, st.Size(), 1<<40)
 		if got != c.want {
 			t.Errorf("%s: contentSize %d, want %d", c.name, got, c.want)
 		}
 		if c.name == "frames" {
-			if got := contentSize(f, st.Size()-3); got != -1 {
+			if got := contentSize(f, st.Size()-3, 1<<40); got != -1 {
 				t.Errorf("cut file: contentSize %d, want -1", got)
+			}
+			// The walk stops at the frame that reaches the limit: the damage after it
+			// is not seen.
+			if got := contentSize(f, st.Size()-3, 2<<20); got != 2<<20 {
+				t.Errorf("limit 2 MiB: contentSize %d, want %d", got, 2<<20)
 			}
 		}
 		f.Close()
