@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"sync"
 
 	"github.com/klauspost/compress/zstd"
@@ -42,7 +43,8 @@ var MemoryLimit int64 = 64 << 20
 type Image struct {
 	r    io.ReaderAt
 	size int64
-	f    *os.File // raw image or spill file, closed by Close
+	f    *os.File   // raw image or spill file, closed by Close
+	more []*os.File // the files of an image decompressed in parts, closed by Close
 	path string
 	// Compressed reports whether the image was zstd-compressed on disk.
 	Compressed bool
@@ -143,7 +145,13 @@ func decompress(f *os.File, path string, progress func(int64)) (*Image, error) {
 		return fmt.Errorf("zstd stream (%d bytes on disk) damaged or cut short after %d decompressed bytes: %w", fileSize, n, err)
 	}
 	if prog, named := zstdProgram(); prog != "" && (named || !goIsFaster(f, fileSize)) {
-		img, reported, err := decompressProgram(prog, f, fileSize, path, progress)
+		var img *Image
+		var reported int64
+		if frames := scanFrames(f, fileSize); frames != nil && runtime.GOMAXPROCS(0) > 1 {
+			img, reported, err = decompressProgramParts(prog, f, frames, runtime.GOMAXPROCS(0), path, progress)
+		} else {
+			img, reported, err = decompressProgram(prog, f, fileSize, path, progress)
+		}
 		if err == nil {
 			return img, nil
 		}
@@ -413,10 +421,16 @@ func (m *Image) Path() string { return m.path }
 // Close releases the file or memory behind the image.
 func (m *Image) Close() error {
 	m.r = bytes.NewReader(nil)
+	var err error
 	if m.f != nil {
-		err := m.f.Close()
+		err = m.f.Close()
 		m.f = nil
-		return err
 	}
-	return nil
+	for _, f := range m.more {
+		if e := f.Close(); err == nil {
+			err = e
+		}
+	}
+	m.more = nil
+	return err
 }

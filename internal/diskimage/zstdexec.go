@@ -7,7 +7,9 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -60,29 +62,11 @@ var errNoOutput = errors.New("no output")
 // that it writes sparse (--sparse: runs of zeros become holes, as the Go path's spill file;
 // the C decoder is 2-3x faster than the Go one on mostly-zero images). The program reads f
 // from its own descriptor: the progress is where that descriptor's offset, which the parent
-// shares, has got to. An error here is the program's, without where the stream is damaged:
-// the caller decodes again with the Go decoder, which says where.
+// shares, has got to. An error here is the program's, without where the stream is damaged: the
+// caller decodes again with the Go decoder, which says where. reported is how many bytes
+// progress was told of.
 func decompressProgram(prog string, f *os.File, fileSize int64, path string, progress func(int64)) (img *Image, reported int64, err error) {
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return nil, 0, err
-	}
-	out, err := os.CreateTemp("", "ext3replay-image-*.raw")
-	if err != nil {
-		return nil, 0, fmt.Errorf("decompressing to %s: %w", os.TempDir(), err)
-	}
-	os.Remove(out.Name())
-	ok := false
-	defer func() {
-		if !ok {
-			out.Close()
-		}
-	}()
-	// --memory: the window the Go decoder accepts (its default limit is 128 MiB).
-	cmd := exec.Command(prog, "-q", "-d", "-c", "--sparse", "--memory=1024MB")
-	cmd.Stdin, cmd.Stdout = f, out
-	var stderr bytes.Buffer
-	cmd.Stderr = &limitedWriter{w: &stderr, n: 4096}
-	if err := cmd.Start(); err != nil {
 		return nil, 0, err
 	}
 	stop := make(chan struct{})
@@ -106,27 +90,155 @@ func decompressProgram(prog string, f *os.File, fileSize int64, path string, pro
 			}
 		}()
 	}
-	err = cmd.Wait()
+	out, err := runProgram(prog, f)
 	close(stop)
 	wg.Wait()
 	if err != nil {
-		return nil, reported, fmt.Errorf("%s: %w: %s", prog, err, bytes.TrimSpace(stderr.Bytes()))
-	}
-	st, err := out.Stat()
-	if err != nil {
 		return nil, reported, err
 	}
-	if st.Size() == 0 {
+	st, err := out.Stat()
+	if err == nil && st.Size() == 0 {
 		// A zstd stream starts with a frame; an empty image is possible but not worth
 		// trusting a program that may have done nothing.
-		return nil, reported, fmt.Errorf("%s: %w", prog, errNoOutput)
+		err = fmt.Errorf("%s: %w", prog, errNoOutput)
+	}
+	if err != nil {
+		out.Close()
+		return nil, reported, err
 	}
 	if progress != nil && fileSize > reported {
 		progress(fileSize - reported)
 		reported = fileSize
 	}
-	ok = true
 	return &Image{r: out, size: st.Size(), f: out, path: path, Compressed: true}, reported, nil
+}
+
+// decompressProgramParts decompresses a file of several frames (pzstd's) with parts runs of
+// the zstd program at once, each given a run of whole frames through a pipe and writing its
+// own sparse temporary file: one zstd decodes on one core, and the frames do not say their
+// decompressed size, so where each part's content starts is known only once the parts before
+// it are decoded; the image is then the parts' files end to end. Errors and reported are
+// decompressProgram's.
+func decompressProgramParts(prog string, f *os.File, frames []frame, parts int, path string, progress func(int64)) (img *Image, reported int64, err error) {
+	parts = min(parts, len(frames))
+	var counted atomic.Int64
+	cf := countingFile{f: f, progress: func(n int64) {
+		counted.Add(n)
+		if progress != nil {
+			progress(n)
+		}
+	}}
+	outs := make([]*os.File, parts)
+	errs := make([]error, parts)
+	var wg sync.WaitGroup
+	for i := range parts {
+		// Part i: frames [lo, hi), from the file's start for the first (skippable frames
+		// before it) to the file's end for the last.
+		lo, hi := i*len(frames)/parts, (i+1)*len(frames)/parts
+		start, end := frames[lo].off, int64(-1)
+		if i == 0 {
+			start = 0
+		}
+		if hi < len(frames) {
+			end = frames[hi].off
+		} else if st, err := f.Stat(); err == nil {
+			end = st.Size()
+		}
+		if end < start {
+			return nil, counted.Load(), fmt.Errorf("%s: frames out of order", prog)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			outs[i], errs[i] = runProgram(prog, io.NewSectionReader(cf, start, end-start))
+		}()
+	}
+	wg.Wait()
+	j := &joined{}
+	fail := func(err error) (*Image, int64, error) {
+		for _, o := range outs {
+			if o != nil {
+				o.Close()
+			}
+		}
+		return nil, counted.Load(), err
+	}
+	for i, o := range outs {
+		if errs[i] != nil {
+			return fail(errs[i])
+		}
+		st, err := o.Stat()
+		if err != nil {
+			return fail(err)
+		}
+		j.files = append(j.files, o)
+		j.ends = append(j.ends, j.size()+st.Size())
+	}
+	if j.size() == 0 {
+		return fail(fmt.Errorf("%s: %w", prog, errNoOutput))
+	}
+	return &Image{r: j, size: j.size(), more: outs, path: path, Compressed: true}, counted.Load(), nil
+}
+
+// runProgram runs `prog -d` on in into a new unlinked temporary file it writes sparse.
+func runProgram(prog string, in io.Reader) (*os.File, error) {
+	out, err := os.CreateTemp("", "ext3replay-image-*.raw")
+	if err != nil {
+		return nil, fmt.Errorf("decompressing to %s: %w", os.TempDir(), err)
+	}
+	os.Remove(out.Name())
+	// --memory: the window the Go decoder accepts (its default limit is 128 MiB).
+	cmd := exec.Command(prog, "-q", "-d", "-c", "--sparse", "--memory=1024MB")
+	cmd.Stdin, cmd.Stdout = in, out
+	var stderr bytes.Buffer
+	cmd.Stderr = &limitedWriter{w: &stderr, n: 4096}
+	if err := cmd.Run(); err != nil {
+		out.Close()
+		return nil, fmt.Errorf("%s: %w: %s", prog, err, bytes.TrimSpace(stderr.Bytes()))
+	}
+	return out, nil
+}
+
+// joined reads files end to end: file i holds the bytes from ends[i-1] (0 for the first) to
+// ends[i].
+type joined struct {
+	files []*os.File
+	ends  []int64
+}
+
+func (j *joined) size() int64 {
+	if len(j.ends) == 0 {
+		return 0
+	}
+	return j.ends[len(j.ends)-1]
+}
+
+func (j *joined) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("diskimage: negative offset %d", off)
+	}
+	n := 0
+	for n < len(p) {
+		o := off + int64(n)
+		i := sort.Search(len(j.ends), func(i int) bool { return j.ends[i] > o })
+		if i == len(j.ends) {
+			return n, io.EOF
+		}
+		var start int64
+		if i > 0 {
+			start = j.ends[i-1]
+		}
+		want := int(min(int64(len(p)-n), j.ends[i]-o))
+		k, err := j.files[i].ReadAt(p[n:n+want], o-start)
+		n += k
+		if k < want {
+			if err == nil || err == io.EOF {
+				err = io.ErrUnexpectedEOF // a part shorter than it was
+			}
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 // limitedWriter keeps the first n bytes written to it and drops the rest.

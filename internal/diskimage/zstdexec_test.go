@@ -2,10 +2,12 @@ package diskimage
 
 import (
 	"bytes"
+	"math/rand"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 
@@ -32,15 +34,23 @@ func TestZstdProgram(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, ok := img.r.(*os.File); !ok || !img.Compressed {
-			t.Fatalf("%s: not decompressed by the program into a file (%T)", p, img.r)
+		files := img.more // several frames: decoded in parts
+		if img.f != nil {
+			files = append(files, img.f)
+		}
+		if _, ok := img.r.(*store); ok || len(files) == 0 || !img.Compressed {
+			t.Fatalf("%s: not decompressed by the program into files (%T)", p, img.r)
 		}
 		check(t, img, data)
-		var st syscall.Stat_t
-		if err := syscall.Fstat(int(img.f.Fd()), &st); err != nil {
-			t.Fatal(err)
+		var alloc int64
+		for _, f := range files {
+			var st syscall.Stat_t
+			if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
+				t.Fatal(err)
+			}
+			alloc += st.Blocks * 512
 		}
-		if alloc := st.Blocks * 512; alloc > int64(len(data))/4 {
+		if alloc > int64(len(data))/4 {
 			t.Errorf("zstd's output allocates %d bytes for a %d-byte mostly-zero image", alloc, len(data))
 		}
 		img.Close()
@@ -294,4 +304,61 @@ func FuzzOpenZstd(f *testing.F) {
 			t.Fatal("the program and the Go decoder differ")
 		}
 	})
+}
+
+// A file of several frames decoded in parts, more parts than cores and frames that do not end on
+// chunk boundaries: the parts end to end are the image, read across their joins and past the
+// end; a part that fails leaves the whole to the Go decoder.
+func TestZstdProgramParts(t *testing.T) {
+	needZstd(t)
+	data := testImage(5<<20 + 333)
+	p := writeFrames(t, data, 1<<20+1)
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	st, _ := f.Stat()
+	frames := scanFrames(f, st.Size())
+	for _, parts := range []int{2, 3, len(frames), len(frames) + 4} {
+		var counted atomic.Int64
+		img, reported, err := decompressProgramParts("zstd", f, frames, parts, p, func(n int64) { counted.Add(n) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if reported != st.Size() || counted.Load() != st.Size() {
+			t.Errorf("%d parts: progress %d (returned %d), file %d bytes", parts, counted.Load(), reported, st.Size())
+		}
+		if want := min(parts, len(frames)); len(img.more) != want {
+			t.Errorf("%d parts: %d files, want %d", parts, len(img.more), want)
+		}
+		check(t, img, data)
+		rng := rand.New(rand.NewSource(int64(parts)))
+		for range 500 {
+			off := rng.Intn(len(data))
+			n := rng.Intn(3 << 20)
+			got := make([]byte, n)
+			k, err := img.ReadAt(got, int64(off))
+			want := data[off:min(off+n, len(data))]
+			if k != len(want) || !bytes.Equal(got[:k], want) || (k < n) != (err != nil) {
+				t.Fatalf("%d parts: ReadAt(%d bytes at %d) = %d, %v", parts, n, off, k, err)
+			}
+		}
+		if err := img.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// One part damaged: the program fails there, the Go decoder names where.
+	b, _ := os.ReadFile(p)
+	for i := frames[3].off + frames[3].len/2; i < frames[3].off+frames[3].len/2+32; i++ {
+		b[i] ^= 0x5a
+	}
+	bad := filepath.Join(t.TempDir(), "bad.zst")
+	os.WriteFile(bad, b, 0o644)
+	if img, err := Open(bad); err == nil {
+		img.Close()
+		t.Fatal("damaged multi-frame image opened without error")
+	} else if !strings.Contains(err.Error(), bad) || !strings.Contains(err.Error(), "decompressed bytes") {
+		t.Errorf("err = %v, want the file and the offset reached", err)
+	}
 }
