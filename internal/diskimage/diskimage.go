@@ -6,16 +6,18 @@
 // available here, and qemu-img also follows backing files and compressed clusters.
 //
 // A compressed image is decompressed once at Open. When the zstd program is on PATH (see
-// ZstdEnv), it does it (zstdexec.go): the C decoder is 2-3x faster than the Go one on
-// mostly-zero images, and it writes its output sparse, runs of zeros as holes, into an unlinked
-// temporary file; a stream it fails on is decoded again by the Go decoder, which says where it
-// is damaged. Otherwise the Go decoder decompresses it straight from its output (no
-// intermediate copy), and only the parts that are not zero are kept: file-system images are
-// mostly zeros, so a 64 MiB fixture keeps a few hundred KiB. The non-zero 4 KiB chunks stay in
-// memory up to MemoryLimit bytes; past that they move to an unlinked sparse temporary file, in
-// which zero chunks are holes, so a mostly empty 6 GiB image costs a few hundred MB of disk and
-// little memory. A file of several zstd frames (pzstd writes them; `zstd` writes one) is
-// decompressed frame by frame on all cores.
+// ZstdEnv) and the image is not known to be under 256 MiB, it does it (zstdexec.go): the C
+// decoder is about 2x faster than the Go one on mostly-zero images, and it writes its output
+// sparse, runs of zeros as holes, into an unlinked temporary file (a pzstd file: one process
+// per core, each on a run of frames, into a file of its own); a stream it fails on is decoded
+// again by the Go decoder, which says where it is damaged. Otherwise the Go decoder
+// decompresses it, and only the parts that are not zero are kept: file-system images are
+// mostly zeros, so a 64 MiB fixture keeps a few hundred KiB. The decoder's goroutine picks the
+// non-zero 4 KiB chunks out of its output and a second goroutine stores them: in memory up to
+// MemoryLimit bytes; past that in an unlinked sparse temporary file, in which zero chunks are
+// holes, so a mostly empty 6 GiB image costs a few hundred MB of disk and little memory. A
+// file of several zstd frames (pzstd writes them; `zstd` writes one) is decompressed frame by
+// frame on all cores.
 package diskimage
 
 import (

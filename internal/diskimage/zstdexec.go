@@ -40,11 +40,12 @@ func zstdProgram() (prog string, named bool) {
 }
 
 // programMinSize is the decompressed size from which the zstd program is used. Below it the Go
-// decoder is as fast or faster (BenchmarkOpen, 64 MiB fixture: zst-go 38 ms, zst-program
-// 88-119 ms: starting a process and writing a file cost more than the slower decoding) and
-// keeps the content in memory; above, the C decoder's 2x wins (2.75 s against 1.3 s for the
-// 6 GiB image). Roughly where decoding at the Go decoder's 2.2 GB/s costs 50 ms more than at
-// the C decoder's 4.3 GB/s plus the program's own 50 ms.
+// decoder is as fast (64 MiB fixture: open in 33-48 ms in process against 66-80 ms by the
+// program, whose start and output file cost more than its faster decoding saves; as whole
+// commands even) and keeps the content in memory; above, the C decoder's 2x wins (the 6 GiB
+// image: the Go decoder alone 3.0 s, zstd -dc 1.6 s). Roughly where decoding at the Go decoder's
+// 2.2 GB/s costs 50 ms more than at the C decoder's 4.3 GB/s plus the program's own 50 ms;
+// docs/performance.md has the figures.
 const programMinSize = 256 << 20
 
 // goIsFaster reports whether the Go decoder should decompress f although the program could:
@@ -60,7 +61,7 @@ var errNoOutput = errors.New("no output")
 
 // decompressProgram decompresses f with the zstd program prog into an unlinked temporary file
 // that it writes sparse (--sparse: runs of zeros become holes, as the Go path's spill file;
-// the C decoder is 2-3x faster than the Go one on mostly-zero images). The program reads f
+// the C decoder is about 2x faster than the Go one on mostly-zero images). The program reads f
 // from its own descriptor: the progress is where that descriptor's offset, which the parent
 // shares, has got to. An error here is the program's, without where the stream is damaged: the
 // caller decodes again with the Go decoder, which says where. reported is how many bytes
