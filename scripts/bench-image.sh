@@ -9,7 +9,7 @@
 # run). "open" is the .zst time less the raw one: what decompressing adds.
 # Images: a committed fixture (64 MiB, one frame) and, when scripts/bench-index.sh has made it,
 # the 6 GiB / 100,000-file image compressed with zstd (one frame) and with pzstd (several
-# frames: decoded in parallel by the Go decoder).
+# frames: decoded in parallel, by one zstd process per core or by the Go decoder).
 # Usage: scripts/bench-image.sh [ROUNDS]   (default 7)
 set -euo pipefail
 cd "$(dirname "$0")/.."
