@@ -2,9 +2,14 @@
 # Opening a zstd-compressed image: `ext3replay blocks IMAGE.zst 0` (open, decompress, read the
 # superblock, build the block index) against the same command on the raw image and against
 # `zstd -dc IMAGE.zst >/dev/null` (the C decoder alone), in alternating rounds of the same run;
-# medians, their ratios, and peak RSS. Images: a committed fixture (64 MiB, one frame) and, when
-# scripts/bench-index.sh has made it, the 6 GiB / 100,000-file image compressed with zstd (one
-# frame) and with pzstd (several frames: decoded in parallel).
+# medians, their ratios, and peak RSS. The .zst image is opened as internal/diskimage chooses
+# (the zstd program when on PATH, unless the image's header says it is under 256 MiB), and
+# each way forced: by the zstd program (EXT3REPLAY_ZSTD=zstd) and by the Go decoder
+# (EXT3REPLAY_ZSTD=go); with EXT3REPLAY_BIN_OLD set, also by that binary (before/after in one
+# run). "open" is the .zst time less the raw one: what decompressing adds.
+# Images: a committed fixture (64 MiB, one frame) and, when scripts/bench-index.sh has made it,
+# the 6 GiB / 100,000-file image compressed with zstd (one frame) and with pzstd (several
+# frames: decoded in parallel, by one zstd process per core or by the Go decoder).
 # Usage: scripts/bench-image.sh [ROUNDS]   (default 7)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,30 +38,35 @@ run() {
 }
 median() { sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 
-# case NAME ZST RAW: alternating rounds of zstd -dc, blocks on ZST, blocks on RAW.
+# case NAME ZST RAW: alternating rounds of zstd -dc, blocks on ZST (each way), blocks on RAW.
 bench_case() {
 	local name="$1" zst="$2" raw="$3" out="$cache/image-$1.times"
 	: >"$out"
 	cat "$zst" >/dev/null
 	for _ in $(seq "$rounds"); do
 		echo "zstd $(run zstd -q -d -c "$zst")" >>"$out"
-		echo "zst $(run "$BIN" blocks "$zst" 0)" >>"$out"
+		echo "zst $(run env EXT3REPLAY_ZSTD= "$BIN" blocks "$zst" 0)" >>"$out"
+		echo "prog $(run env EXT3REPLAY_ZSTD=zstd "$BIN" blocks "$zst" 0)" >>"$out"
+		echo "go $(run env EXT3REPLAY_ZSTD=go "$BIN" blocks "$zst" 0)" >>"$out"
+		[ -z "${EXT3REPLAY_BIN_OLD:-}" ] || echo "old $(run "$EXT3REPLAY_BIN_OLD" blocks "$zst" 0)" >>"$out"
 		echo "raw $(run "$BIN" blocks "$raw" 0)" >>"$out"
 	done
-	local z c r zm cm rm
+	echo "image $name (median of $rounds alternating rounds)"
+	local z r
 	z=$(awk '$1 == "zstd" {print $2}' "$out" | median)
-	c=$(awk '$1 == "zst" {print $2}' "$out" | median)
 	r=$(awk '$1 == "raw" {print $2}' "$out" | median)
-	zm=$(awk '$1 == "zstd" {print $3}' "$out" | median)
-	cm=$(awk '$1 == "zst" {print $3}' "$out" | median)
-	rm=$(awk '$1 == "raw" {print $3}' "$out" | median)
-	awk -v n="$name" -v z="$z" -v c="$c" -v r="$r" -v zm="$zm" -v cm="$cm" -v rm="$rm" -v k="$rounds" 'BEGIN {
-		printf "image %s (median of %d alternating rounds)\n", n, k
-		printf "  zstd -dc:            %7.3f s  %6.1f MiB\n", z, zm / 1024
-		printf "  blocks IMAGE.zst 0:  %7.3f s  %6.1f MiB\n", c, cm / 1024
-		printf "  blocks IMAGE 0:      %7.3f s  %6.1f MiB\n", r, rm / 1024
-		printf "  .zst / zstd -dc = %.2fx   .zst / raw = %.2fx\n", c / z, c / r
-	}'
+	for k in zstd zst prog go old raw; do
+		grep -q "^$k " "$out" || continue
+		awk -v k="$k" -v t="$(awk -v k="$k" '$1 == k {print $2}' "$out" | median)" \
+			-v m="$(awk -v k="$k" '$1 == k {print $3}' "$out" | median)" -v z="$z" -v r="$r" 'BEGIN {
+			label["zstd"] = "zstd -dc"; label["zst"] = "blocks IMAGE.zst 0"; label["prog"] = "blocks IMAGE.zst 0 (zstd program)"
+			label["go"] = "blocks IMAGE.zst 0 (Go decoder)"; label["old"] = "blocks IMAGE.zst 0 (old binary)"
+			label["raw"] = "blocks IMAGE 0"
+			printf "  %-35s %7.3f s  %6.1f MiB", label[k], t, m / 1024
+			if (k != "zstd" && k != "raw") printf "   %.2fx zstd -dc, %.2fx raw; open %.2fx zstd -dc", t / z, t / r, (t - r) / z
+			printf "\n"
+		}'
+	done
 }
 
 echo "# bench-image $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) cores"

@@ -3,6 +3,7 @@ package diskimage
 import (
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -13,9 +14,11 @@ import (
 // zstd frame, as every fixture image is.
 const benchImage = "../../fixtures/real/basic-ext3-4k/image.raw.zst"
 
-// BenchmarkOpen opens the fixture image compressed (zst) and decompressed (raw), and, as the
-// floor, decodes the same file to io.Discard with the same decoder (zstd-floor). The ratio
-// zst/zstd-floor is the cost of keeping the content; zst/raw that of it being compressed.
+// BenchmarkOpen opens the fixture image compressed (zst-go: by the Go decoder; zst-program: by
+// the zstd program, when on PATH; zst-default: as Open chooses) and decompressed (raw); as the floors, the same file is
+// decoded to io.Discard by the same Go decoder (zstd-floor) and by `zstd -dc` to /dev/null
+// (zstd-cli). zst-go/zstd-floor is the cost of keeping the content; zst-program/zstd-cli that
+// of the program's way of keeping it; zst/raw that of the image being compressed.
 func BenchmarkOpen(b *testing.B) {
 	raw := filepath.Join(b.TempDir(), "image.raw")
 	{
@@ -32,11 +35,29 @@ func BenchmarkOpen(b *testing.B) {
 		out.Close()
 		f.Close()
 	}
+	benchOpen(b, benchImage, raw)
+}
+
+// BenchmarkOpenFile is BenchmarkOpen on the image named by $EXT3REPLAY_BENCH_ZST (a .zst file;
+// skipped when unset), e.g. the 6 GiB image scripts/bench-image.sh compresses, without the raw
+// case: the profile of a large open.
+func BenchmarkOpenFile(b *testing.B) {
+	path := os.Getenv("EXT3REPLAY_BENCH_ZST")
+	if path == "" {
+		b.Skip("EXT3REPLAY_BENCH_ZST not set")
+	}
+	benchOpen(b, path, "")
+}
+
+func benchOpen(b *testing.B, zst, raw string) {
 	b.Run("zstd-floor", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			f, _ := os.Open(benchImage)
-			zr, _ := zstd.NewReader(f, zstd.WithDecoderConcurrency(1))
+			f, err := os.Open(zst)
+			if err != nil {
+				b.Fatal(err)
+			}
+			zr, _ := zstd.NewReader(f, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(1<<30))
 			if _, err := zr.WriteTo(io.Discard); err != nil {
 				b.Fatal(err)
 			}
@@ -44,8 +65,27 @@ func BenchmarkOpen(b *testing.B) {
 			f.Close()
 		}
 	})
-	for _, c := range []struct{ name, path string }{{"zst", benchImage}, {"raw", raw}} {
+	prog, err := exec.LookPath("zstd")
+	if err == nil {
+		b.Run("zstd-cli", func(b *testing.B) {
+			for b.Loop() {
+				if err := exec.Command(prog, "-q", "-d", "-c", zst).Run(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	type bcase struct{ name, path, env string }
+	cases := []bcase{{"zst-go", zst, "go"}}
+	if prog != "" {
+		cases = append(cases, bcase{"zst-program", zst, prog}, bcase{"zst-default", zst, ""})
+	}
+	if raw != "" {
+		cases = append(cases, bcase{"raw", raw, ""})
+	}
+	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
+			b.Setenv(ZstdEnv, c.env)
 			b.ReportAllocs()
 			buf := make([]byte, 4096)
 			for b.Loop() {

@@ -5,13 +5,19 @@
 // into an unlinked sparse temporary file (qemu.go): no Go reader of qcow2 is both well kept and
 // available here, and qemu-img also follows backing files and compressed clusters.
 //
-// A compressed image is decompressed once at Open, straight from the decoder's output (no
-// intermediate copy), and only the parts that are not zero are kept: file-system images are
-// mostly zeros, so a 64 MiB fixture keeps a few hundred KiB. The non-zero 4 KiB chunks stay in
-// memory up to MemoryLimit bytes; past that they move to an unlinked sparse temporary file, in
-// which zero chunks are holes, so a mostly empty 6 GiB image costs a few hundred MB of disk and
-// little memory. A file of several zstd frames (pzstd writes them; `zstd` writes one) is
-// decompressed frame by frame on all cores.
+// A compressed image is decompressed once at Open. When the zstd program is on PATH (see
+// ZstdEnv) and the image is not known to be under 256 MiB, it does it (zstdexec.go): the C
+// decoder is about 2x faster than the Go one on mostly-zero images, and it writes its output
+// sparse, runs of zeros as holes, into an unlinked temporary file (a pzstd file: one process
+// per core, each on a run of frames, into a file of its own); a stream it fails on is decoded
+// again by the Go decoder, which says where it is damaged. Otherwise the Go decoder
+// decompresses it, and only the parts that are not zero are kept: file-system images are
+// mostly zeros, so a 64 MiB fixture keeps a few hundred KiB. The decoder's goroutine picks the
+// non-zero 4 KiB chunks out of its output and a second goroutine stores them: in memory up to
+// MemoryLimit bytes; past that in an unlinked sparse temporary file, in which zero chunks are
+// holes, so a mostly empty 6 GiB image costs a few hundred MB of disk and little memory. A
+// file of several zstd frames (pzstd writes them; `zstd` writes one) is decompressed frame by
+// frame on all cores.
 package diskimage
 
 import (
@@ -22,6 +28,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
+	"sync"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -37,7 +45,8 @@ var MemoryLimit int64 = 64 << 20
 type Image struct {
 	r    io.ReaderAt
 	size int64
-	f    *os.File // raw image or spill file, closed by Close
+	f    *os.File   // raw image or spill file, closed by Close
+	more []*os.File // the files of an image decompressed in parts, closed by Close
 	path string
 	// Compressed reports whether the image was zstd-compressed on disk.
 	Compressed bool
@@ -125,28 +134,39 @@ func (c countingFile) ReadAt(p []byte, off int64) (int, error) {
 	return n, err
 }
 
-func (c countingFile) Read(p []byte) (int, error) {
-	n, err := c.f.Read(p)
-	if c.progress != nil && n > 0 {
-		c.progress(int64(n))
-	}
-	return n, err
-}
-
 func decompress(f *os.File, path string, progress func(int64)) (*Image, error) {
 	cf := countingFile{f: f, progress: progress}
-	var fileSize int64
-	if st, err := f.Stat(); err == nil {
-		fileSize = st.Size()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
 	}
+	fileSize := st.Size()
 	// The error of a damaged or cut stream names how far decompression got, and the file size,
 	// so a truncated copy is recognisable as one.
 	zerr := func(n int64, err error) error {
 		return fmt.Errorf("zstd stream (%d bytes on disk) damaged or cut short after %d decompressed bytes: %w", fileSize, n, err)
 	}
+	if prog, named := zstdProgram(); prog != "" && (named || !goIsFaster(f, fileSize)) {
+		var img *Image
+		var reported int64
+		if frames := scanFrames(f, fileSize); frames != nil && runtime.GOMAXPROCS(0) > 1 {
+			img, reported, err = decompressProgramParts(prog, f, frames, runtime.GOMAXPROCS(0), path, progress)
+		} else {
+			img, reported, err = decompressProgram(prog, f, fileSize, path, progress)
+		}
+		if err == nil {
+			return img, nil
+		}
+		// The Go decoder decodes what the program could not (a stream it rejects
+		// wrongly, a program that is not zstd) or says where the stream is damaged.
+		progress = skipFirst(progress, reported)
+		cf.progress = progress
+	}
 	s := &store{limit: MemoryLimit}
 	defer func() { s.abort() }()
 	w := &seqWriter{s: s}
+	// The storing goroutine stops (and stops writing to s) before s is released.
+	defer func() { w.close() }()
 	done := false
 	if frames := scanFrames(f, fileSize); frames != nil {
 		err := decodeFrames(cf, frames, w)
@@ -155,6 +175,7 @@ func decompress(f *os.File, path string, progress func(int64)) (*Image, error) {
 			return nil, w.werr
 		case errors.Is(err, errFrameTooLarge):
 			// Start again as one stream.
+			w.close()
 			s.abort()
 			s = &store{limit: MemoryLimit}
 			w = &seqWriter{s: s}
@@ -165,7 +186,8 @@ func decompress(f *os.File, path string, progress func(int64)) (*Image, error) {
 		}
 	}
 	if !done {
-		zr, err := zstd.NewReader(bufio.NewReaderSize(cf, 1<<20), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(1<<30))
+		// Read at offsets, not from the file's offset, which a failed zstd program has moved.
+		zr, err := zstd.NewReader(bufio.NewReaderSize(io.NewSectionReader(cf, 0, fileSize), 1<<20), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(1<<30))
 		if err != nil {
 			return nil, err
 		}
@@ -193,37 +215,85 @@ func decompress(f *os.File, path string, progress func(int64)) (*Image, error) {
 	return img, nil
 }
 
-// seqWriter receives a stream in order and hands the store whole chunks.
+// zeroChunk is what an all-zero chunk is compared with: bytes.Equal is the runtime's vector
+// compare, several times faster than a loop over words.
+var zeroChunk [chunk]byte
+
+// Batches of non-zero content between the decoder and the storing goroutine: batchSize bytes
+// each, at most batches of them, so the content on its way is bounded.
+const (
+	batchSize = 1 << 20
+	batches   = 4
+)
+
+// batch is non-zero content copied out of the decoder's buffers: runs of chunks, in order.
+type batch struct {
+	data []byte
+	runs []span
+}
+
+// span is a run of non-zero content: n bytes at image offset off, at data[at:] of its batch.
+type span struct {
+	off   int64
+	at, n int
+}
+
+// seqWriter receives a stream in order, picks out its non-zero chunks (the decoder's goroutine
+// does that, in Write) and hands them in batches to a storing goroutine (a copy to memory, or
+// pwrite to the spill file), so that storing overlaps decoding. Chunks adjacent in the image go
+// out as one run: one pwrite.
 type seqWriter struct {
 	s    *store
 	off  int64 // bytes received
 	part []byte
 	werr error // a failure of the store (the spill file), as opposed to the stream
+
+	cur     *batch
+	free    chan *batch
+	full    chan *batch
+	done    chan error // the storing goroutine's result
+	made    int        // batches allocated
+	started bool
+	mu      sync.Mutex
+	serr    error // the storing goroutine's first failure, seen by Write before done
 }
 
 func (w *seqWriter) Write(p []byte) (int, error) {
+	if w.werr != nil {
+		return 0, w.werr
+	}
 	n := len(p)
 	if len(w.part) > 0 {
 		k := min(chunk-len(w.part), len(p))
 		w.part = append(w.part, p[:k]...)
 		p = p[k:]
+		w.off += int64(k)
 		if len(w.part) == chunk {
-			if err := w.s.put(w.off-int64(len(w.part))+int64(k), w.part); err != nil {
-				w.werr = err
-				return 0, err
+			if !bytes.Equal(w.part, zeroChunk[:]) {
+				if err := w.add(w.off-chunk, w.part); err != nil {
+					return 0, err
+				}
 			}
 			w.part = w.part[:0]
 		}
-		w.off += int64(k)
 	}
 	whole := len(p) &^ (chunk - 1)
-	if whole > 0 {
-		if err := w.s.put(w.off, p[:whole]); err != nil {
-			w.werr = err
-			return 0, err
+	for i := 0; i < whole; {
+		for i < whole && bytes.Equal(p[i:i+chunk], zeroChunk[:]) {
+			i += chunk
 		}
-		w.off += int64(whole)
+		j := i
+		for j < whole && !bytes.Equal(p[j:j+chunk], zeroChunk[:]) {
+			j += chunk
+		}
+		if j > i {
+			if err := w.add(w.off+int64(i), p[i:j]); err != nil {
+				return 0, err
+			}
+		}
+		i = j
 	}
+	w.off += int64(whole)
 	if rest := p[whole:]; len(rest) > 0 {
 		if w.part == nil {
 			w.part = make([]byte, 0, chunk)
@@ -234,16 +304,111 @@ func (w *seqWriter) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// flush stores the last, partial chunk and sets the image size.
+// add copies the non-zero content b, at image offset off, into the current batch, sending
+// batches to the storing goroutine as they fill.
+func (w *seqWriter) add(off int64, b []byte) error {
+	for len(b) > 0 {
+		if w.cur == nil {
+			if err := w.next(); err != nil {
+				w.werr = err
+				return err
+			}
+		}
+		c := w.cur
+		k := min(len(b), cap(c.data)-len(c.data))
+		if k == 0 {
+			w.send()
+			continue
+		}
+		if r := len(c.runs) - 1; r >= 0 && c.runs[r].off+int64(c.runs[r].n) == off {
+			c.runs[r].n += k
+		} else {
+			c.runs = append(c.runs, span{off: off, at: len(c.data), n: k})
+		}
+		c.data = append(c.data, b[:k]...)
+		b, off = b[k:], off+int64(k)
+	}
+	return nil
+}
+
+// next makes w.cur an empty batch: a new one while fewer than batches exist, else one the
+// storing goroutine has finished with. It fails once that goroutine has.
+func (w *seqWriter) next() error {
+	if !w.started {
+		w.started = true
+		w.free = make(chan *batch, batches)
+		w.full = make(chan *batch, batches)
+		w.done = make(chan error, 1)
+		go w.storeBatches()
+	}
+	w.mu.Lock()
+	err := w.serr
+	w.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if w.made < batches {
+		w.made++
+		w.cur = &batch{data: make([]byte, 0, batchSize)}
+		return nil
+	}
+	w.cur = <-w.free
+	return nil
+}
+
+func (w *seqWriter) send() {
+	w.full <- w.cur
+	w.cur = nil
+}
+
+// storeBatches stores the batches sent to it until full is closed. After a failure it only
+// returns them, so that the writer never waits for a batch in vain.
+func (w *seqWriter) storeBatches() {
+	var err error
+	for b := range w.full {
+		for _, r := range b.runs {
+			if err != nil {
+				break
+			}
+			if err = w.s.keep(r.off, b.data[r.at:r.at+r.n]); err != nil {
+				w.mu.Lock()
+				w.serr = err
+				w.mu.Unlock()
+			}
+		}
+		b.data, b.runs = b.data[:0], b.runs[:0]
+		w.free <- b
+	}
+	w.done <- err
+}
+
+// close waits for the storing goroutine to store what it was sent; its failure, if any,
+// becomes w.werr. It may be called more than once.
+func (w *seqWriter) close() error {
+	if w.started {
+		close(w.full)
+		if err := <-w.done; err != nil && w.werr == nil {
+			w.werr = err
+		}
+		w.started = false
+	}
+	return w.werr
+}
+
+// flush stores the last, partial chunk, waits for everything to be stored and sets the image
+// size.
 func (w *seqWriter) flush() error {
 	w.s.grow(w.off)
-	if len(w.part) > 0 {
-		if err := w.s.put(w.off-int64(len(w.part)), w.part); err != nil {
-			w.werr = err
+	if len(w.part) > 0 && !bytes.Equal(w.part, zeroChunk[:len(w.part)]) {
+		if err := w.add(w.off-int64(len(w.part)), w.part); err != nil {
+			w.close()
 			return err
 		}
 	}
-	return nil
+	if w.cur != nil && len(w.cur.runs) > 0 && w.werr == nil {
+		w.send()
+	}
+	return w.close()
 }
 
 // ReadAt reads from the (decompressed) image.
@@ -258,10 +423,16 @@ func (m *Image) Path() string { return m.path }
 // Close releases the file or memory behind the image.
 func (m *Image) Close() error {
 	m.r = bytes.NewReader(nil)
+	var err error
 	if m.f != nil {
-		err := m.f.Close()
+		err = m.f.Close()
 		m.f = nil
-		return err
 	}
-	return nil
+	for _, f := range m.more {
+		if e := f.Close(); err == nil {
+			err = e
+		}
+	}
+	m.more = nil
+	return err
 }

@@ -74,6 +74,7 @@ func TestRaw(t *testing.T) {
 }
 
 func TestZstdMemory(t *testing.T) {
+	t.Setenv(ZstdEnv, "go") // the Go decoder's store
 	data := testImage(3 << 20)
 	img, err := Open(writeZst(t, data))
 	if err != nil {
@@ -97,6 +98,7 @@ func TestZstdMemory(t *testing.T) {
 }
 
 func TestZstdSpillIsSparse(t *testing.T) {
+	t.Setenv(ZstdEnv, "go") // the Go decoder's store
 	old := MemoryLimit
 	MemoryLimit = 64 << 10 // below the image's non-zero content
 	defer func() { MemoryLimit = old }()
@@ -180,6 +182,7 @@ func writeFrames(t *testing.T, data []byte, piece int) string {
 // end on chunk boundaries, is split into them and decoded frame by frame (in parallel), in
 // memory and spilled.
 func TestZstdFrames(t *testing.T) {
+	t.Setenv(ZstdEnv, "go") // the Go decoder's store
 	data := testImage(9<<20 + 1000)
 	for _, piece := range []int{1 << 20, 1<<20 + 1} {
 		p := writeFrames(t, data, piece)
@@ -209,6 +212,7 @@ func TestZstdFrames(t *testing.T) {
 
 // A frame larger than the parallel bound: the file is decoded as one stream instead.
 func TestZstdFramesLarge(t *testing.T) {
+	t.Setenv(ZstdEnv, "go") // the Go decoder's store
 	data := make([]byte, 2*maxFrame+3*chunk)
 	for i := 0; i < len(data); i += 1 << 20 {
 		data[i] = byte(i>>20) | 1
@@ -261,6 +265,7 @@ func TestCorruptZstdFrames(t *testing.T) {
 
 // ReadAt of an in-memory image: across chunk boundaries, at the end, past the end.
 func TestStoreReadAt(t *testing.T) {
+	t.Setenv(ZstdEnv, "go") // the Go decoder's store
 	data := testImage(1<<20 + 77)
 	img, err := Open(writeZst(t, data))
 	if err != nil {
@@ -296,8 +301,10 @@ func TestOpenProgress(t *testing.T) {
 	}
 	for _, c := range []struct {
 		path       string
-		minPercent int64 // of the file size
-	}{{one, 100}, {frames, 95}, {raw, 0}} {
+		minPercent int64  // of the file size
+		prog       string // ZstdEnv: the Go decoder, or the zstd program
+	}{{one, 100, "go"}, {frames, 95, "go"}, {raw, 0, "go"}, {one, 100, "zstd"}, {frames, 100, "zstd"}} {
+		t.Setenv(ZstdEnv, c.prog)
 		var n atomic.Int64
 		calls := 0
 		var mu sync.Mutex

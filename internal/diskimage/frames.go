@@ -14,9 +14,11 @@ import (
 // skippableMagic (low 4 bits aside) starts a skippable frame.
 const skippableMagic = 0x184D2A50
 
-// frame is one zstd frame of a file: where its compressed bytes lie.
+// frame is one zstd frame of a file: where its compressed bytes lie, and its decompressed
+// size when its header says (-1 when not).
 type frame struct {
 	off, len int64
+	size     int64
 }
 
 // maxFrame bounds the decompressed size of one frame decoded whole in memory for parallel
@@ -28,6 +30,36 @@ const maxFrame = 32 << 20
 // frame). It returns nil (decode as one stream) for a single frame, and for a damaged file:
 // the streaming decoder then reports the damage where it is.
 func scanFrames(f io.ReaderAt, size int64) []frame {
+	frames := walkFrames(f, size, nil)
+	if len(frames) < 2 {
+		return nil
+	}
+	return frames
+}
+
+// contentSize is the decompressed size of a zstd file as its frame headers give it, or -1
+// when a frame does not say or the file is damaged; a size of limit or more as soon as the
+// frames so far reach it, so that a large file is not walked to its end.
+func contentSize(f io.ReaderAt, size, limit int64) int64 {
+	var n int64
+	unknown := false
+	frames := walkFrames(f, size, func(fr frame) bool {
+		if fr.size < 0 {
+			unknown = true
+			return true
+		}
+		n += fr.size
+		return n >= limit
+	})
+	if frames == nil || unknown {
+		return -1
+	}
+	return n
+}
+
+// walkFrames is scanFrames' walk: every frame, nil for a damaged file. stop, when set, sees
+// each frame's header (its len not yet known) and ends the walk early by returning true.
+func walkFrames(f io.ReaderAt, size int64, stop func(frame) bool) []frame {
 	pr := &peeker{r: f}
 	var frames []frame
 	for off := int64(0); off < size; {
@@ -64,7 +96,27 @@ func scanFrames(f io.ReaderAt, size int64) []frame {
 		if !single {
 			p++ // window descriptor
 		}
-		p += [4]int64{0, 1, 2, 4}[fhd&3] + fcsLen // dictionary ID, content size
+		p += [4]int64{0, 1, 2, 4}[fhd&3] // dictionary ID
+		fcs := int64(-1)
+		if fcsLen > 0 {
+			b, err := pr.peek(p, int(fcsLen))
+			if err != nil {
+				return nil
+			}
+			var v [8]byte
+			copy(v[:], b)
+			fcs = int64(binary.LittleEndian.Uint64(v[:]))
+			if fcsLen == 2 {
+				fcs += 256 // RFC 8878 section 3.1.1.1.4: the 2-byte field is offset by 256
+			}
+			if fcs < 0 {
+				return nil
+			}
+		}
+		p += fcsLen
+		if stop != nil && stop(frame{off: off, size: fcs}) {
+			return append(frames, frame{off: off, size: fcs})
+		}
 		for {
 			bh, err := pr.peek(p, 3)
 			if err != nil {
@@ -89,11 +141,8 @@ func scanFrames(f io.ReaderAt, size int64) []frame {
 		if p > size {
 			return nil
 		}
-		frames = append(frames, frame{off: off, len: p - off})
+		frames = append(frames, frame{off: off, len: p - off, size: fcs})
 		off = p
-	}
-	if len(frames) < 2 {
-		return nil
 	}
 	return frames
 }

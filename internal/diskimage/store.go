@@ -17,7 +17,7 @@ const chunk = sparse.Chunk
 const slabChunks = 256
 
 // store keeps the non-zero chunks of a decompressed image: in memory (slabs, with an index
-// from chunk number to slot) up to limit bytes, then in a sparse temporary file. put may be
+// from chunk number to slot) up to limit bytes, then in a sparse temporary file. keep may be
 // called from several goroutines, for disjoint chunk-aligned ranges.
 type store struct {
 	mu    sync.Mutex
@@ -34,29 +34,6 @@ func (s *store) grow(n int64) {
 	s.mu.Lock()
 	s.size = max(s.size, n)
 	s.mu.Unlock()
-}
-
-// put keeps the non-zero chunks of p, which starts at the chunk-aligned offset off; only the
-// last chunk of an image may be short.
-func (s *store) put(off int64, p []byte) error {
-	for i := 0; i < len(p); {
-		// A run of non-zero chunks, found without the lock.
-		for i < len(p) && sparse.IsZero(p[i:min(i+chunk, len(p))]) {
-			i += chunk
-		}
-		j := i
-		for j < len(p) && !sparse.IsZero(p[j:min(j+chunk, len(p))]) {
-			j += chunk
-		}
-		j = min(j, len(p))
-		if j > i {
-			if err := s.keep(off+int64(i), p[i:j]); err != nil {
-				return err
-			}
-		}
-		i = j
-	}
-	return nil
 }
 
 // keep stores a run of non-zero chunks starting at off.
