@@ -1,0 +1,331 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+
+	"github.com/ext3replay/ext3replay/pkg/ext3fs"
+	"github.com/ext3replay/ext3replay/pkg/resolver"
+)
+
+// inspectListing is what listing a file system's files found, before anything is printed: the
+// files in walk order, the problems in the order met, and the error that ended the walk early.
+// Listing has no side effects, so the fast listing can give way to the walk at any point.
+type inspectListing struct {
+	files    []inspectFile
+	problems []inspectProblem
+	stop     error
+}
+
+type inspectProblem struct {
+	path string
+	err  error
+}
+
+// errStopAtProblem ends a listing at its first problem when --keep-going is not given (the
+// problem, printed by runInspect, is the error).
+var errStopAtProblem = errors.New("stopped at the first problem")
+
+// inspectLister collects one listing. Both listings go through add, so a file's row is made by
+// the same code whichever way its inode and block count were found.
+type inspectLister struct {
+	fsys      *ext3fs.FS
+	keepGoing bool
+	prog      *progress
+	inspectListing
+	// Each inode's blocks are counted once (hard links reuse the count), and distinct inodes
+	// cannot own more blocks together than the file system has: inodes cross-linked to one
+	// huge map would otherwise each be walked in full.
+	counted map[uint32]uint64
+	owned   uint64
+}
+
+func newInspectLister(fsys *ext3fs.FS, keepGoing bool, prog *progress) *inspectLister {
+	return &inspectLister{fsys: fsys, keepGoing: keepGoing, prog: prog, counted: map[uint32]uint64{}}
+}
+
+// problem records what cannot be decoded (a directory block, an entry naming an inode out of
+// range, a file's block map): without --keep-going it ends the listing.
+func (l *inspectLister) problem(path string, err error) error {
+	l.problems = append(l.problems, inspectProblem{path, err})
+	if !l.keepGoing {
+		return errStopAtProblem
+	}
+	return nil
+}
+
+// add lists one name of inode ino; count gives the blocks its map walk reports (called once per
+// inode, not per name).
+func (l *inspectLister) add(path string, ino uint32, in *ext3fs.Inode, count func() (uint64, error)) error {
+	l.prog.Add(1)
+	f := inspectFile{Path: path, Ino: ino, Type: in.Type().String(), Mode: permString(in.Perm()),
+		Links: in.LinksCount, Size: in.Size, Htree: in.IsHtree()}
+	if n, ok := l.counted[ino]; ok {
+		f.Blocks = n
+	} else {
+		n, err := count()
+		if err != nil {
+			return l.problem(path, fmt.Errorf("inode %d: %w", ino, err))
+		}
+		f.Blocks = n
+		l.counted[ino] = n
+		if l.owned += n; l.owned > l.fsys.SB.BlocksCount {
+			return fmt.Errorf("%s (inode %d): the inodes walked so far map %d blocks, more than the file system's %d (cross-linked block maps)", path, ino, l.owned, l.fsys.SB.BlocksCount)
+		}
+	}
+	switch in.Type() {
+	case ext3fs.TypeSymlink:
+		t, err := l.fsys.ReadLink(in)
+		if err != nil {
+			return l.problem(path, fmt.Errorf("inode %d: %w", ino, err))
+		}
+		f.Target = t
+	case ext3fs.TypeChar, ext3fs.TypeBlock:
+		ma, mi := in.Device()
+		f.Device = strconv.FormatUint(uint64(ma), 10) + "," + strconv.FormatUint(uint64(mi), 10)
+	}
+	l.files = append(l.files, f)
+	return nil
+}
+
+// permString is fmt.Sprintf("%04o", perm) without fmt (a fifth of the listing's time).
+func permString(perm uint16) string {
+	s := strconv.FormatUint(uint64(perm), 8)
+	for len(s) < 4 {
+		s = "0" + s
+	}
+	return s
+}
+
+// walkCount counts in's blocks by walking its map.
+func walkCount(fsys *ext3fs.FS, in *ext3fs.Inode) func() (uint64, error) {
+	return func() (uint64, error) {
+		var n uint64
+		err := fsys.WalkBlocks(in, func(ext3fs.BlockRef) error { n++; return nil })
+		return n, err
+	}
+}
+
+// listFilesWalk lists every name reachable from the root by walking the tree (ext3fs.WalkTolerant):
+// each inode read on its own and each map walked again. It is the reference listFilesIndexed
+// must agree with, and what inspect falls back to where that cannot answer exactly.
+func listFilesWalk(fsys *ext3fs.FS, keepGoing bool, prog *progress) inspectListing {
+	l := newInspectLister(fsys, keepGoing, prog)
+	l.stop = fsys.WalkTolerant(func(path string, ino uint32, in *ext3fs.Inode) error {
+		return l.add(path, ino, in, walkCount(fsys, in))
+	}, l.problem)
+	return l.inspectListing
+}
+
+// visitedInodes holds the inodes the index build decoded, found by inode number through pages
+// of 1024 slots allocated where inodes are in use (memory follows the inodes in use, not the
+// inode count the superblock claims).
+type visitedInodes struct {
+	recs  []visitedInode
+	pages []*[1024]int32 // index+1 into recs; 0: not visited
+}
+
+type visitedInode struct {
+	in     ext3fs.Inode
+	blocks uint64
+	err    error
+}
+
+func (v *visitedInodes) add(ino uint32, in *ext3fs.Inode, blocks uint64, err error) {
+	v.recs = append(v.recs, visitedInode{*in, blocks, err})
+	p := int(ino / 1024)
+	if p >= len(v.pages) {
+		v.pages = append(v.pages, make([]*[1024]int32, p+1-len(v.pages))...)
+	}
+	if v.pages[p] == nil {
+		v.pages[p] = new([1024]int32)
+	}
+	v.pages[p][ino%1024] = int32(len(v.recs))
+}
+
+func (v *visitedInodes) get(ino uint32) *visitedInode {
+	p := int(ino / 1024)
+	if p >= len(v.pages) || v.pages[p] == nil {
+		return nil
+	}
+	if i := v.pages[p][ino%1024]; i > 0 {
+		return &v.recs[i-1]
+	}
+	return nil
+}
+
+// listFilesIndexed is listFilesWalk from the index build's one pass over the inode tables
+// (resolver.BuildIndexVisit): every inode in use is decoded from inode tables read in large
+// chunks, with the block count of its map walk, so walking the tree only reads directories. The
+// walk order, hard links, the problems met and the order they are met in are those of
+// listFilesWalk; where it cannot say what that would (the root, or a directory block that cannot
+// be read or decoded, whose errors ext3fs words itself), ok is false and nothing was printed.
+func listFilesIndexed(fsys *ext3fs.FS, keepGoing bool, prog *progress) (_ inspectListing, ok bool) {
+	// A 1 TiB file system may claim millions of inodes: count the records as they come.
+	v := &visitedInodes{recs: make([]visitedInode, 0, min(uint64(fsys.SB.InodesCount-min(fsys.SB.FreeInodesCount, fsys.SB.InodesCount)), 1<<20))}
+	if _, _, err := resolver.BuildIndexVisit(fsys, v.add); err != nil {
+		return inspectListing{}, false
+	}
+	root := v.get(ext3fs.RootIno)
+	if root == nil || root.in.Type() != ext3fs.TypeDir {
+		return inspectListing{}, false // the walk words these errors
+	}
+	l := newInspectLister(fsys, keepGoing, prog)
+	w := &indexedWalk{l: l, v: v, seen: map[uint32]bool{ext3fs.RootIno: true}, buf: make([]byte, fsys.BlockSize())}
+	if err := l.add("/", ext3fs.RootIno, &root.in, root.count); err != nil {
+		l.stop = err
+		return l.inspectListing, true
+	}
+	if err := w.dir("/", &root.in); err != nil {
+		if err == errCannotList {
+			return inspectListing{}, false
+		}
+		l.stop = err
+	}
+	return l.inspectListing, true
+}
+
+func (r *visitedInode) count() (uint64, error) { return r.blocks, r.err }
+
+// errCannotList: the indexed walk met something only the tree walk words exactly.
+var errCannotList = errors.New("the indexed listing cannot answer here")
+
+type indexedWalk struct {
+	l    *inspectLister
+	v    *visitedInodes
+	seen map[uint32]bool
+	buf  []byte
+}
+
+// dir lists directory din's entries (path dir, ending in "/") as ext3fs.WalkTolerant does:
+// sorted by name (stably: entries with equal names in directory order), "." and ".." left out,
+// each subdirectory descended the first time it is met.
+func (w *indexedWalk) dir(dir string, din *ext3fs.Inode) error {
+	fsys, l := w.l.fsys, w.l
+	var ents []ext3fs.DirEntry
+	if din.HasInlineData() {
+		var err error
+		if ents, err = fsys.ReadDir(din); err != nil {
+			if err := l.problem(dir, err); err != nil {
+				return err
+			}
+		}
+	} else {
+		var ok bool
+		if ents, ok = w.readDir(din); !ok {
+			return errCannotList
+		}
+	}
+	sort.SliceStable(ents, func(a, b int) bool { return ents[a].Name < ents[b].Name })
+	for _, e := range ents {
+		if e.Name == "." || e.Name == ".." {
+			continue
+		}
+		p := dir + e.Name
+		var in *ext3fs.Inode
+		var count func() (uint64, error)
+		if r := w.v.get(e.Inode); r != nil {
+			in, count = &r.in, r.count
+		} else {
+			// Not in use by the bitmap or the inode's own fields, or not decodable: the walk
+			// reads it all the same (and words the error if it cannot).
+			var err error
+			if in, err = fsys.ReadInode(e.Inode); err != nil {
+				if err := l.problem(p, err); err != nil {
+					return err
+				}
+				continue
+			}
+			count = walkCount(fsys, in)
+		}
+		if err := l.add(p, e.Inode, in, count); err != nil {
+			return err
+		}
+		if in.Type() == ext3fs.TypeDir && !w.seen[e.Inode] {
+			w.seen[e.Inode] = true
+			if err := w.dir(p+"/", in); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// readDir reads a block-mapped directory's entries in the order the tree walk does (its blocks
+// in map order, up to i_size); ok is false at the first block map, block or entry that cannot
+// be read or decoded.
+func (w *indexedWalk) readDir(din *ext3fs.Inode) (ents []ext3fs.DirEntry, ok bool) {
+	fsys := w.l.fsys
+	bs := uint64(fsys.BlockSize())
+	nblocks := (din.Size + bs - 1) / bs
+	ft := fsys.SB.HasFiletype()
+	err := fsys.WalkBlocks(din, func(r ext3fs.BlockRef) error {
+		if r.Kind != ext3fs.BlockData || r.Logical >= nblocks {
+			return nil
+		}
+		if err := fsys.ReadBlock(r.Phys, w.buf); err != nil {
+			return err
+		}
+		e, err := ext3fs.ParseDirBlock(w.buf, ft)
+		ents = append(ents, e...)
+		return err
+	})
+	return ents, err == nil
+}
+
+// inspectCrossCheck, set by the tests, makes every inspect list the files both ways and fail
+// unless the two listings agree.
+var inspectCrossCheck bool
+
+// listFiles lists the files of fsys: through the index build, or by walking the tree where that
+// cannot answer exactly.
+func listFiles(fsys *ext3fs.FS, keepGoing bool, prog *progress) (inspectListing, error) {
+	l, ok := listFilesIndexed(fsys, keepGoing, prog)
+	if !inspectCrossCheck {
+		if !ok {
+			l = listFilesWalk(fsys, keepGoing, prog)
+		}
+		return l, nil
+	}
+	ref := listFilesWalk(fsys, keepGoing, nil)
+	if !ok {
+		return ref, nil
+	}
+	if d := diffListings(l, ref); d != "" {
+		return l, fmt.Errorf("inspect cross-check: the indexed listing differs from the tree walk: %s", d)
+	}
+	return l, nil
+}
+
+// diffListings describes the first difference between two listings ("" if none).
+func diffListings(a, b inspectListing) string {
+	for i := 0; i < max(len(a.files), len(b.files)); i++ {
+		switch {
+		case i >= len(a.files):
+			return fmt.Sprintf("file %d: missing, walk %+v", i, b.files[i])
+		case i >= len(b.files):
+			return fmt.Sprintf("file %d: %+v, walk has no more", i, a.files[i])
+		case a.files[i] != b.files[i]:
+			return fmt.Sprintf("file %d: %+v, walk %+v", i, a.files[i], b.files[i])
+		}
+	}
+	problems := func(l inspectListing) string {
+		var s []byte
+		for _, p := range l.problems {
+			s = fmt.Appendf(s, "%q: %v; ", p.path, p.err)
+		}
+		return string(s)
+	}
+	if pa, pb := problems(a), problems(b); pa != pb {
+		return fmt.Sprintf("problems %s, walk %s", pa, pb)
+	}
+	if fmt.Sprint(a.stop) != fmt.Sprint(b.stop) {
+		return fmt.Sprintf("stopped with %v, walk with %v", a.stop, b.stop)
+	}
+	return ""
+}
+
+// listInspectFiles is listFiles; the tests swap in the tree walk alone to compare outputs.
+var listInspectFiles = listFiles
