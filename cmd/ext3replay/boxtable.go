@@ -19,31 +19,37 @@ import (
 // tablewriter also narrows its own borders) go to render.Table; boxtable_test.go compares the
 // two on random tables.
 func writeBoxTable(w io.Writer, header []string, rows [][]string, right []bool) error {
-	if len(rows) == 0 || len(header) == 0 || twwidth.IsEastAsian() {
-		return render.Table(w, header, rows, right)
-	}
-	ncol := len(header)
 	for _, r := range rows {
-		if len(r) != ncol {
+		if len(r) != len(header) {
 			return render.Table(w, header, rows, right)
 		}
 	}
-	hdr := boxCells(header)
-	widths := make([]int, ncol)
-	for i, c := range hdr {
-		widths[i] = c.width
+	return writeBoxRows(w, header, right, len(rows), func(i int, cells []string) { copy(cells, rows[i]) })
+}
+
+// writeBoxRows is writeBoxTable for n rows made by fill (called twice per row: once to measure,
+// once to write), so that a 100,000-row table is never held in memory as cells.
+func writeBoxRows(w io.Writer, header []string, right []bool, n int, fill func(i int, cells []string)) error {
+	ncol := len(header)
+	cells := make([]string, ncol)
+	if n == 0 || ncol == 0 || twwidth.IsEastAsian() {
+		return render.Table(w, header, materialize(n, ncol, fill), right)
 	}
-	cells := make([]boxCell, 0, len(rows)*ncol)
-	for _, r := range rows {
-		for i, c := range boxCells(r) {
-			widths[i] = max(widths[i], c.width)
-			cells = append(cells, c)
+	widths := make([]int, ncol)
+	for i, h := range header {
+		_, widths[i] = boxCell(h)
+	}
+	for k := 0; k < n; k++ {
+		fill(k, cells)
+		for i, c := range cells {
+			_, wd := boxCell(c)
+			widths[i] = max(widths[i], wd)
 		}
 	}
 	for _, wd := range widths {
 		if wd == 0 {
 			// An empty column: tablewriter's own rules for it are not worth copying.
-			return render.Table(w, header, rows, right)
+			return render.Table(w, header, materialize(n, ncol, fill), right)
 		}
 	}
 	bw := bufio.NewWriterSize(w, 64<<10)
@@ -60,15 +66,16 @@ func writeBoxTable(w io.Writer, header []string, rows [][]string, right []bool) 
 		bw.WriteString(r)
 		bw.WriteByte('\n')
 	}
-	line := func(cs []boxCell, alignRight bool) {
+	line := func(cs []string, alignRight bool) {
 		for i, c := range cs {
+			text, wd := boxCell(c)
 			bw.WriteString("│ ")
-			pad := widths[i] - c.width
+			pad := widths[i] - wd
 			rightHere := alignRight && i < len(right) && right[i]
 			if rightHere {
 				writeSpaces(bw, pad)
 			}
-			bw.WriteString(c.text)
+			bw.WriteString(text)
 			if !rightHere {
 				writeSpaces(bw, pad)
 			}
@@ -77,36 +84,36 @@ func writeBoxTable(w io.Writer, header []string, rows [][]string, right []bool) 
 		bw.WriteString("│\n")
 	}
 	rule("┌", "┬", "┐")
-	line(hdr, false)
+	line(header, false)
 	rule("├", "┼", "┤")
-	for k := 0; k < len(rows); k++ {
-		line(cells[k*ncol:(k+1)*ncol], true)
+	for k := 0; k < n; k++ {
+		fill(k, cells)
+		line(cells, true)
 	}
 	rule("└", "┴", "┘")
 	return bw.Flush()
 }
 
-type boxCell struct {
-	text  string
-	width int
+func materialize(n, ncol int, fill func(i int, cells []string)) [][]string {
+	rows := make([][]string, n)
+	for k := range rows {
+		rows[k] = make([]string, ncol)
+		fill(k, rows[k])
+	}
+	return rows
 }
 
-// boxCells prepares cells as render.Table does (safe, truncated, trimmed as tablewriter trims)
-// and measures them: printable ASCII is one column a byte, anything else is measured by
+// boxCell prepares a cell as render.Table does (safe, truncated, trimmed as tablewriter trims)
+// and measures it: printable ASCII is one column a byte, anything else is measured by
 // tablewriter's own width function.
-func boxCells(in []string) []boxCell {
-	out := make([]boxCell, len(in))
-	for i, s := range in {
-		s = strings.TrimSpace(ops.TruncateCell(ops.SafeText(s)))
-		out[i] = boxCell{s, len(s)}
-		for k := 0; k < len(s); k++ {
-			if c := s[k]; c < 0x20 || c >= 0x7f {
-				out[i].width = twwidth.Width(s)
-				break
-			}
+func boxCell(s string) (string, int) {
+	s = strings.TrimSpace(ops.TruncateCell(ops.SafeText(s)))
+	for k := 0; k < len(s); k++ {
+		if c := s[k]; c < 0x20 || c >= 0x7f {
+			return s, twwidth.Width(s)
 		}
 	}
-	return out
+	return s, len(s)
 }
 
 const boxSpaces = "                                                                "

@@ -223,8 +223,8 @@ func runInspect(cmd *cobra.Command, args []string, out io.Writer, o *inspectOpti
 		}
 		fmt.Fprintln(w)
 	}
-	rows := make([][]string, 0, len(files))
-	for _, f := range files {
+	fill := func(i int, cells []string) {
+		f := &files[i]
 		name := ops.QuotePath(f.Path) // guest names are arbitrary bytes: no escapes reach the terminal
 		if f.Target != "" {
 			name += " -> " + ops.QuotePath(f.Target)
@@ -236,10 +236,11 @@ func runInspect(cmd *cobra.Command, args []string, out io.Writer, o *inspectOpti
 		if f.Htree {
 			typ += "(htree)"
 		}
-		rows = append(rows, []string{itoaU(uint64(f.Ino)), typ, f.Mode, itoaU(uint64(f.Links)), itoaU(f.Size), itoaU(f.Blocks), name})
+		cells[0], cells[1], cells[2], cells[3], cells[4], cells[5], cells[6] =
+			itoaU(uint64(f.Ino)), typ, f.Mode, itoaU(uint64(f.Links)), itoaU(f.Size), itoaU(f.Blocks), name
 	}
-	if err := writeBoxTable(w, []string{"INODE", "TYPE", "MODE", "LINKS", "SIZE", "BLOCKS", "PATH"}, rows,
-		[]bool{true, false, false, true, true, true, false}); err != nil {
+	if err := writeBoxRows(w, []string{"INODE", "TYPE", "MODE", "LINKS", "SIZE", "BLOCKS", "PATH"},
+		[]bool{true, false, false, true, true, true, false}, len(files), fill); err != nil {
 		return err
 	}
 	fmt.Fprintf(w, "\n%d names\n", len(files))

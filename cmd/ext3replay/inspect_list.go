@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"sync"
 
 	"github.com/ext3replay/ext3replay/pkg/ext3fs"
 	"github.com/ext3replay/ext3replay/pkg/resolver"
@@ -38,12 +39,36 @@ type inspectLister struct {
 	// Each inode's blocks are counted once (hard links reuse the count), and distinct inodes
 	// cannot own more blocks together than the file system has: inodes cross-linked to one
 	// huge map would otherwise each be walked in full.
-	counted map[uint32]uint64
+	counted map[uint32]*blockCount
 	owned   uint64
 }
 
+// blockCount is an inode's block count, once counted.
+type blockCount struct {
+	n    uint64
+	done bool
+}
+
 func newInspectLister(fsys *ext3fs.FS, keepGoing bool, prog *progress) *inspectLister {
-	return &inspectLister{fsys: fsys, keepGoing: keepGoing, prog: prog, counted: map[uint32]uint64{}}
+	// Most inodes in use have one name: room for them, and a quarter more for hard links, saves
+	// regrowing a 100,000-row slice, whose copy into fresh pages cost 0.1 s of page faults (room
+	// never written costs nothing; the bound keeps a hostile free-inode count from reserving
+	// gigabytes).
+	sb := fsys.SB
+	used := min(sb.InodesCount-min(sb.FreeInodesCount, sb.InodesCount), 1<<20)
+	return &inspectLister{fsys: fsys, keepGoing: keepGoing, prog: prog, counted: map[uint32]*blockCount{},
+		inspectListing: inspectListing{files: make([]inspectFile, 0, used+used/4+64)}}
+}
+
+// countOf is where the block count of an inode read on its own (not visited by the index build)
+// is kept.
+func (l *inspectLister) countOf(ino uint32) *blockCount {
+	c := l.counted[ino]
+	if c == nil {
+		c = new(blockCount)
+		l.counted[ino] = c
+	}
+	return c
 }
 
 // problem records what cannot be decoded (a directory block, an entry naming an inode out of
@@ -56,21 +81,21 @@ func (l *inspectLister) problem(path string, err error) error {
 	return nil
 }
 
-// add lists one name of inode ino; count gives the blocks its map walk reports (called once per
-// inode, not per name).
-func (l *inspectLister) add(path string, ino uint32, in *ext3fs.Inode, count func() (uint64, error)) error {
+// add lists one name of inode ino; count gives the blocks its map walk reports, called once per
+// inode (not per name) and kept in bc.
+func (l *inspectLister) add(path string, ino uint32, in *ext3fs.Inode, bc *blockCount, count func() (uint64, error)) error {
 	l.prog.Add(1)
 	f := inspectFile{Path: path, Ino: ino, Type: in.Type().String(), Mode: permString(in.Perm()),
 		Links: in.LinksCount, Size: in.Size, Htree: in.IsHtree()}
-	if n, ok := l.counted[ino]; ok {
-		f.Blocks = n
+	if bc.done {
+		f.Blocks = bc.n
 	} else {
 		n, err := count()
 		if err != nil {
 			return l.problem(path, fmt.Errorf("inode %d: %w", ino, err))
 		}
 		f.Blocks = n
-		l.counted[ino] = n
+		*bc = blockCount{n, true}
 		if l.owned += n; l.owned > l.fsys.SB.BlocksCount {
 			return fmt.Errorf("%s (inode %d): the inodes walked so far map %d blocks, more than the file system's %d (cross-linked block maps)", path, ino, l.owned, l.fsys.SB.BlocksCount)
 		}
@@ -90,14 +115,21 @@ func (l *inspectLister) add(path string, ino uint32, in *ext3fs.Inode, count fun
 	return nil
 }
 
-// permString is fmt.Sprintf("%04o", perm) without fmt (a fifth of the listing's time).
+// permString is fmt.Sprintf("%04o", perm), made once for each of the 4096 permissions: a
+// Sprintf per file was a fifth of the listing's time.
 func permString(perm uint16) string {
-	s := strconv.FormatUint(uint64(perm), 8)
-	for len(s) < 4 {
-		s = "0" + s
-	}
-	return s
+	permOnce.Do(func() {
+		for p := range permStrings {
+			permStrings[p] = fmt.Sprintf("%04o", p)
+		}
+	})
+	return permStrings[perm&07777]
 }
+
+var (
+	permOnce    sync.Once
+	permStrings [010000]string
+)
 
 // walkCount counts in's blocks by walking its map.
 func walkCount(fsys *ext3fs.FS, in *ext3fs.Inode) func() (uint64, error) {
@@ -114,7 +146,7 @@ func walkCount(fsys *ext3fs.FS, in *ext3fs.Inode) func() (uint64, error) {
 func listFilesWalk(fsys *ext3fs.FS, keepGoing bool, prog *progress) inspectListing {
 	l := newInspectLister(fsys, keepGoing, prog)
 	l.stop = fsys.WalkTolerant(func(path string, ino uint32, in *ext3fs.Inode) error {
-		return l.add(path, ino, in, walkCount(fsys, in))
+		return l.add(path, ino, in, l.countOf(ino), walkCount(fsys, in))
 	}, l.problem)
 	return l.inspectListing
 }
@@ -125,16 +157,42 @@ func listFilesWalk(fsys *ext3fs.FS, keepGoing bool, prog *progress) inspectListi
 type visitedInodes struct {
 	recs  []visitedInode
 	pages []*[1024]int32 // index+1 into recs; 0: not visited
+	// full holds the whole inode of directories and symlinks, read again for their entries and
+	// targets; the others keep what a row shows (a fifth of the memory, which is most of the
+	// cost here: 100,000 whole inodes are 20 MB).
+	full []ext3fs.Inode
+	// errs holds the map-walk errors (rare), so that recs holds no pointers for the garbage
+	// collector to scan.
+	errs map[uint32]error
 }
 
+// visitedInode is what inspect lists of an inode: its type and permissions, links, size and
+// flags, the device number, the block count and whether its map walk failed.
 type visitedInode struct {
-	in     ext3fs.Inode
-	blocks uint64
-	err    error
+	mode, links uint16
+	flags       uint32
+	size        uint64
+	blocks      uint64
+	dev         [2]uint32 // i_block[0] and [1]
+	full        int32     // index+1 into full; 0 for the types kept here alone
+	err         bool      // errs has the map walk's error
+	counted     blockCount
 }
 
 func (v *visitedInodes) add(ino uint32, in *ext3fs.Inode, blocks uint64, err error) {
-	v.recs = append(v.recs, visitedInode{*in, blocks, err})
+	r := visitedInode{mode: in.Mode, links: in.LinksCount, flags: in.Flags, size: in.Size, blocks: blocks,
+		dev: [2]uint32{in.Block[0], in.Block[1]}, err: err != nil}
+	if t := in.Type(); t == ext3fs.TypeDir || t == ext3fs.TypeSymlink {
+		v.full = append(v.full, *in)
+		r.full = int32(len(v.full))
+	}
+	v.recs = append(v.recs, r)
+	if err != nil {
+		if v.errs == nil {
+			v.errs = map[uint32]error{}
+		}
+		v.errs[ino] = err
+	}
 	p := int(ino / 1024)
 	if p >= len(v.pages) {
 		v.pages = append(v.pages, make([]*[1024]int32, p+1-len(v.pages))...)
@@ -143,6 +201,17 @@ func (v *visitedInodes) add(ino uint32, in *ext3fs.Inode, blocks uint64, err err
 		v.pages[p] = new([1024]int32)
 	}
 	v.pages[p][ino%1024] = int32(len(v.recs))
+}
+
+// inode is r as an Inode: the whole one for directories and symlinks, else tmp filled with the
+// fields inspect reads of the others (type, permissions, links, size, flags, device number).
+func (v *visitedInodes) inode(r *visitedInode, tmp *ext3fs.Inode) *ext3fs.Inode {
+	if r.full > 0 {
+		return &v.full[r.full-1]
+	}
+	*tmp = ext3fs.Inode{Mode: r.mode, LinksCount: r.links, Size: r.size, Flags: r.flags}
+	tmp.Block[0], tmp.Block[1] = r.dev[0], r.dev[1]
+	return tmp
 }
 
 func (v *visitedInodes) get(ino uint32) *visitedInode {
@@ -157,28 +226,29 @@ func (v *visitedInodes) get(ino uint32) *visitedInode {
 }
 
 // listFilesIndexed is listFilesWalk from the index build's one pass over the inode tables
-// (resolver.BuildIndexVisit): every inode in use is decoded from inode tables read in large
+// (resolver.VisitInodes): every inode in use is decoded from inode tables read in large
 // chunks, with the block count of its map walk, so walking the tree only reads directories. The
 // walk order, hard links, the problems met and the order they are met in are those of
 // listFilesWalk; where it cannot say what that would (the root, or a directory block that cannot
 // be read or decoded, whose errors ext3fs words itself), ok is false and nothing was printed.
 func listFilesIndexed(fsys *ext3fs.FS, keepGoing bool, prog *progress) (_ inspectListing, ok bool) {
 	// A 1 TiB file system may claim millions of inodes: count the records as they come.
-	v := &visitedInodes{recs: make([]visitedInode, 0, min(uint64(fsys.SB.InodesCount-min(fsys.SB.FreeInodesCount, fsys.SB.InodesCount)), 1<<20))}
-	if _, _, err := resolver.BuildIndexVisit(fsys, v.add); err != nil {
+	v := &visitedInodes{recs: make([]visitedInode, 0, min(fsys.SB.InodesCount-min(fsys.SB.FreeInodesCount, fsys.SB.InodesCount), 1<<20))}
+	if _, err := resolver.VisitInodes(fsys, v.add); err != nil {
 		return inspectListing{}, false
 	}
 	root := v.get(ext3fs.RootIno)
-	if root == nil || root.in.Type() != ext3fs.TypeDir {
+	if root == nil || root.full == 0 || v.full[root.full-1].Type() != ext3fs.TypeDir {
 		return inspectListing{}, false // the walk words these errors
 	}
 	l := newInspectLister(fsys, keepGoing, prog)
 	w := &indexedWalk{l: l, v: v, seen: map[uint32]bool{ext3fs.RootIno: true}, buf: make([]byte, fsys.BlockSize())}
-	if err := l.add("/", ext3fs.RootIno, &root.in, root.count); err != nil {
+	rootIn := &v.full[root.full-1]
+	if err := l.add("/", ext3fs.RootIno, rootIn, &root.counted, v.count(ext3fs.RootIno, root)); err != nil {
 		l.stop = err
 		return l.inspectListing, true
 	}
-	if err := w.dir("/", &root.in); err != nil {
+	if err := w.dir("/", rootIn); err != nil {
 		if err == errCannotList {
 			return inspectListing{}, false
 		}
@@ -187,7 +257,15 @@ func listFilesIndexed(fsys *ext3fs.FS, keepGoing bool, prog *progress) (_ inspec
 	return l.inspectListing, true
 }
 
-func (r *visitedInode) count() (uint64, error) { return r.blocks, r.err }
+// count is the blocks and map-walk error of r, inode ino.
+func (v *visitedInodes) count(ino uint32, r *visitedInode) func() (uint64, error) {
+	return func() (uint64, error) {
+		if r.err {
+			return r.blocks, v.errs[ino]
+		}
+		return r.blocks, nil
+	}
+}
 
 // errCannotList: the indexed walk met something only the tree walk words exactly.
 var errCannotList = errors.New("the indexed listing cannot answer here")
@@ -197,6 +275,7 @@ type indexedWalk struct {
 	v    *visitedInodes
 	seen map[uint32]bool
 	buf  []byte
+	tmp  ext3fs.Inode // the inode of a file kept in part (add keeps no reference to it)
 }
 
 // dir lists directory din's entries (path dir, ending in "/") as ext3fs.WalkTolerant does:
@@ -225,9 +304,10 @@ func (w *indexedWalk) dir(dir string, din *ext3fs.Inode) error {
 		}
 		p := dir + e.Name
 		var in *ext3fs.Inode
+		var bc *blockCount
 		var count func() (uint64, error)
 		if r := w.v.get(e.Inode); r != nil {
-			in, count = &r.in, r.count
+			in, bc, count = w.v.inode(r, &w.tmp), &r.counted, w.v.count(e.Inode, r)
 		} else {
 			// Not in use by the bitmap or the inode's own fields, or not decodable: the walk
 			// reads it all the same (and words the error if it cannot).
@@ -238,9 +318,9 @@ func (w *indexedWalk) dir(dir string, din *ext3fs.Inode) error {
 				}
 				continue
 			}
-			count = walkCount(fsys, in)
+			bc, count = l.countOf(e.Inode), walkCount(fsys, in)
 		}
-		if err := l.add(p, e.Inode, in, count); err != nil {
+		if err := l.add(p, e.Inode, in, bc, count); err != nil {
 			return err
 		}
 		if in.Type() == ext3fs.TypeDir && !w.seen[e.Inode] {

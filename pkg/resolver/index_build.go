@@ -39,19 +39,20 @@ func BuildTolerant(fs *ext3fs.FS) (*Index, *Names, []error, error) {
 	return x, n, problems, err
 }
 
-// InodeVisit is shown, by BuildIndexVisit, every in-use inode the build decodes, once its block
-// map has been walked: blocks is the number of blocks ext3fs.WalkBlocks reported (data and the
-// indirect or extent blocks mapping them, as debugfs stat counts them; not the xattr block) and
-// err the walk's error (blocks then counts those before it). in is reused once visit returns.
+// InodeVisit is shown, by VisitInodes, every in-use inode the index build decodes, once its
+// block map has been walked: blocks is the number of blocks ext3fs.WalkBlocks reported (data and
+// the indirect or extent blocks mapping them, as debugfs stat counts them; not the xattr block)
+// and err the walk's error (blocks then counts those before it). in is reused once visit returns.
 type InodeVisit func(ino uint32, in *ext3fs.Inode, blocks uint64, err error)
 
-// BuildIndexVisit is BuildTolerant without the names table (no directory block is read),
-// showing visit every in-use inode: one pass over the inode tables gives both the index and
-// every inode's attributes and block count (inspect lists those).
-func BuildIndexVisit(fs *ext3fs.FS, visit InodeVisit) (*Index, []error, error) {
+// VisitInodes is the index build's pass over the inode tables (BuildTolerant's: tables read in
+// large chunks up to the last inode in use, every block map walked, what cannot be decoded a
+// problem) showing visit every inode in use, without building the index or the names: inspect
+// lists every file's attributes and block count from it.
+func VisitInodes(fs *ext3fs.FS, visit InodeVisit) ([]error, error) {
 	var problems []error
-	x, _, err := ixBuild(fs, true, false, &problems, visit)
-	return x, problems, err
+	_, _, err := ixBuild(fs, false, false, &problems, visit)
+	return problems, err
 }
 
 type ixBuilder struct {
@@ -62,7 +63,7 @@ type ixBuilder struct {
 	problems *[]error
 	// inlineNames: entries of inline directories, named with the directory blocks' ones.
 	inlineNames []ixName
-	// visit: where not nil, shown every in-use inode with its block count (BuildIndexVisit).
+	// visit: where not nil, shown every in-use inode with its block count (VisitInodes).
 	visit InodeVisit
 }
 
@@ -274,7 +275,7 @@ func (b *ixBuilder) inode(ino uint32, in *ext3fs.Inode, wantIndex, wantNames boo
 		b.add(in.FileACL, Owner{Role: RoleXattr, Ino: ino})
 	}
 	isDir := in.Type() == ext3fs.TypeDir
-	if !wantIndex && !isDir {
+	if !wantIndex && !isDir && b.visit == nil {
 		return nil
 	}
 	nblocks := (in.Size + uint64(fs.BlockSize()) - 1) / uint64(fs.BlockSize())
