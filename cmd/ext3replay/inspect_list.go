@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"sort"
@@ -276,55 +277,80 @@ type indexedWalk struct {
 	seen map[uint32]bool
 	buf  []byte
 	tmp  ext3fs.Inode // the inode of a file kept in part (add keeps no reference to it)
+	// ents and arena are a stack: the entries of the directories being walked, from the root
+	// down, each directory's names in arena (so the names of 100,000 entries are not 100,000
+	// strings; each path is one).
+	ents  []dirEnt
+	arena []byte
 }
+
+// dirEnt is one directory entry: its name is arena[off:off+n].
+type dirEnt struct {
+	off int
+	n   int
+	ino uint32
+}
+
+func (w *indexedWalk) push(name []byte, ino uint32) {
+	w.ents = append(w.ents, dirEnt{len(w.arena), len(name), ino})
+	w.arena = append(w.arena, name...)
+}
+
+func (w *indexedWalk) name(e dirEnt) []byte { return w.arena[e.off : e.off+e.n] }
 
 // dir lists directory din's entries (path dir, ending in "/") as ext3fs.WalkTolerant does:
 // sorted by name (stably: entries with equal names in directory order), "." and ".." left out,
 // each subdirectory descended the first time it is met.
 func (w *indexedWalk) dir(dir string, din *ext3fs.Inode) error {
 	fsys, l := w.l.fsys, w.l
-	var ents []ext3fs.DirEntry
+	base, abase := len(w.ents), len(w.arena)
+	defer func() { w.ents, w.arena = w.ents[:base], w.arena[:abase] }()
 	if din.HasInlineData() {
-		var err error
-		if ents, err = fsys.ReadDir(din); err != nil {
+		ents, err := fsys.ReadDir(din)
+		if err != nil {
 			if err := l.problem(dir, err); err != nil {
 				return err
 			}
 		}
-	} else {
-		var ok bool
-		if ents, ok = w.readDir(din); !ok {
-			return errCannotList
+		for _, e := range ents {
+			w.push([]byte(e.Name), e.Inode)
 		}
+	} else if !w.readDir(din) {
+		return errCannotList
 	}
-	sort.SliceStable(ents, func(a, b int) bool { return ents[a].Name < ents[b].Name })
-	for _, e := range ents {
-		if e.Name == "." || e.Name == ".." {
+	end := len(w.ents)
+	seg := w.ents[base:end]
+	sort.SliceStable(seg, func(a, b int) bool { return bytes.Compare(w.name(seg[a]), w.name(seg[b])) < 0 })
+	// Subdirectories push their entries past end (and may move ents and arena): index afresh.
+	for k := base; k < end; k++ {
+		e := w.ents[k]
+		name := w.name(e)
+		if string(name) == "." || string(name) == ".." {
 			continue
 		}
-		p := dir + e.Name
+		p := dir + string(name)
 		var in *ext3fs.Inode
 		var bc *blockCount
 		var count func() (uint64, error)
-		if r := w.v.get(e.Inode); r != nil {
-			in, bc, count = w.v.inode(r, &w.tmp), &r.counted, w.v.count(e.Inode, r)
+		if r := w.v.get(e.ino); r != nil {
+			in, bc, count = w.v.inode(r, &w.tmp), &r.counted, w.v.count(e.ino, r)
 		} else {
 			// Not in use by the bitmap or the inode's own fields, or not decodable: the walk
 			// reads it all the same (and words the error if it cannot).
 			var err error
-			if in, err = fsys.ReadInode(e.Inode); err != nil {
+			if in, err = fsys.ReadInode(e.ino); err != nil {
 				if err := l.problem(p, err); err != nil {
 					return err
 				}
 				continue
 			}
-			bc, count = l.countOf(e.Inode), walkCount(fsys, in)
+			bc, count = l.countOf(e.ino), walkCount(fsys, in)
 		}
-		if err := l.add(p, e.Inode, in, bc, count); err != nil {
+		if err := l.add(p, e.ino, in, bc, count); err != nil {
 			return err
 		}
-		if in.Type() == ext3fs.TypeDir && !w.seen[e.Inode] {
-			w.seen[e.Inode] = true
+		if in.Type() == ext3fs.TypeDir && !w.seen[e.ino] {
+			w.seen[e.ino] = true
 			if err := w.dir(p+"/", in); err != nil {
 				return err
 			}
@@ -333,10 +359,10 @@ func (w *indexedWalk) dir(dir string, din *ext3fs.Inode) error {
 	return nil
 }
 
-// readDir reads a block-mapped directory's entries in the order the tree walk does (its blocks
-// in map order, up to i_size); ok is false at the first block map, block or entry that cannot
+// readDir pushes a block-mapped directory's entries in the order the tree walk reads them (its
+// blocks in map order, up to i_size); false at the first block map, block or entry that cannot
 // be read or decoded.
-func (w *indexedWalk) readDir(din *ext3fs.Inode) (ents []ext3fs.DirEntry, ok bool) {
+func (w *indexedWalk) readDir(din *ext3fs.Inode) bool {
 	fsys := w.l.fsys
 	bs := uint64(fsys.BlockSize())
 	nblocks := (din.Size + bs - 1) / bs
@@ -348,11 +374,12 @@ func (w *indexedWalk) readDir(din *ext3fs.Inode) (ents []ext3fs.DirEntry, ok boo
 		if err := fsys.ReadBlock(r.Phys, w.buf); err != nil {
 			return err
 		}
-		e, err := ext3fs.ParseDirBlock(w.buf, ft)
-		ents = append(ents, e...)
-		return err
+		return ext3fs.WalkDirBlock(w.buf, ft, func(e *ext3fs.DirEntry, name []byte) error {
+			w.push(name, e.Inode)
+			return nil
+		})
 	})
-	return ents, err == nil
+	return err == nil
 }
 
 // inspectCrossCheck, set by the tests, makes every inspect list the files both ways and fail
