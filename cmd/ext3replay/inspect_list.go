@@ -242,19 +242,19 @@ func listFilesIndexed(fsys *ext3fs.FS, keepGoing bool, prog *progress) (_ inspec
 	if root == nil || root.full == 0 || v.full[root.full-1].Type() != ext3fs.TypeDir {
 		return inspectListing{}, false // the walk words these errors
 	}
-	l := newInspectLister(fsys, keepGoing, prog)
+	// The bar counts the names once the listing stands: were it to give way to the walk, the
+	// walk counts them again.
+	l := newInspectLister(fsys, keepGoing, nil)
 	w := &indexedWalk{l: l, v: v, seen: map[uint32]bool{ext3fs.RootIno: true}, buf: make([]byte, fsys.BlockSize())}
 	rootIn := &v.full[root.full-1]
 	if err := l.add("/", ext3fs.RootIno, rootIn, &root.counted, v.count(ext3fs.RootIno, root)); err != nil {
 		l.stop = err
-		return l.inspectListing, true
-	}
-	if err := w.dir("/", rootIn); err != nil {
-		if err == errCannotList {
-			return inspectListing{}, false
-		}
+	} else if err := w.dir("/", rootIn); err == errCannotList {
+		return inspectListing{}, false
+	} else if err != nil {
 		l.stop = err
 	}
+	prog.Add(int64(len(l.files)))
 	return l.inspectListing, true
 }
 
