@@ -150,7 +150,8 @@ func TestInspectIndexedStandardImages(t *testing.T) {
 
 // TestInspectIndexedDamaged: where an image is damaged in a way the indexed listing words itself
 // (a file's block map, an entry naming an inode out of range or one not in use, a hard link to
-// a damaged file, a symlink whose target cannot be read), it still answers, and inspect's
+// a damaged file, a symlink whose target cannot be read), it still answers; where it does not (a
+// directory block that cannot be decoded) it gives way to the tree walk; either way inspect's
 // output, stderr and exit status, with and without --keep-going, are those of the tree walk.
 func TestInspectIndexedDamaged(t *testing.T) {
 	img0, _ := ext3fstest.Build(t, ext3fstest.Image{Type: "ext3", BlockSize: 1024})
@@ -226,28 +227,33 @@ func TestInspectIndexedDamaged(t *testing.T) {
 	cases := []struct {
 		name   string
 		damage func(b []byte)
+		walk   bool // the indexed listing gives way to the tree walk
 	}{
 		{"broken map", func(b []byte) {
 			binary.LittleEndian.PutUint32(inodeField(b, withInd.ino, 0x28+4*ext3fs.IndBlock), uint32(fsys.SB.BlocksCount)+7)
-		}},
+		}, false},
 		{"hard-linked broken map", func(b []byte) {
 			binary.LittleEndian.PutUint32(inodeField(b, hardLinked.ino, 0x28), uint32(fsys.SB.BlocksCount)+7)
-		}},
+		}, false},
 		{"entry out of range", func(b []byte) {
 			binary.LittleEndian.PutUint32(b[int(withInd.dirBlock)*1024+withInd.off:], 99999)
-		}},
+		}, false},
 		{"entry naming a free inode", func(b []byte) {
 			// The last inode of group 0 is free: the walk reads it (all zero) and lists it.
 			binary.LittleEndian.PutUint32(b[int(withInd.dirBlock)*1024+withInd.off:], fsys.SB.InodesPerGroup)
-		}},
+		}, false},
 		{"inode not in use", func(b []byte) {
 			// Links 0 and a deletion time: the index build skips it, the walk lists it.
 			binary.LittleEndian.PutUint16(inodeField(b, withInd.ino, 0x1A), 0)
 			binary.LittleEndian.PutUint32(inodeField(b, withInd.ino, 0x14), 1700000000)
-		}},
+		}, false},
 		{"slow symlink target unreadable", func(b []byte) {
 			binary.LittleEndian.PutUint32(inodeField(b, slowLink.ino, 0x04), 5000) // longer than a block
-		}},
+		}, false},
+		{"bad directory block", func(b []byte) {
+			// The first entry's rec_len in the block holding withInd's entry: ext3fs words it.
+			binary.LittleEndian.PutUint16(b[int(withInd.dirBlock)*1024+4:], 3)
+		}, true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -258,7 +264,10 @@ func TestInspectIndexedDamaged(t *testing.T) {
 				t.Fatal(err)
 			}
 			fsys := ext3fstest.Open(t, img)
-			checkIndexedListing(t, fsys, true)
+			if _, ok := listFilesIndexed(fsys, true, nil); ok == c.walk {
+				t.Errorf("the indexed listing answered: %v, want %v", ok, !c.walk)
+			}
+			checkIndexedListing(t, fsys, !c.walk)
 			for _, args := range [][]string{{}, {"--keep-going"}, {"--keep-going", "--format", "json"}} {
 				inspectBothWays(t, append(args, img)...)
 			}
