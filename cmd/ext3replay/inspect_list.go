@@ -50,15 +50,10 @@ type blockCount struct {
 	done bool
 }
 
-func newInspectLister(fsys *ext3fs.FS, keepGoing bool, prog *progress) *inspectLister {
-	// Most inodes in use have one name: room for them, and a quarter more for hard links, saves
-	// regrowing a 100,000-row slice, whose copy into fresh pages cost 0.1 s of page faults (room
-	// never written costs nothing; the bound keeps a hostile free-inode count from reserving
-	// gigabytes).
-	sb := fsys.SB
-	used := min(sb.InodesCount-min(sb.FreeInodesCount, sb.InodesCount), 1<<20)
+// newInspectLister starts a listing of about names names.
+func newInspectLister(fsys *ext3fs.FS, keepGoing bool, prog *progress, names int) *inspectLister {
 	return &inspectLister{fsys: fsys, keepGoing: keepGoing, prog: prog, counted: map[uint32]*blockCount{},
-		inspectListing: inspectListing{files: make([]inspectFile, 0, used+used/4+64)}}
+		inspectListing: inspectListing{files: make([]inspectFile, 0, names)}}
 }
 
 // countOf is where the block count of an inode read on its own (not visited by the index build)
@@ -145,7 +140,7 @@ func walkCount(fsys *ext3fs.FS, in *ext3fs.Inode) func() (uint64, error) {
 // each inode read on its own and each map walked again. It is the reference listFilesIndexed
 // must agree with, and what inspect falls back to where that cannot answer exactly.
 func listFilesWalk(fsys *ext3fs.FS, keepGoing bool, prog *progress) inspectListing {
-	l := newInspectLister(fsys, keepGoing, prog)
+	l := newInspectLister(fsys, keepGoing, prog, 0)
 	l.stop = fsys.WalkTolerant(func(path string, ino uint32, in *ext3fs.Inode) error {
 		return l.add(path, ino, in, l.countOf(ino), walkCount(fsys, in))
 	}, l.problem)
@@ -233,8 +228,9 @@ func (v *visitedInodes) get(ino uint32) *visitedInode {
 // listFilesWalk; where it cannot say what that would (the root, or a directory block that cannot
 // be read or decoded, whose errors ext3fs words itself), ok is false and nothing was printed.
 func listFilesIndexed(fsys *ext3fs.FS, keepGoing bool, prog *progress) (_ inspectListing, ok bool) {
-	// A 1 TiB file system may claim millions of inodes: count the records as they come.
-	v := &visitedInodes{recs: make([]visitedInode, 0, min(fsys.SB.InodesCount-min(fsys.SB.FreeInodesCount, fsys.SB.InodesCount), 1<<20))}
+	// Room for the inodes the superblock counts in use, up to a bound: a hostile count must not
+	// reserve gigabytes (past it the records grow as they come).
+	v := &visitedInodes{recs: make([]visitedInode, 0, min(fsys.SB.InodesCount-min(fsys.SB.FreeInodesCount, fsys.SB.InodesCount), 1<<18))}
 	if _, err := resolver.VisitInodes(fsys, v.add); err != nil {
 		return inspectListing{}, false
 	}
@@ -244,7 +240,10 @@ func listFilesIndexed(fsys *ext3fs.FS, keepGoing bool, prog *progress) (_ inspec
 	}
 	// The bar counts the names once the listing stands: were it to give way to the walk, the
 	// walk counts them again.
-	l := newInspectLister(fsys, keepGoing, nil)
+	// Most inodes in use have one name: room for them, and a quarter more for hard links, saves
+	// regrowing a 100,000-row slice, whose copy into fresh pages cost 0.1 s of page faults (room
+	// never written costs nothing).
+	l := newInspectLister(fsys, keepGoing, nil, len(v.recs)+len(v.recs)/4+64)
 	w := &indexedWalk{l: l, v: v, seen: map[uint32]bool{ext3fs.RootIno: true}, buf: make([]byte, fsys.BlockSize())}
 	rootIn := &v.full[root.full-1]
 	if err := l.add("/", ext3fs.RootIno, rootIn, &root.counted, v.count(ext3fs.RootIno, root)); err != nil {
