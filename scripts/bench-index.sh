@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Block -> owner index build (resolver.Build: inode scan, block maps, directory names) against
-# e2fsck -fn (which reads the same metadata: inode tables, indirect blocks, directories,
-# bitmaps) on the same 6 GiB sparse ext3 image holding ~100,000 files, in the same run, page
-# cache warm for both. Prints both times, the ratio and each one's peak RSS.
-# Goal: ratio < 1 (index built faster than e2fsck reads the metadata).
+# Block -> owner index build (resolver.Build: inode scan, block maps, directory names), `blocks
+# IMAGE 0` (the same build behind the CLI) and `inspect` (text and --format json: every file with
+# its block count, from the same build) against e2fsck -fn (which reads the same metadata: inode
+# tables, indirect blocks, directories, bitmaps) on the same 6 GiB sparse ext3 image holding
+# ~100,000 files, in the same run, alternating, page cache warm. Prints each one's time, peak RSS
+# and ratio to e2fsck. Goals (issue 12): index build <= 0.7x, inspect json <= 1.5x, text <= 2x.
 # The tree and image are generated once and cached in $EXT3REPLAY_BENCH_DIR (/tmp/ext3replay-bench).
-# Usage: scripts/bench-index.sh [IMAGE]
+# Usage: scripts/bench-index.sh [IMAGE]   (EXT3REPLAY_BENCH_ROUNDS: rounds, default 5)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cache="${EXT3REPLAY_BENCH_DIR:-/tmp/ext3replay-bench}"
@@ -26,38 +27,58 @@ if [ ! -s "$img" ]; then
 	mv "$img.tmp" "$img"
 fi
 go test -c -o bin/resolver.test ./pkg/resolver
+go build -o bin/ext3replay ./cmd/ext3replay
+rounds="${EXT3REPLAY_BENCH_ROUNDS:-5}"
 
-# measure CMD...: best of 5 runs (the machine is shared, so the minimum is the least disturbed):
-# prints "<wall s> <cpu s (user+sys)> <peak RSS KiB>", each the minimum over the runs.
-measure() {
-	: >"$cache/times"
-	for _ in 1 2 3 4 5; do
+# The commands timed, by name. index: resolver.Build in the Go test binary (what `blocks` does
+# before it answers, without the CLI); blocks: the CLI answering for block 0; inspect and
+# inspect json: the whole listing of 100,000 files (output to /dev/null).
+names=(e2fsck index blocks inspect inspect-json)
+argv_of() {
+	case "$1" in
+	e2fsck) argv=(e2fsck -fn "$img") ;;
+	index) argv=(env EXT3REPLAY_BENCH_IMAGE="$img" bin/resolver.test -test.run '^$' -test.bench '^BenchmarkBuildImage$' -test.benchtime 1x) ;;
+	blocks) argv=(bin/ext3replay blocks "$img" 0) ;;
+	inspect) argv=(bin/ext3replay inspect "$img") ;;
+	inspect-json) argv=(bin/ext3replay inspect --format json "$img") ;;
+	esac
+}
+
+# Rounds alternate the commands (the machine is shared: a burst of load hits all of them alike);
+# each round appends "<name> <wall s> <user s> <sys s> <peak RSS KiB>" to $cache/times.
+: >"$cache/times"
+for name in "${names[@]}"; do argv_of "$name"; "${argv[@]}" >/dev/null 2>&1 || true; done # warm the page cache
+for _ in $(seq "$rounds"); do
+	for name in "${names[@]}"; do
+		argv_of "$name"
 		# Wall time from date (ms resolution; time's %e has only 10 ms), CPU and RSS from time.
 		t0=$(date +%s%N)
-		/usr/bin/time -f '%U %S %M' -o "$cache/time.out" "$@" >/dev/null 2>"$cache/cmd.err" || {
+		/usr/bin/time -f '%U %S %M' -o "$cache/time.out" "${argv[@]}" >/dev/null 2>"$cache/cmd.err" || {
 			# e2fsck -n exits 4 when it finds problems; anything worse is a failure.
 			rc=$?; [ "$rc" -le 4 ] || { cat "$cache/cmd.err" >&2; exit 1; }
 		}
 		t1=$(date +%s%N)
-		echo "$(( (t1 - t0) / 1000 ))e-6 $(tail -1 "$cache/time.out")" >>"$cache/times"
+		echo "$name $(( (t1 - t0) / 1000 ))e-6 $(tail -1 "$cache/time.out")" >>"$cache/times"
 	done
-	awk '{$1 = $1 + 0} NR == 1 || $1 < w {w = $1} NR == 1 || $2 + $3 < c {c = $2 + $3} NR == 1 || $4 < m {m = $4}
-		END {print w, c, m}' "$cache/times"
-}
-
-# Warm the page cache with both readers once.
-e2fsck -fn "$img" >/dev/null 2>&1 || true
-EXT3REPLAY_BENCH_IMAGE="$img" bin/resolver.test -test.run '^$' -test.bench '^BenchmarkBuildImage$' -test.benchtime 1x >/dev/null
-
-read -r te ce me < <(measure e2fsck -fn "$img")
-read -r ti ci mi < <(measure env EXT3REPLAY_BENCH_IMAGE="$img" bin/resolver.test -test.run '^$' -test.bench '^BenchmarkBuildImage$' -test.benchtime 1x)
-# The benchmark reports its own figures (runs, blocks, inodes) on stderr-free stdout; show them.
+done
+# The benchmark reports its own figures (runs, blocks, inodes); show them.
 EXT3REPLAY_BENCH_IMAGE="$img" bin/resolver.test -test.run '^$' -test.bench '^BenchmarkBuildImage$' -test.benchtime 1x | grep -E '^(Benchmark|    )' || true
-awk -v te="$te" -v ce="$ce" -v me="$me" -v ti="$ti" -v ci="$ci" -v mi="$mi" -v img="$img" \
-	-v sz="$(stat -c %s "$img")" -v du="$(du -k "$img" | cut -f1)" 'BEGIN {
+awk -v img="$img" -v rounds="$rounds" -v sz="$(stat -c %s "$img")" -v du="$(du -k "$img" | cut -f1)" '
+	# Best (minimum) of the rounds, each column on its own: the least disturbed run.
+	{ w = $2 + 0; c = $3 + $4; m = $5
+	  if (!($1 in W) || w < W[$1]) W[$1] = w
+	  if (!($1 in C) || c < C[$1]) C[$1] = c
+	  if (!($1 in M) || m < M[$1]) M[$1] = m }
+	END {
 	printf "image %s: %.1f GiB apparent, %.0f MiB allocated\n", img, sz/2^30, du/1024
-	printf "                         wall (best of 5)  cpu user+sys (best)  peak RSS\n"
-	printf "e2fsck -fn:              %6.3f s           %6.2f s             %5.1f MiB\n", te, ce, me/1024
-	printf "index build (Build):     %6.3f s           %6.2f s             %5.1f MiB (Go test binary)\n", ti, ci, mi/1024
-	printf "ratio index/e2fsck: wall %.2fx, cpu %.2fx (goal < 1)\n", ti/te, (ce > 0 ? ci/ce : 0)
-}'
+	printf "                           wall (best of %d)  cpu user+sys (best)  peak RSS   wall / e2fsck  cpu / e2fsck\n", rounds
+	n = split("e2fsck index blocks inspect inspect-json", order, " ")
+	label["e2fsck"] = "e2fsck -fn"; label["index"] = "index build (Build)"; label["blocks"] = "blocks IMAGE 0"
+	label["inspect"] = "inspect (text)"; label["inspect-json"] = "inspect --format json"
+	for (i = 1; i <= n; i++) {
+		k = order[i]
+		printf "%-26s %6.3f s           %6.2f s             %6.1f MiB  %5.2fx         %5.2fx\n", label[k] ":", W[k], C[k], M[k]/1024,
+			W[k]/W["e2fsck"], (C["e2fsck"] > 0 ? C[k]/C["e2fsck"] : 0)
+	}
+	printf "goals (issue 12): index build <= 0.7x e2fsck; inspect --format json <= 1.5x, text <= 2x\n"
+}' "$cache/times"

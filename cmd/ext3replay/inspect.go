@@ -14,7 +14,6 @@ import (
 	"github.com/ext3replay/ext3replay/internal/diskimage"
 	"github.com/ext3replay/ext3replay/pkg/ext3fs"
 	"github.com/ext3replay/ext3replay/pkg/ops"
-	"github.com/ext3replay/ext3replay/pkg/ops/render"
 )
 
 type inspectOptions struct {
@@ -149,14 +148,8 @@ func runInspect(cmd *cobra.Command, args []string, out io.Writer, o *inspectOpti
 	defer img.Close()
 	sum := summarize(img, fsys)
 	sum.Partition = o.partition
-	var files []inspectFile
-	// Each inode's blocks are counted once (hard links reuse the count), and distinct inodes
-	// cannot own more blocks together than the file system has: inodes cross-linked to one
-	// huge map would otherwise each be walked in full.
-	counted := map[uint32]uint64{}
-	var owned uint64
 	// What cannot be decoded (a directory block, an entry naming an inode out of range, a file's
-	// block map) stops the walk, or with --keep-going is named on stderr and left out.
+	// block map) stops the listing, or with --keep-going is named on stderr and left out.
 	var problems int
 	problem := func(path string, err error) error {
 		if !o.keepGoing {
@@ -167,61 +160,48 @@ func runInspect(cmd *cobra.Command, args []string, out io.Writer, o *inspectOpti
 		return nil
 	}
 	prog := newProgress(cmd.ErrOrStderr(), false, "inspecting", int64(fsys.SB.InodesCount)-int64(fsys.SB.FreeInodesCount), false)
-	err = fsys.WalkTolerant(func(path string, ino uint32, in *ext3fs.Inode) error {
-		prog.Add(1)
-		f := inspectFile{Path: path, Ino: ino, Type: in.Type().String(), Mode: fmt.Sprintf("%04o", in.Perm()),
-			Links: in.LinksCount, Size: in.Size, Htree: in.IsHtree()}
-		if n, ok := counted[ino]; ok {
-			f.Blocks = n
-		} else {
-			if err := fsys.WalkBlocks(in, func(ext3fs.BlockRef) error { f.Blocks++; return nil }); err != nil {
-				return problem(path, fmt.Errorf("inode %d: %w", ino, err))
-			}
-			counted[ino] = f.Blocks
-			if owned += f.Blocks; owned > fsys.SB.BlocksCount {
-				return fmt.Errorf("%s (inode %d): the inodes walked so far map %d blocks, more than the file system's %d (cross-linked block maps)", path, ino, owned, fsys.SB.BlocksCount)
-			}
-		}
-		switch in.Type() {
-		case ext3fs.TypeSymlink:
-			t, err := fsys.ReadLink(in)
-			if err != nil {
-				return problem(path, fmt.Errorf("inode %d: %w", ino, err))
-			}
-			f.Target = t
-		case ext3fs.TypeChar, ext3fs.TypeBlock:
-			ma, mi := in.Device()
-			f.Device = fmt.Sprintf("%d,%d", ma, mi)
-		}
-		files = append(files, f)
-		return nil
-	}, problem)
+	listing, err := listInspectFiles(fsys, o.keepGoing, prog)
 	prog.Done()
 	if err != nil {
-		return &exitError{code: exitUsage, err: fmt.Errorf("%s: %w", args[0], err)}
+		return err
 	}
+	for _, p := range listing.problems {
+		if err := problem(p.path, p.err); err != nil {
+			return &exitError{code: exitUsage, err: fmt.Errorf("%s: %w", args[0], err)}
+		}
+	}
+	if listing.stop != nil {
+		return &exitError{code: exitUsage, err: fmt.Errorf("%s: %w", args[0], listing.stop)}
+	}
+	files := listing.files
 	var groups []inspectGroup
 	if o.groups {
 		groups = groupLayout(fsys)
 	}
 	w := out
 	if o.format == "json" {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
 		// "groups" is the group count, or with --groups the per-group array: one key cannot be
 		// both, and an outer array field hid the count even without --groups.
-		var err error
+		var doc, head any
 		if o.groups {
-			err = enc.Encode(struct {
+			type withGroups struct {
 				inspectSummary
 				Groups []inspectGroup `json:"groups"`
 				Files  []inspectFile  `json:"files"`
-			}{sum, groups, files})
+			}
+			doc, head = withGroups{sum, groups, files}, withGroups{sum, groups, nil}
 		} else {
-			err = enc.Encode(struct {
+			type plain struct {
 				inspectSummary
 				Files []inspectFile `json:"files"`
-			}{sum, files})
+			}
+			doc, head = plain{sum, files}, plain{sum, nil}
+		}
+		err := writeInspectJSON(w, head, files)
+		if err == errNotLast {
+			enc := json.NewEncoder(w)
+			enc.SetIndent("", "  ")
+			err = enc.Encode(doc)
 		}
 		if err != nil {
 			return err
@@ -237,14 +217,14 @@ func runInspect(cmd *cobra.Command, args []string, out io.Writer, o *inspectOpti
 				dash(g.ReservedGDT), itoaU(g.BlockBitmap), itoaU(g.InodeBitmap), g.InodeTable, itoaU(uint64(g.FreeBlocks)),
 				itoaU(uint64(g.FreeInodes)), itoaU(uint64(g.UsedDirs)), dash(g.Flags)})
 		}
-		if err := render.Table(w, []string{"GROUP", "BLOCKS", "SUPER", "GDT", "RESERVED GDT", "BLOCK BITMAP", "INODE BITMAP", "INODE TABLE", "FREE BLOCKS", "FREE INODES", "DIRS", "FLAGS"},
+		if err := writeBoxTable(w, []string{"GROUP", "BLOCKS", "SUPER", "GDT", "RESERVED GDT", "BLOCK BITMAP", "INODE BITMAP", "INODE TABLE", "FREE BLOCKS", "FREE INODES", "DIRS", "FLAGS"},
 			rows, []bool{true, false, false, false, false, true, true, false, true, true, true, false}); err != nil {
 			return err
 		}
 		fmt.Fprintln(w)
 	}
-	rows := make([][]string, 0, len(files))
-	for _, f := range files {
+	fill := func(i int, cells []string) {
+		f := &files[i]
 		name := ops.QuotePath(f.Path) // guest names are arbitrary bytes: no escapes reach the terminal
 		if f.Target != "" {
 			name += " -> " + ops.QuotePath(f.Target)
@@ -256,10 +236,11 @@ func runInspect(cmd *cobra.Command, args []string, out io.Writer, o *inspectOpti
 		if f.Htree {
 			typ += "(htree)"
 		}
-		rows = append(rows, []string{itoaU(uint64(f.Ino)), typ, f.Mode, itoaU(uint64(f.Links)), itoaU(f.Size), itoaU(f.Blocks), name})
+		cells[0], cells[1], cells[2], cells[3], cells[4], cells[5], cells[6] =
+			itoaU(uint64(f.Ino)), typ, f.Mode, itoaU(uint64(f.Links)), itoaU(f.Size), itoaU(f.Blocks), name
 	}
-	if err := render.Table(w, []string{"INODE", "TYPE", "MODE", "LINKS", "SIZE", "BLOCKS", "PATH"}, rows,
-		[]bool{true, false, false, true, true, true, false}); err != nil {
+	if err := writeBoxRows(w, []string{"INODE", "TYPE", "MODE", "LINKS", "SIZE", "BLOCKS", "PATH"},
+		[]bool{true, false, false, true, true, true, false}, len(files), fill); err != nil {
 		return err
 	}
 	fmt.Fprintf(w, "\n%d names\n", len(files))

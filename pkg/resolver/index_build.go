@@ -12,20 +12,20 @@ import (
 // BuildIndex scans the file system's metadata (group descriptors, bitmaps, inode tables, block
 // maps) and returns the owner of every block.
 func BuildIndex(fs *ext3fs.FS) (*Index, error) {
-	x, _, err := ixBuild(fs, true, false, nil)
+	x, _, err := ixBuild(fs, true, false, nil, nil)
 	return x, err
 }
 
 // BuildNames reads every directory and records the names of every inode.
 func BuildNames(fs *ext3fs.FS) (*Names, error) {
-	_, n, err := ixBuild(fs, false, true, nil)
+	_, n, err := ixBuild(fs, false, true, nil, nil)
 	return n, err
 }
 
 // Build does BuildIndex and BuildNames in one pass over the inode tables. The first structure
 // that cannot be decoded is an error.
 func Build(fs *ext3fs.FS) (*Index, *Names, error) {
-	return ixBuild(fs, true, true, nil)
+	return ixBuild(fs, true, true, nil, nil)
 }
 
 // BuildTolerant is Build that decodes what can be decoded: an inode that cannot be decoded, a
@@ -35,8 +35,24 @@ func Build(fs *ext3fs.FS) (*Index, *Names, error) {
 // Only a failure to read the image is an error.
 func BuildTolerant(fs *ext3fs.FS) (*Index, *Names, []error, error) {
 	var problems []error
-	x, n, err := ixBuild(fs, true, true, &problems)
+	x, n, err := ixBuild(fs, true, true, &problems, nil)
 	return x, n, problems, err
+}
+
+// InodeVisit is shown, by VisitInodes, every in-use inode the index build decodes, once its
+// block map has been walked: blocks is the number of blocks ext3fs.WalkBlocks reported (data and
+// the indirect or extent blocks mapping them, as debugfs stat counts them; not the xattr block)
+// and err the walk's error (blocks then counts those before it). in is reused once visit returns.
+type InodeVisit func(ino uint32, in *ext3fs.Inode, blocks uint64, err error)
+
+// VisitInodes is the index build's pass over the inode tables (BuildTolerant's: tables read in
+// large chunks up to the last inode in use, every block map walked, what cannot be decoded a
+// problem) showing visit every inode in use, without building the index or the names: inspect
+// lists every file's attributes and block count from it.
+func VisitInodes(fs *ext3fs.FS, visit InodeVisit) ([]error, error) {
+	var problems []error
+	_, _, err := ixBuild(fs, false, false, &problems, visit)
+	return problems, err
 }
 
 type ixBuilder struct {
@@ -47,6 +63,8 @@ type ixBuilder struct {
 	problems *[]error
 	// inlineNames: entries of inline directories, named with the directory blocks' ones.
 	inlineNames []ixName
+	// visit: where not nil, shown every in-use inode with its block count (VisitInodes).
+	visit InodeVisit
 }
 
 // ixName is one entry of an inline directory.
@@ -139,11 +157,11 @@ type ixDirBlock struct {
 	ino  uint32
 }
 
-func ixBuild(fs *ext3fs.FS, wantIndex, wantNames bool, problems *[]error) (*Index, *Names, error) {
+func ixBuild(fs *ext3fs.FS, wantIndex, wantNames bool, problems *[]error, visit InodeVisit) (*Index, *Names, error) {
 	sb := fs.SB
 	bs := fs.BlockSize()
 	isz := sb.InodeSize()
-	b := &ixBuilder{fs: fs, x: NewIndex(sb.BlocksCount, bs/isz), problems: problems}
+	b := &ixBuilder{fs: fs, x: NewIndex(sb.BlocksCount, bs/isz), problems: problems, visit: visit}
 	if wantIndex {
 		// Most inodes make one run; presizing avoids regrowing a slice of 100k+ runs.
 		used := uint64(sb.InodesCount - min(sb.FreeInodesCount, sb.InodesCount))
@@ -257,11 +275,13 @@ func (b *ixBuilder) inode(ino uint32, in *ext3fs.Inode, wantIndex, wantNames boo
 		b.add(in.FileACL, Owner{Role: RoleXattr, Ino: ino})
 	}
 	isDir := in.Type() == ext3fs.TypeDir
-	if !wantIndex && !isDir {
+	if !wantIndex && !isDir && b.visit == nil {
 		return nil
 	}
 	nblocks := (in.Size + uint64(fs.BlockSize()) - 1) / uint64(fs.BlockSize())
+	var walked uint64
 	err := fs.WalkBlocks(in, func(r ext3fs.BlockRef) error {
+		walked++
 		if wantNames && isDir && r.Kind == ext3fs.BlockData && r.Logical < nblocks {
 			*dirBlocks = append(*dirBlocks, ixDirBlock{r.Phys, ino})
 		}
@@ -276,6 +296,9 @@ func (b *ixBuilder) inode(ino uint32, in *ext3fs.Inode, wantIndex, wantNames boo
 		b.add(r.Phys, Owner{Role: ixRoleFor(fs, ino, in, r.Kind), Ino: ino, Logical: r.Logical})
 		return nil
 	})
+	if b.visit != nil {
+		b.visit(ino, in, walked, err)
+	}
 	if err != nil {
 		return fmt.Errorf("inode %d: %w", ino, err)
 	}

@@ -58,6 +58,7 @@ func TestIndexOnFixtures(t *testing.T) {
 			}
 			checkIndex(t, fsys, raw, x, false, false)
 			comparePaths(t, fsys, raw, names, 2)
+			checkVisit(t, fsys)
 		})
 	}
 }
