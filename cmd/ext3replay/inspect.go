@@ -14,6 +14,7 @@ import (
 	"github.com/ext3replay/ext3replay/internal/diskimage"
 	"github.com/ext3replay/ext3replay/pkg/ext3fs"
 	"github.com/ext3replay/ext3replay/pkg/ops"
+	"github.com/ext3replay/ext3replay/pkg/ops/render"
 )
 
 type inspectOptions struct {
@@ -217,7 +218,7 @@ func runInspect(cmd *cobra.Command, args []string, out io.Writer, o *inspectOpti
 				dash(g.ReservedGDT), itoaU(g.BlockBitmap), itoaU(g.InodeBitmap), g.InodeTable, itoaU(uint64(g.FreeBlocks)),
 				itoaU(uint64(g.FreeInodes)), itoaU(uint64(g.UsedDirs)), dash(g.Flags)})
 		}
-		if err := writeBoxTable(w, []string{"GROUP", "BLOCKS", "SUPER", "GDT", "RESERVED GDT", "BLOCK BITMAP", "INODE BITMAP", "INODE TABLE", "FREE BLOCKS", "FREE INODES", "DIRS", "FLAGS"},
+		if err := render.Table(w, []string{"GROUP", "BLOCKS", "SUPER", "GDT", "RESERVED GDT", "BLOCK BITMAP", "INODE BITMAP", "INODE TABLE", "FREE BLOCKS", "FREE INODES", "DIRS", "FLAGS"},
 			rows, []bool{true, false, false, false, false, true, true, false, true, true, true, false}); err != nil {
 			return err
 		}
@@ -239,7 +240,7 @@ func runInspect(cmd *cobra.Command, args []string, out io.Writer, o *inspectOpti
 		cells[0], cells[1], cells[2], cells[3], cells[4], cells[5], cells[6] =
 			itoaU(uint64(f.Ino)), typ, f.Mode, itoaU(uint64(f.Links)), itoaU(f.Size), itoaU(f.Blocks), name
 	}
-	if err := writeBoxRows(w, []string{"INODE", "TYPE", "MODE", "LINKS", "SIZE", "BLOCKS", "PATH"},
+	if err := render.TableRows(w, []string{"INODE", "TYPE", "MODE", "LINKS", "SIZE", "BLOCKS", "PATH"},
 		[]bool{true, false, false, true, true, true, false}, len(files), fill); err != nil {
 		return err
 	}

@@ -342,6 +342,12 @@ func kindList(kinds []ops.Kind) string {
 // every command (docs/cli.md). right marks the columns to align right (numbers); cells pass
 // through the same guards (SafeText, TruncateCell).
 func Table(w io.Writer, header []string, rows [][]string, right []bool) error {
+	return writeBoxTable(w, header, rows, right)
+}
+
+// tablewriterTable is Table drawn by tablewriter: the reference writeBoxTable is tested against,
+// and what it falls back to for the tables it does not draw itself.
+func tablewriterTable(w io.Writer, header []string, rows [][]string, right []bool) error {
 	t := table{header: header, rows: rows, right: right}
 	return t.render(w, "table")
 }

@@ -1,4 +1,4 @@
-package main
+package render
 
 import (
 	"bufio"
@@ -8,32 +8,31 @@ import (
 	"github.com/olekukonko/tablewriter/pkg/twwidth"
 
 	"github.com/ext3replay/ext3replay/pkg/ops"
-	"github.com/ext3replay/ext3replay/pkg/ops/render"
 )
 
-// writeBoxTable writes exactly what render.Table writes (tablewriter's light box style, header
+// writeBoxTable writes exactly what tablewriter writes for Table (its light box style, header
 // left-aligned, the right columns right-aligned, every cell through ops.SafeText and
 // ops.TruncateCell), but computes the column widths once and writes each row directly:
 // tablewriter costs about 25 µs a row, seconds for inspect's 100,000-file listing.
 // Tables it has not been checked to draw identically (no rows, East Asian width mode, where
-// tablewriter also narrows its own borders) go to render.Table; boxtable_test.go compares the
+// tablewriter also narrows its own borders) go to tablewriter; boxtable_test.go compares the
 // two on random tables.
 func writeBoxTable(w io.Writer, header []string, rows [][]string, right []bool) error {
 	for _, r := range rows {
 		if len(r) != len(header) {
-			return render.Table(w, header, rows, right)
+			return tablewriterTable(w, header, rows, right)
 		}
 	}
-	return writeBoxRows(w, header, right, len(rows), func(i int, cells []string) { copy(cells, rows[i]) })
+	return TableRows(w, header, right, len(rows), func(i int, cells []string) { copy(cells, rows[i]) })
 }
 
-// writeBoxRows is writeBoxTable for n rows made by fill (called twice per row: once to measure,
-// once to write), so that a 100,000-row table is never held in memory as cells.
-func writeBoxRows(w io.Writer, header []string, right []bool, n int, fill func(i int, cells []string)) error {
+// TableRows is Table for n rows made by fill (called twice per row: once to measure, once to
+// write), so that a 100,000-row table is never held in memory as cells.
+func TableRows(w io.Writer, header []string, right []bool, n int, fill func(i int, cells []string)) error {
 	ncol := len(header)
 	cells := make([]string, ncol)
 	if n == 0 || ncol == 0 || twwidth.IsEastAsian() {
-		return render.Table(w, header, materialize(n, ncol, fill), right)
+		return tablewriterTable(w, header, materialize(n, ncol, fill), right)
 	}
 	widths := make([]int, ncol)
 	for i, h := range header {
@@ -49,7 +48,7 @@ func writeBoxRows(w io.Writer, header []string, right []bool, n int, fill func(i
 	for _, wd := range widths {
 		if wd == 0 {
 			// An empty column: tablewriter's own rules for it are not worth copying.
-			return render.Table(w, header, materialize(n, ncol, fill), right)
+			return tablewriterTable(w, header, materialize(n, ncol, fill), right)
 		}
 	}
 	bw := bufio.NewWriterSize(w, 64<<10)
@@ -103,7 +102,7 @@ func materialize(n, ncol int, fill func(i int, cells []string)) [][]string {
 	return rows
 }
 
-// boxCell prepares a cell as render.Table does (safe, truncated, trimmed as tablewriter trims)
+// boxCell prepares a cell as Table does (safe, truncated, trimmed as tablewriter trims)
 // and measures it: printable ASCII is one column a byte, anything else is measured by
 // tablewriter's own width function.
 func boxCell(s string) (string, int) {

@@ -1,12 +1,10 @@
-package main
+package render
 
 import (
 	"bytes"
 	"math/rand"
 	"strings"
 	"testing"
-
-	"github.com/ext3replay/ext3replay/pkg/ops/render"
 )
 
 // boxPieces are the fragments random cells are made of: plain ASCII, spaces (inner, leading,
@@ -26,8 +24,8 @@ func randomBoxCell(r *rand.Rand) string {
 	return b.String()
 }
 
-// TestBoxTableMatchesRender: writeBoxTable draws every table byte for byte as render.Table
-// (tablewriter) does: random cells of every kind, random alignments, 1 to 8 columns.
+// TestBoxTableMatchesRender: writeBoxTable draws every table byte for byte as tablewriter
+// does: random cells of every kind, random alignments, 1 to 8 columns.
 func TestBoxTableMatchesRender(t *testing.T) {
 	r := rand.New(rand.NewSource(1))
 	for n := 0; n < 3000; n++ {
@@ -48,14 +46,14 @@ func TestBoxTableMatchesRender(t *testing.T) {
 			}
 		}
 		var want, got bytes.Buffer
-		if err := render.Table(&want, header, rows, right); err != nil {
+		if err := tablewriterTable(&want, header, rows, right); err != nil {
 			t.Fatal(err)
 		}
 		if err := writeBoxTable(&got, header, rows, right); err != nil {
 			t.Fatal(err)
 		}
 		if got.String() != want.String() {
-			t.Fatalf("table %d: header %q rows %q right %v:\nrender.Table:\n%s\nwriteBoxTable:\n%s", n, header, rows, right, want.String(), got.String())
+			t.Fatalf("table %d: header %q rows %q right %v:\ntablewriter:\n%s\nwriteBoxTable:\n%s", n, header, rows, right, want.String(), got.String())
 		}
 	}
 }
@@ -72,13 +70,13 @@ func TestBoxTableInspectShape(t *testing.T) {
 		{"1234567", "file", "0644", "2", "123456789012", "30145", `"/with space"`},
 	}
 	var want, got bytes.Buffer
-	if err := render.Table(&want, header, rows, right); err != nil {
+	if err := tablewriterTable(&want, header, rows, right); err != nil {
 		t.Fatal(err)
 	}
 	if err := writeBoxTable(&got, header, rows, right); err != nil {
 		t.Fatal(err)
 	}
 	if got.String() != want.String() {
-		t.Fatalf("render.Table:\n%s\nwriteBoxTable:\n%s", want.String(), got.String())
+		t.Fatalf("tablewriter:\n%s\nwriteBoxTable:\n%s", want.String(), got.String())
 	}
 }
