@@ -1,10 +1,12 @@
 package ext3fs
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"sort"
+	"sync"
 )
 
 // FS reads a file system through an io.ReaderAt: an image file, or a model of the disk that
@@ -252,18 +254,27 @@ func (fs *FS) WalkBlocks(in *Inode, fn func(BlockRef) error) error {
 	if !in.HasBlocks() {
 		return nil
 	}
-	w := &blockWalk{fs: fs, fn: fn, limit: fs.SB.BlocksCount - uint64(fs.SB.FirstDataBlock)}
+	// The walk's state (its indirect-block buffers, its map of visited map blocks) is reused from
+	// one call to the next: an index build walks every inode, and allocating it each time was a
+	// sixth of the build's garbage on a 100,000-file image.
+	w := walkPool.Get().(*blockWalk)
+	*w = blockWalk{fs: fs, fn: fn, bufs: w.bufs, maps: w.maps, limit: fs.SB.BlocksCount - uint64(fs.SB.FirstDataBlock)}
+	clear(w.maps)
 	var err error
 	if in.UsesExtents() {
 		err = w.extents(in.BlockBytes[:], -1, 0, in.Pos)
 	} else {
 		err = w.blockMap(in)
 	}
+	w.fs, w.fn = nil, nil
+	walkPool.Put(w)
 	if err == ErrStop {
 		return nil
 	}
 	return err
 }
+
+var walkPool = sync.Pool{New: func() any { return new(blockWalk) }}
 
 func (fs *FS) checkPtr(p uint64, st string, off int64) error {
 	if p < uint64(fs.SB.FirstDataBlock) || p >= fs.SB.BlocksCount {
@@ -337,6 +348,9 @@ func (w *blockWalk) blockMap(in *Inode) error {
 
 var indKinds = [...]BlockKind{0, BlockInd, BlockDInd, BlockTInd}
 
+// indStructs names each level's indirect block in errors ("IND block", ...).
+var indStructs = [...]string{"", BlockInd.String() + " block", BlockDInd.String() + " block", BlockTInd.String() + " block"}
+
 // ind visits an indirect block of the given level (1 = IND) mapping file blocks from logical,
 // reached through the pointer at byte off (in structure st).
 func (w *blockWalk) ind(blk uint64, level int, logical uint64, st string, off int64) error {
@@ -344,7 +358,7 @@ func (w *blockWalk) ind(blk uint64, level int, logical uint64, st string, off in
 	if err := w.enterMap(BlockRef{indKinds[level], logical, blk}, st, off); err != nil {
 		return err
 	}
-	if w.bufs[level-1] == nil {
+	if len(w.bufs[level-1]) != fs.bs {
 		w.bufs[level-1] = make([]byte, fs.bs)
 	}
 	buf := w.bufs[level-1]
@@ -356,9 +370,9 @@ func (w *blockWalk) ind(blk uint64, level int, logical uint64, st string, off in
 	for i := 1; i < level; i++ {
 		span *= uint64(per)
 	}
-	ptrs := ParseIndirect(buf)
-	st = indKinds[level].String() + " block"
-	for i, p := range ptrs {
+	st = indStructs[level]
+	for i := 0; i < per; i++ {
+		p := binary.LittleEndian.Uint32(buf[4*i:]) // as ParseIndirect, without its slice
 		if p == 0 {
 			continue
 		}

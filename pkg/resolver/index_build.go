@@ -65,6 +65,19 @@ type ixBuilder struct {
 	inlineNames []ixName
 	// visit: where not nil, shown every in-use inode with its block count (VisitInodes).
 	visit InodeVisit
+	// cur is the inode being walked and onBlockFn the walk's callback, bound once: a closure per
+	// inode was a sixth of the build's garbage on a 100,000-file image.
+	cur       ixWalk
+	onBlockFn func(ext3fs.BlockRef) error
+}
+
+// ixWalk is the state of one inode's walk in the build.
+type ixWalk struct {
+	ino                         uint32
+	in                          *ext3fs.Inode
+	isDir, wantIndex, wantNames bool
+	nblocks, walked             uint64
+	dirBlocks                   *[]ixDirBlock
 }
 
 // ixName is one entry of an inline directory.
@@ -278,30 +291,39 @@ func (b *ixBuilder) inode(ino uint32, in *ext3fs.Inode, wantIndex, wantNames boo
 	if !wantIndex && !isDir && b.visit == nil {
 		return nil
 	}
-	nblocks := (in.Size + uint64(fs.BlockSize()) - 1) / uint64(fs.BlockSize())
-	var walked uint64
-	err := fs.WalkBlocks(in, func(r ext3fs.BlockRef) error {
-		walked++
-		if wantNames && isDir && r.Kind == ext3fs.BlockData && r.Logical < nblocks {
-			*dirBlocks = append(*dirBlocks, ixDirBlock{r.Phys, ino})
-		}
-		if !wantIndex {
-			return nil
-		}
-		if ino == ext3fs.ResizeIno && r.Kind != ext3fs.BlockDInd {
-			// The resize inode's IND and data blocks are the primary and backup reserved GDT
-			// blocks, already recorded by geometry() with their group.
-			return nil
-		}
-		b.add(r.Phys, Owner{Role: ixRoleFor(fs, ino, in, r.Kind), Ino: ino, Logical: r.Logical})
-		return nil
-	})
+	if b.onBlockFn == nil {
+		b.onBlockFn = b.onBlock
+	}
+	b.cur = ixWalk{ino: ino, in: in, isDir: isDir, wantIndex: wantIndex, wantNames: wantNames,
+		nblocks: (in.Size + uint64(fs.BlockSize()) - 1) / uint64(fs.BlockSize()), dirBlocks: dirBlocks}
+	err := fs.WalkBlocks(in, b.onBlockFn)
+	walked := b.cur.walked
+	b.cur = ixWalk{}
 	if b.visit != nil {
 		b.visit(ino, in, walked, err)
 	}
 	if err != nil {
 		return fmt.Errorf("inode %d: %w", ino, err)
 	}
+	return nil
+}
+
+// onBlock is the walk's callback for the inode in b.cur.
+func (b *ixBuilder) onBlock(r ext3fs.BlockRef) error {
+	c := &b.cur
+	c.walked++
+	if c.wantNames && c.isDir && r.Kind == ext3fs.BlockData && r.Logical < c.nblocks {
+		*c.dirBlocks = append(*c.dirBlocks, ixDirBlock{r.Phys, c.ino})
+	}
+	if !c.wantIndex {
+		return nil
+	}
+	if c.ino == ext3fs.ResizeIno && r.Kind != ext3fs.BlockDInd {
+		// The resize inode's IND and data blocks are the primary and backup reserved GDT
+		// blocks, already recorded by geometry() with their group.
+		return nil
+	}
+	b.add(r.Phys, Owner{Role: ixRoleFor(b.fs, c.ino, c.in, r.Kind), Ino: c.ino, Logical: r.Logical})
 	return nil
 }
 
