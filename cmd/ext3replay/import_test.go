@@ -141,19 +141,7 @@ func TestImportQEMUTrace(t *testing.T) {
 // log cat and log info on a damaged log print what precedes the damage and
 // exit with status 2.
 func TestLogCommandsDamaged(t *testing.T) {
-	dir := t.TempDir()
-	p := filepath.Join(dir, "l.zst")
-	w, err := blklog.Create(p, blklog.Header{Source: "t"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < 10; i++ {
-		w.Write(&blklog.Record{Type: blklog.TypeWrite, Sector: uint64(i), Length: 512, Data: make([]byte, 512)})
-		w.Flush()
-	}
-	w.Close()
-	b, _ := os.ReadFile(p)
-	os.WriteFile(p, b[:len(b)-3], 0o644)
+	p := truncatedLog(t)
 	cmd := exec.Command(recorderBinary(t), "log", "cat", p)
 	out, _ := cmd.Output()
 	if cmd.ProcessState.ExitCode() != exitDamaged || strings.Count(string(out), "\twrite\t") < 9 {
@@ -164,6 +152,32 @@ func TestLogCommandsDamaged(t *testing.T) {
 	if cmd.ProcessState.ExitCode() != exitDamaged || !bytes.Contains(out, []byte("status:      DAMAGED")) {
 		t.Fatalf("exit %d, out %s", cmd.ProcessState.ExitCode(), out)
 	}
+}
+
+// truncatedLog writes a native log of ten one-sector writes, each in a frame of its own, and
+// cuts its last three bytes: the last record is damaged, the nine before it are whole.
+func truncatedLog(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "l.zst")
+	w, err := blklog.Create(p, blklog.Header{Source: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 10; i++ {
+		w.Write(&blklog.Record{Type: blklog.TypeWrite, Sector: uint64(i), Length: 512, Data: make([]byte, 512)})
+		w.Flush()
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, b[:len(b)-3], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 // import --image stamps the output with the image's identity, so it must first check that the

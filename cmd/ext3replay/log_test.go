@@ -5,12 +5,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/ext3replay/ext3replay/pkg/blklog"
 )
 
 // log cat --format jsonl names its fields as analyze does (seq, t, op, bytes): an analyze op and
@@ -121,18 +118,7 @@ func TestLogInfoJSON(t *testing.T) {
 		}
 	}
 
-	damaged := filepath.Join(t.TempDir(), "l.zst")
-	w, err := blklog.Create(damaged, blklog.Header{Source: "t"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < 10; i++ {
-		w.Write(&blklog.Record{Type: blklog.TypeWrite, Sector: uint64(i), Length: 512, Data: make([]byte, 512)})
-		w.Flush()
-	}
-	w.Close()
-	b, _ := os.ReadFile(damaged)
-	os.WriteFile(damaged, b[:len(b)-3], 0o644)
+	damaged := truncatedLog(t)
 	var buf bytes.Buffer
 	code = executeArgs([]string{"log", "info", "--format", "json", damaged}, &buf, io.Discard)
 	var d struct {
