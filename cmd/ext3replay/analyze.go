@@ -268,7 +268,18 @@ func runAnalyze(imagePath, logPath string, opt resolver.Options, emit func(*ops.
 	// the resolver's work mostly hides behind decoding.
 	lr = blklog.ReadAhead(lr)
 	defer lr.Close()
-	ao := analysis.Options{Resolver: opt, Tap: tap, Ready: func() { analysis.SetMemoryBudget(analysis.LogBudget) }}
+	res, err := runPipeline(img, imagePath, lr, logPath, analysis.Options{Resolver: opt, Tap: tap}, emit, tune)
+	if err != nil {
+		return nil, err
+	}
+	return &analyzeStats{Result: res, elapsed: time.Since(start)}, nil
+}
+
+// runPipeline runs analysis.Run the way analyze and analyze --follow both do: the memory budget set
+// once the image is indexed, the callers' tuning applied, an input error (image and log that do
+// not belong together) exit status 2.
+func runPipeline(img *diskimage.Image, imagePath string, lr blklog.Reader, logPath string, ao analysis.Options, emit func(*ops.Op) error, tune []func(*analysis.Options)) (*analysis.Result, error) {
+	ao.Ready = func() { analysis.SetMemoryBudget(analysis.LogBudget) }
 	for _, f := range tune {
 		f(&ao)
 	}
@@ -277,10 +288,7 @@ func runAnalyze(imagePath, logPath string, opt resolver.Options, emit func(*ops.
 	if errors.As(err, &ie) {
 		return nil, &exitError{code: exitUsage, err: err}
 	}
-	if err != nil {
-		return nil, err
-	}
-	return &analyzeStats{Result: res, elapsed: time.Since(start)}, nil
+	return res, err
 }
 
 // splitAtFlush sets analysis.Options.SplitAtFlush (analyze --split-at-flush).

@@ -57,15 +57,7 @@ func runFollow(imagePath, logPath string, idle time.Duration, opt resolver.Optio
 		return nil, &exitError{code: exitUsage, err: err}
 	}
 	defer lr.Close()
-	ao := analysis.Options{Resolver: opt, Tap: tap, SplitAtFlush: split, Ready: func() { analysis.SetMemoryBudget(analysis.LogBudget) }}
-	for _, f := range tune {
-		f(&ao)
-	}
-	res, err := analysis.Run(analysis.Input{Image: img, ImageSize: img.Size(), ImageName: imagePath, Log: lr, LogName: logPath}, ao, emit)
-	var ie *analysis.InputError
-	if errors.As(err, &ie) {
-		return nil, &exitError{code: exitUsage, err: err}
-	}
+	res, err := runPipeline(img, imagePath, lr, logPath, analysis.Options{Resolver: opt, Tap: tap, SplitAtFlush: split}, emit, tune)
 	if err == nil && flushErr != nil {
 		err = &exitError{code: exitInternal, err: flushErr}
 	}
