@@ -12,19 +12,27 @@ import (
 	"github.com/ext3replay/ext3replay/pkg/partition"
 )
 
-// runFixture checks a real capture's log against its image.
-func runFixture(t *testing.T, dir string) (*Checker, []Finding) {
+// openCapture opens a real capture's starting image and its blklogwrites log; both are closed
+// when the test ends.
+func openCapture(t *testing.T, dir string) (*diskimage.Image, blklog.Reader) {
 	t.Helper()
 	img, err := diskimage.Open(filepath.Join(dir, "image.raw.zst"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer img.Close()
+	t.Cleanup(func() { img.Close() })
 	lr, err := blklog.Open(filepath.Join(dir, "writes.lwlog.zst"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer lr.Close()
+	t.Cleanup(func() { lr.Close() })
+	return img, lr
+}
+
+// runFixture checks a real capture's log against its image.
+func runFixture(t *testing.T, dir string) (*Checker, []Finding) {
+	t.Helper()
+	img, lr := openCapture(t, dir)
 	c, fs, err := Run(img, img.Size(), lr)
 	if err != nil {
 		t.Fatal(err)

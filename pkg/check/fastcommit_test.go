@@ -11,7 +11,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ext3replay/ext3replay/internal/diskimage"
 	"github.com/ext3replay/ext3replay/internal/scenario"
 	"github.com/ext3replay/ext3replay/pkg/analysis"
 	"github.com/ext3replay/ext3replay/pkg/blklog"
@@ -27,16 +26,7 @@ var fcCaptures = []string{"fastcommit-ext4-4k", "fastcommit-ext4-4k-k612", "fast
 // capture: an independent count (resolver/fastcommit.go follows the area its own way).
 func resolverFastCommits(t *testing.T, dir string) int {
 	t.Helper()
-	img, err := diskimage.Open(filepath.Join(dir, "image.raw.zst"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer img.Close()
-	lr, err := blklog.Open(filepath.Join(dir, "writes.lwlog.zst"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lr.Close()
+	img, lr := openCapture(t, dir)
 	res, err := analysis.Run(analysis.Input{Image: img, ImageSize: img.Size(), Log: lr}, analysis.Options{}, func(*ops.Op) error { return nil })
 	if err != nil {
 		t.Fatal(err)
