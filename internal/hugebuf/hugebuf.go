@@ -10,6 +10,8 @@
 // pages itself, and transparent huge pages are often in "madvise" mode (Debian's default).
 package hugebuf
 
+import "unsafe"
+
 // Make returns a zeroed buffer of n bytes; on Linux the 2 MiB-aligned part of a buffer of at
 // least 4 MiB is advised MADV_HUGEPAGE before anything touches it. The buffer is ordinary Go
 // memory: the collector frees it as any other.
@@ -20,6 +22,29 @@ func Make(n int) []byte {
 	}
 	return b
 }
+
+// Slice is Make for a slice of n elements of any type (a large table of fixed-size records, as
+// the block index's runs), with all of it in advised pages: where it is at least 4 MiB it begins
+// at a 2 MiB boundary (or within one element after it) and its last 2 MiB page is its own (the memory around it, under 4 MiB, is
+// allocated and never touched). Only the pages it touches become resident, in whole 2 MiB pages
+// where the kernel has them.
+func Slice[T any](n int) []T {
+	es := int(unsafe.Sizeof(*new(T)))
+	size := n * es
+	if size < minHuge {
+		return make([]T, n)
+	}
+	s := make([]T, (size+2*hugePage)/es+2)
+	base := uintptr(unsafe.Pointer(unsafe.SliceData(s)))
+	boundary := (base + hugePage - 1) &^ (hugePage - 1)
+	skip := (int(boundary-base) + es - 1) / es
+	end := (base + uintptr((skip+n)*es) + hugePage - 1) &^ (hugePage - 1) // inside s: see its length
+	adviseHuge(unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(unsafe.SliceData(s)), boundary-base)), end-boundary))
+	return s[skip : skip+n : skip+n]
+}
+
+// hugePage is the size of a transparent huge page on amd64 and arm64 (4 KiB base pages).
+const hugePage = 2 << 20
 
 // minHuge is the smallest buffer worth advising: it must hold at least one aligned 2 MiB page.
 const minHuge = 4 << 20
