@@ -24,14 +24,15 @@ func Make(n int) []byte {
 }
 
 // Slice is Make for a slice of n elements of any type (a large table of fixed-size records, as
-// the block index's runs), with all of it in advised pages: where it is at least 4 MiB it begins
-// at a 2 MiB boundary (or within one element after it) and its last 2 MiB page is its own (the memory around it, under 4 MiB, is
-// allocated and never touched). Only the pages it touches become resident, in whole 2 MiB pages
+// the block index's runs), with all of it in advised pages: where it is at least 2 MiB it begins
+// at a 2 MiB boundary (or within one element after it) and its last 2 MiB page is its own, the
+// memory around it (under 4 MiB) allocated and never touched; so even a slice smaller than
+// Make's 4 MiB has huge pages. Only the pages it touches become resident, in whole 2 MiB pages
 // where the kernel has them.
 func Slice[T any](n int) []T {
 	es := int(unsafe.Sizeof(*new(T)))
 	size := n * es
-	if size < minHuge {
+	if size < hugePage {
 		return make([]T, n)
 	}
 	s := make([]T, (size+2*hugePage)/es+2)

@@ -26,14 +26,14 @@ func TestMake(t *testing.T) {
 }
 
 // TestSlice: slices of every size come back zeroed, of the length and capacity asked, writable
-// end to end; from 4 MiB on they begin within one element of a 2 MiB boundary, so that every
+// end to end; from 2 MiB on they begin within one element of a 2 MiB boundary, so that every
 // 2 MiB page they span can be advised.
 func TestSlice(t *testing.T) {
 	type rec struct { // 40 bytes, which does not divide 2 MiB
 		a, b uint64
 		c    [3]uint64
 	}
-	for _, n := range []int{0, 1, 1000, minHuge/40 - 1, minHuge / 40, minHuge/40 + 1, (3*hugePageSize + 12345) / 40} {
+	for _, n := range []int{0, 1, 1000, hugePageSize/40 - 1, hugePageSize/40 + 1, minHuge / 40, (3*hugePageSize + 12345) / 40} {
 		s := Slice[rec](n)
 		if len(s) != n || cap(s) != n {
 			t.Fatalf("Slice(%d): len %d, cap %d", n, len(s), cap(s))
@@ -44,15 +44,15 @@ func TestSlice(t *testing.T) {
 			}
 			s[i].a = uint64(i)
 		}
-		if n*40 >= minHuge {
+		if n*40 >= hugePageSize {
 			off := uintptr(unsafe.Pointer(&s[0])) % hugePageSize
 			if off >= 40 {
 				t.Errorf("Slice(%d) begins %d bytes into a 2 MiB page", n, off)
 			}
 		}
 	}
-	if b := Slice[byte](minHuge); uintptr(unsafe.Pointer(&b[0]))%hugePageSize != 0 {
-		t.Errorf("Slice[byte](%d) does not begin at a 2 MiB boundary", minHuge)
+	if b := Slice[byte](hugePageSize); uintptr(unsafe.Pointer(&b[0]))%hugePageSize != 0 {
+		t.Errorf("Slice[byte](%d) does not begin at a 2 MiB boundary", hugePageSize)
 	}
 }
 

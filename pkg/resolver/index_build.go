@@ -191,7 +191,9 @@ func ixBuild(fs *ext3fs.FS, wantIndex, wantNames bool, problems *[]error, visit 
 	}
 	var dirBlocks []ixDirBlock
 	in := new(ext3fs.Inode) // reused: nothing keeps a reference past b.inode
-	nInodes := 0
+	// namePages counts the pages of the names table (linkPageSize inodes each) that inodes in use
+	// fall in: the names of a sound file system go to those inodes.
+	namePages, lastPage := 0, ^uint32(0)
 	csum := sb.FeatureRoCompat&(ext3fs.RoCompatGDTCsum|ext3fs.RoCompatMetadataCsum) != 0
 	bitmap := make([]byte, bs)
 	per := max(1, ixTableChunk/isz) // inodes read at once
@@ -244,7 +246,9 @@ func ixBuild(fs *ext3fs.FS, wantIndex, wantNames bool, problems *[]error, visit 
 				if !inUse(ino, in) {
 					continue
 				}
-				nInodes++
+				if p := ino / linkPageSize; p != lastPage {
+					namePages, lastPage = namePages+1, p
+				}
 				if wantNames && in.Type() == ext3fs.TypeDir && in.HasInlineData() {
 					// An inline directory's entries live in the inode itself.
 					ents, err := inlineDents(in, raw, sb.HasFiletype())
@@ -274,7 +278,7 @@ func ixBuild(fs *ext3fs.FS, wantIndex, wantNames bool, problems *[]error, visit 
 	var names *Names
 	if wantNames {
 		var err error
-		if names, err = b.readNames(dirBlocks, nInodes); err != nil {
+		if names, err = b.readNames(dirBlocks, namePages); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -337,10 +341,10 @@ func (b *ixBuilder) onBlock(r ext3fs.BlockRef) error {
 }
 
 // readNames reads every directory block in disk order and records each entry's name.
-func (b *ixBuilder) readNames(blocks []ixDirBlock, nInodes int) (*Names, error) {
+func (b *ixBuilder) readNames(blocks []ixDirBlock, namePages int) (*Names, error) {
 	fs := b.fs
 	slices.SortFunc(blocks, func(a, b ixDirBlock) int { return cmp.Compare(a.phys, b.phys) })
-	n := newNamesSized(nInodes)
+	n := newNamesSized(namePages)
 	for _, in := range b.inlineNames {
 		n.Add(in.dir, in.dent.name, in.dent.ino)
 	}
