@@ -259,7 +259,9 @@ func (fs *FS) WalkBlocks(in *Inode, fn func(BlockRef) error) error {
 	// sixth of the build's garbage on a 100,000-file image.
 	w := walkPool.Get().(*blockWalk)
 	*w = blockWalk{fs: fs, fn: fn, bufs: w.bufs, maps: w.maps, limit: fs.SB.BlocksCount - uint64(fs.SB.FirstDataBlock)}
-	clear(w.maps)
+	if len(w.maps) > 0 {
+		clear(w.maps) // clearing resets the whole table even when empty: most walks add nothing
+	}
 	var err error
 	if in.UsesExtents() {
 		err = w.extents(in.BlockBytes[:], -1, 0, in.Pos)
