@@ -24,24 +24,25 @@ func Make(n int) []byte {
 }
 
 // Slice is Make for a slice of n elements of any type (a large table of fixed-size records, as
-// the block index's runs), with all of it in advised pages: where it is at least 2 MiB it begins
-// at a 2 MiB boundary (or within one element after it) and its last 2 MiB page is its own, the
-// memory around it (under 4 MiB) allocated and never touched; so even a slice smaller than
-// Make's 4 MiB has huge pages. Only the pages it touches become resident, in whole 2 MiB pages
-// where the kernel has them.
+// the block index's runs), with all of it in advised pages: from 2 MiB on it begins at a 2 MiB
+// boundary (or within one element after it), and its capacity is what the 2 MiB pages it spans
+// hold, so its last page is its own; 2 MiB more are allocated for the alignment, and never
+// touched. Only the pages it touches become resident, in whole 2 MiB pages where the kernel has
+// them.
 func Slice[T any](n int) []T {
 	es := int(unsafe.Sizeof(*new(T)))
-	size := n * es
-	if size < hugePage {
+	if es == 0 || n*es < hugePage {
 		return make([]T, n)
 	}
-	s := make([]T, (size+2*hugePage)/es+2)
+	span := (n*es + hugePage - 1) &^ (hugePage - 1) // the 2 MiB pages the slice spans
+	c := span / es                                  // the elements they hold
+	// The elements s[skip:skip+c] begin less than 2 MiB + es into s and take at most span bytes.
+	s := make([]T, (span+hugePage+es-1)/es+1)
 	base := uintptr(unsafe.Pointer(unsafe.SliceData(s)))
 	boundary := (base + hugePage - 1) &^ (hugePage - 1)
 	skip := (int(boundary-base) + es - 1) / es
-	end := (base + uintptr((skip+n)*es) + hugePage - 1) &^ (hugePage - 1) // inside s: see its length
-	adviseHuge(unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(unsafe.SliceData(s)), boundary-base)), end-boundary))
-	return s[skip : skip+n : skip+n]
+	adviseHuge(unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(unsafe.SliceData(s)), boundary-base)), span))
+	return s[skip : skip+n : skip+c]
 }
 
 // hugePage is the size of a transparent huge page on amd64 and arm64 (4 KiB base pages).

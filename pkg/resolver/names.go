@@ -25,7 +25,8 @@ type Names struct {
 func newNamesSized(pages int) *Names {
 	n := &Names{more: make(map[uint32][]Link)}
 	if pages > 0 {
-		n.first.spare = hugebuf.Slice[[linkPageSize]pageLink](pages)
+		s := hugebuf.Slice[[linkPageSize]pageLink](pages)
+		n.first.spare = s[:cap(s)] // the rest of its last 2 MiB page too
 	}
 	return n
 }
