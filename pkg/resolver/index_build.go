@@ -59,6 +59,14 @@ func VisitInodes(fs *ext3fs.FS, visit InodeVisit) ([]error, error) {
 // ixTableChunk is how many bytes of an inode table the build reads at once.
 const ixTableChunk = 128 << 10
 
+// ixMaxPresize bounds the run list's room allocated ahead; ixMaxNamePages the names table's pages
+// (32 KiB each, 64 MiB) allocated ahead: a damaged superblock or inode table cannot make the build
+// reserve more than that before anything is found.
+const (
+	ixMaxPresize   = 1 << 22
+	ixMaxNamePages = 2048
+)
+
 type ixBuilder struct {
 	fs   *ext3fs.FS
 	x    *Index
@@ -183,8 +191,10 @@ func ixBuild(fs *ext3fs.FS, wantIndex, wantNames bool, problems *[]error, visit 
 		// Most inodes make one run; presizing avoids regrowing a slice of 100k+ runs, and the
 		// index keeps this memory (its chunks are windows of it), so it is advised for huge pages:
 		// 4 MB of 4 KiB pages was a thousand page faults.
+		// The presize trusts the superblock's free inode count only up to ixMaxPresize runs
+		// (160 MB): past that the list grows as runs come.
 		used := uint64(sb.InodesCount - min(sb.FreeInodesCount, sb.InodesCount))
-		b.runs = hugebuf.Slice[ixRun](int(used + used/8 + 8*uint64(sb.GroupCount())))[:0]
+		b.runs = hugebuf.Slice[ixRun](int(min(used+used/8+8*uint64(sb.GroupCount()), ixMaxPresize)))[:0]
 	}
 	if wantIndex {
 		b.geometry()
@@ -344,7 +354,7 @@ func (b *ixBuilder) onBlock(r ext3fs.BlockRef) error {
 func (b *ixBuilder) readNames(blocks []ixDirBlock, namePages int) (*Names, error) {
 	fs := b.fs
 	slices.SortFunc(blocks, func(a, b ixDirBlock) int { return cmp.Compare(a.phys, b.phys) })
-	n := newNamesSized(namePages)
+	n := newNamesSized(min(namePages, ixMaxNamePages))
 	for _, in := range b.inlineNames {
 		n.Add(in.dir, in.dent.name, in.dent.ino)
 	}
