@@ -187,6 +187,13 @@ func ixBuild(fs *ext3fs.FS, wantIndex, wantNames bool, problems *[]error, visit 
 	bs := fs.BlockSize()
 	isz := sb.InodeSize()
 	b := &ixBuilder{fs: fs, x: NewIndex(sb.BlocksCount, bs/isz), problems: problems, visit: visit}
+	// The small buffers first: where a collection has left free memory at the end of the heap,
+	// they take it, and the run list below starts in fresh memory. Starting in used memory, it
+	// would be zeroed by the runtime page by page before the huge page advice could apply
+	// (2,000 more page faults; 4 one-shot builds in 50 against none in 50).
+	bitmap := make([]byte, bs)
+	per := max(1, ixTableChunk/isz) // inodes read at once
+	table := make([]byte, per*isz)
 	if wantIndex {
 		// Most inodes make one run; presizing avoids regrowing a slice of 100k+ runs, and the
 		// index keeps this memory (its chunks are windows of it), so it is advised for huge pages:
@@ -205,9 +212,6 @@ func ixBuild(fs *ext3fs.FS, wantIndex, wantNames bool, problems *[]error, visit 
 	// fall in: the names of a sound file system go to those inodes.
 	namePages, lastPage := 0, ^uint32(0)
 	csum := sb.FeatureRoCompat&(ext3fs.RoCompatGDTCsum|ext3fs.RoCompatMetadataCsum) != 0
-	bitmap := make([]byte, bs)
-	per := max(1, ixTableChunk/isz) // inodes read at once
-	table := make([]byte, per*isz)
 	for g := uint32(0); g < sb.GroupCount(); g++ {
 		d := fs.Groups[g]
 		if csum && d.Flags&ext3fs.BGInodeUninit != 0 {
