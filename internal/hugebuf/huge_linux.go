@@ -6,8 +6,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-const hugePage = 2 << 20
-
 // adviseHuge advises the whole 2 MiB pages inside b. Advice only: an error (a kernel without
 // transparent huge pages) changes nothing but speed.
 func adviseHuge(b []byte) {

@@ -10,8 +10,9 @@ import (
 )
 
 // TestAdvised: the kernel has the advice on the memory of a large buffer (VmFlags "hg" in
-// /proc/self/smaps for the mapping holding its first whole 2 MiB page). Whether it then backs it
-// with huge pages depends on free memory; that is logged, not asserted.
+// /proc/self/smaps for the mapping holding its first whole 2 MiB page), and on the first and last
+// byte of a large Slice. Whether it then backs them with huge pages depends on free memory; that
+// is logged, not asserted.
 func TestAdvised(t *testing.T) {
 	if b, err := os.ReadFile("/sys/kernel/mm/transparent_hugepage/enabled"); err != nil || strings.Contains(string(b), "[never]") {
 		t.Skip("no transparent huge pages on this kernel")
@@ -21,7 +22,20 @@ func TestAdvised(t *testing.T) {
 		b[i] = 1
 	}
 	start := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
-	addr := (start + hugePage - 1) &^ (hugePage - 1)
+	checkAdvised(t, "Make's buffer", (start+hugePage-1)&^(hugePage-1))
+	type rec [5]uint64
+	s := Slice[rec](3*hugePage/40 + 7)
+	for i := 0; i < len(s); i += 4096 / 40 {
+		s[i][0] = 1
+	}
+	checkAdvised(t, "Slice's first element", uintptr(unsafe.Pointer(&s[0])))
+	checkAdvised(t, "Slice's last element", uintptr(unsafe.Pointer(&s[len(s)-1][4])))
+	b[0], s[0][0] = 2, 2 // keep b and s alive to here
+}
+
+// checkAdvised fails unless the mapping holding addr is advised MADV_HUGEPAGE.
+func checkAdvised(t *testing.T, what string, addr uintptr) {
+	t.Helper()
 	f, err := os.Open("/proc/self/smaps")
 	if err != nil {
 		t.Skip(err)
@@ -39,19 +53,18 @@ func TestAdvised(t *testing.T) {
 			continue
 		}
 		if strings.HasPrefix(line, "AnonHugePages:") {
-			t.Logf("mapping of the buffer: %s", line)
+			t.Logf("mapping of %s: %s", what, line)
 		}
 		if strings.HasPrefix(line, "VmFlags:") {
 			found = true
 			if !strings.Contains(" "+line[len("VmFlags:"):]+" ", " hg ") {
-				t.Errorf("the buffer's mapping is not advised MADV_HUGEPAGE: %s", line)
+				t.Errorf("the mapping of %s is not advised MADV_HUGEPAGE: %s", what, line)
 			}
 		}
 	}
 	if !found {
-		t.Fatalf("no mapping holds address %#x in /proc/self/smaps", addr)
+		t.Fatalf("no mapping holds address %#x (%s) in /proc/self/smaps", addr, what)
 	}
-	b[0] = 2 // keep b alive to here
 }
 
 // vmaRange parses a mapping's header line of smaps ("lo-hi perms ...").

@@ -10,6 +10,8 @@
 // pages itself, and transparent huge pages are often in "madvise" mode (Debian's default).
 package hugebuf
 
+import "unsafe"
+
 // Make returns a zeroed buffer of n bytes; on Linux the 2 MiB-aligned part of a buffer of at
 // least 4 MiB is advised MADV_HUGEPAGE before anything touches it. The buffer is ordinary Go
 // memory: the collector frees it as any other.
@@ -20,6 +22,31 @@ func Make(n int) []byte {
 	}
 	return b
 }
+
+// Slice is Make for a slice of n elements of any type (a large table of fixed-size records, as
+// the block index's runs), with all of it in advised pages: from 2 MiB on it begins at a 2 MiB
+// boundary (or within one element after it), and its capacity is what the 2 MiB pages it spans
+// hold, so its last page is its own; 2 MiB more are allocated for the alignment, and never
+// touched. Only the pages it touches become resident, in whole 2 MiB pages where the kernel has
+// them.
+func Slice[T any](n int) []T {
+	es := int(unsafe.Sizeof(*new(T)))
+	if es == 0 || n*es < hugePage {
+		return make([]T, n)
+	}
+	span := (n*es + hugePage - 1) &^ (hugePage - 1) // the 2 MiB pages the slice spans
+	c := span / es                                  // the elements they hold
+	// The elements s[skip:skip+c] begin less than 2 MiB + es into s and take at most span bytes.
+	s := make([]T, (span+hugePage+es-1)/es+1)
+	base := uintptr(unsafe.Pointer(unsafe.SliceData(s)))
+	boundary := (base + hugePage - 1) &^ (hugePage - 1)
+	skip := (int(boundary-base) + es - 1) / es
+	adviseHuge(unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(unsafe.SliceData(s)), boundary-base)), span))
+	return s[skip : skip+n : skip+c]
+}
+
+// hugePage is the size of a transparent huge page on amd64 and arm64 (4 KiB base pages).
+const hugePage = 2 << 20
 
 // minHuge is the smallest buffer worth advising: it must hold at least one aligned 2 MiB page.
 const minHuge = 4 << 20

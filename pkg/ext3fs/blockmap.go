@@ -69,10 +69,30 @@ type ExtentIdx struct {
 // ParseExtentNode decodes an extent tree node: the 60-byte root in i_block or a whole tree
 // block. Leaves (depth 0) fill the []Extent result, interior nodes the []ExtentIdx result.
 func ParseExtentNode(b []byte) (ExtentHeader, []Extent, []ExtentIdx, error) {
+	h, err := parseExtentHeader(b)
+	if err != nil {
+		return h, nil, nil, err
+	}
+	if h.Depth == 0 {
+		ext := make([]Extent, h.Entries)
+		for i := range ext {
+			ext[i] = extentAt(b, i)
+		}
+		return h, ext, nil, nil
+	}
+	idx := make([]ExtentIdx, h.Entries)
+	for i := range idx {
+		idx[i] = extentIdxAt(b, i)
+	}
+	return h, nil, idx, nil
+}
+
+// parseExtentHeader decodes and checks an extent node's header: its entries then lie in b.
+func parseExtentHeader(b []byte) (ExtentHeader, error) {
 	const st = "extent node"
 	le := binary.LittleEndian
 	if len(b) < 12 {
-		return ExtentHeader{}, nil, nil, formatErr(st, 0, "need 12 bytes for the header, have %d", len(b))
+		return ExtentHeader{}, formatErr(st, 0, "need 12 bytes for the header, have %d", len(b))
 	}
 	h := ExtentHeader{
 		Magic: le.Uint16(b[0:]), Entries: le.Uint16(b[2:]), Max: le.Uint16(b[4:]),
@@ -80,31 +100,32 @@ func ParseExtentNode(b []byte) (ExtentHeader, []Extent, []ExtentIdx, error) {
 	}
 	switch {
 	case h.Magic != ExtentMagic:
-		return h, nil, nil, formatErr(st, 0, "bad magic 0x%04x, want 0x%04x", h.Magic, ExtentMagic)
+		return h, formatErr(st, 0, "bad magic 0x%04x, want 0x%04x", h.Magic, ExtentMagic)
 	case h.Entries > h.Max:
-		return h, nil, nil, formatErr(st, 2, "eh_entries %d > eh_max %d", h.Entries, h.Max)
+		return h, formatErr(st, 2, "eh_entries %d > eh_max %d", h.Entries, h.Max)
 	case 12+12*int(h.Max) > len(b):
-		return h, nil, nil, formatErr(st, 4, "eh_max %d entries run past the %d-byte node", h.Max, len(b))
+		return h, formatErr(st, 4, "eh_max %d entries run past the %d-byte node", h.Max, len(b))
 	case h.Depth > maxExtentDepth:
-		return h, nil, nil, formatErr(st, 6, "eh_depth %d > %d", h.Depth, maxExtentDepth)
+		return h, formatErr(st, 6, "eh_depth %d > %d", h.Depth, maxExtentDepth)
 	}
-	if h.Depth == 0 {
-		ext := make([]Extent, h.Entries)
-		for i := range ext {
-			p := b[12+12*i:]
-			l := le.Uint16(p[4:])
-			e := Extent{Block: le.Uint32(p[0:]), Len: l, Start: uint64(le.Uint16(p[6:]))<<32 | uint64(le.Uint32(p[8:]))}
-			if l > 32768 {
-				e.Len, e.Unwritten = l-32768, true
-			}
-			ext[i] = e
-		}
-		return h, ext, nil, nil
+	return h, nil
+}
+
+// extentAt decodes leaf entry i of a node whose header parseExtentHeader accepted.
+func extentAt(b []byte, i int) Extent {
+	le := binary.LittleEndian
+	p := b[12+12*i:]
+	l := le.Uint16(p[4:])
+	e := Extent{Block: le.Uint32(p[0:]), Len: l, Start: uint64(le.Uint16(p[6:]))<<32 | uint64(le.Uint32(p[8:]))}
+	if l > 32768 {
+		e.Len, e.Unwritten = l-32768, true
 	}
-	idx := make([]ExtentIdx, h.Entries)
-	for i := range idx {
-		p := b[12+12*i:]
-		idx[i] = ExtentIdx{Block: le.Uint32(p[0:]), Leaf: uint64(le.Uint16(p[8:]))<<32 | uint64(le.Uint32(p[4:]))}
-	}
-	return h, nil, idx, nil
+	return e
+}
+
+// extentIdxAt decodes interior entry i of a node whose header parseExtentHeader accepted.
+func extentIdxAt(b []byte, i int) ExtentIdx {
+	le := binary.LittleEndian
+	p := b[12+12*i:]
+	return ExtentIdx{Block: le.Uint32(p[0:]), Leaf: uint64(le.Uint16(p[8:]))<<32 | uint64(le.Uint32(p[4:]))}
 }

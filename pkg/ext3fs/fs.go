@@ -258,8 +258,10 @@ func (fs *FS) WalkBlocks(in *Inode, fn func(BlockRef) error) error {
 	// one call to the next: an index build walks every inode, and allocating it each time was a
 	// sixth of the build's garbage on a 100,000-file image.
 	w := walkPool.Get().(*blockWalk)
-	*w = blockWalk{fs: fs, fn: fn, bufs: w.bufs, maps: w.maps, limit: fs.SB.BlocksCount - uint64(fs.SB.FirstDataBlock)}
-	clear(w.maps)
+	*w = blockWalk{fs: fs, fn: fn, bufs: w.bufs, ebufs: w.ebufs, maps: w.maps, limit: fs.SB.BlocksCount - uint64(fs.SB.FirstDataBlock)}
+	if len(w.maps) > 0 {
+		clear(w.maps) // clearing resets the whole table even when empty: most walks add nothing
+	}
 	var err error
 	if in.UsesExtents() {
 		err = w.extents(in.BlockBytes[:], -1, 0, in.Pos)
@@ -288,10 +290,11 @@ func (fs *FS) checkPtr(p uint64, st string, off int64) error {
 type blockWalk struct {
 	fs    *FS
 	fn    func(BlockRef) error
-	bufs  [3][]byte           // one buffer per indirect level
-	maps  map[uint64]struct{} // map blocks visited
-	n     uint64              // blocks reported
-	limit uint64              // blocks in the file system
+	bufs  [3][]byte              // one buffer per indirect level
+	ebufs [maxExtentDepth][]byte // one buffer per extent tree depth below the root
+	maps  map[uint64]struct{}    // map blocks visited
+	n     uint64                 // blocks reported
+	limit uint64                 // blocks in the file system
 }
 
 // emit reports r, found through the pointer at byte off of the device.
@@ -402,7 +405,9 @@ func (w *blockWalk) extents(b []byte, wantDepth int, nodeBlk uint64, inodePos in
 	if nodeBlk == 0 {
 		base = inodePos + 0x28 // i_block in the inode
 	}
-	h, exts, idx, err := ParseExtentNode(b)
+	// The entries are decoded in place (no slices of them, as ParseExtentNode returns): an ext4
+	// index build walks a node per inode.
+	h, err := parseExtentHeader(b)
 	if err != nil {
 		var fe *FormatError
 		if errors.As(err, &fe) {
@@ -413,28 +418,35 @@ func (w *blockWalk) extents(b []byte, wantDepth int, nodeBlk uint64, inodePos in
 	if wantDepth >= 0 && int(h.Depth) != wantDepth {
 		return formatErr("extent node", base+6, "eh_depth %d, parent expects %d", h.Depth, wantDepth)
 	}
-	for i, e := range exts {
-		if e.Len == 0 {
-			continue
-		}
-		off := base + 12 + 12*int64(i)
-		if err := fs.checkPtr(e.Start, "extent", off); err != nil {
-			return err
-		}
-		if err := fs.checkPtr(e.Start+uint64(e.Len)-1, "extent", off); err != nil {
-			return err
-		}
-		for j := uint64(0); j < uint64(e.Len); j++ {
-			if err := w.emit(BlockRef{BlockData, uint64(e.Block) + j, e.Start + j}, "extent", off); err != nil {
+	if h.Depth == 0 {
+		for i := 0; i < int(h.Entries); i++ {
+			e := extentAt(b, i)
+			if e.Len == 0 {
+				continue
+			}
+			off := base + 12 + 12*int64(i)
+			if err := fs.checkPtr(e.Start, "extent", off); err != nil {
 				return err
 			}
+			if err := fs.checkPtr(e.Start+uint64(e.Len)-1, "extent", off); err != nil {
+				return err
+			}
+			for j := uint64(0); j < uint64(e.Len); j++ {
+				if err := w.emit(BlockRef{BlockData, uint64(e.Block) + j, e.Start + j}, "extent", off); err != nil {
+					return err
+				}
+			}
 		}
-	}
-	if len(idx) == 0 {
 		return nil
 	}
-	buf := make([]byte, fs.bs)
-	for i, x := range idx {
+	// One buffer per depth, kept from walk to walk: the child of a node at depth d is at d-1.
+	buf := w.ebufs[h.Depth-1]
+	if len(buf) != fs.bs {
+		buf = make([]byte, fs.bs)
+		w.ebufs[h.Depth-1] = buf
+	}
+	for i := 0; i < int(h.Entries); i++ {
+		x := extentIdxAt(b, i)
 		off := base + 12 + 12*int64(i)
 		if err := fs.checkPtr(x.Leaf, "extent index", off); err != nil {
 			return err

@@ -3,6 +3,7 @@ package resolver
 import (
 	"math/rand"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -152,6 +153,113 @@ func TestIndexMerges(t *testing.T) {
 	m.check(t, 2)
 	if m.maxChunks < 10 {
 		t.Fatalf("only %d chunks", m.maxChunks)
+	}
+}
+
+// TestIndexBuildFrom: the bulk build from a run list (in place, in ascending stretches merged
+// where they interleave) gives every block the owner that Set applied run by run in the same
+// order gives it, whatever the order and overlaps of the runs; and the built index then takes
+// Set and Clear as one built by Set does (its chunks share the run list's memory).
+func TestIndexBuildFrom(t *testing.T) {
+	const blocks = 30000
+	rng := rand.New(rand.NewSource(7))
+	roles := []Role{RoleData, RoleDir, RoleInd, RoleInodeTable, RoleSuper}
+	// disjoint is a run list covering parts of the blocks without overlaps, in ascending order,
+	// with neighbours that continue each other (the build merges those).
+	disjoint := func() []ixRun {
+		var rs []ixRun
+		for b := uint64(rng.Intn(5)); b < blocks; {
+			n := uint64(1 + rng.Intn(12))
+			n = min(n, blocks-b)
+			o := Owner{Role: roles[rng.Intn(len(roles))], Ino: uint32(1 + rng.Intn(4)), Logical: uint64(rng.Intn(50))}
+			if k := len(rs); k > 0 && rng.Intn(3) == 0 && rs[k-1].end() == b {
+				o = NewIndex(blocks, 8).advance(rs[k-1].o, rs[k-1].n) // continues the previous run
+			}
+			rs = append(rs, ixRun{b, n, o})
+			b += n + uint64(rng.Intn(3))
+		}
+		return rs
+	}
+	// stretches cuts rs into k pieces and puts them in a random order.
+	stretches := func(rs []ixRun, k int) []ixRun {
+		cuts := []int{0, len(rs)}
+		for i := 1; i < k; i++ {
+			cuts = append(cuts, rng.Intn(len(rs)))
+		}
+		sort.Ints(cuts)
+		var out []ixRun
+		for _, p := range rng.Perm(len(cuts) - 1) {
+			out = append(out, rs[cuts[p]:cuts[p+1]]...)
+		}
+		return out
+	}
+	cases := map[string]func() []ixRun{
+		"empty":     func() []ixRun { return nil },
+		"ascending": disjoint,
+		"two":       func() []ixRun { return stretches(disjoint(), 2) },
+		"five":      func() []ixRun { return stretches(disjoint(), 5) },
+		"hundreds":  func() []ixRun { return stretches(disjoint(), 300) },
+		"shuffled": func() []ixRun {
+			rs := disjoint()
+			rng.Shuffle(len(rs), func(i, j int) { rs[i], rs[j] = rs[j], rs[i] })
+			return rs
+		},
+		"descending": func() []ixRun {
+			rs := disjoint()
+			slices.Reverse(rs)
+			return rs
+		},
+		"overlapping": func() []ixRun {
+			rs := stretches(disjoint(), 4)
+			for i := 0; i < 20; i++ { // cross-linked blocks: later runs must win
+				r := rs[rng.Intn(len(rs))]
+				r.o.Ino += 100
+				rs = slices.Insert(rs, rng.Intn(len(rs)+1), ixRun{r.start + uint64(rng.Intn(int(r.n))), 1 + uint64(rng.Intn(30)), r.o})
+			}
+			return rs
+		},
+		"same start": func() []ixRun {
+			rs := disjoint()
+			r := rs[len(rs)/2]
+			r.o.Ino += 100
+			return append(rs, r)
+		},
+	}
+	for name, mk := range cases {
+		t.Run(name, func(t *testing.T) {
+			trials := 5
+			if name == "empty" {
+				trials = 1 // check's LookupRun pass is slow over long free stretches
+			}
+			for trial := 0; trial < trials; trial++ {
+				rs := mk()
+				for i := range rs {
+					rs[i].n = min(rs[i].n, blocks-rs[i].start)
+				}
+				want := &ixModel{x: NewIndex(blocks, 8), owners: make([]Owner, blocks)}
+				for _, r := range rs {
+					want.set(r.start, r.n, r.o)
+				}
+				m := &ixModel{x: NewIndex(blocks, 8), owners: want.owners}
+				m.x.buildFrom(slices.Clone(rs))
+				m.check(t, trial)
+				if name != "overlapping" && name != "same start" && len(m.x.chunks) > 0 && len(m.x.chunks[0]) != ixMaxChunk/2 && m.x.Len() > ixMaxChunk/2 {
+					t.Fatalf("first chunk of %d runs, want %d", len(m.x.chunks[0]), ixMaxChunk/2)
+				}
+				// Writes after the build: every chunk grows and shrinks without touching its
+				// neighbours' runs in the shared memory.
+				for step := 0; step < 400; step++ {
+					start := uint64(rng.Intn(blocks))
+					n := min(uint64(1+rng.Intn(20)), blocks-start)
+					if rng.Intn(4) == 0 {
+						m.clear(start, n)
+					} else {
+						m.set(start, n, Owner{Role: RoleData, Ino: uint32(200 + rng.Intn(3)), Logical: uint64(step)})
+					}
+				}
+				m.check(t, trial)
+			}
+		})
 	}
 }
 

@@ -7,9 +7,15 @@ import (
 
 // The names table: first links kept by inode number in pages (linkPages), extra hard links in a
 // map; removing the first link promotes the next; Len counts inodes with a name; paths follow
-// the first links. Inode numbers on both sides of a page boundary and near 2^32.
+// the first links. Inode numbers on both sides of a page boundary and near 2^32; with no pages
+// allocated ahead, fewer than used, and more.
 func TestNamesTable(t *testing.T) {
-	n := newNamesSized(0)
+	for _, pages := range []int{0, 2, 5} {
+		testNamesTable(t, newNamesSized(pages))
+	}
+}
+
+func testNamesTable(t *testing.T, n *Names) {
 	const a, b, big = linkPageSize - 1, linkPageSize, 1<<32 - 2
 	n.Add(2, "d", 11)
 	n.Add(11, "a", a)
