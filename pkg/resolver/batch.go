@@ -5,6 +5,7 @@ package resolver
 
 import (
 	"bytes"
+	"slices"
 
 	"github.com/ext3replay/ext3replay/pkg/blklog"
 	"github.com/ext3replay/ext3replay/pkg/ext3fs"
@@ -28,8 +29,12 @@ func (r *Resolver) write(sector uint64, length int64, data []byte, zero bool) {
 	start := int64(sector) * blklog.SectorSize
 	end := start + length
 	bs := int64(r.bs)
-	// One entry per block: sized up front (a 1 MiB write grew it eight times, 6% of a run's CPU).
-	batch := make([]blockWrite, 0, min((end-start)/bs+2, 4096))
+	// One entry per block, in a buffer kept from one request to the next: a fresh one per
+	// request was most of the per-block cost of a large copy (allocation, and the first touch
+	// of new memory, which is slow on the machines this runs on; docs/performance.md).
+	batch := r.writeBuf[:0]
+	filled := 0                                                      // entries written before holdSuspects shortens batch
+	defer func() { clear(batch[:filled]); r.writeBuf = batch[:0] }() // keeps no payload alive
 	var txs []Transaction
 	for pos := start; pos < end; {
 		b := uint64(pos / bs)
@@ -75,6 +80,7 @@ func (r *Resolver) write(sector uint64, length int64, data []byte, zero bool) {
 		}
 		pos += n
 	}
+	filled = len(batch)
 	r.noteHomeMeta(batch)
 	batch = r.holdSuspects(batch)
 	if len(batch) > 0 {
@@ -113,7 +119,8 @@ func (r *Resolver) applyTransaction(tx Transaction) {
 	// its blocks home before the guest commits anything of its own).
 	r.mode.committed()
 	defer r.mode.applying(journalBatch)()
-	batch := make([]blockWrite, 0, len(tx.Blocks))
+	batch := slices.Grow(r.txBuf[:0], len(tx.Blocks)) // reused as writeBuf is
+	defer func() { clear(batch); r.txBuf = batch[:0] }()
 	for _, tb := range tx.Blocks {
 		if tb.FSBlock >= r.nblk {
 			r.anomaly("", 0, "journal transaction %d logs block %d past the end of the file system", tx.Seq, tb.FSBlock)

@@ -103,6 +103,9 @@ type Resolver struct {
 	held   heldIO
 	output output
 	now    position
+
+	// Buffers of the blocks of one write request and of one transaction (batch.go), reused.
+	writeBuf, txBuf []blockWrite
 }
 
 // position is where in the log the resolver is.
