@@ -108,15 +108,20 @@ func (r *Resolver) parentsKnown(p *inoPend) bool {
 	return true
 }
 
+// sortForResolve puts inodes with added names first, each part in inode order. The key is
+// looked up once per inode (inodes are distinct), not twice per comparison.
 func (r *Resolver) sortForResolve(inos []uint32) {
-	hasAdds := func(ino uint32) bool { p := r.ns.pend[ino]; return p != nil && len(p.adds) > 0 }
-	sort.Slice(inos, func(i, j int) bool {
-		ai, aj := hasAdds(inos[i]), hasAdds(inos[j])
-		if ai != aj {
-			return ai
+	keys := make([]uint64, len(inos))
+	for i, ino := range inos {
+		keys[i] = uint64(ino)
+		if p := r.ns.pend[ino]; p == nil || len(p.adds) == 0 {
+			keys[i] |= 1 << 32
 		}
-		return inos[i] < inos[j]
-	})
+	}
+	slices.Sort(keys)
+	for i, k := range keys {
+		inos[i] = uint32(k)
+	}
 }
 
 // settleNamespace resolves everything still pending at the end of the log by the final state.
@@ -246,7 +251,7 @@ func (r *Resolver) resolveReuse(s *inoState) {
 		}
 	}
 	p.rems = rems
-	r.emitRemovals(ino, p, p.reusedType, true)
+	r.emitRemovals(s, p.reusedType, true)
 	// The kept names are the new file's first: it is created under them.
 	p.adds = append(kept, p.adds...)
 }
@@ -268,7 +273,7 @@ func (r *Resolver) cancelReturns(s *inoState) {
 				if s.typ == ext3fs.TypeDir {
 					t = ops.Rmdir
 				}
-				r.nsOp(t, s.ino, m.path)
+				r.nsRemoval(t, s.ino, m.path)
 			}
 			p.adds = append(p.adds[:i], p.adds[i+1:]...)
 			p.rems = append(p.rems[:j], p.rems[j+1:]...)
@@ -358,17 +363,17 @@ func (r *Resolver) resolveAdds(s *inoState, nNames int) {
 // resolveRemovals reports names lost with none gained: a delete or rmdir when the inode is
 // gone, an unlink when names remain and the link count agrees.
 func (r *Resolver) resolveRemovals(s *inoState, nNames int) {
-	p, ino := s.p, s.ino
+	p := s.p
 	if len(p.rems) == 0 || len(p.adds) > 0 {
 		return
 	}
 	switch {
 	case !s.isLive:
-		r.emitRemovals(ino, p, s.typ, nNames == 0 || s.final)
+		r.emitRemovals(s, s.typ, nNames == 0 || s.final)
 	case s.typ != ext3fs.TypeDir && nNames > 0 && (int(s.in.LinksCount) <= nNames || s.final):
-		r.emitRemovals(ino, p, s.typ, false)
+		r.emitRemovals(s, s.typ, false)
 	case s.final:
-		r.emitRemovals(ino, p, s.typ, nNames == 0)
+		r.emitRemovals(s, s.typ, nNames == 0)
 	}
 }
 
@@ -388,7 +393,7 @@ func (r *Resolver) resolveFreedUnwritten(s *inoState, nNames int) {
 				t = ops.Rmdir
 			}
 		}
-		r.nsOp(t, ino, r.linkPath(l))
+		r.nsRemoval(t, ino, r.linkPath(l))
 	}
 	for _, l := range links {
 		r.dropLink(l, ino)
@@ -409,9 +414,11 @@ func (r *Resolver) markImplied(ino uint32, l Link) {
 	r.ns.touched[ino] = true
 }
 
-// emitRemovals reports removed names: unlink for each, except delete/rmdir for the last when
-// lastGone. Removals whose replacement is still undecided wait; implied ones are dropped.
-func (r *Resolver) emitRemovals(ino uint32, p *inoPend, typ ext3fs.FileType, lastGone bool) {
+// emitRemovals reports the removed names of s's inode: unlink for each, except delete/rmdir for
+// the last when lastGone. Removals whose replacement is still undecided wait; implied ones are
+// dropped.
+func (r *Resolver) emitRemovals(s *inoState, typ ext3fs.FileType, lastGone bool) {
+	ino, p := s.ino, s.p
 	var keep, todo []nameEv
 	for _, m := range p.rems {
 		switch {
@@ -433,11 +440,11 @@ func (r *Resolver) emitRemovals(ino uint32, p *inoPend, typ ext3fs.FileType, las
 			if typ == ext3fs.TypeDir {
 				t = ops.Rmdir
 			}
-			if in, err := r.fs.ReadInode(ino); err == nil && in.Allocated() && !in.Live() {
+			if s.in.Allocated() && !s.in.Live() { // s.in: the inode as resolve read it, unchanged since
 				r.ns.orphanPath[ino] = m.path // still open: its I/O goes on under this path
 			}
 		}
-		r.nsOp(t, ino, m.path)
+		r.nsRemoval(t, ino, m.path)
 	}
 	if len(keep) == 0 {
 		p.freed = false
