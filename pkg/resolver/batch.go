@@ -49,7 +49,7 @@ func (r *Resolver) write(sector uint64, length int64, data []byte, zero bool) {
 		case zero && n == bs:
 			content = r.blocks.m.zero
 		case zero:
-			content = bytes.Clone(r.blocks.m.block(b))
+			content = r.blocks.m.blockCopy(b)
 			clear(content[in : in+n])
 		case data != nil:
 			piece := data[pos-start : pos-start+n]
@@ -57,7 +57,7 @@ func (r *Resolver) write(sector uint64, length int64, data []byte, zero bool) {
 				content = piece
 			} else {
 				// Partial block: merge into the model's copy.
-				content = bytes.Clone(r.blocks.m.block(b))
+				content = r.blocks.m.blockCopy(b)
 				copy(content[in:], piece)
 			}
 		}
@@ -166,7 +166,10 @@ func (r *Resolver) applyBatch(batch []blockWrite) {
 			if bytes.Equal(old, w.data) {
 				continue
 			}
-			w.old = bytes.Clone(old)
+			if own.m.written(w.b) {
+				old = bytes.Clone(old) // the overlay's own; from the base, block made a copy
+			}
+			w.old = old
 			w.changed = true
 			own.m.put(w.b, w.data)
 			if ri.credited {

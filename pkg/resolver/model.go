@@ -1,6 +1,7 @@
 package resolver
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 
@@ -150,6 +151,18 @@ func (m *model) fillWindow(b uint64) bool {
 	}
 	m.raStart = b
 	return true
+}
+
+// blockCopy is block's content as a copy the caller may keep and modify (what block reads from
+// the base image is one already).
+func (m *model) blockCopy(b uint64) []byte {
+	if c, ok := m.over[b]; ok {
+		return bytes.Clone(c)
+	}
+	if m.isZeroed(b) {
+		return make([]byte, m.bs)
+	}
+	return m.block(b)
 }
 
 // written reports whether the overlay holds content for b.
