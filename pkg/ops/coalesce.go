@@ -54,7 +54,8 @@ type pending struct {
 }
 
 // NewCoalescer returns a Coalescer that passes finished ops to emit (a
-// Writer's Write fits). The *Op given to emit is only valid during the call.
+// Writer's Write fits). The *Op given to emit is only valid during the call,
+// and may be the one given to Add: emit must not modify it.
 func NewCoalescer(emit func(*Op) error) *Coalescer {
 	return &Coalescer{emit: emit, open: make(map[string]*pending), under: make(map[string]map[string]*pending)}
 }
@@ -76,6 +77,11 @@ func (c *Coalescer) Add(op *Op) error {
 		} else {
 			c.closeUnder(op.Path)
 			c.closeUnder(op.To)
+		}
+		if c.head == len(c.queue) {
+			// Nothing held back before it: out at once, without a copy (a log deleting
+			// 50,000 files is 50,000 of these).
+			return c.emit(op)
 		}
 		p := &pending{op: *op, closed: true}
 		c.queue = append(c.queue, p)
