@@ -42,6 +42,7 @@ type Coalescer struct {
 	// with d+"/" (d is "" for the root), keyed by path.
 	under map[string]map[string]*pending
 	head  int
+	free  []*pending // emitted, referenced nowhere: reused by Add (one allocation per op was a tenth of the ops' cost)
 }
 
 // DefaultMaxPending is the Coalescer's default bound on held-back ops.
@@ -83,8 +84,7 @@ func (c *Coalescer) Add(op *Op) error {
 			// 50,000 files is 50,000 of these).
 			return c.emit(op)
 		}
-		p := &pending{op: *op, closed: true}
-		c.queue = append(c.queue, p)
+		c.queue = append(c.queue, c.newPending(op, "", true))
 		return c.drain()
 	}
 	key := runKey(op)
@@ -95,7 +95,7 @@ func (c *Coalescer) Add(op *Op) error {
 		}
 		c.close(p)
 	}
-	p := &pending{op: *op, key: key}
+	p := c.newPending(op, key, false)
 	c.queue = append(c.queue, p)
 	c.addOpen(p)
 	max := c.MaxPending
@@ -108,6 +108,17 @@ func (c *Coalescer) Add(op *Op) error {
 		}
 	}
 	return c.drain()
+}
+
+// newPending is a pending op, a recycled one if drain left any.
+func (c *Coalescer) newPending(op *Op, key string, closed bool) *pending {
+	if n := len(c.free); n > 0 {
+		p := c.free[n-1]
+		c.free = c.free[:n-1]
+		*p = pending{op: *op, key: key, closed: closed}
+		return p
+	}
+	return &pending{op: *op, key: key, closed: closed}
 }
 
 // addOpen records p as the open run of its key.
@@ -185,7 +196,11 @@ func (c *Coalescer) drain() error {
 		p := c.queue[c.head]
 		c.queue[c.head] = nil
 		c.head++
-		if err := c.emit(&p.op); err != nil {
+		err := c.emit(&p.op)
+		// Closed and out of the queue, p is in no map any more (close, closeAll).
+		*p = pending{}
+		c.free = append(c.free, p)
+		if err != nil {
 			return err
 		}
 	}
