@@ -143,7 +143,8 @@ func (n *Names) Path(ino uint32) string {
 	if ino == ext3fs.RootIno {
 		return "/"
 	}
-	var parts []string
+	var stack [32]string // most paths: no allocation for the parts
+	parts := stack[:0]
 	for d := 0; ino != ext3fs.RootIno; d++ {
 		l, ok := n.first.get(ino)
 		if !ok || d >= namesMaxDepth {
