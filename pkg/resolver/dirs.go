@@ -140,10 +140,8 @@ func (r *Resolver) cnt(k linkKey) int {
 	if c, ok := r.ns.linkCnt[k]; ok {
 		return c
 	}
-	for _, l := range r.ns.names.Links(k.ino) {
-		if l.Parent == k.parent && l.Name == k.name {
-			return 1
-		}
+	if r.ns.names.Has(k.ino, Link{Parent: k.parent, Name: k.name}) {
+		return 1
 	}
 	return 0
 }

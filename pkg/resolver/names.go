@@ -1,6 +1,8 @@
 package resolver
 
 import (
+	"slices"
+
 	"github.com/ext3replay/ext3replay/pkg/ext3fs"
 )
 
@@ -129,6 +131,35 @@ func (n *Names) Links(ino uint32) []Link {
 		return nil
 	}
 	return append([]Link{f}, n.more[ino]...)
+}
+
+// Count is the number of recorded names of ino (Links without building the slice).
+func (n *Names) Count(ino uint32) int {
+	if _, ok := n.first.get(ino); !ok {
+		return 0
+	}
+	return 1 + len(n.more[ino])
+}
+
+// Has reports whether l is a recorded name of ino.
+func (n *Names) Has(ino uint32, l Link) bool {
+	f, ok := n.first.get(ino)
+	if !ok {
+		return false
+	}
+	return f == l || slices.Contains(n.more[ino], l)
+}
+
+// HasPath reports whether ino has a path (Path is not ""), without building it.
+func (n *Names) HasPath(ino uint32) bool {
+	for d := 0; ino != ext3fs.RootIno; d++ {
+		l, ok := n.first.get(ino)
+		if !ok || d >= namesMaxDepth {
+			return false
+		}
+		ino = l.Parent
+	}
+	return true
 }
 
 // Len is the number of inodes with at least one name.

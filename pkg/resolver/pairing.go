@@ -101,7 +101,7 @@ func (r *Resolver) parentsKnown(p *inoPend) bool {
 		return true
 	}
 	for _, a := range p.adds {
-		if r.ns.names.Path(a.l.Parent) == "" {
+		if !r.ns.names.HasPath(a.l.Parent) {
 			return false
 		}
 	}
@@ -191,7 +191,7 @@ func (r *Resolver) resolve(ino uint32, final bool) {
 	}
 	r.resolveReuse(s)
 	r.cancelReturns(s)
-	nNames := len(r.ns.names.Links(ino))
+	nNames := r.ns.names.Count(ino)
 	if !r.resolveMoves(s) {
 		return
 	}
