@@ -2,6 +2,7 @@ package resolver
 
 import (
 	"slices"
+	"strings"
 
 	"github.com/ext3replay/ext3replay/pkg/ext3fs"
 )
@@ -170,12 +171,19 @@ const namesMaxDepth = 4096
 
 // Path is the canonical full path of ino ("/" for the root), following the first link of each
 // ancestor; "" if ino or one of its ancestors has no recorded name.
-func (n *Names) Path(ino uint32) string {
-	if ino == ext3fs.RootIno {
-		return "/"
-	}
+func (n *Names) Path(ino uint32) string { return n.path(ino, "", false) }
+
+// ChildPath is Path(dir) + "/" + name ("/" + name in the root), built at once; "" if dir has
+// no path.
+func (n *Names) ChildPath(dir uint32, name string) string { return n.path(dir, name, true) }
+
+// path builds the path of ino, or with child that of name inside it, in one allocation.
+func (n *Names) path(ino uint32, name string, child bool) string {
 	var stack [32]string // most paths: no allocation for the parts
 	parts := stack[:0]
+	if child {
+		parts = append(parts, name)
+	}
 	for d := 0; ino != ext3fs.RootIno; d++ {
 		l, ok := n.first.get(ino)
 		if !ok || d >= namesMaxDepth {
@@ -184,16 +192,20 @@ func (n *Names) Path(ino uint32) string {
 		parts = append(parts, l.Name)
 		ino = l.Parent
 	}
+	if len(parts) == 0 {
+		return "/"
+	}
 	size := 0
 	for _, p := range parts {
 		size += len(p) + 1
 	}
-	b := make([]byte, 0, size)
+	var b strings.Builder
+	b.Grow(size)
 	for i := len(parts) - 1; i >= 0; i-- {
-		b = append(b, '/')
-		b = append(b, parts[i]...)
+		b.WriteByte('/')
+		b.WriteString(parts[i])
 	}
-	return string(b)
+	return b.String()
 }
 
 // Paths is every full path of ino: one per hard link whose directory has a path.

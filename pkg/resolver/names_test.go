@@ -75,3 +75,20 @@ func TestNamesQueries(t *testing.T) {
 		t.Error("HasPath: want a path for 20 only of 20, 21 (its directory unnamed), 30 (a loop)")
 	}
 }
+
+// ChildPath is Path of the directory, a slash and the name, for the root, a subdirectory, an
+// empty name, and a directory with no path.
+func TestNamesChildPath(t *testing.T) {
+	n := newNamesSized(0)
+	n.Add(2, "d", 11)
+	n.Add(99, "orphan", 21)
+	for _, c := range []struct {
+		dir  uint32
+		name string
+		want string
+	}{{2, "a", "/a"}, {11, "b", "/d/b"}, {11, "", "/d/"}, {2, "", "/"}, {21, "c", ""}, {12, "c", ""}} {
+		if got := n.ChildPath(c.dir, c.name); got != c.want {
+			t.Errorf("ChildPath(%d, %q) = %q, want %q", c.dir, c.name, got, c.want)
+		}
+	}
+}
