@@ -177,7 +177,7 @@ func (r *Resolver) resolve(ino uint32, final bool) {
 	if p == nil {
 		return
 	}
-	in, _ := r.fs.ReadInode(ino)
+	in := r.resolveInode(ino)
 	s := &inoState{ino: ino, p: p, in: in, isLive: in.Live(), typ: p.lastType, final: final}
 	if s.isLive {
 		s.typ = in.Type()
@@ -203,6 +203,27 @@ func (r *Resolver) resolve(ino uint32, final bool) {
 	if len(p.adds) == 0 && len(p.rems) == 0 && (!p.freed || s.isLive || final) {
 		delete(r.ns.pend, ino)
 	}
+}
+
+// resolveInode is r.fs.ReadInode(ino) (nil if it fails) into a buffer and an Inode that resolve
+// reuses from one call to the next (two allocations per decision were a tenth of the replay's
+// CPU on a log deleting 50,000 files): valid until the next call, and resolve is not reentered.
+func (r *Resolver) resolveInode(ino uint32) *ext3fs.Inode {
+	if ino == 0 || ino > r.fs.SB.InodesCount {
+		return nil
+	}
+	if len(r.inoBuf) != r.isz {
+		r.inoBuf = make([]byte, r.isz)
+	}
+	blk, off := r.fs.InodeLocation(ino)
+	pos := int64(blk)*int64(r.bs) + int64(off)
+	if _, err := r.blocks.m.ReadAt(r.inoBuf, pos); err != nil {
+		return nil
+	}
+	if err := r.fs.DecodeInodeInto(ino, r.inoBuf, pos, &r.ino); err != nil {
+		return nil
+	}
+	return &r.ino
 }
 
 // resolveReuse handles a slot that went from one file to another: the first incarnation's

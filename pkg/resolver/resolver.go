@@ -104,8 +104,11 @@ type Resolver struct {
 	output output
 	now    position
 
-	// Buffers of the blocks of one write request and of one transaction (batch.go), reused.
+	// Buffers of the blocks of one write request and of one transaction (batch.go), and of
+	// the inode resolve decides on (resolveInode), reused.
 	writeBuf, txBuf []blockWrite
+	inoBuf          []byte
+	ino             ext3fs.Inode
 }
 
 // position is where in the log the resolver is.
