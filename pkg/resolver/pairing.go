@@ -2,7 +2,7 @@ package resolver
 
 import (
 	"slices"
-	"sort"
+	"strings"
 
 	"github.com/ext3replay/ext3replay/pkg/ext3fs"
 	"github.com/ext3replay/ext3replay/pkg/ops"
@@ -440,7 +440,9 @@ func (r *Resolver) markImplied(ino uint32, l Link) {
 // dropped.
 func (r *Resolver) emitRemovals(s *inoState, typ ext3fs.FileType, lastGone bool) {
 	ino, p := s.ino, s.p
-	var keep, todo []nameEv
+	var keep []nameEv
+	var stack [4]nameEv // a deleted file has one name mostly: no allocation for the list
+	todo := stack[:0]
 	for _, m := range p.rems {
 		switch {
 		case m.implied:
@@ -453,7 +455,7 @@ func (r *Resolver) emitRemovals(s *inoState, typ ext3fs.FileType, lastGone bool)
 	p.rems = keep
 	// Several names gone at once: which one was last the disk cannot tell, and the order
 	// their blocks were written in must not decide it; the last in path order is the delete.
-	sort.SliceStable(todo, func(i, j int) bool { return todo[i].path < todo[j].path })
+	slices.SortStableFunc(todo, func(a, b nameEv) int { return strings.Compare(a.path, b.path) })
 	for i, m := range todo {
 		t := ops.Unlink
 		if lastGone && i == len(todo)-1 && len(keep) == 0 {
