@@ -170,12 +170,16 @@ func (r *Resolver) applyBatch(batch []blockWrite) {
 			if bytes.Equal(old, w.data) {
 				continue
 			}
-			if own.m.written(w.b) {
-				old = bytes.Clone(old) // the overlay's own; from the base, block made a copy
+			adopt := w.owned && len(w.data) == len(old)
+			if own.m.isZeroed(w.b) || own.m.written(w.b) && !adopt {
+				// The shared zero block, or the overlay's buffer, which put copies into. From
+				// the base, block made a copy; adopt replaces the overlay's buffer (it is then
+				// the batch's alone).
+				old = bytes.Clone(old)
 			}
 			w.old = old
 			w.changed = true
-			if w.owned {
+			if adopt {
 				own.m.adopt(w.b, w.data)
 			} else {
 				own.m.put(w.b, w.data)

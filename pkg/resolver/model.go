@@ -189,14 +189,11 @@ func (m *model) put(b uint64, data []byte) {
 	m.store(b, data)
 }
 
-// adopt is put without the copy: data (a whole block) becomes the model's, and the caller must
-// not modify it. It replaces the block's buffer rather than copying into it, so content given
-// before (a block logged twice in one batch) is left as it was for the batch's diffs.
+// adopt is put without the copy: data, a whole block, becomes the model's, and the caller must
+// not modify it. It replaces the block's buffer rather than copying into it: the buffer given
+// before (the previous content, a block logged twice in one batch) is left as it was, the
+// caller's for the batch's diffs.
 func (m *model) adopt(b uint64, data []byte) {
-	if len(data) != m.bs {
-		m.put(b, data)
-		return
-	}
 	m.owned(b)
 	m.setZeroed(b, false)
 	m.over[b] = data
