@@ -190,8 +190,17 @@ func (h *heldIO) take(b uint64) (pendWrite, bool) {
 	default:
 		rest := pendRun{start: b + 1, n: uint32(run.end() - b - 1), stamp: run.stamp}
 		run.n = uint32(b - run.start)
-		h.runs = slices.Insert(h.runs, i+1, rest)
-		h.last = i + 1
+		if len(h.runs) < maxPendRuns {
+			h.runs = slices.Insert(h.runs, i+1, rest)
+			h.last = i + 1
+			break
+		}
+		// No room for another run (claims out of order cutting runs up must not make
+		// thousands, each inserted in place): the rest goes to pendW, once.
+		for blk := rest.start; blk < rest.end(); blk++ {
+			h.pendW[blk] = pendRef{stamp: rest.stamp, n: h.bs}
+		}
+		h.inRuns -= int(rest.n)
 	}
 	return pendWrite{seq: st.seq, t: st.t, n: h.bs, journaled: st.journaled}, true
 }

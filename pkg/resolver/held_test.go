@@ -111,3 +111,32 @@ func TestPendingRuns(t *testing.T) {
 		}
 	}
 }
+
+// TestPendingRunsBounded: claims that cut runs in the middle, far more often than maxPendRuns, keep
+// the runs bounded (the rest of a run moves to pendW) and lose no pending write.
+func TestPendingRunsBounded(t *testing.T) {
+	h := newHeldIO(4096)
+	const n = 4 * maxPendRuns * 4
+	for q := uint64(0); q < 4; q++ { // four requests, one run each
+		for b := q * n / 4; b < (q+1)*n/4; b++ {
+			h.add(b, pendWrite{seq: int64(q), n: 4096})
+		}
+	}
+	for b := uint64(1); b < n; b += 2 { // every other block: a split each time
+		if _, ok := h.take(b); !ok {
+			t.Fatalf("block %d lost", b)
+		}
+	}
+	if len(h.runs) > maxPendRuns {
+		t.Errorf("%d runs, more than %d", len(h.runs), maxPendRuns)
+	}
+	for b := uint64(0); b < n; b++ {
+		p, ok := h.pend(b)
+		if ok != (b%2 == 0) || ok && (p.seq != int64(b/(n/4)) || p.n != 4096 || p.off != 0) {
+			t.Fatalf("block %d: pending %+v %v", b, p, ok)
+		}
+	}
+	if got := h.inRuns + len(h.pendW); got != n/2 {
+		t.Errorf("%d blocks counted in runs and pendW, want %d", got, n/2)
+	}
+}
