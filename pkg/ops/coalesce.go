@@ -42,6 +42,7 @@ type Coalescer struct {
 	// with d+"/" (d is "" for the root), keyed by path.
 	under map[string]map[string]*pending
 	head  int
+	free  []*pending // emitted, referenced nowhere: reused by Add (one allocation per op was a tenth of the ops' cost)
 }
 
 // DefaultMaxPending is the Coalescer's default bound on held-back ops.
@@ -54,7 +55,8 @@ type pending struct {
 }
 
 // NewCoalescer returns a Coalescer that passes finished ops to emit (a
-// Writer's Write fits). The *Op given to emit is only valid during the call.
+// Writer's Write fits). The *Op given to emit is only valid during the call,
+// and may be the one given to Add: emit must not modify it.
 func NewCoalescer(emit func(*Op) error) *Coalescer {
 	return &Coalescer{emit: emit, open: make(map[string]*pending), under: make(map[string]map[string]*pending)}
 }
@@ -77,8 +79,12 @@ func (c *Coalescer) Add(op *Op) error {
 			c.closeUnder(op.Path)
 			c.closeUnder(op.To)
 		}
-		p := &pending{op: *op, closed: true}
-		c.queue = append(c.queue, p)
+		if c.head == len(c.queue) {
+			// Nothing held back before it: out at once, without a copy (a log deleting
+			// 50,000 files is 50,000 of these).
+			return c.emit(op)
+		}
+		c.queue = append(c.queue, c.newPending(op, "", true))
 		return c.drain()
 	}
 	key := runKey(op)
@@ -89,7 +95,7 @@ func (c *Coalescer) Add(op *Op) error {
 		}
 		c.close(p)
 	}
-	p := &pending{op: *op, key: key}
+	p := c.newPending(op, key, false)
 	c.queue = append(c.queue, p)
 	c.addOpen(p)
 	max := c.MaxPending
@@ -102,6 +108,17 @@ func (c *Coalescer) Add(op *Op) error {
 		}
 	}
 	return c.drain()
+}
+
+// newPending is a pending op, a recycled one if drain left any.
+func (c *Coalescer) newPending(op *Op, key string, closed bool) *pending {
+	if n := len(c.free); n > 0 {
+		p := c.free[n-1]
+		c.free = c.free[:n-1]
+		*p = pending{op: *op, key: key, closed: closed}
+		return p
+	}
+	return &pending{op: *op, key: key, closed: closed}
 }
 
 // addOpen records p as the open run of its key.
@@ -179,7 +196,11 @@ func (c *Coalescer) drain() error {
 		p := c.queue[c.head]
 		c.queue[c.head] = nil
 		c.head++
-		if err := c.emit(&p.op); err != nil {
+		err := c.emit(&p.op)
+		// Closed and out of the queue, p is in no map any more (close, closeAll).
+		*p = pending{}
+		c.free = append(c.free, p)
+		if err != nil {
 			return err
 		}
 	}

@@ -58,7 +58,8 @@ type textWriter struct {
 }
 
 func (t *textWriter) Write(op *Op) error {
-	_, err := t.w.Write(AppendText(appendTime(t.buf[:0], op, t.time), op))
+	t.buf = AppendText(appendTime(t.buf[:0], op, t.time), op) // kept: the next line reuses it
+	_, err := t.w.Write(t.buf)
 	return err
 }
 
@@ -85,9 +86,10 @@ func appendText(b []byte, op *Op, pad bool) []byte {
 	b = append(b, ' ')
 	switch op.Op {
 	case Read, Write:
-		b = appendRight(b, strconv.FormatUint(op.Sector, 10), secW)
+		var num [20]byte // the numbers formatted without an allocation each
+		b = appendRight(b, strconv.AppendUint(num[:0], op.Sector, 10), secW)
 		b = append(b, ' ')
-		b = appendRight(b, strconv.FormatInt(op.Bytes, 10), bytesW)
+		b = appendRight(b, strconv.AppendInt(num[:0], op.Bytes, 10), bytesW)
 		b = append(b, ' ')
 		b = appendTarget(b, op)
 	case Move, Link:
@@ -146,7 +148,7 @@ func appendPadded(b []byte, s string, width int) []byte {
 	return b
 }
 
-func appendRight(b []byte, s string, width int) []byte {
+func appendRight[S string | []byte](b []byte, s S, width int) []byte {
 	for i := len(s); i < width; i++ {
 		b = append(b, ' ')
 	}

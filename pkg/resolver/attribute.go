@@ -117,7 +117,7 @@ func (r *Resolver) ioPathSlow(ino uint32) string {
 	if len(ls) > 1 {
 		best := ""
 		for _, l := range ls {
-			if r.ns.names.Path(l.Parent) == "" {
+			if !r.ns.names.HasPath(l.Parent) {
 				continue
 			}
 			if p := r.linkPath(l); best == "" || p < best {

@@ -5,6 +5,7 @@ package resolver
 
 import (
 	"bytes"
+	"slices"
 
 	"github.com/ext3replay/ext3replay/pkg/blklog"
 	"github.com/ext3replay/ext3replay/pkg/ext3fs"
@@ -21,6 +22,10 @@ type blockWrite struct {
 	old       []byte // previous content, for metadata blocks that changed
 	changed   bool
 	journaled bool
+	// owned: data is the batch's to give away (a transaction's TxBlock.Data): the model keeps it
+	// rather than a copy (new memory for each block a transaction logs was a tenth of the
+	// replay's CPU on the large capture).
+	owned bool
 }
 
 // write handles a write request: journal blocks go to the tracker, the rest is one batch.
@@ -28,8 +33,12 @@ func (r *Resolver) write(sector uint64, length int64, data []byte, zero bool) {
 	start := int64(sector) * blklog.SectorSize
 	end := start + length
 	bs := int64(r.bs)
-	// One entry per block: sized up front (a 1 MiB write grew it eight times, 6% of a run's CPU).
-	batch := make([]blockWrite, 0, min((end-start)/bs+2, 4096))
+	// One entry per block, in a buffer kept from one request to the next: a fresh one per
+	// request was most of the per-block cost of a large copy (allocation, and the first touch
+	// of new memory, which is slow on the machines this runs on; docs/performance.md).
+	batch := r.writeBuf[:0]
+	filled := 0                                                      // entries written before holdSuspects shortens batch
+	defer func() { clear(batch[:filled]); r.writeBuf = batch[:0] }() // keeps no payload alive
 	var txs []Transaction
 	for pos := start; pos < end; {
 		b := uint64(pos / bs)
@@ -44,7 +53,7 @@ func (r *Resolver) write(sector uint64, length int64, data []byte, zero bool) {
 		case zero && n == bs:
 			content = r.blocks.m.zero
 		case zero:
-			content = bytes.Clone(r.blocks.m.block(b))
+			content = r.blocks.m.blockCopy(b)
 			clear(content[in : in+n])
 		case data != nil:
 			piece := data[pos-start : pos-start+n]
@@ -52,7 +61,7 @@ func (r *Resolver) write(sector uint64, length int64, data []byte, zero bool) {
 				content = piece
 			} else {
 				// Partial block: merge into the model's copy.
-				content = bytes.Clone(r.blocks.m.block(b))
+				content = r.blocks.m.blockCopy(b)
 				copy(content[in:], piece)
 			}
 		}
@@ -75,6 +84,7 @@ func (r *Resolver) write(sector uint64, length int64, data []byte, zero bool) {
 		}
 		pos += n
 	}
+	filled = len(batch)
 	r.noteHomeMeta(batch)
 	batch = r.holdSuspects(batch)
 	if len(batch) > 0 {
@@ -113,14 +123,15 @@ func (r *Resolver) applyTransaction(tx Transaction) {
 	// its blocks home before the guest commits anything of its own).
 	r.mode.committed()
 	defer r.mode.applying(journalBatch)()
-	batch := make([]blockWrite, 0, len(tx.Blocks))
+	batch := slices.Grow(r.txBuf[:0], len(tx.Blocks)) // reused as writeBuf is
+	defer func() { clear(batch); r.txBuf = batch[:0] }()
 	for _, tb := range tx.Blocks {
 		if tb.FSBlock >= r.nblk {
 			r.anomaly("", 0, "journal transaction %d logs block %d past the end of the file system", tx.Seq, tb.FSBlock)
 			continue
 		}
 		o := r.blocks.idx.Lookup(tb.FSBlock)
-		batch = append(batch, blockWrite{b: tb.FSBlock, data: tb.Data, n: int32(r.bs), role: o.Role, ino: o.Ino, journaled: true})
+		batch = append(batch, blockWrite{b: tb.FSBlock, data: tb.Data, n: int32(r.bs), role: o.Role, ino: o.Ino, journaled: true, owned: true})
 	}
 	r.applyBatch(batch)
 	r.settleFastCommitNames(tx.Seq)
@@ -159,9 +170,20 @@ func (r *Resolver) applyBatch(batch []blockWrite) {
 			if bytes.Equal(old, w.data) {
 				continue
 			}
-			w.old = bytes.Clone(old)
+			adopt := w.owned && len(w.data) == len(old)
+			if own.m.isZeroed(w.b) || own.m.written(w.b) && !adopt {
+				// The shared zero block, or the overlay's buffer, which put copies into. From
+				// the base, block made a copy; adopt replaces the overlay's buffer (it is then
+				// the batch's alone).
+				old = bytes.Clone(old)
+			}
+			w.old = old
 			w.changed = true
-			own.m.put(w.b, w.data)
+			if adopt {
+				own.m.adopt(w.b, w.data)
+			} else {
+				own.m.put(w.b, w.data)
+			}
 			if ri.credited {
 				own.metaWritten[w.b] = true
 			}

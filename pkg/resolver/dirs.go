@@ -140,10 +140,8 @@ func (r *Resolver) cnt(k linkKey) int {
 	if c, ok := r.ns.linkCnt[k]; ok {
 		return c
 	}
-	for _, l := range r.ns.names.Links(k.ino) {
-		if l.Parent == k.parent && l.Name == k.name {
-			return 1
-		}
+	if r.ns.names.Has(k.ino, Link{Parent: k.parent, Name: k.name}) {
+		return 1
 	}
 	return 0
 }
@@ -220,14 +218,10 @@ func (r *Resolver) dropLink(l Link, ino uint32) {
 
 // linkPath is the full path of entry l.
 func (r *Resolver) linkPath(l Link) string {
-	dir := r.ns.names.Path(l.Parent)
-	switch dir {
-	case "/":
-		return "/" + l.Name
-	case "":
-		return r.bestPath(l.Parent) + "/" + l.Name
+	if p := r.ns.names.ChildPath(l.Parent, l.Name); p != "" {
+		return p
 	}
-	return dir + "/" + l.Name
+	return r.bestPath(l.Parent) + "/" + l.Name
 }
 
 // inlineDents decodes the entries of an inline directory (ext4 inline_data: the entries are in

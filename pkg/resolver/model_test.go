@@ -65,3 +65,59 @@ func TestModelKeepsOnlyPossibleMetadata(t *testing.T) {
 		t.Error("ReadAt across overlay blocks is wrong")
 	}
 }
+
+// TestModelReadAtMixed: ReadAt over any range, at any offset, gives each block's content as
+// block does (overlay, zeroed or base), whether it reads the base block by block or in runs,
+// and the end of the device reads as io.EOF.
+func TestModelReadAtMixed(t *testing.T) {
+	const bs, nblk = 512, 40
+	base := make([]byte, nblk*bs+100) // a device a little longer than the file system
+	rng := rand.New(rand.NewSource(2))
+	rng.Read(base)
+	m := newModel(bytes.NewReader(base), int64(len(base)), bs, nblk, true, 1<<20)
+	want := bytes.Clone(base)
+	for b := uint64(0); b < nblk; b++ {
+		switch rng.Intn(4) {
+		case 0:
+			c := make([]byte, bs)
+			rng.Read(c)
+			m.put(b, c)
+			copy(want[b*bs:], c)
+		case 1:
+			m.putUnowned(b, make([]byte, bs))
+			clear(want[b*bs : (b+1)*bs])
+		}
+	}
+	for b := uint64(0); b < nblk; b++ {
+		if !bytes.Equal(m.block(b), want[b*bs:(b+1)*bs]) {
+			t.Fatalf("block %d differs", b)
+		}
+	}
+	// Blocks written or dropped after the base around them was read ahead: the overlay wins.
+	for b := uint64(0); b < nblk; b += 3 {
+		c := make([]byte, bs)
+		rng.Read(c)
+		m.put(b, c)
+		copy(want[b*bs:], c)
+	}
+	m.drop(4)
+	copy(want[4*bs:5*bs], base[4*bs:])
+	for b := uint64(0); b < nblk; b++ {
+		if !bytes.Equal(m.block(b), want[b*bs:(b+1)*bs]) {
+			t.Fatalf("block %d differs after the overlay changed", b)
+		}
+	}
+	for range 2000 {
+		off := rng.Intn(len(base))
+		n := rng.Intn(6*bs) + 1
+		buf := make([]byte, n)
+		got, err := m.ReadAt(buf, int64(off))
+		end := min(off+n, len(base))
+		if got != end-off || (end < off+n) != (err != nil) {
+			t.Fatalf("ReadAt(%d bytes at %d) = %d, %v; want %d bytes", n, off, got, err, end-off)
+		}
+		if !bytes.Equal(buf[:got], want[off:end]) {
+			t.Fatalf("ReadAt(%d bytes at %d) differs from the blocks", n, off)
+		}
+	}
+}

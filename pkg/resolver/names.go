@@ -1,6 +1,9 @@
 package resolver
 
 import (
+	"slices"
+	"strings"
+
 	"github.com/ext3replay/ext3replay/internal/hugebuf"
 	"github.com/ext3replay/ext3replay/pkg/ext3fs"
 )
@@ -145,6 +148,35 @@ func (n *Names) Links(ino uint32) []Link {
 	return append([]Link{f}, n.more[ino]...)
 }
 
+// Count is the number of recorded names of ino (Links without building the slice).
+func (n *Names) Count(ino uint32) int {
+	if _, ok := n.first.get(ino); !ok {
+		return 0
+	}
+	return 1 + len(n.more[ino])
+}
+
+// Has reports whether l is a recorded name of ino.
+func (n *Names) Has(ino uint32, l Link) bool {
+	f, ok := n.first.get(ino)
+	if !ok {
+		return false
+	}
+	return f == l || slices.Contains(n.more[ino], l)
+}
+
+// HasPath reports whether ino has a path (Path is not ""), without building it.
+func (n *Names) HasPath(ino uint32) bool {
+	for d := 0; ino != ext3fs.RootIno; d++ {
+		l, ok := n.first.get(ino)
+		if !ok || d >= namesMaxDepth {
+			return false
+		}
+		ino = l.Parent
+	}
+	return true
+}
+
 // Len is the number of inodes with at least one name.
 func (n *Names) Len() int { return n.first.n }
 
@@ -153,11 +185,19 @@ const namesMaxDepth = 4096
 
 // Path is the canonical full path of ino ("/" for the root), following the first link of each
 // ancestor; "" if ino or one of its ancestors has no recorded name.
-func (n *Names) Path(ino uint32) string {
-	if ino == ext3fs.RootIno {
-		return "/"
+func (n *Names) Path(ino uint32) string { return n.path(ino, "", false) }
+
+// ChildPath is Path(dir) + "/" + name ("/" + name in the root), built at once; "" if dir has
+// no path.
+func (n *Names) ChildPath(dir uint32, name string) string { return n.path(dir, name, true) }
+
+// path builds the path of ino, or with child that of name inside it, in one allocation.
+func (n *Names) path(ino uint32, name string, child bool) string {
+	var stack [32]string // most paths: no allocation for the parts
+	parts := stack[:0]
+	if child {
+		parts = append(parts, name)
 	}
-	var parts []string
 	for d := 0; ino != ext3fs.RootIno; d++ {
 		l, ok := n.first.get(ino)
 		if !ok || d >= namesMaxDepth {
@@ -166,16 +206,20 @@ func (n *Names) Path(ino uint32) string {
 		parts = append(parts, l.Name)
 		ino = l.Parent
 	}
+	if len(parts) == 0 {
+		return "/"
+	}
 	size := 0
 	for _, p := range parts {
 		size += len(p) + 1
 	}
-	b := make([]byte, 0, size)
+	var b strings.Builder
+	b.Grow(size)
 	for i := len(parts) - 1; i >= 0; i-- {
-		b = append(b, '/')
-		b = append(b, parts[i]...)
+		b.WriteByte('/')
+		b.WriteString(parts[i])
 	}
-	return string(b)
+	return b.String()
 }
 
 // Paths is every full path of ino: one per hard link whose directory has a path.

@@ -51,3 +51,50 @@ func testNamesTable(t *testing.T, n *Names) {
 		t.Errorf("Path of an inode with no name = %q", got)
 	}
 }
+
+// Count, Has and HasPath answer as Links and Path do, without building them: for names in
+// pages and in the map of extra links, for an inode with no name, for one whose directory has
+// none, and for a loop of directories (no path).
+func TestNamesQueries(t *testing.T) {
+	n := newNamesSized(0)
+	n.Add(2, "d", 11)
+	n.Add(11, "f", 20)
+	n.Add(2, "g", 20) // a hard link: in the map
+	n.Add(99, "orphan", 21)
+	n.Add(31, "x", 30) // 30 and 31 name each other: a loop
+	n.Add(30, "y", 31)
+	for _, ino := range []uint32{2, 11, 20, 21, 22, 30, 31, 99} {
+		links := n.Links(ino)
+		if got := n.Count(ino); got != len(links) {
+			t.Errorf("Count(%d) = %d, want %d", ino, got, len(links))
+		}
+		for _, l := range append(links, Link{2, "d"}, Link{2, "g"}, Link{11, "nope"}) {
+			if got, want := n.Has(ino, l), slices.Contains(links, l); got != want {
+				t.Errorf("Has(%d, %v) = %v, want %v", ino, l, got, want)
+			}
+		}
+		if got, want := n.HasPath(ino), n.Path(ino) != ""; got != want {
+			t.Errorf("HasPath(%d) = %v, Path %q", ino, got, n.Path(ino))
+		}
+	}
+	if !n.HasPath(20) || n.HasPath(21) || n.HasPath(30) {
+		t.Error("HasPath: want a path for 20 only of 20, 21 (its directory unnamed), 30 (a loop)")
+	}
+}
+
+// ChildPath is Path of the directory, a slash and the name, for the root, a subdirectory, an
+// empty name, and a directory with no path.
+func TestNamesChildPath(t *testing.T) {
+	n := newNamesSized(0)
+	n.Add(2, "d", 11)
+	n.Add(99, "orphan", 21)
+	for _, c := range []struct {
+		dir  uint32
+		name string
+		want string
+	}{{2, "a", "/a"}, {11, "b", "/d/b"}, {11, "", "/d/"}, {2, "", "/"}, {21, "c", ""}, {12, "c", ""}} {
+		if got := n.ChildPath(c.dir, c.name); got != c.want {
+			t.Errorf("ChildPath(%d, %q) = %q, want %q", c.dir, c.name, got, c.want)
+		}
+	}
+}

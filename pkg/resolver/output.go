@@ -48,6 +48,21 @@ func (r *Resolver) nsOp(typ ops.Type, ino uint32, path string) *ops.Op {
 	return &r.output.nsBuf[len(r.output.nsBuf)-1]
 }
 
+// nsRemoval reports a name removed: a delete, unlink or rmdir of the current record. Deletes and
+// unlinks come first among a record's namespace ops (nsRank 0, in the order they were made), and
+// nothing is put between now and the flushRecord that would put them (what is put outside
+// flushRecord is put right after one): they are put at once, the output is the same, and a
+// transaction deleting 50,000 files does not queue them (growing nsBuf to 6 MiB of new memory
+// was a tenth of the resolver's CPU on such a log).
+func (r *Resolver) nsRemoval(typ ops.Type, ino uint32, path string) {
+	op := ops.Op{Seq: r.now.seq, T: r.now.t, Op: typ, Path: path, Ino: ino}
+	if typ == ops.Delete || typ == ops.Unlink {
+		r.output.put(&op)
+		return
+	}
+	r.output.nsBuf = append(r.output.nsBuf, op)
+}
+
 // flushRecord emits the ops the current record made certain: namespace ops first (sorted so
 // that a batch reads naturally), then held I/O of inodes that just got a name, then I/O.
 func (r *Resolver) flushRecord(drainHeld bool) {

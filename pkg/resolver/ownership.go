@@ -77,7 +77,7 @@ func (r *Resolver) release(ino uint32, b uint64, as Role) {
 	}
 	own.idx.Clear(b, 1)
 	if own.metaWritten[b] || own.dataKept[b] {
-		c := bytes.Clone(own.m.block(b))
+		c := own.m.blockCopy(b)
 		own.m.drop(b)
 		own.m.putUnowned(b, c)
 		return
@@ -90,7 +90,7 @@ func (r *Resolver) nodeContent(b uint64) []byte {
 	if c, ok := r.blocks.credNode[b]; ok {
 		return c
 	}
-	return bytes.Clone(r.blocks.m.block(b))
+	return r.blocks.m.blockCopy(b)
 }
 
 // runBuilder batches consecutive data claims into one Index.Set.
@@ -183,7 +183,7 @@ func (r *Resolver) claimNode(ino uint32, role Role, b uint64, nrole Role, base u
 	own.m.owned(b)
 	var c []byte
 	if own.m.written(b) {
-		c = bytes.Clone(own.m.block(b))
+		c = own.m.blockCopy(b)
 	} else {
 		c = make([]byte, r.bs)
 	}

@@ -103,6 +103,12 @@ type Resolver struct {
 	held   heldIO
 	output output
 	now    position
+
+	// Buffers of the blocks of one write request and of one transaction (batch.go), and of
+	// the inode resolve decides on (resolveInode), reused.
+	writeBuf, txBuf []blockWrite
+	inoBuf          []byte
+	ino             ext3fs.Inode
 }
 
 // position is where in the log the resolver is.
@@ -131,7 +137,7 @@ func New(image io.ReaderAt, size int64, opt Options, emit func(*ops.Op) error) (
 	r := &Resolver{
 		opt: opt, devSize: size, bs: bs, spb: uint64(bs / blklog.SectorSize), nblk: sb.BlocksCount,
 		isz: sb.InodeSize(), ft: sb.HasFiletype(),
-		blocks: newOwnership(), ns: newNamespace(), held: newHeldIO(), output: newOutput(emit),
+		blocks: newOwnership(), ns: newNamespace(), held: newHeldIO(bs), output: newOutput(emit),
 	}
 	r.blocks.m = newModel(image, size, bs, sb.BlocksCount, sb.HasFiletype(), opt.UnownedCap)
 	if r.fs, err = ext3fs.OpenWith(r.blocks.m, openOptions); err != nil {
