@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/ext3replay/ext3replay/internal/diskimage"
-	"github.com/ext3replay/ext3replay/internal/scenario"
 	"github.com/ext3replay/ext3replay/pkg/ext3fs"
 	"github.com/ext3replay/ext3replay/pkg/ext3fs/ext3fstest"
 )
@@ -43,17 +42,7 @@ func TestBuildMatchesSimpleScan(t *testing.T) {
 		}
 	}
 	t.Run("fixtures", func(t *testing.T) {
-		if testing.Short() {
-			t.Skip("decompresses every fixture image")
-		}
-		imgs, _ := filepath.Glob("../../fixtures/real/*/image.raw.zst")
-		if len(imgs) == 0 {
-			t.Skip("no fixtures/real/*/image.raw.zst")
-		}
-		for _, zimg := range imgs {
-			if scenario.Partitioned(filepath.Dir(zimg)) {
-				continue
-			}
+		for _, zimg := range fixtureImages(t) {
 			t.Run(filepath.Base(filepath.Dir(zimg)), func(t *testing.T) {
 				img, err := diskimage.Open(zimg)
 				if err != nil {

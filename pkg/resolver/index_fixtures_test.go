@@ -13,22 +13,33 @@ import (
 	"github.com/ext3replay/ext3replay/pkg/ext3fs/ext3fstest"
 )
 
+// fixtureImages returns the committed real starting images of bare file systems (a partitioned
+// disk's file systems are not at byte 0); it skips t in -short mode, which they would slow, or if
+// there are none.
+func fixtureImages(t *testing.T) []string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("decompresses every fixture image")
+	}
+	all, _ := filepath.Glob("../../fixtures/real/*/image.raw.zst")
+	var imgs []string
+	for _, zimg := range all {
+		if !scenario.Partitioned(filepath.Dir(zimg)) {
+			imgs = append(imgs, zimg)
+		}
+	}
+	if len(imgs) == 0 {
+		t.Skip("no fixtures/real/*/image.raw.zst of a bare file system")
+	}
+	return imgs
+}
+
 // TestIndexOnFixtures checks the index and names of every committed real starting image (made
 // by the Linux kernel in QEMU, not by mke2fs -d) against icheck, testb and ncheck.
 func TestIndexOnFixtures(t *testing.T) {
 	ext3fstest.Need(t)
-	if testing.Short() {
-		t.Skip("decompresses every fixture image")
-	}
-	imgs, _ := filepath.Glob("../../fixtures/real/*/image.raw.zst")
-	if len(imgs) == 0 {
-		t.Skip("no fixtures/real/*/image.raw.zst")
-	}
-	for _, zimg := range imgs {
+	for _, zimg := range fixtureImages(t) {
 		name := filepath.Base(filepath.Dir(zimg))
-		if scenario.Partitioned(filepath.Dir(zimg)) {
-			continue // a partitioned disk: its file systems are not at byte 0
-		}
 		t.Run(name, func(t *testing.T) {
 			img, err := diskimage.Open(zimg)
 			if err != nil {
