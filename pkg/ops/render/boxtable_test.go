@@ -45,15 +45,8 @@ func TestBoxTableMatchesRender(t *testing.T) {
 				rows[i][j] = randomBoxCell(r)
 			}
 		}
-		var want, got bytes.Buffer
-		if err := tablewriterTable(&want, header, rows, right); err != nil {
-			t.Fatal(err)
-		}
-		if err := writeBoxTable(&got, header, rows, right); err != nil {
-			t.Fatal(err)
-		}
-		if got.String() != want.String() {
-			t.Fatalf("table %d: header %q rows %q right %v:\ntablewriter:\n%s\nwriteBoxTable:\n%s", n, header, rows, right, want.String(), got.String())
+		if want, got := bothTables(t, header, rows, right); got != want {
+			t.Fatalf("table %d: header %q rows %q right %v:\ntablewriter:\n%s\nwriteBoxTable:\n%s", n, header, rows, right, want, got)
 		}
 	}
 }
@@ -69,14 +62,20 @@ func TestBoxTableInspectShape(t *testing.T) {
 		{"14", "char", "0644", "1", "0", "0", "/dev/null [1,3]"},
 		{"1234567", "file", "0644", "2", "123456789012", "30145", `"/with space"`},
 	}
-	var want, got bytes.Buffer
-	if err := tablewriterTable(&want, header, rows, right); err != nil {
+	if want, got := bothTables(t, header, rows, right); got != want {
+		t.Fatalf("tablewriter:\n%s\nwriteBoxTable:\n%s", want, got)
+	}
+}
+
+// bothTables draws the table with tablewriter (the reference) and with writeBoxTable.
+func bothTables(t *testing.T, header []string, rows [][]string, right []bool) (want, got string) {
+	t.Helper()
+	var w, g bytes.Buffer
+	if err := tablewriterTable(&w, header, rows, right); err != nil {
 		t.Fatal(err)
 	}
-	if err := writeBoxTable(&got, header, rows, right); err != nil {
+	if err := writeBoxTable(&g, header, rows, right); err != nil {
 		t.Fatal(err)
 	}
-	if got.String() != want.String() {
-		t.Fatalf("tablewriter:\n%s\nwriteBoxTable:\n%s", want.String(), got.String())
-	}
+	return w.String(), g.String()
 }
