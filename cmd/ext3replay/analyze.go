@@ -6,8 +6,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime/pprof"
-	"runtime/trace"
 	"sort"
 	"strings"
 	"time"
@@ -92,41 +90,11 @@ operations go elsewhere (-o, a pipe); --quiet silences both.`,
 			// Ops streamed to the terminal the bar would be drawn on show the progress themselves.
 			toTerminal := (f.output == "" || f.output == "-") && isTerminalWriter(cmd.OutOrStdout())
 			prog := newProgress(cmd.ErrOrStderr(), f.quiet || toTerminal, "analyzing", -1, true)
-			if p := os.Getenv("EXT3REPLAY_CPUPROFILE"); p != "" {
-				// For performance work: a CPU profile of the whole run.
-				pf, err := os.Create(p)
-				if err != nil {
-					return err
-				}
-				defer pf.Close()
-				if err := pprof.StartCPUProfile(pf); err != nil {
-					return err
-				}
-				defer pprof.StopCPUProfile()
+			stopProfiles, err := startProfiles()
+			if err != nil {
+				return err
 			}
-			if p := os.Getenv("EXT3REPLAY_MEMPROFILE"); p != "" {
-				// For memory work: a heap profile at the end of the run (live objects then, and
-				// everything allocated during it).
-				defer func() {
-					if hf, err := os.Create(p); err == nil {
-						_ = pprof.Lookup("heap").WriteTo(hf, 0)
-						hf.Close()
-					}
-				}()
-			}
-			if p := os.Getenv("EXT3REPLAY_TRACE"); p != "" {
-				// For performance work: an execution trace (go tool trace), to see how decoding and
-				// the replay overlap on the cores.
-				tf, err := os.Create(p)
-				if err != nil {
-					return err
-				}
-				defer tf.Close()
-				if err := trace.Start(tf); err != nil {
-					return err
-				}
-				defer trace.Stop()
-			}
+			defer stopProfiles()
 			// Output failures are exit status 3, whatever layer they surface through.
 			var anomalies int64
 			emit := func(op *ops.Op) error {
