@@ -38,6 +38,7 @@ type dmLogReader struct {
 	name       string
 	r          io.Reader
 	dec        *zstd.Decoder
+	pre        *prefetcher // nil for a source in memory
 	hdr        Header
 	ss         int64 // sector size
 	nrEntries  uint64
@@ -257,6 +258,7 @@ func (dr *dmLogReader) Close() error {
 		dr.dec.Close()
 		dr.dec = nil
 	}
+	dr.pre.close()
 	return nil
 }
 

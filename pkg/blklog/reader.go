@@ -122,6 +122,12 @@ func newReader(r io.Reader, name string, fw *follower) (Reader, error) {
 	if name == "" {
 		name = "log"
 	}
+	var pre *prefetcher
+	if fw == nil && !inMemory(r) {
+		// A follower's source waits for the file to grow: it stays on the decoder's goroutine.
+		pre = prefetch(r)
+		r = pre
+	}
 	br := bufio.NewReaderSize(r, 256<<10)
 	var src io.Reader = br
 	var dec *zstd.Decoder
@@ -148,6 +154,7 @@ func newReader(r io.Reader, name string, fw *follower) (Reader, error) {
 		if dec != nil {
 			dec.Close()
 		}
+		pre.close()
 		var de *DamageError
 		if errors.As(err, &de) {
 			de.Compressed = dec != nil
@@ -168,7 +175,7 @@ func newReader(r io.Reader, name string, fw *follower) (Reader, error) {
 		if err != nil {
 			return fail(err)
 		}
-		nr.dec = dec
+		nr.dec, nr.pre = dec, pre
 		nr.compressed = dec != nil
 		if fw != nil {
 			nr.atEnd = fw.finish
@@ -180,7 +187,7 @@ func newReader(r io.Reader, name string, fw *follower) (Reader, error) {
 		if err != nil {
 			return fail(err)
 		}
-		dr.dec = dec
+		dr.dec, dr.pre = dec, pre
 		dr.compressed = dec != nil
 		return dr, nil
 	}
@@ -194,6 +201,7 @@ type nativeReader struct {
 	name       string
 	win        *window
 	dec        *zstd.Decoder
+	pre        *prefetcher // nil for a source in memory or followed
 	hdr        Header
 	off        int64 // stream offset of the next record
 	n          int64 // records returned
@@ -453,5 +461,6 @@ func (nr *nativeReader) Close() error {
 		nr.dec.Close()
 		nr.dec = nil
 	}
+	nr.pre.close()
 	return nil
 }

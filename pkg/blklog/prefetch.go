@@ -1,0 +1,124 @@
+package blklog
+
+import (
+	"io"
+	"sync"
+)
+
+// prefetcher reads a log's bytes on its own goroutine, up to prefetchChunks chunks of
+// prefetchChunk bytes ahead of the decoder, as the zstd program does with its asynchronous
+// I/O. The kernel's copy of a log file into memory is a third to a half of what `zstd -dc`
+// takes on a 1 GiB log stored raw (its system time); without this it ran on the decoding
+// goroutine, in turn with decoding, and now it runs beside it. On the 1 GiB random-payload
+// capture, reading every record through ReadAhead went from 0.53 to 0.45 s (median of 7
+// alternating runs, zstd -dc 0.38 s); on a log that compresses 300:1 it changes nothing.
+//
+// Each Read of the source is passed on as it returns, so a pipe fed live is not held back until
+// a chunk fills. close stops the goroutine at its next step; it does not close the source, nor
+// wait for a Read of it in progress (the caller closes the file after).
+type prefetcher struct {
+	full chan chunk
+	free chan []byte
+	stop chan struct{}
+	once sync.Once
+
+	buf []byte // the chunk being read, whole, to recycle once consumed
+	cur []byte // its bytes not read yet
+	err error  // sticky: the source's error, after cur
+}
+
+// A chunk of 1 MiB keeps the buffers in the caches the decoder reads them from; four let the
+// reading run a few milliseconds ahead. They are allocated as the reading needs them.
+const (
+	prefetchChunk  = 1 << 20
+	prefetchChunks = 4
+)
+
+type chunk struct {
+	b   []byte
+	err error // the source's error after b
+}
+
+// prefetch starts reading r ahead.
+func prefetch(r io.Reader) *prefetcher {
+	p := &prefetcher{
+		full: make(chan chunk, prefetchChunks),
+		free: make(chan []byte, prefetchChunks),
+		stop: make(chan struct{}),
+	}
+	go p.run(r)
+	return p
+}
+
+// inMemory reports whether r reads from memory (bytes.Reader and the like), where reading ahead
+// only adds a copy.
+func inMemory(r io.Reader) bool {
+	_, ok := r.(interface{ Len() int })
+	return ok
+}
+
+func (p *prefetcher) run(r io.Reader) {
+	made := 0
+	for {
+		var b []byte
+		select {
+		case b = <-p.free:
+		case <-p.stop:
+			return
+		default:
+			if made < prefetchChunks {
+				b = make([]byte, prefetchChunk)
+				made++
+				break
+			}
+			select {
+			case b = <-p.free:
+			case <-p.stop:
+				return
+			}
+		}
+		n, err := r.Read(b)
+		for n == 0 && err == nil {
+			n, err = r.Read(b)
+		}
+		select {
+		case p.full <- chunk{b[:n], err}:
+		case <-p.stop:
+			return
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (p *prefetcher) Read(b []byte) (int, error) {
+	for len(p.cur) == 0 {
+		if p.buf != nil {
+			p.free <- p.buf[:cap(p.buf)] // never blocks: prefetchChunks buffers at most
+			p.buf = nil
+		}
+		if p.err != nil {
+			return 0, p.err
+		}
+		if len(b) == 0 {
+			return 0, nil
+		}
+		select {
+		case c := <-p.full:
+			p.buf, p.cur, p.err = c.b, c.b, c.err
+		case <-p.stop:
+			return 0, io.ErrClosedPipe
+		}
+	}
+	n := copy(b, p.cur)
+	p.cur = p.cur[n:]
+	return n, nil
+}
+
+// close stops the reading ahead; safe to call more than once, and on nil.
+func (p *prefetcher) close() {
+	if p != nil {
+		p.once.Do(func() { close(p.stop) })
+	}
+}

@@ -1,0 +1,104 @@
+package blklog
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+	"testing/iotest"
+)
+
+// hidden hides a reader's Len, so that newReader reads it ahead as it does a file.
+type hidden struct{ io.Reader }
+
+// The bytes and the final error come through unchanged, whatever the source's reads look like.
+func TestPrefetchBytes(t *testing.T) {
+	content := make([]byte, 3*prefetchChunk+12345)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range content {
+		content[i] = byte(rng.Uint32())
+	}
+	sources := map[string]func() io.Reader{
+		"whole":    func() io.Reader { return hidden{bytes.NewReader(content)} },
+		"one byte": func() io.Reader { return iotest.OneByteReader(bytes.NewReader(content[:100_000])) },
+		"halves":   func() io.Reader { return iotest.HalfReader(bytes.NewReader(content)) },
+		"data+EOF": func() io.Reader { return iotest.DataErrReader(bytes.NewReader(content)) },
+	}
+	for name, src := range sources {
+		t.Run(name, func(t *testing.T) {
+			want, _ := io.ReadAll(src())
+			p := prefetch(src())
+			defer p.close()
+			if err := iotest.TestReader(p, want); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	broken := errors.New("disk on fire")
+	p := prefetch(io.MultiReader(hidden{bytes.NewReader(content)}, iotest.ErrReader(broken)))
+	defer p.close()
+	got, err := io.ReadAll(p)
+	if !errors.Is(err, broken) || !bytes.Equal(got, content) {
+		t.Fatalf("%d bytes then %v; want %d bytes then %v", len(got), err, len(content), broken)
+	}
+	if n, err := p.Read(make([]byte, 10)); n != 0 || !errors.Is(err, broken) {
+		t.Fatalf("read after the error: %d, %v; want it again", n, err)
+	}
+	q := prefetch(hidden{bytes.NewReader(content)})
+	q.close()
+	q.close()
+	if _, err := io.ReadAll(q); err == nil {
+		t.Fatal("read after close: no error")
+	}
+}
+
+// A log read from a file (read ahead) gives what the same bytes in memory give, whole or cut,
+// through the plain reader and through ReadAhead, for both formats.
+func TestPrefetchedLogs(t *testing.T) {
+	logs := map[string][]byte{
+		"native":        writeLog(t, sampleRecords(2000, 31), 50),
+		"dm-log-writes": writeDMLog(t, dmRecords()),
+	}
+	logs["native raw"] = rawLog(t, logs["native"])
+	dir := t.TempDir()
+	for name, b := range logs {
+		for _, cut := range []int{len(b), len(b) * 2 / 3, len(b) / 7} {
+			c := b[:cut]
+			path := filepath.Join(dir, "log")
+			if err := os.WriteFile(path, c, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			var want []Record
+			mr, werr := NewReader(bytes.NewReader(c), path)
+			if werr == nil {
+				_, want, werr = drain(mr, nil)
+				mr.Close()
+			}
+			for _, ahead := range []bool{false, true} {
+				what := fmt.Sprintf("%s cut at %d of %d, read-ahead %v", name, cut, len(b), ahead)
+				r, err := Open(path)
+				if err != nil {
+					if werr == nil || fmt.Sprint(err) != fmt.Sprint(werr) {
+						t.Fatalf("%s: open: %v; in memory: %v", what, err, werr)
+					}
+					continue
+				}
+				if ahead {
+					r = ReadAhead(r)
+				}
+				_, got, gerr := drain(r, nil)
+				r.Close()
+				if fmt.Sprint(gerr) != fmt.Sprint(werr) || len(got) != len(want) {
+					t.Fatalf("%s: %d records then %v; in memory %d then %v", what, len(got), gerr, len(want), werr)
+				}
+				for i := range want {
+					sameRecord(t, i, got[i], want[i])
+				}
+			}
+		}
+	}
+}
