@@ -130,6 +130,9 @@ func newReader(r io.Reader, name string, fw *follower) (Reader, error) {
 	}
 	br := bufio.NewReaderSize(r, 256<<10)
 	var src io.Reader = br
+	if pre != nil {
+		src = &drained{br: br, r: pre}
+	}
 	var dec *zstd.Decoder
 	if p, _ := br.Peek(4); bytes.Equal(p, zstdMagic) {
 		var opts []zstd.DOption
@@ -143,7 +146,7 @@ func newReader(r io.Reader, name string, fw *follower) (Reader, error) {
 			// fifth of decoding time on a log that compresses well.
 			opts = append(opts, zstd.IgnoreChecksum(true))
 		}
-		d, err := newZstdReader(br, opts...)
+		d, err := newZstdReader(src, opts...)
 		if err != nil {
 			return nil, fmt.Errorf("blklog: %s: %w", name, err)
 		}
@@ -192,6 +195,23 @@ func newReader(r io.Reader, name string, fw *follower) (Reader, error) {
 		return dr, nil
 	}
 	return fail(fmt.Errorf("blklog: %s: not a native ext3replay log nor a dm-log-writes log (starts % x)", name, p))
+}
+
+// drained reads what br holds, then r, br's source, directly: the prefetcher's chunks need
+// no second buffer once the detection's peeks are done (a copy of every byte saved).
+type drained struct {
+	br *bufio.Reader
+	r  io.Reader
+}
+
+func (d *drained) Read(p []byte) (int, error) {
+	if d.br != nil {
+		if d.br.Buffered() > 0 {
+			return d.br.Read(p) // only what is buffered: bufio reads its source when empty
+		}
+		d.br = nil
+	}
+	return d.r.Read(p)
 }
 
 // nativeReader decodes a native log stream. Records are decoded straight
