@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/ext3replay/ext3replay/pkg/blklog"
 )
@@ -221,6 +222,17 @@ func TestLogCatStdin(t *testing.T) {
 	}
 	if len(named) == 0 || !bytes.Equal(named, piped) {
 		t.Fatalf("log cat - printed %d bytes, log cat FILE %d; they differ", len(piped), len(named))
+	}
+	// Through a pipe too (os/exec copies a reader that is not a file into one), which arrives in
+	// pieces: the reading ahead must pass them on whole and in order.
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd = exec.Command(recorderBinary(t), "log", "cat", "-")
+	cmd.Stdin = iotest.HalfReader(bytes.NewReader(data))
+	if piped, err = cmd.Output(); err != nil || !bytes.Equal(named, piped) {
+		t.Fatalf("log cat - from a pipe: %v; %d bytes printed, %d with the file named", err, len(piped), len(named))
 	}
 }
 
