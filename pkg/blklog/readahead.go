@@ -40,12 +40,6 @@ const (
 	readAheadBigStep = 4 << 20
 )
 
-// crcOnConsumer tells where the CRC of the next large record of a native log is checked: on the
-// consumer's side while it waits for batches (a copy of big files, where decoding bounds the
-// run), on the decoding side while batches wait for the consumer (the resolver bounds it: many
-// small files). A variable for the tests, which force either side.
-var crcOnConsumer = func(ra *readAhead) bool { return len(ra.out) == 0 }
-
 // readAheadRecords caps the records of a batch built by copying (non-native
 // logs); a native batch is bounded by its buffer (at most one record per 32
 // bytes).
@@ -55,7 +49,7 @@ const readAheadRecords = 1024
 type batch struct {
 	recs []Record
 	// unchecked are the records of a native log whose CRC-32C the consumer checks, in order:
-	// on a log stored raw, the CRC is a fifth of decoding, and the consumer's core may have room.
+	// on a log stored raw, the CRC is a fifth of decoding, and the consumer's core has room.
 	unchecked []uncheckedRec
 	bufs      [][]byte // owned by the batch until it is released
 	err       error    // the reader's error after the last record (io.EOF at the clean end)
@@ -111,6 +105,7 @@ func ReadAhead(r Reader) Reader {
 	}
 	if nr, ok := inner.(*nativeReader); ok && nr.err == nil {
 		ra.nr = nr
+		nr.lazyCRC = true
 		go ra.native(nr)
 	} else {
 		dr, _ := inner.(*dmLogReader)
@@ -260,7 +255,6 @@ func (ra *readAhead) native(nr *nativeReader) {
 	}
 	cur := ra.newBatch()
 	for {
-		nr.lazyCRC = crcOnConsumer(ra)
 		rec, err := nr.Next()
 		if len(retired) > 0 {
 			// The records so far point into the retired buffers; rec, if any,

@@ -113,14 +113,6 @@ func TestReadAheadDamage(t *testing.T) {
 // The CRC of a large record is checked by the consumer (lazyCRC): damage in its payload or
 // its header ends the read-ahead at that record, with the error the plain reader gives.
 func TestReadAheadLazyCRC(t *testing.T) {
-	defer func(f func(*readAhead) bool) { crcOnConsumer = f }(crcOnConsumer)
-	for _, consumer := range []bool{true, false} {
-		crcOnConsumer = func(*readAhead) bool { return consumer }
-		t.Run(fmt.Sprintf("on the consumer %v", consumer), testReadAheadCRC)
-	}
-}
-
-func testReadAheadCRC(t *testing.T) {
 	recs := sampleRecords(300, 23)
 	raw := rawLog(t, writeLog(t, recs, 10))
 	// Offsets of records with a payload checked lazily: walk the stream's records.
