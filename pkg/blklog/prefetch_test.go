@@ -102,3 +102,18 @@ func TestPrefetchedLogs(t *testing.T) {
 		}
 	}
 }
+
+// rawLog is the decompressed stream of a native log.
+func rawLog(t *testing.T, b []byte) []byte {
+	t.Helper()
+	d, err := newZstdReader(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	raw, err := io.ReadAll(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}

@@ -48,19 +48,8 @@ const readAheadRecords = 1024
 // batch is a run of records decoded ahead and the buffers their Data point into.
 type batch struct {
 	recs []Record
-	// unchecked are the records of a native log whose CRC-32C the consumer checks, in order:
-	// on a log stored raw, the CRC is a fifth of decoding, and the consumer's core has room.
-	unchecked []uncheckedRec
-	bufs      [][]byte // owned by the batch until it is released
-	err       error    // the reader's error after the last record (io.EOF at the clean end)
-}
-
-// uncheckedRec is recs[i] of a batch, whose CRC-32C is still to be checked: raw is its bytes
-// (header and payload), off its offset in the log.
-type uncheckedRec struct {
-	i   int
-	raw []byte
-	off int64
+	bufs [][]byte // owned by the batch until it is released
+	err  error    // the reader's error after the last record (io.EOF at the clean end)
 }
 
 type readAhead struct {
@@ -73,11 +62,9 @@ type readAhead struct {
 	stop chan struct{}
 	done chan struct{}
 	once sync.Once
-	nr   *nativeReader // a native log's reader, which names the damage a lazy CRC finds
 
 	cur *batch
-	i   int // the next record of cur
-	u   int // the next of cur.unchecked
+	i   int
 }
 
 // ReadAhead returns a Reader that decodes r on another goroutine, at most
@@ -104,8 +91,6 @@ func ReadAhead(r Reader) Reader {
 		inner = fr.Reader
 	}
 	if nr, ok := inner.(*nativeReader); ok && nr.err == nil {
-		ra.nr = nr
-		nr.lazyCRC = true
 		go ra.native(nr)
 	} else {
 		dr, _ := inner.(*dmLogReader)
@@ -130,20 +115,9 @@ func (ra *readAhead) Next() (Record, error) {
 			ra.cur = &batch{err: errClosed}
 			continue
 		}
-		ra.cur, ra.i, ra.u = b, 0, 0
+		ra.cur, ra.i = b, 0
 	}
 	rec := ra.cur.recs[ra.i]
-	if ra.u < len(ra.cur.unchecked) && ra.cur.unchecked[ra.u].i == ra.i {
-		u := ra.cur.unchecked[ra.u]
-		ra.u++
-		if err := checkCRC(u.raw); err != nil {
-			// What the reader itself would have said; the records it decoded after
-			// this one are never handed out.
-			err = ra.nr.damageAt(rec.Index, u.off, err)
-			ra.cur.recs, ra.cur.err = ra.cur.recs[:ra.i], err
-			return Record{}, err
-		}
-	}
 	ra.i++
 	return rec, nil
 }
@@ -175,8 +149,7 @@ func (ra *readAhead) release(b *batch) {
 		}
 	}
 	clear(b.recs) // drop the Data references
-	clear(b.unchecked)
-	b.recs, b.unchecked, b.bufs, b.err = b.recs[:0], b.unchecked[:0], b.bufs[:0], nil
+	b.recs, b.bufs, b.err = b.recs[:0], b.bufs[:0], nil
 	select {
 	case ra.free <- b:
 	default:
@@ -273,9 +246,6 @@ func (ra *readAhead) native(nr *nativeReader) {
 			cur.err = err
 			ra.send(cur)
 			return
-		}
-		if nr.unchecked != nil {
-			cur.unchecked = append(cur.unchecked, uncheckedRec{i: len(cur.recs), raw: nr.unchecked, off: nr.off - int64(len(nr.unchecked))})
 		}
 		cur.recs = append(cur.recs, rec)
 		ra.grow(recHeaderSize + len(rec.Data))

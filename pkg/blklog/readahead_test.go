@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 	"unsafe"
@@ -107,44 +106,6 @@ func TestReadAheadDamage(t *testing.T) {
 	var de *DamageError
 	if !errors.As(err, &de) {
 		t.Fatalf("truncated log: %v, want a *DamageError", err)
-	}
-}
-
-// The CRC of a large record is checked by the consumer (lazyCRC): damage in its payload or
-// its header ends the read-ahead at that record, with the error the plain reader gives.
-func TestReadAheadLazyCRC(t *testing.T) {
-	recs := sampleRecords(300, 23)
-	raw := rawLog(t, writeLog(t, recs, 10))
-	// Offsets of records with a payload checked lazily: walk the stream's records.
-	var lazy []int
-	for off := headerLen(t, raw); off+recHeaderSize <= len(raw); {
-		n := int(binary.LittleEndian.Uint32(raw[off+24:]))
-		if n >= lazyCRCMin {
-			lazy = append(lazy, off)
-		}
-		off += recHeaderSize + n
-	}
-	if len(lazy) < 10 {
-		t.Fatalf("only %d records of %d bytes or more", len(lazy), lazyCRCMin)
-	}
-	for k, off := range []int{lazy[0], lazy[len(lazy)/3], lazy[len(lazy)-1]} {
-		for _, at := range []struct {
-			name string
-			pos  int
-		}{
-			{"payload", off + recHeaderSize + 100},
-			{"sector", off + 15}, // out of the device: checkRecord would object too
-			{"stored CRC", off + 28},
-		} {
-			c := bytes.Clone(raw)
-			c[at.pos] ^= 0x80
-			_, got, err := readAllAhead(t, c)
-			var de *DamageError
-			if !errors.As(err, &de) || de.Offset != int64(off) || !strings.Contains(err.Error(), "CRC-32C") {
-				t.Fatalf("record %d, %s flipped: %d records, then %v; want a CRC error at byte %d", k, at.name, len(got), err, off)
-			}
-			sameAsPlain(t, fmt.Sprintf("record %d, %s flipped", k, at.name), c)
-		}
 	}
 }
 
@@ -281,29 +242,4 @@ func within(p []byte, bufs [][]byte) bool {
 		}
 	}
 	return false
-}
-
-// rawLog is the decompressed stream of a native log.
-func rawLog(t *testing.T, b []byte) []byte {
-	t.Helper()
-	d, err := newZstdReader(bytes.NewReader(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	raw, err := io.ReadAll(d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return raw
-}
-
-// headerLen is the length of a native log's header: prefix, body, CRC.
-func headerLen(t *testing.T, raw []byte) int {
-	t.Helper()
-	_, body, err := parseHeaderPrefix(raw[:16])
-	if err != nil {
-		t.Fatal(err)
-	}
-	return 16 + body + 4
 }

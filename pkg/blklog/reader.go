@@ -230,16 +230,7 @@ type nativeReader struct {
 	// atEnd, when set, is called at the end record, before the check that nothing follows it:
 	// a follower stops waiting for more there.
 	atEnd func()
-	// lazyCRC (set by ReadAhead) leaves the CRC-32C of a record with a payload of lazyCRCMin
-	// bytes or more to whoever hands the record on: Next then sets unchecked to the record's
-	// bytes, and the record must not reach a caller before checkCRC(unchecked) passed.
-	lazyCRC   bool
-	unchecked []byte
 }
-
-// lazyCRCMin is the smallest payload whose CRC a lazyCRC reader leaves to its consumer: the
-// CRC of a smaller record costs less than handing it over.
-const lazyCRCMin = 4096
 
 // window buffers a stream so that up to a whole record can be looked at in
 // place. It grows only as data actually arrives, so a corrupt length cannot
@@ -396,6 +387,7 @@ func (nr *nativeReader) Next() (Record, error) {
 		TimeNS: int64(le.Uint64(b[16:])),
 	}
 	dlen := le.Uint32(b[24:])
+	want := le.Uint32(b[28:])
 	if dlen > MaxRecordData {
 		return Record{}, nr.damage(fmt.Errorf("record claims %d bytes of data, limit %d", dlen, MaxRecordData))
 	}
@@ -407,22 +399,10 @@ func (nr *nativeReader) Next() (Record, error) {
 		return Record{}, nr.damage(fmt.Errorf("reading %d bytes of record data: %w", dlen, noEOF(err)))
 	}
 	data := rec[recHeaderSize:]
-	nr.unchecked = nil
-	lazy := nr.lazyCRC && typ != typeEnd && dlen >= lazyCRCMin
-	if !lazy {
-		if err := checkCRC(rec); err != nil {
-			return Record{}, nr.damage(err)
-		}
-	}
-	// fail reports damage found in a record whose CRC may not have been checked yet: a
-	// mismatch is the error then, as it is when the CRC comes first.
-	fail := func(err error) (Record, error) {
-		if lazy {
-			if e := checkCRC(rec); e != nil {
-				err = e
-			}
-		}
-		return Record{}, nr.damage(err)
+	c := crc32.Update(0, castagnoli, rec[:28])
+	c = crc32.Update(c, castagnoli, data)
+	if c != want {
+		return Record{}, nr.damage(fmt.Errorf("record CRC-32C %#08x, stored %#08x", c, want))
 	}
 	if typ == typeEnd {
 		if r.Sector != uint64(nr.n) || dlen != 0 {
@@ -445,35 +425,16 @@ func (nr *nativeReader) Next() (Record, error) {
 		r.Data = data
 	}
 	if err := checkRecord(&r); err != nil {
-		return fail(err)
+		return Record{}, nr.damage(err)
 	}
 	// The recorder refuses requests outside the disk without logging them, so a
 	// record beyond the header's disk size (or beyond any offset) is damage.
 	if err := CheckDeviceRange(&r, nr.hdr.DiskSize); err != nil {
-		return fail(err)
-	}
-	if lazy {
-		nr.unchecked = rec
+		return Record{}, nr.damage(err)
 	}
 	nr.off += recHeaderSize + int64(dlen)
 	nr.n++
 	return r, nil
-}
-
-// checkCRC checks the CRC-32C of rec, a whole record: header and payload.
-func checkCRC(rec []byte) error {
-	c := crc32.Update(0, castagnoli, rec[:28])
-	c = crc32.Update(c, castagnoli, rec[recHeaderSize:])
-	if want := binary.LittleEndian.Uint32(rec[28:]); c != want {
-		return fmt.Errorf("record CRC-32C %#08x, stored %#08x", c, want)
-	}
-	return nil
-}
-
-// damageAt is the error of record n at offset off, for a caller that found it later (a lazy
-// CRC); unlike damage, it leaves the reader's state alone.
-func (nr *nativeReader) damageAt(n, off int64, err error) error {
-	return &DamageError{Path: nr.name, Record: n, Offset: off, Compressed: nr.compressed, Err: err}
 }
 
 func (nr *nativeReader) Close() error {
