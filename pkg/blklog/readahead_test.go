@@ -63,16 +63,7 @@ func TestReadAheadNative(t *testing.T) {
 		sameRecord(t, i, got[i], recs[i])
 	}
 	// The raw (uncompressed) stream too.
-	d, err := newZstdReader(bytes.NewReader(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := io.ReadAll(d)
-	d.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sameAsPlain(t, "raw", raw)
+	sameAsPlain(t, "raw", rawLog(t, b))
 }
 
 // Records larger than a batch buffer, and runs of records with no payload.
