@@ -10,8 +10,10 @@ DEMO_LOG ?= fixtures/real/basic-ext3-4k/io.log.zst
 
 all: build
 
+# Static (no cgo: nothing here needs it, net's resolver has its Go fallback): the dynamic loader
+# cost 6.7 ms of every run's start, 33.5 -> 26.8 ms for --version (medians of 150 alternating runs).
 build:
-	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/ext3replay
+	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/ext3replay
 
 # Runs the main job on a committed real fixture.
 demo: build
