@@ -43,6 +43,10 @@ func newProgress(stderr io.Writer, quiet bool, desc string, total int64, bytes b
 		progressbar.OptionUseANSICodes(true),
 		progressbar.OptionClearOnFinish(),
 		progressbar.OptionSpinnerType(14),
+		// The spinner turns as the bar is drawn, with no goroutine of its own: progressbar
+		// v3.19.1's reads the bar's start time without the lock the first draw writes it under
+		// (go test -race saw it).
+		progressbar.OptionSetSpinnerChangeInterval(0),
 	}
 	if bytes {
 		opts = append(opts, progressbar.OptionShowBytes(true), progressbar.OptionShowTotalBytes(true), progressbar.OptionUseIECUnits(true))
