@@ -110,7 +110,10 @@ func (r *fileReader) Close() error {
 }
 
 // NewReader detects the kind of log on r (see Open); name is used in errors.
-// Close does not close r.
+// Unless r reads from memory (it has a Len method, as bytes.Reader does), r is
+// read ahead of the decoding on a goroutine of its own, so nothing else may
+// read r until the Reader is closed. Close stops that goroutine but does not
+// close r.
 func NewReader(r io.Reader, name string) (Reader, error) {
 	return newReader(r, name, nil)
 }
