@@ -14,10 +14,16 @@
 #
 # The captures are made once with the fixture capture scripts (QEMU/TCG, a few minutes) and cached in
 # $BENCH_CACHE (default ${XDG_CACHE_HOME:-$HOME/.cache}/ext3replay-bench). Usage: scripts/bench-analyze.sh [NAME...]
+#
+# Each figure is the median of ROUNDS (default 3) rounds that alternate the commands, so that a moment of
+# load on a shared machine falls on all of them alike. EXT3REPLAY_BIN_OLD=BINARY adds that binary's analyze
+# to every round (a change measured against the binary before it, in the same rounds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO="$PWD"
 BIN="${EXT3REPLAY_BIN:-$REPO/bin/ext3replay}"
+OLD="${EXT3REPLAY_BIN_OLD:-}"
+ROUNDS="${ROUNDS:-3}"
 CACHE="${BENCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ext3replay-bench}"
 [ -x "$BIN" ] || go build -o "$BIN" ./cmd/ext3replay
 mkdir -p "$CACHE"
@@ -166,6 +172,25 @@ timed() {
 	cat "$CACHE/time.out"
 }
 
+# median: the median of the numbers on stdin.
+median() { sort -n | awk 'NF { v[++n] = $1 } END { print (n ? v[int((n + 1) / 2)] : 0) }'; }
+
+# rounds LOG [info]: ROUNDS rounds, each running zstd -dc LOG, then `log info LOG` if asked, then analyze
+# of LOG (and the old binary's, when EXT3REPLAY_BIN_OLD is set), against $d/image.raw. Prints the medians:
+# zstd, log info (0 if not asked), analyze, analyze's largest peak RSS, the old binary's analyze and RSS.
+rounds() {
+	local log="$1" info="${2:-}" z="" l="" a="" m=0 o="" om=0 s r k
+	for ((k = 0; k < ROUNDS; k++)); do
+		read -r s _ < <(timed zstd -dc "$log") && z+="$s "
+		if [ -n "$info" ]; then read -r s _ < <(timed "$BIN" log info "$log") && l+="$s "; fi
+		read -r s r < <(timed "$BIN" analyze --quiet --format jsonl "$d/image.raw" "$log") && a+="$s " && m=$((r > m ? r : m))
+		if [ -n "$OLD" ]; then
+			read -r s r < <(timed "$OLD" analyze --quiet --format jsonl "$d/image.raw" "$log") && o+="$s " && om=$((r > om ? r : om))
+		fi
+	done
+	echo "$(tr ' ' '\n' <<<"$z" | median) $(tr ' ' '\n' <<<"${l:-0}" | median) $(tr ' ' '\n' <<<"$a" | median) $m $(tr ' ' '\n' <<<"${o:-0}" | median) $om"
+}
+
 names="${*:-big big4 real rand large many}"
 for name in $names; do capture "$name"; done
 
@@ -175,28 +200,28 @@ for name in $names; do
 	[ -f "$d/io.log.zst" ] || continue
 	recs=$("$BIN" log info "$d/io.log.zst" 2>/dev/null | awk '/^records/ {print $2; exit}' || true)
 	payload=$("$BIN" log info "$d/io.log.zst" 2>/dev/null | grep '^payload' | head -1 || true)
-	# Warm the page cache, then best of 3 for each.
+	# Warm the page cache, then ROUNDS alternating rounds.
 	cat "$d/io.log.zst" "$d/image.raw.zst" >/dev/null
-	best() { local b=""; for _ in 1 2 3; do read -r s m < <(timed "$@"); if [ -z "$b" ] || awk -v s="$s" -v b="$b" 'BEGIN{exit !(s<b)}'; then b=$s; rss=$m; fi; done; echo "$b $rss"; }
-	read -r tz _ < <(best zstd -dc "$d/io.log.zst")
-	read -r tl _ < <(best "$BIN" log info "$d/io.log.zst")
 	# analyze decompresses the image into a temporary file first: give it the raw image, as users would.
 	[ -f "$d/image.raw" ] || zstd -q -dc "$d/image.raw.zst" >"$d/image.raw"
-	read -r ta rss < <(best "$BIN" analyze --quiet --format jsonl "$d/image.raw" "$d/io.log.zst")
+	read -r tz tl ta rss to orss < <(rounds "$d/io.log.zst" info)
 	nsops=$("$BIN" analyze --quiet --format jsonl "$d/image.raw" "$d/io.log.zst" |
 		grep -c -E '"op":"(create|mkdir|symlink|mknod|delete|rmdir|move|link|unlink|truncate)"' || true)
 	size=$(stat -c %s "$d/io.log.zst")
 	echo "$name: log $(numfmt --to=iec "$size") compressed, ${recs:-?} records; ${payload}"
-	echo "  zstd -dc: ${tz}s   log info (decode+parse): ${tl}s   analyze: ${ta}s   peak RSS ${rss} KiB"
+	echo "  zstd -dc: ${tz}s   log info (decode+parse): ${tl}s   analyze: ${ta}s   peak RSS ${rss} KiB   (medians of $ROUNDS rounds)"
 	awk -v a="$ta" -v z="$tz" -v l="$tl" -v r="${recs:-0}" -v n="$nsops" 'BEGIN {
 		printf "  analyze / zstd -dc = %.2fx   analyze / log info = %.2fx   %.0f requests/s   %d namespace ops, %.0f/s\n",
 			a / (z > 0 ? z : 0.01), a / (l > 0 ? l : 0.01), (a > 0 ? r / a : 0), n, (a > 0 ? n / a : 0) }'
+	[ -z "$OLD" ] || awk -v a="$to" -v z="$tz" -v m="$orss" 'BEGIN {
+		printf "  old binary, same rounds: analyze: %ss   peak RSS %s KiB   analyze / zstd -dc = %.2fx\n", a, m, a / (z > 0 ? z : 0.01) }'
 	# The same run's dm-log-writes log, when the capture made one (what a stock QEMU writes).
 	if [ -f "$d/writes.lwlog.zst" ]; then
 		cat "$d/writes.lwlog.zst" >/dev/null
-		read -r twz _ < <(best zstd -dc "$d/writes.lwlog.zst")
-		read -r twa wrss < <(best "$BIN" analyze --quiet --format jsonl "$d/image.raw" "$d/writes.lwlog.zst")
+		read -r twz _ twa wrss two worss < <(rounds "$d/writes.lwlog.zst")
 		echo "  dm-log-writes log $(numfmt --to=iec "$(stat -c %s "$d/writes.lwlog.zst")"): zstd -dc: ${twz}s   analyze: ${twa}s   peak RSS ${wrss} KiB"
 		awk -v a="$twa" -v z="$twz" 'BEGIN { printf "  analyze / zstd -dc = %.2fx (dm-log-writes)\n", a / (z > 0 ? z : 0.01) }'
+		[ -z "$OLD" ] || awk -v a="$two" -v z="$twz" -v m="$worss" 'BEGIN {
+			printf "  old binary, same rounds: analyze: %ss   peak RSS %s KiB   analyze / zstd -dc = %.2fx (dm-log-writes)\n", a, m, a / (z > 0 ? z : 0.01) }'
 	fi
 done
