@@ -2,16 +2,32 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"runtime/pprof"
 	"runtime/trace"
 )
 
-// startProfiles starts what the profiling switches of analyze's environment ask for
-// (docs/cli.md): EXT3REPLAY_CPUPROFILE, a CPU profile of the whole run; EXT3REPLAY_TRACE, an
-// execution trace (go tool trace: how decoding and the replay overlap on the cores);
-// EXT3REPLAY_MEMPROFILE, a heap profile at the end (live objects then, and everything allocated
-// during the run). stop ends them and writes what is written at the end.
+// profileSwitches are analyze's profiling switches (docs/cli.md), each a variable of the
+// environment naming the file to write: start begins at the start of the run (nil: nothing to
+// begin), stop writes what is left at its end.
+var profileSwitches = []struct {
+	env   string
+	start func(io.Writer) error
+	stop  func(io.Writer)
+}{
+	// A CPU profile of the whole run.
+	{"EXT3REPLAY_CPUPROFILE", pprof.StartCPUProfile, func(io.Writer) { pprof.StopCPUProfile() }},
+	// An execution trace (go tool trace: how decoding and the replay overlap on the cores).
+	{"EXT3REPLAY_TRACE", trace.Start, func(io.Writer) { trace.Stop() }},
+	// A heap profile at the end: live objects then, and everything allocated during the run. Its
+	// file is created at the start all the same, so that a path that cannot be written fails
+	// before the run, not after it.
+	{"EXT3REPLAY_MEMPROFILE", nil, func(w io.Writer) { _ = pprof.Lookup("heap").WriteTo(w, 0) }},
+}
+
+// startProfiles starts what the profiling switches set in the environment ask for; stop ends
+// them, last started first, and closes their files.
 func startProfiles() (stop func(), err error) {
 	var stops []func()
 	stop = func() {
@@ -19,42 +35,23 @@ func startProfiles() (stop func(), err error) {
 			stops[i]()
 		}
 	}
-	open := func(env string) (*os.File, error) {
-		f, err := os.Create(os.Getenv(env))
+	for _, s := range profileSwitches {
+		path := os.Getenv(s.env)
+		if path == "" {
+			continue
+		}
+		f, err := os.Create(path)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", env, err)
+			return stop, fmt.Errorf("%s: %w", s.env, err)
 		}
-		return f, nil
-	}
-	if os.Getenv("EXT3REPLAY_CPUPROFILE") != "" {
-		f, err := open("EXT3REPLAY_CPUPROFILE")
-		if err != nil {
-			return stop, err
+		if s.start != nil {
+			if err := s.start(f); err != nil {
+				f.Close()
+				return stop, fmt.Errorf("%s: %w", s.env, err)
+			}
 		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			f.Close()
-			return stop, fmt.Errorf("EXT3REPLAY_CPUPROFILE: %w", err)
-		}
-		stops = append(stops, func() { pprof.StopCPUProfile(); f.Close() })
-	}
-	if os.Getenv("EXT3REPLAY_TRACE") != "" {
-		f, err := open("EXT3REPLAY_TRACE")
-		if err != nil {
-			return stop, err
-		}
-		if err := trace.Start(f); err != nil {
-			f.Close()
-			return stop, fmt.Errorf("EXT3REPLAY_TRACE: %w", err)
-		}
-		stops = append(stops, func() { trace.Stop(); f.Close() })
-	}
-	if os.Getenv("EXT3REPLAY_MEMPROFILE") != "" {
-		// Created now, so that a path that cannot be written fails before the run, not after it.
-		f, err := open("EXT3REPLAY_MEMPROFILE")
-		if err != nil {
-			return stop, err
-		}
-		stops = append(stops, func() { _ = pprof.Lookup("heap").WriteTo(f, 0); f.Close() })
+		end := s.stop
+		stops = append(stops, func() { end(f); f.Close() })
 	}
 	return stop, nil
 }
