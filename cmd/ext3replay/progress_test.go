@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -325,4 +326,22 @@ func bigInputs(t *testing.T) (img, log string) {
 		t.Fatal(err)
 	}
 	return img, log
+}
+
+// A bar of unknown total (a log read from a pipe, an image's phase) starts no goroutine of its
+// own: progressbar's spinner goroutine read the bar's state without its lock (a data race that
+// go test -race reported), so the spinner turns as the bar is drawn instead.
+func TestProgressSpinnerHasNoGoroutine(t *testing.T) {
+	_, tty := openPTY(t)
+	before := runtime.NumGoroutine()
+	p := newProgress(tty, false, "reading", -1, true)
+	if p == nil {
+		t.Fatal("no bar on a terminal")
+	}
+	defer p.Done()
+	p.Add(4096)
+	time.Sleep(50 * time.Millisecond) // a goroutine started by the library would be running now
+	if after := runtime.NumGoroutine(); after > before {
+		t.Fatalf("%d goroutines after making a spinner bar, %d before", after, before)
+	}
 }
