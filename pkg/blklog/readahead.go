@@ -22,8 +22,9 @@ const readAheadQueue = 2
 // a buffer is copied to the next one. Real logs of big files hold writes of 1
 // to 8 MiB; on a 1 GiB one, 8 MiB buffers decoded as fast as the plain reader,
 // 4 MiB 4% slower and 1 MiB 20% slower; a log of small writes keeps small
-// buffers (they are live heap, which the GC lets grow twice as large). A
-// record larger than readAheadBuf gets a larger buffer, recycled too (readAheadBig).
+// buffers (they are live heap, which the GC lets grow twice as large), and
+// they shrink again when the large writes stop (settle). A record larger than
+// readAheadBuf gets a larger buffer, recycled too (readAheadBig).
 const (
 	readAheadMinBuf = 1 << 20
 	readAheadBuf    = 8 << 20
@@ -59,6 +60,8 @@ type readAhead struct {
 	bufs chan []byte // recycled buffers of readAheadMinBuf to readAheadBuf bytes
 	big  chan []byte // recycled buffers larger than readAheadBuf (readAheadBig at most)
 	size int         // the producer's current buffer size
+	peak int         // the largest record (with its header) of the batch being filled
+	calm int         // batches in a row whose records were all small for size
 	stop chan struct{}
 	done chan struct{}
 	once sync.Once
@@ -187,10 +190,11 @@ func (ra *readAhead) buffer(n int) []byte {
 	for {
 		select {
 		case p := <-ra.bufs:
-			if len(p) >= n {
+			if len(p) >= n && len(p) <= 2*n {
 				return p
 			}
-			// Smaller than the buffers now used: let it go.
+			// Smaller than the buffers now used, or larger than they have become: let it
+			// go (the collector gives its memory to whoever allocates next).
 		default:
 			return hugebuf.Make(n)
 		}
@@ -199,13 +203,45 @@ func (ra *readAhead) buffer(n int) []byte {
 
 // grow raises the buffer size to hold four records of n bytes.
 func (ra *readAhead) grow(n int) {
+	ra.peak = max(ra.peak, n)
 	for ra.size < 4*n && ra.size < readAheadBuf {
 		ra.size *= 2
 	}
 }
 
+// readAheadCalm is how many batches in a row of records at most an eighth of the buffer size
+// halve it.
+const readAheadCalm = 4
+
+// settle ends a batch for the sizing: after readAheadCalm batches of records small for the
+// buffers, they halve, and the large buffers kept for records that no longer come are let go.
+// A log's large writes come in phases (a file copied, then many small files created): held
+// through the small ones, 30-50 MiB of buffers sat idle while the consumer's own allocations
+// took fresh memory, which is dear here (internal/hugebuf).
+func (ra *readAhead) settle() {
+	if ra.size > readAheadMinBuf && 8*ra.peak <= ra.size {
+		ra.calm++
+	} else {
+		ra.calm = 0
+	}
+	ra.peak = 0
+	if ra.calm < readAheadCalm {
+		return
+	}
+	ra.calm = 0
+	ra.size /= 2
+	for {
+		select {
+		case <-ra.big:
+		default:
+			return
+		}
+	}
+}
+
 // send queues b for the consumer; false if Close was called.
 func (ra *readAhead) send(b *batch) bool {
+	ra.settle()
 	select {
 	case ra.out <- b:
 		return true

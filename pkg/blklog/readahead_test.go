@@ -83,6 +83,62 @@ func TestReadAheadLargeAndEmpty(t *testing.T) {
 	sameAsPlain(t, "large", writeLog(t, recs, 1000))
 }
 
+// A phase of large writes grows the buffers; a long phase of small ones after it brings them
+// back down, and the large buffers held for the first phase are let go.
+func TestReadAheadShrinks(t *testing.T) {
+	for _, format := range []string{"native", "dm-log-writes"} {
+		t.Run(format, func(t *testing.T) {
+			payload := func(n, seed int) []byte {
+				p := make([]byte, n)
+				for i := range p {
+					p[i] = byte(i/512 + seed)
+				}
+				return p
+			}
+			var recs []Record
+			for i := range 6 { // two larger than readAheadBuf: a big buffer
+				n := 2 << 20
+				if i%3 == 2 {
+					n = readAheadBuf + 1<<20
+				}
+				recs = append(recs, Record{Type: TypeWrite, Sector: uint64(i) << 16, Length: uint32(n), Data: payload(n, i)})
+			}
+			// Enough small writes for readAheadCalm batches at each size from readAheadBuf down
+			// (a native batch is a buffer, 8+4+2 MiB; a copied one half of one), with a margin.
+			for i := range readAheadCalm * 20 * readAheadBuf / 8 / (64 << 10) {
+				recs = append(recs, Record{Type: TypeWrite, Sector: uint64(i) << 7, Length: 64 << 10, Data: payload(64<<10, i)})
+			}
+			var b []byte
+			if format == "native" {
+				b = writeLog(t, recs, 64)
+			} else {
+				b = writeDMLog(t, recs)
+			}
+			pr, err := NewReader(bytes.NewReader(b), "mem.log")
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := ReadAhead(pr)
+			defer r.Close()
+			ra := r.(*readAhead)
+			_, got, err := drain(r, nil)
+			if err != nil || len(got) != len(recs) {
+				t.Fatalf("%d records of %d, %v", len(got), len(recs), err)
+			}
+			for i := range recs {
+				sameRecord(t, i, got[i], recs[i])
+			}
+			<-ra.done // the producer has stopped: its fields are the test's to read
+			if ra.size != readAheadMinBuf {
+				t.Errorf("buffer size %d after the small writes, want %d", ra.size, readAheadMinBuf)
+			}
+			if len(ra.big) != 0 {
+				t.Errorf("%d buffers for large records still held", len(ra.big))
+			}
+		})
+	}
+}
+
 // Damage ends the read-ahead where it ends the plain reader, with the same error.
 func TestReadAheadDamage(t *testing.T) {
 	recs := sampleRecords(400, 22)
