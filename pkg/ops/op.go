@@ -5,10 +5,7 @@
 // interface (docs/output-formats.md): scripts depend on them.
 package ops
 
-import (
-	"bytes"
-	"encoding/json"
-)
+import ()
 
 // Type is what happened, as printed in the "op" field.
 type Type string
@@ -81,48 +78,9 @@ type Op struct {
 	Partition int     `json:"partition,omitempty"` // partitioned disk: the partition number (/dev/vdaN)
 }
 
-// opJSON is Op as encoded: the same fields in the same order, with the
-// sector and byte count of I/O kept even when zero.
-type opJSON struct {
-	Seq       int64   `json:"seq"`
-	T         float64 `json:"t,omitempty"`
-	Op        Type    `json:"op"`
-	Path      string  `json:"path,omitempty"`
-	To        string  `json:"to,omitempty"`
-	Ino       uint32  `json:"ino,omitempty"`
-	Sector    *uint64 `json:"sector,omitempty"`
-	Bytes     *int64  `json:"bytes,omitempty"`
-	Kind      Kind    `json:"kind,omitempty"`
-	Overwrite bool    `json:"overwrite,omitempty"`
-	Size      *uint64 `json:"size,omitempty"`
-	Reason    string  `json:"reason,omitempty"`
-	Partition int     `json:"partition,omitempty"`
-}
-
-// jsonView is o as the jsonl schema has it: sector and bytes kept on I/O.
-func (o *Op) jsonView() *opJSON {
-	j := &opJSON{Seq: o.Seq, T: o.T, Op: o.Op, Path: o.Path, To: o.To, Ino: o.Ino,
-		Kind: o.Kind, Overwrite: o.Overwrite, Size: o.Size, Reason: o.Reason, Partition: o.Partition}
-	if o.Sector != 0 || o.IsIO() {
-		j.Sector = &o.Sector
-	}
-	if o.Bytes != 0 || o.IsIO() {
-		j.Bytes = &o.Bytes
-	}
-	return j
-}
-
 // MarshalJSON encodes o with the field order and omission rules of the
-// public jsonl schema (docs/output-formats.md).
-func (o Op) MarshalJSON() ([]byte, error) {
-	var buf bytes.Buffer
-	e := json.NewEncoder(&buf)
-	e.SetEscapeHTML(false) // paths are data, not HTML: keep '&', '<', '>' as they are
-	if err := e.Encode(o.jsonView()); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), nil
-}
+// public jsonl schema (docs/output-formats.md), as the jsonl writer does.
+func (o Op) MarshalJSON() ([]byte, error) { return appendJSON(nil, &o) }
 
 // IsIO reports whether the op is a read or a write.
 func (o *Op) IsIO() bool { return o.Op == Read || o.Op == Write }

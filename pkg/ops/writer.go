@@ -3,7 +3,6 @@ package ops
 import (
 	"bufio"
 	"encoding/csv"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
@@ -30,10 +29,7 @@ func NewWriter(w io.Writer, format string) (Writer, error) {
 	case "text", "":
 		return &textWriter{w: bw}, nil
 	case "jsonl":
-		e := json.NewEncoder(bw)
-		// Paths are data, not HTML: keep '<', '>' and '&' readable.
-		e.SetEscapeHTML(false)
-		return &jsonlWriter{w: bw, e: e}, nil
+		return &jsonlWriter{w: bw}, nil
 	case "csv":
 		return &csvWriter{bw: bw, w: csv.NewWriter(bw)}, nil
 	}
@@ -203,16 +199,22 @@ func QuotePath(p string) string {
 }
 
 type jsonlWriter struct {
-	w *bufio.Writer
-	e *json.Encoder
+	w   *bufio.Writer
+	buf []byte // kept: the next line reuses it
 }
 
-// Write encodes op with encoding/json: fields in op.go order, optional ones
-// omitted when zero. Non-UTF-8 bytes in names become U+FFFD (JSON strings
-// cannot hold them); the text format keeps them, quoted.
+// Write encodes op as encoding/json would (appendJSON): fields in op.go order, optional ones
+// omitted when zero, '<', '>' and '&' kept as they are (paths are data, not HTML). Non-UTF-8
+// bytes in names become U+FFFD (JSON strings cannot hold them); the text format keeps them,
+// quoted.
 func (j *jsonlWriter) Write(op *Op) error {
-	// The view, not op: encoding op would go through MarshalJSON, an encoder per line.
-	return j.e.Encode(op.jsonView())
+	b, err := appendJSON(j.buf[:0], op)
+	if err != nil {
+		return err
+	}
+	j.buf = append(b, '\n')
+	_, err = j.w.Write(j.buf)
+	return err
 }
 
 func (j *jsonlWriter) Close() error { return j.w.Flush() }
