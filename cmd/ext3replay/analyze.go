@@ -129,7 +129,9 @@ operations go elsewhere (-o, a pipe); --quiet silences both.`,
 			if f.follow {
 				st, err = runFollow(args[0], args[1], f.idle, resolver.Options{Metadata: f.metadata}, emit, ow, tap, f.split, parts)
 			} else {
-				st, err = runAnalyze(args[0], args[1], resolver.Options{Metadata: f.metadata}, emit, prog, tap, parts, splitAtFlush(f.split))
+				// The output is written on a goroutine of its own, except with --check, whose
+				// tap and emit share its findings.
+				st, err = runAnalyze(args[0], args[1], resolver.Options{Metadata: f.metadata}, emit, prog, tap, parts, splitAtFlush(f.split), emitAsync(ck == nil))
 			}
 			if ck != nil && err == nil {
 				err = ck.Finish(cmd.ErrOrStderr())
@@ -194,7 +196,7 @@ func analyzeToOps(imagePath, logPath string, metadata bool, prog *progress, more
 	st, err := runAnalyze(imagePath, logPath, resolver.Options{Metadata: metadata}, func(op *ops.Op) error {
 		out = append(out, *op)
 		return nil
-	}, prog, nil, more...)
+	}, prog, nil, append([]func(*analysis.Options){emitAsync(true)}, more...)...)
 	if err == nil && st.Damage != nil {
 		err = &exitError{code: exitUsage, err: st.Damage}
 	}
@@ -262,6 +264,10 @@ func runPipeline(img *diskimage.Image, imagePath string, lr blklog.Reader, logPa
 // splitAtFlush sets analysis.Options.SplitAtFlush (analyze --split-at-flush).
 func splitAtFlush(on bool) func(*analysis.Options) {
 	return func(o *analysis.Options) { o.SplitAtFlush = on }
+}
+
+func emitAsync(on bool) func(*analysis.Options) {
+	return func(o *analysis.Options) { o.EmitAsync = on }
 }
 
 func printSummary(w io.Writer, st *analyzeStats) {

@@ -56,6 +56,13 @@ type Options struct {
 	// Runs that span a flush then print as several lines: a run with it is compared with a run
 	// with it.
 	SplitAtFlush bool
+	// EmitAsync runs the coalescing and emit on a goroutine of their own, fed in batches, so
+	// that the output is formatted and written while the resolver goes on (emitQueue). emit
+	// then runs concurrently with Tap and with the resolver: it must share no state with them
+	// without its own synchronisation. An error from emit stops the run a batch or two of ops
+	// later than it would otherwise, and is returned all the same; Result is complete when
+	// Run returns.
+	EmitAsync bool
 }
 
 // DefaultMaxPending is the coalescer's bound in analyze. It caps memory and how late lines
@@ -110,13 +117,20 @@ func Run(in Input, opt Options, emit func(*ops.Op) error) (*Result, error) {
 	if err != nil {
 		return nil, &InputError{fmt.Errorf("%s: %w", in.ImageName, err)}
 	}
+	var sink opSink = co
+	finish := co.Flush
+	if opt.EmitAsync {
+		q := newEmitQueue(co)
+		defer q.Abandon() // after Close, nothing
+		sink, finish = q, q.Close
+	}
 	if tab.Scheme != partition.None {
 		res.Table = tab
 		res.Stats.Ops = map[ops.Type]int64{}
-		if err := runPartitioned(in, opt, tab, res, co); err != nil {
+		if err := runPartitioned(in, opt, tab, res, sink); err != nil {
 			return nil, err
 		}
-		if err := co.Flush(); err != nil {
+		if err := finish(); err != nil {
 			return nil, err
 		}
 		res.Elapsed = time.Since(start)
@@ -143,7 +157,7 @@ func Run(in Input, opt Options, emit func(*ops.Op) error) (*Result, error) {
 		}
 		// An image that is no file system at all is refused by resolver.New, as without recovery.
 	}
-	rv, err := resolver.New(start0, in.ImageSize, opt.Resolver, co.Add)
+	rv, err := resolver.New(start0, in.ImageSize, opt.Resolver, sink.Add)
 	if err != nil {
 		return nil, &InputError{fmt.Errorf("%s: %w", in.ImageName, err)}
 	}
@@ -173,7 +187,7 @@ func Run(in Input, opt Options, emit func(*ops.Op) error) (*Result, error) {
 		}
 		memoryTick()
 		if opt.SplitAtFlush && rec.Type == blklog.TypeFlush {
-			if err := co.Flush(); err != nil {
+			if err := sink.Flush(); err != nil {
 				return nil, err
 			}
 		}
@@ -181,7 +195,7 @@ func Run(in Input, opt Options, emit func(*ops.Op) error) (*Result, error) {
 	if err := rv.Finish(); err != nil {
 		return nil, err
 	}
-	if err := co.Flush(); err != nil {
+	if err := finish(); err != nil {
 		return nil, err
 	}
 	res.Stats = rv.Stats()

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -135,15 +136,53 @@ func TestRunDamagedLog(t *testing.T) {
 	check(t, len(out) > 0, "no op before the damage")
 }
 
-// An error from emit stops the run and comes back unchanged.
+// An error from emit stops the run and comes back unchanged, emit running on the run's
+// goroutine or on its own.
 func TestRunEmitError(t *testing.T) {
 	img := openImage(t, "basic-ext3-4k")
 	stop := errors.New("reader went away")
-	n := 0
-	_, err := Run(Input{Image: img, ImageSize: img.Size(), Log: openLog(t, filepath.Join(fixtures, "basic-ext3-4k", "io.log.zst"))},
-		Options{}, func(*ops.Op) error { n++; return stop })
-	check(t, errors.Is(err, stop), "err = %v, want emit's", err)
-	check(t, n == 1, "emit called %d times after its error", n-1)
+	for _, async := range []bool{false, true} {
+		n := 0
+		_, err := Run(Input{Image: img, ImageSize: img.Size(), Log: openLog(t, filepath.Join(fixtures, "basic-ext3-4k", "io.log.zst"))},
+			Options{EmitAsync: async}, func(*ops.Op) error { n++; return stop })
+		check(t, errors.Is(err, stop), "async %v: err = %v, want emit's", async, err)
+		check(t, n == 1, "async %v: emit called %d times after its error", async, n-1)
+	}
+}
+
+// Emit on a goroutine of its own gives the same ops, counts and statistics as on the run's:
+// bare file systems, a partitioned disk, both log formats, with and without splitting at flushes.
+func TestRunEmitAsyncSameOps(t *testing.T) {
+	type cse struct {
+		scenario, log string
+		split         bool
+	}
+	cases := []cse{{"basic-ext3-4k", "writes.lwlog.zst", false}, {"htree-ext4-4k", "io.log.zst", false},
+		{"random-ext4-4k", "io.log.zst", true}, {"burst-ext3-4k", "io.log.zst", false},
+		{"gpt-ext4-boot-swap", "io.log.zst", false}, {"fastcommit-ext4-4k", "io.log.zst", true}}
+	for _, c := range cases {
+		t.Run(c.scenario+"/"+c.log, func(t *testing.T) {
+			img := openImage(t, c.scenario)
+			var outs [2][]ops.Op
+			var results [2]*Result
+			for i, async := range []bool{false, true} {
+				res, err := Run(Input{Image: img, ImageSize: img.Size(), ImageName: "image", Log: openLog(t, filepath.Join(fixtures, c.scenario, c.log))},
+					Options{EmitAsync: async, SplitAtFlush: c.split}, func(op *ops.Op) error { outs[i] = append(outs[i], *op); return nil })
+				must(t, err)
+				results[i] = res
+			}
+			check(t, len(outs[0]) > 0, "no ops")
+			check(t, len(outs[0]) == len(outs[1]), "%d ops emitted asynchronously, %d synchronously", len(outs[1]), len(outs[0]))
+			for k := range outs[0] {
+				a, b := outs[0][k], outs[1][k]
+				ja, _ := a.MarshalJSON()
+				jb, _ := b.MarshalJSON()
+				check(t, bytes.Equal(ja, jb), "op %d: %s asynchronously, %s synchronously", k, jb, ja)
+			}
+			check(t, fmt.Sprint(results[0].Printed) == fmt.Sprint(results[1].Printed), "printed %v asynchronously, %v synchronously", results[1].Printed, results[0].Printed)
+			check(t, fmt.Sprint(results[0].Stats) == fmt.Sprint(results[1].Stats), "stats differ: %+v asynchronously, %+v synchronously", results[1].Stats, results[0].Stats)
+		})
+	}
 }
 
 // The guard compares only the first write that covers the superblock, and only identity

@@ -131,7 +131,7 @@ func find(rs []region, off int64) *region {
 // each fed the requests inside its partition with sectors shifted to the partition's start;
 // requests elsewhere become reads and writes of kind partition-table, swap, partition or
 // unpartitioned. Ops come out with disk sectors, the partition number and prefixed paths.
-func runPartitioned(in Input, opt Options, tab *partition.Table, res *Result, co *ops.Coalescer) error {
+func runPartitioned(in Input, opt Options, tab *partition.Table, res *Result, co opSink) error {
 	h := in.Log.Header()
 	mounts := opt.Mounts
 	var exts []partition.Partition
@@ -273,7 +273,7 @@ type router struct {
 	opt    Options
 	layout []region
 	st     *resolver.Stats
-	co     *ops.Coalescer
+	co     opSink
 	// table holds the sectors of the partition table as the log has left them (those written
 	// so far), to tell a rewrite that changes the table from one that writes it again.
 	table map[uint64][]byte
