@@ -48,6 +48,7 @@ type model struct {
 	ra      []byte
 	raStart uint64
 	raNext  uint64 // the block after the last one block read from the base
+	peekBuf []byte // peek's block read from the base
 
 	held         map[uint64]struct{} // overlay blocks kept while nobody owned them
 	unownedBytes int64               // bytes held for those (len(held) * bs, zero blocks excluded)
@@ -115,6 +116,22 @@ func (m *model) block(b uint64) []byte {
 	return buf
 }
 
+// peek is block's content without a copy where block would make one: fromBase says c is the
+// base image's block in a buffer the next peek reuses.
+func (m *model) peek(b uint64) (c []byte, fromBase bool) {
+	if c, ok := m.over[b]; ok {
+		return c, false
+	}
+	if m.isZeroed(b) {
+		return m.zero, false
+	}
+	if m.peekBuf == nil {
+		m.peekBuf = make([]byte, m.bs)
+	}
+	m.readBase(b, m.peekBuf)
+	return m.peekBuf, true
+}
+
 // raBlocks is the size of the read-ahead window (model.ra), in blocks.
 const raBlocks = 32
 
@@ -127,9 +144,12 @@ func (m *model) readBase(b uint64, buf []byte) {
 	case b == m.raNext && m.fillWindow(b):
 		copy(buf, m.ra)
 	default:
-		if _, err := m.ReadAt(buf, int64(b*bs)); err != nil && err != io.EOF {
-			clear(buf) // unreadable base reads as zeros; the image was opened and sized before
+		// The base itself, not the model: oldOf reads a block the overlay holds by now.
+		k, err := m.base.ReadAt(buf, int64(b*bs))
+		if err != nil && err != io.EOF {
+			k = 0 // unreadable base reads as zeros; the image was opened and sized before
 		}
+		clear(buf[k:])
 	}
 	m.raNext = b + 1
 }

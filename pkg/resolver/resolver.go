@@ -107,6 +107,7 @@ type Resolver struct {
 	// Buffers of the blocks of one write request and of one transaction (batch.go), and of
 	// the inode resolve decides on (resolveInode), reused.
 	writeBuf, txBuf []blockWrite
+	oldBuf          []byte // oldOf's block read from the base
 	inoBuf          []byte
 	ino             ext3fs.Inode
 }
