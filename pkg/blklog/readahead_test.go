@@ -104,9 +104,20 @@ func TestReadAheadShrinks(t *testing.T) {
 				recs = append(recs, Record{Type: TypeWrite, Sector: uint64(i) << 16, Length: uint32(n), Data: payload(n, i)})
 			}
 			// Enough small writes for readAheadCalm batches at each size from readAheadBuf down
-			// (a native batch is a buffer, 8+4+2 MiB; a copied one half of one), with a margin.
-			for i := range readAheadCalm * 20 * readAheadBuf / 8 / (64 << 10) {
-				recs = append(recs, Record{Type: TypeWrite, Sector: uint64(i) << 7, Length: 64 << 10, Data: payload(64<<10, i)})
+			// to readAheadMinBuf (a native batch is a buffer, which may be a recycled one up to
+			// twice the size; a copied batch half of one), with a margin. Their payloads are
+			// overlapping windows of one buffer of counters, so that each differs from the next
+			// without 256 MiB of test data.
+			n := readAheadCalm * 4 * readAheadBuf / (64 << 10)
+			if format != "native" {
+				n /= 2
+			}
+			counters := make([]byte, 8*n+64<<10)
+			for i := range n {
+				binary.LittleEndian.PutUint64(counters[8*i:], uint64(i)+1)
+			}
+			for i := range n {
+				recs = append(recs, Record{Type: TypeWrite, Sector: uint64(i) << 7, Length: 64 << 10, Data: counters[8*i : 8*i+64<<10]})
 			}
 			var b []byte
 			if format == "native" {
