@@ -70,6 +70,7 @@ type readAhead struct {
 	size int         // the producer's current buffer size
 	peak int         // the largest record (with its header) of the batch being filled
 	calm int         // batches in a row whose records were all small for size
+	made int         // buffers allocated rather than recycled
 	stop chan struct{}
 	done chan struct{}
 	once sync.Once
@@ -190,10 +191,10 @@ func (ra *readAhead) buffer(n int) []byte {
 				}
 				// Too small for this record: let it go (a larger one replaces it).
 			default:
-				return hugebuf.Make((n + readAheadBigStep - 1) / readAheadBigStep * readAheadBigStep)
+				return ra.make((n + readAheadBigStep - 1) / readAheadBigStep * readAheadBigStep)
 			}
 		}
-		return hugebuf.Make((n + readAheadBigStep - 1) / readAheadBigStep * readAheadBigStep)
+		return ra.make((n + readAheadBigStep - 1) / readAheadBigStep * readAheadBigStep)
 	}
 	for {
 		select {
@@ -204,9 +205,15 @@ func (ra *readAhead) buffer(n int) []byte {
 			// Smaller than the buffers now used, or larger than they have become: let it
 			// go (the collector gives its memory to whoever allocates next).
 		default:
-			return hugebuf.Make(n)
+			return ra.make(n)
 		}
 	}
+}
+
+// make allocates a buffer (fresh memory: counted in made).
+func (ra *readAhead) make(n int) []byte {
+	ra.made++
+	return hugebuf.Make(n)
 }
 
 // grow raises the buffer size to hold four records of n bytes.
@@ -263,27 +270,29 @@ func (ra *readAhead) send(b *batch) bool {
 func (ra *readAhead) native(nr *nativeReader) {
 	defer close(ra.done)
 	defer close(ra.out)
-	var retired [][]byte
+	cur := ra.newBatch()
+	stopped := false
 	nr.win.swap = func(old []byte, n int) []byte {
-		retired = append(retired, old)
+		// The records so far point into old; the window copies the pending bytes of the next
+		// one out of it, which the consumer's reading does not disturb. So the batch goes
+		// before the next buffer is taken, and that buffer can be the one the consumer has
+		// just given back: two buffers in turn rather than three.
+		cur.bufs = append(cur.bufs, old)
+		if len(cur.recs) > 0 {
+			if !ra.send(cur) {
+				stopped = true
+				return nil
+			}
+			cur = ra.newBatch()
+		}
 		// Grow as the window does (doubling, not trusting a record's length
 		// beyond what arrives), but never below the current size.
 		return ra.buffer(min(2*len(old), n+windowSize))
 	}
-	cur := ra.newBatch()
 	for {
 		rec, err := nr.Next()
-		if len(retired) > 0 {
-			// The records so far point into the retired buffers; rec, if any,
-			// into the new one.
-			cur.bufs = append(cur.bufs, retired...)
-			retired = retired[:0]
-			if len(cur.recs) > 0 {
-				if !ra.send(cur) {
-					return
-				}
-				cur = ra.newBatch()
-			}
+		if stopped {
+			return
 		}
 		if err != nil {
 			cur.bufs = append(cur.bufs, nr.win.buf)

@@ -247,13 +247,17 @@ type window struct {
 	// may point into buf, so fill moves the pending bytes to the buffer swap
 	// returns and leaves the old one, untouched from then on, to the caller.
 	// n is the size wanted; the new buffer must be longer than the pending
-	// bytes (fill swaps again if it is still shorter than n).
+	// bytes (fill swaps again if it is still shorter than n). nil stops the
+	// window: fill fails with errWindowStopped from then on.
 	swap func(old []byte, n int) []byte
 	// direct, once the buffered bytes are consumed, passes reads straight to
 	// src: a reader that reads whole payloads (dm-log-writes) then gets them
 	// from the decoder without a copy through buf.
 	direct bool
 }
+
+// errWindowStopped is the error of a window whose swap stopped it.
+var errWindowStopped = errors.New("blklog: window stopped")
 
 // windowSize is the initial window; it grows to hold the largest record.
 const windowSize = 256 << 10
@@ -273,6 +277,10 @@ func (b *window) fill(n int) error {
 			// growing the buffer if it is full of them.
 			if b.swap != nil {
 				nb := b.swap(b.buf, n)
+				if nb == nil {
+					b.err = errWindowStopped
+					return b.err
+				}
 				b.w = copy(nb, b.buf[b.r:b.w])
 				b.buf = nb
 			} else if b.w-b.r == len(b.buf) || len(b.buf) < n {
