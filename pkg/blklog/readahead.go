@@ -191,10 +191,10 @@ func (ra *readAhead) buffer(n int) []byte {
 				}
 				// Too small for this record: let it go (a larger one replaces it).
 			default:
-				return ra.make((n + readAheadBigStep - 1) / readAheadBigStep * readAheadBigStep)
+				return ra.fresh((n + readAheadBigStep - 1) / readAheadBigStep * readAheadBigStep)
 			}
 		}
-		return ra.make((n + readAheadBigStep - 1) / readAheadBigStep * readAheadBigStep)
+		return ra.fresh((n + readAheadBigStep - 1) / readAheadBigStep * readAheadBigStep)
 	}
 	for {
 		select {
@@ -205,13 +205,13 @@ func (ra *readAhead) buffer(n int) []byte {
 			// Smaller than the buffers now used, or larger than they have become: let it
 			// go (the collector gives its memory to whoever allocates next).
 		default:
-			return ra.make(n)
+			return ra.fresh(n)
 		}
 	}
 }
 
-// make allocates a buffer (fresh memory: counted in made).
-func (ra *readAhead) make(n int) []byte {
+// fresh allocates a buffer rather than recycling one (counted in made).
+func (ra *readAhead) fresh(n int) []byte {
 	ra.made++
 	return hugebuf.Make(n)
 }
