@@ -39,7 +39,7 @@ type queued struct {
 }
 
 // emitBatch is how many ops go to the goroutine at a time: a handover costs about a
-// microsecond, an op's jsonl one or two.
+// microsecond, an op's coalescing and jsonl about as much.
 const emitBatch = 256
 
 func newEmitQueue(sink opSink) *emitQueue {
