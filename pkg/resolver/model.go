@@ -48,7 +48,7 @@ type model struct {
 	ra      []byte
 	raStart uint64
 	raNext  uint64 // the block after the last one block read from the base
-	peekBuf []byte // peek's block read from the base
+	baseBuf []byte // block's block read from the base
 
 	held         map[uint64]struct{} // overlay blocks kept while nobody owned them
 	unownedBytes int64               // bytes held for those (len(held) * bs, zero blocks excluded)
@@ -102,8 +102,11 @@ func (m *model) ReadAt(p []byte, off int64) (int, error) {
 	return n, nil
 }
 
-// block returns the current content of block b (a copy only when read from the base image).
-// The returned slice must not be modified.
+// block returns the current content of block b, which the caller must not modify nor keep: the
+// overlay's buffer, the shared zero block, or the base image's block read into a buffer that the
+// next read of the base through block reuses (blockCopy is the copy to keep). A copy of every base
+// block a transaction diffed was most of what a large one allocated: on the large bench case one
+// batch took 1,749 of them, 7 MB of fresh memory at 12-18 us a 4 KiB page on this VM.
 func (m *model) block(b uint64) []byte {
 	if c, ok := m.over[b]; ok {
 		return c
@@ -111,25 +114,11 @@ func (m *model) block(b uint64) []byte {
 	if m.isZeroed(b) {
 		return m.zero
 	}
-	buf := make([]byte, m.bs)
-	m.readBase(b, buf)
-	return buf
-}
-
-// peek is block's content without a copy where block would make one: fromBase says c is the
-// base image's block in a buffer the next peek reuses.
-func (m *model) peek(b uint64) (c []byte, fromBase bool) {
-	if c, ok := m.over[b]; ok {
-		return c, false
+	if m.baseBuf == nil {
+		m.baseBuf = make([]byte, m.bs)
 	}
-	if m.isZeroed(b) {
-		return m.zero, false
-	}
-	if m.peekBuf == nil {
-		m.peekBuf = make([]byte, m.bs)
-	}
-	m.readBase(b, m.peekBuf)
-	return m.peekBuf, true
+	m.readBase(b, m.baseBuf)
+	return m.baseBuf
 }
 
 // raBlocks is the size of the read-ahead window (model.ra), in blocks.
@@ -173,16 +162,16 @@ func (m *model) fillWindow(b uint64) bool {
 	return true
 }
 
-// blockCopy is block's content as a copy the caller may keep and modify (what block reads from
-// the base image is one already).
+// blockCopy is block's content as a copy the caller may keep and modify.
 func (m *model) blockCopy(b uint64) []byte {
 	if c, ok := m.over[b]; ok {
 		return bytes.Clone(c)
 	}
-	if m.isZeroed(b) {
-		return make([]byte, m.bs)
+	c := make([]byte, m.bs)
+	if !m.isZeroed(b) {
+		m.readBase(b, c)
 	}
-	return m.block(b)
+	return c
 }
 
 // written reports whether the overlay holds content for b.

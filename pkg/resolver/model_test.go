@@ -107,6 +107,24 @@ func TestModelReadAtMixed(t *testing.T) {
 			t.Fatalf("block %d differs after the overlay changed", b)
 		}
 	}
+	// block reads the base into one buffer it reuses; blockCopy's copies are the caller's.
+	var fromBase []uint64
+	for b := uint64(0); b < nblk; b++ {
+		if !m.written(b) {
+			fromBase = append(fromBase, b)
+		}
+	}
+	if len(fromBase) < 2 {
+		t.Fatal("fewer than two blocks left to the base")
+	}
+	b1, b2 := fromBase[0], fromBase[1]
+	c1, c2 := m.blockCopy(b1), m.blockCopy(b2)
+	if !bytes.Equal(c1, want[b1*bs:(b1+1)*bs]) || !bytes.Equal(c2, want[b2*bs:(b2+1)*bs]) {
+		t.Fatal("blockCopy differs from the base")
+	}
+	if &m.block(b1)[0] == &c1[0] || &m.block(b1)[0] != &m.block(b2)[0] {
+		t.Fatal("blockCopy shares block's buffer, or block allocates a buffer per base block")
+	}
 	for range 2000 {
 		off := rng.Intn(len(base))
 		n := rng.Intn(6*bs) + 1
