@@ -226,16 +226,7 @@ func TestUnclosedLog(t *testing.T) {
 // Flipping bytes of the uncompressed stream is caught by the record CRC.
 func TestCorruptionRaw(t *testing.T) {
 	recs := sampleRecords(200, 4)
-	comp := writeLog(t, recs, 0)
-	d, err := newZstdReader(bytes.NewReader(comp))
-	if err != nil {
-		t.Fatal(err)
-	}
-	full, err := io.ReadAll(d)
-	d.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	full := rawLog(t, writeLog(t, recs, 0))
 	hb, _ := marshalHeader(&Header{DiskSize: 1 << 30, Source: "test", StartUnixNS: 12345,
 		Image: ImageID{Known: true, Size: 1 << 30, RegionLen: RegionSize, RegionSHA256: [32]byte{0xaa}}})
 	if !bytes.Equal(full[:len(hb)], hb) {
