@@ -37,12 +37,12 @@ func appendJSON(b []byte, o *Op) ([]byte, error) {
 		b = append(b, `,"ino":`...)
 		b = strconv.AppendUint(b, uint64(o.Ino), 10)
 	}
-	io := o.IsIO()
-	if o.Sector != 0 || io {
+	isIO := o.IsIO()
+	if o.Sector != 0 || isIO {
 		b = append(b, `,"sector":`...)
 		b = strconv.AppendUint(b, o.Sector, 10)
 	}
-	if o.Bytes != 0 || io {
+	if o.Bytes != 0 || isIO {
 		b = append(b, `,"bytes":`...)
 		b = strconv.AppendInt(b, o.Bytes, 10)
 	}
