@@ -55,9 +55,10 @@ type dmLogReader struct {
 	discSector, discLeft uint64
 	err                  error
 	compressed           bool
-	// alloc, when set (by ReadAhead), gives the buffer a payload of n bytes
-	// is read into, or nil to use the reader's own.
-	alloc func(n int) []byte
+	// win, when set (by ReadAhead, for a log read through a window), is read in place: an
+	// entry's header and payload are slices of its buffer, which go to the consumer with the
+	// records that point into them, as a native log's do.
+	win *window
 	// beforeEntry, when set, is called before each entry is read: a follower waits there until
 	// the entry is whole in the file.
 	beforeEntry func()
@@ -145,7 +146,7 @@ func (dr *dmLogReader) readEntry() error {
 	if dr.beforeEntry != nil {
 		dr.beforeEntry()
 	}
-	n, err := io.ReadFull(dr.r, dr.sec)
+	sec, n, err := dr.header()
 	if err == io.EOF {
 		if dr.entry < dr.nrEntries {
 			return dr.damage(fmt.Errorf("log ends after %d entries, super block counts %d: %w", dr.entry, dr.nrEntries, ErrTruncated))
@@ -157,10 +158,10 @@ func (dr *dmLogReader) readEntry() error {
 		return dr.damage(fmt.Errorf("entry header: %w (%d of %d bytes)", noEOF(err), n, dr.ss))
 	}
 	le := binary.LittleEndian
-	sector := le.Uint64(dr.sec[0:])
-	nr := le.Uint64(dr.sec[8:])
-	flags := le.Uint64(dr.sec[16:])
-	dlen := le.Uint64(dr.sec[24:])
+	sector := le.Uint64(sec[0:])
+	nr := le.Uint64(sec[8:])
+	flags := le.Uint64(sec[16:])
+	dlen := le.Uint64(sec[24:])
 	if sector == 0 && nr == 0 && flags == 0 && dlen == 0 && dr.entry >= dr.nrEntries {
 		// An all-zero entry past the counted ones: the unused tail of a
 		// preallocated log file.
@@ -183,8 +184,13 @@ func (dr *dmLogReader) readEntry() error {
 		if dlen > uint64(dr.ss-dmEntrySize) {
 			return dr.damage(fmt.Errorf("mark text of %d bytes does not fit in a %d-byte sector", dlen, dr.ss))
 		}
-		dr.pendingBuf = append(dr.pendingBuf[:0], dr.sec[dmEntrySize:dmEntrySize+dlen]...)
-		dr.pending = append(dr.pending, Record{Type: TypeMark, Length: uint32(dlen), Data: dr.pendingBuf})
+		text := sec[dmEntrySize : dmEntrySize+dlen]
+		if dr.win == nil {
+			// dr.sec is read over by the next entry.
+			dr.pendingBuf = append(dr.pendingBuf[:0], text...)
+			text = dr.pendingBuf
+		}
+		dr.pending = append(dr.pending, Record{Type: TypeMark, Length: uint32(dlen), Data: text})
 	case flags&DMLogDiscard != 0:
 		if bytes > maxDiscardEntry {
 			return dr.damage(fmt.Errorf("discard of %d bytes at sector %d exceeds the largest single discard, %d bytes", bytes, sector, uint64(maxDiscardEntry)))
@@ -223,13 +229,25 @@ func (dr *dmLogReader) readEntry() error {
 	return nil
 }
 
-// readData reads n bytes, growing the buffer only as data arrives.
-func (dr *dmLogReader) readData(n int) ([]byte, error) {
-	if dr.alloc != nil {
-		if p := dr.alloc(n); p != nil {
-			_, err := io.ReadFull(dr.r, p)
-			return p, err
+// header reads an entry's sector: in place from the window, else into dr.sec. n is how many
+// of its bytes arrived.
+func (dr *dmLogReader) header() (sec []byte, n int, err error) {
+	if dr.win != nil {
+		sec, err = dr.win.next(int(dr.ss))
+		if err != nil {
+			return nil, dr.win.w - dr.win.r, err
 		}
+		return sec, len(sec), nil
+	}
+	n, err = io.ReadFull(dr.r, dr.sec)
+	return dr.sec, n, err
+}
+
+// readData reads n bytes: in place from the window (which grows only as data arrives), else
+// into the reader's buffer, grown only as data arrives.
+func (dr *dmLogReader) readData(n int) ([]byte, error) {
+	if dr.win != nil {
+		return dr.win.next(n)
 	}
 	if n <= cap(dr.buf) {
 		dr.buf = dr.buf[:n]

@@ -22,7 +22,7 @@ import (
 // big. The consumer catches up in bursts; a queue smooths nothing the decoder cannot.
 const readAheadQueue = 0
 
-// Batch buffers (native logs: the decoding window itself; other logs: the
+// Batch buffers (a log file's: the decoding window itself; other readers': the
 // payload copies) are readAheadMinBuf bytes, grown up to readAheadBuf to hold
 // four of the largest records seen: a record that does not fit at the end of
 // a buffer is copied to the next one. Real logs of big files hold writes of 1
@@ -49,9 +49,9 @@ const (
 	readAheadBigStep = 4 << 20
 )
 
-// readAheadRecords caps the records of a batch built by copying (non-native
-// logs); a native batch is bounded by its buffer (at most one record per 32
-// bytes).
+// readAheadRecords caps the records of a batch built by copying (readers other
+// than a log file's); a batch of a log file is bounded by its buffer (at most one
+// record per 32 bytes, or 1,024 per dm-log-writes discard entry).
 const readAheadRecords = 1024
 
 // batch is a run of records decoded ahead and the buffers their Data point into.
@@ -83,9 +83,9 @@ type readAhead struct {
 // about 32 MiB ahead of the caller (the batch being read and the one being
 // filled, of up to readAheadBuf bytes each, and readAheadQueue more). Its records, errors and
 // Header are r's; Record.Data stays valid until the next call of Next, as
-// Reader promises. A native log is decoded without copying payloads: records
-// point into the decoding window, whose buffers are handed over with the
-// batch instead of being reused in place. Close stops the goroutine (after its
+// Reader promises. A log file, native or dm-log-writes, is decoded without
+// copying payloads: records point into the decoding window, whose buffers are
+// handed over with the batch instead of being reused in place. Close stops the goroutine (after its
 // current record) and closes r; r must not be used by anyone else meanwhile.
 func ReadAhead(r Reader) Reader {
 	ra := &readAhead{
@@ -102,12 +102,23 @@ func ReadAhead(r Reader) Reader {
 	if fr, ok := r.(*fileReader); ok {
 		inner = fr.Reader
 	}
-	if nr, ok := inner.(*nativeReader); ok && nr.err == nil {
-		go ra.native(nr)
-	} else {
-		dr, _ := inner.(*dmLogReader)
-		go ra.copying(dr)
+	switch lr := inner.(type) {
+	case *nativeReader:
+		if lr.err == nil {
+			go ra.windowed(lr.win, lr.Next, recHeaderSize)
+			return ra
+		}
+	case *dmLogReader:
+		// A followed log is not read through a window: the window reads ahead of the entry
+		// the follower waited for.
+		if win, ok := lr.r.(*window); ok && lr.err == nil && lr.beforeEntry == nil {
+			win.direct = false
+			lr.win = win
+			go ra.windowed(win, lr.Next, int(lr.ss))
+			return ra
+		}
 	}
+	go ra.copying()
 	return ra
 }
 
@@ -265,14 +276,15 @@ func (ra *readAhead) send(b *batch) bool {
 	}
 }
 
-// native fills batches straight from the native reader's window: a batch ends
-// when the window moves to a new buffer, and takes the old one with it.
-func (ra *readAhead) native(nr *nativeReader) {
+// windowed fills batches straight from a reader's window (a native log's, or a dm-log-writes
+// log's read in place): a batch ends when the window moves to a new buffer, and takes the old
+// one with it. next is the reader's Next; head is the size of a record's header in the window.
+func (ra *readAhead) windowed(win *window, next func() (Record, error), head int) {
 	defer close(ra.done)
 	defer close(ra.out)
 	cur := ra.newBatch()
 	stopped := false
-	nr.win.swap = func(old []byte, n int) []byte {
+	win.swap = func(old []byte, n int) []byte {
 		// The records so far point into old; the window copies the pending bytes of the next
 		// one out of it, which the consumer's reading does not disturb. So the batch goes
 		// before the next buffer is taken, and that buffer can be the one the consumer has
@@ -290,37 +302,30 @@ func (ra *readAhead) native(nr *nativeReader) {
 		return ra.buffer(min(2*len(old), n+windowSize))
 	}
 	for {
-		rec, err := nr.Next()
+		rec, err := next()
 		if stopped {
 			return
 		}
 		if err != nil {
-			cur.bufs = append(cur.bufs, nr.win.buf)
+			cur.bufs = append(cur.bufs, win.buf)
 			cur.err = err
 			ra.send(cur)
 			return
 		}
 		cur.recs = append(cur.recs, rec)
-		ra.grow(recHeaderSize + len(rec.Data))
+		ra.grow(head + len(rec.Data))
 	}
 }
 
-// copying fills batches from any Reader, copying each payload into the
-// batch's buffer (Data is only valid until the reader's next call). A
-// dm-log-writes reader, dr if not nil, reads payloads straight into the
-// batch's buffer instead, so they are not copied again.
-func (ra *readAhead) copying(dr *dmLogReader) {
+// copying fills batches from any other Reader, copying each payload into the batch's buffer
+// (Data is only valid until the reader's next call).
+func (ra *readAhead) copying() {
 	defer close(ra.done)
 	defer close(ra.out)
 	cur := ra.newBatch()
-	var buf []byte    // cur's payload buffer, filled up to len
-	var placed []byte // the payload dr last read into buf, until its record comes out
+	var buf []byte // cur's payload buffer, filled up to len
 	// room returns n bytes at the end of buf, starting a new buffer if needed.
 	room := func(n int) []byte {
-		// Only a payload that starts a buffer counts for the sizing (grow, settle), so the
-		// copied batches' buffers stay smaller than a native window's: counting every payload
-		// made the dm-log-writes log of the large bench case slower (0.94 -> 1.03 s, 9
-		// alternating runs) and larger (135 -> 147 MiB).
 		if len(buf)+n > cap(buf) {
 			if len(buf) > 0 {
 				cur.bufs = append(cur.bufs, buf)
@@ -332,15 +337,6 @@ func (ra *readAhead) copying(dr *dmLogReader) {
 		buf = buf[:k+n]
 		return buf[k : k+n : k+n]
 	}
-	if dr != nil {
-		dr.alloc = func(n int) []byte {
-			if n > readAheadBuf/4 {
-				return nil // a buffer of its own: the reader's, and copied
-			}
-			placed = room(n)
-			return placed
-		}
-	}
 	for {
 		rec, err := ra.r.Next()
 		if err != nil {
@@ -350,18 +346,12 @@ func (ra *readAhead) copying(dr *dmLogReader) {
 			return
 		}
 		if len(rec.Data) > 0 {
-			if len(placed) > 0 && &rec.Data[0] == &placed[0] {
-				placed = nil
-			} else {
-				p := room(len(rec.Data))
-				copy(p, rec.Data)
-				rec.Data = p
-			}
+			p := room(len(rec.Data))
+			copy(p, rec.Data)
+			rec.Data = p
 		}
 		cur.recs = append(cur.recs, rec)
-		// Not while a payload read into buf awaits its record (a write after
-		// its preflush): buf must stay with the batch that record goes to.
-		if placed == nil && (len(cur.recs) == readAheadRecords || len(buf) >= ra.size/2) {
+		if len(cur.recs) == readAheadRecords || len(buf) >= ra.size/2 {
 			cur.bufs = append(cur.bufs, buf)
 			buf = nil
 			if !ra.send(cur) {

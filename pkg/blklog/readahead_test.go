@@ -93,30 +93,38 @@ func TestReadAheadTwoBuffers(t *testing.T) {
 		binary.LittleEndian.PutUint64(counters[8*i:], uint64(i)+1)
 		recs = append(recs, Record{Type: TypeWrite, Sector: uint64(i) << 12, Length: 1 << 20, Data: counters[8*i : 8*i+1<<20]})
 	}
-	pr, err := NewReader(bytes.NewReader(writeLog(t, recs, 10)), "mem.log")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := ReadAhead(pr)
-	defer r.Close()
-	ra := r.(*readAhead)
-	_, got, err := drain(r, func(n int, _ *Record) {
-		if n%7 == 0 {
-			time.Sleep(100 * time.Microsecond) // a consumer slower than the decoder, at times
-		}
-	})
-	if err != nil || len(got) != len(recs) {
-		t.Fatalf("%d records of %d, %v", len(got), len(recs), err)
-	}
-	for i := range recs {
-		sameRecord(t, i, got[i], recs[i])
-	}
-	<-ra.done
-	// Those made while the size grows to hold four records, then the second of the final
-	// size: 4 here, in every run; taking the next buffer before handing the batch over made
-	// a fifth.
-	if ra.made > 4 {
-		t.Errorf("%d buffers made for 200 MiB of records of 1 MiB, want at most 4", ra.made)
+	for _, format := range []string{"native", "dm-log-writes"} {
+		t.Run(format, func(t *testing.T) {
+			b := writeDMLog(t, recs)
+			if format == "native" {
+				b = writeLog(t, recs, 10)
+			}
+			pr, err := NewReader(bytes.NewReader(b), "mem.log")
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := ReadAhead(pr)
+			defer r.Close()
+			ra := r.(*readAhead)
+			_, got, err := drain(r, func(n int, _ *Record) {
+				if n%7 == 0 {
+					time.Sleep(100 * time.Microsecond) // a consumer slower than the decoder, at times
+				}
+			})
+			if err != nil || len(got) != len(recs) {
+				t.Fatalf("%d records of %d, %v", len(got), len(recs), err)
+			}
+			for i := range recs {
+				sameRecord(t, i, got[i], recs[i])
+			}
+			<-ra.done
+			// Those made while the size grows to hold four records, then the second of the
+			// final size: 4 here for the native log, 3 for the dm-log-writes one, in every run;
+			// taking the next buffer before handing the batch over made a fifth.
+			if ra.made > 4 {
+				t.Errorf("%d buffers made for 200 MiB of records of 1 MiB, want at most 4", ra.made)
+			}
+		})
 	}
 }
 
@@ -141,14 +149,10 @@ func TestReadAheadShrinks(t *testing.T) {
 				recs = append(recs, Record{Type: TypeWrite, Sector: uint64(i) << 16, Length: uint32(n), Data: payload(n, i)})
 			}
 			// Enough small writes for readAheadCalm batches at each size from readAheadBuf down
-			// to readAheadMinBuf (a native batch is a buffer, which may be a recycled one up to
-			// twice the size; a copied batch half of one), with a margin. Their payloads are
-			// overlapping windows of one buffer of counters, so that each differs from the next
-			// without 256 MiB of test data.
+			// to readAheadMinBuf (a batch is a buffer, which may be a recycled one up to twice
+			// the size), with a margin. Their payloads are overlapping windows of one buffer of
+			// counters, so that each differs from the next without 256 MiB of test data.
 			n := readAheadCalm * 4 * readAheadBuf / (64 << 10)
-			if format != "native" {
-				n /= 2
-			}
 			counters := make([]byte, 8*n+64<<10)
 			for i := range n {
 				binary.LittleEndian.PutUint64(counters[8*i:], uint64(i)+1)
@@ -187,30 +191,69 @@ func TestReadAheadShrinks(t *testing.T) {
 	}
 }
 
-// Damage ends the read-ahead where it ends the plain reader, with the same error.
+// Damage ends the read-ahead where it ends the plain reader, with the same error, in both
+// formats, compressed or not.
 func TestReadAheadDamage(t *testing.T) {
-	recs := sampleRecords(400, 22)
-	b := writeLog(t, recs, 10)
-	for i := 1; i < 20; i++ {
-		sameAsPlain(t, fmt.Sprintf("cut %d", i), b[:i*len(b)/20])
-	}
-	c := bytes.Clone(b)
-	c[len(c)/2] ^= 0x55
-	sameAsPlain(t, "flip", c)
-	_, _, err := readAllAhead(t, b[:len(b)/2])
-	var de *DamageError
-	if !errors.As(err, &de) {
-		t.Fatalf("truncated log: %v, want a *DamageError", err)
+	enc, _ := zstd.NewWriter(nil)
+	dm := writeDMLog(t, dmRecords())
+	for name, b := range map[string][]byte{
+		"native":            writeLog(t, sampleRecords(400, 22), 10),
+		"dm-log-writes":     dm,
+		"dm-log-writes.zst": enc.EncodeAll(dm, nil),
+	} {
+		for i := 1; i < 20; i++ {
+			sameAsPlain(t, fmt.Sprintf("%s cut %d", name, i), b[:i*len(b)/20])
+		}
+		c := bytes.Clone(b)
+		c[len(c)/2] ^= 0x55
+		sameAsPlain(t, name+" flip", c)
+		_, _, err := readAllAhead(t, b[:len(b)/2])
+		var de *DamageError
+		if !errors.As(err, &de) {
+			t.Fatalf("%s truncated: %v, want a *DamageError", name, err)
+		}
 	}
 }
 
-// Logs of other formats go through the copying path.
+// A dm-log-writes log is read in place from its window, as a native log is.
 func TestReadAheadDMLog(t *testing.T) {
 	raw := writeDMLog(t, dmRecords())
 	enc, _ := zstd.NewWriter(nil)
 	sameAsPlain(t, "dm-log-writes", raw)
 	sameAsPlain(t, "dm-log-writes.zst", enc.EncodeAll(raw, nil))
 	sameAsPlain(t, "dm-log-writes cut", raw[:len(raw)*2/3])
+}
+
+// opaque hides a Reader's type, so that ReadAhead takes the copying path (the one of the
+// other readers: tee, QEMU trace, a partition's part of a log).
+type opaque struct{ Reader }
+
+// Readers other than the two log formats' own have their payloads copied into the batches.
+func TestReadAheadCopying(t *testing.T) {
+	enc, _ := zstd.NewWriter(nil)
+	for name, b := range map[string][]byte{
+		"native":            writeLog(t, sampleRecords(3000, 25), 100),
+		"dm-log-writes.zst": enc.EncodeAll(writeDMLog(t, dmRecords()), nil),
+	} {
+		_, want, werr := readAll(t, b)
+		pr, err := NewReader(bytes.NewReader(b), "mem.log")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := ReadAhead(opaque{pr})
+		_, got, gerr := drain(r, func(n int, rec *Record) {
+			if len(rec.Data) > 0 && n%97 == 0 {
+				time.Sleep(time.Millisecond) // let the producer run ahead: reused buffers show
+			}
+		})
+		r.Close()
+		if werr != nil || gerr != nil || len(got) != len(want) {
+			t.Fatalf("%s: read-ahead %d records, %v; plain %d, %v", name, len(got), gerr, len(want), werr)
+		}
+		for i := range want {
+			sameRecord(t, i, got[i], want[i])
+		}
+	}
 }
 
 // Close before the end stops the producer and closes the file.
@@ -259,9 +302,9 @@ func TestFrameChecksum(t *testing.T) {
 	}
 }
 
-// dm-log-writes payloads are read straight into the batch buffers: writes with a preflush
+// dm-log-writes entries are read in place from the window's buffers: writes with a preflush
 // (the flush comes out first, the write's payload already read) across many batch and buffer
-// boundaries, and payloads larger than a batch buffer, all come out as the plain reader's.
+// boundaries, and payloads larger than the first buffers, all come out as the plain reader's.
 func TestReadAheadDMLogPlaced(t *testing.T) {
 	var buf bytes.Buffer
 	sb := make([]byte, SectorSize)
@@ -285,7 +328,7 @@ func TestReadAheadDMLogPlaced(t *testing.T) {
 		case i%7 == 3:
 			entry(uint64(i), uint64(1+i%64), DMLogFlush, byte(i)) // a write with a preflush
 		case i%500 == 499:
-			entry(uint64(i), 3<<20/SectorSize, 0, byte(i)) // beyond a quarter of a buffer
+			entry(uint64(i), 3<<20/SectorSize, 0, byte(i)) // larger than the first buffers
 		case i%5 == 0:
 			entry(0, 0, DMLogFlush, 0)
 		default:
