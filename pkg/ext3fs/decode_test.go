@@ -1,8 +1,10 @@
 package ext3fs
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -90,6 +92,53 @@ func TestParseSuperblock(t *testing.T) {
 	if _, err := ParseSuperblock(b[:100]); err == nil {
 		t.Error("short superblock accepted")
 	}
+
+	// ext2fs_open2's geometry checks: the inode count is exactly groups x inodes per group,
+	// and the group count fits in 32 bits.
+	b = minimalSuper()
+	binary.LittleEndian.PutUint32(b[0x00:], 2047)
+	_, err = ParseSuperblock(b)
+	wantFormatError(t, err, 0x00, "s_inodes_count 2047 is not 1 groups x 2048 inodes")
+	b = minimalSuper()
+	binary.LittleEndian.PutUint32(b[0x60:], IncompatFiletype|Incompat64Bit)
+	binary.LittleEndian.PutUint16(b[0xFE:], 64)
+	binary.LittleEndian.PutUint32(b[0x150:], 0x3030_3030) // s_blocks_count_hi
+	binary.LittleEndian.PutUint32(b[0x20:], 1)
+	_, err = ParseSuperblock(b)
+	wantFormatError(t, err, 0x04, "more than 2^32")
+}
+
+// A superblock whose counts agree (4 billion groups of one block and one inode each) on a
+// device of 64 KiB: OpenWith fails at the descriptors the device does not hold, without
+// reserving memory for the groups the superblock claims (it asked for 240 GB at once).
+func TestOpenHugeGroupCount(t *testing.T) {
+	img := make([]byte, 64<<10)
+	b := minimalSuper()
+	le := binary.LittleEndian
+	le.PutUint32(b[0x04:], 0xFFFF_FFFF) // s_blocks_count
+	le.PutUint32(b[0x20:], 1)           // s_blocks_per_group
+	le.PutUint32(b[0x28:], 1)           // s_inodes_per_group
+	le.PutUint32(b[0x00:], 0xFFFF_FFFE) // s_inodes_count: one per group
+	copy(img[SuperblockOffset:], b)
+	// The first descriptor block holds 32 valid descriptors: the walk reads on to the next.
+	for j := 0; j < 32; j++ {
+		d := img[2*1024+32*j:]
+		le.PutUint32(d[0x00:], 3)
+		le.PutUint32(d[0x04:], 4)
+		le.PutUint32(d[0x08:], 5)
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	before := ms.TotalAlloc
+	_, err := Open(bytes.NewReader(img))
+	if err == nil {
+		t.Fatal("a superblock claiming 4 billion groups opened on a 64 KiB device")
+	}
+	runtime.ReadMemStats(&ms)
+	if got := ms.TotalAlloc - before; got > 16<<20 {
+		t.Errorf("Open allocated %d bytes before failing", got)
+	}
+	t.Log(err)
 }
 
 func TestParseGroupDesc64(t *testing.T) {

@@ -62,7 +62,11 @@ func OpenWith(r io.ReaderAt, o Options) (*FS, error) {
 	ngroups := sb.GroupCount()
 	ds := sb.DescSize()
 	per := uint32(fs.bs / ds)
-	fs.Groups = make([]GroupDesc, ngroups)
+	// Grown as descriptor blocks are read, not reserved from the superblock's counts: a
+	// damaged count then fails at the first block the device does not hold, and memory follows
+	// what the device holds (a 256 KiB image claiming 2^31 groups had ext2fs_open2's checks
+	// pass but asked for 113 GB at once).
+	fs.Groups = make([]GroupDesc, 0, min(ngroups, 1<<16))
 	blk := make([]byte, fs.bs)
 	for i := uint32(0); i*per < ngroups; i++ {
 		loc := fs.DescBlock(uint64(i))
@@ -91,7 +95,7 @@ func OpenWith(r io.ReaderAt, o Options) (*FS, error) {
 						"%s at block %d, the primary superblock's block", f.name, f.v)
 				}
 			}
-			fs.Groups[g] = d
+			fs.Groups = append(fs.Groups, d)
 			fs.itabs = append(fs.itabs, itab{d.InodeTable, g})
 		}
 	}

@@ -315,8 +315,14 @@ func parseSuperblock(b []byte, allow uint32) (*Superblock, error) {
 			return nil, formatErr(st, 0xFE, "s_desc_size %d is not a power of two in 64..1024", ds)
 		}
 	}
-	if uint64(sb.GroupCount())*uint64(sb.InodesPerGroup) < uint64(sb.InodesCount) {
-		return nil, formatErr(st, 0x00, "s_inodes_count %d exceeds %d groups x %d inodes", sb.InodesCount, sb.GroupCount(), sb.InodesPerGroup)
+	// As ext2fs_open2: the group count must fit in 32 bits (GroupCount truncates), and the
+	// inode count is exactly groups x inodes per group.
+	groups := (sb.BlocksCount - uint64(sb.FirstDataBlock) + uint64(sb.BlocksPerGroup) - 1) / uint64(sb.BlocksPerGroup)
+	if groups>>32 != 0 {
+		return nil, formatErr(st, 0x04, "s_blocks_count %d gives %d groups of %d blocks, more than 2^32", sb.BlocksCount, groups, sb.BlocksPerGroup)
+	}
+	if groups*uint64(sb.InodesPerGroup) != uint64(sb.InodesCount) {
+		return nil, formatErr(st, 0x00, "s_inodes_count %d is not %d groups x %d inodes", sb.InodesCount, groups, sb.InodesPerGroup)
 	}
 	return sb, nil
 }
