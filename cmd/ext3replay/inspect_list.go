@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync"
 
+	"github.com/ext3replay/ext3replay/internal/hugebuf"
 	"github.com/ext3replay/ext3replay/pkg/ext3fs"
 	"github.com/ext3replay/ext3replay/pkg/resolver"
 )
@@ -53,7 +54,7 @@ type blockCount struct {
 // newInspectLister starts a listing of about names names.
 func newInspectLister(fsys *ext3fs.FS, keepGoing bool, prog *progress, names int) *inspectLister {
 	return &inspectLister{fsys: fsys, keepGoing: keepGoing, prog: prog, counted: map[uint32]*blockCount{},
-		inspectListing: inspectListing{files: make([]inspectFile, 0, names)}}
+		inspectListing: inspectListing{files: hugebuf.Slice[inspectFile](names)[:0]}}
 }
 
 // countOf is where the block count of an inode read on its own (not visited by the index build)
@@ -229,8 +230,9 @@ func (v *visitedInodes) get(ino uint32) *visitedInode {
 // be read or decoded, whose errors ext3fs words itself), ok is false and nothing was printed.
 func listFilesIndexed(fsys *ext3fs.FS, keepGoing bool, prog *progress) (_ inspectListing, ok bool) {
 	// Room for the inodes the superblock counts in use, up to a bound: a hostile count must not
-	// reserve gigabytes (past it the records grow as they come).
-	v := &visitedInodes{recs: make([]visitedInode, 0, min(fsys.SB.InodesCount-min(fsys.SB.FreeInodesCount, fsys.SB.InodesCount), 1<<18))}
+	// reserve gigabytes (past it the records grow as they come). In advised huge pages, as the
+	// rows below.
+	v := &visitedInodes{recs: hugebuf.Slice[visitedInode](int(min(fsys.SB.InodesCount-min(fsys.SB.FreeInodesCount, fsys.SB.InodesCount), 1<<18)))[:0]}
 	if _, err := resolver.VisitInodes(fsys, v.add); err != nil {
 		return inspectListing{}, false
 	}
@@ -242,7 +244,9 @@ func listFilesIndexed(fsys *ext3fs.FS, keepGoing bool, prog *progress) (_ inspec
 	// walk counts them again.
 	// Most inodes in use have one name: room for them, and a quarter more for hard links, saves
 	// regrowing a 100,000-row slice, whose copy into fresh pages cost 0.1 s of page faults (room
-	// never written costs nothing).
+	// never written costs nothing). The rows are still 15 MB of fresh memory (and the records
+	// above 5 MB): in advised huge pages (hugebuf) inspect of a 100,000-file image went from
+	// 0.186 to 0.135 s with --format json, 0.240 to 0.185 s as text (11 alternating runs).
 	l := newInspectLister(fsys, keepGoing, nil, len(v.recs)+len(v.recs)/4+64)
 	w := &indexedWalk{l: l, v: v, seen: map[uint32]bool{ext3fs.RootIno: true}, buf: make([]byte, fsys.BlockSize())}
 	rootIn := &v.full[root.full-1]
