@@ -8,8 +8,10 @@
 // A compressed image is decompressed once at Open. When the zstd program is on PATH (see
 // ZstdEnv) and the image is not known to be under 256 MiB, it does it (zstdexec.go): the C
 // decoder is about 2x faster than the Go one on mostly-zero images, and it writes its output
-// sparse, runs of zeros as holes, into an unlinked temporary file (a pzstd file: one process
-// per core, each on a run of frames, into a file of its own); a stream it fails on is decoded
+// sparse, runs of zeros as holes, into a file in memory (memfd) when the frame header gives the
+// image's size and half the available memory holds it, else into an unlinked temporary file (a
+// pzstd file: one process per core, each on a run of frames, into a file of its own); a stream
+// it fails on is decoded
 // again by the Go decoder, which says where it is damaged. Otherwise the Go decoder
 // decompresses it, and only the parts that are not zero are kept: file-system images are
 // mostly zeros, so a 64 MiB fixture keeps a few hundred KiB. The decoder's goroutine picks the

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"sort"
@@ -91,7 +92,7 @@ func decompressProgram(prog string, f *os.File, fileSize int64, path string, pro
 			}
 		}()
 	}
-	out, err := runProgram(prog, f)
+	out, err := runProgram(prog, f, contentSize(f, fileSize, math.MaxInt64))
 	close(stop)
 	wg.Wait()
 	if err != nil {
@@ -151,7 +152,7 @@ func decompressProgramParts(prog string, f *os.File, frames []frame, parts int, 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			outs[i], errs[i] = runProgram(prog, io.NewSectionReader(cf, start, end-start))
+			outs[i], errs[i] = runProgram(prog, io.NewSectionReader(cf, start, end-start), -1) // pzstd's frames carry no size
 		}()
 	}
 	wg.Wait()
@@ -181,13 +182,19 @@ func decompressProgramParts(prog string, f *os.File, frames []frame, parts int, 
 	return &Image{r: j, size: j.size(), more: outs, path: path, Compressed: true}, counted.Load(), nil
 }
 
-// runProgram runs `prog -d` on in into a new unlinked temporary file it writes sparse.
-func runProgram(prog string, in io.Reader) (*os.File, error) {
-	out, err := os.CreateTemp("", "ext3replay-image-*.raw")
-	if err != nil {
-		return nil, fmt.Errorf("decompressing to %s: %w", os.TempDir(), err)
+// runProgram runs `prog -d` on in into a new file it writes sparse: a file in memory when the
+// image's size is known and memory holds it (memFile), else an unlinked temporary file. On the
+// 6 GiB bench image (762 MB not zero), 15 alternating runs of `blocks IMAGE.zst 0`: 1.198 s
+// against 1.343 s into /tmp (on the root disk), `zstd -dc` to /dev/null 1.080 s.
+func runProgram(prog string, in io.Reader, size int64) (*os.File, error) {
+	out := memFile(size)
+	if out == nil {
+		var err error
+		if out, err = os.CreateTemp("", "ext3replay-image-*.raw"); err != nil {
+			return nil, fmt.Errorf("decompressing to %s: %w", os.TempDir(), err)
+		}
+		os.Remove(out.Name())
 	}
-	os.Remove(out.Name())
 	// --memory: the window the Go decoder accepts (its default limit is 128 MiB).
 	cmd := exec.Command(prog, "-q", "-d", "-c", "--sparse", "--memory=1024MB")
 	cmd.Stdin, cmd.Stdout = in, out

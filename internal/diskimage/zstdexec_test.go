@@ -29,7 +29,15 @@ func needZstd(t *testing.T) {
 func TestZstdProgram(t *testing.T) {
 	needZstd(t)
 	data := testImage(32<<20 + 100)
-	for _, p := range []string{writeZst(t, data), writeFrames(t, data, 1<<20)} {
+	// The zstd program writes the content size in the frame header, a streaming writer not.
+	raw := filepath.Join(t.TempDir(), "sized")
+	if err := os.WriteFile(raw, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("zstd", "-q", raw).CombinedOutput(); err != nil {
+		t.Fatalf("zstd: %v: %s", err, out)
+	}
+	for _, p := range []string{writeZst(t, data), writeFrames(t, data, 1<<20), raw + ".zst"} {
 		img, err := Open(p)
 		if err != nil {
 			t.Fatal(err)
@@ -40,6 +48,20 @@ func TestZstdProgram(t *testing.T) {
 		}
 		if _, ok := img.r.(*store); ok || len(files) == 0 || !img.Compressed {
 			t.Fatalf("%s: not decompressed by the program into files (%T)", p, img.r)
+		}
+		// A size in the frame header (one frame from zstd): a file in memory where there is one.
+		if f, err := os.Open(p); err == nil {
+			st, _ := f.Stat()
+			known := contentSize(f, st.Size(), 1<<62) >= 0
+			f.Close()
+			memfd := memFile(0)
+			if memfd != nil {
+				memfd.Close()
+			}
+			if inMem := strings.HasPrefix(files[0].Name(), "memfd:"); inMem != (known && memfd != nil) {
+				t.Errorf("%s: content size known %v, decompressed into %s", p, known, files[0].Name())
+			}
+			t.Logf("%s: content size known %v, decompressed into %s", filepath.Base(p), known, files[0].Name())
 		}
 		check(t, img, data)
 		var alloc int64
