@@ -85,8 +85,9 @@ type readAhead struct {
 // Header are r's; Record.Data stays valid until the next call of Next, as
 // Reader promises. A log file, native or dm-log-writes, is decoded without
 // copying payloads: records point into the decoding window, whose buffers are
-// handed over with the batch instead of being reused in place. Close stops the goroutine (after its
-// current record) and closes r; r must not be used by anyone else meanwhile.
+// handed over with the batch instead of being reused in place. Close stops the
+// goroutine (after its current record) and closes r; r must not be used by
+// anyone else meanwhile.
 func ReadAhead(r Reader) Reader {
 	ra := &readAhead{
 		r:    r,
