@@ -33,6 +33,18 @@ func readAllAhead(t testing.TB, b []byte) (Header, []Record, error) {
 	})
 }
 
+// readAheadOn starts ReadAhead on the log in b; it is closed when the test ends.
+func readAheadOn(t *testing.T, b []byte) *readAhead {
+	t.Helper()
+	pr, err := NewReader(bytes.NewReader(b), "mem.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ra := ReadAhead(pr).(*readAhead)
+	t.Cleanup(func() { ra.Close() })
+	return ra
+}
+
 // sameAsPlain checks that ReadAhead yields exactly what the plain reader does.
 func sameAsPlain(t *testing.T, name string, b []byte) {
 	t.Helper()
@@ -99,14 +111,8 @@ func TestReadAheadTwoBuffers(t *testing.T) {
 			if format == "native" {
 				b = writeLog(t, recs, 10)
 			}
-			pr, err := NewReader(bytes.NewReader(b), "mem.log")
-			if err != nil {
-				t.Fatal(err)
-			}
-			r := ReadAhead(pr)
-			defer r.Close()
-			ra := r.(*readAhead)
-			_, got, err := drain(r, func(n int, _ *Record) {
+			ra := readAheadOn(t, b)
+			_, got, err := drain(ra, func(n int, _ *Record) {
 				if n%7 == 0 {
 					time.Sleep(100 * time.Microsecond) // a consumer slower than the decoder, at times
 				}
@@ -160,20 +166,12 @@ func TestReadAheadShrinks(t *testing.T) {
 			for i := range n {
 				recs = append(recs, Record{Type: TypeWrite, Sector: uint64(i) << 7, Length: 64 << 10, Data: counters[8*i : 8*i+64<<10]})
 			}
-			var b []byte
+			b := writeDMLog(t, recs)
 			if format == "native" {
 				b = writeLog(t, recs, 64)
-			} else {
-				b = writeDMLog(t, recs)
 			}
-			pr, err := NewReader(bytes.NewReader(b), "mem.log")
-			if err != nil {
-				t.Fatal(err)
-			}
-			r := ReadAhead(pr)
-			defer r.Close()
-			ra := r.(*readAhead)
-			_, got, err := drain(r, nil)
+			ra := readAheadOn(t, b)
+			_, got, err := drain(ra, nil)
 			if err != nil || len(got) != len(recs) {
 				t.Fatalf("%d records of %d, %v", len(got), len(recs), err)
 			}
