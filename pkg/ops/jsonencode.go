@@ -25,14 +25,8 @@ func appendJSON(b []byte, o *Op) ([]byte, error) {
 	}
 	b = append(b, `,"op":`...)
 	b = appendJSONString(b, string(o.Op))
-	if o.Path != "" {
-		b = append(b, `,"path":`...)
-		b = appendJSONString(b, o.Path)
-	}
-	if o.To != "" {
-		b = append(b, `,"to":`...)
-		b = appendJSONString(b, o.To)
-	}
+	b = appendJSONField(b, `,"path":`, o.Path)
+	b = appendJSONField(b, `,"to":`, o.To)
 	if o.Ino != 0 {
 		b = append(b, `,"ino":`...)
 		b = strconv.AppendUint(b, uint64(o.Ino), 10)
@@ -46,10 +40,7 @@ func appendJSON(b []byte, o *Op) ([]byte, error) {
 		b = append(b, `,"bytes":`...)
 		b = strconv.AppendInt(b, o.Bytes, 10)
 	}
-	if o.Kind != "" {
-		b = append(b, `,"kind":`...)
-		b = appendJSONString(b, string(o.Kind))
-	}
+	b = appendJSONField(b, `,"kind":`, string(o.Kind))
 	if o.Overwrite {
 		b = append(b, `,"overwrite":true`...)
 	}
@@ -57,15 +48,20 @@ func appendJSON(b []byte, o *Op) ([]byte, error) {
 		b = append(b, `,"size":`...)
 		b = strconv.AppendUint(b, *o.Size, 10)
 	}
-	if o.Reason != "" {
-		b = append(b, `,"reason":`...)
-		b = appendJSONString(b, o.Reason)
-	}
+	b = appendJSONField(b, `,"reason":`, o.Reason)
 	if o.Partition != 0 {
 		b = append(b, `,"partition":`...)
 		b = strconv.AppendInt(b, int64(o.Partition), 10)
 	}
 	return append(b, '}'), nil
+}
+
+// appendJSONField appends key and v as a JSON string, or nothing when v is empty (omitempty).
+func appendJSONField(b []byte, key, v string) []byte {
+	if v == "" {
+		return b
+	}
+	return appendJSONString(append(b, key...), v)
 }
 
 // appendJSONFloat writes f as encoding/json does (ES6 number formatting): positional
