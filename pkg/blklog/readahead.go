@@ -195,6 +195,7 @@ func (ra *readAhead) newBatch() *batch {
 func (ra *readAhead) buffer(n int) []byte {
 	n = max(n, ra.size)
 	if n > readAheadBuf {
+	recycled:
 		for range readAheadBig {
 			select {
 			case p := <-ra.big:
@@ -203,7 +204,7 @@ func (ra *readAhead) buffer(n int) []byte {
 				}
 				// Too small for this record: let it go (a larger one replaces it).
 			default:
-				return ra.fresh((n + readAheadBigStep - 1) / readAheadBigStep * readAheadBigStep)
+				break recycled
 			}
 		}
 		return ra.fresh((n + readAheadBigStep - 1) / readAheadBigStep * readAheadBigStep)
