@@ -15,6 +15,9 @@ type output struct {
 	err   error    // first error from emit
 	nsBuf []ops.Op // namespace ops (and anomalies) of the current batch
 	ioBuf []ops.Op // I/O ops of the current record
+	// one is the op put at once by nsRemoval: emit gets a pointer valid only during the call,
+	// and an op of the stack would escape through it, one allocation per deleted file.
+	one   ops.Op
 	stats Stats
 }
 
@@ -57,7 +60,9 @@ func (r *Resolver) nsOp(typ ops.Type, ino uint32, path string) *ops.Op {
 func (r *Resolver) nsRemoval(typ ops.Type, ino uint32, path string) {
 	op := ops.Op{Seq: r.now.seq, T: r.now.t, Op: typ, Path: path, Ino: ino}
 	if typ == ops.Delete || typ == ops.Unlink {
-		r.output.put(&op)
+		r.output.one = op
+		r.output.put(&r.output.one)
+		r.output.one = ops.Op{} // drop the path
 		return
 	}
 	r.output.nsBuf = append(r.output.nsBuf, op)
