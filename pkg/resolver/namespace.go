@@ -6,6 +6,7 @@ type namespace struct {
 	names   *Names
 	linkCnt map[linkKey]int     // links seen in more than one block or differing from names
 	pend    map[uint32]*inoPend // namespace changes not yet explained
+	spare   []*inoPend          // explained entries, for pendFor to reuse (see settled)
 	touched map[uint32]bool     // inodes with new evidence in the current batch
 	evOrd   int64               // order of name events
 

@@ -64,10 +64,34 @@ func (r *Resolver) noteEvent(p *inoPend, ino uint32) {
 func (r *Resolver) pendFor(ino uint32) *inoPend {
 	p := r.ns.pend[ino]
 	if p == nil {
-		p = &inoPend{}
+		if n := len(r.ns.spare); n > 0 {
+			p = r.ns.spare[n-1]
+			r.ns.spare = r.ns.spare[:n-1]
+		} else {
+			p = &inoPend{}
+		}
 		r.ns.pend[ino] = p
 	}
 	return p
+}
+
+// maxSparePend bounds the explained entries kept for reuse: enough for the burst of one
+// transaction (a log deleting 50,000 files makes and explains one per file, each an allocation
+// and a slice of events grown from nothing).
+const maxSparePend = 4096
+
+// settled removes ino's entry, explained, and keeps it for pendFor to reuse, emptied: resolve
+// is its only remover, and no one holds an entry across a resolve.
+func (r *Resolver) settled(ino uint32, p *inoPend) {
+	delete(r.ns.pend, ino)
+	if len(r.ns.spare) >= maxSparePend {
+		return
+	}
+	adds, rems := p.adds, p.rems
+	clear(adds[:cap(adds)]) // drop the names and paths
+	clear(rems[:cap(rems)])
+	*p = inoPend{adds: adds[:0], rems: rems[:0]}
+	r.ns.spare = append(r.ns.spare, p)
 }
 
 // resolveTouched resolves every inode with new evidence. Inodes that gained names go first: a
@@ -201,7 +225,7 @@ func (r *Resolver) resolve(ino uint32, final bool) {
 		r.resolveFreedUnwritten(s, nNames)
 	}
 	if len(p.adds) == 0 && len(p.rems) == 0 && (!p.freed || s.isLive || final) {
-		delete(r.ns.pend, ino)
+		r.settled(ino, p)
 	}
 }
 
