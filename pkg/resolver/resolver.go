@@ -108,6 +108,7 @@ type Resolver struct {
 	// the inode resolve decides on (resolveInode), reused.
 	writeBuf, txBuf []blockWrite
 	oldBuf          []byte // oldOf's block read from the base
+	dentScratch     []dent // parseDents' entries before their copy of the exact size
 	inoBuf          []byte
 	ino             ext3fs.Inode
 }
