@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/ext3replay/ext3replay/pkg/ext3fs"
@@ -123,7 +124,7 @@ func TestParseDentsOwnSlice(t *testing.T) {
 		t.Fatal("the root directory of the fixture has no entries")
 	}
 	got, err := r.parseDents(b)
-	if err != nil || !equalDents(got, want) {
+	if err != nil || !slices.Equal(got, want) {
 		t.Fatalf("parseDents = %v, %v; want %v", got, err, want)
 	}
 	one := make([]byte, r.bs) // a block of one entry: "q" -> inode 99, its rec_len the block
@@ -134,7 +135,7 @@ func TestParseDentsOwnSlice(t *testing.T) {
 	if again, err := r.parseDents(one); err != nil || len(again) != 1 || again[0] != (dent{"q", 99}) {
 		t.Fatalf("parseDents of a one-entry block = %v, %v", again, err)
 	}
-	if !equalDents(got, want) {
+	if !slices.Equal(got, want) {
 		t.Errorf("the first result changed with the next call: %v, want %v", got, want)
 	}
 	bad := bytes.Clone(b)
@@ -142,16 +143,4 @@ func TestParseDentsOwnSlice(t *testing.T) {
 	if ents, err := r.parseDents(bad); err == nil || ents != nil {
 		t.Errorf("parseDents of a broken block = %v, %v; want no entries and an error", ents, err)
 	}
-}
-
-func equalDents(a, b []dent) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
