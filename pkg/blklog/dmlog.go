@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"sync/atomic"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -62,6 +63,8 @@ type dmLogReader struct {
 	// beforeEntry, when set, is called before each entry is read: a follower waits there until
 	// the entry is whole in the file.
 	beforeEntry func()
+	// filter, once set (SetPayloadFilter, with win), filters writes' payloads (omit.go).
+	filter atomic.Pointer[PayloadFilter]
 }
 
 func newDMLogReader(r io.Reader, name string) (*dmLogReader, error) {
@@ -209,7 +212,14 @@ func (dr *dmLogReader) readEntry() error {
 		if bytes > MaxRecordData {
 			return dr.damage(fmt.Errorf("write of %d bytes exceeds the limit of %d", bytes, MaxRecordData))
 		}
-		data, err := dr.readData(int(bytes))
+		var omitted *Omissions
+		var data []byte
+		var err error
+		if f := dr.filtering(int(bytes), sector*unit); f != nil {
+			data, omitted, err = dr.win.nextFiltered(int(bytes), 0, sector*unit*SectorSize, f, nil)
+		} else {
+			data, err = dr.readData(int(bytes))
+		}
 		if err != nil {
 			return dr.damage(fmt.Errorf("write data at sector %d, %d bytes: %w", sector, bytes, noEOF(err)))
 		}
@@ -218,7 +228,7 @@ func (dr *dmLogReader) readEntry() error {
 			// A write with a preflush: the flush comes first.
 			dr.pending = append(dr.pending, Record{Type: TypeFlush})
 		}
-		w := Record{Type: TypeWrite, Sector: sector * unit, Length: uint32(bytes), Data: data}
+		w := Record{Type: TypeWrite, Sector: sector * unit, Length: uint32(bytes), Data: data, Omitted: omitted}
 		if flags&DMLogFUA != 0 {
 			w.Flags |= FlagFUA
 		}
@@ -227,6 +237,14 @@ func (dr *dmLogReader) readEntry() error {
 	dr.entry++
 	dr.off = next
 	return nil
+}
+
+// filtering returns the payload filter for a write of n bytes at sector, or nil.
+func (dr *dmLogReader) filtering(n int, sector uint64) *PayloadFilter {
+	if dr.win == nil {
+		return nil
+	}
+	return dr.win.filtering(dr.filter.Load(), 0, n, sector)
 }
 
 // header reads an entry's sector: in place from the window, else into dr.sec. n is how many
@@ -315,6 +333,9 @@ func (dw *DMLogWriter) writeSuper() error {
 // Write appends one entry for r: reads are not representable and are
 // skipped; write-zeroes become writes of zeroes, as QEMU logs them.
 func (dw *DMLogWriter) Write(r *Record) error {
+	if r.Omitted != nil {
+		return fmt.Errorf("blklog: %w", errOmitted)
+	}
 	var flags uint64
 	nr := uint64(r.Length / SectorSize)
 	var data []byte

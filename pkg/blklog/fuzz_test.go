@@ -66,6 +66,16 @@ func fuzzReadAhead(t *testing.T, b []byte) {
 func fuzzBoth(t *testing.T, b []byte) {
 	fuzzRead(t, b)
 	fuzzReadAhead(t, b)
+	fuzzFiltered(t, b)
+}
+
+// fuzzFiltered checks that a payload filter changes nothing but the units it skips, and ends
+// the read where the plain reader ends it, with the same error.
+func fuzzFiltered(t *testing.T, b []byte) {
+	_, want, werr := readAll(t, b)
+	if n, gerr := readFilteredBy(t, "fuzz", b, want, testFilter(SectorSize, SectorSize)); n >= 0 && fmt.Sprint(gerr) != fmt.Sprint(werr) {
+		t.Fatalf("filtered read ends with %v, plain reader with %v", gerr, werr)
+	}
 }
 
 func FuzzNativeReader(f *testing.F) {

@@ -9,6 +9,7 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
+	"sync/atomic"
 
 	"github.com/ext3replay/ext3replay/internal/hugebuf"
 	"github.com/klauspost/compress/zstd"
@@ -233,6 +234,9 @@ type nativeReader struct {
 	// atEnd, when set, is called at the end record, before the check that nothing follows it:
 	// a follower stops waiting for more there.
 	atEnd func()
+	// filter, once set (SetPayloadFilter, from the consumer's goroutine), lets large writes'
+	// payloads arrive through the window's scratch, the units it skips left out (omit.go).
+	filter atomic.Pointer[PayloadFilter]
 }
 
 // window buffers a stream so that up to a whole record can be looked at in
@@ -254,6 +258,8 @@ type window struct {
 	// src: a reader that reads whole payloads (dm-log-writes) then gets them
 	// from the decoder without a copy through buf.
 	direct bool
+	// scratch is where a filtered payload passes through (nextFiltered).
+	scratch []byte
 }
 
 // errWindowStopped is the error of a window whose swap stopped it.
@@ -273,24 +279,9 @@ func (b *window) fill(n int) error {
 			return b.err
 		}
 		if len(b.buf)-b.r < n || b.w == len(b.buf) {
-			// Not enough room after r: move the pending bytes to the front,
-			// growing the buffer if it is full of them.
-			if b.swap != nil {
-				nb := b.swap(b.buf, n)
-				if nb == nil {
-					b.err = errWindowStopped
-					return b.err
-				}
-				b.w = copy(nb, b.buf[b.r:b.w])
-				b.buf = nb
-			} else if b.w-b.r == len(b.buf) || len(b.buf) < n {
-				nb := hugebuf.Make(max(min(2*len(b.buf), n+windowSize), windowSize))
-				b.w = copy(nb, b.buf[b.r:b.w])
-				b.buf = nb
-			} else {
-				b.w = copy(b.buf, b.buf[b.r:b.w])
+			if err := b.move(n); err != nil {
+				return err
 			}
-			b.r = 0
 		}
 		end := len(b.buf)
 		if b.swap != nil {
@@ -300,6 +291,60 @@ func (b *window) fill(n int) error {
 		}
 		m, err := b.src.Read(b.buf[b.w:end])
 		b.w += m
+		if err != nil {
+			b.err = err
+		} else if m == 0 {
+			b.err = io.ErrNoProgress
+		}
+	}
+	return nil
+}
+
+// move makes room after r for n bytes: it moves the pending bytes to the front, growing the
+// buffer if it is full of them, or to the buffer swap returns. It may take more than one call.
+func (b *window) move(n int) error {
+	if b.swap != nil {
+		nb := b.swap(b.buf, n)
+		if nb == nil {
+			b.err = errWindowStopped
+			return b.err
+		}
+		b.w = copy(nb, b.buf[b.r:b.w])
+		b.buf = nb
+	} else if b.w-b.r == len(b.buf) || len(b.buf) < n {
+		nb := hugebuf.Make(max(min(2*len(b.buf), n+windowSize), windowSize))
+		b.w = copy(nb, b.buf[b.r:b.w])
+		b.buf = nb
+	} else {
+		b.w = copy(b.buf, b.buf[b.r:b.w])
+	}
+	b.r = 0
+	return nil
+}
+
+// room makes buf hold n bytes from r, as fill does, without reading any more.
+func (b *window) room(n int) error {
+	for len(b.buf)-b.r < n {
+		if err := b.move(n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readFull reads exactly len(p) more bytes of the stream into p, with fill's errors: a stream
+// that ends or fails stops the window, and an end midway is io.ErrUnexpectedEOF. The caller
+// accounts for the bytes (w is not moved).
+func (b *window) readFull(p []byte) error {
+	for len(p) > 0 {
+		if b.err != nil {
+			if b.err == io.EOF {
+				return io.ErrUnexpectedEOF
+			}
+			return b.err
+		}
+		m, err := b.src.Read(p)
+		p = p[m:]
 		if err != nil {
 			b.err = err
 		} else if m == 0 {
@@ -405,13 +450,22 @@ func (nr *nativeReader) Next() (Record, error) {
 	if b[2] != 0 || b[3] != 0 {
 		return Record{}, nr.damage(fmt.Errorf("reserved bytes %#02x %#02x are not zero", b[2], b[3]))
 	}
-	rec, err := nr.win.next(recHeaderSize + int(dlen))
+	var (
+		rec     []byte
+		c       uint32
+		omitted *Omissions
+		err     error
+	)
+	if f := nr.omitting(&r, b[1], dlen); f != nil {
+		rec, c, omitted, err = nr.readOmitting(f, recHeaderSize+int(dlen), r.Sector*SectorSize)
+	} else if rec, err = nr.win.next(recHeaderSize + int(dlen)); err == nil {
+		c = crc32.Update(0, castagnoli, rec[:28])
+		c = crc32.Update(c, castagnoli, rec[recHeaderSize:])
+	}
 	if err != nil {
 		return Record{}, nr.damage(fmt.Errorf("reading %d bytes of record data: %w", dlen, noEOF(err)))
 	}
 	data := rec[recHeaderSize:]
-	c := crc32.Update(0, castagnoli, rec[:28])
-	c = crc32.Update(c, castagnoli, data)
 	if c != want {
 		return Record{}, nr.damage(fmt.Errorf("record CRC-32C %#08x, stored %#08x", c, want))
 	}
@@ -434,6 +488,7 @@ func (nr *nativeReader) Next() (Record, error) {
 	}
 	if dlen > 0 {
 		r.Data = data
+		r.Omitted = omitted
 	}
 	if err := checkRecord(&r); err != nil {
 		return Record{}, nr.damage(err)

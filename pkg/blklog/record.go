@@ -55,4 +55,7 @@ type Record struct {
 	Length uint32 // bytes (reads, writes, discards, write-zeroes)
 	TimeNS int64  // nanoseconds from the start of the capture, when FlagHasTime
 	Data   []byte // write payload, read payload when captured, mark text; valid until the next call to Next
+	// Omitted, when not nil, marks the parts of a write's Data that the consumer's
+	// PayloadFilter let the reader leave out: their bytes are unspecified.
+	Omitted *Omissions
 }

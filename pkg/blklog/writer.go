@@ -104,6 +104,9 @@ func (w *Writer) Write(r *Record) error {
 	if err := checkRecord(r); err != nil {
 		return fmt.Errorf("blklog: record %d: %w", w.n, err)
 	}
+	if r.Omitted != nil {
+		return fmt.Errorf("blklog: record %d: %w", w.n, errOmitted)
+	}
 	if len(r.Data) > MaxRecordData {
 		return fmt.Errorf("blklog: record %d: %d bytes of data, limit %d", w.n, len(r.Data), MaxRecordData)
 	}
