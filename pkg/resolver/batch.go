@@ -29,10 +29,14 @@ type blockWrite struct {
 	// rather than a copy (new memory for each block a transaction logs was a tenth of the
 	// replay's CPU on the large capture).
 	owned bool
+	// plain: the block is a free or data block's, its content one the payload filter left out
+	// as plain data (payload.go): data is then no content, only what stands for it.
+	plain bool
 }
 
 // write handles a write request: journal blocks go to the tracker, the rest is one batch.
-func (r *Resolver) write(sector uint64, length int64, data []byte, zero bool) {
+// omitted marks the blocks of data the payload filter left out (nil: none).
+func (r *Resolver) write(sector uint64, length int64, data []byte, omitted *blklog.Omissions, zero bool) {
 	start := int64(sector) * blklog.SectorSize
 	end := start + length
 	bs := int64(r.bs)
@@ -52,6 +56,7 @@ func (r *Resolver) write(sector uint64, length int64, data []byte, zero bool) {
 		in := pos - int64(b)*bs
 		n := min(end-pos, bs-in)
 		var content []byte
+		plain := false
 		switch {
 		case zero && n == bs:
 			content = r.blocks.m.zero
@@ -62,6 +67,7 @@ func (r *Resolver) write(sector uint64, length int64, data []byte, zero bool) {
 			piece := data[pos-start : pos-start+n]
 			if n == bs {
 				content = piece
+				plain = omitted.Has(int(pos - start))
 			} else {
 				// Partial block: merge into the model's copy.
 				content = r.blocks.m.blockCopy(b)
@@ -69,6 +75,15 @@ func (r *Resolver) write(sector uint64, length int64, data []byte, zero bool) {
 			}
 		}
 		o := r.blocks.idx.Lookup(b)
+		if plain && o.Role != RoleFree && o.Role != RoleData {
+			// Left out as plain data, but the block is not a data block now: its content
+			// counts, so the request is read again, whole.
+			if data = r.payloadAgain(sector, length); data == nil {
+				break
+			}
+			omitted, plain = nil, false
+			content = data[pos-start : pos-start+n]
+		}
 		if o.Role == RoleJournal && r.jt != nil && content != nil && r.fc.holds(o.Logical) && n == bs {
 			r.writeFastCommitBlock(o.Logical, content)
 			r.ioOp(ops.Write, o, pos, pos+n)
@@ -83,7 +98,10 @@ func (r *Resolver) write(sector uint64, length int64, data []byte, zero bool) {
 			// An intermediate state of the mount's fast-commit replay: the model holds its end.
 			r.ioOp(ops.Write, o, pos, pos+n)
 		} else {
-			batch = append(batch, blockWrite{b: b, data: content, off: int32(in), n: int32(n), role: o.Role, ino: o.Ino})
+			if plain {
+				r.output.stats.LeftOut++
+			}
+			batch = append(batch, blockWrite{b: b, data: content, off: int32(in), n: int32(n), role: o.Role, ino: o.Ino, plain: plain})
 		}
 		pos += n
 	}
@@ -193,10 +211,13 @@ func (r *Resolver) applyBatch(batch []blockWrite) {
 			if ri.credited {
 				own.metaWritten[w.b] = true
 			}
+		case w.role == RoleFree && w.plain:
+			w.changed = true
+			own.m.drop(w.b) // what putUnowned does with plain data
 		case w.role == RoleFree:
 			w.changed = true
 			own.m.putUnowned(w.b, w.data)
-		case w.role == RoleData && own.m.couldBeMetadata(w.data):
+		case w.role == RoleData && !w.plain && own.m.couldBeMetadata(w.data):
 			// It may be made a map node in this same batch (see ownership.dataKept).
 			own.m.drop(w.b)
 			own.m.putUnowned(w.b, w.data)

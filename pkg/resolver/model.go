@@ -260,5 +260,11 @@ func (m *model) drop(b uint64) {
 // couldBeMetadata is the cheap test of putUnowned: an extent node, an indirect block whose
 // pointers all lie inside the disk, or a directory block whose entries chain.
 func (m *model) couldBeMetadata(b []byte) bool {
-	return ext3fs.IsExtentNode(b) || ext3fs.IndirectInRange(b, m.blocks) || ext3fs.IsDirBlock(b, m.filetype)
+	return couldBeMetadata(b, m.blocks, m.filetype)
+}
+
+// couldBeMetadata is model.couldBeMetadata on a file system of the given size and filetype
+// feature (which a model never changes).
+func couldBeMetadata(b []byte, blocks uint64, filetype bool) bool {
+	return ext3fs.IsExtentNode(b) || ext3fs.IndirectInRange(b, blocks) || ext3fs.IsDirBlock(b, filetype)
 }

@@ -12,7 +12,7 @@ import (
 // and the emit function it goes to.
 type output struct {
 	emit  func(*ops.Op) error
-	err   error    // first error from emit
+	err   error    // first error from emit, or what else stopped the run (fail)
 	nsBuf []ops.Op // namespace ops (and anomalies) of the current batch
 	ioBuf []ops.Op // I/O ops of the current record
 	// one is the op put at once by nsRemoval: emit gets a pointer valid only during the call,
@@ -33,6 +33,13 @@ func (o *output) put(op *ops.Op) {
 	}
 	if o.err == nil {
 		o.err = o.emit(op)
+	}
+}
+
+// fail stops the run with err (the first one stays): Record returns it.
+func (o *output) fail(err error) {
+	if o.err == nil {
+		o.err = err
 	}
 }
 

@@ -55,6 +55,8 @@ type Stats struct {
 	Records, Reads, Writes, Flushes, Discards, Others int64
 	BytesRead, BytesWritten                           int64
 	NoPayloadWrites                                   int64 // writes whose data was not captured
+	LeftOut                                           int64 // data blocks the payload filter left out of writes (payload.go)
+	ReadAgain                                         int64 // writes read again from the log for blocks the payload filter left out
 	Transactions                                      int64 // committed journal transactions applied
 	Ops                                               map[ops.Type]int64
 	UnattributedWriteBytes                            int64 // written to blocks no file ever claimed
@@ -97,6 +99,8 @@ type Resolver struct {
 	// (Options.MountReplayBlocks); nil after it.
 	mountReplay map[uint64]bool
 	mode        mode
+	// refetch gives a record again, whole, once a payload filter is in use (PayloadFilter).
+	refetch func(index int64) (blklog.Record, error)
 
 	blocks ownership
 	ns     namespace
@@ -244,7 +248,7 @@ func (r *Resolver) Record(rec *blklog.Record) error {
 			r.output.stats.NoPayloadWrites++
 			data = nil
 		}
-		r.write(rec.Sector, int64(rec.Length), data, zero)
+		r.write(rec.Sector, int64(rec.Length), data, rec.Omitted, zero)
 	case blklog.TypeFlush:
 		r.output.stats.Flushes++
 		// What the guest wrote before a flush is the state it wanted durable: decide the
