@@ -226,8 +226,12 @@ func runAnalyze(imagePath, logPath string, opt resolver.Options, emit func(*ops.
 		}
 		defer lf.Close()
 	}
+	var reopen func() (blklog.Reader, error)
 	if fi, err := lf.Stat(); err == nil && fi.Mode().IsRegular() {
 		prog.SetTotal(fi.Size()) // the log's bytes as stored: compressed or not, they are read once
+		if logPath != "-" {
+			reopen = func() (blklog.Reader, error) { return blklog.Open(logPath) }
+		}
 	}
 	defer prog.Done()
 	lr, err := blklog.NewReader(prog.Reader(lf), logPath)
@@ -238,7 +242,8 @@ func runAnalyze(imagePath, logPath string, opt resolver.Options, emit func(*ops.
 	// the resolver's work mostly hides behind decoding.
 	lr = blklog.ReadAhead(lr)
 	defer lr.Close()
-	res, err := runPipeline(img, imagePath, lr, logPath, analysis.Options{Resolver: opt, Tap: tap}, emit, tune)
+	res, err := runPipeline(analysis.Input{Image: img, ImageSize: img.Size(), ImageName: imagePath, Log: lr, LogName: logPath, Reopen: reopen},
+		analysis.Options{Resolver: opt, Tap: tap}, emit, tune)
 	if err != nil {
 		return nil, err
 	}
@@ -248,12 +253,12 @@ func runAnalyze(imagePath, logPath string, opt resolver.Options, emit func(*ops.
 // runPipeline runs analysis.Run the way analyze and analyze --follow both do: the memory budget set
 // once the image is indexed, the callers' tuning applied, an input error (image and log that do
 // not belong together) exit status 2.
-func runPipeline(img *diskimage.Image, imagePath string, lr blklog.Reader, logPath string, ao analysis.Options, emit func(*ops.Op) error, tune []func(*analysis.Options)) (*analysis.Result, error) {
+func runPipeline(in analysis.Input, ao analysis.Options, emit func(*ops.Op) error, tune []func(*analysis.Options)) (*analysis.Result, error) {
 	ao.Ready = func() { analysis.SetMemoryBudget(analysis.LogBudget) }
 	for _, f := range tune {
 		f(&ao)
 	}
-	res, err := analysis.Run(analysis.Input{Image: img, ImageSize: img.Size(), ImageName: imagePath, Log: lr, LogName: logPath}, ao, emit)
+	res, err := analysis.Run(in, ao, emit)
 	var ie *analysis.InputError
 	if errors.As(err, &ie) {
 		return nil, &exitError{code: exitUsage, err: err}

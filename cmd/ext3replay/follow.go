@@ -57,7 +57,8 @@ func runFollow(imagePath, logPath string, idle time.Duration, opt resolver.Optio
 		return nil, &exitError{code: exitUsage, err: err}
 	}
 	defer lr.Close()
-	res, err := runPipeline(img, imagePath, lr, logPath, analysis.Options{Resolver: opt, Tap: tap, SplitAtFlush: split}, emit, tune)
+	res, err := runPipeline(analysis.Input{Image: img, ImageSize: img.Size(), ImageName: imagePath, Log: lr, LogName: logPath},
+		analysis.Options{Resolver: opt, Tap: tap, SplitAtFlush: split}, emit, tune)
 	if err == nil && flushErr != nil {
 		err = &exitError{code: exitInternal, err: flushErr}
 	}

@@ -25,6 +25,11 @@ type Input struct {
 	ImageName string // for messages
 	Log       blklog.Reader
 	LogName   string // for messages
+	// Reopen, if set, opens the log again from its start (a log file's path). The resolver
+	// then lets the log reader leave plain file data out of large writes, and reads a write
+	// again through it in the rare case where it needs what was left out
+	// (resolver.Resolver.PayloadFilter). Not with Tap, which sees every payload whole.
+	Reopen func() (blklog.Reader, error)
 }
 
 // Options tune a run.
@@ -160,6 +165,11 @@ func Run(in Input, opt Options, emit func(*ops.Op) error) (*Result, error) {
 	rv, err := resolver.New(start0, in.ImageSize, opt.Resolver, sink.Add)
 	if err != nil {
 		return nil, &InputError{fmt.Errorf("%s: %w", in.ImageName, err)}
+	}
+	if in.Reopen != nil && opt.Tap == nil {
+		again := blklog.NewPayloadSource(in.Reopen)
+		defer again.Close()
+		blklog.SetPayloadFilter(in.Log, rv.PayloadFilter(again.Record))
 	}
 	if opt.Ready != nil {
 		opt.Ready()

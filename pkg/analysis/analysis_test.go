@@ -8,12 +8,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/ext3replay/ext3replay/internal/diskimage"
 	"github.com/ext3replay/ext3replay/pkg/blklog"
 	"github.com/ext3replay/ext3replay/pkg/ops"
+	"github.com/ext3replay/ext3replay/pkg/resolver"
 )
 
 const fixtures = "../../fixtures/real"
@@ -208,4 +210,45 @@ func TestSuperblockGuard(t *testing.T) {
 
 	g, _ = NewSuperblockGuard(blklog.Header{Image: blklog.ImageID{Known: true}}, img, "log")
 	check(t, g == nil, "native logs are checked by their recorded identity, not by a guard")
+}
+
+// With a way to read the log again (Input.Reopen, as analyze gives for a log file), the log
+// reader leaves plain file data out of large writes: the ops are the same as with whole
+// payloads, and so are the statistics but for the counts of what was left out. A partitioned
+// disk, and a run with a Tap, read whole payloads.
+func TestRunLeavesPlainDataOut(t *testing.T) {
+	type cse struct {
+		scenario, log string
+		tap           bool
+		leftOut       bool
+	}
+	cases := []cse{{"bigfile-ext3-4k", "io.log.zst", false, true}, {"bigfile-ext3-4k", "writes.lwlog.zst", false, true},
+		{"bigfile-ext3-4k", "io.log.zst", true, false}, {"gpt-ext4-boot-swap", "io.log.zst", false, false}}
+	for _, c := range cases {
+		t.Run(fmt.Sprintf("%s/%s/tap=%v", c.scenario, c.log, c.tap), func(t *testing.T) {
+			img := openImage(t, c.scenario)
+			path := filepath.Join(fixtures, c.scenario, c.log)
+			var outs [2][]string
+			var stats [2]resolver.Stats
+			for i, again := range []bool{false, true} {
+				in := Input{Image: img, ImageSize: img.Size(), ImageName: "image", Log: blklog.ReadAhead(openLog(t, path)), LogName: path}
+				if again {
+					in.Reopen = func() (blklog.Reader, error) { return blklog.Open(path) }
+				}
+				var opt Options
+				if c.tap {
+					opt.Tap = func(*blklog.Record) {}
+				}
+				res, err := Run(in, opt, func(op *ops.Op) error { outs[i] = append(outs[i], op.String()); return nil })
+				must(t, err)
+				stats[i] = res.Stats
+			}
+			check(t, len(outs[0]) > 0, "no ops")
+			check(t, slices.Equal(outs[0], outs[1]), "the ops differ with payloads left out")
+			check(t, stats[0].LeftOut == 0, "%d blocks left out without a way to read the log again", stats[0].LeftOut)
+			check(t, (stats[1].LeftOut > 0) == c.leftOut, "%d blocks left out", stats[1].LeftOut)
+			stats[1].LeftOut, stats[1].ReadAgain = 0, 0
+			check(t, fmt.Sprint(stats[0]) == fmt.Sprint(stats[1]), "stats differ: %+v with payloads left out, %+v without", stats[1], stats[0])
+		})
+	}
 }
