@@ -94,6 +94,43 @@ func BenchmarkLogFile(b *testing.B) {
 			}
 		}
 	})
+	// The same with a payload filter, as analyze reads a log file: units that are neither zeros
+	// nor start with a small number (a stand-in for the resolver's metadata tests) are left
+	// out, and the consumer looks only at the units kept.
+	b.Run("read-ahead-filtered", func(b *testing.B) {
+		var left int
+		for i := 0; i < b.N; i++ {
+			fr, err := Open(path)
+			if err != nil {
+				b.Fatal(err)
+			}
+			r := ReadAhead(fr)
+			SetPayloadFilter(r, PayloadFilter{Unit: 4096, Skip: func(_ uint64, p []byte) bool { return p[0] > 16 }})
+			var sum uint64
+			left = 0
+			for {
+				rec, err := r.Next()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+				for j := 0; j+8 <= len(rec.Data); j += 4096 {
+					if rec.Omitted.Has(j) {
+						left++
+						continue
+					}
+					sum += uint64(rec.Data[j])
+				}
+			}
+			r.Close()
+			if sum == 1 {
+				b.Log(sum)
+			}
+		}
+		b.ReportMetric(float64(left)*4096/(1<<20), "MiB-left-out")
+	})
 }
 
 // generateBenchLog writes a log with size bytes of write payload: 64 KiB

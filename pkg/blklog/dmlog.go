@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"sync/atomic"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -63,8 +62,6 @@ type dmLogReader struct {
 	// beforeEntry, when set, is called before each entry is read: a follower waits there until
 	// the entry is whole in the file.
 	beforeEntry func()
-	// filter, once set (SetPayloadFilter, with win), filters writes' payloads (omit.go).
-	filter atomic.Pointer[PayloadFilter]
 }
 
 func newDMLogReader(r io.Reader, name string) (*dmLogReader, error) {
@@ -244,7 +241,7 @@ func (dr *dmLogReader) filtering(n int, sector uint64) *PayloadFilter {
 	if dr.win == nil {
 		return nil
 	}
-	return dr.win.filtering(dr.filter.Load(), 0, n, sector)
+	return dr.win.filtering(0, n, sector)
 }
 
 // header reads an entry's sector: in place from the window, else into dr.sec. n is how many

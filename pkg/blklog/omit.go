@@ -40,6 +40,10 @@ type PayloadFilter struct {
 // window costs less than looking at it unit by unit, and small writes are mostly metadata.
 const DefaultOmitMin = 64 << 10
 
+// filteredAhead is how much a window with a filter reads past what a record needs (windowSize
+// without): bytes read ahead arrive whole, so that much of the next payload escapes the filter.
+const filteredAhead = 16 << 10
+
 // omitScratch is the scratch buffer a filtered payload passes through: large enough for few
 // calls into the decoder, small enough to stay in the core's cache with the decoder's own
 // buffers.
@@ -62,7 +66,7 @@ func SetPayloadFilter(r Reader, f PayloadFilter) bool {
 		case *fileReader:
 			r = x.Reader
 		case *nativeReader:
-			x.filter.Store(&f)
+			x.win.filter.Store(&f)
 			return true
 		case *dmLogReader:
 			// Only when read in place from a window (by ReadAhead): the copying path has
@@ -70,7 +74,7 @@ func SetPayloadFilter(r Reader, f PayloadFilter) bool {
 			if x.win == nil {
 				return false
 			}
-			x.filter.Store(&f)
+			x.win.filter.Store(&f)
 			return true
 		default:
 			return false
@@ -116,7 +120,7 @@ func (nr *nativeReader) omitting(r *Record, flags byte, dlen uint32) *PayloadFil
 	if Flags(flags)&FlagNoPayload != 0 || dlen != r.Length || r.Type != TypeWrite {
 		return nil
 	}
-	return nr.win.filtering(nr.filter.Load(), recHeaderSize, int(dlen), r.Sector)
+	return nr.win.filtering(recHeaderSize, int(dlen), r.Sector)
 }
 
 // readOmitting is window.next for a filtered record of total bytes (header included) whose
@@ -128,10 +132,11 @@ func (nr *nativeReader) readOmitting(f *PayloadFilter, total int, off uint64) ([
 	return rec, c, om, err
 }
 
-// filtering returns f if it applies to the next record in the window: head bytes, then a
+// filtering returns the window's filter if it applies to the next record: head bytes, then a
 // write's payload of n bytes at sector of the disk. It does not if the payload is too small,
 // not on a unit boundary, or already whole in the window.
-func (b *window) filtering(f *PayloadFilter, head, n int, sector uint64) *PayloadFilter {
+func (b *window) filtering(head, n int, sector uint64) *PayloadFilter {
+	f := b.filter.Load()
 	if f == nil || n < f.Min {
 		return nil
 	}

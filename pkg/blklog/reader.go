@@ -234,9 +234,6 @@ type nativeReader struct {
 	// atEnd, when set, is called at the end record, before the check that nothing follows it:
 	// a follower stops waiting for more there.
 	atEnd func()
-	// filter, once set (SetPayloadFilter, from the consumer's goroutine), lets large writes'
-	// payloads arrive through the window's scratch, the units it skips left out (omit.go).
-	filter atomic.Pointer[PayloadFilter]
 }
 
 // window buffers a stream so that up to a whole record can be looked at in
@@ -258,7 +255,9 @@ type window struct {
 	// src: a reader that reads whole payloads (dm-log-writes) then gets them
 	// from the decoder without a copy through buf.
 	direct bool
-	// scratch is where a filtered payload passes through (nextFiltered).
+	// filter, once set (SetPayloadFilter, from the consumer's goroutine), lets large writes'
+	// payloads arrive through scratch, the units it skips left out (omit.go).
+	filter  atomic.Pointer[PayloadFilter]
 	scratch []byte
 }
 
@@ -287,7 +286,12 @@ func (b *window) fill(n int) error {
 		if b.swap != nil {
 			// Read what is needed and at most windowSize more: whatever of a
 			// record sits at the end of a buffer is copied again on the swap.
-			end = min(end, b.w+max(n-(b.w-b.r), windowSize))
+			// With a payload filter, less: what is read ahead is read whole.
+			ahead := windowSize
+			if b.filter.Load() != nil {
+				ahead = filteredAhead
+			}
+			end = min(end, b.w+max(n-(b.w-b.r), ahead))
 		}
 		m, err := b.src.Read(b.buf[b.w:end])
 		b.w += m
