@@ -70,67 +70,55 @@ func BenchmarkLogFile(b *testing.B) {
 	// read (summed) on this one, as a consumer that looks at every byte would.
 	b.Run("read-ahead", func(b *testing.B) {
 		for i := 0; i < b.N; i++ {
-			fr, err := Open(path)
-			if err != nil {
-				b.Fatal(err)
-			}
-			r := ReadAhead(fr)
-			var sum uint64
-			for {
-				rec, err := r.Next()
-				if err == io.EOF {
-					break
-				}
-				if err != nil {
-					b.Fatal(err)
-				}
-				for j := 0; j+8 <= len(rec.Data); j += 4096 {
-					sum += uint64(rec.Data[j])
-				}
-			}
-			r.Close()
-			if sum == 1 {
-				b.Log(sum) // keeps the loop
-			}
+			readAheadPass(b, path, nil)
 		}
 	})
-	// The same with a payload filter, as analyze reads a log file: units that are neither zeros
-	// nor start with a small number (a stand-in for the resolver's metadata tests) are left
-	// out, and the consumer looks only at the units kept.
+	// The same with a payload filter, as analyze reads a log file: units that start with a
+	// byte over 16 (a stand-in for the resolver's tests) are left out, and the consumer looks
+	// only at the units kept.
 	b.Run("read-ahead-filtered", func(b *testing.B) {
+		f := &PayloadFilter{Unit: 4096, Skip: func(_ uint64, p []byte) bool { return p[0] > 16 }}
 		var left int
 		for i := 0; i < b.N; i++ {
-			fr, err := Open(path)
-			if err != nil {
-				b.Fatal(err)
-			}
-			r := ReadAhead(fr)
-			SetPayloadFilter(r, PayloadFilter{Unit: 4096, Skip: func(_ uint64, p []byte) bool { return p[0] > 16 }})
-			var sum uint64
-			left = 0
-			for {
-				rec, err := r.Next()
-				if err == io.EOF {
-					break
-				}
-				if err != nil {
-					b.Fatal(err)
-				}
-				for j := 0; j+8 <= len(rec.Data); j += 4096 {
-					if rec.Omitted.Has(j) {
-						left++
-						continue
-					}
-					sum += uint64(rec.Data[j])
-				}
-			}
-			r.Close()
-			if sum == 1 {
-				b.Log(sum)
-			}
+			left = readAheadPass(b, path, f)
 		}
 		b.ReportMetric(float64(left)*4096/(1<<20), "MiB-left-out")
 	})
+}
+
+// readAheadPass reads the log at path through ReadAhead, with filter f if not nil, looking at
+// the first byte of every 4 KiB of payload kept; it returns how many were left out.
+func readAheadPass(b *testing.B, path string, f *PayloadFilter) (left int) {
+	fr, err := Open(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := ReadAhead(fr)
+	defer r.Close()
+	if f != nil && !SetPayloadFilter(r, *f) {
+		b.Fatal("the filter was refused")
+	}
+	var sum uint64
+	for {
+		rec, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		for j := 0; j+8 <= len(rec.Data); j += 4096 {
+			if rec.Omitted.Has(j) {
+				left++
+				continue
+			}
+			sum += uint64(rec.Data[j])
+		}
+	}
+	if sum == 1 {
+		b.Log(sum) // keeps the loop
+	}
+	return left
 }
 
 // generateBenchLog writes a log with size bytes of write payload: 64 KiB
