@@ -3,9 +3,11 @@ package resolver
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/ext3replay/ext3replay/pkg/blklog"
@@ -142,4 +144,42 @@ func TestPlainDataIsForgotten(t *testing.T) {
 // sparseOrMeta is what putUnowned keeps (or marks zeroed) rather than forgets.
 func sparseOrMeta(m *model, b []byte) bool {
 	return bytes.Equal(b, make([]byte, len(b))) || m.couldBeMetadata(b)
+}
+
+// A write that must be read again and cannot be stops the run with an error naming its record,
+// rather than replaying what was left out.
+func TestPayloadFilterReadAgainFails(t *testing.T) {
+	lp := "../../fixtures/real/basic-ext3-4k/io.log.zst"
+	img := readZstd(t, filepath.Join(filepath.Dir(lp), "image.raw.zst"))
+	r, err := New(bytes.NewReader(img), int64(len(img)), Options{}, func(*ops.Op) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	lr, err := blklog.Open(lp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lr.Close()
+	f := r.payloadFilter(func(int64) (blklog.Record, error) { return blklog.Record{}, errors.New("the log is gone") }, nil)
+	f.Min = f.Unit
+	if !blklog.SetPayloadFilter(lr, f) {
+		t.Fatal("the reader refused the filter")
+	}
+	for {
+		rec, err := lr.Next()
+		if errors.Is(err, io.EOF) {
+			t.Fatal("the log ended without a write read again")
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Record(&rec); err != nil {
+			want := fmt.Sprintf("record %d: the log is gone", rec.Index)
+			t.Log(err)
+			if !strings.Contains(err.Error(), want) {
+				t.Fatalf("error %q, want it to say %q", err, want)
+			}
+			return
+		}
+	}
 }
