@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ext3replay/ext3replay/pkg/analysis"
 	"github.com/ext3replay/ext3replay/pkg/blklog"
 	"github.com/ext3replay/ext3replay/pkg/ext3fs"
 	"github.com/ext3replay/ext3replay/pkg/ops"
@@ -110,7 +111,7 @@ func reportFromLog(imagePath, logPath string, prog *progress) (report.Run, error
 	st, err := runAnalyze(imagePath, logPath, resolver.Options{Metadata: true}, func(op *ops.Op) error {
 		run.Ops = append(run.Ops, *op)
 		return nil
-	}, prog, tap)
+	}, prog, tap, func(o *analysis.Options) { o.TapReadsKept = true }) // commitSector skips what was left out
 	if err == nil && st.Damage != nil {
 		err = st.Damage
 	}
@@ -127,9 +128,13 @@ func reportFromLog(imagePath, logPath string, prog *progress) (report.Run, error
 // commitSector finds a jbd2 commit block in a write: a block (checked at every 1 KiB,
 // the smallest block size) starting with the journal magic and the commit type. It
 // returns the sector of the block. File data can look like that too; inJournal keeps
-// only those analyze attributed to the journal.
+// only those analyze attributed to the journal. Blocks the payload filter left out are
+// plain file data, never a commit block, and are not looked at.
 func commitSector(rec *blklog.Record) (uint64, bool) {
 	for off := 0; off+ext3fs.JournalHeaderSize <= len(rec.Data); off += 1024 {
+		if rec.Omitted.Has(off) {
+			continue
+		}
 		if binary.BigEndian.Uint32(rec.Data[off:]) == ext3fs.JournalMagic &&
 			binary.BigEndian.Uint32(rec.Data[off+4:]) == ext3fs.JournalCommitBlock {
 			return rec.Sector + uint64(off/blklog.SectorSize), true

@@ -254,7 +254,7 @@ func pngColours(t *testing.T, file string) (colours, saturated int) {
 // The flushes report draws are the log's flush records, and its journal commits
 // are the transactions the resolver applied (none on ext2), on real captures.
 func TestReportFlushesAndCommits(t *testing.T) {
-	for _, name := range []string{"basic-ext3-4k", "journal-wrap-ext3-4k", "basic-ext3-journal", "basic-ext2-4k"} {
+	for _, name := range []string{"basic-ext3-4k", "journal-wrap-ext3-4k", "basic-ext3-journal", "basic-ext2-4k", "bigfile-ext3-4k"} {
 		dir := filepath.Join("../../fixtures/real", name)
 		img, lg := filepath.Join(dir, "image.raw.zst"), filepath.Join(dir, "io.log.zst")
 		if _, err := os.Stat(lg); err != nil {

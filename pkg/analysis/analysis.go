@@ -28,7 +28,8 @@ type Input struct {
 	// Reopen, if set, opens the log again from its start (a log file's path). The resolver
 	// then lets the log reader leave plain file data out of large writes, and reads a write
 	// again through it in the rare case where it needs what was left out
-	// (resolver.Resolver.PayloadFilter). Not with Tap, which sees every payload whole.
+	// (resolver.Resolver.PayloadFilter). Not with a Tap that reads every payload whole
+	// (Options.TapReadsKept).
 	Reopen func() (blklog.Reader, error)
 }
 
@@ -39,8 +40,12 @@ type Options struct {
 	// DefaultMaxPending.
 	MaxPending int
 	// Tap, if set, sees every record (after the identity checks) before the resolver does:
-	// the HTML report takes flushes and journal commits from it.
+	// the HTML report takes flushes and journal commits from it. Its payloads are whole
+	// unless TapReadsKept is set.
 	Tap func(*blklog.Record)
+	// TapReadsKept says that Tap reads no part of a payload that Record.Omitted marks, so
+	// that the payload filter (Input.Reopen) may stay on with it.
+	TapReadsKept bool
 	// Ready, if set, is called once the image is indexed, before the first record: what is
 	// live then grows with the image (the index, the names), what comes after is bounded by
 	// the resolver's caps (see SetMemoryBudget).
@@ -166,7 +171,7 @@ func Run(in Input, opt Options, emit func(*ops.Op) error) (*Result, error) {
 	if err != nil {
 		return nil, &InputError{fmt.Errorf("%s: %w", in.ImageName, err)}
 	}
-	if in.Reopen != nil && opt.Tap == nil {
+	if in.Reopen != nil && (opt.Tap == nil || opt.TapReadsKept) {
 		again := blklog.NewPayloadSource(in.Reopen)
 		defer again.Close()
 		blklog.SetPayloadFilter(in.Log, rv.PayloadFilter(again.Record))

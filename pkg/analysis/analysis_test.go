@@ -215,17 +215,18 @@ func TestSuperblockGuard(t *testing.T) {
 // With a way to read the log again (Input.Reopen, as analyze gives for a log file), the log
 // reader leaves plain file data out of large writes: the ops are the same as with whole
 // payloads, and so are the statistics but for the counts of what was left out. A partitioned
-// disk, and a run with a Tap, read whole payloads.
+// disk, and a run with a Tap that reads whole payloads, read them whole.
 func TestRunLeavesPlainDataOut(t *testing.T) {
 	type cse struct {
-		scenario, log string
-		tap           bool
-		leftOut       bool
+		scenario, log  string
+		tap, readsKept bool
+		leftOut        bool
 	}
-	cases := []cse{{"bigfile-ext3-4k", "io.log.zst", false, true}, {"bigfile-ext3-4k", "writes.lwlog.zst", false, true},
-		{"bigfile-ext3-4k", "io.log.zst", true, false}, {"gpt-ext4-boot-swap", "io.log.zst", false, false}}
+	cases := []cse{{"bigfile-ext3-4k", "io.log.zst", false, false, true}, {"bigfile-ext3-4k", "writes.lwlog.zst", false, false, true},
+		{"bigfile-ext3-4k", "io.log.zst", true, false, false}, {"bigfile-ext3-4k", "io.log.zst", true, true, true},
+		{"gpt-ext4-boot-swap", "io.log.zst", false, false, false}}
 	for _, c := range cases {
-		t.Run(fmt.Sprintf("%s/%s/tap=%v", c.scenario, c.log, c.tap), func(t *testing.T) {
+		t.Run(fmt.Sprintf("%s/%s/tap=%v,%v", c.scenario, c.log, c.tap, c.readsKept), func(t *testing.T) {
 			img := openImage(t, c.scenario)
 			path := filepath.Join(fixtures, c.scenario, c.log)
 			var outs [2][]string
@@ -235,7 +236,7 @@ func TestRunLeavesPlainDataOut(t *testing.T) {
 				if again {
 					in.Reopen = func() (blklog.Reader, error) { return blklog.Open(path) }
 				}
-				var opt Options
+				opt := Options{TapReadsKept: c.readsKept}
 				if c.tap {
 					opt.Tap = func(*blklog.Record) {}
 				}
