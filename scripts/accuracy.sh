@@ -4,7 +4,7 @@
 # Usage: scripts/accuracy.sh [SCENARIO...]   (named scenarios only: table printed, docs untouched)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ -x bin/ext3replay ] || go build -o bin/ext3replay ./cmd/ext3replay
+[ -x bin/ext3replay ] || CGO_ENABLED=0 go build -o bin/ext3replay ./cmd/ext3replay
 bin/ext3replay analyze --help >/dev/null 2>&1 || { echo "accuracy: bin/ext3replay has no analyze command yet" >&2; exit 1; }
 if [ $# -gt 0 ]; then
 	exec go run ./internal/accuracy/cmd/accuracy -bin bin/ext3replay -real fixtures/real "$@"

@@ -27,7 +27,7 @@ BIN="${EXT3REPLAY_BIN:-$REPO/bin/ext3replay}"
 OLD="${EXT3REPLAY_BIN_OLD:-}"
 ROUNDS="${ROUNDS:-3}"
 CACHE="${BENCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ext3replay-bench}"
-[ -x "$BIN" ] || go build -o "$BIN" ./cmd/ext3replay
+[ -x "$BIN" ] || CGO_ENABLED=0 go build -o "$BIN" ./cmd/ext3replay
 mkdir -p "$CACHE"
 
 # capture NAME: runs the fixture capture on a scenario defined below, in a scratch copy of the capture scripts

@@ -17,7 +17,7 @@ rounds="${1:-7}"
 cache="${EXT3REPLAY_BENCH_DIR:-/tmp/ext3replay-bench}"
 mkdir -p "$cache" bin
 BIN="${EXT3REPLAY_BIN:-$PWD/bin/ext3replay}"
-[ -x "$BIN" ] || go build -o "$BIN" ./cmd/ext3replay
+[ -x "$BIN" ] || CGO_ENABLED=0 go build -o "$BIN" ./cmd/ext3replay
 command -v zstd >/dev/null || { echo "bench-image: zstd not installed; skipped"; exit 0; }
 
 fixture=fixtures/real/basic-ext3-4k/image.raw.zst

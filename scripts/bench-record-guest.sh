@@ -35,7 +35,7 @@ cleanup() {
 }
 trap cleanup EXIT
 bin="$work/ext3replay"
-(cd "$REPO_DIR" && go build -o "$bin" ./cmd/ext3replay)
+(cd "$REPO_DIR" && CGO_ENABLED=0 go build -o "$bin" ./cmd/ext3replay)
 
 # The guest side: guest/init mounts /dev/vda with FS_TYPE and MOUNT_OPTS from scenario.env, sources
 # workload.sh, then syncs, unmounts and powers off. Markers go to the console as "@@BENCH@@ PHASE UPTIME".

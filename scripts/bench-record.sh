@@ -12,7 +12,7 @@ done
 dir=$(mktemp -d /tmp/ext3replay-bench-record.XXXXXX)
 trap 'rm -rf "$dir"' EXIT
 bin="$dir/ext3replay"
-go build -o "$bin" ./cmd/ext3replay
+CGO_ENABLED=0 go build -o "$bin" ./cmd/ext3replay
 # Source data: a quarter random, the rest text, like a real disk's content.
 head -c $((size / 4))M /dev/urandom >"$dir/src.img"
 { yes 'ext3replay recorder benchmark line of text' || true; } | head -c $((size * 3 / 4))M >>"$dir/src.img"

@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 REPO="$PWD"
 BIN="${EXT3REPLAY_BIN:-$REPO/bin/ext3replay}"
 CACHE="${BENCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ext3replay-bench}"
-[ -x "$BIN" ] || go build -o "$BIN" ./cmd/ext3replay
+[ -x "$BIN" ] || CGO_ENABLED=0 go build -o "$BIN" ./cmd/ext3replay
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 

@@ -14,7 +14,7 @@ REPO="$PWD"
 BIN="${EXT3REPLAY_BIN:-$REPO/bin/ext3replay}"
 cache="${EXT3REPLAY_BENCH_DIR:-/tmp/ext3replay-bench}/scale"
 mkdir -p "$cache"
-[ -x "$BIN" ] || go build -o "$BIN" ./cmd/ext3replay
+[ -x "$BIN" ] || CGO_ENABLED=0 go build -o "$BIN" ./cmd/ext3replay
 sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(10000 100000 1000000)
 export E2FSPROGS_FAKE_TIME=1700000000

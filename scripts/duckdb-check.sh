@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO="$PWD"
 BIN="${EXT3REPLAY_BIN:-$REPO/bin/ext3replay}"
-[ -x "$BIN" ] || go build -o "$BIN" ./cmd/ext3replay
+[ -x "$BIN" ] || CGO_ENABLED=0 go build -o "$BIN" ./cmd/ext3replay
 command -v node >/dev/null && command -v npm >/dev/null || { echo "duckdb-check: node and npm are needed" >&2; exit 2; }
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
