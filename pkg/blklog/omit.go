@@ -15,7 +15,8 @@ import (
 // single cost of decoding: on the 1 GiB bench capture `big`, 0.16 s of the decoding goroutine's
 // 0.32 s went to that copy, where `zstd -dc` to /dev/null makes none.
 //
-// So a consumer may give a native log's reader a PayloadFilter: the payload of a large write
+// So a consumer may give a log's reader a PayloadFilter (a native log's, or a dm-log-writes
+// log's read in place by ReadAhead): the payload of a large write
 // then arrives through a small scratch buffer that stays in cache, its CRC-32C is computed
 // there, and only the units the filter wants are copied into the window. Record.Data keeps its
 // full length and place (offsets into it mean what they meant); the units left out are marked
@@ -50,8 +51,9 @@ const filteredAhead = 16 << 10
 const omitScratch = 128 << 10
 
 // SetPayloadFilter installs f on r, a native log's reader (as Open or NewReader return it, or
-// ReadAhead over one), and reports whether it could: other formats and wrappers read payloads
-// whole. It may be called while a read-ahead decodes: records decoded before are whole.
+// ReadAhead over one) or ReadAhead over a dm-log-writes log's, and reports whether it could:
+// other formats and wrappers read payloads whole. It may be called while a read-ahead decodes:
+// records decoded before are whole.
 func SetPayloadFilter(r Reader, f PayloadFilter) bool {
 	if f.Skip == nil || f.Unit < SectorSize || f.Unit > omitScratch/2 || f.Unit&(f.Unit-1) != 0 {
 		return false
