@@ -35,7 +35,9 @@ func (r *Resolver) PayloadFilter(refetch func(index int64) (blklog.Record, error
 // payloadFilter is PayloadFilter keeping the blocks of keep whatever their content.
 func (r *Resolver) payloadFilter(refetch func(index int64) (blklog.Record, error), keep blockRuns) blklog.PayloadFilter {
 	r.refetch = refetch
-	bs, blocks, ft := uint64(r.bs), r.nblk, r.ft
+	// The model's own geometry, which it never changes: couldBeMetadata's test on it is the
+	// one applyBatch makes.
+	bs, blocks, ft := uint64(r.bs), r.blocks.m.blocks, r.blocks.m.filetype
 	return blklog.PayloadFilter{
 		Unit: r.bs,
 		Skip: func(off uint64, p []byte) bool {
