@@ -94,9 +94,10 @@ type Omissions struct {
 	bits []uint64
 }
 
-// Has reports whether the byte at offset off of the payload was left out.
+// Has reports whether the byte at offset off of the payload was left out. An Omissions made
+// elsewhere than by a reader has nothing left out.
 func (o *Omissions) Has(off int) bool {
-	if o == nil || off < 0 {
+	if o == nil || off < 0 || o.Unit <= 0 {
 		return false
 	}
 	i := off / o.Unit

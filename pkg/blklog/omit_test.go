@@ -262,3 +262,14 @@ func TestPayloadFilterReadsLittleAhead(t *testing.T) {
 		t.Fatalf("%d units of %d left out", n, all)
 	}
 }
+
+// An Omissions not made by a reader (its unit unset) has nothing left out, rather than a
+// division by zero.
+func TestOmissionsZeroValue(t *testing.T) {
+	var none *Omissions
+	for _, o := range []*Omissions{none, {}, {Unit: 4096}} {
+		if o.Has(0) || o.Has(8192) || o.Units() != 0 {
+			t.Errorf("%+v: something left out", o)
+		}
+	}
+}
