@@ -2,7 +2,7 @@ package resolver
 
 import (
 	"fmt"
-	"slices"
+	"sort"
 
 	"github.com/ext3replay/ext3replay/internal/sparse"
 	"github.com/ext3replay/ext3replay/pkg/blklog"
@@ -57,16 +57,8 @@ func plainData(p []byte, blocks uint64, filetype bool) bool {
 type blockRuns []struct{ start, end uint64 }
 
 func (rs blockRuns) has(b uint64) bool {
-	i, _ := slices.BinarySearchFunc(rs, b, func(r struct{ start, end uint64 }, b uint64) int {
-		switch {
-		case r.end <= b:
-			return -1
-		case r.start > b:
-			return 1
-		}
-		return 0
-	})
-	return i < len(rs) && rs[i].start <= b && b < rs[i].end
+	i := sort.Search(len(rs), func(i int) bool { return rs[i].end > b })
+	return i < len(rs) && rs[i].start <= b
 }
 
 // keptRuns lists the blocks of x that are neither free nor data, adjacent runs merged.
