@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ext3replay/ext3replay/pkg/blklog"
 )
 
 // log cat --format jsonl names its fields as analyze does (seq, t, op, bytes): an analyze op and
@@ -135,3 +137,58 @@ func TestLogInfoJSON(t *testing.T) {
 }
 
 func itoa(n int64) string { b, _ := json.Marshal(n); return string(b) }
+
+// log cat leaves payloads out of memory only without --data: with it, a large write's payload
+// is printed whole, as the log holds it.
+func TestLogCatDataWhole(t *testing.T) {
+	logPath := filepath.Join("../../fixtures/real/bigfile-ext3-4k", "io.log.zst")
+	lr, err := blklog.Open(logPath)
+	if err != nil {
+		t.Skipf("fixture: %v", err)
+	}
+	defer lr.Close()
+	want := map[int64][]byte{}
+	for {
+		rec, err := lr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec.Type == blklog.TypeWrite && len(rec.Data) >= blklog.DefaultOmitMin {
+			want[rec.Index] = bytes.Clone(rec.Data)
+		}
+	}
+	if len(want) == 0 {
+		t.Fatal("no write large enough to be filtered")
+	}
+	code, cat := run(t, "log", "cat", "--format", "jsonl", "--data", logPath)
+	if code != exitOK {
+		t.Fatalf("log cat --data: exit %d", code)
+	}
+	sc := bufio.NewScanner(strings.NewReader(cat))
+	sc.Buffer(nil, 64<<20)
+	seen := 0
+	for sc.Scan() {
+		var r struct {
+			Seq  int64  `json:"seq"`
+			Data []byte `json:"data"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			t.Fatal(err)
+		}
+		if w, ok := want[r.Seq]; ok {
+			seen++
+			if !bytes.Equal(r.Data, w) {
+				t.Fatalf("record %d: --data printed %d bytes that are not the write's %d", r.Seq, len(r.Data), len(w))
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if seen != len(want) {
+		t.Fatalf("%d of %d large writes printed", seen, len(want))
+	}
+}
