@@ -79,41 +79,12 @@ func walkFrames(f io.ReaderAt, size int64, stop func(frame) bool) []frame {
 		if magic != 0xFD2FB528 {
 			return nil
 		}
-		h, err := pr.peek(off+4, 1)
-		if err != nil {
+		fh, ok := readFrameHeader(pr, off)
+		if !ok {
 			return nil
 		}
-		fhd := h[0]
-		if fhd&0x08 != 0 { // reserved bit
-			return nil
-		}
-		single := fhd&0x20 != 0
-		fcsLen := [4]int64{0, 2, 4, 8}[fhd>>6]
-		if fhd>>6 == 0 && single {
-			fcsLen = 1
-		}
-		p := off + 5
-		if !single {
-			p++ // window descriptor
-		}
-		p += [4]int64{0, 1, 2, 4}[fhd&3] // dictionary ID
-		fcs := int64(-1)
-		if fcsLen > 0 {
-			b, err := pr.peek(p, int(fcsLen))
-			if err != nil {
-				return nil
-			}
-			var v [8]byte
-			copy(v[:], b)
-			fcs = int64(binary.LittleEndian.Uint64(v[:]))
-			if fcsLen == 2 {
-				fcs += 256 // RFC 8878 section 3.1.1.1.4: the 2-byte field is offset by 256
-			}
-			if fcs < 0 {
-				return nil
-			}
-		}
-		p += fcsLen
+		fcs := fh.size
+		p := off + fh.len
 		if stop != nil && stop(frame{off: off, size: fcs}) {
 			return append(frames, frame{off: off, size: fcs})
 		}
@@ -135,7 +106,7 @@ func walkFrames(f io.ReaderAt, size int64, stop func(frame) bool) []frame {
 				break
 			}
 		}
-		if fhd&0x04 != 0 {
+		if fh.checksum() {
 			p += 4 // content checksum
 		}
 		if p > size {
@@ -145,6 +116,68 @@ func walkFrames(f io.ReaderAt, size int64, stop func(frame) bool) []frame {
 		off = p
 	}
 	return frames
+}
+
+// frameHeader is a zstd frame's header (RFC 8878 section 3.1.1.1).
+type frameHeader struct {
+	descriptor byte  // Frame_Header_Descriptor
+	windowDesc byte  // Window_Descriptor; 0 in a single-segment frame, which has none
+	window     int64 // the window size; for a single-segment frame its content size
+	size       int64 // Frame_Content_Size, -1 when the header does not give it
+	len        int64 // the header's length, magic included
+}
+
+func (h frameHeader) single() bool     { return h.descriptor&0x20 != 0 }
+func (h frameHeader) checksum() bool   { return h.descriptor&0x04 != 0 }
+func (h frameHeader) dictionary() bool { return h.descriptor&0x03 != 0 }
+
+// readFrameHeader reads the header of the frame at off, whose magic the caller has checked;
+// false when it is cut short or has its reserved bit set.
+func readFrameHeader(pr *peeker, off int64) (frameHeader, bool) {
+	h, err := pr.peek(off+4, 1)
+	if err != nil {
+		return frameHeader{}, false
+	}
+	fh := frameHeader{descriptor: h[0], size: -1}
+	if fh.descriptor&0x08 != 0 { // reserved bit
+		return frameHeader{}, false
+	}
+	fcsLen := [4]int64{0, 2, 4, 8}[fh.descriptor>>6]
+	if fh.descriptor>>6 == 0 && fh.single() {
+		fcsLen = 1
+	}
+	p := off + 5
+	if !fh.single() {
+		w, err := pr.peek(p, 1)
+		if err != nil {
+			return frameHeader{}, false
+		}
+		fh.windowDesc = w[0]
+		fh.window = int64(1) << (10 + fh.windowDesc>>3)
+		fh.window += fh.window / 8 * int64(fh.windowDesc&7)
+		p++
+	}
+	p += [4]int64{0, 1, 2, 4}[fh.descriptor&3] // dictionary ID
+	if fcsLen > 0 {
+		b, err := pr.peek(p, int(fcsLen))
+		if err != nil {
+			return frameHeader{}, false
+		}
+		var v [8]byte
+		copy(v[:], b)
+		fh.size = int64(binary.LittleEndian.Uint64(v[:]))
+		if fcsLen == 2 {
+			fh.size += 256 // the 2-byte field is offset by 256
+		}
+		if fh.size < 0 {
+			return frameHeader{}, false
+		}
+	}
+	fh.len = p + fcsLen - off
+	if fh.single() {
+		fh.window = fh.size
+	}
+	return fh, true
 }
 
 // peeker serves small reads at increasing offsets from 64 KiB reads of the file, so walking

@@ -279,6 +279,7 @@ func FuzzOpenZstd(f *testing.F) {
 	f.Add(one[:len(one)/2])
 	f.Add(append(bytes.Clone(one), one...))
 	f.Add(zstdMagic)
+	f.Add(holeFrame())
 	_, noProgram := exec.LookPath("zstd")
 	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -293,13 +294,36 @@ func FuzzOpenZstd(f *testing.F) {
 		MemoryLimit = 1 << 20 // spill too
 		defer func() { MemoryLimit = old }()
 		t.Setenv(ZstdEnv, "go")
-		gd, gerr := Open(p)
+		gd, gerr := openWith(t, p, false)
 		if gerr != nil {
 			if !strings.Contains(gerr.Error(), p) {
 				t.Fatalf("error without the file: %v", gerr)
 			}
 		} else {
 			defer gd.Close()
+		}
+		// Decoded with holes wherever a run is longer than the window: the same image, or
+		// the same failure.
+		oldMin := holeMinDropped
+		holeMinDropped = 0
+		hd, herr := openWith(t, p, true)
+		holeMinDropped = oldMin
+		if (herr == nil) != (gerr == nil) {
+			t.Fatalf("with holes: %v; without: %v", herr, gerr)
+		}
+		if herr == nil {
+			defer hd.Close()
+			if hd.Size() != gd.Size() {
+				t.Fatalf("size %d with holes, %d without", hd.Size(), gd.Size())
+			}
+			if gd.Size() <= 256<<20 {
+				a, c := make([]byte, gd.Size()), make([]byte, gd.Size())
+				hd.ReadAt(a, 0)
+				gd.ReadAt(c, 0)
+				if !bytes.Equal(a, c) {
+					t.Fatal("with and without holes differ")
+				}
+			}
 		}
 		if noProgram != nil {
 			return
