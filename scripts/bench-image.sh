@@ -3,9 +3,10 @@
 # superblock, build the block index) against the same command on the raw image and against
 # `zstd -dc IMAGE.zst >/dev/null` (the C decoder alone), in alternating rounds of the same run;
 # medians, their ratios, and peak RSS. The .zst image is opened as internal/diskimage chooses
-# (the zstd program when on PATH, unless the image's header says it is under 256 MiB), and
-# each way forced: by the zstd program (EXT3REPLAY_ZSTD=zstd) and by the Go decoder
-# (EXT3REPLAY_ZSTD=go); with EXT3REPLAY_BIN_OLD set, also by that binary (before/after in one
+# (the Go decoder leaving the long zero runs out when the frame allows, else the zstd program
+# when on PATH, unless the image's header says it is under 256 MiB), and each way forced: by the
+# zstd program (EXT3REPLAY_ZSTD=zstd) and by the Go decoder (EXT3REPLAY_ZSTD=go, zero runs left
+# out where they can be); with EXT3REPLAY_BIN_OLD set, also by that binary (before/after in one
 # run). "open" is the .zst time less the raw one: what decompressing adds.
 # Images: a committed fixture (64 MiB, one frame) and, when scripts/bench-index.sh has made it,
 # the 6 GiB / 100,000-file image compressed with zstd (one frame) and with pzstd (several

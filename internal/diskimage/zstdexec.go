@@ -15,10 +15,11 @@ import (
 )
 
 // ZstdEnv names the environment variable that chooses how a .zst image is decompressed: unset
-// or empty, by the zstd program on PATH when there is one and the image is not known to be
-// small (programMinSize), else by the Go decoder; "go", always by the Go decoder; anything
-// else, always by the zstd program of that name or path (by the Go decoder when it is not
-// found).
+// or empty, by the Go decoder with its long zero runs left out when it has them (holes.go),
+// else by the zstd program on PATH when there is one and the image is not known to be small
+// (programMinSize), else by the Go decoder; "go", always by the Go decoder (zero runs left
+// out or not); anything else, always by the zstd program of that name or path (by the Go
+// decoder when it is not found).
 const ZstdEnv = "EXT3REPLAY_ZSTD"
 
 // zstdProgram is the zstd program to decompress with, or "" for the Go decoder, and whether
