@@ -251,9 +251,13 @@ func decompressHoles(f *os.File, plan *holePlan, path string, progress func(int6
 	}
 	img, err = s.image(path)
 	if err != nil {
-		err = fmt.Errorf("%w: %w", errStore, err)
+		return nil, read, fmt.Errorf("%w: %w", errStore, err)
 	}
-	return img, read, err
+	// The frame header, read by planHoles, was not counted.
+	if rest := plan.frameLen - read; rest > 0 {
+		cf.progress(rest)
+	}
+	return img, read, nil
 }
 
 // errStore marks a failure to store a decompressed image, as opposed to one of its stream.

@@ -104,9 +104,13 @@ func TestHolesFixtures(t *testing.T) {
 		if plan(t, p) != nil {
 			planned++
 		}
-		holes, err := openWith(t, p, true)
+		var reported int64
+		holes, err := OpenProgress(p, func(n int64) { reported += n })
 		if err != nil {
 			t.Fatal(err)
+		}
+		if st, _ := os.Stat(p); reported != st.Size() {
+			t.Errorf("%s: progress told of %d bytes of %d", p, reported, st.Size())
 		}
 		plain, err := openWith(t, p, false)
 		if err != nil {
