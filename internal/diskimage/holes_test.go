@@ -67,11 +67,12 @@ func plan(t *testing.T, path string) *holePlan {
 	return planHoles(f, st.Size())
 }
 
-// sameImages fails unless a and b read the same, MiB by MiB.
-func sameImages(t *testing.T, what string, a, b *Image) {
+// sameImages fails unless a and b (opened the ways named aWay and bWay) read the same, MiB by
+// MiB.
+func sameImages(t *testing.T, what, aWay, bWay string, a, b *Image) {
 	t.Helper()
 	if a.Size() != b.Size() {
-		t.Fatalf("%s: size %d with holes, %d without", what, a.Size(), b.Size())
+		t.Fatalf("%s: size %d %s, %d %s", what, a.Size(), aWay, b.Size(), bWay)
 	}
 	x, y := make([]byte, 1<<20), make([]byte, 1<<20)
 	for off := int64(0); off < a.Size(); off += int64(len(x)) {
@@ -83,7 +84,7 @@ func sameImages(t *testing.T, what string, a, b *Image) {
 			t.Fatal(err)
 		}
 		if !bytes.Equal(x[:n], y[:n]) {
-			t.Fatalf("%s: the images differ in the MiB at %d", what, off)
+			t.Fatalf("%s: %s and %s differ in the MiB at %d", what, aWay, bWay, off)
 		}
 	}
 }
@@ -116,7 +117,7 @@ func TestHolesFixtures(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		sameImages(t, p, holes, plain)
+		sameImages(t, p, "with holes", "without", holes, plain)
 		holes.Close()
 		plain.Close()
 	}

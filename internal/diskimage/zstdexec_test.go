@@ -97,27 +97,12 @@ func TestZstdProgramFixtures(t *testing.T) {
 		}
 		return img
 	}
-	a, b := make([]byte, 1<<20), make([]byte, 1<<20)
 	for _, p := range paths {
 		prog, gd := open(p, "zstd"), open(p, "go")
 		if _, ok := prog.r.(*os.File); !ok {
 			t.Fatalf("%s: not decompressed by the program", p)
 		}
-		if prog.Size() != gd.Size() {
-			t.Fatalf("%s: size %d by the program, %d by the Go decoder", p, prog.Size(), gd.Size())
-		}
-		for off := int64(0); off < prog.Size(); off += int64(len(a)) {
-			n := min(int64(len(a)), prog.Size()-off)
-			if _, err := prog.ReadAt(a[:n], off); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := gd.ReadAt(b[:n], off); err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(a[:n], b[:n]) {
-				t.Fatalf("%s: the zstd program and the Go decoder differ in the MiB at %d", p, off)
-			}
-		}
+		sameImages(t, p, "the zstd program", "the Go decoder", prog, gd)
 		prog.Close()
 		gd.Close()
 	}
