@@ -316,7 +316,6 @@ type seqWriter struct {
 	// far, the bytes after it not yet hashed being zeros so far.
 	sum    *xxh64
 	summed int64
-	hashq  chan *batch // batches stored, to hash
 
 	cur     *batch
 	free    chan *batch
@@ -459,26 +458,18 @@ func (w *seqWriter) send() {
 // returns them, so that the writer never waits for a batch in vain.
 func (w *seqWriter) storeBatches() {
 	var err error
-	var hashed chan struct{}
+	// With a hash, a goroutine of its own hashes each batch once stored, a batch behind.
+	var hashq chan *batch
+	hashed := make(chan struct{})
 	if w.sum != nil {
-		// The hash runs on a goroutine of its own, a batch behind the store.
-		q := make(chan *batch, batches)
-		hashed = make(chan struct{})
+		hashq = make(chan *batch, batches)
 		go func() {
-			for b := range q {
+			for b := range hashq {
 				w.hash(b)
 				w.free <- b
 			}
 			close(hashed)
 		}()
-		defer func() {
-			close(q)
-			<-hashed
-			w.done <- err
-		}()
-		w.hashq = q
-	} else {
-		defer func() { w.done <- err }()
 	}
 	for b := range w.full {
 		if err == nil {
@@ -488,13 +479,18 @@ func (w *seqWriter) storeBatches() {
 				w.mu.Unlock()
 			}
 		}
-		if w.hashq != nil && err == nil {
-			w.hashq <- b
+		if hashq != nil && err == nil {
+			hashq <- b
 			continue
 		}
 		b.data, b.runs = b.data[:0], b.runs[:0]
 		w.free <- b
 	}
+	if hashq != nil {
+		close(hashq)
+		<-hashed
+	}
+	w.done <- err
 }
 
 // hash adds a batch's runs to w.sum, the gaps before them as zeros, and empties it.
