@@ -281,3 +281,44 @@ func TestHoleFrame(t *testing.T) {
 	want := append(append(append([]byte("hello"), make([]byte, 10*1024)...), "world"...), make([]byte, 3*1024)...)
 	check(t, img, want)
 }
+
+// A damaged or cut copy of a file the holes would decode fails as the ordinary decoders make
+// it fail: an error naming the file and how far decompression got, never a wrong image.
+func TestHolesDamaged(t *testing.T) {
+	t.Setenv(ZstdEnv, "go")
+	const M = 1 << 20
+	data := sparseImage(12*M, 0, 3*M+17, 8*M)
+	b, err := os.ReadFile(compress(t, data, "--zstd=wlog=20"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for i, cut := range []int{len(b) - 1, len(b) - 4, len(b) / 2, 40} {
+		p := filepath.Join(dir, "cut.zst")
+		os.WriteFile(p, b[:cut], 0o644)
+		if img, err := Open(p); err == nil {
+			img.Close()
+			t.Fatalf("cut %d at %d of %d bytes: opened", i, cut, len(b))
+		} else if !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), "decompressed bytes") {
+			t.Fatalf("cut at %d: err = %v, want the file and how far decompression got", cut, err)
+		}
+	}
+	// A flipped byte anywhere in the blocks: an error, or (where zstd cannot tell) the image
+	// the ordinary decoder gives, never one of the holes' own.
+	for off := 20; off < len(b)-4; off += len(b) / 23 {
+		c := bytes.Clone(b)
+		c[off] ^= 0x5A
+		p := filepath.Join(dir, "flip.zst")
+		os.WriteFile(p, c, 0o644)
+		holes, herr := openWith(t, p, true)
+		plain, perr := openWith(t, p, false)
+		if (herr == nil) != (perr == nil) {
+			t.Fatalf("byte %d flipped: with holes %v, without %v", off, herr, perr)
+		}
+		if herr == nil {
+			sameImages(t, p, "with holes", "without", holes, plain)
+			holes.Close()
+			plain.Close()
+		}
+	}
+}
