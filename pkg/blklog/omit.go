@@ -180,11 +180,22 @@ func (b *window) nextFiltered(n, head int, off uint64, f *PayloadFilter, sum fun
 	if b.scratch == nil {
 		b.scratch = make([]byte, omitScratch)
 	}
+	lender, _ := b.src.(*rawFrames)
 	var om *Omissions
 	for end-b.w >= unit {
-		s := b.scratch[:min(end-b.w, len(b.scratch))&^(unit-1)]
-		if err := b.readFull(s); err != nil {
-			return nil, nil, err
+		want := min(end-b.w, len(b.scratch)) &^ (unit - 1)
+		var s []byte
+		if lender != nil && b.err == nil {
+			// Raw zstd blocks are lent in place; a unit across two of them is copied.
+			if s = lender.lend(want, unit); s == nil {
+				want = unit
+			}
+		}
+		if s == nil {
+			s = b.scratch[:want]
+			if err := b.readFull(s); err != nil {
+				return nil, nil, err
+			}
 		}
 		sum(s)
 		for i := 0; i < len(s); i += unit {

@@ -71,6 +71,12 @@ func readFilteredBy(t *testing.T, name string, b []byte, want []Record, f Payloa
 	if err != nil {
 		return 0, err
 	}
+	return readFilteredFrom(t, name, pr, want, f)
+}
+
+// readFilteredFrom is readFilteredBy on a reader opened already.
+func readFilteredFrom(t *testing.T, name string, pr Reader, want []Record, f PayloadFilter) (int, error) {
+	t.Helper()
 	r := ReadAhead(pr)
 	defer r.Close()
 	if !SetPayloadFilter(r, f) {

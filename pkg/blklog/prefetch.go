@@ -89,27 +89,36 @@ func (p *prefetcher) run(r io.Reader) {
 }
 
 func (p *prefetcher) Read(b []byte) (int, error) {
+	if len(p.cur) == 0 && len(b) == 0 {
+		return 0, nil
+	}
+	if err := p.fill(); err != nil {
+		return 0, err
+	}
+	n := copy(b, p.cur)
+	p.cur = p.cur[n:]
+	return n, nil
+}
+
+// fill makes cur hold at least one byte, recycling the chunk read to its end, unless the source
+// ended or failed (its error) or the prefetcher was closed.
+func (p *prefetcher) fill() error {
 	for len(p.cur) == 0 {
 		if p.buf != nil {
 			p.free <- p.buf[:cap(p.buf)] // never blocks: prefetchChunks buffers at most
 			p.buf = nil
 		}
 		if p.err != nil {
-			return 0, p.err
-		}
-		if len(b) == 0 {
-			return 0, nil
+			return p.err
 		}
 		select {
 		case c := <-p.full:
 			p.buf, p.cur, p.err = c.b, c.b, c.err
 		case <-p.stop:
-			return 0, io.ErrClosedPipe
+			return io.ErrClosedPipe
 		}
 	}
-	n := copy(b, p.cur)
-	p.cur = p.cur[n:]
-	return n, nil
+	return nil
 }
 
 // close stops the reading ahead; safe to call more than once, and on nil.

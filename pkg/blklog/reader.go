@@ -127,10 +127,13 @@ func newReader(r io.Reader, name string, fw *follower) (Reader, error) {
 		name = "log"
 	}
 	var pre *prefetcher
+	file, fileAt, fileSize := regularFile(r)
 	if fw == nil && !inMemory(r) {
 		// A follower's source waits for the file to grow: it stays on the decoder's goroutine.
 		pre = prefetch(r)
 		r = pre
+	} else {
+		file = nil
 	}
 	br := bufio.NewReaderSize(r, 256<<10)
 	var src io.Reader = br
@@ -138,8 +141,10 @@ func newReader(r io.Reader, name string, fw *follower) (Reader, error) {
 		src = &drained{br: br, r: pre}
 	}
 	var dec *zstd.Decoder
+	var frames *rawFrames
 	if p, _ := br.Peek(4); bytes.Equal(p, zstdMagic) {
 		var opts []zstd.DOption
+		native := false
 		peek := br.Size()
 		if fw != nil {
 			peek = br.Buffered() // a growing file: Peek(Size) would wait for 256 KiB
@@ -149,18 +154,26 @@ func newReader(r io.Reader, name string, fw *follower) (Reader, error) {
 			// frames' XXH64 checksums add nothing: skipping them saves a
 			// fifth of decoding time on a log that compresses well.
 			opts = append(opts, zstd.IgnoreChecksum(true))
+			native = true
 		}
-		d, err := newZstdReader(src, opts...)
-		if err != nil {
-			return nil, fmt.Errorf("blklog: %s: %w", name, err)
+		if native && file != nil {
+			// A native log file: its raw blocks are lent in place (rawframes.go).
+			frames = newRawFrames(&lendingInput{br: br, pre: pre, off: fileAt}, file, fileSize, opts)
+			src = frames
+		} else {
+			d, err := newZstdReader(src, opts...)
+			if err != nil {
+				return nil, fmt.Errorf("blklog: %s: %w", name, err)
+			}
+			dec = d
+			src = d
 		}
-		dec = d
-		src = d
 	}
 	fail := func(err error) (Reader, error) {
 		if dec != nil {
 			dec.Close()
 		}
+		frames.Close()
 		pre.close()
 		var de *DamageError
 		if errors.As(err, &de) {
@@ -182,8 +195,8 @@ func newReader(r io.Reader, name string, fw *follower) (Reader, error) {
 		if err != nil {
 			return fail(err)
 		}
-		nr.dec, nr.pre = dec, pre
-		nr.compressed = dec != nil
+		nr.dec, nr.frames, nr.pre = dec, frames, pre
+		nr.compressed = dec != nil || frames != nil
 		if fw != nil {
 			nr.atEnd = fw.finish
 		}
@@ -199,6 +212,23 @@ func newReader(r io.Reader, name string, fw *follower) (Reader, error) {
 		return dr, nil
 	}
 	return fail(fmt.Errorf("blklog: %s: not a native ext3replay log nor a dm-log-writes log (starts % x)", name, p))
+}
+
+// regularFile returns r as a regular file, with its offset and size, or nil.
+func regularFile(r io.Reader) (io.ReaderAt, int64, int64) {
+	f, ok := r.(*os.File)
+	if !ok {
+		return nil, 0, 0
+	}
+	st, err := f.Stat()
+	if err != nil || !st.Mode().IsRegular() {
+		return nil, 0, 0
+	}
+	at, err := f.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return nil, 0, 0
+	}
+	return f, at, st.Size()
 }
 
 // drained reads what br holds, then r, br's source, directly: the prefetcher's chunks need
@@ -225,6 +255,7 @@ type nativeReader struct {
 	name       string
 	win        *window
 	dec        *zstd.Decoder
+	frames     *rawFrames  // the decoder of a native log file's zstd stream, instead of dec
 	pre        *prefetcher // nil for a source in memory or followed
 	hdr        Header
 	off        int64 // stream offset of the next record
@@ -512,6 +543,7 @@ func (nr *nativeReader) Close() error {
 		nr.dec.Close()
 		nr.dec = nil
 	}
+	nr.frames.Close()
 	nr.pre.close()
 	return nil
 }

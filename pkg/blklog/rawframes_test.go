@@ -1,0 +1,248 @@
+package blklog
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// rawFramesData is content whose zstd frames hold every kind of block in every order: random
+// bytes (raw blocks), text (compressed), zeros (RLE), and random bytes repeated later in the
+// same frame, so that a compressed block's matches reach back into raw blocks.
+func rawFramesData(scale int) [][]byte {
+	rng := rand.New(rand.NewPCG(uint64(scale), 9))
+	random := func(n int) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(rng.Uint32())
+		}
+		return b
+	}
+	text := func(n int) []byte {
+		var b bytes.Buffer
+		for i := 0; b.Len() < n; i++ {
+			fmt.Fprintf(&b, "line %d of a text that compresses %x\n", i, rng.IntN(16))
+		}
+		return b.Bytes()[:n]
+	}
+	k := scale << 10
+	r := random(200 * k)
+	return [][]byte{
+		random(600 * k), // raw blocks only
+		text(300 * k),   // compressed blocks only
+		bytes.Join([][]byte{r, r[50*k : 150*k], random(150 * k)}, nil), // raw, then matches into them
+		append(make([]byte, 300*k), random(300*k)...),                  // zeros, then raw
+		random(50*k + 17), // one small frame
+		{},                // an empty frame
+		bytes.Join([][]byte{random(130 * k), text(10 * k), random(260 * k)}, nil),
+	}
+}
+
+// rawFramesStreams are zstd streams of rawFramesData as the Go encoder writes them (one frame
+// per part, as the log writer's flushes make), with a skippable frame among them, and as the
+// zstd program writes them when it is installed.
+func rawFramesStreams(t testing.TB, scale int) map[string][]byte {
+	t.Helper()
+	parts := rawFramesData(scale)
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderCRC(true),
+		zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(FrameBytes))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var frames, skippable []byte
+	for i, p := range parts {
+		frames = enc.EncodeAll(p, frames)
+		skippable = enc.EncodeAll(p, skippable)
+		if i == 2 {
+			skippable = binary.LittleEndian.AppendUint32(skippable, 0x184D2A53)
+			skippable = binary.LittleEndian.AppendUint32(skippable, 5)
+			skippable = append(skippable, "skip!"...)
+		}
+	}
+	out := map[string][]byte{"go frames": frames, "skippable": skippable}
+	if _, err := exec.LookPath("zstd"); err == nil {
+		all := bytes.Join(parts, nil)
+		for _, args := range [][]string{{"-3"}, {"-1", "--no-check", "--no-content-size"}, {"-19", "-B100000"}} {
+			cmd := exec.Command("zstd", append(args, "-q", "-c")...)
+			cmd.Stdin = bytes.NewReader(all)
+			b, err := cmd.Output()
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[fmt.Sprint("zstd ", args)] = b
+		}
+	}
+	return out
+}
+
+// decodePlain is what the Go decoder makes of a stream, as newReader opens it for a native log.
+func decodePlain(b []byte) ([]byte, error) {
+	d, err := newZstdReader(bytes.NewReader(b), zstd.IgnoreChecksum(true))
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	out, err := io.ReadAll(d)
+	return out, err
+}
+
+// decodeRawFrames reads the file at path through rawFrames, lending units of 4 KiB and reading
+// pieces of odd sizes in turn; it returns the content, the bytes lent and the error it ended with.
+func decodeRawFrames(t testing.TB, path string) (out []byte, lent int, err error) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	file, at, size := regularFile(f)
+	if file == nil {
+		t.Fatal("not a regular file")
+	}
+	pre := prefetch(f)
+	defer pre.close()
+	r := newRawFrames(&lendingInput{pre: pre, off: at}, file, size, []zstd.DOption{zstd.IgnoreChecksum(true)})
+	defer r.Close()
+	buf := make([]byte, 70001)
+	for i := 0; ; i++ {
+		if p := r.lend(64<<10, 4096); p != nil {
+			if len(p)%4096 != 0 {
+				t.Fatalf("lent %d bytes, not whole units", len(p))
+			}
+			out = append(out, p...)
+			lent += len(p)
+			continue
+		}
+		n, err := r.Read(buf[:1+i*7919%len(buf)])
+		out = append(out, buf[:n]...)
+		if err == io.EOF {
+			return out, lent, nil
+		}
+		if err != nil {
+			return out, lent, err
+		}
+	}
+}
+
+// checkRawFrames fails unless rawFrames reads stream b as the Go decoder does: the same content,
+// then the same error.
+func checkRawFrames(t testing.TB, what string, b []byte) int {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "stream.zst")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want, werr := decodePlain(b)
+	got, lent, gerr := decodeRawFrames(t, path)
+	if fmt.Sprint(gerr) != fmt.Sprint(werr) || !bytes.Equal(got, want) {
+		n := 0
+		for n < min(len(got), len(want)) && got[n] == want[n] {
+			n++
+		}
+		t.Fatalf("%s: %d bytes then %v; the decoder gives %d then %v (first difference at %d)", what, len(got), gerr, len(want), werr, n)
+	}
+	return lent
+}
+
+// TestRawFrames: every stream, whole, cut at many points and with bytes flipped, reads as the Go
+// decoder reads it, and the raw blocks of the whole streams are lent, not copied.
+func TestRawFrames(t *testing.T) {
+	for name, b := range rawFramesStreams(t, 1) {
+		lent := checkRawFrames(t, name, b)
+		t.Logf("%s: %d bytes, %d of its content lent", name, len(b), lent)
+		if lent < 256<<10 { // the first part, 600 KiB of raw blocks, less the pieces read by copy
+			t.Errorf("%s: only %d bytes lent: the raw blocks went through a copy", name, lent)
+		}
+		rng := rand.New(rand.NewPCG(uint64(len(b)), 3))
+		for i := 0; i < 24; i++ {
+			cut := rng.IntN(len(b))
+			if i < 4 {
+				cut = i // the first bytes: no frame header, or part of one
+			}
+			checkRawFrames(t, fmt.Sprintf("%s cut at %d", name, cut), b[:cut])
+			c := bytes.Clone(b)
+			at := rng.IntN(len(c))
+			if i%3 == 0 {
+				at = rng.IntN(min(len(c), 64)) // the first frame's header and first block header
+			}
+			c[at] ^= byte(1 << rng.IntN(8))
+			checkRawFrames(t, fmt.Sprintf("%s flip at %d", name, at), c)
+		}
+	}
+}
+
+// A native log of incompressible payloads read from a file, filtered (its raw blocks lent to
+// the filter) gives the records of the plain reader in memory, whole, cut and damaged.
+func TestRawFramesLog(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 5))
+	var recs []Record
+	for i := 0; i < 120; i++ {
+		r := Record{Type: TypeWrite, Sector: uint64(i*256 + 8*(i%3)), Flags: FlagHasTime, TimeNS: int64(i)}
+		r.Length = uint32(4096 * (1 + i%40))
+		r.Data = make([]byte, r.Length)
+		for j := range r.Data {
+			r.Data[j] = byte(rng.Uint32())
+		}
+		for u := 0; u < len(r.Data); u += 4096 * (1 + i%3) {
+			r.Data[u] = 0xAA // units the test filter skips
+		}
+		recs = append(recs, r)
+	}
+	b := writeLog(t, recs, 7)
+	path := filepath.Join(t.TempDir(), "io.log.zst")
+	for i := 0; i < 12; i++ {
+		c, what := b, "whole"
+		if i > 0 {
+			c = bytes.Clone(b)
+			if i%2 == 0 {
+				c, what = c[:rng.IntN(len(c))], fmt.Sprintf("cut at %d", len(c))
+			} else {
+				at := rng.IntN(len(c))
+				c[at] ^= 0x10
+				what = fmt.Sprintf("flip at %d", at)
+			}
+		}
+		_, want, werr := readAll(t, c)
+		if err := os.WriteFile(path, c, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		r, err := Open(path)
+		if err != nil {
+			if strings.ReplaceAll(fmt.Sprint(err), path, "mem.log") != fmt.Sprint(werr) {
+				t.Fatalf("%s: open: %v; in memory: %v", what, err, werr)
+			}
+			continue
+		}
+		if _, ok := r.(*fileReader).Reader.(*nativeReader); !ok || r.(*fileReader).Reader.(*nativeReader).frames == nil {
+			t.Fatalf("%s: the log file is not read through rawFrames", what)
+		}
+		n, gerr := readFilteredFrom(t, what, r, want, testFilter(4096, 8192))
+		if strings.ReplaceAll(fmt.Sprint(gerr), path, "mem.log") != fmt.Sprint(werr) {
+			t.Fatalf("%s: filtered read from the file ends with %v, in memory with %v", what, gerr, werr)
+		}
+		if i == 0 && n == 0 {
+			t.Fatal("nothing left out")
+		}
+	}
+}
+
+// FuzzRawFrames: rawFrames reads any input as the Go decoder does.
+func FuzzRawFrames(f *testing.F) {
+	for _, b := range rawFramesStreams(f, 0) {
+		f.Add(b)
+	}
+	small := rawFramesStreams(f, 1)["go frames"]
+	f.Add(small[:len(small)/3])
+	f.Fuzz(func(t *testing.T, b []byte) {
+		checkRawFrames(t, "fuzz", b)
+	})
+}
