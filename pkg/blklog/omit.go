@@ -186,8 +186,8 @@ func (b *window) nextFiltered(n, head int, off uint64, f *PayloadFilter, sum fun
 		want := min(end-b.w, len(b.scratch)) &^ (unit - 1)
 		var s []byte
 		if lender != nil && b.err == nil {
-			// Raw zstd blocks are lent in place; a unit across two of them is copied.
-			if s = lender.lend(want, unit); s == nil {
+			// Raw zstd blocks are lent in place; a unit across two of them is copied alone.
+			if s = lender.lend(want, unit); s == nil && lender.inRaw() {
 				want = unit
 			}
 		}

@@ -389,6 +389,9 @@ func (r *rawFrames) lend(n, unit int) []byte {
 	return a[:k]
 }
 
+// inRaw reports whether the content comes from a raw block, where lend may lend the next units.
+func (r *rawFrames) inRaw() bool { return r.state == inRawFrame }
+
 // Close releases the decoder; safe on nil.
 func (r *rawFrames) Close() {
 	if r != nil && r.dec != nil {
