@@ -246,3 +246,34 @@ func FuzzRawFrames(f *testing.F) {
 		checkRawFrames(t, "fuzz", b)
 	})
 }
+
+// Every committed fixture log (real captures: their frames hold no raw block, so rawFrames passes
+// them all to the decoder, through its feed) reads from its file as from memory.
+func TestRawFramesFixtures(t *testing.T) {
+	paths, _ := filepath.Glob("../../fixtures/real/*/io.log.zst")
+	if len(paths) == 0 {
+		t.Skip("no fixtures")
+	}
+	for _, path := range paths {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, want, werr := readAll(t, b)
+		r, err := Open(path)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		if nr, ok := r.(*fileReader).Reader.(*nativeReader); !ok || nr.frames == nil {
+			t.Fatalf("%s: not read through rawFrames", path)
+		}
+		_, got, gerr := drain(r, nil)
+		r.Close()
+		if strings.ReplaceAll(fmt.Sprint(gerr), path, "mem.log") != fmt.Sprint(werr) || len(got) != len(want) {
+			t.Fatalf("%s: %d records then %v; in memory %d then %v", path, len(got), gerr, len(want), werr)
+		}
+		for i := range want {
+			sameRecord(t, i, got[i], want[i])
+		}
+	}
+}
