@@ -193,12 +193,17 @@ func (r *rawFrames) readBlockHead() (b blockHead, n int, ok bool) {
 	return parseBlockHead(b.raw), 3, true
 }
 
-// ownable reports whether raw block b, starting at the current input offset, can be returned
-// from the input: within the frame's bounds and whole in the file.
-func (r *rawFrames) ownable(h *frameHead, b blockHead) bool {
+// ownable reports whether raw block b, starting at the current input offset after served bytes
+// of its frame's content, can be returned from the input: the decoder would return it (within
+// the frame's bounds and content size; the decoder withholds a block that passes the size, or a
+// last block that misses it) and it is whole in the file, with the checksum after a last block.
+func (r *rawFrames) ownable(h *frameHead, served int64, b blockHead) bool {
 	end := r.in.off + int64(b.size)
 	if b.last && h.checksum {
 		end += 4
+	}
+	if h.size >= 0 && (served+int64(b.size) > h.size || b.last && served+int64(b.size) != h.size) {
+		return false
 	}
 	return b.typ == 0 && b.size <= h.maxBlock() && end <= r.size
 }
@@ -219,7 +224,7 @@ func (r *rawFrames) startFrame() (own bool, err error) {
 	switch {
 	case !ok:
 		r.feed.restart(h.raw[:h.n], nil, false, b.raw[:n], nil)
-	case r.ownable(&h, b):
+	case r.ownable(&h, 0, b):
 		r.head, r.served = h, 0
 		r.left, r.last = b.size, b.last
 		return true, nil
@@ -269,9 +274,6 @@ func (r *rawFrames) nextRawBlock() error {
 				return r.toDecoder(sum[:n], nil)
 			}
 		}
-		if h.size >= 0 && r.served != h.size {
-			return r.toDecoder(nil, nil) // the decoder reports the size that does not match
-		}
 		r.state = atBoundary
 		return nil
 	}
@@ -279,10 +281,10 @@ func (r *rawFrames) nextRawBlock() error {
 	switch {
 	case !ok:
 		return r.toDecoder(b.raw[:n], nil)
-	case r.ownable(h, b):
+	case r.ownable(h, r.served, b):
 		r.left, r.last = b.size, b.last
 		return nil
-	case b.typ == 0 || b.typ == 3: // raw but out of bounds, or reserved: the decoder's to judge
+	case b.typ == 0 || b.typ == 3: // raw but out of bounds or size, or reserved: the decoder's to judge
 		return r.toDecoder(b.raw[:], nil)
 	}
 	return r.toDecoder(b.raw[:], &frameCursor{head: *h, block: b})
@@ -532,7 +534,7 @@ func (f *feed) header() error {
 		f.follow = false
 		return nil
 	}
-	if r.ownable(&h, b) {
+	if r.ownable(&h, 0, b) {
 		r.ahead, r.aheadB = &h, b
 		f.queue, f.ended = nil, true
 		return io.EOF

@@ -180,6 +180,40 @@ func TestRawFrames(t *testing.T) {
 	}
 }
 
+// A frame of raw blocks whose Frame_Content_Size does not match its blocks: the decoder returns
+// no block that passes the size, nor a last block that misses it, and neither does rawFrames
+// (FuzzRawFrames found the first version returning them all, then the decoder's error).
+func TestRawFramesContentSize(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	content := make([]byte, 300<<10)
+	for i := range content {
+		content[i] = byte(rng.Uint32())
+	}
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	frame := enc.EncodeAll(content, nil)
+	fhd := frame[4]
+	fcsBytes := [4]int{0, 2, 4, 8}[fhd>>6]
+	at := 5
+	if fhd&0x20 == 0 {
+		at++ // the window descriptor
+	}
+	if fcsBytes != 4 || fhd&0x03 != 0 {
+		t.Fatalf("the encoder wrote a frame header this test does not expect: % x", frame[:14])
+	}
+	if got := binary.LittleEndian.Uint32(frame[at:]); got != uint32(len(content)) {
+		t.Fatalf("content size %d in the header, want %d", got, len(content))
+	}
+	for _, size := range []int{len(content) - 1, len(content) + 1, len(content) - 128<<10 - 5, 128 << 10, 1000} {
+		c := bytes.Clone(frame)
+		binary.LittleEndian.PutUint32(c[at:], uint32(size))
+		next := enc.EncodeAll(content[:70<<10], nil) // a frame after it, which the decoder never reaches
+		checkRawFrames(t, fmt.Sprintf("content size %d for %d bytes", size, len(content)), append(c, next...))
+	}
+}
+
 // A native log of incompressible payloads read from a file, filtered (its raw blocks lent to
 // the filter) gives the records of the plain reader in memory, whole, cut and damaged.
 func TestRawFramesLog(t *testing.T) {
