@@ -106,13 +106,13 @@ type rawFrames struct {
 	last   bool      // the current raw block is the frame's last
 	served int64     // content of the current frame returned so far
 
-	dec     *zstd.Decoder
-	opts    []zstd.DOption
-	feed    feed
-	discard int64      // the decoder's content to drop: a frame begun here, decoded again
-	ahead   *frameHead // a frame the feed found beginning raw: taken back once the decoder ends
-	aheadB  blockHead
-	drop    []byte
+	dec     *zstd.Decoder  // made at the first frame that needs it
+	opts    []zstd.DOption // its options
+	feed    feed           // its input
+	discard int64          // the decoder's content to drop: a frame begun here, decoded again
+	ahead   *frameHead     // a frame the feed found beginning raw: taken back once the decoder ends
+	aheadB  blockHead      // that frame's first block
+	drop    []byte         // where the dropped content is read
 }
 
 func newRawFrames(in *lendingInput, file io.ReaderAt, size int64, opts []zstd.DOption) *rawFrames {
