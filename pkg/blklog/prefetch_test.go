@@ -56,6 +56,42 @@ func TestPrefetchBytes(t *testing.T) {
 	}
 }
 
+// A regular file, read by two goroutines at offsets, comes through whole and in order, from the
+// file's offset at the start, whatever its size against the chunks.
+func TestPrefetchFile(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	content := make([]byte, 4*prefetchChunk+1)
+	for i := range content {
+		content[i] = byte(rng.Uint32())
+	}
+	path := filepath.Join(t.TempDir(), "f")
+	for _, size := range []int{0, 1, prefetchChunk - 1, prefetchChunk, prefetchChunk + 1, 2 * prefetchChunk,
+		3*prefetchChunk + 12345, 4 * prefetchChunk, 4*prefetchChunk + 1} {
+		for _, skip := range []int64{0, 1000} {
+			if err := os.WriteFile(path, content[:size], 0o644); err != nil {
+				t.Fatal(err)
+			}
+			f, err := os.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.Seek(skip, io.SeekStart); err != nil {
+				t.Fatal(err)
+			}
+			p := prefetch(f)
+			if p.readers != prefetchReaders {
+				t.Fatalf("a regular file read by %d goroutines", p.readers)
+			}
+			want := content[min(int(skip), size):size]
+			if err := iotest.TestReader(p, want); err != nil {
+				t.Fatalf("size %d from %d: %v", size, skip, err)
+			}
+			p.close()
+			f.Close()
+		}
+	}
+}
+
 // A log read from a file (read ahead) gives what the same bytes in memory give, whole or cut,
 // through the plain reader and through ReadAhead, for both formats.
 func TestPrefetchedLogs(t *testing.T) {
