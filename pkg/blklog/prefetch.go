@@ -1,7 +1,9 @@
 package blklog
 
 import (
+	"bufio"
 	"io"
+	"os"
 	"sync"
 
 	"github.com/ext3replay/ext3replay/internal/hugebuf"
@@ -36,6 +38,9 @@ type prefetcher struct {
 	readers int // 1, or prefetchReaders for a file read at offsets
 	next    int // the reader whose chunk comes next
 
+	file        io.ReaderAt // the source as a regular file, or nil
+	start, size int64       // its offset when reading began, and its size
+
 	buf  []byte // the chunk being read, whole, to recycle once consumed
 	from int    // the reader it came from
 	cur  []byte // its bytes not read yet
@@ -61,8 +66,8 @@ type chunk struct {
 // prefetch starts reading r ahead.
 func prefetch(r io.Reader) *prefetcher {
 	p := &prefetcher{stop: make(chan struct{}), readers: 1}
-	file, at, _ := regularFile(r)
-	if file != nil {
+	p.file, p.start, p.size = regularFile(r)
+	if p.file != nil {
 		p.readers = prefetchReaders
 	}
 	for i := range p.readers {
@@ -73,12 +78,12 @@ func prefetch(r io.Reader) *prefetcher {
 	for i := range prefetchChunks {
 		p.free[i%p.readers] <- slab[i*prefetchChunk : (i+1)*prefetchChunk : (i+1)*prefetchChunk]
 	}
-	if file == nil {
+	if p.file == nil {
 		go p.run(r)
 		return p
 	}
 	for i := range p.readers {
-		go p.runAt(file, at+int64(i)*prefetchChunk, i)
+		go p.runAt(p.file, p.start+int64(i)*prefetchChunk, i)
 	}
 	return p
 }
@@ -179,4 +184,74 @@ func (p *prefetcher) close() {
 	if p != nil {
 		p.once.Do(func() { close(p.stop) })
 	}
+}
+
+// prefetched reads what br, the format's detection, buffered from a prefetcher, then the
+// prefetcher's chunks directly: no second buffer once the detection's peeks are done (a copy of
+// every byte saved), and the chunks' bytes can be lent in place (avail, consume).
+type prefetched struct {
+	br  *bufio.Reader // nil once drained
+	pre *prefetcher
+	off int64 // the file offset of the next byte (for a regular file)
+}
+
+// input is the stream of p after br (nil: nothing was read from p yet), which read from p.
+func (p *prefetcher) input(br *bufio.Reader) *prefetched {
+	return &prefetched{br: br, pre: p, off: p.start}
+}
+
+// avail returns the next bytes in memory, at least one unless the stream ends or fails; they
+// stay there until consume moves past them.
+func (in *prefetched) avail() ([]byte, error) {
+	if in.br != nil {
+		if n := in.br.Buffered(); n > 0 {
+			p, _ := in.br.Peek(n)
+			return p, nil
+		}
+		in.br = nil
+	}
+	if err := in.pre.fill(); err != nil {
+		return nil, err
+	}
+	return in.pre.cur, nil
+}
+
+// consume moves past n bytes of what avail returned.
+func (in *prefetched) consume(n int) {
+	if in.br != nil {
+		_, _ = in.br.Discard(n)
+	} else {
+		in.pre.cur = in.pre.cur[n:]
+	}
+	in.off += int64(n)
+}
+
+func (in *prefetched) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	a, err := in.avail()
+	if err != nil {
+		return 0, err
+	}
+	n := copy(p, a)
+	in.consume(n)
+	return n, nil
+}
+
+// regularFile returns r as a regular file, with its offset and size, or nil.
+func regularFile(r io.Reader) (io.ReaderAt, int64, int64) {
+	f, ok := r.(*os.File)
+	if !ok {
+		return nil, 0, 0
+	}
+	st, err := f.Stat()
+	if err != nil || !st.Mode().IsRegular() {
+		return nil, 0, 0
+	}
+	at, err := f.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return nil, 0, 0
+	}
+	return f, at, st.Size()
 }

@@ -31,7 +31,6 @@ package blklog
 // before its first byte is returned).
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
 	"io"
@@ -94,9 +93,9 @@ func parseBlockHead(p [3]byte) blockHead {
 }
 
 type rawFrames struct {
-	in   *lendingInput
-	file io.ReaderAt
-	size int64 // the file's size
+	in   *prefetched
+	file io.ReaderAt // the same bytes by offset
+	size int64       // the file's size
 
 	state frameState
 	err   error // the error after the stream's end (io.EOF when clean)
@@ -115,8 +114,9 @@ type rawFrames struct {
 	drop    []byte         // where the dropped content is read
 }
 
-func newRawFrames(in *lendingInput, file io.ReaderAt, size int64, opts []zstd.DOption) *rawFrames {
-	r := &rawFrames{in: in, file: file, size: size, opts: opts}
+// newRawFrames decodes the zstd stream of in, a regular file read ahead (in.pre.file is set).
+func newRawFrames(in *prefetched, opts []zstd.DOption) *rawFrames {
+	r := &rawFrames{in: in, file: in.pre.file, size: in.pre.size, opts: opts}
 	r.feed.r = r
 	return r
 }
@@ -547,51 +547,4 @@ func (f *feed) header() error {
 	f.cur = h
 	f.afterBlockHead(b)
 	return nil
-}
-
-// lendingInput is the compressed stream of a file read ahead: the bytes the format's detection
-// buffered, then the prefetcher's chunks, whose bytes it can lend in place.
-type lendingInput struct {
-	br  *bufio.Reader // nil once drained
-	pre *prefetcher
-	off int64 // the file offset of the next byte
-}
-
-// avail returns the next bytes in memory, at least one unless the stream ends or fails; they
-// stay there until consume moves past them.
-func (in *lendingInput) avail() ([]byte, error) {
-	if in.br != nil {
-		if n := in.br.Buffered(); n > 0 {
-			p, _ := in.br.Peek(n)
-			return p, nil
-		}
-		in.br = nil
-	}
-	if err := in.pre.fill(); err != nil {
-		return nil, err
-	}
-	return in.pre.cur, nil
-}
-
-// consume moves past n bytes of what avail returned.
-func (in *lendingInput) consume(n int) {
-	if in.br != nil {
-		_, _ = in.br.Discard(n)
-	} else {
-		in.pre.cur = in.pre.cur[n:]
-	}
-	in.off += int64(n)
-}
-
-func (in *lendingInput) Read(p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
-	}
-	a, err := in.avail()
-	if err != nil {
-		return 0, err
-	}
-	n := copy(p, a)
-	in.consume(n)
-	return n, nil
 }

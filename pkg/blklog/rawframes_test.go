@@ -104,13 +104,12 @@ func decodeRawFrames(t testing.TB, path string) (out []byte, lent int, err error
 		t.Fatal(err)
 	}
 	defer f.Close()
-	file, at, size := regularFile(f)
-	if file == nil {
-		t.Fatal("not a regular file")
-	}
 	pre := prefetch(f)
 	defer pre.close()
-	r := newRawFrames(&lendingInput{pre: pre, off: at}, file, size, []zstd.DOption{zstd.IgnoreChecksum(true)})
+	if pre.file == nil {
+		t.Fatal("not a regular file")
+	}
+	r := newRawFrames(pre.input(nil), []zstd.DOption{zstd.IgnoreChecksum(true)})
 	defer r.Close()
 	buf := make([]byte, 70001)
 	for i := 0; ; i++ {

@@ -127,18 +127,17 @@ func newReader(r io.Reader, name string, fw *follower) (Reader, error) {
 		name = "log"
 	}
 	var pre *prefetcher
-	file, fileAt, fileSize := regularFile(r)
 	if fw == nil && !inMemory(r) {
 		// A follower's source waits for the file to grow: it stays on the decoder's goroutine.
 		pre = prefetch(r)
 		r = pre
-	} else {
-		file = nil
 	}
 	br := bufio.NewReaderSize(r, 256<<10)
 	var src io.Reader = br
+	var in *prefetched
 	if pre != nil {
-		src = &drained{br: br, r: pre}
+		in = pre.input(br)
+		src = in
 	}
 	var dec *zstd.Decoder
 	var frames *rawFrames
@@ -156,9 +155,9 @@ func newReader(r io.Reader, name string, fw *follower) (Reader, error) {
 			opts = append(opts, zstd.IgnoreChecksum(true))
 			native = true
 		}
-		if native && file != nil {
+		if native && in != nil && pre.file != nil {
 			// A native log file: its raw blocks are lent in place (rawframes.go).
-			frames = newRawFrames(&lendingInput{br: br, pre: pre, off: fileAt}, file, fileSize, opts)
+			frames = newRawFrames(in, opts)
 			src = frames
 		} else {
 			d, err := newZstdReader(src, opts...)
@@ -212,40 +211,6 @@ func newReader(r io.Reader, name string, fw *follower) (Reader, error) {
 		return dr, nil
 	}
 	return fail(fmt.Errorf("blklog: %s: not a native ext3replay log nor a dm-log-writes log (starts % x)", name, p))
-}
-
-// regularFile returns r as a regular file, with its offset and size, or nil.
-func regularFile(r io.Reader) (io.ReaderAt, int64, int64) {
-	f, ok := r.(*os.File)
-	if !ok {
-		return nil, 0, 0
-	}
-	st, err := f.Stat()
-	if err != nil || !st.Mode().IsRegular() {
-		return nil, 0, 0
-	}
-	at, err := f.Seek(0, io.SeekCurrent)
-	if err != nil {
-		return nil, 0, 0
-	}
-	return f, at, st.Size()
-}
-
-// drained reads what br holds, then r, br's source, directly: the prefetcher's chunks need
-// no second buffer once the detection's peeks are done (a copy of every byte saved).
-type drained struct {
-	br *bufio.Reader
-	r  io.Reader
-}
-
-func (d *drained) Read(p []byte) (int, error) {
-	if d.br != nil {
-		if d.br.Buffered() > 0 {
-			return d.br.Read(p) // only what is buffered: bufio reads its source when empty
-		}
-		d.br = nil
-	}
-	return d.r.Read(p)
 }
 
 // nativeReader decodes a native log stream. Records are decoded straight
