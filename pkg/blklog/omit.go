@@ -150,6 +150,17 @@ func (b *window) filtering(head, n int, sector uint64) *PayloadFilter {
 	return f
 }
 
+// A lender is a window's source that can hand out the next bytes of its stream where they lie
+// (rawFrames: the raw blocks of a zstd stream, in the file's read-ahead buffers).
+type lender interface {
+	// lend returns the next bytes without copying them: at most n, a multiple of unit (a power
+	// of two), valid until the next call; nil, having read nothing, when they are not at hand.
+	lend(n, unit int) []byte
+	// lending reports whether the bytes come from where lend lends: a nil from lend is then a
+	// boundary a single unit read by copy gets past.
+	lending() bool
+}
+
 // nextFiltered is next(n) for a record whose bytes from head on are a write's payload, at byte
 // off of the disk, filtered by f: the record in the window and the units left out. sum, when
 // set, sees every byte of the payload in order. What the window holds already, and the parts of
@@ -180,14 +191,14 @@ func (b *window) nextFiltered(n, head int, off uint64, f *PayloadFilter, sum fun
 	if b.scratch == nil {
 		b.scratch = make([]byte, omitScratch)
 	}
-	lender, _ := b.src.(*rawFrames)
+	l, _ := b.src.(lender)
 	var om *Omissions
 	for end-b.w >= unit {
 		want := min(end-b.w, len(b.scratch)) &^ (unit - 1)
 		var s []byte
-		if lender != nil && b.err == nil {
-			// Raw zstd blocks are lent in place; a unit across two of them is copied alone.
-			if s = lender.lend(want, unit); s == nil && lender.inRaw() {
+		if l != nil && b.err == nil {
+			// Lent in place where the source can; a unit it cannot lend is copied alone.
+			if s = l.lend(want, unit); s == nil && l.lending() {
 				want = unit
 			}
 		}

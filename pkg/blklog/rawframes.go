@@ -370,9 +370,7 @@ func (r *rawFrames) Read(p []byte) (int, error) {
 	}
 }
 
-// lend returns the next bytes of the content without copying them, when they are the bytes of a
-// raw block in memory: at most n, a multiple of unit (a power of two), valid until the next call.
-// It returns nil, having read nothing, when the next unit is not so at hand.
+// lend is lender's: the bytes of a raw block in memory.
 func (r *rawFrames) lend(n, unit int) []byte {
 	if r.state != inRawFrame || r.left < unit {
 		return nil
@@ -391,8 +389,8 @@ func (r *rawFrames) lend(n, unit int) []byte {
 	return a[:k]
 }
 
-// inRaw reports whether the content comes from a raw block, where lend may lend the next units.
-func (r *rawFrames) inRaw() bool { return r.state == inRawFrame }
+// lending reports whether the content comes from a raw block, where lend may lend the next units.
+func (r *rawFrames) lending() bool { return r.state == inRawFrame }
 
 // Close releases the decoder; safe on nil.
 func (r *rawFrames) Close() {

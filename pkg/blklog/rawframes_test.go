@@ -310,3 +310,45 @@ func TestRawFramesFixtures(t *testing.T) {
 		}
 	}
 }
+
+// lending is true exactly while the content comes from raw blocks: the filter then reads a unit it
+// cannot borrow alone, and elsewhere (the decoder's content) reads in whole pieces as before.
+func TestRawFramesLending(t *testing.T) {
+	parts := rawFramesData(1) // [0]: 600 KiB of random bytes, [1]: 300 KiB of text
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "s.zst")
+	if err := os.WriteFile(path, enc.EncodeAll(parts[1], enc.EncodeAll(parts[0], nil)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	pre := prefetch(f)
+	defer pre.close()
+	r := newRawFrames(pre.input(nil), []zstd.DOption{zstd.IgnoreChecksum(true)})
+	defer r.Close()
+	var lent, copied int
+	buf := make([]byte, 4096)
+	for {
+		n, err := r.Read(buf)
+		if r.lending() { // where the bytes just read came from
+			lent += n
+		} else {
+			copied += n
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if lent != len(parts[0]) || copied != len(parts[1]) {
+		t.Fatalf("%d bytes read while lending and %d not; want %d (raw blocks) and %d (text)", lent, copied, len(parts[0]), len(parts[1]))
+	}
+}
