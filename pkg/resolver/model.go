@@ -36,8 +36,8 @@ type model struct {
 	blocks   uint64 // file-system blocks (for the plausibility test)
 	filetype bool   // directory entries carry a file type (for the plausibility test)
 	over     map[uint64][]byte
-	inOver   []uint64 // bitmap: the blocks that have (or had, until drop) an entry in over
-	zeroed   []uint64 // bitmap: blocks written as all zeros while nobody owned them
+	kept     blockSet // the blocks over holds, below blocks (a block past them: see over)
+	zeroed   blockSet // blocks written as all zeros while nobody owned them
 	zero     []byte   // shared all-zero block, never modified
 
 	// ra is a window of the base image read ahead, from block raStart. The kept blocks a batch
@@ -60,7 +60,7 @@ type model struct {
 func newModel(base io.ReaderAt, size int64, bs int, blocks uint64, filetype bool, unownedCap int64) *model {
 	return &model{base: base, size: size, bs: bs, blocks: blocks, filetype: filetype, over: make(map[uint64][]byte),
 		held: make(map[uint64]struct{}), zero: make([]byte, bs), unownedCap: unownedCap,
-		inOver: make([]uint64, (blocks+63)/64), zeroed: make([]uint64, (blocks+63)/64)}
+		kept: newBlockSet(blocks), zeroed: newBlockSet(blocks)}
 }
 
 // ReadAt reads the modelled device: overlay blocks where kept, the base image elsewhere.
@@ -178,18 +178,28 @@ func (m *model) blockCopy(b uint64) []byte {
 // written reports whether the overlay holds content for b.
 func (m *model) written(b uint64) bool { _, ok := m.over[b]; return ok || m.isZeroed(b) }
 
-func (m *model) isZeroed(b uint64) bool {
-	return b < m.blocks && m.zeroed[b/64]&(1<<(b%64)) != 0
+func (m *model) isZeroed(b uint64) bool { return m.zeroed.has(b) }
+
+func (m *model) setZeroed(b uint64, on bool) { m.zeroed.set(b, on) }
+
+// blockSet is a set of the blocks below a bound fixed when it is made; a block past the bound is
+// never in it.
+type blockSet struct {
+	bits []uint64
+	n    uint64
 }
 
-func (m *model) setZeroed(b uint64, on bool) {
-	if b >= m.blocks {
-		return
-	}
-	if on {
-		m.zeroed[b/64] |= 1 << (b % 64)
-	} else {
-		m.zeroed[b/64] &^= 1 << (b % 64)
+func newBlockSet(n uint64) blockSet { return blockSet{bits: make([]uint64, (n+63)/64), n: n} }
+
+func (s *blockSet) has(b uint64) bool { return b < s.n && s.bits[b/64]&(1<<(b%64)) != 0 }
+
+func (s *blockSet) set(b uint64, on bool) {
+	switch {
+	case b >= s.n:
+	case on:
+		s.bits[b/64] |= 1 << (b % 64)
+	default:
+		s.bits[b/64] &^= 1 << (b % 64)
 	}
 }
 
@@ -230,9 +240,7 @@ func (m *model) store(b uint64, data []byte) {
 
 // setOver makes data the overlay's content of block b.
 func (m *model) setOver(b uint64, data []byte) {
-	if b < m.blocks {
-		m.inOver[b/64] |= 1 << (b % 64)
-	}
+	m.kept.set(b, true)
 	m.over[b] = data
 }
 
@@ -261,16 +269,14 @@ func (m *model) putUnowned(b uint64, data []byte) {
 
 // drop forgets block b's content: it now holds file data or is free again.
 func (m *model) drop(b uint64) {
-	if b < m.blocks {
-		m.zeroed[b/64] &^= 1 << (b % 64)
-		if m.inOver[b/64]&(1<<(b%64)) == 0 {
-			// Nothing kept (held blocks are kept in over too): the common case, every block of
-			// a file's data, with no map probed (two misses a block were 7% of the replay of
-			// the bench's large case).
-			return
-		}
-		m.inOver[b/64] &^= 1 << (b % 64)
+	m.zeroed.set(b, false)
+	if b < m.blocks && !m.kept.has(b) {
+		// Nothing kept (held blocks are kept in over too): the common case, every block of a
+		// file's data, with no map probed (two misses a block were 7% of the replay of the
+		// bench's large case).
+		return
 	}
+	m.kept.set(b, false)
 	m.owned(b)
 	delete(m.over, b)
 }
