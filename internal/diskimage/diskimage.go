@@ -41,6 +41,7 @@ import (
 	"sync"
 
 	"github.com/ext3replay/ext3replay/internal/hugebuf"
+	"github.com/ext3replay/ext3replay/internal/zstdframe"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -115,7 +116,7 @@ func isZstd(f io.ReaderAt, head [4]byte) bool {
 		if bytes.Equal(head[:], zstdMagic) {
 			return true
 		}
-		if binary.LittleEndian.Uint32(head[:])&0xFFFFFFF0 != skippableMagic {
+		if !zstdframe.IsSkippable(binary.LittleEndian.Uint32(head[:])) {
 			return false
 		}
 		var size [4]byte

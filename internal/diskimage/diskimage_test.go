@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/ext3replay/ext3replay/internal/zstdframe"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -166,7 +167,7 @@ func writeFrames(t *testing.T, data []byte, piece int) string {
 	var out []byte
 	for off := 0; off < len(data); off += piece {
 		fr := enc.EncodeAll(data[off:min(off+piece, len(data))], nil)
-		out = binary.LittleEndian.AppendUint32(out, skippableMagic)
+		out = binary.LittleEndian.AppendUint32(out, zstdframe.SkippableMagic)
 		out = binary.LittleEndian.AppendUint32(out, 4)
 		out = binary.LittleEndian.AppendUint32(out, uint32(len(fr)))
 		out = append(out, fr...)

@@ -8,11 +8,9 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/ext3replay/ext3replay/internal/zstdframe"
 	"github.com/klauspost/compress/zstd"
 )
-
-// skippableMagic (low 4 bits aside) starts a skippable frame.
-const skippableMagic = 0x184D2A50
 
 // frame is one zstd frame of a file: where its compressed bytes lie, and its decompressed
 // size when its header says (-1 when not).
@@ -68,7 +66,7 @@ func walkFrames(f io.ReaderAt, size int64, stop func(frame) bool) []frame {
 			return nil
 		}
 		magic := binary.LittleEndian.Uint32(head)
-		if magic&0xFFFFFFF0 == skippableMagic {
+		if zstdframe.IsSkippable(magic) {
 			h, err := pr.peek(off+4, 4)
 			if err != nil {
 				return nil
@@ -76,15 +74,15 @@ func walkFrames(f io.ReaderAt, size int64, stop func(frame) bool) []frame {
 			off += 8 + int64(binary.LittleEndian.Uint32(h))
 			continue
 		}
-		if magic != 0xFD2FB528 {
+		if magic != zstdframe.Magic {
 			return nil
 		}
 		fh, ok := readFrameHeader(pr, off)
 		if !ok {
 			return nil
 		}
-		fcs := fh.size
-		p := off + fh.len
+		fcs := fh.Size
+		p := off + int64(fh.Len)
 		if stop != nil && stop(frame{off: off, size: fcs}) {
 			return append(frames, frame{off: off, size: fcs})
 		}
@@ -93,20 +91,16 @@ func walkFrames(f io.ReaderAt, size int64, stop func(frame) bool) []frame {
 			if err != nil {
 				return nil
 			}
-			v := uint32(bh[0]) | uint32(bh[1])<<8 | uint32(bh[2])<<16
-			last, typ, bsize := v&1 != 0, (v>>1)&3, int64(v>>3)
-			switch typ {
-			case 1: // RLE: one byte stands for bsize
-				bsize = 1
-			case 3:
+			b := zstdframe.ParseBlock([3]byte(bh))
+			if b.Type == zstdframe.Reserved {
 				return nil
 			}
-			p += 3 + bsize
-			if last {
+			p += 3 + int64(b.Body())
+			if b.Last {
 				break
 			}
 		}
-		if fh.checksum() {
+		if fh.Checksum() {
 			p += 4 // content checksum
 		}
 		if p > size {
@@ -118,66 +112,18 @@ func walkFrames(f io.ReaderAt, size int64, stop func(frame) bool) []frame {
 	return frames
 }
 
-// frameHeader is a zstd frame's header (RFC 8878 section 3.1.1.1).
-type frameHeader struct {
-	descriptor byte  // Frame_Header_Descriptor
-	windowDesc byte  // Window_Descriptor; 0 in a single-segment frame, which has none
-	window     int64 // the window size; for a single-segment frame its content size
-	size       int64 // Frame_Content_Size, -1 when the header does not give it
-	len        int64 // the header's length, magic included
-}
-
-func (h frameHeader) single() bool     { return h.descriptor&0x20 != 0 }
-func (h frameHeader) checksum() bool   { return h.descriptor&0x04 != 0 }
-func (h frameHeader) dictionary() bool { return h.descriptor&0x03 != 0 }
-
 // readFrameHeader reads the header of the frame at off, whose magic the caller has checked;
 // false when it is cut short or has its reserved bit set.
-func readFrameHeader(pr *peeker, off int64) (frameHeader, bool) {
-	h, err := pr.peek(off+4, 1)
+func readFrameHeader(pr *peeker, off int64) (zstdframe.Header, bool) {
+	d, err := pr.peek(off+4, 1)
 	if err != nil {
-		return frameHeader{}, false
+		return zstdframe.Header{}, false
 	}
-	fh := frameHeader{descriptor: h[0], size: -1}
-	if fh.descriptor&0x08 != 0 { // reserved bit
-		return frameHeader{}, false
+	b, err := pr.peek(off, zstdframe.HeaderLen(d[0]))
+	if err != nil {
+		return zstdframe.Header{}, false
 	}
-	fcsLen := [4]int64{0, 2, 4, 8}[fh.descriptor>>6]
-	if fh.descriptor>>6 == 0 && fh.single() {
-		fcsLen = 1
-	}
-	p := off + 5
-	if !fh.single() {
-		w, err := pr.peek(p, 1)
-		if err != nil {
-			return frameHeader{}, false
-		}
-		fh.windowDesc = w[0]
-		fh.window = int64(1) << (10 + fh.windowDesc>>3)
-		fh.window += fh.window / 8 * int64(fh.windowDesc&7)
-		p++
-	}
-	p += [4]int64{0, 1, 2, 4}[fh.descriptor&3] // dictionary ID
-	if fcsLen > 0 {
-		b, err := pr.peek(p, int(fcsLen))
-		if err != nil {
-			return frameHeader{}, false
-		}
-		var v [8]byte
-		copy(v[:], b)
-		fh.size = int64(binary.LittleEndian.Uint64(v[:]))
-		if fcsLen == 2 {
-			fh.size += 256 // the 2-byte field is offset by 256
-		}
-		if fh.size < 0 {
-			return frameHeader{}, false
-		}
-	}
-	fh.len = p + fcsLen - off
-	if fh.single() {
-		fh.window = fh.size
-	}
-	return fh, true
+	return zstdframe.ParseHeader(b)
 }
 
 // peeker serves small reads at increasing offsets from 64 KiB reads of the file, so walking

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/ext3replay/ext3replay/internal/zstdframe"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -82,22 +83,22 @@ type holePart struct {
 // than half of its content.
 func planHoles(f io.ReaderAt, fileSize int64) *holePlan {
 	pr := &peeker{r: f}
-	if m, err := pr.peek(0, 4); err != nil || binary.LittleEndian.Uint32(m) != 0xFD2FB528 {
+	if m, err := pr.peek(0, 4); err != nil || binary.LittleEndian.Uint32(m) != zstdframe.Magic {
 		return nil
 	}
 	fh, ok := readFrameHeader(pr, 0)
 	// A single-segment frame's window is its content: no run is longer. A dictionary is
 	// not supported by the image decoders anyway.
-	if !ok || fh.single() || fh.dictionary() || !fh.checksum() {
+	if !ok || fh.Single() || fh.Dictionary() || !fh.Checksum() {
 		return nil
 	}
-	window, p := fh.window, fh.len
+	window, p := fh.Window, int64(fh.Len)
 	keep := min(window, holeKeep)
 	plan := &holePlan{
 		// Magic, then the descriptor without content size (bits 6-7) or checksum (bit 2),
 		// and the window descriptor.
-		header: []byte{0x28, 0xB5, 0x2F, 0xFD, fh.descriptor &^ 0xC4, fh.windowDesc},
-		size:   fh.size,
+		header: []byte{0x28, 0xB5, 0x2F, 0xFD, fh.Descriptor &^ 0xC4, fh.WindowDesc},
+		size:   fh.Size,
 	}
 	var estimate int64 // the content's size, compressed blocks counted at their largest
 	part := holePart{off: p}
@@ -109,30 +110,29 @@ func planHoles(f io.ReaderAt, fileSize int64) *holePlan {
 				return nil
 			}
 		}
-		v := uint32(bh[0]) | uint32(bh[1])<<8 | uint32(bh[2])<<16
-		last, typ, bsize := v&1 != 0, (v>>1)&3, int64(v>>3)
-		next := p + 3 + bsize
-		switch typ {
-		case 0: // raw
+		b := zstdframe.ParseBlock([3]byte(bh))
+		last, bsize := b.Last, int64(b.Size)
+		next := p + 3 + int64(b.Body())
+		switch b.Type {
+		case zstdframe.Raw:
 			estimate += bsize
-		case 1: // RLE
+		case zstdframe.RLE:
 			estimate += bsize
-			next = p + 4
 			if len(bh) == 4 && bh[3] == 0 {
 				if run == 0 {
 					runStart = p
 				}
 				run += bsize
 			}
-		case 2: // compressed
-			estimate += min(window, 128<<10)
+		case zstdframe.Compressed:
+			estimate += min(window, zstdframe.MaxBlock)
 		default:
 			return nil
 		}
 		if next > fileSize {
 			return nil
 		}
-		zero := typ == 1 && len(bh) == 4 && bh[3] == 0
+		zero := b.Type == zstdframe.RLE && len(bh) == 4 && bh[3] == 0
 		if !zero || last {
 			if run > window {
 				// The run ends before this block, or with it when it is the last.

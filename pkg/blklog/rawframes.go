@@ -35,6 +35,7 @@ import (
 	"encoding/binary"
 	"io"
 
+	"github.com/ext3replay/ext3replay/internal/zstdframe"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -49,47 +50,27 @@ const (
 	streamEnded                     // the stream ended, cleanly or not: err says
 )
 
-const (
-	zstdFrameMagic = 0xFD2FB528
-	maxRawBlock    = 128 << 10 // the format's largest block
-	maxFrameWindow = 128 << 20 // as newZstdReader's WithDecoderMaxWindow
-)
+// maxFrameWindow is newZstdReader's WithDecoderMaxWindow: a larger window is the decoder's to refuse.
+const maxFrameWindow = 128 << 20
 
-// frameHead is a frame header as read from the stream.
+// frameHead is a frame header as read from the stream, with its bytes.
 type frameHead struct {
-	raw      [18]byte // its bytes, for the decoder if it gets the frame
-	n        int      // how many of raw were read
-	start    int64    // file offset of the frame
-	window   uint64
-	size     int64 // Frame_Content_Size, -1 when not given
-	checksum bool
+	zstdframe.Header
+	raw   [18]byte // its bytes, for the decoder if it gets the frame
+	n     int      // how many of raw were read
+	start int64    // file offset of the frame
 }
 
 // blocks is the file offset of the frame's first block.
 func (h *frameHead) blocks() int64 { return h.start + int64(h.n) }
 
 // maxBlock is the largest block the frame may hold.
-func (h *frameHead) maxBlock() int { return int(min(h.window, maxRawBlock)) }
+func (h *frameHead) maxBlock() int { return int(min(h.Window, zstdframe.MaxBlock)) }
 
-// blockHead is a block header.
+// blockHead is a block header with its bytes.
 type blockHead struct {
-	raw  [3]byte
-	last bool
-	typ  uint32 // 0 raw, 1 RLE, 2 compressed, 3 reserved
-	size int    // Block_Size: bytes of content for raw and RLE blocks, of input for compressed
-}
-
-// body is the number of input bytes after the header.
-func (b blockHead) body() int {
-	if b.typ == 1 {
-		return 1
-	}
-	return b.size
-}
-
-func parseBlockHead(p [3]byte) blockHead {
-	v := uint32(p[0]) | uint32(p[1])<<8 | uint32(p[2])<<16
-	return blockHead{raw: p, last: v&1 != 0, typ: v >> 1 & 3, size: int(v >> 3)}
+	zstdframe.Block
+	raw [3]byte
 }
 
 type rawFrames struct {
@@ -126,7 +107,6 @@ func newRawFrames(in *prefetched, opts []zstd.DOption) *rawFrames {
 // clean end of the stream.
 func (r *rawFrames) readHead() (h frameHead, ok bool, err error) {
 	h.start = r.in.off
-	h.size = -1
 	read := func(k int) bool {
 		m, e := io.ReadFull(r.in, h.raw[h.n:h.n+k])
 		h.n += m
@@ -139,46 +119,12 @@ func (r *rawFrames) readHead() (h frameHead, ok bool, err error) {
 		}
 		return h, false, nil
 	}
-	if binary.LittleEndian.Uint32(h.raw[:4]) != zstdFrameMagic || !read(1) {
+	if binary.LittleEndian.Uint32(h.raw[:4]) != zstdframe.Magic || !read(1) ||
+		!read(zstdframe.HeaderLen(h.raw[4])-5) {
 		return h, false, nil
 	}
-	fhd := h.raw[4]
-	single := fhd&0x20 != 0
-	if fhd&0x08 != 0 || fhd&0x03 != 0 { // reserved bit; a dictionary
-		return h, false, nil
-	}
-	h.checksum = fhd&0x04 != 0
-	fcsBytes := [4]int{0, 2, 4, 8}[fhd>>6]
-	if fcsBytes == 0 && single {
-		fcsBytes = 1
-	}
-	if !single {
-		if !read(1) {
-			return h, false, nil
-		}
-		wd := h.raw[5]
-		base := uint64(1) << (10 + wd>>3)
-		h.window = base + base/8*uint64(wd&7)
-	}
-	if fcsBytes > 0 {
-		if !read(fcsBytes) {
-			return h, false, nil
-		}
-		var v [8]byte
-		copy(v[:], h.raw[h.n-fcsBytes:h.n])
-		fcs := binary.LittleEndian.Uint64(v[:])
-		if fcsBytes == 2 {
-			fcs += 256
-		}
-		if fcs > 1<<62 {
-			return h, false, nil
-		}
-		h.size = int64(fcs)
-		if single {
-			h.window = fcs
-		}
-	}
-	if h.window > maxFrameWindow || h.window < 1<<10 {
+	if h.Header, ok = zstdframe.ParseHeader(h.raw[:h.n]); !ok || h.Dictionary() ||
+		h.Window > maxFrameWindow || h.Window < 1<<10 {
 		return h, false, nil
 	}
 	return h, true, nil
@@ -190,7 +136,8 @@ func (r *rawFrames) readBlockHead() (b blockHead, n int, ok bool) {
 	if err != nil {
 		return b, n, false
 	}
-	return parseBlockHead(b.raw), 3, true
+	b.Block = zstdframe.ParseBlock(b.raw)
+	return b, 3, true
 }
 
 // ownable reports whether raw block b, starting at the current input offset after served bytes
@@ -198,14 +145,14 @@ func (r *rawFrames) readBlockHead() (b blockHead, n int, ok bool) {
 // the frame's bounds and content size; the decoder withholds a block that passes the size, or a
 // last block that misses it) and it is whole in the file, with the checksum after a last block.
 func (r *rawFrames) ownable(h *frameHead, served int64, b blockHead) bool {
-	end := r.in.off + int64(b.size)
-	if b.last && h.checksum {
+	end := r.in.off + int64(b.Size)
+	if b.Last && h.Checksum() {
 		end += 4
 	}
-	if h.size >= 0 && (served+int64(b.size) > h.size || b.last && served+int64(b.size) != h.size) {
+	if h.Size >= 0 && (served+int64(b.Size) > h.Size || b.Last && served+int64(b.Size) != h.Size) {
 		return false
 	}
-	return b.typ == 0 && b.size <= h.maxBlock() && end <= r.size
+	return b.Type == zstdframe.Raw && b.Size <= h.maxBlock() && end <= r.size
 }
 
 // startFrame reads the next frame's header and first block header and decides who reads the
@@ -226,7 +173,7 @@ func (r *rawFrames) startFrame() (own bool, err error) {
 		r.feed.restart(h.raw[:h.n], nil, false, b.raw[:n], nil)
 	case r.ownable(&h, 0, b):
 		r.head, r.served = h, 0
-		r.left, r.last = b.size, b.last
+		r.left, r.last = b.Size, b.Last
 		return true, nil
 	default:
 		r.feed.restart(h.raw[:h.n], nil, true, b.raw[:], &frameCursor{head: h, block: b})
@@ -268,7 +215,7 @@ func (r *rawFrames) startDecoder() error {
 func (r *rawFrames) nextRawBlock() error {
 	h := &r.head
 	if r.last {
-		if h.checksum {
+		if h.Checksum() {
 			var sum [4]byte
 			if n, err := io.ReadFull(r.in, sum[:]); err != nil {
 				return r.toDecoder(sum[:n], nil)
@@ -282,9 +229,9 @@ func (r *rawFrames) nextRawBlock() error {
 	case !ok:
 		return r.toDecoder(b.raw[:n], nil)
 	case r.ownable(h, r.served, b):
-		r.left, r.last = b.size, b.last
+		r.left, r.last = b.Size, b.Last
 		return nil
-	case b.typ == 0 || b.typ == 3: // raw but out of bounds or size, or reserved: the decoder's to judge
+	case b.Type == zstdframe.Raw || b.Type == zstdframe.Reserved: // raw but out of bounds or size, or reserved: the decoder's to judge
 		return r.toDecoder(b.raw[:], nil)
 	}
 	return r.toDecoder(b.raw[:], &frameCursor{head: *h, block: b})
@@ -356,7 +303,7 @@ func (r *rawFrames) Read(p []byte) (int, error) {
 		if err == io.EOF && r.ahead != nil {
 			// The feed stopped before a frame that begins raw: take the stream back.
 			r.head, r.served = *r.ahead, 0
-			r.left, r.last = r.aheadB.size, r.aheadB.last
+			r.left, r.last = r.aheadB.Size, r.aheadB.Last
 			r.ahead = nil
 			r.state = inRawFrame
 			err = nil
@@ -453,11 +400,11 @@ func (f *feed) restart(head []byte, again io.Reader, follow bool, tail []byte, c
 
 // afterBlockHead sets the feed to pass block b's body, then what follows it.
 func (f *feed) afterBlockHead(b blockHead) {
-	f.left = int64(b.body())
+	f.left = int64(b.Body())
 	switch {
-	case !b.last:
+	case !b.Last:
 		f.next = nextBlock
-	case f.cur.checksum:
+	case f.cur.Checksum():
 		f.next = nextChecksum
 	default:
 		f.next = nextFrame
@@ -509,7 +456,7 @@ func (f *feed) header() error {
 	case nextBlock:
 		b, n, ok := r.readBlockHead()
 		f.queue = append(f.qbuf[:0], b.raw[:n]...)
-		if !ok || b.typ == 3 {
+		if !ok || b.Type == zstdframe.Reserved {
 			f.follow = false // the decoder reports it
 			return nil
 		}
@@ -538,7 +485,7 @@ func (f *feed) header() error {
 		return io.EOF
 	}
 	f.queue = append(f.queue, b.raw[:]...)
-	if b.typ == 3 {
+	if b.Type == zstdframe.Reserved {
 		f.follow = false
 		return nil
 	}
