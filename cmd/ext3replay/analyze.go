@@ -117,21 +117,16 @@ operations go elsewhere (-o, a pipe); --quiet silences both.`,
 				}
 				emit, tap = ck.Emit, ck.Tap
 			}
-			parts := func(o *analysis.Options) {
-				o.Mounts = mounts
-				o.Partitioned = func(*partition.Table) { ops.SetPartitioned(ow) }
-			}
 			if f.follow && !cmd.Flags().Changed("split-at-flush") {
 				// Live output: no line waits past the next flush (docs/capture.md).
 				f.split = true
 			}
+			tune := f.pipeline(ow, mounts, ck)
 			var st *analyzeStats
 			if f.follow {
-				st, err = runFollow(args[0], args[1], f.idle, resolver.Options{Metadata: f.metadata}, emit, ow, tap, f.split, parts)
+				st, err = runFollow(args[0], args[1], f.idle, resolver.Options{Metadata: f.metadata}, emit, ow, tap, f.split, tune...)
 			} else {
-				// The output is written on a goroutine of its own, except with --check, whose
-				// tap and emit share its findings.
-				st, err = runAnalyze(args[0], args[1], resolver.Options{Metadata: f.metadata}, emit, prog, tap, parts, splitAtFlush(f.split), emitAsync(ck == nil))
+				st, err = runAnalyze(args[0], args[1], resolver.Options{Metadata: f.metadata}, emit, prog, tap, tune...)
 			}
 			if ck != nil && err == nil {
 				err = ck.Finish(cmd.ErrOrStderr())
@@ -267,6 +262,24 @@ func runPipeline(in analysis.Input, ao analysis.Options, emit func(*ops.Op) erro
 }
 
 // splitAtFlush sets analysis.Options.SplitAtFlush (analyze --split-at-flush).
+// pipeline is the analysis options analyze's flags ask for, its output written by ow and, with
+// --check, checked by ck.
+func (f *analyzeOptions) pipeline(ow ops.Writer, mounts map[int]string, ck *analyzeCheck) []func(*analysis.Options) {
+	return []func(*analysis.Options){
+		func(o *analysis.Options) {
+			o.Mounts = mounts
+			o.Partitioned = func(*partition.Table) { ops.SetPartitioned(ow) }
+		},
+		splitAtFlush(f.split),
+		// The output is written on a goroutine of its own, except with --check, whose tap and
+		// emit share its findings, and with --follow, which flushes it while the log waits.
+		emitAsync(ck == nil && !f.follow),
+		// The formats' taps (newOpWriter) read a record's flags only, so plain file data may be
+		// left out of the log's reading; the checker reads every payload whole.
+		func(o *analysis.Options) { o.TapReadsKept = ck == nil },
+	}
+}
+
 func splitAtFlush(on bool) func(*analysis.Options) {
 	return func(o *analysis.Options) { o.SplitAtFlush = on }
 }

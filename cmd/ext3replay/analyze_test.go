@@ -14,6 +14,7 @@ import (
 	"github.com/ext3replay/ext3replay/pkg/analysis"
 	"github.com/ext3replay/ext3replay/pkg/blklog"
 	"github.com/ext3replay/ext3replay/pkg/ops"
+	"github.com/ext3replay/ext3replay/pkg/resolver"
 )
 
 const fixtureDir = "../../fixtures/real/basic-ext3-4k"
@@ -251,5 +252,42 @@ func TestAnalyzeOutputWriteFailure(t *testing.T) {
 	var ee *exitError
 	if !errors.As(err, &ee) || ee.code != exitInternal {
 		t.Fatalf("err = %v, want exit status %d", err, exitInternal)
+	}
+}
+
+// analyze leaves plain file data out of the log's reading with every output format (their taps
+// read flags only) and reads payloads whole for --check, whose checker reads them: the pipeline
+// its flags make, on a real capture of a large file written.
+func TestAnalyzePipelineLeavesPlainDataOut(t *testing.T) {
+	dir := "../../fixtures/real/bigfile-ext3-4k"
+	img, lg := filepath.Join(dir, "image.raw.zst"), filepath.Join(dir, "io.log.zst")
+	if _, err := os.Stat(lg); err != nil {
+		t.Skip("fixture bigfile-ext3-4k not present")
+	}
+	for _, c := range []struct {
+		format string
+		check  bool
+	}{{"text", false}, {"body", false}, {"jsonl", false}, {"csv", false}, {"text", true}} {
+		f := analyzeOptions{format: c.format, time: "none"}
+		ow, tap, err := newOpWriter(&strings.Builder{}, f.format, f.time, "", lg, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		emit := ow.Write
+		var ck *analyzeCheck
+		if c.check {
+			if ck, err = withCheck(img, emit, tap); err != nil {
+				t.Fatal(err)
+			}
+			emit, tap = ck.Emit, ck.Tap
+		}
+		st, err := runAnalyze(img, lg, resolver.Options{}, emit, nil, tap, f.pipeline(ow, nil, ck)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if left := st.Stats.LeftOut; (left > 0) == c.check {
+			t.Errorf("--format %s, --check %v: %d blocks of plain data left out", c.format, c.check, left)
+		}
+		t.Logf("--format %s, --check %v: %d blocks left out of %d records", c.format, c.check, st.Stats.LeftOut, st.Records)
 	}
 }

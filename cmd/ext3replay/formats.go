@@ -16,8 +16,8 @@ import (
 
 // newOpWriter returns analyze's writer for format, and a record tap that tells
 // the time-aware formats whether the log has time (the first record says,
-// before any op is emitted). The log's header is read first for its start time;
-// a log on stdin has none here.
+// before any op is emitted); it reads the record's flags, never its payload. The
+// log's header is read first for its start time; a log on stdin has none here.
 func newOpWriter(w io.Writer, format, timeMode, runID, logPath, output string) (ops.Writer, func(*blklog.Record), error) {
 	if timeMode != "none" && timeMode != "" && format != "text" {
 		return nil, nil, fmt.Errorf("--time is for the text format (jsonl and csv have t, body has times)")
