@@ -2,6 +2,7 @@ package resolver
 
 import (
 	"bytes"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -52,4 +53,42 @@ func BenchmarkReplay(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(n), "records/op")
+}
+
+// BenchmarkReplayLog is BenchmarkReplay on one large capture outside the corpus, for the
+// resolver's share of a big run: EXT3REPLAY_BENCH_DIR names a directory holding image.raw and
+// io.log.zst (scripts/bench-analyze.sh caches its captures so: ~/.cache/ext3replay-bench/large).
+// The log is decoded into memory once; the image is read from its file.
+func BenchmarkReplayLog(b *testing.B) {
+	dir := os.Getenv("EXT3REPLAY_BENCH_DIR")
+	if dir == "" {
+		b.Skip("EXT3REPLAY_BENCH_DIR not set")
+	}
+	img, err := os.Open(filepath.Join(dir, "image.raw"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer img.Close()
+	fi, err := img.Stat()
+	if err != nil {
+		b.Fatal(err)
+	}
+	recs := readLog(b, filepath.Join(dir, "io.log.zst"))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		res, err := New(img, fi.Size(), Options{}, func(*ops.Op) error { return nil })
+		if err != nil {
+			b.Fatal(err)
+		}
+		for i := range recs {
+			if err := res.Record(&recs[i]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := res.Finish(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(len(recs)), "records/op")
 }
