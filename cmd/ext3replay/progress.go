@@ -97,6 +97,10 @@ func (p *progress) Reader(r io.Reader) io.Reader {
 	if p == nil {
 		return r
 	}
+	if f, ok := r.(*os.File); ok {
+		// The log reader must still see the file, to read it ahead at offsets.
+		return &blklog.CountedFile{File: f, Count: p.Add}
+	}
 	return &progressReader{r: r, p: p}
 }
 

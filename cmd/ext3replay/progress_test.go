@@ -345,3 +345,47 @@ func TestProgressSpinnerHasNoGoroutine(t *testing.T) {
 		t.Fatalf("%d goroutines after making a spinner bar, %d before", after, before)
 	}
 }
+
+// With a bar, the log file still reaches the log reader as a file (blklog.CountedFile: read
+// ahead at offsets, raw blocks lent in place), and the bar counts what is read: all of it here,
+// the log being smaller than one chunk of the read-ahead.
+func TestProgressReaderKeepsTheFile(t *testing.T) {
+	needFixture(t)
+	_, tty := openPTY(t)
+	prog := newProgress(tty, false, "analyzing", -1, true)
+	if prog == nil {
+		t.Fatal("no bar on a terminal")
+	}
+	defer prog.Done()
+	path := filepath.Join(fixtureDir, "io.log.zst")
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	prog.SetTotal(fi.Size())
+	r := prog.Reader(f)
+	if c, ok := r.(*blklog.CountedFile); !ok || c.File != f {
+		t.Fatalf("the bar's reader of a file is a %T, not the file counted", r)
+	}
+	lr, err := blklog.NewReader(r, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := lr.Next(); err != nil {
+			if err != io.EOF {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	lr.Close()
+	if n := prog.bar.State().CurrentNum; n != fi.Size() {
+		t.Errorf("the bar counted %d bytes of a %d-byte log", n, fi.Size())
+	}
+}

@@ -40,6 +40,7 @@ type prefetcher struct {
 
 	file        io.ReaderAt // the source as a regular file, or nil
 	start, size int64       // its offset when reading began, and its size
+	count       func(int64) // a CountedFile's Count, told of every chunk read at offsets
 
 	buf  []byte // the chunk being read, whole, to recycle once consumed
 	from int    // the reader it came from
@@ -66,7 +67,7 @@ type chunk struct {
 // prefetch starts reading r ahead.
 func prefetch(r io.Reader) *prefetcher {
 	p := &prefetcher{stop: make(chan struct{}), readers: 1}
-	p.file, p.start, p.size = regularFile(r)
+	p.file, p.start, p.size, p.count = regularFile(r)
 	if p.file != nil {
 		p.readers = prefetchReaders
 	}
@@ -100,6 +101,9 @@ func (p *prefetcher) runAt(f io.ReaderAt, off int64, i int) {
 			return
 		}
 		n, err := f.ReadAt(b, off)
+		if p.count != nil && n > 0 {
+			p.count(int64(n))
+		}
 		if n == len(b) {
 			err = nil // a full chunk: the end, if it is one, is the next chunk's
 		}
@@ -239,19 +243,44 @@ func (in *prefetched) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// regularFile returns r as a regular file, with its offset and size, or nil.
-func regularFile(r io.Reader) (io.ReaderAt, int64, int64) {
+// CountedFile is a log file whose reading is counted, for a progress bar. NewReader reads it as it
+// reads File itself (a regular file at offsets, ahead of the decoder, by goroutines of their own)
+// and passes the size of each read to Count, from the goroutine that made it: Count must be safe
+// for concurrent use. A counting io.Reader around the file would hide it, and the log would be
+// read as a pipe is, on one goroutine, nothing lent in place (analyze of the bench's large case
+// with the progress bar shown: 0.49 s against 0.42 s quiet, before CountedFile).
+type CountedFile struct {
+	File  *os.File
+	Count func(n int64)
+}
+
+// Read reads from File and counts what it read.
+func (c *CountedFile) Read(p []byte) (int, error) {
+	n, err := c.File.Read(p)
+	if n > 0 {
+		c.Count(int64(n))
+	}
+	return n, err
+}
+
+// regularFile returns r as a regular file, with its offset, its size and, for a CountedFile, the
+// function its reads are counted by; or nil.
+func regularFile(r io.Reader) (io.ReaderAt, int64, int64, func(int64)) {
+	var count func(int64)
+	if c, ok := r.(*CountedFile); ok {
+		r, count = c.File, c.Count
+	}
 	f, ok := r.(*os.File)
 	if !ok {
-		return nil, 0, 0
+		return nil, 0, 0, nil
 	}
 	st, err := f.Stat()
 	if err != nil || !st.Mode().IsRegular() {
-		return nil, 0, 0
+		return nil, 0, 0, nil
 	}
 	at, err := f.Seek(0, io.SeekCurrent)
 	if err != nil {
-		return nil, 0, 0
+		return nil, 0, 0, nil
 	}
-	return f, at, st.Size()
+	return f, at, st.Size(), count
 }

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"testing/iotest"
 )
@@ -68,26 +69,37 @@ func TestPrefetchFile(t *testing.T) {
 	for _, size := range []int{0, 1, prefetchChunk - 1, prefetchChunk, prefetchChunk + 1, 2 * prefetchChunk,
 		3*prefetchChunk + 12345, 4 * prefetchChunk, 4*prefetchChunk + 1} {
 		for _, skip := range []int64{0, 1000} {
-			if err := os.WriteFile(path, content[:size], 0o644); err != nil {
-				t.Fatal(err)
+			for _, counted := range []bool{false, true} {
+				if err := os.WriteFile(path, content[:size], 0o644); err != nil {
+					t.Fatal(err)
+				}
+				f, err := os.Open(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := f.Seek(skip, io.SeekStart); err != nil {
+					t.Fatal(err)
+				}
+				var src io.Reader = f
+				var n atomic.Int64
+				if counted {
+					src = &CountedFile{File: f, Count: func(k int64) { n.Add(k) }}
+				}
+				p := prefetch(src)
+				if p.readers != prefetchReaders {
+					t.Fatalf("a regular file (counted %v) read by %d goroutines", counted, p.readers)
+				}
+				want := content[min(int(skip), size):size]
+				if err := iotest.TestReader(p, want); err != nil {
+					t.Fatalf("size %d from %d: %v", size, skip, err)
+				}
+				// Every chunk is counted before it is handed over, and all were read.
+				if counted && n.Load() != int64(len(want)) {
+					t.Errorf("size %d from %d: %d bytes counted, %d read", size, skip, n.Load(), len(want))
+				}
+				p.close()
+				f.Close()
 			}
-			f, err := os.Open(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := f.Seek(skip, io.SeekStart); err != nil {
-				t.Fatal(err)
-			}
-			p := prefetch(f)
-			if p.readers != prefetchReaders {
-				t.Fatalf("a regular file read by %d goroutines", p.readers)
-			}
-			want := content[min(int(skip), size):size]
-			if err := iotest.TestReader(p, want); err != nil {
-				t.Fatalf("size %d from %d: %v", size, skip, err)
-			}
-			p.close()
-			f.Close()
 		}
 	}
 }
@@ -152,4 +164,31 @@ func rawLog(t *testing.T, b []byte) []byte {
 		t.Fatal(err)
 	}
 	return raw
+}
+
+// A CountedFile that is no regular file (a pipe) is read as a pipe is, each read counted.
+func TestPrefetchCountedPipe(t *testing.T) {
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	content := bytes.Repeat([]byte("counted "), 300000)
+	go func() {
+		_, _ = pw.Write(content)
+		pw.Close()
+	}()
+	var n atomic.Int64
+	p := prefetch(&CountedFile{File: pr, Count: func(k int64) { n.Add(k) }})
+	defer p.close()
+	if p.readers != 1 {
+		t.Fatalf("a pipe read by %d goroutines", p.readers)
+	}
+	got, err := io.ReadAll(p)
+	if err != nil || !bytes.Equal(got, content) {
+		t.Fatalf("read %d bytes (%v), want %d", len(got), err, len(content))
+	}
+	if n.Load() != int64(len(content)) {
+		t.Errorf("%d bytes counted, %d read", n.Load(), len(content))
+	}
 }
