@@ -243,6 +243,25 @@ func (in *prefetched) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// lend is lender's, for a log stored uncompressed (a window reads it straight from the
+// prefetched stream): the next bytes where they lie, in a chunk or in the detection's buffer.
+// They stay valid until the next call: a chunk is recycled only when avail has to move past it.
+func (in *prefetched) lend(n, unit int) []byte {
+	a, err := in.avail()
+	if err != nil {
+		return nil
+	}
+	k := min(len(a), n) &^ (unit - 1)
+	if k == 0 {
+		return nil // less than a unit left in this chunk: the window copies one across
+	}
+	in.consume(k)
+	return a[:k]
+}
+
+// lending is lender's: every byte of the stream lies in a buffer lend can lend from.
+func (in *prefetched) lending() bool { return true }
+
 // CountedFile is a log file whose reading is counted, for a progress bar. NewReader reads it as it
 // reads File itself (a regular file at offsets, ahead of the decoder, by goroutines of their own)
 // and passes the size of each read to Count, from the goroutine that made it: Count must be safe

@@ -8,9 +8,11 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"testing/iotest"
+	"unsafe"
 )
 
 // hidden hides a reader's Len, so that newReader reads it ahead as it does a file.
@@ -190,5 +192,99 @@ func TestPrefetchCountedPipe(t *testing.T) {
 	}
 	if n.Load() != int64(len(content)) {
 		t.Errorf("%d bytes counted, %d read", n.Load(), len(content))
+	}
+}
+
+// A log stored uncompressed is lent from the prefetcher's chunks: lend gives the stream's bytes
+// in order, in place (inside the chunk they were read into), whole units only, and nil where
+// less than a unit is left in a chunk, which a read by copy gets past.
+func TestPrefetchedLend(t *testing.T) {
+	rng := rand.New(rand.NewPCG(8, 8))
+	content := make([]byte, 3*prefetchChunk+777)
+	for i := range content {
+		content[i] = byte(rng.Uint32())
+	}
+	path := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(path, content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	pre := prefetch(f)
+	defer pre.close()
+	in := pre.input(nil)
+	got := make([]byte, 100, len(content))
+	if _, err := io.ReadFull(in, got); err != nil { // units no longer aligned with the chunks
+		t.Fatal(err)
+	}
+	var lent, gaps int
+	for len(got) < len(content) {
+		s := in.lend(48<<10, 4096)
+		if s == nil {
+			gaps++
+			u := make([]byte, min(4096, len(content)-len(got)))
+			if _, err := io.ReadFull(in, u); err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, u...)
+			continue
+		}
+		if len(s)%4096 != 0 || len(s) > 48<<10 {
+			t.Fatalf("lent %d bytes, want whole units of 4096, at most 48 KiB", len(s))
+		}
+		buf := pre.buf[:cap(pre.buf)]
+		if at := uintptr(unsafe.Pointer(&s[0])) - uintptr(unsafe.Pointer(&buf[0])); at >= uintptr(len(buf)) {
+			t.Fatal("lent bytes are not in the chunk they were read into")
+		}
+		lent += len(s)
+		got = append(got, s...)
+	}
+	if !bytes.Equal(got, content) {
+		t.Fatal("the bytes lent and read are not the file's")
+	}
+	if !in.lending() || lent < len(content)*9/10 || gaps == 0 || gaps > 4 {
+		t.Fatalf("%d bytes lent, %d gaps at chunk ends (4 chunks)", lent, gaps)
+	}
+}
+
+// Logs stored uncompressed, native and dm-log-writes, read from their files with a payload
+// filter (units lent in place) give the records read from memory, whole, cut and damaged.
+func TestPrefetchedLogsFiltered(t *testing.T) {
+	recs := omitRecords(150, 12)
+	logs := map[string][]byte{
+		"native raw":    rawLog(t, writeLog(t, recs, 5)),
+		"dm-log-writes": writeDMLog(t, recs),
+	}
+	path := filepath.Join(t.TempDir(), "log")
+	for name, b := range logs {
+		for i, cut := range []int{len(b), len(b) * 2 / 3, len(b)/5 + 3, -1} {
+			c, what := b, fmt.Sprintf("%s whole", name)
+			switch {
+			case cut < 0:
+				c = bytes.Clone(b)
+				c[len(c)/2] ^= 0x20
+				what = fmt.Sprintf("%s flipped at %d", name, len(c)/2)
+			case i > 0:
+				c, what = b[:cut], fmt.Sprintf("%s cut at %d", name, cut)
+			}
+			_, want, werr := readAll(t, c)
+			if err := os.WriteFile(path, c, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			r, err := Open(path)
+			if err != nil {
+				t.Fatalf("%s: %v", what, err)
+			}
+			n, gerr := readFilteredFrom(t, what, r, want, testFilter(4096, 8192))
+			if strings.ReplaceAll(fmt.Sprint(gerr), path, "mem.log") != fmt.Sprint(werr) {
+				t.Fatalf("%s: filtered read from the file ends with %v, in memory with %v", what, gerr, werr)
+			}
+			if i == 0 && n <= 0 {
+				t.Fatalf("%s: nothing left out (%d)", what, n)
+			}
+		}
 	}
 }
