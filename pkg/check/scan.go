@@ -25,9 +25,9 @@ const metaOwner = ^uint32(0) // a block of the file system's own structures
 type scan struct {
 	problems []problem
 	owner    []uint32
-	inoEv    map[uint32][]uint64 // inode -> its inode-table block and map blocks
-	refBlk   map[uint32][]uint64 // inode -> the directory blocks naming it
-	locs     [][3]uint64         // group -> where its descriptor puts its block bitmap, inode bitmap, inode table
+	inoEv    [][]uint64  // by inode number: its inode-table block and map blocks
+	refBlk   [][]uint64  // by inode number: the directory blocks naming it
+	locs     [][3]uint64 // group -> where its descriptor puts its block bitmap, inode bitmap, inode table
 	// noCounts: the group descriptors' and superblock's counts were not compared (a state with
 	// fast commits replayed, whose replay recomputes them: fastcommit.go).
 	noCounts bool
@@ -86,12 +86,15 @@ type scanner struct {
 	links  []uint16
 	dirs   []uint32
 	xattr  map[uint64]bool
-	refs   map[uint32][]entryRef
+	// refs, parent and the scan's inoEv and refBlk are indexed by inode number, as used and
+	// the others are: every scan fills them for every inode in use, which in maps cost a third
+	// of check's time on a 6 GiB file system of 102,000 files (inserts, growth, lookups).
+	refs   [][]entryRef // the entries naming each inode
 	dotdot map[uint32]uint32
-	parent map[uint32]entryRef // first name of each inode, for paths
-	ibm    map[uint32][]byte   // inode bitmap per group (nil: uninitialised)
-	late   []problem           // per-inode problems, given their path once the names are known
-	preDir uint32              // s_prealloc_dir_blocks
+	parent []entryRef        // first name of each inode, for paths (dir 0: none)
+	ibm    map[uint32][]byte // inode bitmap per group (nil: uninitialised)
+	late   []problem         // per-inode problems, given their path once the names are known
+	preDir uint32            // s_prealloc_dir_blocks
 	// xattrSeen: the xattr blocks checked in this scan (shared blocks once)
 	xattrSeen map[uint64]bool
 	// skipped: blocks of extents skipped as out of order, and whose they were
@@ -99,7 +102,7 @@ type scanner struct {
 }
 
 func runScan(view *Checker, prev *scan, c *cache, changed func(uint64) bool) *scan {
-	out := &scan{inoEv: map[uint32][]uint64{}, refBlk: map[uint32][]uint64{}, noCounts: view.fcLive}
+	out := &scan{noCounts: view.fcLive}
 	fs, err := ext3fs.OpenWith(view, ext3fs.Options{InlineData: true})
 	if err != nil {
 		out.problems = append(out.problems, problem{key: "decode superblock", kind: "decode", strct: "superblock",
@@ -112,13 +115,15 @@ func runScan(view *Checker, prev *scan, c *cache, changed func(uint64) bool) *sc
 	}
 	c.scans++
 	s := &scanner{fs: fs, sb: fs.SB, bs: fs.BlockSize(), prev: prev, out: out, cache: c, chg: changed, xattr: map[uint64]bool{},
-		refs: map[uint32][]entryRef{}, dotdot: map[uint32]uint32{}, parent: map[uint32]entryRef{}, ibm: map[uint32][]byte{}}
+		dotdot: map[uint32]uint32{}, ibm: map[uint32][]byte{}}
 	var pd [1]byte
 	if _, err := view.ReadAt(pd[:], ext3fs.SuperblockOffset+0xCD); err == nil {
 		s.preDir = uint32(pd[0])
 	}
 	n := s.sb.InodesCount + 1
 	s.used, s.linked, s.isDir, s.links = make([]bool, n), make([]bool, n), make([]bool, n), make([]uint16, n)
+	s.refs, s.parent = make([][]entryRef, n), make([]entryRef, n)
+	s.out.inoEv, s.out.refBlk = make([][]uint64, n), make([][]uint64, n)
 	out.owner = make([]uint32, s.sb.BlocksCount)
 	for g := range fs.Groups {
 		d := &fs.Groups[g]
@@ -204,7 +209,16 @@ func (s *scanner) evidenceOf(o uint32) []uint64 {
 	if o == metaOwner {
 		return nil
 	}
-	return s.out.inoEv[o]
+	return at(s.out.inoEv, o)
+}
+
+// at is l[i], nil past l's end: an inode number out of the file system's range, or a scan made
+// before a change of geometry, or one that could not read the superblock.
+func at[T any](l [][]T, i uint32) []T {
+	if uint64(i) < uint64(len(l)) {
+		return l[i]
+	}
+	return nil
 }
 
 func (s *scanner) markMetadata() {
@@ -240,7 +254,7 @@ func (s *scanner) inodes() {
 			ino := uint32(g)*sb.InodesPerGroup + k + 1
 			blk, _ := s.fs.InodeLocation(ino)
 			bit := s.ibm[uint32(g)] != nil && s.ibm[uint32(g)][k/8]&(1<<(k%8)) != 0
-			r := s.cache.inodes[ino]
+			r := s.cache.inodes.get(ino)
 			if r == nil || !s.valid(r.deps, blk) || r.orphan != (r.candidate && bit && orphans[ino]) || r.listed != orphans[ino] {
 				if bufBlk != blk {
 					bufBlk = ^uint64(0)
@@ -250,7 +264,7 @@ func (s *scanner) inodes() {
 					bufBlk = blk
 				}
 				r = s.readInode(g, ino, buf, bit, orphans, r)
-				s.cache.inodes[ino] = r
+				s.cache.inodes.set(ino, r)
 				s.cache.reads++
 			}
 			s.addInode(ino, r)
@@ -728,7 +742,7 @@ func (s *scanner) orphans() map[uint32]bool {
 // the last scan (read as the same block of the same directory) is not read again.
 func (s *scanner) directories() {
 	for _, d := range s.dirs {
-		r := s.cache.inodes[d]
+		r := s.cache.inodes.get(d)
 		blk, _ := s.fs.InodeLocation(d)
 		if r.inline {
 			s.inlineDir(d, blk)
@@ -1039,6 +1053,9 @@ func (s *scanner) htree(d uint32, r *inodeRes, blocks map[uint64]*dirBlockRes, h
 }
 
 func (s *scanner) ref(ino, dir uint32, blk uint64, name string) {
+	if uint64(ino) >= uint64(len(s.refs)) {
+		return // past the inodes (a corrupt '..'): reported where it is read, never counted
+	}
 	s.refs[ino] = append(s.refs[ino], entryRef{dir, blk, name})
 }
 
@@ -1049,7 +1066,7 @@ func (s *scanner) entry(d uint32, blk uint64, name string, ino uint32) {
 			block: blk, ino: d, group: -1, msg: fmt.Sprintf("Entry '%s' in directory inode %d has bad inode #: %d", name, d, ino), evidence: []uint64{blk}})
 		return
 	}
-	if _, ok := s.parent[ino]; !ok {
+	if s.parent[ino].dir == 0 {
 		s.parent[ino] = entryRef{d, blk, name}
 	}
 	if !s.linked[ino] {
@@ -1062,6 +1079,14 @@ func (s *scanner) entry(d uint32, blk uint64, name string, ino uint32) {
 	s.ref(ino, d, blk, name)
 }
 
+// parentOf is the first entry naming ino, if any.
+func (s *scanner) parentOf(ino uint32) (entryRef, bool) {
+	if uint64(ino) < uint64(len(s.parent)) && s.parent[ino].dir != 0 {
+		return s.parent[ino], true
+	}
+	return entryRef{}, false
+}
+
 func (s *scanner) path(ino uint32) string {
 	if ino == 0 {
 		return ""
@@ -1071,7 +1096,7 @@ func (s *scanner) path(ino uint32) string {
 	}
 	var parts []string
 	for n := 0; ino != ext3fs.RootIno && n < 256; n++ {
-		e, ok := s.parent[ino]
+		e, ok := s.parentOf(ino)
 		if !ok {
 			return ""
 		}
@@ -1089,7 +1114,7 @@ func (s *scanner) linkCounts() {
 	for _, d := range s.dirs {
 		want := uint32(ext3fs.RootIno)
 		if d != ext3fs.RootIno {
-			e, ok := s.parent[d]
+			e, ok := s.parentOf(d)
 			if !ok {
 				continue // unattached: reported below
 			}
@@ -1099,20 +1124,20 @@ func (s *scanner) linkCounts() {
 			b, _ := s.fs.InodeLocation(d)
 			s.add(problem{key: fmt.Sprintf("dotdot %d", d), kind: "directory", strct: fmt.Sprintf("directory inode %d", d), ino: d, group: -1,
 				path: s.path(d), msg: fmt.Sprintf("'..' in %s (%d) is %d, should be %d", s.path(d), d, got, want),
-				evidence: append([]uint64{b}, refBlocks(s.refs[d])...)})
+				evidence: append([]uint64{b}, refBlocks(at(s.refs, d))...)})
 		}
 	}
 	for ino := uint32(ext3fs.RootIno); ino <= s.sb.InodesCount; ino++ {
 		if !s.linked[ino] || (ino < s.sb.FirstIno && ino != ext3fs.RootIno) {
 			continue
 		}
-		refs := s.refs[ino]
+		refs := at(s.refs, ino)
 		b, _ := s.fs.InodeLocation(ino)
 		ev := append([]uint64{b}, refBlocks(refs)...)
 		s.out.refBlk[ino] = refBlocks(refs)
 		if s.prev != nil {
 			// A name lost since the last check was lost by a write to the block that held it.
-			ev = append(ev, s.prev.refBlk[ino]...)
+			ev = append(ev, at(s.prev.refBlk, ino)...)
 		}
 		counted := len(refs)
 		switch {
@@ -1201,7 +1226,7 @@ func (s *scanner) bitmaps() {
 					if si, ok := s.skipped[b]; ok {
 						// Its extent is there, out of order: what put it out of order made it.
 						ino = si
-						ev = append(ev[:0], s.cache.inodes[si].dropEv...)
+						ev = append(ev[:0], s.cache.inodes.get(si).dropEv...)
 						msg += fmt.Sprintf("; inode %d maps it in an extent out of order", si)
 					} else if mv := s.movedAny(); mv != nil && s.prev != nil && b < uint64(len(s.prev.owner)) && s.prev.owner[b] == metaOwner {
 						ev = mv // a structure moved off it
@@ -1209,7 +1234,7 @@ func (s *scanner) bitmaps() {
 					} else if s.prev != nil && b < uint64(len(s.prev.owner)) {
 						if po := s.prev.owner[b]; po != 0 && po < metaOwner-1 {
 							ino = po
-							ev = append(ev, s.prev.inoEv[po]...)
+							ev = append(ev, at(s.prev.inoEv, po)...)
 							msg += fmt.Sprintf("; inode %d owned it at the previous check", po)
 						}
 					}
@@ -1358,11 +1383,37 @@ func (s *scanner) checksums() {
 // blocks it came from changed (or the file system's geometry did).
 type cache struct {
 	geom   geometry
-	inodes map[uint32]*inodeRes
+	inodes inodeTable
 	dirBlk map[uint64]*dirBlockRes
 	xattr  map[uint64][]problem
 	reads  int // structures read (inodes, directory blocks, xattr blocks), all scans
 	scans  int
+}
+
+// inodeTable is the cache's pass-1 result per inode number. Every scan looks up every inode of
+// the initialised groups, so the results sit in pages indexed by number, made as first needed:
+// as a map, the lookups were a sixth of check's time on a 6 GiB file system of 102,000 files
+// (393,000 inode numbers, 32 checks).
+type inodeTable struct{ pages [][]*inodeRes }
+
+const inodePage = 4096
+
+func (t *inodeTable) get(ino uint32) *inodeRes {
+	if p := int(ino / inodePage); p < len(t.pages) && t.pages[p] != nil {
+		return t.pages[p][ino%inodePage]
+	}
+	return nil
+}
+
+func (t *inodeTable) set(ino uint32, r *inodeRes) {
+	p := int(ino / inodePage)
+	if p >= len(t.pages) {
+		t.pages = append(t.pages, make([][]*inodeRes, p+1-len(t.pages))...)
+	}
+	if t.pages[p] == nil {
+		t.pages[p] = make([]*inodeRes, inodePage)
+	}
+	t.pages[p][ino%inodePage] = r
 }
 
 // geometry is what every cached result depends on: the superblock fields that say where
@@ -1391,7 +1442,7 @@ func geometryOf(sb *ext3fs.Superblock) geometry {
 
 func (c *cache) reset(g geometry) {
 	c.geom = g
-	c.inodes = map[uint32]*inodeRes{}
+	c.inodes = inodeTable{}
 	c.dirBlk = map[uint64]*dirBlockRes{}
 	c.xattr = map[uint64][]problem{}
 }
