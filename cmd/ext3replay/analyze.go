@@ -112,7 +112,7 @@ operations go elsewhere (-o, a pipe); --quiet silences both.`,
 			}
 			var ck *analyzeCheck
 			if f.check {
-				if ck, err = withCheck(args[0], emit, tap); err != nil {
+				if ck, err = withCheck(args[0], args[1], emit, tap); err != nil {
 					return &exitError{code: exitUsage, err: err}
 				}
 				emit, tap = ck.Emit, ck.Tap

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/ext3replay/ext3replay/pkg/blklog"
 	"github.com/ext3replay/ext3replay/pkg/check"
@@ -17,6 +18,7 @@ import (
 type analyzeCheck struct {
 	c       *check.Checker
 	img     io.Closer
+	again   *blklog.PayloadSource // the log read again for the checker (nil: not a file)
 	emit    func(*ops.Op) error
 	tap     func(*blklog.Record)
 	pending []check.Finding
@@ -25,8 +27,9 @@ type analyzeCheck struct {
 }
 
 // withCheck wraps analyze's emit and tap for --check. The image is opened a second time: the
-// checker keeps its own model of the disk.
-func withCheck(imagePath string, emit func(*ops.Op) error, tap func(*blklog.Record)) (*analyzeCheck, error) {
+// checker keeps its own model of the disk. A log file (logPath not "-") is opened again when the
+// checker needs a plain data block it did not keep (check.Options.Refetch).
+func withCheck(imagePath, logPath string, emit func(*ops.Op) error, tap func(*blklog.Record)) (*analyzeCheck, error) {
 	img, err := openImage(imagePath)
 	if err != nil {
 		return nil, err
@@ -35,12 +38,18 @@ func withCheck(imagePath string, emit func(*ops.Op) error, tap func(*blklog.Reco
 		img.Close()
 		return nil, fmt.Errorf("%s: --check is for a bare file system; this disk has a %s partition table (check --partition N IMAGE LOG checks one partition)", imagePath, tab.Scheme)
 	}
-	c, err := check.New(img, img.Size())
+	var opt check.Options
+	var again *blklog.PayloadSource
+	if fi, err := os.Stat(logPath); logPath != "-" && err == nil && fi.Mode().IsRegular() {
+		again = blklog.NewPayloadSource(func() (blklog.Reader, error) { return blklog.Open(logPath) })
+		opt.Refetch = again.Record
+	}
+	c, err := check.NewWith(img, img.Size(), opt)
 	if err != nil {
 		img.Close()
 		return nil, err
 	}
-	return &analyzeCheck{c: c, img: img, emit: emit, tap: tap}, nil
+	return &analyzeCheck{c: c, img: img, again: again, emit: emit, tap: tap}, nil
 }
 
 // Tap sees every record before the resolver does.
@@ -82,6 +91,9 @@ func (a *analyzeCheck) release(upTo int64) error {
 // a warning on w.
 func (a *analyzeCheck) Finish(w io.Writer) error {
 	defer a.img.Close()
+	if a.again != nil {
+		defer a.again.Close()
+	}
 	if a.err == nil {
 		a.c.Finish()
 		a.pending = append(a.pending, a.c.Pending()...)

@@ -276,7 +276,7 @@ func TestAnalyzePipelineLeavesPlainDataOut(t *testing.T) {
 		emit := ow.Write
 		var ck *analyzeCheck
 		if c.check {
-			if ck, err = withCheck(img, emit, tap); err != nil {
+			if ck, err = withCheck(img, lg, emit, tap); err != nil {
 				t.Fatal(err)
 			}
 			emit, tap = ck.Emit, ck.Tap

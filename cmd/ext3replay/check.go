@@ -83,7 +83,14 @@ func runCheck(cmd *cobra.Command, args []string, o *checkOptions) (err error) {
 		}
 		log = analysis.PartitionLog(lr, p)
 	}
-	c, findings, err := check.Run(dev, size, log)
+	var opt check.Options
+	if fi, serr := os.Stat(args[1]); o.partition == 0 && args[1] != "-" && serr == nil && fi.Mode().IsRegular() {
+		// The log can be read again: the checker keeps no copy of plain file data.
+		again := blklog.NewPayloadSource(func() (blklog.Reader, error) { return blklog.Open(args[1]) })
+		defer again.Close()
+		opt.Refetch = again.Record
+	}
+	c, findings, err := check.RunWith(dev, size, log, opt)
 	if c == nil && name != args[0] {
 		err = fmt.Errorf("%s: %w", name, err)
 	}

@@ -14,6 +14,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"maps"
 	"slices"
@@ -52,6 +53,18 @@ type Checker struct {
 	bs   int
 	nblk uint64
 	over map[uint64][]byte // blocks written home since the image
+	// plain: blocks written home whose content is plain file data, left out (plain.go); a
+	// block is in over or in plain, not both. keep marks the starting image's metadata blocks,
+	// never plain; refetch reads a record again (Options.Refetch), fetched is the last it read.
+	plain     map[uint64]plainRef
+	keep      []uint64
+	filetype  bool
+	seed      maphash.Seed
+	refetch   func(int64) (blklog.Record, error)
+	fetched   blklog.Record
+	refetched int
+	nPlain    int  // blocks left plain, all writes (tests)
+	plainAll  bool // Options.plainAll
 	// live are the committed transactions recovery would still replay (from the journal
 	// superblock's s_start); jview is their blocks as replay leaves them, jrec the record that
 	// logged each copy.
@@ -110,8 +123,17 @@ type Options struct {
 	// Full makes every check read the whole file system again instead of only what changed
 	// since the last check (same findings, slower: the reference for tests and benchmarks).
 	Full bool
+	// Refetch, if set, gives a record of the log again, whole, by its index
+	// (blklog.PayloadSource.Record): the checker then keeps no copy of the plain file data of
+	// large writes, and reads a block of it again in the rare case a check reads it (plain.go).
+	// Without it, every block written home is kept in memory.
+	Refetch func(index int64) (blklog.Record, error)
 	// noFastCommits: tests, fast commits ignored (no check point at them, not in the view).
 	noFastCommits bool
+	// plainAll: tests, with Refetch: every full-block write whose content is plain data is left
+	// plain, whatever the write's size and wherever the block (the starting image's metadata
+	// too), so that checks read many blocks again.
+	plainAll bool
 }
 
 // New starts a checker on the image (size bytes), from the state journal recovery leaves it in
@@ -138,6 +160,16 @@ func NewWith(img io.ReaderAt, size int64, opt Options) (*Checker, error) {
 		active: map[string]*Finding{}, jblk: map[uint64]uint64{}, jphys: map[uint64]uint64{}, jview: map[uint64][]byte{}, jrec: map[uint64]int64{}}
 	if uint64(size) < c.nblk*uint64(c.bs) {
 		return nil, fmt.Errorf("check: image is %d bytes, the file system needs %d", size, c.nblk*uint64(c.bs))
+	}
+	if opt.Refetch != nil {
+		c.refetch = opt.Refetch
+		if err := c.plainSetup(fs); err != nil {
+			return nil, err
+		}
+		if opt.plainAll {
+			clear(c.keep)
+			c.plainAll = true
+		}
 	}
 	if fs.SB.HasJournal() && fs.SB.JournalInum != 0 {
 		jin, err := fs.ReadInode(fs.SB.JournalInum)
@@ -208,6 +240,10 @@ func (c *Checker) readAt(p []byte, off int64, top map[uint64][]byte) (int, error
 			n += copy(p[n:], d[in:])
 			continue
 		}
+		if ref, ok := c.plain[b]; ok {
+			n += copy(p[n:], c.plainContent(b, ref)[in:])
+			continue
+		}
 		k := min(len(p)-n, c.bs-in)
 		if _, err := c.img.ReadAt(p[n:n+k], pos); err != nil && err != io.EOF {
 			return n, err
@@ -220,6 +256,9 @@ func (c *Checker) readAt(p []byte, off int64, top map[uint64][]byte) (int, error
 func (c *Checker) block(b uint64) []byte {
 	if d, ok := c.over[b]; ok {
 		return d
+	}
+	if ref, ok := c.plain[b]; ok {
+		return c.plainContent(b, ref)
 	}
 	d := make([]byte, c.bs)
 	if _, err := c.img.ReadAt(d, int64(b)*int64(c.bs)); err != nil && err != io.EOF {
@@ -235,6 +274,7 @@ func (c *Checker) put(b uint64, old, d []byte, rec int64) bool {
 	}
 	c.last[b] = rec
 	c.over[b] = d
+	delete(c.plain, b)
 	c.changed[b] = true
 	return true
 }
@@ -279,7 +319,25 @@ func (c *Checker) write(rec *blklog.Record) bool {
 		b := uint64(pos / bs)
 		in := pos - int64(b)*bs
 		n := min(end-pos, bs-in)
-		old := c.block(b)
+		if int(n) == c.bs && rec.Type == blklog.TypeWrite && (len(rec.Data) >= plainMin || c.plainAll) {
+			if d := rec.Data[pos-start : pos-start+n]; c.isPlain(b, d) {
+				if c.putPlain(b, d, rec.Index) {
+					c.dirty = true
+				}
+				pos += n
+				continue
+			}
+		}
+		var old []byte
+		if ref, ok := c.plain[b]; ok && int(n) == c.bs && rec.Type == blklog.TypeWrite {
+			// A block left plain, overwritten whole: the hashes tell whether it changed, and it
+			// is not read again from the log (nil: it did).
+			if p := rec.Data[pos-start : pos-start+n]; maphash.Bytes(c.seed, p) == ref.sum {
+				old = p
+			}
+		} else {
+			old = c.block(b)
+		}
 		var d []byte
 		if int(n) == c.bs && rec.Type == blklog.TypeWrite {
 			d = bytes.Clone(rec.Data[pos-start : pos-start+n])

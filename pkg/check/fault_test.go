@@ -294,6 +294,16 @@ func TestInjectedFaults(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// The same with every plain block left out and read again from the log when needed.
+			refetch := func(i int64) (blklog.Record, error) { return recs[i], nil }
+			ca, all, err := RunWith(disk, int64(len(disk)), &sliceLog{recs: recs}, Options{Refetch: refetch, plainAll: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if findingsText(all) != findingsText(findings) {
+				t.Errorf("leaving every plain block out, check found\n%s\nkeeping every block\n%s", findingsText(all), findingsText(findings))
+			}
+			t.Logf("%d blocks left plain, %d read again", ca.nPlain, ca.Refetched())
 			for _, fd := range findings {
 				t.Logf("check: record %d %s: %s (at end %v)", fd.Seq, fd.Struct, fd.Msg, fd.AtEnd)
 			}

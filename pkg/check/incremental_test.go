@@ -1,6 +1,7 @@
 package check
 
 import (
+	"bytes"
 	"fmt"
 	"github.com/ext3replay/ext3replay/internal/scenario"
 	"os"
@@ -138,4 +139,100 @@ func findingsText(fs []Finding) string {
 		fmt.Fprintf(&b, "%+v group=%s\n", f, g)
 	}
 	return b.String()
+}
+
+// TestPlainDataSameFindings: on every real capture, a checker that leaves plain file data out
+// (Options.Refetch) finds exactly what one keeping every block finds, with the same errors; and
+// so does one that leaves out every block it can, the starting image's metadata and small
+// writes included, so that its checks read many blocks again from the log.
+func TestPlainDataSameFindings(t *testing.T) {
+	if testing.Short() {
+		t.Skip("replays every real capture three times")
+	}
+	dirs, _ := filepath.Glob("../../fixtures/real/*")
+	var plain, again, plainAll, againAll int
+	for _, dir := range dirs {
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			if scenario.Partitioned(dir) {
+				t.Skip("partitioned disk")
+			}
+			disk, recs := capture(t, dir)
+			refetch := func(i int64) (blklog.Record, error) {
+				if i < 0 || i >= int64(len(recs)) || recs[i].Index != i {
+					return blklog.Record{}, fmt.Errorf("no record %d", i)
+				}
+				return recs[i], nil
+			}
+			run := func(opt Options) (*Checker, string) {
+				c, fs, err := RunWith(disk, int64(len(disk)), &sliceLog{recs: recs}, opt)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return c, findingsText(fs) + strings.Join(c.Errors(), "\n")
+			}
+			_, want := run(Options{})
+			cp, got := run(Options{Refetch: refetch})
+			if got != want {
+				t.Errorf("leaving plain data out, check found\n%s\nkeeping every block\n%s", got, want)
+			}
+			ca, gotAll := run(Options{Refetch: refetch, plainAll: true})
+			if gotAll != want {
+				t.Errorf("leaving every plain block out, check found\n%s\nkeeping every block\n%s", gotAll, want)
+			}
+			plain, again, plainAll, againAll = plain+cp.nPlain, again+cp.Refetched(), plainAll+ca.nPlain, againAll+ca.Refetched()
+		})
+	}
+	t.Logf("blocks left plain %d, read again %d; leaving out every plain block: %d, read again %d", plain, again, plainAll, againAll)
+	if plain == 0 || againAll == 0 {
+		t.Errorf("nothing left plain (%d) or nothing read again (%d): the test tests nothing", plain, againAll)
+	}
+}
+
+// A block left plain and written again reads as its last content, read again from the record
+// that wrote it; a rewrite of the same content introduces nothing, another one does.
+func TestPlainBlockRewritten(t *testing.T) {
+	disk, _ := capture(t, "../../fixtures/real/basic-ext4-4k")
+	var recs []blklog.Record
+	refetch := func(i int64) (blklog.Record, error) { return recs[i], nil }
+	c, err := NewWith(disk, int64(len(disk)), Options{Refetch: refetch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := c.nblk - 16
+	for b := first; b < c.nblk; b++ {
+		if c.keep[b/64]&(1<<(b%64)) != 0 {
+			t.Skipf("block %d is the image's metadata", b)
+		}
+	}
+	payload := func(seed uint64) []byte {
+		p := make([]byte, 16*c.bs)
+		for i := range p {
+			p[i] = byte(seed + uint64(i*7+i/13))
+		}
+		return p
+	}
+	write := func(p []byte) {
+		r := blklog.Record{Index: int64(len(recs)), Type: blklog.TypeWrite, Sector: first * uint64(c.bs) / blklog.SectorSize, Length: uint32(len(p)), Data: p}
+		recs = append(recs, r)
+		if err := c.Record(&recs[len(recs)-1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, b := payload(1), payload(2)
+	write(a)
+	write(bytes.Clone(a)) // the same content again
+	if c.nPlain != 16 || c.last[first] != 0 {
+		t.Fatalf("%d blocks left plain, block %d last written by record %d; want 16 and record 0", c.nPlain, first, c.last[first])
+	}
+	write(b)
+	if c.nPlain != 32 || c.last[first] != 2 {
+		t.Fatalf("%d blocks left plain, block %d last written by record %d; want 32 and record 2", c.nPlain, first, c.last[first])
+	}
+	got := make([]byte, len(b))
+	if _, err := c.ReadAt(got, int64(first)*int64(c.bs)); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, b) || c.Refetched() != 16 {
+		t.Fatalf("read %d blocks again (want 16), content the last write's: %v", c.Refetched(), bytes.Equal(got, b))
+	}
 }
