@@ -12,6 +12,8 @@
 #            against zstd -dc of each; peak RSS (goal <= 256 MiB). Then the same log with the image given
 #            as image.raw.zst, as the README's example does, against zstd -dc of the image plus zstd -dc of
 #            the log (goal <= 1.3x); ZST_IMAGE="NAME..." chooses the cases measured so (default: large).
+#            Then check and analyze --check of the native log, against analyze of it, with their peak RSS;
+#            CHECK="NAME..." chooses the cases measured so (default: large).
 #   2. many: a real capture of a guest creating thousands of small files (metadata heavy): requests per second.
 #
 # The captures are made once with the fixture capture scripts (QEMU/TCG, a few minutes) and cached in
@@ -213,6 +215,9 @@ zst_rounds() {
 	echo "$(tr ' ' '\n' <<<"$zi" | median) $(tr ' ' '\n' <<<"$zl" | median) $(tr ' ' '\n' <<<"$a" | median) $m $(tr ' ' '\n' <<<"${o:-0}" | median) $om"
 }
 ZST_IMAGE="${ZST_IMAGE-large}"
+# CHECK="NAME...": the cases also measured with check and analyze --check (CHECK_ROUNDS rounds, default 1).
+CHECK="${CHECK-large}"
+CHECK_ROUNDS="${CHECK_ROUNDS:-1}"
 
 names="${*:-big big4 real rand large many}"
 for name in $names; do capture "$name"; done
@@ -254,5 +259,21 @@ for name in $names; do
 		awk -v a="$tza" -v i="$tzi" -v l="$tzl" 'BEGIN { z = i + l; printf "  analyze / (zstd -dc image + zstd -dc log) = %.2fx (.zst image)\n", a / (z > 0 ? z : 0.01) }'
 		[ -z "$OLD" ] || awk -v a="$tzo" -v i="$tzi" -v l="$tzl" -v m="$zorss" 'BEGIN { z = i + l
 			printf "  old binary, same rounds: analyze: %ss   peak RSS %s KiB   analyze / (zstd -dc image + log) = %.2fx (.zst image)\n", a, m, a / (z > 0 ? z : 0.01) }'
+	fi
+	# Consistency checking of the same log, against analyze of it (above): time and peak RSS, which
+	# must not grow with the data written (docs/check.md#memory-plain-file-data-is-not-kept).
+	if [[ " $CHECK " == *" $name "* ]]; then
+		for bin in "$BIN" ${OLD:+"$OLD"}; do
+			cz="" crss=0 acz="" acrss=0
+			for ((k = 0; k < CHECK_ROUNDS; k++)); do
+				read -r s r < <(timed "$bin" check "$d/image.raw" "$d/io.log.zst") && cz+="$s " && crss=$((r > crss ? r : crss))
+				read -r s r < <(timed "$bin" analyze --quiet --check "$d/image.raw" "$d/io.log.zst") && acz+="$s " && acrss=$((r > acrss ? r : acrss))
+			done
+			tc=$(tr ' ' '\n' <<<"$cz" | median) tac=$(tr ' ' '\n' <<<"$acz" | median)
+			who="check"
+			[ "$bin" = "$BIN" ] || who="old binary, check"
+			awk -v w="$who" -v c="$tc" -v ac="$tac" -v a="$ta" -v m="$crss" -v am="$acrss" 'BEGIN {
+				printf "  %s: %ss, peak RSS %s KiB (%.1fx analyze)   analyze --check: %ss, peak RSS %s KiB (%.1fx analyze)\n", w, c, m, c / (a > 0 ? a : 0.01), ac, am, ac / (a > 0 ? a : 0.01) }'
+		done
 	fi
 done
