@@ -80,6 +80,11 @@ func prefetch(r io.Reader) *prefetcher {
 		p.free[i%p.readers] <- slab[i*prefetchChunk : (i+1)*prefetchChunk : (i+1)*prefetchChunk]
 	}
 	if p.file == nil {
+		if f, ok := r.(*os.File); ok {
+			widenPipe(f)
+		} else if c, ok := r.(*CountedFile); ok {
+			widenPipe(c.File)
+		}
 		go p.run(r)
 		return p
 	}
