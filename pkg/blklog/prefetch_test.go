@@ -204,17 +204,7 @@ func TestPrefetchedLend(t *testing.T) {
 	for i := range content {
 		content[i] = byte(rng.Uint32())
 	}
-	path := filepath.Join(t.TempDir(), "f")
-	if err := os.WriteFile(path, content, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	pre := prefetch(f)
-	defer pre.close()
+	pre := prefetchedFile(t, content)
 	in := pre.input(nil)
 	got := make([]byte, 100, len(content))
 	if _, err := io.ReadFull(in, got); err != nil { // units no longer aligned with the chunks
@@ -287,4 +277,20 @@ func TestPrefetchedLogsFiltered(t *testing.T) {
 			}
 		}
 	}
+}
+
+// prefetchedFile writes b to a file and reads it ahead, both gone when t ends.
+func prefetchedFile(t *testing.T, b []byte) *prefetcher {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pre := prefetch(f)
+	t.Cleanup(func() { pre.close(); f.Close() })
+	return pre
 }

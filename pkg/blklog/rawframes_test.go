@@ -319,17 +319,7 @@ func TestRawFramesLending(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(t.TempDir(), "s.zst")
-	if err := os.WriteFile(path, enc.EncodeAll(parts[1], enc.EncodeAll(parts[0], nil)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	pre := prefetch(f)
-	defer pre.close()
+	pre := prefetchedFile(t, enc.EncodeAll(parts[1], enc.EncodeAll(parts[0], nil)))
 	r := newRawFrames(pre.input(nil), []zstd.DOption{zstd.IgnoreChecksum(true)})
 	defer r.Close()
 	var lent, copied int
