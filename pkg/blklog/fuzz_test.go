@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -67,6 +70,28 @@ func fuzzBoth(t *testing.T, b []byte) {
 	fuzzRead(t, b)
 	fuzzReadAhead(t, b)
 	fuzzFiltered(t, b)
+	fuzzFilteredFile(t, b)
+}
+
+// fuzzFilteredFile is fuzzFiltered with the log read from a file, as analyze reads it: read
+// ahead, its payloads lent in place (raw logs, and zstd's raw blocks through rawFrames).
+func fuzzFilteredFile(t *testing.T, b []byte) {
+	_, want, werr := readAll(t, b)
+	path := filepath.Join(t.TempDir(), "log")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Open(path)
+	if err != nil {
+		if werr == nil || strings.ReplaceAll(err.Error(), path, "mem.log") != werr.Error() {
+			t.Fatalf("open: %v; in memory: %v", err, werr)
+		}
+		return
+	}
+	n, gerr := readFilteredFrom(t, "fuzz file", r, want, testFilter(SectorSize, SectorSize))
+	if n >= 0 && strings.ReplaceAll(fmt.Sprint(gerr), path, "mem.log") != fmt.Sprint(werr) {
+		t.Fatalf("filtered read from the file ends with %v, in memory with %v", gerr, werr)
+	}
 }
 
 // fuzzFiltered checks that a payload filter changes nothing but the units it skips, and ends
