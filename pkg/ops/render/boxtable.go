@@ -17,22 +17,29 @@ import (
 // Tables it has not been checked to draw identically (no rows, East Asian width mode, where
 // tablewriter also narrows its own borders) go to tablewriter; boxtable_test.go compares the
 // two on random tables.
-func writeBoxTable(w io.Writer, header []string, rows [][]string, right []bool) error {
+//
+// footer, when not empty, is a last row under a rule of its own (the stats reports' totals).
+func writeBoxTable(w io.Writer, header, footer []string, rows [][]string, right []bool) error {
 	for _, r := range rows {
 		if len(r) != len(header) {
-			return tablewriterTable(w, header, rows, right)
+			return tablewriterTable(w, header, footer, rows, right)
 		}
 	}
-	return TableRows(w, header, right, len(rows), func(i int, cells []string) { copy(cells, rows[i]) })
+	return boxTable(w, header, footer, right, len(rows), func(i int, cells []string) { copy(cells, rows[i]) })
 }
 
 // TableRows is Table for n rows made by fill (called twice per row: once to measure, once to
 // write), so that a 100,000-row table is never held in memory as cells.
 func TableRows(w io.Writer, header []string, right []bool, n int, fill func(i int, cells []string)) error {
+	return boxTable(w, header, nil, right, n, fill)
+}
+
+// boxTable is TableRows with an optional footer.
+func boxTable(w io.Writer, header, footer []string, right []bool, n int, fill func(i int, cells []string)) error {
 	ncol := len(header)
 	cells := make([]string, ncol)
-	if n == 0 || ncol == 0 || twwidth.IsEastAsian() {
-		return tablewriterTable(w, header, materialize(n, ncol, fill), right)
+	if n == 0 || ncol == 0 || twwidth.IsEastAsian() || (len(footer) > 0 && len(footer) != ncol) {
+		return tablewriterTable(w, header, footer, materialize(n, ncol, fill), right)
 	}
 	widths := make([]int, ncol)
 	for i, h := range header {
@@ -45,10 +52,14 @@ func TableRows(w io.Writer, header []string, right []bool, n int, fill func(i in
 			widths[i] = max(widths[i], wd)
 		}
 	}
+	for i, c := range footer {
+		_, wd := boxCell(c)
+		widths[i] = max(widths[i], wd)
+	}
 	for _, wd := range widths {
 		if wd == 0 {
 			// An empty column: tablewriter's own rules for it are not worth copying.
-			return tablewriterTable(w, header, materialize(n, ncol, fill), right)
+			return tablewriterTable(w, header, footer, materialize(n, ncol, fill), right)
 		}
 	}
 	bw := bufio.NewWriterSize(w, 64<<10)
@@ -88,6 +99,10 @@ func TableRows(w io.Writer, header []string, right []bool, n int, fill func(i in
 	for k := 0; k < n; k++ {
 		fill(k, cells)
 		line(cells, true)
+	}
+	if len(footer) > 0 {
+		rule("├", "┼", "┤")
+		line(footer, true)
 	}
 	rule("└", "┴", "┘")
 	return bw.Flush()

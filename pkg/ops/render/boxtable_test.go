@@ -45,8 +45,15 @@ func TestBoxTableMatchesRender(t *testing.T) {
 				rows[i][j] = randomBoxCell(r)
 			}
 		}
-		if want, got := bothTables(t, header, rows, right); got != want {
-			t.Fatalf("table %d: header %q rows %q right %v:\ntablewriter:\n%s\nwriteBoxTable:\n%s", n, header, rows, right, want, got)
+		var footer []string
+		if r.Intn(2) == 0 {
+			footer = make([]string, ncol)
+			for j := range footer {
+				footer[j] = randomBoxCell(r)
+			}
+		}
+		if want, got := bothTables(t, header, footer, rows, right); got != want {
+			t.Fatalf("table %d: header %q rows %q footer %q right %v:\ntablewriter:\n%s\nwriteBoxTable:\n%s", n, header, rows, footer, right, want, got)
 		}
 	}
 }
@@ -62,19 +69,19 @@ func TestBoxTableInspectShape(t *testing.T) {
 		{"14", "char", "0644", "1", "0", "0", "/dev/null [1,3]"},
 		{"1234567", "file", "0644", "2", "123456789012", "30145", `"/with space"`},
 	}
-	if want, got := bothTables(t, header, rows, right); got != want {
+	if want, got := bothTables(t, header, nil, rows, right); got != want {
 		t.Fatalf("tablewriter:\n%s\nwriteBoxTable:\n%s", want, got)
 	}
 }
 
 // bothTables draws the table with tablewriter (the reference) and with writeBoxTable.
-func bothTables(t *testing.T, header []string, rows [][]string, right []bool) (want, got string) {
+func bothTables(t *testing.T, header, footer []string, rows [][]string, right []bool) (want, got string) {
 	t.Helper()
 	var w, g bytes.Buffer
-	if err := tablewriterTable(&w, header, rows, right); err != nil {
+	if err := tablewriterTable(&w, header, footer, rows, right); err != nil {
 		t.Fatal(err)
 	}
-	if err := writeBoxTable(&g, header, rows, right); err != nil {
+	if err := writeBoxTable(&g, header, footer, rows, right); err != nil {
 		t.Fatal(err)
 	}
 	return w.String(), g.String()

@@ -50,6 +50,15 @@ func safeCells(cells []string) []string {
 }
 
 func (t *table) render(w io.Writer, format string) error {
+	if format == "table" {
+		return writeBoxTable(w, t.header, t.footer, t.rows, t.right)
+	}
+	return t.tablewriter(w, format)
+}
+
+// tablewriter is render by tablewriter: the markdown tables, and the boxed tables writeBoxTable
+// does not draw itself (tablewriterTable).
+func (t *table) tablewriter(w io.Writer, format string) error {
 	align := make([]tw.Align, len(t.header))
 	for i := range align {
 		align[i] = tw.AlignLeft
@@ -342,12 +351,13 @@ func kindList(kinds []ops.Kind) string {
 // every command (docs/cli.md). right marks the columns to align right (numbers); cells pass
 // through the same guards (SafeText, TruncateCell).
 func Table(w io.Writer, header []string, rows [][]string, right []bool) error {
-	return writeBoxTable(w, header, rows, right)
+	return writeBoxTable(w, header, nil, rows, right)
 }
 
-// tablewriterTable is Table drawn by tablewriter: the reference writeBoxTable is tested against,
-// and what it falls back to for the tables it does not draw itself.
-func tablewriterTable(w io.Writer, header []string, rows [][]string, right []bool) error {
-	t := table{header: header, rows: rows, right: right}
-	return t.render(w, "table")
+// tablewriterTable is a boxed table (footer: none if empty) drawn by tablewriter: the reference
+// writeBoxTable is tested against, and what it falls back to for the tables it does not draw
+// itself.
+func tablewriterTable(w io.Writer, header, footer []string, rows [][]string, right []bool) error {
+	t := table{header: header, rows: rows, footer: footer, right: right}
+	return t.tablewriter(w, "table")
 }
