@@ -379,6 +379,9 @@ func (s *scanner) readInode(g int, ino uint32, buf []byte, bit bool, orphans map
 	r.orphan = r.candidate && bit && orphans[ino]
 	r.listed = orphans[ino]
 	if links == 0 && !reserved && !r.orphan {
+		if !r.candidate && !r.listed && len(r.problems) == 0 {
+			return s.cache.unusedIn(blk)
+		}
 		return r
 	}
 	r.used, r.links = true, links
@@ -1388,6 +1391,19 @@ type cache struct {
 	xattr  map[uint64][]problem
 	reads  int // structures read (inodes, directory blocks, xattr blocks), all scans
 	scans  int
+	// unused is the one result of the free inodes of a table block (unusedIn).
+	unused *inodeRes
+}
+
+// unusedIn is the result of a free inode of table block blk with nothing to report (mode
+// clear, no checksum problem): the same for every such inode of the block, so they share one.
+// Three quarters of the inode numbers of a 6 GiB file system of 102,000 files are free, and
+// their results were 80 MB of the checker's heap. Results are never changed once made.
+func (c *cache) unusedIn(blk uint64) *inodeRes {
+	if c.unused == nil || c.unused.deps[0] != blk {
+		c.unused = &inodeRes{deps: []uint64{blk}}
+	}
+	return c.unused
 }
 
 // inodeTable is the cache's pass-1 result per inode number. Every scan looks up every inode of
@@ -1442,6 +1458,7 @@ func geometryOf(sb *ext3fs.Superblock) geometry {
 
 func (c *cache) reset(g geometry) {
 	c.geom = g
+	c.unused = nil
 	c.inodes = inodeTable{}
 	c.dirBlk = map[uint64]*dirBlockRes{}
 	c.xattr = map[uint64][]problem{}
