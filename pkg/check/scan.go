@@ -25,9 +25,9 @@ const metaOwner = ^uint32(0) // a block of the file system's own structures
 type scan struct {
 	problems []problem
 	owner    []uint32
-	inoEv    [][]uint64  // by inode number: its inode-table block and map blocks
-	refBlk   [][]uint64  // by inode number: the directory blocks naming it
-	locs     [][3]uint64 // group -> where its descriptor puts its block bitmap, inode bitmap, inode table
+	inoEv    byInode[[]uint64] // inode -> its inode-table block and map blocks
+	refBlk   byInode[[]uint64] // inode -> the directory blocks naming it
+	locs     [][3]uint64       // group -> where its descriptor puts its block bitmap, inode bitmap, inode table
 	// noCounts: the group descriptors' and superblock's counts were not compared (a state with
 	// fast commits replayed, whose replay recomputes them: fastcommit.go).
 	noCounts bool
@@ -86,12 +86,9 @@ type scanner struct {
 	links  []uint16
 	dirs   []uint32
 	xattr  map[uint64]bool
-	// refs, parent and the scan's inoEv and refBlk are indexed by inode number, as used and
-	// the others are: every scan fills them for every inode in use, which in maps cost a third
-	// of check's time on a 6 GiB file system of 102,000 files (inserts, growth, lookups).
-	refs   [][]entryRef // the entries naming each inode
+	refs   byInode[[]entryRef] // the entries naming each inode
 	dotdot map[uint32]uint32
-	parent []entryRef        // first name of each inode, for paths (dir 0: none)
+	parent byInode[entryRef] // first name of each inode, for paths (dir 0: none)
 	ibm    map[uint32][]byte // inode bitmap per group (nil: uninitialised)
 	late   []problem         // per-inode problems, given their path once the names are known
 	preDir uint32            // s_prealloc_dir_blocks
@@ -122,8 +119,6 @@ func runScan(view *Checker, prev *scan, c *cache, changed func(uint64) bool) *sc
 	}
 	n := s.sb.InodesCount + 1
 	s.used, s.linked, s.isDir, s.links = make([]bool, n), make([]bool, n), make([]bool, n), make([]uint16, n)
-	s.refs, s.parent = make([][]entryRef, n), make([]entryRef, n)
-	s.out.inoEv, s.out.refBlk = make([][]uint64, n), make([][]uint64, n)
 	out.owner = make([]uint32, s.sb.BlocksCount)
 	for g := range fs.Groups {
 		d := &fs.Groups[g]
@@ -209,16 +204,7 @@ func (s *scanner) evidenceOf(o uint32) []uint64 {
 	if o == metaOwner {
 		return nil
 	}
-	return at(s.out.inoEv, o)
-}
-
-// at is l[i], nil past l's end: an inode number out of the file system's range, or a scan made
-// before a change of geometry, or one that could not read the superblock.
-func at[T any](l [][]T, i uint32) []T {
-	if uint64(i) < uint64(len(l)) {
-		return l[i]
-	}
-	return nil
+	return s.out.inoEv.get(o)
 }
 
 func (s *scanner) markMetadata() {
@@ -303,7 +289,7 @@ func (s *scanner) addInode(ino uint32, r *inodeRes) {
 	if !r.decoded {
 		return
 	}
-	s.out.inoEv[ino] = r.ev
+	s.out.inoEv.set(ino, r.ev)
 	if r.isDir {
 		s.isDir[ino] = true
 		s.dirs = append(s.dirs, ino)
@@ -1056,10 +1042,11 @@ func (s *scanner) htree(d uint32, r *inodeRes, blocks map[uint64]*dirBlockRes, h
 }
 
 func (s *scanner) ref(ino, dir uint32, blk uint64, name string) {
-	if uint64(ino) >= uint64(len(s.refs)) {
+	if ino > s.sb.InodesCount {
 		return // past the inodes (a corrupt '..'): reported where it is read, never counted
 	}
-	s.refs[ino] = append(s.refs[ino], entryRef{dir, blk, name})
+	r := s.refs.ref(ino)
+	*r = append(*r, entryRef{dir, blk, name})
 }
 
 // entry checks one name (not '.' or '..').
@@ -1069,8 +1056,8 @@ func (s *scanner) entry(d uint32, blk uint64, name string, ino uint32) {
 			block: blk, ino: d, group: -1, msg: fmt.Sprintf("Entry '%s' in directory inode %d has bad inode #: %d", name, d, ino), evidence: []uint64{blk}})
 		return
 	}
-	if s.parent[ino].dir == 0 {
-		s.parent[ino] = entryRef{d, blk, name}
+	if p := s.parent.ref(ino); p.dir == 0 {
+		*p = entryRef{d, blk, name}
 	}
 	if !s.linked[ino] {
 		b, _ := s.fs.InodeLocation(ino)
@@ -1084,8 +1071,8 @@ func (s *scanner) entry(d uint32, blk uint64, name string, ino uint32) {
 
 // parentOf is the first entry naming ino, if any.
 func (s *scanner) parentOf(ino uint32) (entryRef, bool) {
-	if uint64(ino) < uint64(len(s.parent)) && s.parent[ino].dir != 0 {
-		return s.parent[ino], true
+	if e := s.parent.get(ino); e.dir != 0 {
+		return e, true
 	}
 	return entryRef{}, false
 }
@@ -1127,20 +1114,20 @@ func (s *scanner) linkCounts() {
 			b, _ := s.fs.InodeLocation(d)
 			s.add(problem{key: fmt.Sprintf("dotdot %d", d), kind: "directory", strct: fmt.Sprintf("directory inode %d", d), ino: d, group: -1,
 				path: s.path(d), msg: fmt.Sprintf("'..' in %s (%d) is %d, should be %d", s.path(d), d, got, want),
-				evidence: append([]uint64{b}, refBlocks(at(s.refs, d))...)})
+				evidence: append([]uint64{b}, refBlocks(s.refs.get(d))...)})
 		}
 	}
 	for ino := uint32(ext3fs.RootIno); ino <= s.sb.InodesCount; ino++ {
 		if !s.linked[ino] || (ino < s.sb.FirstIno && ino != ext3fs.RootIno) {
 			continue
 		}
-		refs := at(s.refs, ino)
+		refs := s.refs.get(ino)
 		b, _ := s.fs.InodeLocation(ino)
 		ev := append([]uint64{b}, refBlocks(refs)...)
-		s.out.refBlk[ino] = refBlocks(refs)
+		s.out.refBlk.set(ino, refBlocks(refs))
 		if s.prev != nil {
 			// A name lost since the last check was lost by a write to the block that held it.
-			ev = append(ev, at(s.prev.refBlk, ino)...)
+			ev = append(ev, s.prev.refBlk.get(ino)...)
 		}
 		counted := len(refs)
 		switch {
@@ -1237,7 +1224,7 @@ func (s *scanner) bitmaps() {
 					} else if s.prev != nil && b < uint64(len(s.prev.owner)) {
 						if po := s.prev.owner[b]; po != 0 && po < metaOwner-1 {
 							ino = po
-							ev = append(ev, at(s.prev.inoEv, po)...)
+							ev = append(ev, s.prev.inoEv.get(po)...)
 							msg += fmt.Sprintf("; inode %d owned it at the previous check", po)
 						}
 					}
@@ -1386,7 +1373,7 @@ func (s *scanner) checksums() {
 // blocks it came from changed (or the file system's geometry did).
 type cache struct {
 	geom   geometry
-	inodes inodeTable
+	inodes byInode[*inodeRes]
 	dirBlk map[uint64]*dirBlockRes
 	xattr  map[uint64][]problem
 	reads  int // structures read (inodes, directory blocks, xattr blocks), all scans
@@ -1406,31 +1393,37 @@ func (c *cache) unusedIn(blk uint64) *inodeRes {
 	return c.unused
 }
 
-// inodeTable is the cache's pass-1 result per inode number. Every scan looks up every inode of
-// the initialised groups, so the results sit in pages indexed by number, made as first needed:
-// as a map, the lookups were a sixth of check's time on a 6 GiB file system of 102,000 files
-// (393,000 inode numbers, 32 checks).
-type inodeTable struct{ pages [][]*inodeRes }
+// byInode is a table indexed by inode number, in pages made as first written: every scan
+// looks up every inode of the initialised groups, and fills the names and evidence of every
+// inode in use, which in maps were two thirds of check's CPU on a 6 GiB file system of 102,000
+// files (393,000 inode numbers, 32 checks); as slices of the inode count they would cost as much
+// memory for an inode never used as for one in use, and a large file system has many more.
+type byInode[T any] struct{ pages [][]T }
 
 const inodePage = 4096
 
-func (t *inodeTable) get(ino uint32) *inodeRes {
+// get is the value of ino, the zero value if it was never set.
+func (t *byInode[T]) get(ino uint32) T {
 	if p := int(ino / inodePage); p < len(t.pages) && t.pages[p] != nil {
 		return t.pages[p][ino%inodePage]
 	}
-	return nil
+	var zero T
+	return zero
 }
 
-func (t *inodeTable) set(ino uint32, r *inodeRes) {
+// ref is where the value of ino is kept, made if needed.
+func (t *byInode[T]) ref(ino uint32) *T {
 	p := int(ino / inodePage)
 	if p >= len(t.pages) {
-		t.pages = append(t.pages, make([][]*inodeRes, p+1-len(t.pages))...)
+		t.pages = append(t.pages, make([][]T, p+1-len(t.pages))...)
 	}
 	if t.pages[p] == nil {
-		t.pages[p] = make([]*inodeRes, inodePage)
+		t.pages[p] = make([]T, inodePage)
 	}
-	t.pages[p][ino%inodePage] = r
+	return &t.pages[p][ino%inodePage]
 }
+
+func (t *byInode[T]) set(ino uint32, v T) { *t.ref(ino) = v }
 
 // geometry is what every cached result depends on: the superblock fields that say where
 // structures are and how they are decoded and checksummed.
@@ -1459,7 +1452,7 @@ func geometryOf(sb *ext3fs.Superblock) geometry {
 func (c *cache) reset(g geometry) {
 	c.geom = g
 	c.unused = nil
-	c.inodes = inodeTable{}
+	c.inodes = byInode[*inodeRes]{}
 	c.dirBlk = map[uint64]*dirBlockRes{}
 	c.xattr = map[uint64][]problem{}
 }
