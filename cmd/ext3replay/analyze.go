@@ -90,11 +90,6 @@ operations go elsewhere (-o, a pipe); --quiet silences both.`,
 			// Ops streamed to the terminal the bar would be drawn on show the progress themselves.
 			toTerminal := (f.output == "" || f.output == "-") && isTerminalWriter(cmd.OutOrStdout())
 			prog := newProgress(cmd.ErrOrStderr(), f.quiet || toTerminal, "analyzing", -1, true)
-			stopProfiles, err := startProfiles()
-			if err != nil {
-				return err
-			}
-			defer stopProfiles()
 			// Output failures are exit status 3, whatever layer they surface through.
 			var anomalies int64
 			emit := func(op *ops.Op) error {

@@ -59,7 +59,7 @@ func without(list []string, s string) []string {
 
 // settle gives every command of the tree the shared habits: argument-count errors carry the
 // usage line, a command with subcommands refuses an unknown one (exit 2) instead of printing
-// help with exit 0, and --format values complete.
+// help with exit 0, --format values complete, and the profiling switches (profile.go) apply.
 func settle(root *cobra.Command) {
 	var walk func(c *cobra.Command)
 	walk = func(c *cobra.Command) {
@@ -78,6 +78,16 @@ func settle(root *cobra.Command) {
 					return fmt.Errorf("%w\nUsage: %s", err, cmd.UseLine())
 				}
 				return nil
+			}
+		}
+		if run := c.RunE; run != nil && !c.HasSubCommands() {
+			c.RunE = func(cmd *cobra.Command, args []string) error {
+				stop, err := startProfiles()
+				defer stop()
+				if err != nil {
+					return err
+				}
+				return run(cmd, args)
 			}
 		}
 		if vals, ok := formatValues[subPath(c)]; ok && c.Flags().Lookup("format") != nil {

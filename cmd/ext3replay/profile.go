@@ -8,7 +8,7 @@ import (
 	"runtime/trace"
 )
 
-// profileSwitches are analyze's profiling switches (docs/cli.md), each a variable of the
+// profileSwitches are the profiling switches of every command (docs/cli.md), each a variable of the
 // environment naming the file to write: start begins at the start of the run (nil: nothing to
 // begin), stop writes what is left at its end.
 var profileSwitches = []struct {
