@@ -178,7 +178,17 @@ func readLine(br *bufio.Reader, buf []byte) ([]byte, error) {
 	}
 }
 
+// parseLine decodes and validates one op line.
 func parseLine(line []byte) (Op, error) {
+	if op, ok := decodeOp(line); ok {
+		return op, op.Validate()
+	}
+	return parseLineJSON(line)
+}
+
+// parseLineJSON is parseLine through encoding/json alone: for every line decodeOp leaves to it,
+// and as the reference decodeOp is tested against.
+func parseLineJSON(line []byte) (Op, error) {
 	var op Op
 	d := json.NewDecoder(bytes.NewReader(line))
 	d.DisallowUnknownFields()
