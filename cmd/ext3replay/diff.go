@@ -80,15 +80,16 @@ func runDiff(cmd *cobra.Command, args []string, o *diffOptions) error {
 	}
 	var runs [2][]ops.Op
 	var saved [2]*ops.Run
-	for i, a := range args {
-		if o.image != "" {
-			saved[i], err = analyzedRun(o.image, a, cmd.ErrOrStderr())
-		} else {
-			saved[i], err = readRun(a)
+	if o.image != "" {
+		for i, a := range args {
+			if saved[i], err = analyzedRun(o.image, a, cmd.ErrOrStderr()); err != nil {
+				return &exitError{code: exitUsage, err: err}
+			}
 		}
-		if err != nil {
-			return &exitError{code: exitUsage, err: err}
-		}
+	} else if saved, err = readRuns(args); err != nil {
+		return &exitError{code: exitUsage, err: err}
+	}
+	for i := range saved {
 		runs[i] = saved[i].Ops
 	}
 	missing, err := comparable(args, saved, cmd.ErrOrStderr())

@@ -117,6 +117,24 @@ func readRun(path string) (*ops.Run, error) {
 	return ops.ReadRun(f, path)
 }
 
+// readRuns reads two saved runs side by side (decoding 90,000 ops takes about 0.1 s), and
+// returns the first error in argument order.
+func readRuns(paths []string) ([2]*ops.Run, error) {
+	var runs [2]*ops.Run
+	var errs [2]error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runs[1], errs[1] = readRun(paths[1])
+	}()
+	runs[0], errs[0] = readRun(paths[0])
+	<-done
+	if errs[0] != nil {
+		return runs, errs[0]
+	}
+	return runs, errs[1]
+}
+
 // analyzedRun is a run analyzed here from IMAGE and LOG with --metadata: nothing is missing. A
 // progress bar shows on stderr when it is a terminal and the analysis takes a while.
 func analyzedRun(imagePath, logPath string, stderr io.Writer) (*ops.Run, error) {

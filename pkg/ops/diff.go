@@ -1,9 +1,12 @@
 package ops
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -125,7 +128,15 @@ func Diff(a, b []Op, o DiffOptions) (*DiffReport, error) {
 	if o.WritesOnly {
 		a, b = withoutReads(a), withoutReads(b)
 	}
-	ta, tb := track(a), track(b)
+	// The two runs are tracked side by side: each is a run through its ops and a few maps.
+	var ta, tb *tracker
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tb = track(b)
+	}()
+	ta = track(a)
+	<-done
 	if ta.totals.All.Overflow || tb.totals.All.Overflow {
 		return nil, fmt.Errorf("diff: %w", ErrOverflow)
 	}
@@ -245,35 +256,33 @@ func orderDiffs(na, nb []nsOp, ca, cb map[string]int) []OrderDiff {
 		seq int64
 		key string
 	}
-	common := func(ns []nsOp) map[string][]string {
-		left := map[string]int{}
-		for k, n := range ca {
-			if m := cb[k]; m < n {
-				n = m
-			}
-			left[k] = n
+	both := make(map[string]int, len(ca))
+	for k, n := range ca {
+		if m := cb[k]; m > 0 {
+			both[k] = min(n, m)
 		}
+	}
+	common := func(ns []nsOp) map[string][]string {
+		left := maps.Clone(both)
 		per := map[string][]item{}
 		for _, n := range ns {
 			if left[n.key] == 0 {
 				continue
 			}
 			left[n.key]--
-			seen := map[string]bool{}
-			for _, s := range n.subjects {
-				if !seen[s] {
-					seen[s] = true
+			for i, s := range n.subjects {
+				if !slices.Contains(n.subjects[:i], s) {
 					per[s] = append(per[s], item{n.op.Seq, n.key})
 				}
 			}
 		}
 		out := make(map[string][]string, len(per))
 		for p, items := range per {
-			sort.SliceStable(items, func(i, j int) bool {
-				if items[i].seq != items[j].seq {
-					return items[i].seq < items[j].seq
+			slices.SortStableFunc(items, func(x, y item) int {
+				if c := cmp.Compare(x.seq, y.seq); c != 0 {
+					return c
 				}
-				return items[i].key < items[j].key
+				return strings.Compare(x.key, y.key)
 			})
 			keys := make([]string, len(items))
 			for i, it := range items {
@@ -284,15 +293,11 @@ func orderDiffs(na, nb []nsOp, ca, cb map[string]int) []OrderDiff {
 		return out
 	}
 	pa, pb := common(na), common(nb)
-	var paths []string
-	for p := range pa {
-		paths = append(paths, p)
-	}
-	sort.Strings(paths)
+	paths := slices.Sorted(maps.Keys(pa))
 	out := []OrderDiff{}
 	for _, p := range paths {
 		sa, sb := pa[p], pb[p]
-		if strings.Join(sa, "\x00") != strings.Join(sb, "\x00") {
+		if !slices.Equal(sa, sb) {
 			out = append(out, OrderDiff{Path: p, A: sa, B: sb})
 		}
 	}
@@ -482,10 +487,10 @@ func kindDiffs(a, b *Totals, exA, exB []*entity, o DiffOptions) []IODiff {
 		}
 		fa, fb := va, vb
 		for _, e := range exA {
-			fa = sub(fa, e.kinds[k])
+			fa = sub(fa, e.volume(k))
 		}
 		for _, e := range exB {
-			fb = sub(fb, e.kinds[k])
+			fb = sub(fb, e.volume(k))
 		}
 		d := IODiff{Name: string(k), A: va, B: vb,
 			ReadChange: change(va.ReadBytes, vb.ReadBytes), WriteChange: change(va.WriteBytes, vb.WriteBytes)}
