@@ -198,12 +198,12 @@ func (c *Checker) fastCommitView() string {
 	}
 	for b, d := range old {
 		if n, ok := c.fcview[b]; !ok || !slices.Equal(n, d) {
-			c.changed[b] = true
+			c.changed.add(b)
 		}
 	}
 	for b := range c.fcview {
 		if _, ok := old[b]; !ok {
-			c.changed[b] = true
+			c.changed.add(b)
 		}
 	}
 	return strings.Join(why, "; ")

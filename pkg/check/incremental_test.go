@@ -236,3 +236,50 @@ func TestPlainBlockRewritten(t *testing.T) {
 		t.Fatalf("read %d blocks again (want 16), content the last write's: %v", c.Refetched(), bytes.Equal(got, b))
 	}
 }
+
+// TestPlainBlockAsInImage: a large write whose blocks are in part what the image already holds
+// changes only the others (the image under the write is read at once, imageBlock), whether the
+// write starts on a block the image holds or not.
+func TestPlainBlockAsInImage(t *testing.T) {
+	for _, startSame := range []bool{true, false} {
+		disk, _ := capture(t, "../../fixtures/real/basic-ext4-4k")
+		c0, err := NewWith(disk, int64(len(disk)), Options{Refetch: func(int64) (blklog.Record, error) { return blklog.Record{}, nil }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		bs, first := c0.bs, c0.nblk-16
+		for b := first; b < c0.nblk; b++ {
+			if c0.keep[b/64]&(1<<(b%64)) != 0 {
+				t.Skipf("block %d is the image's metadata", b)
+			}
+		}
+		p := make([]byte, 16*bs)
+		for i := range p {
+			p[i] = byte(3 + i*5 + i/11)
+		}
+		same := map[uint64]bool{}
+		for k := range 16 {
+			if (k%2 == 0) == startSame {
+				b := first + uint64(k)
+				same[b] = true
+				copy(disk[int(b)*bs:], p[k*bs:(k+1)*bs])
+			}
+		}
+		c, err := NewWith(disk, int64(len(disk)), Options{Refetch: func(int64) (blklog.Record, error) { return blklog.Record{}, nil }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := blklog.Record{Index: 7, Type: blklog.TypeWrite, Sector: first * uint64(bs) / blklog.SectorSize, Length: uint32(len(p)), Data: p}
+		if err := c.Record(&r); err != nil {
+			t.Fatal(err)
+		}
+		for b := first; b < c.nblk; b++ {
+			if _, written := c.last[b]; written == same[b] || c.changed.has(b) == same[b] {
+				t.Errorf("start same %v: block %d, as in the image %v: last written %v, changed %v", startSame, b, same[b], written, c.changed.has(b))
+			}
+		}
+		if c.nPlain != 8 {
+			t.Errorf("start same %v: %d blocks left plain, want 8", startSame, c.nPlain)
+		}
+	}
+}

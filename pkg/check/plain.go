@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/maphash"
+	"io"
 
 	"github.com/ext3replay/ext3replay/internal/sparse"
 	"github.com/ext3replay/ext3replay/pkg/blklog"
@@ -73,22 +74,49 @@ func (c *Checker) isPlain(b uint64, d []byte) bool {
 		!ext3fs.IsExtentNode(d) && !ext3fs.IndirectInRange(d, c.nblk) && !ext3fs.IsDirBlock(d, c.filetype)
 }
 
-// putPlain is put for content d of block b left plain; it reports whether the content changed.
-func (c *Checker) putPlain(b uint64, d []byte, rec int64) bool {
+// putPlain is put for content d of block b left plain, of a write ending at byte end of the
+// disk; it reports whether the content changed.
+func (c *Checker) putPlain(b uint64, d []byte, rec int64, end int64) bool {
 	sum := maphash.Bytes(c.seed, d)
 	if ref, ok := c.plain[b]; ok {
 		if ref.sum == sum {
 			return false
 		}
-	} else if bytes.Equal(c.block(b), d) {
-		return false // a rewrite of the same content introduces nothing
+	} else if old, ok := c.over[b]; ok {
+		if bytes.Equal(old, d) {
+			return false // a rewrite of the same content introduces nothing
+		}
+	} else if bytes.Equal(c.imageBlock(b, end), d) {
+		return false
 	}
 	c.last[b] = rec
 	delete(c.over, b)
 	c.plain[b] = plainRef{rec: rec, sum: sum}
 	c.nPlain++
-	c.changed[b] = true
+	c.changed.add(b)
 	return true
+}
+
+// imageBlock is block b of the image (as block reads it, for a block neither in over nor in
+// plain), for a write that ends at byte end of the disk: the image under the whole write is read
+// at once, on the first block that needs it. One read of a 4 KiB block per block of a large copy
+// was a quarter of check's time on the bench's large case (262,000 reads for 1 GiB).
+func (c *Checker) imageBlock(b uint64, end int64) []byte {
+	if b < c.origFirst || b >= c.origFirst+uint64(c.origN) {
+		n := int((end+int64(c.bs)-1)/int64(c.bs) - int64(b))
+		if cap(c.orig) < n*c.bs {
+			c.orig = make([]byte, n*c.bs)
+		}
+		c.orig = c.orig[:n*c.bs]
+		k, err := c.img.ReadAt(c.orig, int64(b)*int64(c.bs))
+		if err != nil && (err != io.EOF || k < c.bs) {
+			c.origN = 0
+			return c.block(b) // which reports the error as it always did
+		}
+		c.origFirst, c.origN = b, k/c.bs
+	}
+	i := int(b-c.origFirst) * c.bs
+	return c.orig[i : i+c.bs]
 }
 
 // plainContent reads block b, left plain, again from the log, and keeps it from then on: a

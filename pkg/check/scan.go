@@ -236,10 +236,11 @@ func (s *scanner) inodes() {
 		if s.csumGroups() {
 			n -= min(d.ItableUnused, n)
 		}
+		ibm := s.ibm[uint32(g)]
 		for k := uint32(0); k < n; k++ {
 			ino := uint32(g)*sb.InodesPerGroup + k + 1
 			blk, _ := s.fs.InodeLocation(ino)
-			bit := s.ibm[uint32(g)] != nil && s.ibm[uint32(g)][k/8]&(1<<(k%8)) != 0
+			bit := ibm != nil && ibm[k/8]&(1<<(k%8)) != 0
 			r := s.cache.inodes.get(ino)
 			if r == nil || !s.valid(r.deps, blk) || r.orphan != (r.candidate && bit && orphans[ino]) || r.listed != orphans[ino] {
 				if bufBlk != blk {
