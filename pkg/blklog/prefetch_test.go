@@ -13,6 +13,8 @@ import (
 	"testing"
 	"testing/iotest"
 	"unsafe"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // hidden hides a reader's Len, so that newReader reads it ahead as it does a file.
@@ -244,9 +246,12 @@ func TestPrefetchedLend(t *testing.T) {
 // filter (units lent in place) give the records read from memory, whole, cut and damaged.
 func TestPrefetchedLogsFiltered(t *testing.T) {
 	recs := omitRecords(150, 12)
+	enc, _ := zstd.NewWriter(nil)
 	logs := map[string][]byte{
 		"native raw":    rawLog(t, writeLog(t, recs, 5)),
 		"dm-log-writes": writeDMLog(t, recs),
+		// Compressed whole (one frame), as `zstd writes.lwlog` leaves it.
+		"dm-log-writes.zst": enc.EncodeAll(writeDMLog(t, recs), nil),
 	}
 	path := filepath.Join(t.TempDir(), "log")
 	for name, b := range logs {
