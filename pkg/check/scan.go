@@ -221,6 +221,7 @@ func (s *scanner) markMetadata() {
 func (s *scanner) inodes() {
 	sb := s.sb
 	orphans := s.orphans()
+	ipb := uint32(s.bs / sb.InodeSize())
 	buf := make([]byte, s.bs)
 	bufBlk := ^uint64(0)
 	for g := range s.fs.Groups {
@@ -237,15 +238,24 @@ func (s *scanner) inodes() {
 			n -= min(d.ItableUnused, n)
 		}
 		ibm := s.ibm[uint32(g)]
+		var whole, free bool // the table block being walked is walked whole; its inodes so far are free
 		for k := uint32(0); k < n; k++ {
 			ino := uint32(g)*sb.InodesPerGroup + k + 1
 			blk, _ := s.fs.InodeLocation(ino)
+			if k%ipb == 0 {
+				whole, free = k+ipb <= n, true
+				if whole && len(orphans) == 0 && s.cache.freeBlocks.has(blk) && !s.chg(blk) {
+					k += ipb - 1 // nothing to add for any of them (addInode of a free inode with nothing to report)
+					continue
+				}
+			}
 			bit := ibm != nil && ibm[k/8]&(1<<(k%8)) != 0
 			r := s.cache.inodes.get(ino)
 			if r == nil || !s.valid(r.deps, blk) || r.orphan != (r.candidate && bit && orphans[ino]) || r.listed != orphans[ino] {
 				if bufBlk != blk {
 					bufBlk = ^uint64(0)
 					if err := s.fs.ReadBlock(blk, buf); err != nil {
+						free = false
 						continue
 					}
 					bufBlk = blk
@@ -255,6 +265,10 @@ func (s *scanner) inodes() {
 				s.cache.reads++
 			}
 			s.addInode(ino, r)
+			free = free && r.quiet(blk)
+			if whole && k%ipb == ipb-1 {
+				s.cache.freeBlocks.set(blk, free)
+			}
 		}
 	}
 	for b := range s.xattr {
@@ -1403,10 +1417,39 @@ type cache struct {
 	scans  int
 	// unused is the one result of the free inodes of a table block (unusedIn).
 	unused *inodeRes
+	// freeBlocks are the inode-table blocks whose inodes were all free with nothing to report
+	// (quiet) when last read: unchanged since, and with no orphan list, a scan passes them by (three
+	// quarters of the 393,000 inode numbers of the bench's large case, at every check).
+	freeBlocks blockBits
 	// used, linked, isDir and links are the scanner's per-inode tables, kept from scan to scan
 	// (2 MB a check on the bench's large case, 393,000 inode numbers).
 	used, linked, isDir []bool
 	links               []uint16
+}
+
+// blockBits is a set of block numbers, a bit each.
+type blockBits []uint64
+
+func (b blockBits) has(n uint64) bool { return n/64 < uint64(len(b)) && b[n/64]&(1<<(n%64)) != 0 }
+
+func (b *blockBits) set(n uint64, on bool) {
+	if n/64 >= uint64(len(*b)) {
+		if !on {
+			return
+		}
+		*b = slices.Grow(*b, int(n/64+1)-len(*b))[:n/64+1]
+	}
+	if on {
+		(*b)[n/64] |= 1 << (n % 64)
+	} else {
+		(*b)[n/64] &^= 1 << (n % 64)
+	}
+}
+
+// quiet reports whether r is a free inode's with nothing to report, read from table block blk
+// alone: what addInode adds nothing for.
+func (r *inodeRes) quiet(blk uint64) bool {
+	return !r.used && !r.candidate && !r.listed && !r.orphan && len(r.problems) == 0 && len(r.deps) == 1 && r.deps[0] == blk
 }
 
 // cleared is *s made n long and zeroed, in the memory it has if it is as long.
@@ -1489,6 +1532,7 @@ func geometryOf(sb *ext3fs.Superblock) geometry {
 func (c *cache) reset(g geometry) {
 	c.geom = g
 	c.unused = nil
+	c.freeBlocks = nil
 	c.inodes = byInode[*inodeRes]{}
 	c.dirBlk = map[uint64]*dirBlockRes{}
 	c.xattr = map[uint64][]problem{}
