@@ -536,6 +536,22 @@ func (w *seqWriter) flush() error {
 // ReadAt reads from the (decompressed) image.
 func (m *Image) ReadAt(p []byte, off int64) (int, error) { return m.r.ReadAt(p, off) }
 
+// Zeros reports whether the n bytes at off are known to read as zeros without reading them: a
+// hole of a sparse raw image, or a run the decompressed store never stored. False says nothing.
+// The checker asks it before comparing a large write with what it overwrites (pkg/check).
+func (m *Image) Zeros(off, n int64) bool {
+	if off < 0 || n < 0 || off+n > m.size {
+		return false
+	}
+	switch r := m.r.(type) {
+	case *os.File:
+		return fileZeros(r, off, n)
+	case *store:
+		return r.zeros(off, n)
+	}
+	return false
+}
+
 // Size is the (decompressed) image size in bytes.
 func (m *Image) Size() int64 { return m.size }
 

@@ -71,6 +71,8 @@ type Checker struct {
 	orig      []byte
 	origFirst uint64
 	origN     int
+	origZero  bool   // the image is a hole there: every block of it is zero (Image.Zeros)
+	zero      []byte // a block of zeros
 	// live are the committed transactions recovery would still replay (from the journal
 	// superblock's s_start); jview is their blocks as replay leaves them, jrec the record that
 	// logged each copy.

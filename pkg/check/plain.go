@@ -108,12 +108,25 @@ func (c *Checker) imageBlock(b uint64, end int64) []byte {
 			c.orig = make([]byte, n*c.bs)
 		}
 		c.orig = c.orig[:n*c.bs]
+		if z, ok := c.img.(interface{ Zeros(off, n int64) bool }); ok && z.Zeros(int64(b)*int64(c.bs), int64(len(c.orig))) {
+			// A hole of the image (free space never written, the usual place of a large copy):
+			// zeros, known without reading them.
+			if c.zero == nil {
+				c.zero = make([]byte, c.bs)
+			}
+			c.origFirst, c.origN, c.origZero = b, n, true
+			return c.zero
+		}
+		c.origZero = false
 		k, err := c.img.ReadAt(c.orig, int64(b)*int64(c.bs))
 		if err != nil && (err != io.EOF || k < c.bs) {
 			c.origN = 0
 			return c.block(b) // which reports the error as it always did
 		}
 		c.origFirst, c.origN = b, k/c.bs
+	}
+	if c.origZero {
+		return c.zero
 	}
 	i := int(b-c.origFirst) * c.bs
 	return c.orig[i : i+c.bs]

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 )
 
@@ -86,6 +87,24 @@ func (rc *Recovery) ReadAt(p []byte, off int64) (int, error) {
 		copy(p[lo-off:hi-off], b[lo-bstart:hi-bstart])
 	}
 	return n, err
+}
+
+// Zeros reports whether the n bytes at off are known to read as zeros without reading them: no
+// block recovery wrote is among them, and the base image says so (a diskimage.Image's Zeros);
+// false says nothing.
+func (rc *Recovery) Zeros(off, n int64) bool {
+	z, ok := rc.base.(interface{ Zeros(off, n int64) bool })
+	if !ok || off < 0 || n <= 0 {
+		return false
+	}
+	if len(rc.Blocks) != len(rc.over) {
+		return false // a recovery that did not finish: Blocks does not list the overlay
+	}
+	first, last := uint64(off/rc.bs), uint64((off+n-1)/rc.bs)
+	if i, _ := slices.BinarySearch(rc.Blocks, first); i < len(rc.Blocks) && rc.Blocks[i] <= last {
+		return false
+	}
+	return z.Zeros(off, n)
 }
 
 // Summary is one line for humans: what recovery did.

@@ -546,3 +546,39 @@ func debugfsJournalRun(t *testing.T, img []byte) []byte {
 	}
 	return b
 }
+
+// allZeros is an image that says every range of it reads as zeros (as a diskimage.Image says of
+// its holes), true or not: what Recovery.Zeros adds to it is under test.
+type allZeros struct{ *bytes.Reader }
+
+func (allZeros) Zeros(off, n int64) bool { return true }
+
+// Recovery.Zeros passes the base image's answer on, except where recovery wrote a block: those
+// blocks read as the journal left them, not as the image.
+func TestRecoveryZeros(t *testing.T) {
+	ext3fstest.Need(t)
+	ji := newJournalImage(t, journalFormats[0])
+	d := ji.data
+	ji.log(t, ji.jsb.First, 7, []jtxn{{writes: []jwrite{{d[0], ji.content("a")}, {d[1], ji.content("b")}}}})
+	rc, err := ext3fs.Recover(allZeros{bytes.NewReader(ji.img)})
+	if err != nil || !rc.Needed {
+		t.Fatalf("recovery: %v, needed %v", err, rc.Needed)
+	}
+	bs := int64(ji.bs)
+	for _, b := range rc.Blocks {
+		if rc.Zeros(int64(b)*bs, bs) || rc.Zeros(int64(b)*bs-3*bs, 8*bs) {
+			t.Errorf("block %d, written by recovery, reads as the base image's zeros", b)
+		}
+	}
+	free := rc.Blocks[len(rc.Blocks)-1] + 10
+	if !rc.Zeros(int64(free)*bs, bs) {
+		t.Errorf("block %d, not written by recovery: the base image's answer was not passed on", free)
+	}
+	plain, err := ext3fs.Recover(bytes.NewReader(ji.img))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plain.Zeros(int64(free)*bs, bs) {
+		t.Error("a base image that says nothing of zeros: Zeros is true")
+	}
+}
