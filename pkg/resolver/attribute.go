@@ -77,7 +77,7 @@ func (r *Resolver) settledPathDepth(ino uint32, depth int) string {
 		return ""
 	}
 	ls := r.ns.names.Links(ino)
-	if p := r.ns.pend[ino]; p != nil && (len(p.adds) > 0 || len(p.rems) > 0) {
+	if p := r.ns.pend.get(ino); p != nil && (len(p.adds) > 0 || len(p.rems) > 0) {
 		var kept []Link
 		for _, l := range ls {
 			if !p.hasAdd(l) {
@@ -193,7 +193,7 @@ func (r *Resolver) pathOrRemoved(ino uint32, depth int) string {
 			return dir + "/" + ls[0].Name
 		}
 	}
-	if p := r.ns.pend[ino]; p != nil && len(p.rems) > 0 {
+	if p := r.ns.pend.get(ino); p != nil && len(p.rems) > 0 {
 		return p.rems[len(p.rems)-1].path
 	}
 	return r.ns.orphanPath[ino]

@@ -52,7 +52,7 @@ func TestPendingEntriesReused(t *testing.T) {
 	p.freed, p.since, p.lastType = true, 5, ext3fs.TypeDir
 	rems := p.rems
 	r.settled(100, p)
-	if r.ns.pend[100] != nil {
+	if r.ns.pend.get(100) != nil {
 		t.Fatal("inode 100 still has a pending entry once settled")
 	}
 	if rems[:1][0] != (nameEv{}) {
@@ -65,7 +65,7 @@ func TestPendingEntriesReused(t *testing.T) {
 	if len(q.adds) != 0 || len(q.rems) != 0 || q.freed || q.since != 0 || q.lastType != 0 {
 		t.Errorf("reused entry not empty: %+v", *q)
 	}
-	if r.ns.pend[200] != q {
+	if r.ns.pend.get(200) != q {
 		t.Error("the reused entry is not inode 200's")
 	}
 	ev := nameEv{l: Link{Parent: 2, Name: "z"}, path: "/z"}

@@ -56,7 +56,7 @@ func (r *Resolver) inodeChanged(ino uint32, blk uint64, ob, nb []byte) {
 	// (Only inodes with such evidence get a pending entry: most inode writes are size and time
 	// updates.)
 	oLive, nLive := oi.Live(), ni.Live()
-	p := r.ns.pend[ino]
+	p := r.ns.pend.get(ino)
 	evidence := reuse || oLive != nLive || (oLive && nLive && oi.LinksCount != ni.LinksCount)
 	if evidence && p == nil {
 		p = r.pendFor(ino)

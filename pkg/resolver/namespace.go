@@ -4,11 +4,11 @@ package resolver
 // explained yet (see pairing.go): what pairs name events with inode events in any order.
 type namespace struct {
 	names   *Names
-	linkCnt map[linkKey]int     // links seen in more than one block or differing from names
-	pend    map[uint32]*inoPend // namespace changes not yet explained
-	spare   []*inoPend          // explained entries, for pendFor to reuse (see settled)
-	touched map[uint32]bool     // inodes with new evidence in the current batch
-	evOrd   int64               // order of name events
+	linkCnt map[linkKey]int // links seen in more than one block or differing from names
+	pend    pendTable       // namespace changes not yet explained
+	spare   []*inoPend      // explained entries, for pendFor to reuse (see settled)
+	touched map[uint32]bool // inodes with new evidence in the current batch
+	evOrd   int64           // order of name events
 
 	waitParent map[uint32]bool  // inodes whose new name's directory has no path yet
 	waitMove   map[uint32]bool  // homeWrites rules: moves waiting for their inode's slot to be written
@@ -26,7 +26,7 @@ type namespace struct {
 }
 
 func newNamespace() namespace {
-	return namespace{linkCnt: make(map[linkKey]int), pend: make(map[uint32]*inoPend),
+	return namespace{linkCnt: make(map[linkKey]int),
 		touched: make(map[uint32]bool), waitParent: make(map[uint32]bool), waitMove: make(map[uint32]bool),
 		inoWritten: make(map[uint32]int64), orphanPath: make(map[uint32]string),
 		fcLinks: make(map[linkKey]fcLink)}

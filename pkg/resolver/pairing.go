@@ -62,7 +62,7 @@ func (r *Resolver) noteEvent(p *inoPend, ino uint32) {
 }
 
 func (r *Resolver) pendFor(ino uint32) *inoPend {
-	p := r.ns.pend[ino]
+	p := r.ns.pend.get(ino)
 	if p == nil {
 		if n := len(r.ns.spare); n > 0 {
 			p = r.ns.spare[n-1]
@@ -70,7 +70,7 @@ func (r *Resolver) pendFor(ino uint32) *inoPend {
 		} else {
 			p = &inoPend{}
 		}
-		r.ns.pend[ino] = p
+		r.ns.pend.set(ino, p)
 	}
 	return p
 }
@@ -89,7 +89,7 @@ const (
 // settled removes ino's entry, explained, and keeps it for pendFor to reuse, emptied: resolve
 // is its only remover, and no one holds an entry across a resolve.
 func (r *Resolver) settled(ino uint32, p *inoPend) {
-	delete(r.ns.pend, ino)
+	r.ns.pend.set(ino, nil)
 	if len(r.ns.spare) >= maxSparePend {
 		return
 	}
@@ -123,7 +123,7 @@ func (r *Resolver) resolveTouched() {
 		// Names that waited for their directory's own name may be decidable now.
 		if len(r.ns.touched) == 0 && len(r.ns.waitParent) > 0 {
 			for ino := range r.ns.waitParent {
-				if r.parentsKnown(r.ns.pend[ino]) {
+				if r.parentsKnown(r.ns.pend.get(ino)) {
 					r.ns.touched[ino] = true
 				}
 			}
@@ -151,7 +151,7 @@ func (r *Resolver) sortForResolve(inos []uint32) {
 	keys := make([]uint64, len(inos))
 	for i, ino := range inos {
 		keys[i] = uint64(ino)
-		if p := r.ns.pend[ino]; p == nil || len(p.adds) == 0 {
+		if p := r.ns.pend.get(ino); p == nil || len(p.adds) == 0 {
 			keys[i] |= 1 << 32
 		}
 	}
@@ -163,21 +163,14 @@ func (r *Resolver) sortForResolve(inos []uint32) {
 
 // settleNamespace resolves everything still pending at the end of the log by the final state.
 func (r *Resolver) settleNamespace() {
-	inos := make([]uint32, 0, len(r.ns.pend))
-	for ino := range r.ns.pend {
-		inos = append(inos, ino)
-	}
+	inos := r.ns.pend.inos(make([]uint32, 0, r.ns.pend.len()))
 	r.sortForResolve(inos)
 	for _, ino := range inos {
 		r.resolve(ino, true)
 	}
 	// Removals that waited on a replacement resolved just now (in inode order: a map's order
 	// must not reach the output).
-	inos = inos[:0]
-	for ino := range r.ns.pend {
-		inos = append(inos, ino)
-	}
-	slices.Sort(inos)
+	inos = r.ns.pend.inos(inos[:0]) // in inode order
 	for _, ino := range inos {
 		r.resolve(ino, true)
 	}
@@ -210,7 +203,7 @@ type inoState struct {
 // left: a reused slot, names that left and came back, moves, added names, removed names, and
 // (at the end) a file freed whose names were never rewritten.
 func (r *Resolver) resolve(ino uint32, final bool) {
-	p := r.ns.pend[ino]
+	p := r.ns.pend.get(ino)
 	if p == nil {
 		return
 	}
@@ -460,7 +453,7 @@ func (r *Resolver) resolveFreedUnwritten(s *inoState, nNames int) {
 
 // markImplied flags the removal of name l from inode ino as part of a move over it.
 func (r *Resolver) markImplied(ino uint32, l Link) {
-	p := r.ns.pend[ino]
+	p := r.ns.pend.get(ino)
 	if p == nil {
 		return
 	}
@@ -514,7 +507,7 @@ func (r *Resolver) emitRemovals(s *inoState, typ ext3fs.FileType, lastGone bool)
 // replacementPending reports whether inode by still has the unexplained add of l that displaced
 // inode ino.
 func (r *Resolver) replacementPending(by, ino uint32, l Link) bool {
-	p := r.ns.pend[by]
+	p := r.ns.pend.get(by)
 	if p == nil {
 		return false
 	}
