@@ -647,30 +647,23 @@ func RunWith(img io.ReaderAt, size int64, log blklog.Reader, opt Options) (*Chec
 	return c, c.Finish(), nil
 }
 
-// blockSet is the set of blocks changed since the last check: a bit per block, and the list of
-// those set to clear them. Every check asks it once per structure it has read (an inode's table
-// and map blocks, a directory's blocks): as a map, those lookups and the inserts of a large copy's
-// blocks were a fifth of check's time on the bench's large case.
+// blockSet is the set of blocks changed since the last check: a bit per block (blockBits), and
+// the list of those set, to clear them. Every check asks it once per structure it has read (an
+// inode's table and map blocks, a directory's blocks): as a map, those lookups and the inserts of
+// a large copy's blocks were a fifth of check's time on the bench's large case.
 type blockSet struct {
-	bits []uint64
+	bits blockBits
 	set  []uint64
 }
 
 func (s *blockSet) add(b uint64) {
-	w := b / 64
-	if w >= uint64(len(s.bits)) {
-		s.bits = slices.Grow(s.bits, int(w+1)-len(s.bits))[:w+1]
-	}
-	if s.bits[w]&(1<<(b%64)) == 0 {
-		s.bits[w] |= 1 << (b % 64)
+	if !s.bits.has(b) {
+		s.bits.set(b, true)
 		s.set = append(s.set, b)
 	}
 }
 
-func (s *blockSet) has(b uint64) bool {
-	w := b / 64
-	return w < uint64(len(s.bits)) && s.bits[w]&(1<<(b%64)) != 0
-}
+func (s *blockSet) has(b uint64) bool { return s.bits.has(b) }
 
 // clear empties the set, keeping its memory.
 func (s *blockSet) clear() {
