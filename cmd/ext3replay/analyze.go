@@ -256,7 +256,6 @@ func runPipeline(in analysis.Input, ao analysis.Options, emit func(*ops.Op) erro
 	return res, err
 }
 
-// splitAtFlush sets analysis.Options.SplitAtFlush (analyze --split-at-flush).
 // pipeline is the analysis options analyze's flags ask for, its output written by ow and, with
 // --check, checked by ck.
 func (f *analyzeOptions) pipeline(ow ops.Writer, mounts map[int]string, ck *analyzeCheck) []func(*analysis.Options) {
@@ -275,6 +274,7 @@ func (f *analyzeOptions) pipeline(ow ops.Writer, mounts map[int]string, ck *anal
 	}
 }
 
+// splitAtFlush sets analysis.Options.SplitAtFlush (analyze --split-at-flush).
 func splitAtFlush(on bool) func(*analysis.Options) {
 	return func(o *analysis.Options) { o.SplitAtFlush = on }
 }

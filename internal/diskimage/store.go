@@ -174,7 +174,6 @@ func (s *store) abort() {
 	}
 }
 
-// ReadAt reads the image kept in memory: zeros where no chunk was kept.
 // zeros reports whether no chunk of [off, off+n) was stored: they read as zeros.
 func (s *store) zeros(off, n int64) bool {
 	for c := off / chunk; c*chunk < off+n; c++ {
@@ -185,6 +184,7 @@ func (s *store) zeros(off, n int64) bool {
 	return true
 }
 
+// ReadAt reads the image kept in memory: zeros where no chunk was kept.
 func (s *store) ReadAt(p []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, fmt.Errorf("diskimage: negative offset %d", off)

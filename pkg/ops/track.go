@@ -34,7 +34,7 @@ type entity struct {
 }
 
 // kindVolume is an entity's I/O of one kind. A file sees one to three kinds: a list beats a map
-// (an allocation per file, and a third of diff's time went to maps).
+// (which was an allocation per file, in a diff whose time went a third to maps).
 type kindVolume struct {
 	kind Kind
 	v    Volume
