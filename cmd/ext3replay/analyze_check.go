@@ -39,9 +39,8 @@ func withCheck(imagePath, logPath string, emit func(*ops.Op) error, tap func(*bl
 		return nil, fmt.Errorf("%s: --check is for a bare file system; this disk has a %s partition table (check --partition N IMAGE LOG checks one partition)", imagePath, tab.Scheme)
 	}
 	var opt check.Options
-	var again *blklog.PayloadSource
-	if fi, err := os.Stat(logPath); logPath != "-" && err == nil && fi.Mode().IsRegular() {
-		again = blklog.NewPayloadSource(func() (blklog.Reader, error) { return blklog.Open(logPath) })
+	again := logAgain(logPath)
+	if again != nil {
 		opt.Refetch = again.Record
 	}
 	c, err := check.NewWith(img, img.Size(), opt)
@@ -50,6 +49,16 @@ func withCheck(imagePath, logPath string, emit func(*ops.Op) error, tap func(*bl
 		return nil, err
 	}
 	return &analyzeCheck{c: c, img: img, again: again, emit: emit, tap: tap}, nil
+}
+
+// logAgain is the log at path read again, record by record, for a checker that keeps no copy of
+// plain file data (check.Options.Refetch); nil when the log cannot be read again (standard input,
+// a pipe).
+func logAgain(path string) *blklog.PayloadSource {
+	if fi, err := os.Stat(path); path == "-" || err != nil || !fi.Mode().IsRegular() {
+		return nil
+	}
+	return blklog.NewPayloadSource(func() (blklog.Reader, error) { return blklog.Open(path) })
 }
 
 // Tap sees every record before the resolver does.

@@ -84,9 +84,9 @@ func runCheck(cmd *cobra.Command, args []string, o *checkOptions) (err error) {
 		log = analysis.PartitionLog(lr, p)
 	}
 	var opt check.Options
-	if fi, serr := os.Stat(args[1]); o.partition == 0 && args[1] != "-" && serr == nil && fi.Mode().IsRegular() {
-		// The log can be read again: the checker keeps no copy of plain file data.
-		again := blklog.NewPayloadSource(func() (blklog.Reader, error) { return blklog.Open(args[1]) })
+	// A log that can be read again (whole: not a partition's part): the checker keeps no copy of
+	// plain file data.
+	if again := logAgain(args[1]); again != nil && o.partition == 0 {
 		defer again.Close()
 		opt.Refetch = again.Record
 	}
