@@ -80,10 +80,8 @@ func prefetch(r io.Reader) *prefetcher {
 		p.free[i%p.readers] <- slab[i*prefetchChunk : (i+1)*prefetchChunk : (i+1)*prefetchChunk]
 	}
 	if p.file == nil {
-		if f, ok := r.(*os.File); ok {
+		if f, _ := osFile(r); f != nil {
 			widenPipe(f)
-		} else if c, ok := r.(*CountedFile); ok {
-			widenPipe(c.File)
 		}
 		go p.run(r)
 		return p
@@ -290,12 +288,8 @@ func (c *CountedFile) Read(p []byte) (int, error) {
 // regularFile returns r as a regular file, with its offset, its size and, for a CountedFile, the
 // function its reads are counted by; or nil.
 func regularFile(r io.Reader) (io.ReaderAt, int64, int64, func(int64)) {
-	var count func(int64)
-	if c, ok := r.(*CountedFile); ok {
-		r, count = c.File, c.Count
-	}
-	f, ok := r.(*os.File)
-	if !ok {
+	f, count := osFile(r)
+	if f == nil {
 		return nil, 0, 0, nil
 	}
 	st, err := f.Stat()
@@ -307,4 +301,15 @@ func regularFile(r io.Reader) (io.ReaderAt, int64, int64, func(int64)) {
 		return nil, 0, 0, nil
 	}
 	return f, at, st.Size(), count
+}
+
+// osFile is the file r reads, itself or inside a CountedFile (with its count), or nil.
+func osFile(r io.Reader) (*os.File, func(int64)) {
+	switch f := r.(type) {
+	case *os.File:
+		return f, nil
+	case *CountedFile:
+		return f.File, f.Count
+	}
+	return nil, nil
 }
