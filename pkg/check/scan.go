@@ -256,6 +256,7 @@ func (s *scanner) inodes() {
 					bufBlk = ^uint64(0)
 					if err := s.fs.ReadBlock(blk, buf); err != nil {
 						free = false
+						s.cache.freeBlocks.set(blk, false) // not marked free by an earlier read
 						continue
 					}
 					bufBlk = blk
