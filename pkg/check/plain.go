@@ -7,7 +7,6 @@ import (
 	"hash/maphash"
 	"io"
 
-	"github.com/ext3replay/ext3replay/internal/sparse"
 	"github.com/ext3replay/ext3replay/pkg/blklog"
 	"github.com/ext3replay/ext3replay/pkg/ext3fs"
 	"github.com/ext3replay/ext3replay/pkg/resolver"
@@ -23,10 +22,10 @@ import (
 // So, when the log can be read again (Options.Refetch), a block of a large write whose content
 // is plain data is not kept: the checker keeps the record that wrote it and a hash of its
 // content, and reads it again from the log in the rare case it is read (then keeping it).
-// Plain is the test analyze's payload filter makes (pkg/resolver/payload.go): not zeros, nothing
-// a map node or directory block could be, not an xattr block, and not a block that holds
-// metadata in the starting image (its block index, as analyze builds it); the journal's blocks
-// are never plain. The test only decides what is kept in memory: a block misjudged plain is read
+// Plain is the test analyze's payload filter makes (resolver.PlainData: not zeros, nothing a
+// map node or directory block could be), and besides not an xattr block, and not a block that
+// holds metadata in the starting image (its block index, as analyze builds it); the journal's
+// blocks are never plain. The test only decides what is kept in memory: a block misjudged plain is read
 // again, whole, the same bytes. Whether a write changed a plain block is decided on the hashes.
 
 // plainMin is the smallest write whose blocks may be left plain: small writes are mostly
@@ -70,8 +69,7 @@ func (c *Checker) isPlain(b uint64, d []byte) bool {
 	if _, ok := c.jblk[b]; ok || c.mountReplay[b] {
 		return false
 	}
-	return !sparse.IsZero(d) && binary.LittleEndian.Uint32(d) != ext3fs.XattrMagic &&
-		!ext3fs.IsExtentNode(d) && !ext3fs.IndirectInRange(d, c.nblk) && !ext3fs.IsDirBlock(d, c.filetype)
+	return binary.LittleEndian.Uint32(d) != ext3fs.XattrMagic && resolver.PlainData(d, c.nblk, c.filetype)
 }
 
 // putPlain is put for content d of block b left plain, of a write ending at byte end of the

@@ -42,14 +42,16 @@ func (r *Resolver) payloadFilter(refetch func(index int64) (blklog.Record, error
 		Unit: r.bs,
 		Skip: func(off uint64, p []byte) bool {
 			b := off / bs
-			return b < blocks && !keep.has(b) && plainData(p, blocks, ft)
+			return b < blocks && !keep.has(b) && PlainData(p, blocks, ft)
 		},
 	}
 }
 
-// plainData reports content that applyBatch forgets when written to a free or data block:
-// not zeros, and nothing couldBeMetadata accepts.
-func plainData(p []byte, blocks uint64, filetype bool) bool {
+// PlainData reports content that the replay forgets when written to a free or data block (of
+// a file system of blocks blocks, with or without the filetype feature): not zeros, and nothing
+// a map node or a directory block could be. The payload filter leaves such content out of the
+// log's reading, and the checker out of its memory (pkg/check).
+func PlainData(p []byte, blocks uint64, filetype bool) bool {
 	return !sparse.IsZero(p) && !couldBeMetadata(p, blocks, filetype)
 }
 

@@ -126,7 +126,7 @@ func TestPlainDataIsForgotten(t *testing.T) {
 		{"extent node", ext, false},
 		{"text", text, true},
 	} {
-		if got := plainData(c.b, blocks, true); got != c.plain {
+		if got := PlainData(c.b, blocks, true); got != c.plain {
 			t.Errorf("%s: plainData %v, want %v", c.name, got, c.plain)
 		}
 		if got := sparseOrMeta(m, c.b); got == c.plain {
