@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/ext3replay/ext3replay/internal/inotable"
 	"github.com/ext3replay/ext3replay/pkg/ext3fs"
 )
 
@@ -25,9 +26,9 @@ const metaOwner = ^uint32(0) // a block of the file system's own structures
 type scan struct {
 	problems []problem
 	owner    []uint32
-	inoEv    byInode[[]uint64] // inode -> its inode-table block and map blocks
-	refBlk   byInode[[]uint64] // inode -> the directory blocks naming it
-	locs     [][3]uint64       // group -> where its descriptor puts its block bitmap, inode bitmap, inode table
+	inoEv    inotable.Table[[]uint64] // inode -> its inode-table block and map blocks
+	refBlk   inotable.Table[[]uint64] // inode -> the directory blocks naming it
+	locs     [][3]uint64              // group -> where its descriptor puts its block bitmap, inode bitmap, inode table
 	// noCounts: the group descriptors' and superblock's counts were not compared (a state with
 	// fast commits replayed, whose replay recomputes them: fastcommit.go).
 	noCounts bool
@@ -86,12 +87,12 @@ type scanner struct {
 	links  []uint16
 	dirs   []uint32
 	xattr  map[uint64]bool
-	refs   byInode[[]entryRef] // the entries naming each inode
+	refs   inotable.Table[[]entryRef] // the entries naming each inode
 	dotdot map[uint32]uint32
-	parent byInode[entryRef] // first name of each inode, for paths (dir 0: none)
-	ibm    map[uint32][]byte // inode bitmap per group (nil: uninitialised)
-	late   []problem         // per-inode problems, given their path once the names are known
-	preDir uint32            // s_prealloc_dir_blocks
+	parent inotable.Table[entryRef] // first name of each inode, for paths (dir 0: none)
+	ibm    map[uint32][]byte        // inode bitmap per group (nil: uninitialised)
+	late   []problem                // per-inode problems, given their path once the names are known
+	preDir uint32                   // s_prealloc_dir_blocks
 	// xattrSeen: the xattr blocks checked in this scan (shared blocks once)
 	xattrSeen map[uint64]bool
 	// skipped: blocks of extents skipped as out of order, and whose they were
@@ -204,7 +205,7 @@ func (s *scanner) evidenceOf(o uint32) []uint64 {
 	if o == metaOwner {
 		return nil
 	}
-	return s.out.inoEv.get(o)
+	return s.out.inoEv.Get(o)
 }
 
 func (s *scanner) markMetadata() {
@@ -250,7 +251,7 @@ func (s *scanner) inodes() {
 				}
 			}
 			bit := ibm != nil && ibm[k/8]&(1<<(k%8)) != 0
-			r := s.cache.inodes.get(ino)
+			r := s.cache.inodes.Get(ino)
 			if r == nil || !s.valid(r.deps, blk) || r.orphan != (r.candidate && bit && orphans[ino]) || r.listed != orphans[ino] {
 				if bufBlk != blk {
 					bufBlk = ^uint64(0)
@@ -262,7 +263,7 @@ func (s *scanner) inodes() {
 					bufBlk = blk
 				}
 				r = s.readInode(g, ino, buf, bit, orphans, r)
-				s.cache.inodes.set(ino, r)
+				s.cache.inodes.Set(ino, r)
 				s.cache.reads++
 			}
 			s.addInode(ino, r)
@@ -305,7 +306,7 @@ func (s *scanner) addInode(ino uint32, r *inodeRes) {
 	if !r.decoded {
 		return
 	}
-	s.out.inoEv.set(ino, r.ev)
+	s.out.inoEv.Set(ino, r.ev)
 	if r.isDir {
 		s.isDir[ino] = true
 		s.dirs = append(s.dirs, ino)
@@ -747,7 +748,7 @@ func (s *scanner) orphans() map[uint32]bool {
 // the last scan (read as the same block of the same directory) is not read again.
 func (s *scanner) directories() {
 	for _, d := range s.dirs {
-		r := s.cache.inodes.get(d)
+		r := s.cache.inodes.Get(d)
 		blk, _ := s.fs.InodeLocation(d)
 		if r.inline {
 			s.inlineDir(d, blk)
@@ -1061,7 +1062,7 @@ func (s *scanner) ref(ino, dir uint32, blk uint64, name string) {
 	if ino > s.sb.InodesCount {
 		return // past the inodes (a corrupt '..'): reported where it is read, never counted
 	}
-	r := s.refs.ref(ino)
+	r := s.refs.Ref(ino)
 	*r = append(*r, entryRef{dir, blk, name})
 }
 
@@ -1072,7 +1073,7 @@ func (s *scanner) entry(d uint32, blk uint64, name string, ino uint32) {
 			block: blk, ino: d, group: -1, msg: fmt.Sprintf("Entry '%s' in directory inode %d has bad inode #: %d", name, d, ino), evidence: []uint64{blk}})
 		return
 	}
-	if p := s.parent.ref(ino); p.dir == 0 {
+	if p := s.parent.Ref(ino); p.dir == 0 {
 		*p = entryRef{d, blk, name}
 	}
 	if !s.linked[ino] {
@@ -1087,7 +1088,7 @@ func (s *scanner) entry(d uint32, blk uint64, name string, ino uint32) {
 
 // parentOf is the first entry naming ino, if any.
 func (s *scanner) parentOf(ino uint32) (entryRef, bool) {
-	if e := s.parent.get(ino); e.dir != 0 {
+	if e := s.parent.Get(ino); e.dir != 0 {
 		return e, true
 	}
 	return entryRef{}, false
@@ -1130,17 +1131,17 @@ func (s *scanner) linkCounts() {
 			b, _ := s.fs.InodeLocation(d)
 			s.add(problem{key: fmt.Sprintf("dotdot %d", d), kind: "directory", strct: fmt.Sprintf("directory inode %d", d), ino: d, group: -1,
 				path: s.path(d), msg: fmt.Sprintf("'..' in %s (%d) is %d, should be %d", s.path(d), d, got, want),
-				evidence: append([]uint64{b}, refBlocks(s.refs.get(d))...)})
+				evidence: append([]uint64{b}, refBlocks(s.refs.Get(d))...)})
 		}
 	}
 	for ino := uint32(ext3fs.RootIno); ino <= s.sb.InodesCount; ino++ {
 		if !s.linked[ino] || (ino < s.sb.FirstIno && ino != ext3fs.RootIno) {
 			continue
 		}
-		refs := s.refs.get(ino)
+		refs := s.refs.Get(ino)
 		var was []uint64
 		if s.prev != nil {
-			was = s.prev.refBlk.get(ino)
+			was = s.prev.refBlk.Get(ino)
 		}
 		// The blocks naming ino, for the next check: the last check's slice when they are the
 		// same (most are, and a slice per file per check was most of this pass's time).
@@ -1148,7 +1149,7 @@ func (s *scanner) linkCounts() {
 		if !sameBlocks(refs, was) {
 			rb = refBlocks(refs)
 		}
-		s.out.refBlk.set(ino, rb)
+		s.out.refBlk.Set(ino, rb)
 		evidence := func() []uint64 {
 			b, _ := s.fs.InodeLocation(ino)
 			// A name lost since the last check was lost by a write to the block that held it.
@@ -1254,7 +1255,7 @@ func (s *scanner) bitmaps() {
 					if si, ok := s.skipped[b]; ok {
 						// Its extent is there, out of order: what put it out of order made it.
 						ino = si
-						ev = append(ev[:0], s.cache.inodes.get(si).dropEv...)
+						ev = append(ev[:0], s.cache.inodes.Get(si).dropEv...)
 						msg += fmt.Sprintf("; inode %d maps it in an extent out of order", si)
 					} else if mv := s.movedAny(); mv != nil && s.prev != nil && b < uint64(len(s.prev.owner)) && s.prev.owner[b] == metaOwner {
 						ev = mv // a structure moved off it
@@ -1262,7 +1263,7 @@ func (s *scanner) bitmaps() {
 					} else if s.prev != nil && b < uint64(len(s.prev.owner)) {
 						if po := s.prev.owner[b]; po != 0 && po < metaOwner-1 {
 							ino = po
-							ev = append(ev, s.prev.inoEv.get(po)...)
+							ev = append(ev, s.prev.inoEv.Get(po)...)
 							msg += fmt.Sprintf("; inode %d owned it at the previous check", po)
 						}
 					}
@@ -1411,7 +1412,7 @@ func (s *scanner) checksums() {
 // blocks it came from changed (or the file system's geometry did).
 type cache struct {
 	geom   geometry
-	inodes byInode[*inodeRes]
+	inodes inotable.Table[*inodeRes]
 	dirBlk map[uint64]*dirBlockRes
 	xattr  map[uint64][]problem
 	reads  int // structures read (inodes, directory blocks, xattr blocks), all scans
@@ -1474,38 +1475,6 @@ func (c *cache) unusedIn(blk uint64) *inodeRes {
 	return c.unused
 }
 
-// byInode is a table indexed by inode number, in pages made as first written: every scan
-// looks up every inode of the initialised groups, and fills the names and evidence of every
-// inode in use, which in maps were two thirds of check's CPU on a 6 GiB file system of 102,000
-// files (393,000 inode numbers, 32 checks); as slices of the inode count they would cost as much
-// memory for an inode never used as for one in use, and a large file system has many more.
-type byInode[T any] struct{ pages [][]T }
-
-const inodePage = 4096
-
-// get is the value of ino, the zero value if it was never set.
-func (t *byInode[T]) get(ino uint32) T {
-	if p := int(ino / inodePage); p < len(t.pages) && t.pages[p] != nil {
-		return t.pages[p][ino%inodePage]
-	}
-	var zero T
-	return zero
-}
-
-// ref is where the value of ino is kept, made if needed.
-func (t *byInode[T]) ref(ino uint32) *T {
-	p := int(ino / inodePage)
-	if p >= len(t.pages) {
-		t.pages = append(t.pages, make([][]T, p+1-len(t.pages))...)
-	}
-	if t.pages[p] == nil {
-		t.pages[p] = make([]T, inodePage)
-	}
-	return &t.pages[p][ino%inodePage]
-}
-
-func (t *byInode[T]) set(ino uint32, v T) { *t.ref(ino) = v }
-
 // geometry is what every cached result depends on: the superblock fields that say where
 // structures are and how they are decoded and checksummed.
 type geometry struct {
@@ -1534,7 +1503,7 @@ func (c *cache) reset(g geometry) {
 	c.geom = g
 	c.unused = nil
 	c.freeBlocks = nil
-	c.inodes = byInode[*inodeRes]{}
+	c.inodes = inotable.Table[*inodeRes]{}
 	c.dirBlk = map[uint64]*dirBlockRes{}
 	c.xattr = map[uint64][]problem{}
 }

@@ -1,40 +1,25 @@
 package resolver
 
-// pendTable holds the inodes whose namespace evidence is not explained yet (inoPend), by inode
-// number, in pages made as an inode of their range is first used. Every name event and every
-// resolve looks an inode up: as a map, those lookups were the largest single cost of the replay
-// of the large bench's deletions (50,000 names removed in three transactions).
-type pendTable struct {
-	pages [][]*inoPend
-	n     int // inodes with an entry
-}
+import "github.com/ext3replay/ext3replay/internal/inotable"
 
-const pendPage = 1024
+// pendTable holds the inodes whose namespace evidence is not explained yet (inoPend), by inode
+// number. Every name event and every resolve looks an inode up: as a map, those lookups were the
+// largest single cost of the replay of the large bench's deletions (50,000 names removed in
+// three transactions).
+type pendTable struct {
+	t inotable.Table[*inoPend]
+	n int // inodes with an entry
+}
 
 // get is ino's entry, or nil.
-func (t *pendTable) get(ino uint32) *inoPend {
-	if p := int(ino / pendPage); p < len(t.pages) && t.pages[p] != nil {
-		return t.pages[p][ino%pendPage]
-	}
-	return nil
-}
+func (t *pendTable) get(ino uint32) *inoPend { return t.t.Get(ino) }
 
 // set makes e ino's entry; nil removes it.
 func (t *pendTable) set(ino uint32, e *inoPend) {
-	p := int(ino / pendPage)
-	if p >= len(t.pages) {
-		if e == nil {
-			return
-		}
-		t.pages = append(t.pages, make([][]*inoPend, p+1-len(t.pages))...)
+	if e == nil && t.t.Get(ino) == nil {
+		return // nothing to remove: no page made for it
 	}
-	if t.pages[p] == nil {
-		if e == nil {
-			return
-		}
-		t.pages[p] = make([]*inoPend, pendPage)
-	}
-	slot := &t.pages[p][ino%pendPage]
+	slot := t.t.Ref(ino)
 	switch {
 	case *slot == nil && e != nil:
 		t.n++
@@ -49,15 +34,12 @@ func (t *pendTable) len() int { return t.n }
 
 // inos appends the inodes with an entry to dst, in inode order.
 func (t *pendTable) inos(dst []uint32) []uint32 {
-	for p, page := range t.pages {
-		if page == nil {
-			continue
-		}
+	t.t.Pages(func(first uint32, page []*inoPend) {
 		for i, e := range page {
 			if e != nil {
-				dst = append(dst, uint32(p*pendPage+i))
+				dst = append(dst, first+uint32(i))
 			}
 		}
-	}
+	})
 	return dst
 }
