@@ -81,3 +81,28 @@ func TestStatsCommand(t *testing.T) {
 		}
 	}
 }
+
+// The two runs are read side by side, and a bad one is named with its line, the first in
+// argument order when both are bad.
+func TestDiffNamesTheBadRun(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.jsonl")
+	if err := os.WriteFile(bad, []byte(`{"seq":1,"op":"create","path":"/a"}`+"\n{oops\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "missing.jsonl")
+	for _, c := range []struct {
+		a, b, want string
+	}{
+		{runA, bad, "bad.jsonl:2"},
+		{bad, runA, "bad.jsonl:2"},
+		{bad, missing, "bad.jsonl:2"},
+		{missing, bad, "missing.jsonl"},
+	} {
+		var stderr bytes.Buffer
+		code := executeArgs([]string{"diff", c.a, c.b}, io.Discard, &stderr)
+		if code != exitUsage || !strings.Contains(stderr.String(), c.want) {
+			t.Errorf("diff %s %s: exit %d, %q; want %d naming %s", filepath.Base(c.a), filepath.Base(c.b), code, stderr.String(), exitUsage, c.want)
+		}
+	}
+}
