@@ -32,12 +32,24 @@ const (
 // Index maps every block to its Owner. It stores runs of contiguous blocks with the same owner
 // (one run per file extent, not one entry per block) in a sorted two-level list: a slice of
 // chunks, each a sorted slice of at most ixMaxChunk runs. Blocks not covered by any run are free.
-// An Index is not safe for concurrent mutation.
+// An Index is not safe for concurrent use, lookups included (they move its hint).
 type Index struct {
 	chunks         [][]ixRun
 	keys           []uint64 // keys[c] = chunks[c][0].start, searched without touching the chunks
 	inodesPerBlock uint64
 	blocks         uint64
+	// hint is where the last lookup landed, valid until the next change: a file's blocks are
+	// claimed, and its writes looked up, in block order, so most lookups fall in the run (or
+	// the gap after it) that the one before found, and skip the two binary searches.
+	hint ixHint
+}
+
+// ixHint is run i of chunk c (i -1: before the chunk's first run), with the blocks [lo, hi)
+// from its start up to the next run's; ok is false when it is stale.
+type ixHint struct {
+	c, i   int
+	lo, hi uint64
+	ok     bool
 }
 
 // NewIndex returns an empty index (every block free) for a file system of the given geometry.
@@ -92,13 +104,35 @@ func lastAtOrBefore(rs []ixRun, b uint64) int {
 	return lo - 1
 }
 
+// locate returns the chunk holding the last run starting at or before b and that run's index
+// in it (-1 if none does); the index must not be empty.
+func (x *Index) locate(b uint64) (int, int) {
+	if h := &x.hint; h.ok && h.lo <= b && b < h.hi {
+		return h.c, h.i
+	}
+	ci := x.chunkFor(b)
+	rs := x.chunks[ci]
+	i := lastAtOrBefore(rs, b)
+	h := ixHint{c: ci, i: i, hi: x.blocks, ok: true}
+	if i >= 0 {
+		h.lo = rs[i].start
+	}
+	if i+1 < len(rs) {
+		h.hi = rs[i+1].start
+	} else if ci+1 < len(x.chunks) {
+		h.hi = x.keys[ci+1]
+	}
+	x.hint = h
+	return ci, i
+}
+
 // Lookup returns the owner of block b, with Logical adjusted to b; RoleFree if no run covers it.
 func (x *Index) Lookup(b uint64) Owner {
 	if len(x.chunks) == 0 {
 		return Owner{}
 	}
-	rs := x.chunks[x.chunkFor(b)]
-	i := lastAtOrBefore(rs, b)
+	ci, i := x.locate(b)
+	rs := x.chunks[ci]
 	if i < 0 || b >= rs[i].end() {
 		return Owner{}
 	}
@@ -112,9 +146,8 @@ func (x *Index) LookupRun(b uint64) (o Owner, n uint64) {
 	if len(x.chunks) == 0 {
 		return Owner{}, x.blocks - min(b, x.blocks)
 	}
-	ci := x.chunkFor(b)
+	ci, i := x.locate(b)
 	rs := x.chunks[ci]
-	i := lastAtOrBefore(rs, b)
 	if i >= 0 && b < rs[i].end() {
 		return x.advance(rs[i].o, b-rs[i].start), rs[i].end() - b
 	}
@@ -174,6 +207,7 @@ func (x *Index) Len() int {
 
 // splice removes [start,end) from every run and, if nr is not nil, inserts nr there.
 func (x *Index) splice(start, end uint64, nr *ixRun) {
+	x.hint.ok = false
 	if len(x.chunks) == 0 {
 		if nr != nil {
 			x.chunks = [][]ixRun{{*nr}}
@@ -270,6 +304,7 @@ func (x *Index) splice(start, end uint64, nr *ixRun) {
 // dear: a page fault costs about 40 us on the VMs this runs on). Overlapping runs are applied in
 // the given order through Set, so later ones win, as they would for a sequence of writes.
 func (x *Index) buildFrom(runs []ixRun) {
+	x.hint.ok = false
 	// The scan produces a few long ascending stretches (the geometry of every group, then the
 	// inodes' blocks, nearly in order): find them, and merge them in place once it is known
 	// that no two runs overlap, since the fallback needs the runs in their given order.

@@ -52,6 +52,19 @@ func BenchmarkIndexLookup(b *testing.B) {
 	}
 }
 
+// BenchmarkIndexLookupInOrder measures Lookup of consecutive blocks, as the claims of a file's
+// blocks and the writes of its data come: most fall in the run or gap the lookup before found.
+func BenchmarkIndexLookupInOrder(b *testing.B) {
+	x := NewIndex(1<<30, 16)
+	for i := uint64(0); i < 200000; i++ {
+		x.Set(i*10, 5, Owner{Role: RoleData, Ino: uint32(i), Logical: 0})
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		_ = x.Lookup(uint64(i) % 2000000)
+	}
+}
+
 // BenchmarkIndexSet measures Set of single blocks scattered over an index with many runs, as the
 // resolver does when writes arrive.
 func BenchmarkIndexSet(b *testing.B) {

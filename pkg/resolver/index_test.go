@@ -107,6 +107,14 @@ func TestIndexRandomOps(t *testing.T) {
 			o := Owner{Role: roles[rng.Intn(len(roles))], Ino: uint32(1 + rng.Intn(5)), Logical: uint64(rng.Intn(100))}
 			m.set(start, n, o)
 		}
+		// Around the change, where the lookups of the step before left the hint.
+		for _, b := range []uint64{start - min(start, 1), start, start + n/2, start + n, start + n + 1} {
+			if b < blocks {
+				if got := m.x.Lookup(b); got != m.owners[b] {
+					t.Fatalf("step %d: Lookup(%d) after the change = %+v, want %+v", step, b, got, m.owners[b])
+				}
+			}
+		}
 		if step%200 == 0 || step > 5990 {
 			m.check(t, step)
 		}
