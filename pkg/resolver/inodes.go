@@ -32,7 +32,7 @@ func (r *Resolver) inodeChanged(ino uint32, blk uint64, ob, nb []byte) {
 		return // the journal's, the resize inode's, the orphan file's: structure, not files
 	}
 	if r.mode.decidedAtFlush() {
-		r.ns.inoWritten[ino] = r.now.flushNo
+		r.ns.inoWritten.set(ino, r.now.flushNo)
 	}
 	oi, err1 := ext3fs.ParseInode(ob)
 	ni, err2 := ext3fs.ParseInode(nb)

@@ -10,9 +10,9 @@ type namespace struct {
 	touched map[uint32]bool // inodes with new evidence in the current batch
 	evOrd   int64           // order of name events
 
-	waitParent map[uint32]bool  // inodes whose new name's directory has no path yet
-	waitMove   map[uint32]bool  // homeWrites rules: moves waiting for their inode's slot to be written
-	inoWritten map[uint32]int64 // homeWrites rules: flush interval in which each inode slot last changed
+	waitParent map[uint32]bool // inodes whose new name's directory has no path yet
+	waitMove   map[uint32]bool // homeWrites rules: moves waiting for their inode's slot to be written
+	inoWritten slotWrites      // homeWrites rules: flush interval in which each inode slot last changed
 	// orphanPath: the last path of files deleted while still allocated (unlinked while
 	// open): their I/O until the last close is reported under it.
 	orphanPath map[uint32]string
@@ -28,6 +28,6 @@ type namespace struct {
 func newNamespace() namespace {
 	return namespace{linkCnt: make(map[linkKey]int),
 		touched: make(map[uint32]bool), waitParent: make(map[uint32]bool), waitMove: make(map[uint32]bool),
-		inoWritten: make(map[uint32]int64), orphanPath: make(map[uint32]string),
-		fcLinks: make(map[linkKey]fcLink)}
+		orphanPath: make(map[uint32]string),
+		fcLinks:    make(map[linkKey]fcLink)}
 }

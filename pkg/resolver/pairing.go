@@ -341,7 +341,7 @@ func (r *Resolver) cancelReturns(s *inoState) {
 // reports false and resolve stops there.
 func (r *Resolver) resolveMoves(s *inoState) bool {
 	p, ino := s.p, s.ino
-	w, written := r.ns.inoWritten[ino]
+	w, written := r.ns.inoWritten.since(ino, r.now.flushNo-2)
 	if len(p.adds) > 0 && len(p.rems) > 0 && s.isLive && !s.final && r.mode.decidedAtFlush() &&
 		(!written || w < p.since) && r.now.flushNo-p.since < 2 {
 		r.ns.waitMove[ino] = true

@@ -1,46 +1,34 @@
 package resolver
 
-import (
-	"math/rand/v2"
-	"slices"
-	"testing"
-)
+import "testing"
 
-// pendTable behaves as the map it replaced: the same entries, count and (sorted) inode list
-// through random sets and removals, including removals of inodes never set.
-func TestPendTable(t *testing.T) {
-	var tab pendTable
-	ref := map[uint32]*inoPend{}
-	rng := rand.New(rand.NewPCG(3, 4))
-	for i := range 20000 {
-		ino := uint32(rng.IntN(5000))
-		if i%50 == 0 {
-			ino = uint32(rng.IntN(1 << 22)) // far pages
+// slotWrites answers what the map it replaced answered: the map kept an inode written in
+// interval n until the flush that began interval n+3, so during interval F it held exactly the
+// inodes last written in F-2 or later.
+func TestSlotWrites(t *testing.T) {
+	var w slotWrites
+	if _, ok := w.since(7, -2); ok {
+		t.Fatal("an inode never written reads as written")
+	}
+	w.set(7, 0) // written in the first interval
+	w.set(5000, 4)
+	for _, c := range []struct {
+		ino      uint32
+		now      int64
+		want     bool
+		interval int64
+	}{
+		{7, 0, true, 0}, {7, 2, true, 0}, {7, 3, false, 0},
+		{5000, 4, true, 4}, {5000, 6, true, 4}, {5000, 7, false, 4},
+		{6, 0, false, 0}, {4999, 4, false, 0},
+	} {
+		got, ok := w.since(c.ino, c.now-2)
+		if ok != c.want || ok && got != c.interval {
+			t.Errorf("inode %d during interval %d: (%d, %v), want (%d, %v)", c.ino, c.now, got, ok, c.interval, c.want)
 		}
-		if rng.IntN(3) == 0 {
-			tab.set(ino, nil)
-			delete(ref, ino)
-		} else {
-			e := &inoPend{}
-			tab.set(ino, e)
-			ref[ino] = e
-		}
-		if got := tab.get(ino); got != ref[ino] {
-			t.Fatalf("step %d: get(%d) = %p, want %p", i, ino, got, ref[ino])
-		}
 	}
-	if tab.len() != len(ref) {
-		t.Fatalf("len %d, want %d", tab.len(), len(ref))
-	}
-	want := make([]uint32, 0, len(ref))
-	for ino := range ref {
-		want = append(want, ino)
-	}
-	slices.Sort(want)
-	if got := tab.inos(nil); !slices.Equal(got, want) {
-		t.Fatalf("inos: %d inodes, want %d (or out of order)", len(got), len(want))
-	}
-	if tab.get(1<<31) != nil {
-		t.Fatal("an inode past every page has an entry")
+	w.set(7, 9) // written again: the later interval counts
+	if got, ok := w.since(7, 8); !ok || got != 9 {
+		t.Errorf("inode 7 rewritten in interval 9: (%d, %v)", got, ok)
 	}
 }

@@ -262,11 +262,6 @@ func (r *Resolver) Record(rec *blklog.Record) error {
 		r.resolveTouched()
 		r.now.flushNo++
 		r.blocks.endBatch()
-		for ino, n := range r.ns.inoWritten {
-			if n < r.now.flushNo-2 {
-				delete(r.ns.inoWritten, ino)
-			}
-		}
 		if r.mode.decidedAtFlush() {
 			r.releaseHeld()
 		} else {
