@@ -184,7 +184,7 @@ func (r *Resolver) linkName(dir uint32, name string, ino uint32, displaced uint3
 	r.ns.evOrd++
 	r.noteEvent(p, ino)
 	p.adds = append(p.adds, nameEv{l: l, seq: r.now.seq, ord: r.ns.evOrd, displaced: displaced})
-	r.ns.touched[ino] = true
+	r.ns.touched.add(ino)
 }
 
 // unlinkName records entry (dir, name) -> ino disappearing from a block.
@@ -212,7 +212,7 @@ func (r *Resolver) unlinkName(dir uint32, name string, ino uint32, replacedBy ui
 	r.ns.evOrd++
 	r.noteEvent(p, ino)
 	p.rems = append(p.rems, nameEv{l: l, path: path, seq: r.now.seq, ord: r.ns.evOrd, replacedBy: replacedBy})
-	r.ns.touched[ino] = true
+	r.ns.touched.add(ino)
 }
 
 // dropLink removes a link from the names table without an event (the caller reports it).

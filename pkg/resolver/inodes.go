@@ -70,7 +70,7 @@ func (r *Resolver) inodeChanged(ino uint32, blk uint64, ob, nb []byte) {
 		}
 	}
 	if evidence {
-		r.ns.touched[ino] = true
+		r.ns.touched.add(ino)
 	}
 	switch {
 	case reuse:

@@ -7,7 +7,7 @@ type namespace struct {
 	linkCnt map[linkKey]int // links seen in more than one block or differing from names
 	pend    pendTable       // namespace changes not yet explained
 	spare   []*inoPend      // explained entries, for pendFor to reuse (see settled)
-	touched map[uint32]bool // inodes with new evidence in the current batch
+	touched inoSet          // inodes with new evidence in the current batch
 	evOrd   int64           // order of name events
 
 	waitParent map[uint32]bool // inodes whose new name's directory has no path yet
@@ -27,7 +27,7 @@ type namespace struct {
 
 func newNamespace() namespace {
 	return namespace{linkCnt: make(map[linkKey]int),
-		touched: make(map[uint32]bool), waitParent: make(map[uint32]bool), waitMove: make(map[uint32]bool),
+		waitParent: make(map[uint32]bool), waitMove: make(map[uint32]bool),
 		orphanPath: make(map[uint32]string),
 		fcLinks:    make(map[linkKey]fcLink)}
 }

@@ -125,7 +125,7 @@ func (r *Resolver) flushRecord(drainHeld bool) {
 			// Paths as they are once this record's namespace changes are decided (a block
 			// claimed by a file whose name the same transaction gives).
 			p := r.ioPath(op.Ino)
-			if len(r.ns.touched) > 0 {
+			if r.ns.touched.len() > 0 {
 				// Name changes written home are decided at the next flush: until then
 				// report the names as last decided.
 				p = r.settledPath(op.Ino)

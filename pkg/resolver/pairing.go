@@ -110,26 +110,22 @@ func emptied(l []nameEv) []nameEv {
 // resolveTouched resolves every inode with new evidence. Inodes that gained names go first: a
 // move over an existing name decides whether the replaced inode's removal is reported at all.
 func (r *Resolver) resolveTouched() {
-	for round := 0; len(r.ns.touched) > 0 && round < 8; round++ {
-		inos := make([]uint32, 0, len(r.ns.touched))
-		for ino := range r.ns.touched {
-			inos = append(inos, ino)
-		}
-		clear(r.ns.touched)
+	for round := 0; r.ns.touched.len() > 0 && round < 8; round++ {
+		inos := r.ns.touched.take(make([]uint32, 0, r.ns.touched.len()))
 		r.sortForResolve(inos)
 		for _, ino := range inos {
 			r.resolve(ino, false)
 		}
 		// Names that waited for their directory's own name may be decidable now.
-		if len(r.ns.touched) == 0 && len(r.ns.waitParent) > 0 {
+		if r.ns.touched.len() == 0 && len(r.ns.waitParent) > 0 {
 			for ino := range r.ns.waitParent {
 				if r.parentsKnown(r.ns.pend.get(ino)) {
-					r.ns.touched[ino] = true
+					r.ns.touched.add(ino)
 				}
 			}
 		}
 	}
-	clear(r.ns.touched)
+	r.ns.touched.take(nil)
 }
 
 // parentsKnown reports whether every name p gained is in a directory that has a path.
@@ -380,7 +376,7 @@ func (r *Resolver) resolveAdds(s *inoState, nNames int) {
 		first := p.adds[0]
 		r.nsOp(createType(s.typ), ino, r.linkPath(first.l))
 		if first.displaced != 0 {
-			r.ns.touched[first.displaced] = true // its removal is a delete of its own
+			r.ns.touched.add(first.displaced) // its removal is a delete of its own
 		}
 		for _, a := range p.adds[1:] {
 			op := r.nsOp(ops.Link, ino, r.linkPath(first.l))
@@ -462,7 +458,7 @@ func (r *Resolver) markImplied(ino uint32, l Link) {
 			p.rems[i].implied = true
 		}
 	}
-	r.ns.touched[ino] = true
+	r.ns.touched.add(ino)
 }
 
 // emitRemovals reports the removed names of s's inode: unlink for each, except delete/rmdir for

@@ -1,6 +1,9 @@
 package resolver
 
-import "testing"
+import (
+	"slices"
+	"testing"
+)
 
 // slotWrites answers what the map it replaced answered: the map kept an inode written in
 // interval n until the flush that began interval n+3, so during interval F it held exactly the
@@ -30,5 +33,27 @@ func TestSlotWrites(t *testing.T) {
 	w.set(7, 9) // written again: the later interval counts
 	if got, ok := w.since(7, 8); !ok || got != 9 {
 		t.Errorf("inode 7 rewritten in interval 9: (%d, %v)", got, ok)
+	}
+}
+
+func TestInoSet(t *testing.T) {
+	var s inoSet
+	for _, ino := range []uint32{9, 2048, 9, 1, 2048} {
+		s.add(ino)
+	}
+	if s.len() != 3 {
+		t.Fatalf("len %d after adding 3 distinct inodes, two twice", s.len())
+	}
+	got := s.take(nil)
+	slices.Sort(got)
+	if !slices.Equal(got, []uint32{1, 9, 2048}) {
+		t.Fatalf("take: %v", got)
+	}
+	if s.len() != 0 {
+		t.Fatalf("len %d after take", s.len())
+	}
+	s.add(9) // taken out: a member again
+	if got := s.take([]uint32{7}); !slices.Equal(got, []uint32{7, 9}) {
+		t.Fatalf("take after re-adding: %v", got)
 	}
 }

@@ -254,7 +254,7 @@ func (r *Resolver) Record(rec *blklog.Record) error {
 		// What the guest wrote before a flush is the state it wanted durable: decide the
 		// pairing of what home writes changed here, on the whole interval, in any order.
 		for ino := range r.ns.waitMove {
-			r.ns.touched[ino] = true
+			r.ns.touched.add(ino)
 		}
 		if r.mode.decidedAtFlush() {
 			r.judgeSuspects()
