@@ -1,7 +1,8 @@
 // Package zstdframe decodes the headers of zstd frames and blocks (RFC 8878 section 3.1), for
 // the readers that follow a zstd file's structure without decoding it: the image opener, which
 // lists a file's frames and leaves long zero runs out (internal/diskimage), and the log reader,
-// which lends raw blocks in place (pkg/blklog). Decoding itself is klauspost/compress's.
+// which lends raw blocks in place (pkg/blklog). Decoding itself is klauspost/compress's, and
+// internal/zstdblock's for the frames the log reader decodes itself.
 package zstdframe
 
 import "encoding/binary"

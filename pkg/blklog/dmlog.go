@@ -38,6 +38,7 @@ type dmLogReader struct {
 	name       string
 	r          io.Reader
 	dec        *zstd.Decoder
+	frames     *rawFrames  // the decoder of a log file's zstd stream, instead of dec
 	pre        *prefetcher // nil for a source in memory
 	hdr        Header
 	ss         int64 // sector size
@@ -291,6 +292,8 @@ func (dr *dmLogReader) Close() error {
 		dr.dec.Close()
 		dr.dec = nil
 	}
+	dr.frames.Close()
+	dr.frames = nil
 	dr.pre.close()
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ext3replay/ext3replay/internal/zstdframe"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -84,9 +85,14 @@ func rawFramesStreams(t testing.TB, scale int) map[string][]byte {
 	return out
 }
 
-// decodePlain is what the Go decoder makes of a stream, as newReader opens it for a native log.
-func decodePlain(b []byte) ([]byte, error) {
-	d, err := newZstdReader(bytes.NewReader(b), zstd.IgnoreChecksum(true))
+// decodePlain is what the Go decoder makes of a stream, as newReader opens it: for a native log
+// without checking the frames' checksums, for another (verify) checking them.
+func decodePlain(b []byte, verify bool) ([]byte, error) {
+	var opts []zstd.DOption
+	if !verify {
+		opts = append(opts, zstd.IgnoreChecksum(true))
+	}
+	d, err := newZstdReader(bytes.NewReader(b), opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -96,8 +102,9 @@ func decodePlain(b []byte) ([]byte, error) {
 }
 
 // decodeRawFrames reads the file at path through rawFrames, lending units of 4 KiB and reading
-// pieces of odd sizes in turn; it returns the content, the bytes lent and the error it ended with.
-func decodeRawFrames(t testing.TB, path string) (out []byte, lent int, err error) {
+// pieces of odd sizes in turn; it returns the content, the bytes lent and the error it ended with,
+// and whether the Go decoder was used.
+func decodeRawFrames(t testing.TB, path string, verify bool) (out []byte, lent int, dec bool, err error) {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
@@ -109,7 +116,11 @@ func decodeRawFrames(t testing.TB, path string) (out []byte, lent int, err error
 	if pre.file == nil {
 		t.Fatal("not a regular file")
 	}
-	r := newRawFrames(pre.input(nil), []zstd.DOption{zstd.IgnoreChecksum(true)})
+	var opts []zstd.DOption
+	if !verify {
+		opts = append(opts, zstd.IgnoreChecksum(true))
+	}
+	r := newRawFrames(pre.input(nil), opts, verify)
 	defer r.Close()
 	buf := make([]byte, 70001)
 	for i := 0; ; i++ {
@@ -124,39 +135,39 @@ func decodeRawFrames(t testing.TB, path string) (out []byte, lent int, err error
 		n, err := r.Read(buf[:1+i*7919%len(buf)])
 		out = append(out, buf[:n]...)
 		if err == io.EOF {
-			return out, lent, nil
+			return out, lent, r.dec != nil, nil
 		}
 		if err != nil {
-			return out, lent, err
+			return out, lent, r.dec != nil, err
 		}
 	}
 }
 
 // checkRawFrames fails unless rawFrames reads stream b as the Go decoder does: the same content,
-// then the same error.
-func checkRawFrames(t testing.TB, what string, b []byte) int {
+// then the same error. It returns the bytes lent and whether the decoder was used.
+func checkRawFrames(t testing.TB, what string, b []byte, verify bool) (int, bool) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "stream.zst")
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	want, werr := decodePlain(b)
-	got, lent, gerr := decodeRawFrames(t, path)
+	want, werr := decodePlain(b, verify)
+	got, lent, dec, gerr := decodeRawFrames(t, path, verify)
 	if fmt.Sprint(gerr) != fmt.Sprint(werr) || !bytes.Equal(got, want) {
 		n := 0
 		for n < min(len(got), len(want)) && got[n] == want[n] {
 			n++
 		}
-		t.Fatalf("%s: %d bytes then %v; the decoder gives %d then %v (first difference at %d)", what, len(got), gerr, len(want), werr, n)
+		t.Fatalf("%s (verify %v): %d bytes then %v; the decoder gives %d then %v (first difference at %d)", what, verify, len(got), gerr, len(want), werr, n)
 	}
-	return lent
+	return lent, dec
 }
 
 // TestRawFrames: every stream, whole, cut at many points and with bytes flipped, reads as the Go
 // decoder reads it, and the raw blocks of the whole streams are lent, not copied.
 func TestRawFrames(t *testing.T) {
 	for name, b := range rawFramesStreams(t, 1) {
-		lent := checkRawFrames(t, name, b)
+		lent, _ := checkRawFrames(t, name, b, false)
 		t.Logf("%s: %d bytes, %d of its content lent", name, len(b), lent)
 		if lent < 256<<10 { // the first part, 600 KiB of raw blocks, less the pieces read by copy
 			t.Errorf("%s: only %d bytes lent: the raw blocks went through a copy", name, lent)
@@ -167,14 +178,14 @@ func TestRawFrames(t *testing.T) {
 			if i < 4 {
 				cut = i // the first bytes: no frame header, or part of one
 			}
-			checkRawFrames(t, fmt.Sprintf("%s cut at %d", name, cut), b[:cut])
+			checkRawFrames(t, fmt.Sprintf("%s cut at %d", name, cut), b[:cut], i%2 == 0)
 			c := bytes.Clone(b)
 			at := rng.IntN(len(c))
 			if i%3 == 0 {
 				at = rng.IntN(min(len(c), 64)) // the first frame's header and first block header
 			}
 			c[at] ^= byte(1 << rng.IntN(8))
-			checkRawFrames(t, fmt.Sprintf("%s flip at %d", name, at), c)
+			checkRawFrames(t, fmt.Sprintf("%s flip at %d", name, at), c, i%2 == 1)
 		}
 	}
 }
@@ -209,7 +220,7 @@ func TestRawFramesContentSize(t *testing.T) {
 		c := bytes.Clone(frame)
 		binary.LittleEndian.PutUint32(c[at:], uint32(size))
 		next := enc.EncodeAll(content[:70<<10], nil) // a frame after it, which the decoder never reaches
-		checkRawFrames(t, fmt.Sprintf("content size %d for %d bytes", size, len(content)), append(c, next...))
+		checkRawFrames(t, fmt.Sprintf("content size %d for %d bytes", size, len(content)), append(c, next...), size%2 == 0)
 	}
 }
 
@@ -276,7 +287,7 @@ func FuzzRawFrames(f *testing.F) {
 	small := rawFramesStreams(f, 1)["go frames"]
 	f.Add(small[:len(small)/3])
 	f.Fuzz(func(t *testing.T, b []byte) {
-		checkRawFrames(t, "fuzz", b)
+		checkRawFrames(t, "fuzz", b, len(b)%2 == 0)
 	})
 }
 
@@ -320,7 +331,7 @@ func TestRawFramesLending(t *testing.T) {
 		t.Fatal(err)
 	}
 	pre := prefetchedFile(t, enc.EncodeAll(parts[1], enc.EncodeAll(parts[0], nil)))
-	r := newRawFrames(pre.input(nil), []zstd.DOption{zstd.IgnoreChecksum(true)})
+	r := newRawFrames(pre.input(nil), []zstd.DOption{zstd.IgnoreChecksum(true)}, false)
 	defer r.Close()
 	var lent, copied int
 	buf := make([]byte, 4096)
@@ -340,5 +351,75 @@ func TestRawFramesLending(t *testing.T) {
 	}
 	if lent != len(parts[0]) || copied != len(parts[1]) {
 		t.Fatalf("%d bytes read while lending and %d not; want %d (raw blocks) and %d (text)", lent, copied, len(parts[0]), len(parts[1]))
+	}
+}
+
+// A single frame mixing compressed blocks with long runs of raw ones, as `zstd` leaves a
+// dm-log-writes log whose guest copied incompressible data: rawFrames decodes it all itself
+// (the raw blocks lent, the others decoded by zstdblock, matches reaching back into raw blocks
+// read again from the file), checks its checksum, and never starts the Go decoder; damaged, it
+// ends as the Go decoder does.
+func TestRawFramesMixedFrame(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 12))
+	random := func(n int) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(rng.Uint32())
+		}
+		return b
+	}
+	text := func(n int) []byte {
+		var b bytes.Buffer
+		for i := 0; b.Len() < n; i++ {
+			fmt.Fprintf(&b, "inode %d block %d name file-%x\n", i, rng.IntN(1<<20), rng.IntN(1<<12))
+		}
+		return b.Bytes()[:n]
+	}
+	meta, r1, r2 := text(90<<10), random(1<<20), random(1<<20)
+	content := bytes.Join([][]byte{
+		meta, r1, text(20 << 10),
+		r1[300<<10 : 420<<10], // matches into the raw run just before
+		r2, meta[:40<<10],     // past a raw run, matches into earlier compressed content
+		make([]byte, 200<<10), // zeros: RLE or compressed
+		random(600 << 10),
+	}, nil)
+	streams := map[string][]byte{}
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderCRC(true), zstd.WithWindowSize(2<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	streams["go"] = enc.EncodeAll(content, nil)
+	if _, err := exec.LookPath("zstd"); err == nil {
+		cmd := exec.Command("zstd", "-3", "-q", "-c")
+		cmd.Stdin = bytes.NewReader(content)
+		if streams["zstd -3"], err = cmd.Output(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, b := range streams {
+		if _, ok := zstdframe.ParseHeader(b); !ok {
+			t.Fatalf("%s: no frame header", name)
+		}
+		lent, dec := checkRawFrames(t, name, b, true)
+		if dec || lent < len(content)*2/3 {
+			t.Fatalf("%s: Go decoder used %v, %d of %d bytes lent: the frame was not read here", name, dec, lent, len(content))
+		}
+		plain, _ := decodePlain(b, true)
+		if !bytes.Equal(plain, content) {
+			t.Fatalf("%s: the Go decoder's content is not the test's", name)
+		}
+		rng := rand.New(rand.NewPCG(uint64(len(b)), 4))
+		for i := 0; i < 16; i++ {
+			c := bytes.Clone(b)
+			at := rng.IntN(len(c))
+			c[at] ^= byte(1 << rng.IntN(8))
+			checkRawFrames(t, fmt.Sprintf("%s flip at %d", name, at), c, true)
+			checkRawFrames(t, fmt.Sprintf("%s cut at %d", name, at), b[:at], true)
+		}
+		// A flip in the frame's last bytes (its checksum, or the last raw block): the content of
+		// the last block is withheld, as the decoder withholds it.
+		c := bytes.Clone(b)
+		c[len(c)-5] ^= 1
+		checkRawFrames(t, name+" flip before the checksum", c, true)
 	}
 }

@@ -155,9 +155,10 @@ func newReader(r io.Reader, name string, fw *follower) (Reader, error) {
 			opts = append(opts, zstd.IgnoreChecksum(true))
 			native = true
 		}
-		if native && in != nil && pre.file != nil {
-			// A native log file: its raw blocks are lent in place (rawframes.go).
-			frames = newRawFrames(in, opts)
+		if in != nil && pre.file != nil {
+			// A log file: its raw blocks are lent in place (rawframes.go). Without the native
+			// records' CRCs, the frames' checksums are checked.
+			frames = newRawFrames(in, opts, !native)
 			src = frames
 		} else {
 			d, err := newZstdReader(src, opts...)
@@ -176,7 +177,7 @@ func newReader(r io.Reader, name string, fw *follower) (Reader, error) {
 		pre.close()
 		var de *DamageError
 		if errors.As(err, &de) {
-			de.Compressed = dec != nil
+			de.Compressed = dec != nil || frames != nil
 		}
 		return nil, err
 	}
@@ -206,8 +207,8 @@ func newReader(r io.Reader, name string, fw *follower) (Reader, error) {
 		if err != nil {
 			return fail(err)
 		}
-		dr.dec, dr.pre = dec, pre
-		dr.compressed = dec != nil
+		dr.dec, dr.frames, dr.pre = dec, frames, pre
+		dr.compressed = dec != nil || frames != nil
 		return dr, nil
 	}
 	return fail(fmt.Errorf("blklog: %s: not a native ext3replay log nor a dm-log-writes log (starts % x)", name, p))
@@ -220,7 +221,7 @@ type nativeReader struct {
 	name       string
 	win        *window
 	dec        *zstd.Decoder
-	frames     *rawFrames  // the decoder of a native log file's zstd stream, instead of dec
+	frames     *rawFrames  // the decoder of a log file's zstd stream, instead of dec
 	pre        *prefetcher // nil for a source in memory or followed
 	hdr        Header
 	off        int64 // stream offset of the next record
