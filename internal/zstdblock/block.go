@@ -413,3 +413,25 @@ func (d *Decoder) copyLiterals(lits []byte, limit int) error {
 	d.hist = append(d.hist, lits...)
 	return nil
 }
+
+// RawLiterals returns how many bytes of content a Compressed_Block whose body begins with p
+// stores as they are, in a Raw_Literals_Block, with its header: what decoding it costs no more
+// than a Raw_Block of that size. It is 0 for other literals or a p too short to tell.
+func RawLiterals(p []byte) int {
+	if len(p) == 0 || p[0]&3 != 0 {
+		return 0
+	}
+	switch (p[0] >> 2) & 3 {
+	case 1:
+		if len(p) >= 2 {
+			return int(p[0]>>4) | int(p[1])<<4 + 2
+		}
+	case 3:
+		if len(p) >= 3 {
+			return int(p[0]>>4) | int(p[1])<<4 | int(p[2])<<12 + 3
+		}
+	default:
+		return int(p[0]>>3) + 1
+	}
+	return 0
+}

@@ -274,3 +274,34 @@ func decodeCount(src []byte) (int64, error) {
 	}
 	return n, nil
 }
+
+func TestRawLiterals(t *testing.T) {
+	for _, c := range []struct {
+		p    []byte
+		want int
+	}{
+		{[]byte{31 << 3}, 32},           // 1-byte header, 31 literals
+		{[]byte{4 | 8<<4, 62}, 1002},    // 2-byte header, 1000
+		{[]byte{12, 106, 24}, 100003},   // 3-byte header, 100000
+		{[]byte{12, 106}, 0},            // too short to tell
+		{[]byte{2 | 31<<3, 0, 0, 0}, 0}, // Huffman-coded literals
+		{[]byte{1 | 31<<3, 0xAA}, 0},    // RLE literals
+		{nil, 0},
+	} {
+		if got := RawLiterals(c.p); got != c.want {
+			t.Errorf("RawLiterals(% x) = %d, want %d", c.p, got, c.want)
+		}
+	}
+	// A block the Go encoder writes for text followed by random bytes: most of it raw literals.
+	rng := rand.New(rand.NewSource(1))
+	content := []byte(strings.Repeat("inode 12 block 34\n", 900))
+	random := make([]byte, 200<<10)
+	rng.Read(random)
+	enc, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault))
+	frame := enc.EncodeAll(append(content, random...), nil)
+	h, _ := zstdframe.ParseHeader(frame)
+	b := zstdframe.ParseBlock([3]byte(frame[h.Len : h.Len+3]))
+	if b.Type != zstdframe.Compressed || RawLiterals(frame[h.Len+3:]) < 64<<10 {
+		t.Fatalf("first block type %d size %d, raw literals %d: want a compressed block of mostly raw literals", b.Type, b.Size, RawLiterals(frame[h.Len+3:]))
+	}
+}
