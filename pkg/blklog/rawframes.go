@@ -14,9 +14,9 @@ package blklog
 // A frame's blocks depend on one another only through the history of the frame (matches reach
 // back into earlier content; compressed blocks reuse earlier tables and repeat offsets), and a
 // raw block depends on nothing. So this reader follows the frames itself, header by header. A
-// frame mostly raw (owns: one that begins raw, or whose first blocks are raw by half their
-// bytes) it reads itself: it returns raw blocks' bytes from its input, lending them (lend) to a
-// caller that can use them where they lie, and decodes the other blocks with zstdblock, whose
+// frame mostly raw (owns: one that begins raw, or whose first blocks store their content as it
+// is 64 to 1) it reads itself: it returns raw blocks' bytes from its input, lending them (lend)
+// to a caller that can use them where they lie, and decodes the other blocks with zstdblock, whose
 // history gets the last window of the raw blocks before them, read again from the file only
 // when such a block comes (matches seldom reach into them, but may). That is the shape of a
 // dm-log-writes log compressed by `zstd`: one frame of 1.2 GB whose 948 compressed blocks lie
