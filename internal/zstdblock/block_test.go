@@ -17,54 +17,70 @@ import (
 )
 
 // decodeFrames decodes a stream of zstd frames with Decoder, as a caller that follows the
-// frames does: headers parsed by zstdframe, raw blocks added to the history by Extend.
-func decodeFrames(src []byte) ([]byte, error) {
+// frames does (pkg/blklog's rawFrames): headers parsed by zstdframe, raw blocks' content given
+// to the history only when a block that may reach it follows, and then only its last window.
+// It returns the content, or with keep false only its length.
+func decodeFrames(src []byte, keep bool) ([]byte, int64, error) {
 	var d Decoder
 	var out []byte
+	var n int64
+	emit := func(p []byte) {
+		n += int64(len(p))
+		if keep {
+			out = append(out, p...)
+		}
+	}
 	for len(src) > 0 {
 		h, ok := zstdframe.ParseHeader(src)
 		if !ok || h.Dictionary() || h.Window > 1<<22 || h.Window < 0 {
-			return out, errors.New("bad frame header")
+			return out, n, errors.New("bad frame header")
 		}
 		src = src[h.Len:]
 		window := int(max(h.Window, 1))
 		d.Reset(window)
 		maxBlock := min(window, MaxBlock)
+		var pending [][]byte // raw blocks not given to the history yet
+		pendingN := 0
 		for {
 			if len(src) < 3 {
-				return out, errors.New("short block header")
+				return out, n, errors.New("short block header")
 			}
 			b := zstdframe.ParseBlock([3]byte(src[:3]))
 			src = src[3:]
 			if b.Body() > len(src) {
-				return out, errors.New("short block")
+				return out, n, errors.New("short block")
 			}
 			body := src[:b.Body()]
 			src = src[b.Body():]
+			if b.Size > maxBlock {
+				return out, n, errors.New("block too large")
+			}
 			switch b.Type {
 			case zstdframe.Raw:
-				if b.Size > maxBlock {
-					return out, errors.New("raw block too large")
+				emit(body)
+				pending = append(pending, body)
+				pendingN += len(body)
+				for pendingN-len(pending[0]) >= window {
+					pendingN -= len(pending[0])
+					pending = pending[1:]
 				}
-				out = append(out, body...)
-				tail := body[max(0, len(body)-window):]
-				copy(d.Extend(len(tail)), tail)
-			case zstdframe.RLE:
-				if b.Size > maxBlock {
-					return out, errors.New("rle block too large")
+			case zstdframe.RLE, zstdframe.Compressed:
+				for _, p := range pending {
+					p = p[max(0, len(p)-window):]
+					copy(d.Extend(len(p)), p)
 				}
-				out = append(out, d.RLE(body[0], b.Size)...)
-			case zstdframe.Compressed:
-				if b.Size > maxBlock {
-					return out, errors.New("compressed block too large")
+				pending, pendingN = pending[:0], 0
+				if b.Type == zstdframe.RLE {
+					emit(d.RLE(body[0], b.Size))
+					break
 				}
 				c, err := d.Compressed(body, maxBlock)
 				if err != nil {
-					return out, err
+					return out, n, err
 				}
-				out = append(out, c...)
+				emit(c)
 			default:
-				return out, errors.New("reserved block type")
+				return out, n, errors.New("reserved block type")
 			}
 			if b.Last {
 				break
@@ -72,12 +88,12 @@ func decodeFrames(src []byte) ([]byte, error) {
 		}
 		if h.Checksum() {
 			if len(src) < 4 {
-				return out, errors.New("short checksum")
+				return out, n, errors.New("short checksum")
 			}
 			src = src[4:]
 		}
 	}
-	return out, nil
+	return out, n, nil
 }
 
 // corpus is content of the shapes the decoder meets: metadata-like blocks, text, runs, random.
@@ -129,7 +145,7 @@ func TestDecoderAgainstKlauspost(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				got, err := decodeFrames(enc.EncodeAll(data, nil))
+				got, _, err := decodeFrames(enc.EncodeAll(data, nil), true)
 				if err != nil || !bytes.Equal(data, got) {
 					t.Fatalf("seed %d level %v window %d: %v; content the same: %v", seed, lvl, win, err, bytes.Equal(data, got))
 				}
@@ -158,7 +174,7 @@ func TestDecoderAgainstZstdCLI(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := decodeFrames(frame)
+			got, _, err := decodeFrames(frame, true)
 			if err != nil || !bytes.Equal(data, got) {
 				t.Fatalf("seed %d zstd %s: %v; content the same: %v", seed, lvl, err, bytes.Equal(data, got))
 			}
@@ -175,7 +191,7 @@ func FuzzDecoder(f *testing.F) {
 	}
 	dec, _ := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.IgnoreChecksum(true), zstd.WithDecoderMaxMemory(1<<24))
 	f.Fuzz(func(t *testing.T, frame []byte) {
-		got, err := decodeFrames(frame)
+		got, _, err := decodeFrames(frame, true)
 		if err != nil {
 			return
 		}
@@ -204,7 +220,7 @@ func BenchmarkDecodeFile(b *testing.B) {
 	b.Run("zstdblock", func(b *testing.B) {
 		b.SetBytes(int64(len(src)))
 		for i := 0; i < b.N; i++ {
-			if _, err := decodeCount(src); err != nil {
+			if _, _, err := decodeFrames(src, false); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -221,87 +237,4 @@ func BenchmarkDecodeFile(b *testing.B) {
 			}
 		}
 	})
-}
-
-// decodeCount decodes like decodeFrames without keeping the content: raw blocks' content is
-// added to the history only as far as a following compressed block may reach.
-func decodeCount(src []byte) (int64, error) {
-	var d Decoder
-	var n int64
-	for len(src) > 0 {
-		h, _ := zstdframe.ParseHeader(src)
-		src = src[h.Len:]
-		window := int(h.Window)
-		d.Reset(window)
-		var pending [][]byte
-		pendingN := 0
-		for {
-			b := zstdframe.ParseBlock([3]byte(src[:3]))
-			body := src[3 : 3+b.Body()]
-			src = src[3+b.Body():]
-			switch b.Type {
-			case zstdframe.Raw:
-				pending = append(pending, body)
-				pendingN += len(body)
-				for pendingN-len(pending[0]) >= window {
-					pendingN -= len(pending[0])
-					pending = pending[1:]
-				}
-				n += int64(len(body))
-			default:
-				for _, p := range pending {
-					p = p[max(0, len(p)-window):]
-					copy(d.Extend(len(p)), p)
-				}
-				pending, pendingN = pending[:0], 0
-				if b.Type == zstdframe.RLE {
-					n += int64(len(d.RLE(body[0], b.Size)))
-					break
-				}
-				c, err := d.Compressed(body, MaxBlock)
-				if err != nil {
-					return n, err
-				}
-				n += int64(len(c))
-			}
-			if b.Last {
-				break
-			}
-		}
-		if h.Checksum() {
-			src = src[4:]
-		}
-	}
-	return n, nil
-}
-
-func TestRawLiterals(t *testing.T) {
-	for _, c := range []struct {
-		p    []byte
-		want int
-	}{
-		{[]byte{31 << 3}, 32},           // 1-byte header, 31 literals
-		{[]byte{4 | 8<<4, 62}, 1002},    // 2-byte header, 1000
-		{[]byte{12, 106, 24}, 100003},   // 3-byte header, 100000
-		{[]byte{12, 106}, 0},            // too short to tell
-		{[]byte{2 | 31<<3, 0, 0, 0}, 0}, // Huffman-coded literals
-		{[]byte{1 | 31<<3, 0xAA}, 0},    // RLE literals
-		{nil, 0},
-	} {
-		if got := RawLiterals(c.p); got != c.want {
-			t.Errorf("RawLiterals(% x) = %d, want %d", c.p, got, c.want)
-		}
-	}
-	// A block the Go encoder writes for text followed by random bytes: most of it raw literals.
-	rng := rand.New(rand.NewSource(1))
-	content := []byte(strings.Repeat("inode 12 block 34\n", 900))
-	random := make([]byte, 200<<10)
-	rng.Read(random)
-	enc, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault))
-	frame := enc.EncodeAll(append(content, random...), nil)
-	h, _ := zstdframe.ParseHeader(frame)
-	b := zstdframe.ParseBlock([3]byte(frame[h.Len : h.Len+3]))
-	if b.Type != zstdframe.Compressed || RawLiterals(frame[h.Len+3:]) < 64<<10 {
-		t.Fatalf("first block type %d size %d, raw literals %d: want a compressed block of mostly raw literals", b.Type, b.Size, RawLiterals(frame[h.Len+3:]))
-	}
 }

@@ -30,7 +30,7 @@ func (t *hufTable) readTree(b []byte, scratch *fseTable) (int, error) {
 	if len(b) == 0 {
 		return 0, errHuffman
 	}
-	var w [258]uint8 // up to 255 weights, and the two a last step may write past
+	var w [257]uint8 // up to 255 weights, and the one the last step may write past
 	var nw int
 	head := int(b[0])
 	n := 1
@@ -69,30 +69,23 @@ func (t *hufTable) readTree(b []byte, scratch *fseTable) (int, error) {
 		if !br.init(src[used:]) {
 			return 0, errHuffman
 		}
-		s1 := uint16(br.get(uint(log)))
-		s2 := uint16(br.get(uint(log)))
+		// Two states take turns, the first decoding the even weights; when a state's update
+		// reads past the stream's start, the other state's symbol is the last weight.
+		var s [2]uint16
+		s[0] = uint16(br.get(uint(log)))
+		s[1] = uint16(br.get(uint(log)))
 		ents := scratch.ents
-		for {
-			if nw > 253 {
+		for k := 0; ; k ^= 1 {
+			if nw > 254 {
 				return 0, errHuffman
 			}
-			e := ents[s1]
+			e := ents[s[k]]
 			w[nw] = e.sym
 			nw++
 			br.refill()
-			s1 = e.base + uint16(br.get(uint(e.nbits)))
+			s[k] = e.base + uint16(br.get(uint(e.nbits)))
 			if br.overflowed() {
-				w[nw] = ents[s2].sym
-				nw++
-				break
-			}
-			e = ents[s2]
-			w[nw] = e.sym
-			nw++
-			br.refill()
-			s2 = e.base + uint16(br.get(uint(e.nbits)))
-			if br.overflowed() {
-				w[nw] = ents[s1].sym
+				w[nw] = ents[s[k^1]].sym
 				nw++
 				break
 			}
