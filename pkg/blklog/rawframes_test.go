@@ -16,18 +16,21 @@ import (
 	"github.com/klauspost/compress/zstd"
 )
 
+// randomBytes is n bytes from rng: incompressible, stored by zstd as raw blocks.
+func randomBytes(rng *rand.Rand, n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(rng.Uint32())
+	}
+	return b
+}
+
 // rawFramesData is content whose zstd frames hold every kind of block in every order: random
 // bytes (raw blocks), text (compressed), zeros (RLE), and random bytes repeated later in the
 // same frame, so that a compressed block's matches reach back into raw blocks.
 func rawFramesData(scale int) [][]byte {
 	rng := rand.New(rand.NewPCG(uint64(scale), 9))
-	random := func(n int) []byte {
-		b := make([]byte, n)
-		for i := range b {
-			b[i] = byte(rng.Uint32())
-		}
-		return b
-	}
+	random := func(n int) []byte { return randomBytes(rng, n) }
 	text := func(n int) []byte {
 		var b bytes.Buffer
 		for i := 0; b.Len() < n; i++ {
@@ -361,13 +364,7 @@ func TestRawFramesLending(t *testing.T) {
 // ends as the Go decoder does.
 func TestRawFramesMixedFrame(t *testing.T) {
 	rng := rand.New(rand.NewPCG(21, 12))
-	random := func(n int) []byte {
-		b := make([]byte, n)
-		for i := range b {
-			b[i] = byte(rng.Uint32())
-		}
-		return b
-	}
+	random := func(n int) []byte { return randomBytes(rng, n) }
 	text := func(n int) []byte {
 		var b bytes.Buffer
 		for i := 0; b.Len() < n; i++ {
@@ -435,10 +432,7 @@ func BenchmarkRawFramesMixed(b *testing.B) {
 	rng := rand.New(rand.NewPCG(3, 3))
 	var content []byte
 	for len(content) < 48<<20 {
-		run := make([]byte, 4<<20)
-		for i := range run {
-			run[i] = byte(rng.Uint32())
-		}
+		run := randomBytes(rng, 4<<20)
 		var meta bytes.Buffer
 		for i := 0; meta.Len() < 16<<10; i++ {
 			fmt.Fprintf(&meta, "inode %d block %d\n", i, rng.IntN(1<<20))
