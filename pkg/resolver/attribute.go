@@ -49,7 +49,7 @@ func (r *Resolver) ioOp(typ ops.Type, o Owner, start, end int64) {
 			return
 		}
 	}
-	r.output.ioBuf = appendCoalesced(r.output.ioBuf, op)
+	r.output.io.pushCoalesced(op)
 }
 
 // ioPath is the path I/O of ino is reported under: its name, or for a file with several names
@@ -133,14 +133,17 @@ func (r *Resolver) ioPathSlow(ino uint32) string {
 
 // appendCoalesced appends op, merging it into the last one when it continues it.
 func appendCoalesced(l []ops.Op, op ops.Op) []ops.Op {
-	if n := len(l); n > 0 {
-		p := &l[n-1]
-		if p.Op == op.Op && p.Kind == op.Kind && p.Path == op.Path && p.Ino == op.Ino && p.Bytes%blklog.SectorSize == 0 && p.Sector*blklog.SectorSize+uint64(p.Bytes) == op.Sector*blklog.SectorSize {
-			p.Bytes += op.Bytes
-			return l
-		}
+	if n := len(l); n > 0 && continues(&l[n-1], &op) {
+		l[n-1].Bytes += op.Bytes
+		return l
 	}
 	return append(l, op)
+}
+
+// continues reports whether I/O op q continues p: the same file and kind, the next sector.
+func continues(p, q *ops.Op) bool {
+	return p.Op == q.Op && p.Kind == q.Kind && p.Path == q.Path && p.Ino == q.Ino && p.Bytes%blklog.SectorSize == 0 &&
+		p.Sector*blklog.SectorSize+uint64(p.Bytes) == q.Sector*blklog.SectorSize
 }
 
 // read attributes a read request, block run by block run.

@@ -329,7 +329,7 @@ func (r *Resolver) releaseHeld() {
 			if r.mode.decidedAtFlush() {
 				r.held.nameless[o.Ino] = appendCoalesced(r.held.nameless[o.Ino], op)
 			} else {
-				r.output.ioBuf = appendCoalesced(r.output.ioBuf, op)
+				r.output.io.pushCoalesced(op)
 			}
 			pos = runEnd
 		}

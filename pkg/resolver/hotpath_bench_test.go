@@ -31,7 +31,7 @@ func BenchmarkPendingCopy(b *testing.B) {
 		for blk := uint64(1000); blk < 1000+reqs*per; blk++ {
 			r.settlePending(blk, o)
 		}
-		r.output.ioBuf = r.output.ioBuf[:0]
+		r.output.io.reset()
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*reqs*per), "ns/block")
 }

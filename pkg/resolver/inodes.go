@@ -90,7 +90,7 @@ func (r *Resolver) inodeChanged(ino uint32, blk uint64, ob, nb []byte) {
 			if path == "" {
 				path = r.bestPath(ino)
 			}
-			r.output.nsBuf = append(r.output.nsBuf, ops.Op{Seq: r.now.seq, T: r.now.t, Op: ops.Truncate, Path: path, Ino: ino, Size: &size})
+			r.output.ns.push(ops.Op{Seq: r.now.seq, T: r.now.t, Op: ops.Truncate, Path: path, Ino: ino, Size: &size})
 		}
 	}
 }

@@ -2,7 +2,9 @@ package resolver
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/ext3replay/ext3replay/pkg/ops"
@@ -11,10 +13,12 @@ import (
 // output is what the current record made certain, queued until flushRecord puts it in order,
 // and the emit function it goes to.
 type output struct {
-	emit  func(*ops.Op) error
-	err   error    // first error from emit, or what else stopped the run (fail)
-	nsBuf []ops.Op // namespace ops (and anomalies) of the current batch
-	ioBuf []ops.Op // I/O ops of the current record
+	emit func(*ops.Op) error
+	err  error   // first error from emit, or what else stopped the run (fail)
+	ns   opQueue // namespace ops (and anomalies) of the current batch
+	io   opQueue // I/O ops of the current record
+	// byRank is ns in the order flushRecord puts it, for a batch out of order (reused).
+	byRank []rankedOp
 	// one is the op put at once by nsRemoval: emit gets a pointer valid only during the call,
 	// and an op of the stack would escape through it, one allocation per deleted file.
 	one   ops.Op
@@ -49,13 +53,12 @@ func (r *Resolver) anomaly(path string, block uint64, format string, args ...any
 	if block != 0 {
 		op.Sector = block * r.spb
 	}
-	r.output.nsBuf = append(r.output.nsBuf, op)
+	r.output.ns.push(op)
 }
 
 // nsOp queues a namespace op of the current record.
 func (r *Resolver) nsOp(typ ops.Type, ino uint32, path string) *ops.Op {
-	r.output.nsBuf = append(r.output.nsBuf, ops.Op{Seq: r.now.seq, T: r.now.t, Op: typ, Path: path, Ino: ino})
-	return &r.output.nsBuf[len(r.output.nsBuf)-1]
+	return r.output.ns.push(ops.Op{Seq: r.now.seq, T: r.now.t, Op: typ, Path: path, Ino: ino})
 }
 
 // nsRemoval reports a name removed: a delete, unlink or rmdir of the current record. Deletes and
@@ -72,18 +75,14 @@ func (r *Resolver) nsRemoval(typ ops.Type, ino uint32, path string) {
 		r.output.one = ops.Op{} // drop the path
 		return
 	}
-	r.output.nsBuf = append(r.output.nsBuf, op)
+	r.output.ns.push(op)
 }
 
 // flushRecord emits the ops the current record made certain: namespace ops first (sorted so
 // that a batch reads naturally), then held I/O of inodes that just got a name, then I/O.
 func (r *Resolver) flushRecord(drainHeld bool) {
-	if len(r.output.nsBuf) > 0 {
-		sort.SliceStable(r.output.nsBuf, func(i, j int) bool { return nsRank(&r.output.nsBuf[i]) < nsRank(&r.output.nsBuf[j]) })
-		for i := range r.output.nsBuf {
-			r.output.put(&r.output.nsBuf[i])
-		}
-		r.output.nsBuf = r.output.nsBuf[:0]
+	if r.output.ns.len() > 0 {
+		r.output.putNamespace()
 	}
 	if len(r.held.nameless) > 0 && (drainHeld || (!r.mode.decidedAtFlush() && r.ns.namesGen != r.held.drainGen)) {
 		r.held.drainGen = r.ns.namesGen // nothing held can get a name until the names change
@@ -119,8 +118,8 @@ func (r *Resolver) flushRecord(drainHeld bool) {
 			}
 		}
 	}
-	for i := range r.output.ioBuf {
-		op := &r.output.ioBuf[i]
+	for i := range r.output.io.len() {
+		op := r.output.io.at(i)
 		if op.Ino != 0 && !(r.mode.decidedAtFlush() && op.Op == ops.Read) {
 			// Paths as they are once this record's namespace changes are decided (a block
 			// claimed by a file whose name the same transaction gives).
@@ -143,7 +142,43 @@ func (r *Resolver) flushRecord(drainHeld bool) {
 		}
 		r.output.put(op)
 	}
-	r.output.ioBuf = r.output.ioBuf[:0]
+	r.output.io.reset()
+}
+
+// rankedOp is a queued namespace op with its nsRank.
+type rankedOp struct {
+	rank int
+	op   *ops.Op
+}
+
+// putNamespace puts the namespace ops queued, in nsRank order (stable), and empties the queue.
+// A batch is mostly in order already (one kind of op): then it is put as it lies.
+func (o *output) putNamespace() {
+	q := &o.ns
+	sorted := true
+	for i, last := 0, 0; i < q.len() && sorted; i++ {
+		k := nsRank(q.at(i))
+		sorted = k >= last
+		last = k
+	}
+	if sorted {
+		for i := range q.len() {
+			o.put(q.at(i))
+		}
+		q.reset()
+		return
+	}
+	for i := range q.len() {
+		op := q.at(i)
+		o.byRank = append(o.byRank, rankedOp{nsRank(op), op})
+	}
+	slices.SortStableFunc(o.byRank, func(a, b rankedOp) int { return cmp.Compare(a.rank, b.rank) })
+	for _, e := range o.byRank {
+		o.put(e.op)
+	}
+	clear(o.byRank) // the pointers into q
+	o.byRank = o.byRank[:0]
+	q.reset()
 }
 
 // maxHeld bounds heldW; past it the oldest are reported by their owner at that moment.
