@@ -1,6 +1,7 @@
 package ops
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"reflect"
 	"testing"
@@ -104,6 +105,30 @@ func TestCoalescerMaxPending(t *testing.T) {
 	}
 }
 
+// Namespace ops queued behind an open run count against MaxPending too: a run of one file
+// held open while a transaction deletes 50,000 others must not hold the 50,000 deletes.
+func TestCoalescerMaxPendingNamespace(t *testing.T) {
+	var out []Op
+	c := NewCoalescer(func(op *Op) error { out = append(out, *op); return nil })
+	c.MaxPending = 3
+	a := w(1, "/a", 100, 512)
+	if err := c.Add(&a); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		del := Op{Seq: int64(2 + i), Op: Delete, Path: fmt.Sprintf("/old/f%d", i)}
+		if err := c.Add(&del); err != nil {
+			t.Fatal(err)
+		}
+		if held := int64(2+i) - int64(len(out)); held > int64(c.MaxPending)+1 {
+			t.Fatalf("after delete %d: %d ops emitted, %d held (MaxPending %d)", i, len(out), held, c.MaxPending)
+		}
+	}
+	if len(out) == 0 || out[0] != a {
+		t.Fatalf("the open run was not ended by the bound: %v", out)
+	}
+}
+
 func TestCoalescePreservesVolume(t *testing.T) {
 	run := loadRun(t, "run-a.jsonl")
 	before := BuildStats(run).Totals
@@ -150,10 +175,10 @@ func refCoalesce(in []Op, maxPending int) []Op {
 			p := &run{op: op, key: key}
 			queue = append(queue, p)
 			open[key] = p
-			if h := queue[head]; len(queue)-head > maxPending && !h.closed {
-				h.closed = true
-				delete(open, h.key)
-			}
+		}
+		if h := queue[head]; len(queue)-head > maxPending && !h.closed {
+			h.closed = true
+			delete(open, h.key)
 		}
 		for head < len(queue) && queue[head].closed {
 			head++
