@@ -217,7 +217,9 @@ func runAnalyze(imagePath, logPath string, opt resolver.Options, emit func(*ops.
 		defer lf.Close()
 	}
 	var reopen func() (blklog.Reader, error)
+	var logBytes int64 // the log's size as stored; 0 for a pipe
 	if fi, err := lf.Stat(); err == nil && fi.Mode().IsRegular() {
+		logBytes = fi.Size()
 		prog.SetTotal(fi.Size()) // the log's bytes as stored: compressed or not, they are read once
 		if logPath != "-" {
 			reopen = func() (blklog.Reader, error) { return blklog.Open(logPath) }
@@ -233,18 +235,21 @@ func runAnalyze(imagePath, logPath string, opt resolver.Options, emit func(*ops.
 	lr = blklog.ReadAhead(lr)
 	defer lr.Close()
 	res, err := runPipeline(analysis.Input{Image: img, ImageSize: img.Size(), ImageName: imagePath, Log: lr, LogName: logPath, Reopen: reopen},
-		analysis.Options{Resolver: opt, Tap: tap}, emit, tune)
+		logBytes, analysis.Options{Resolver: opt, Tap: tap}, emit, tune)
 	if err != nil {
 		return nil, err
 	}
 	return &analyzeStats{Result: res, elapsed: time.Since(start)}, nil
 }
 
-// runPipeline runs analysis.Run the way analyze and analyze --follow both do: the memory budget set
-// once the image is indexed, the callers' tuning applied, an input error (image and log that do
-// not belong together) exit status 2.
-func runPipeline(in analysis.Input, ao analysis.Options, emit func(*ops.Op) error, tune []func(*analysis.Options)) (*analysis.Result, error) {
-	ao.Ready = func() { analysis.SetMemoryBudget(analysis.LogBudget) }
+// runPipeline runs analysis.Run the way analyze and analyze --follow both do: the heap warmed for a
+// log of logBytes and the memory budget set once the image is indexed, the callers' tuning
+// applied, an input error (image and log that do not belong together) exit status 2.
+func runPipeline(in analysis.Input, logBytes int64, ao analysis.Options, emit func(*ops.Op) error, tune []func(*analysis.Options)) (*analysis.Result, error) {
+	ao.Ready = func() {
+		analysis.WarmHeap(logBytes)
+		analysis.SetMemoryBudget(analysis.LogBudget) // its collection hands the warmed pages to the heap
+	}
 	for _, f := range tune {
 		f(&ao)
 	}

@@ -57,8 +57,9 @@ func runFollow(imagePath, logPath string, idle time.Duration, opt resolver.Optio
 		return nil, &exitError{code: exitUsage, err: err}
 	}
 	defer lr.Close()
+	// No heap warmed (0): the log's size now says nothing of how far a live run goes.
 	res, err := runPipeline(analysis.Input{Image: img, ImageSize: img.Size(), ImageName: imagePath, Log: lr, LogName: logPath},
-		analysis.Options{Resolver: opt, Tap: tap, SplitAtFlush: split}, emit, tune)
+		0, analysis.Options{Resolver: opt, Tap: tap, SplitAtFlush: split}, emit, tune)
 	if err == nil && flushErr != nil {
 		err = &exitError{code: exitInternal, err: flushErr}
 	}

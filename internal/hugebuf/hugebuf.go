@@ -10,7 +10,10 @@
 // pages itself, and transparent huge pages are often in "madvise" mode (Debian's default).
 package hugebuf
 
-import "unsafe"
+import (
+	"runtime"
+	"unsafe"
+)
 
 // Make returns a zeroed buffer of n bytes; on Linux the 2 MiB-aligned part of a buffer of at
 // least 4 MiB is advised MADV_HUGEPAGE before anything touches it. The buffer is ordinary Go
@@ -50,3 +53,20 @@ const hugePage = 2 << 20
 
 // minHuge is the smallest buffer worth advising: it must hold at least one aligned 2 MiB page.
 const minHuge = 4 << 20
+
+// Warm maps n bytes of new Go heap in advised pages, touches each 4 KiB page once and lets the
+// memory go: once the next collection has run (the caller's runtime.GC), the heap serves its
+// allocations from pages already mapped (in 2 MiB pages where the kernel had them; the touch maps
+// the rest where it has none) instead of taking a fault for each fresh 4 KiB page as it grows:
+// 16 MiB of 4 KiB objects, 4,400 faults in a fresh process and 200 after Warm(32 MiB)
+// (TestWarm). It is for a run about to allocate at least n bytes of small objects (the
+// resolver's model of the metadata a log rewrites: 4 KiB blocks, tables, queues), which Make
+// cannot reach. The pages stay the process's until the runtime's scavenger returns them, so a
+// run that would not have grown by n pays n of resident memory.
+func Warm(n int) {
+	b := Make(n)
+	for i := 0; i < len(b); i += 4096 {
+		b[i] = 1
+	}
+	runtime.KeepAlive(b)
+}
