@@ -246,8 +246,9 @@ func runAnalyze(imagePath, logPath string, opt resolver.Options, emit func(*ops.
 // log of logBytes and the memory budget set once the image is indexed, the callers' tuning
 // applied, an input error (image and log that do not belong together) exit status 2.
 func runPipeline(in analysis.Input, logBytes int64, ao analysis.Options, emit func(*ops.Op) error, tune []func(*analysis.Options)) (*analysis.Result, error) {
+	warmed := analysis.WarmHeap(logBytes) // while the image is indexed
 	ao.Ready = func() {
-		analysis.WarmHeap(logBytes)
+		warmed()
 		analysis.SetMemoryBudget(analysis.LogBudget) // its collection hands the warmed pages to the heap
 	}
 	for _, f := range tune {

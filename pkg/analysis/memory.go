@@ -43,20 +43,30 @@ var (
 const memoryTickEvery = 256
 
 // WarmHeap readies the Go heap for a run over a log of logBytes bytes as stored: a 16th of it, up
-// to 64 MiB (none under 8 MiB), mapped at once in huge pages and handed back to the heap by the
-// collection SetMemoryBudget runs (hugebuf.Warm). The replay's own memory is 4 KiB blocks and
-// small tables, which the heap takes page by page as it grows, one page fault each: on the 2-core
-// VMs this runs on a fault costs several microseconds, and page faults were 18% of the CPU of
-// the bench's `large` case, 14,600 of them (perf, 2026-12-04). Warmed with 64 MiB: 8,000 faults,
-// analyze of its dm-log-writes log 0.39 -> 0.35 s and of its native log 0.39 -> 0.33 s (medians
-// of 11 alternating runs; zstd -dc 0.23 and 0.27 s), peak RSS 118 -> 119 MiB (the heap grows that
-// far anyway); the `rand` case (1 GiB of random bytes, few files) 0.19 -> 0.17 s, 73 -> 88 MiB.
-// A small log, whose run would not grow the heap so far, is left alone: its resident memory stays
-// its own.
-func WarmHeap(logBytes int64) {
-	if n := min(logBytes/16, maxWarm); n >= minWarm {
-		hugebuf.Warm(int(n))
+// to 64 MiB (none under 8 MiB), mapped in huge pages on a goroutine of its own and handed back to
+// the heap by the collection SetMemoryBudget runs (hugebuf.Warm), once wait has returned. The
+// replay's own memory is 4 KiB blocks and small tables, which the heap takes page by page as it
+// grows, one page fault each: on the 2-core VMs this runs on a fault costs several microseconds,
+// and page faults were 18% of the CPU of the bench's `large` case, 14,600 of them (perf,
+// 2026-12-04). Warmed with 64 MiB: 8,000 faults, analyze of its dm-log-writes log 0.39 -> 0.35 s
+// and of its native log 0.39 -> 0.33 s (medians of 11 alternating runs; zstd -dc 0.23 and
+// 0.27 s), peak RSS 118 -> 119 MiB (the heap grows that far anyway); the `rand` case (1 GiB of
+// random bytes, few files) 0.19 -> 0.17 s, 73 -> 88 MiB. A small log, whose run would not grow the
+// heap so far, is left alone: its resident memory stays its own.
+func WarmHeap(logBytes int64) (wait func()) {
+	n := min(logBytes/16, maxWarm)
+	if n < minWarm {
+		return func() {}
 	}
+	// Beside the image's indexing, which the caller starts now: the kernel's huge pages are not
+	// always at hand (it may compact memory to make them), and the touch took 20-90 ms here,
+	// which on the replay's goroutine put its first record at 50-170 ms instead of 40-50.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		hugebuf.Warm(int(n))
+	}()
+	return func() { <-done }
 }
 
 // The heap warmed for a log: at most maxWarm, nothing under minWarm.
