@@ -75,7 +75,7 @@ func prefetch(r io.Reader) *prefetcher {
 		p.full[i] = make(chan chunk, prefetchChunks)
 		p.free[i] = make(chan []byte, prefetchChunks)
 	}
-	slab := hugebuf.Make(prefetchChunks * prefetchChunk)
+	slab := hugebuf.Slice[byte](prefetchChunks * prefetchChunk) // two whole 2 MiB pages
 	for i := range prefetchChunks {
 		p.free[i%p.readers] <- slab[i*prefetchChunk : (i+1)*prefetchChunk : (i+1)*prefetchChunk]
 	}
