@@ -69,9 +69,9 @@ type Options struct {
 	// EmitAsync runs the coalescing and emit on a goroutine of their own, fed in batches, so
 	// that the output is formatted and written while the resolver goes on (emitQueue). emit
 	// then runs concurrently with Tap and with the resolver: it must share no state with them
-	// without its own synchronisation. An error from emit stops the run a batch or two of ops
-	// later than it would otherwise, and is returned all the same; Result is complete when
-	// Run returns.
+	// without its own synchronisation. An error from emit stops the run up to some thousands of
+	// ops (the queue's depth) later than it would otherwise, and is returned all the same;
+	// Result is complete when Run returns.
 	EmitAsync bool
 }
 

@@ -63,7 +63,7 @@ func TestEmitQueueError(t *testing.T) {
 		err = q.Add(&ops.Op{Seq: int64(n)})
 	}
 	check(t, errors.Is(err, errSink), "Add returned %v, want the sink's error", err)
-	check(t, n <= 10+8*emitBatch, "the error came back %d ops after it happened", n-10)
+	check(t, n <= 10+(emitDepth+4)*emitBatch, "the error came back %d ops after it happened", n-10)
 	check(t, errors.Is(q.Close(), errSink), "Close did not return the sink's error")
 	check(t, len(sink.got) == 11, "the sink was called %d times after failing", len(sink.got)-11)
 }
