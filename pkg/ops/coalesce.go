@@ -90,7 +90,7 @@ func (c *Coalescer) Add(op *Op) error {
 	}
 	key := runKey(op)
 	if p := c.open[key]; p != nil {
-		if extends(&p.op, op) {
+		if Extends(&p.op, op) {
 			p.op.Bytes += op.Bytes
 			return nil
 		}
@@ -184,8 +184,10 @@ func (c *Coalescer) closeUnder(name string) {
 	}
 }
 
-// extends reports whether next continues the run r.
-func extends(r, next *Op) bool {
+// Extends reports whether I/O op next continues the run r: the same op, file, kind, inode and
+// partition, starting at the sector after r's last. The Coalescer's rule, and the resolver's when
+// it merges the pieces of one record.
+func Extends(r, next *Op) bool {
 	return r.Op == next.Op && r.Path == next.Path && r.Kind == next.Kind && r.Ino == next.Ino && r.Partition == next.Partition &&
 		r.Bytes%512 == 0 && r.Sector+uint64(r.Bytes/512) == next.Sector
 }

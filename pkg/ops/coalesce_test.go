@@ -165,7 +165,7 @@ func refCoalesce(in []Op, maxPending int) []Op {
 		} else {
 			key := runKey(&op)
 			if p := open[key]; p != nil {
-				if extends(&p.op, &op) {
+				if Extends(&p.op, &op) {
 					p.op.Bytes += op.Bytes
 					continue
 				}

@@ -133,17 +133,11 @@ func (r *Resolver) ioPathSlow(ino uint32) string {
 
 // appendCoalesced appends op, merging it into the last one when it continues it.
 func appendCoalesced(l []ops.Op, op ops.Op) []ops.Op {
-	if n := len(l); n > 0 && continues(&l[n-1], &op) {
+	if n := len(l); n > 0 && ops.Extends(&l[n-1], &op) {
 		l[n-1].Bytes += op.Bytes
 		return l
 	}
 	return append(l, op)
-}
-
-// continues reports whether I/O op q continues p: the same file and kind, the next sector.
-func continues(p, q *ops.Op) bool {
-	return p.Op == q.Op && p.Kind == q.Kind && p.Path == q.Path && p.Ino == q.Ino && p.Bytes%blklog.SectorSize == 0 &&
-		p.Sector*blklog.SectorSize+uint64(p.Bytes) == q.Sector*blklog.SectorSize
 }
 
 // read attributes a read request, block run by block run.

@@ -35,7 +35,7 @@ func (q *opQueue) push(op ops.Op) *ops.Op {
 
 // pushCoalesced queues an I/O op, or extends the last op queued where op continues it.
 func (q *opQueue) pushCoalesced(op ops.Op) {
-	if q.n > 0 && continues(q.at(q.n-1), &op) {
+	if q.n > 0 && ops.Extends(q.at(q.n-1), &op) {
 		q.at(q.n - 1).Bytes += op.Bytes
 		return
 	}
