@@ -37,3 +37,17 @@ func TestMemoryLimitFollowsLiveHeap(t *testing.T) {
 		t.Errorf("limit went from %d to %d MiB when the heap shrank; it is never lowered", after>>20, now>>20)
 	}
 }
+
+// The warm-up's size: nothing for a small log (its run's memory stays its own) nor a pipe (0),
+// a 16th of a larger one, never more than 64 MiB however large the log.
+func TestWarmSize(t *testing.T) {
+	for _, c := range []struct{ log, want int64 }{
+		{0, 0}, {-1, 0}, {100 << 20, 0}, {128<<20 - 1, 0}, {128 << 20, 8 << 20},
+		{400 << 20, 25 << 20}, {1 << 30, 64 << 20}, {1 << 40, 64 << 20},
+	} {
+		if got := warmSize(c.log); got != c.want {
+			t.Errorf("warmSize(%d MiB) = %d bytes, want %d", c.log>>20, got, c.want)
+		}
+	}
+	WarmHeap(1 << 20)() // nothing to wait for: returns at once
+}
