@@ -17,7 +17,7 @@ type output struct {
 	err  error   // first error from emit, or what else stopped the run (fail)
 	ns   opQueue // namespace ops (and anomalies) of the current batch
 	io   opQueue // I/O ops of the current record
-	// byRank is ns in the order flushRecord puts it, for a batch out of order (reused).
+	// byRank is ns in the order flushRecord puts it (reused from record to record).
 	byRank []rankedOp
 	// one is the op put at once by nsRemoval: emit gets a pointer valid only during the call,
 	// and an op of the stack would escape through it, one allocation per deleted file.
@@ -152,22 +152,9 @@ type rankedOp struct {
 }
 
 // putNamespace puts the namespace ops queued, in nsRank order (stable), and empties the queue.
-// A batch is mostly in order already (one kind of op): then it is put as it lies.
+// Each op's rank is computed once, not at every comparison as the sort over the queue did.
 func (o *output) putNamespace() {
 	q := &o.ns
-	sorted := true
-	for i, last := 0, 0; i < q.len() && sorted; i++ {
-		k := nsRank(q.at(i))
-		sorted = k >= last
-		last = k
-	}
-	if sorted {
-		for i := range q.len() {
-			o.put(q.at(i))
-		}
-		q.reset()
-		return
-	}
 	for i := range q.len() {
 		op := q.at(i)
 		o.byRank = append(o.byRank, rankedOp{nsRank(op), op})
