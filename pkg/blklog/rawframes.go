@@ -1,7 +1,9 @@
 package blklog
 
 // rawFrames decodes the zstd stream of a log file and lends the content of its Raw_Blocks in
-// place, out of the prefetcher's buffers, instead of copying it.
+// place, out of the prefetcher's buffers, instead of copying it. Since 2026-12-04 a native log's
+// frames, which the writer keeps small and independent, are decoded by parFrames (parframes.go),
+// on two cores; rawFrames reads the rest, a dm-log-writes log compressed by zstd above all.
 //
 // zstd stores a block as it is (a Raw_Block: a 3-byte header, then the bytes) when compressing it
 // would not make it smaller: the payload of a guest copying random or encrypted data. The Go

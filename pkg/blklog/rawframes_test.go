@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/ext3replay/ext3replay/internal/zstdframe"
@@ -227,61 +226,6 @@ func TestRawFramesContentSize(t *testing.T) {
 	}
 }
 
-// A native log of incompressible payloads read from a file, filtered (its raw blocks lent to
-// the filter) gives the records of the plain reader in memory, whole, cut and damaged.
-func TestRawFramesLog(t *testing.T) {
-	rng := rand.New(rand.NewPCG(5, 5))
-	var recs []Record
-	for i := 0; i < 120; i++ {
-		r := Record{Type: TypeWrite, Sector: uint64(i*256 + 8*(i%3)), Flags: FlagHasTime, TimeNS: int64(i)}
-		r.Length = uint32(4096 * (1 + i%40))
-		r.Data = make([]byte, r.Length)
-		for j := range r.Data {
-			r.Data[j] = byte(rng.Uint32())
-		}
-		for u := 0; u < len(r.Data); u += 4096 * (1 + i%3) {
-			r.Data[u] = 0xAA // units the test filter skips
-		}
-		recs = append(recs, r)
-	}
-	b := writeLog(t, recs, 7)
-	path := filepath.Join(t.TempDir(), "io.log.zst")
-	for i := 0; i < 12; i++ {
-		c, what := b, "whole"
-		if i > 0 {
-			c = bytes.Clone(b)
-			if i%2 == 0 {
-				c, what = c[:rng.IntN(len(c))], fmt.Sprintf("cut at %d", len(c))
-			} else {
-				at := rng.IntN(len(c))
-				c[at] ^= 0x10
-				what = fmt.Sprintf("flip at %d", at)
-			}
-		}
-		_, want, werr := readAll(t, c)
-		if err := os.WriteFile(path, c, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		r, err := Open(path)
-		if err != nil {
-			if strings.ReplaceAll(fmt.Sprint(err), path, "mem.log") != fmt.Sprint(werr) {
-				t.Fatalf("%s: open: %v; in memory: %v", what, err, werr)
-			}
-			continue
-		}
-		if _, ok := r.(*fileReader).Reader.(*nativeReader); !ok || r.(*fileReader).Reader.(*nativeReader).frames == nil {
-			t.Fatalf("%s: the log file is not read through rawFrames", what)
-		}
-		n, gerr := readFilteredFrom(t, what, r, want, testFilter(4096, 8192))
-		if strings.ReplaceAll(fmt.Sprint(gerr), path, "mem.log") != fmt.Sprint(werr) {
-			t.Fatalf("%s: filtered read from the file ends with %v, in memory with %v", what, gerr, werr)
-		}
-		if i == 0 && n == 0 {
-			t.Fatal("nothing left out")
-		}
-	}
-}
-
 // FuzzRawFrames: rawFrames reads any input as the Go decoder does.
 func FuzzRawFrames(f *testing.F) {
 	for _, b := range rawFramesStreams(f, 0) {
@@ -292,37 +236,6 @@ func FuzzRawFrames(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		checkRawFrames(t, "fuzz", b, len(b)%2 == 0)
 	})
-}
-
-// Every committed fixture log (real captures: their frames hold no raw block, so rawFrames passes
-// them all to the decoder, through its feed) reads from its file as from memory.
-func TestRawFramesFixtures(t *testing.T) {
-	paths, _ := filepath.Glob("../../fixtures/real/*/io.log.zst")
-	if len(paths) == 0 {
-		t.Skip("no fixtures")
-	}
-	for _, path := range paths {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, want, werr := readAll(t, b)
-		r, err := Open(path)
-		if err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-		if nr, ok := r.(*fileReader).Reader.(*nativeReader); !ok || nr.frames == nil {
-			t.Fatalf("%s: not read through rawFrames", path)
-		}
-		_, got, gerr := drain(r, nil)
-		r.Close()
-		if strings.ReplaceAll(fmt.Sprint(gerr), path, "mem.log") != fmt.Sprint(werr) || len(got) != len(want) {
-			t.Fatalf("%s: %d records then %v; in memory %d then %v", path, len(got), gerr, len(want), werr)
-		}
-		for i := range want {
-			sameRecord(t, i, got[i], want[i])
-		}
-	}
 }
 
 // lending is true exactly while the content comes from raw blocks: the filter then reads a unit it

@@ -126,6 +126,12 @@ func newReader(r io.Reader, name string, fw *follower) (Reader, error) {
 	if name == "" {
 		name = "log"
 	}
+	if fw == nil {
+		// A native log file compressed by zstd: its frames decoded on two cores (parframes.go).
+		if par := parallelNative(r); par != nil {
+			return newParNative(par, name)
+		}
+	}
 	var pre *prefetcher
 	if fw == nil && !inMemory(r) {
 		// A follower's source waits for the file to grow: it stays on the decoder's goroutine.
@@ -222,6 +228,7 @@ type nativeReader struct {
 	win        *window
 	dec        *zstd.Decoder
 	frames     *rawFrames  // the decoder of a log file's zstd stream, instead of dec
+	par        *parFrames  // the decoder of a native log file's frames, instead of both
 	pre        *prefetcher // nil for a source in memory or followed
 	hdr        Header
 	off        int64 // stream offset of the next record
@@ -510,6 +517,7 @@ func (nr *nativeReader) Close() error {
 		nr.dec = nil
 	}
 	nr.frames.Close()
+	nr.par.Close()
 	nr.pre.close()
 	return nil
 }
