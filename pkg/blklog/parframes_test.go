@@ -17,7 +17,8 @@ import (
 // parFramesStreams are zstd streams whose frames take every path of parFrames: frames of raw
 // blocks only (random bytes), frames compressed a little (random picks of random tokens: decoded
 // by the workers) and much (zeros: decoded inline), frames that begin raw and go on compressed
-// (served raw, then decoded skipping what was served), and the streams of rawFramesStreams
+// (served raw, then decoded skipping what was served) and the other way round (the first block
+// decoded by the splitter, the rest served raw), and the streams of rawFramesStreams
 // (with a skippable frame: the tail; and as the zstd program writes them). Its own frames are
 // written as the log writer writes its own: by a streaming encoder, without a content size.
 func parFramesStreams(t testing.TB, scale int) map[string][]byte {
@@ -38,6 +39,7 @@ func parFramesStreams(t testing.TB, scale int) map[string][]byte {
 		make([]byte, 300*k),
 		bytes.Join([][]byte{randomBytes(rng, 300*k), tokens(rng, 200*k)}, nil),
 		tokens(rng, 400*k),
+		bytes.Join([][]byte{tokens(rng, 60*k), randomBytes(rng, 400*k)}, nil), // compressed, then raw
 		randomBytes(rng, 64*k+3),
 		randomBytes(rng, 129*k),
 	} {
@@ -150,6 +152,7 @@ func checkParFrames(t testing.TB, what string, b []byte) (int, *parFrames) {
 func TestParFrames(t *testing.T) {
 	var kinds [frameTail + 1]int
 	var skipped int64
+	firsts := 0
 	for name, b := range parFramesStreams(t, 1) {
 		lent, p := checkParFrames(t, name, b)
 		t.Logf("%s: %d bytes, %d of its content lent, frames by kind %v", name, len(b), lent, p.kinds)
@@ -157,6 +160,7 @@ func TestParFrames(t *testing.T) {
 			kinds[k] += n
 		}
 		skipped += p.skipped
+		firsts += p.firsts
 		if name == "every kind" && lent < 1<<20 {
 			t.Errorf("%s: only %d bytes lent", name, lent)
 		}
@@ -183,6 +187,9 @@ func TestParFrames(t *testing.T) {
 	}
 	if skipped == 0 {
 		t.Error("no frame began raw and went on compressed")
+	}
+	if firsts == 0 {
+		t.Error("no frame began with a compressed block and went on raw")
 	}
 }
 
