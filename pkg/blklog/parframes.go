@@ -957,9 +957,46 @@ func parallelNative(r io.Reader) *parFrames {
 	if k, _ := f.ReadAt(peek, start); k < len(peek) || !bytes.HasPrefix(peek, zstdMagic) || !nativeInside(peek) {
 		return nil
 	}
+	if !writerFrames(f, start, size) {
+		return nil
+	}
 	// Every native record carries a CRC-32C of all its bytes: the frames' XXH64 add nothing.
 	return newParFrames(f, start, size, count, []zstd.DOption{zstd.IgnoreChecksum(true)})
 }
+
+// writerFrames reports whether the first frame of the stream at start looks like the native
+// writer's: at most parMaxFrame bytes (its frames end after the record that crosses
+// FrameBytes). A log compressed again as one frame (by the zstd program: a gigabyte in one frame,
+// raw and compressed blocks mixed) or by pzstd (a skippable frame first) is left to rawFrames,
+// which reads such frames in place, and a frame that turns from raw to compressed without
+// decoding it twice.
+func writerFrames(f io.ReaderAt, start, size int64) bool {
+	var hb [18]byte
+	k, _ := f.ReadAt(hb[:min(int64(len(hb)), size-start)], start)
+	h, ok := zstdframe.ParseHeader(hb[:k])
+	if !ok || h.Dictionary() {
+		return false
+	}
+	for pos := start + int64(h.Len); pos-start <= parMaxFrame; {
+		var bh [3]byte
+		if pos+3 > size {
+			return true // the file ends in the first frame: either reader reads it as the decoder
+		}
+		if n, _ := f.ReadAt(bh[:], pos); n < 3 {
+			return true
+		}
+		b := zstdframe.ParseBlock(bh)
+		if b.Last {
+			return true
+		}
+		pos += 3 + int64(b.Body())
+	}
+	return false
+}
+
+// parMaxFrame bounds the writer's frames: FrameBytes of records, then the record that crosses
+// it (MaxRecordData and its header), compressed no larger than stored raw.
+const parMaxFrame = FrameBytes + MaxRecordData + 1<<20
 
 // newParNative reads the native log that par decodes.
 func newParNative(par *parFrames, name string) (Reader, error) {

@@ -326,3 +326,34 @@ func TestParFramesFixtures(t *testing.T) {
 		}
 	}
 }
+
+// A native log compressed again as one frame larger than the writer's is left to rawFrames
+// (writerFrames); a log cut in its first frame is not.
+func TestParFramesNotWriterFrames(t *testing.T) {
+	dir := t.TempDir()
+	// One frame of raw blocks larger than any of the writer's: only its headers are written (a
+	// sparse file), which is all writerFrames reads.
+	big, err := os.Create(filepath.Join(dir, "big.zst"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer big.Close()
+	if _, err := big.Write([]byte{0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x58}); err != nil { // 16 MiB window
+		t.Fatal(err)
+	}
+	pos := int64(6)
+	for pos < parMaxFrame+1<<20 {
+		v := uint32(128<<10) << 3 // a raw block, not the last
+		if _, err := big.WriteAt([]byte{byte(v), byte(v >> 8), byte(v >> 16)}, pos); err != nil {
+			t.Fatal(err)
+		}
+		pos += 3 + 128<<10
+	}
+	if writerFrames(big, 0, pos) {
+		t.Error("a first frame of more than parMaxFrame bytes taken for the writer's")
+	}
+	if !writerFrames(big, 0, 1<<20) {
+		t.Error("a first frame cut by the file's end not taken for the writer's")
+	}
+
+}
