@@ -33,7 +33,9 @@ ROUNDS="${ROUNDS:-3}"
 # in docs/performance.md before 2026-12-03 06:00 are jsonl's.
 FORMAT="${FORMAT:-text}"
 CACHE="${BENCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ext3replay-bench}"
-[ -x "$BIN" ] || CGO_ENABLED=0 go build -o "$BIN" ./cmd/ext3replay
+# The tree's own binary, built as `make build` builds it (up to date in a second when it is): one
+# left from an earlier checkout would be measured instead. EXT3REPLAY_BIN names another, as it is.
+[ -n "${EXT3REPLAY_BIN:-}" ] || make -s build
 mkdir -p "$CACHE"
 
 # capture NAME: runs the fixture capture on a scenario defined below, in a scratch copy of the capture scripts

@@ -27,7 +27,9 @@ if [ ! -s "$img" ]; then
 	mke2fs -q -F -t ext3 -b 4096 -d "$tree" "$img.tmp" 6G
 	mv "$img.tmp" "$img"
 fi
-go test -c -o bin/resolver.test ./pkg/resolver
+# Static, as `make build` links the binary users run: the dynamic loader cost every start 6.7 ms
+# (docs/performance.md, Start-up), which e2fsck, a small C program, does not pay as much.
+CGO_ENABLED=0 go test -c -o bin/resolver.test ./pkg/resolver
 make -s build # static, as users build it: a dynamic binary starts 6.7 ms later
 rounds="${EXT3REPLAY_BENCH_ROUNDS:-5}"
 

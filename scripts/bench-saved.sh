@@ -17,7 +17,9 @@ BIN="${EXT3REPLAY_BIN:-$REPO/bin/ext3replay}"
 OLD="${EXT3REPLAY_BIN_OLD:-}"
 ROUNDS="${ROUNDS:-5}"
 CACHE="${BENCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ext3replay-bench}"
-[ -x "$BIN" ] || CGO_ENABLED=0 go build -o "$BIN" ./cmd/ext3replay
+# The tree's own binary, built as `make build` builds it (up to date in a second when it is): one
+# left from an earlier checkout would be measured instead. EXT3REPLAY_BIN names another, as it is.
+[ -n "${EXT3REPLAY_BIN:-}" ] || make -s build
 command -v jq >/dev/null || { echo "jq not installed (apt-get install jq): no reference, nothing measured"; exit 0; }
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
