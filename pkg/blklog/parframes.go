@@ -350,8 +350,10 @@ func (p *parFrames) walk(off, skip, pos int64, b zstdframe.Block) *frameJob {
 		return tail
 	}
 	j := &frameJob{kind: frameInline, off: off, n: pos - off, skip: skip}
-	if skip == 0 && compressed*parInlineRatio > blocks*int64(limit) {
-		// Less than parInlineRatio to 1 even if every block held the most it may.
+	// Less than parInlineRatio to 1 even if every block held the most it may; and a window no
+	// larger than rawFrames decodes itself (the writer's is 4 MiB), which bounds the memory of
+	// the workers' decoders, a history of two windows each.
+	if skip == 0 && h.Window <= maxOwnWindow && compressed*parInlineRatio > blocks*int64(limit) {
 		j.kind, j.out = frameParallel, make(chan piece, parAhead)
 	}
 	return j
