@@ -70,7 +70,8 @@ const (
 type frameKind int
 
 const (
-	// frameRaw: a frame that begins with a Raw_Block, its bodies lent where the splitter read
+	// frameRaw: a frame that begins with a Raw_Block (or with one compressed or RLE block,
+	// which the splitter decodes, and then a raw one), its bodies lent where the splitter read
 	// them (rawReads), their headers with them: it finds where the frame ends as it reads it. A
 	// frame that turns out to hold other blocks after them, or to end with the file, is
 	// followed by a job of the next kinds that skips what was served.
@@ -80,7 +81,8 @@ const (
 	frameParallel
 	// frameInline: compressed more (or alone among frames of other kinds), decoded by the
 	// consumer itself when its turn comes: such content costs little to decode (long matches
-	// copied) and more to read back from another core's chunks.
+	// copied) and more to read back from another core's chunks. Such frames back to back are
+	// one job, up to parInlineRun bytes, read by the consumer's decoder as one stream.
 	frameInline
 	// frameTail: the rest of the file, from a frame the splitter did not expect, decoded by the
 	// consumer in sequence.
@@ -95,8 +97,8 @@ const parInlineRun = 1 << 20
 // counted full (128 KiB, or the frame's window).
 const parInlineRatio = 8
 
-// frameJob is a frame: its bytes in the file, and for a worker's, the channel its content comes
-// back through, in order.
+// frameJob is a frame (or frames decoded inline, back to back): its bytes in the file, and for
+// a worker's or a frameRaw, the channel its content comes back through, in order.
 type frameJob struct {
 	kind   frameKind
 	off, n int64
