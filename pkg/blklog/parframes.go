@@ -39,6 +39,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/ext3replay/ext3replay/internal/sparse"
 	"github.com/ext3replay/ext3replay/internal/zstdblock"
 	"github.com/ext3replay/ext3replay/internal/zstdframe"
 	"github.com/klauspost/compress/zstd"
@@ -787,7 +788,7 @@ func (p *parFrames) decode(j *frameJob, dec *zstd.Decoder, in io.Reader) bool {
 		if !ok {
 			return false
 		}
-		n, err := readChunk(dec, c)
+		n, err := sparse.Fill(dec, c) // short only at the frame's end (io.EOF) or an error
 		if err == io.EOF {
 			err = nil
 			if n == 0 {
@@ -804,19 +805,6 @@ func (p *parFrames) decode(j *frameJob, dec *zstd.Decoder, in io.Reader) bool {
 			return true
 		}
 	}
-}
-
-// readChunk fills c from dec: short only at the stream's end (io.EOF) or an error.
-func readChunk(dec *zstd.Decoder, c []byte) (int, error) {
-	n := 0
-	for n < len(c) {
-		k, err := dec.Read(c[n:])
-		n += k
-		if err != nil {
-			return n, err
-		}
-	}
-	return n, nil
 }
 
 // chunk takes a free chunk; false if the reader was closed.
