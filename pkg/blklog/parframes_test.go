@@ -103,28 +103,11 @@ func decodeParFrames(t testing.TB, path string) (out []byte, lent int, p *parFra
 	var counted int64 // only from this goroutine: the consumer's
 	p = newParFrames(f, 0, st.Size(), func(n int64) { counted += n }, []zstd.DOption{zstd.IgnoreChecksum(true)})
 	defer p.Close()
-	buf := make([]byte, 70001)
-	for i := 0; ; i++ {
-		if b := p.lend(64<<10, 4096); b != nil {
-			if len(b)%4096 != 0 {
-				t.Fatalf("lent %d bytes, not whole units", len(b))
-			}
-			out = append(out, b...)
-			lent += len(b)
-			continue
-		}
-		n, err := p.Read(buf[:1+i*7919%len(buf)])
-		out = append(out, buf[:n]...)
-		if err == io.EOF {
-			if counted != st.Size() {
-				t.Fatalf("%d bytes of %d counted at the end", counted, st.Size())
-			}
-			return out, lent, p, nil
-		}
-		if err != nil {
-			return out, lent, p, err
-		}
+	out, _, lent, err = drainLending(t, p, true)
+	if err == nil && counted != st.Size() {
+		t.Fatalf("%d bytes of %d counted at the end", counted, st.Size())
 	}
+	return out, lent, p, err
 }
 
 // checkParFrames fails unless parFrames reads stream b as the Go decoder does (the frames'
@@ -433,20 +416,9 @@ func benchParFrames(b *testing.B, name string, f *os.File, s []byte) {
 		b.SetBytes(int64(len(want)))
 		for range b.N {
 			p := newParFrames(f, 0, int64(len(s)), nil, []zstd.DOption{zstd.IgnoreChecksum(true)})
-			n := 0
-			for {
-				if l := p.lend(len(buf), 4096); l != nil {
-					n += len(l)
-					continue
-				}
-				k, err := p.Read(buf)
-				n += k
-				if err == io.EOF {
-					break
-				}
-				if err != nil {
-					b.Fatal(err)
-				}
+			_, n, _, err := drainLending(b, p, false)
+			if err != nil {
+				b.Fatal(err)
 			}
 			p.Close()
 			if n != len(want) {

@@ -124,23 +124,52 @@ func decodeRawFrames(t testing.TB, path string, verify bool) (out []byte, lent i
 	}
 	r := newRawFrames(pre.input(nil), opts, verify)
 	defer r.Close()
-	buf := make([]byte, 70001)
+	out, _, lent, err = drainLending(t, r, true)
+	return out, lent, r.dec != nil, err
+}
+
+// lendingSource is a window's source that lends its content in place: rawFrames, parFrames.
+type lendingSource interface {
+	io.Reader
+	lender
+}
+
+// drainLending reads src to its end as a window with a payload filter does: units of 4 KiB lent
+// where src lends them (checked whole), the rest read by copy, in pieces of odd sizes when keep
+// (the content is then returned) or of 256 KiB. It returns the bytes read in all, those lent, and
+// the error the stream ended with (nil at its clean end).
+func drainLending(t testing.TB, src lendingSource, keep bool) (out []byte, total, lent int, err error) {
+	t.Helper()
+	buf := make([]byte, 256<<10)
+	if keep {
+		buf = buf[:70001]
+	}
 	for i := 0; ; i++ {
-		if p := r.lend(64<<10, 4096); p != nil {
+		if p := src.lend(64<<10, 4096); p != nil {
 			if len(p)%4096 != 0 {
 				t.Fatalf("lent %d bytes, not whole units", len(p))
 			}
-			out = append(out, p...)
+			if keep {
+				out = append(out, p...)
+			}
+			total += len(p)
 			lent += len(p)
 			continue
 		}
-		n, err := r.Read(buf[:1+i*7919%len(buf)])
-		out = append(out, buf[:n]...)
+		piece := buf
+		if keep {
+			piece = buf[:1+i*7919%len(buf)]
+		}
+		n, err := src.Read(piece)
+		if keep {
+			out = append(out, piece[:n]...)
+		}
+		total += n
 		if err == io.EOF {
-			return out, lent, r.dec != nil, nil
+			return out, total, lent, nil
 		}
 		if err != nil {
-			return out, lent, r.dec != nil, err
+			return out, total, lent, err
 		}
 	}
 }
