@@ -9,9 +9,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/ext3replay/ext3replay/internal/zstdframe"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -147,6 +149,11 @@ func TestParFrames(t *testing.T) {
 		firsts += p.firsts
 		if name == "every kind" && lent < 1<<20 {
 			t.Errorf("%s: only %d bytes lent", name, lent)
+		}
+		// Of its four frames compressed a little, three in a row and one alone, the workers take
+		// the second and third: a frame goes to them only after one that could have.
+		if name == "every kind" && p.kinds[frameParallel] != 2 {
+			t.Errorf("%s: %d frames decoded by the workers, want 2", name, p.kinds[frameParallel])
 		}
 		rng := rand.New(rand.NewPCG(uint64(len(b)), 3))
 		for i := 0; i < 24; i++ {
@@ -426,4 +433,68 @@ func benchParFrames(b *testing.B, name string, f *os.File, s []byte) {
 			}
 		}
 	})
+}
+
+// countedAt counts the reads of a file.
+type countedAt struct {
+	f     io.ReaderAt
+	reads atomic.Int64
+}
+
+func (c *countedAt) ReadAt(p []byte, off int64) (int, error) {
+	c.reads.Add(1)
+	return c.f.ReadAt(p, off)
+}
+
+// A log flushed every other record is frames of a few hundred bytes: their headers are read
+// through the splitter's buffer, not a read or three each, and the consumer decodes them back to
+// back as a few jobs, not one a frame.
+func TestParFramesSmallFrames(t *testing.T) {
+	var recs []Record
+	data := make([]byte, 4096)
+	for i := range 2000 {
+		data[i%len(data)] = byte(i)
+		recs = append(recs, Record{Type: TypeWrite, Sector: uint64(i%1000) * 8, Length: 4096, Data: bytes.Clone(data)})
+	}
+	b := writeLog(t, recs, 2)
+	frames := 0
+	for off := 0; off < len(b); frames++ {
+		h, ok := zstdframe.ParseHeader(b[off:])
+		if !ok {
+			t.Fatalf("no frame at %d", off)
+		}
+		off += h.Len
+		for {
+			blk := zstdframe.ParseBlock([3]byte(b[off : off+3]))
+			off += 3 + blk.Body()
+			if blk.Last {
+				break
+			}
+		}
+		if h.Checksum() {
+			off += 4
+		}
+	}
+	path := filepath.Join(t.TempDir(), "small.zst")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	c := &countedAt{f: f}
+	p := newParFrames(c, 0, int64(len(b)), nil, []zstd.DOption{zstd.IgnoreChecksum(true)})
+	got, _, _, err := drainLending(t, p, true)
+	p.Close()
+	want, werr := decodePlain(b, false)
+	if err != nil || werr != nil || !bytes.Equal(got, want) {
+		t.Fatalf("%d bytes then %v; the decoder gives %d then %v", len(got), err, len(want), werr)
+	}
+	jobs := p.kinds[frameInline] + p.kinds[frameRaw] + p.kinds[frameParallel]
+	t.Logf("%d frames of %d bytes on average: %d reads, %d jobs (%v)", frames, len(b)/frames, c.reads.Load(), jobs, p.kinds)
+	if frames < 900 || c.reads.Load() > int64(frames/4) || jobs > frames/20 {
+		t.Fatalf("%d frames: %d reads of the file, %d jobs", frames, c.reads.Load(), jobs)
+	}
 }
